@@ -1,0 +1,23 @@
+package dev.jmoe.tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/** Per-format row operations. The scalar methods are the reference the vector ones are tested against. */
+public interface TypeKernel {
+    GgmlType type();
+
+    /** Scalar reference: decode n values starting at byte offset {@code off} of {@code src} into dst[dstOff..]. */
+    void dequantizeRow(MemorySegment src, long off, float[] dst, int dstOff, int n);
+
+    /** Scalar reference dot product of n encoded values with x[xOff..]. */
+    float dotScalar(MemorySegment src, long off, float[] x, int xOff, int n);
+
+    /** Vector API dot product of n encoded values with x[xOff..]. */
+    float dot(MemorySegment src, long off, float[] x, int xOff, int n);
+
+    /** Whether {@link #quantizeRow} is implemented for this type. */
+    boolean canQuantize();
+
+    /** Encode n floats src[srcOff..] into dst at byte offset {@code off}. */
+    void quantizeRow(float[] src, int srcOff, int n, MemorySegment dst, long off);
+}
