@@ -1,20 +1,183 @@
 package dev.jmoe.tensor;
 
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
+
 /**
  * A fixed set of worker threads for splitting one operation over ranges, with low dispatch latency
  * (decode runs about a hundred small products per token, so a fork/join per product would dominate).
+ *
+ * <p>{@code threads} counts the calling thread: a pool of N starts N-1 daemon workers and the caller
+ * computes the first chunk itself. Idle workers spin for a short while (products come back to back during
+ * a decode step) and then park, so an idle pool costs no CPU. A call made while the pool is already busy
+ * (a nested call from inside a task, or a second thread using the same pool) runs inline on its caller
+ * instead of corrupting the running dispatch.
  */
 public final class Parallel implements AutoCloseable {
     /** Work over the half-open range [start, end). */
     @FunctionalInterface
     public interface RangeTask { void run(int start, int end); }
 
-    public Parallel(int threads) { throw new UnsupportedOperationException("TODO"); }
+    /** How long an idle worker (or the waiting caller) spins before parking; tunable for shared machines. */
+    private static final long SPIN_NANOS =
+            Long.getLong("jmoe.parallel.spinMicros", 200L) * 1000L;
 
-    public int threads() { throw new UnsupportedOperationException("TODO"); }
+    private final int threads;
+    private final Worker[] workers;
+    private final AtomicBoolean busy = new AtomicBoolean();
+
+    // Dispatch state: written by the caller before the volatile epoch increment publishes it.
+    private RangeTask task;
+    private int n;
+    private int grain;
+    private volatile int epoch;
+    private volatile boolean closed;
+
+    private final AtomicInteger remaining = new AtomicInteger();
+    private final AtomicReference<Throwable> failure = new AtomicReference<>();
+    private volatile Thread waiter;
+
+    public Parallel(int threads) {
+        if (threads < 1) throw new IllegalArgumentException("a pool needs at least 1 thread, got " + threads);
+        this.threads = threads;
+        this.workers = new Worker[threads - 1];
+        for (int i = 0; i < workers.length; i++) {
+            workers[i] = new Worker(i + 1);
+            workers[i].start();
+        }
+    }
+
+    public int threads() { return threads; }
 
     /** Splits [0, n) into contiguous chunks (multiples of {@code grain} where possible) and runs them on all threads; returns when all are done. */
-    public void forRange(int n, int grain, RangeTask task) { throw new UnsupportedOperationException("TODO"); }
+    public void forRange(int n, int grain, RangeTask task) {
+        if (n < 0) throw new IllegalArgumentException("range length must be >= 0, got " + n);
+        if (grain < 1) throw new IllegalArgumentException("grain must be >= 1, got " + grain);
+        if (task == null) throw new IllegalArgumentException("task is required");
+        if (closed) throw new IllegalStateException("this Parallel pool has been closed");
+        if (n == 0) return;
+        // Nothing to split, or the pool is in use: do it all here. This also makes nested calls safe.
+        if (workers.length == 0 || n <= grain || !busy.compareAndSet(false, true)) {
+            task.run(0, n);
+            return;
+        }
+        try {
+            dispatch(n, grain, task);
+        } finally {
+            this.task = null;
+            busy.set(false);
+        }
+    }
 
-    @Override public void close() {}
+    private void dispatch(int n, int grain, RangeTask task) {
+        this.task = task;
+        this.n = n;
+        this.grain = grain;
+        failure.set(null);
+        remaining.set(workers.length);
+        epoch = epoch + 1; // volatile write: publishes the fields above to the workers
+        for (Worker w : workers) {
+            // A worker sets parked before re-reading epoch, so either it sees the new epoch or we see parked.
+            if (w.parked) LockSupport.unpark(w);
+        }
+        try {
+            runChunk(0);
+        } catch (Throwable t) {
+            failure.compareAndSet(null, t);
+        }
+        awaitWorkers();
+        Throwable t = failure.getAndSet(null);
+        if (t != null) {
+            if (t instanceof RuntimeException re) throw re;
+            if (t instanceof Error e) throw e;
+            throw new RuntimeException("parallel task failed", t);
+        }
+    }
+
+    private void runChunk(int index) {
+        int grains = (n + grain - 1) / grain;
+        int g0 = (int) ((long) grains * index / threads);
+        int g1 = (int) ((long) grains * (index + 1) / threads);
+        int start = (int) Math.min((long) g0 * grain, n);
+        int end = (int) Math.min((long) g1 * grain, n);
+        if (start < end) task.run(start, end);
+    }
+
+    private void awaitWorkers() {
+        if (remaining.get() == 0) return;
+        long t0 = System.nanoTime();
+        while (remaining.get() != 0) {
+            if (System.nanoTime() - t0 < SPIN_NANOS) {
+                Thread.onSpinWait();
+            } else {
+                waiter = Thread.currentThread();
+                if (remaining.get() != 0) LockSupport.parkNanos(this, 100_000L);
+                waiter = null;
+            }
+        }
+    }
+
+    private void workerDone() {
+        if (remaining.decrementAndGet() == 0) {
+            Thread w = waiter;
+            if (w != null) LockSupport.unpark(w);
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        for (Worker w : workers) LockSupport.unpark(w);
+        for (Worker w : workers) {
+            try {
+                w.join(1000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    private final class Worker extends Thread {
+        private final int index;
+        volatile boolean parked;
+
+        Worker(int index) {
+            super("jmoe-parallel-" + index);
+            this.index = index;
+            setDaemon(true);
+        }
+
+        @Override
+        public void run() {
+            int seen = 0; // the pool's initial epoch: a dispatch made before this thread ran must not be missed
+            while (true) {
+                int e = epoch;
+                if (e == seen) {
+                    long t0 = System.nanoTime();
+                    while ((e = epoch) == seen && !closed) {
+                        if (System.nanoTime() - t0 < SPIN_NANOS) {
+                            Thread.onSpinWait();
+                        } else {
+                            parked = true;
+                            if (epoch == seen && !closed) LockSupport.park(Parallel.this);
+                            parked = false;
+                        }
+                    }
+                    if (e == seen) return; // closed while idle
+                }
+                seen = e;
+                try {
+                    runChunk(index);
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                } finally {
+                    workerDone();
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,158 @@
+package dev.jmoe.tensor;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class ParallelTest {
+
+    @Test
+    void sumsOverRangesCoverEveryIndexExactlyOnce() {
+        try (Parallel pool = new Parallel(3)) {
+            for (int n : new int[] {1, 2, 3, 7, 64, 1000, 4097}) {
+                for (int grain : new int[] {1, 4, 32}) {
+                    int[] hits = new int[n];
+                    AtomicLong sum = new AtomicLong();
+                    pool.forRange(n, grain, (s, e) -> {
+                        long local = 0;
+                        for (int i = s; i < e; i++) {
+                            hits[i]++;
+                            local += i;
+                        }
+                        sum.addAndGet(local);
+                    });
+                    assertEquals((long) n * (n - 1) / 2, sum.get(), "n=" + n + " grain=" + grain);
+                    for (int i = 0; i < n; i++) assertEquals(1, hits[i], "index " + i + " n=" + n + " grain=" + grain);
+                }
+            }
+        }
+    }
+
+    @Test
+    void chunkBoundsAreMultiplesOfGrainAndContiguous() {
+        try (Parallel pool = new Parallel(2)) {
+            List<int[]> chunks = Collections.synchronizedList(new ArrayList<>());
+            pool.forRange(1000, 16, (s, e) -> chunks.add(new int[] {s, e}));
+            assertEquals(2, chunks.size());
+            chunks.sort((a, b) -> Integer.compare(a[0], b[0]));
+            assertEquals(0, chunks.get(0)[0]);
+            assertEquals(chunks.get(0)[1], chunks.get(1)[0]);
+            assertEquals(1000, chunks.get(1)[1]);
+            assertEquals(0, chunks.get(0)[1] % 16);
+        }
+    }
+
+    @Test
+    void manyIterationsStayCorrectAndUseWorkers() {
+        try (Parallel pool = new Parallel(2)) {
+            Set<Thread> seen = ConcurrentHashMap.newKeySet();
+            long[] out = new long[256];
+            for (int it = 0; it < 20_000; it++) {
+                final int k = it;
+                pool.forRange(out.length, 8, (s, e) -> {
+                    seen.add(Thread.currentThread());
+                    for (int i = s; i < e; i++) out[i] += k + i;
+                });
+            }
+            long iters = 20_000;
+            for (int i = 0; i < out.length; i++) {
+                assertEquals(iters * (iters - 1) / 2 + iters * i, out[i], "index " + i);
+            }
+            assertEquals(2, seen.size(), "both the caller and the worker should have run chunks");
+        }
+    }
+
+    @Test
+    void survivesIdleGapsLongerThanTheSpin() throws InterruptedException {
+        try (Parallel pool = new Parallel(2)) {
+            for (int it = 0; it < 5; it++) {
+                AtomicInteger count = new AtomicInteger();
+                pool.forRange(100, 1, (s, e) -> count.addAndGet(e - s));
+                assertEquals(100, count.get());
+                Thread.sleep(5); // long enough for the worker to park
+            }
+        }
+    }
+
+    @Test
+    void workerExceptionIsRethrownInCaller() {
+        try (Parallel pool = new Parallel(2)) {
+            IllegalStateException ex = assertThrows(IllegalStateException.class, () ->
+                    pool.forRange(100, 1, (s, e) -> {
+                        if (s > 0) throw new IllegalStateException("boom in worker");
+                    }));
+            assertEquals("boom in worker", ex.getMessage());
+            // the pool must still work afterwards
+            AtomicInteger count = new AtomicInteger();
+            pool.forRange(100, 1, (s, e) -> count.addAndGet(e - s));
+            assertEquals(100, count.get());
+        }
+    }
+
+    @Test
+    void callerExceptionWaitsForWorkersThenPropagates() {
+        try (Parallel pool = new Parallel(2)) {
+            AtomicInteger workerDone = new AtomicInteger();
+            assertThrows(ArithmeticException.class, () ->
+                    pool.forRange(100, 1, (s, e) -> {
+                        if (s == 0) throw new ArithmeticException("caller chunk");
+                        try { Thread.sleep(20); } catch (InterruptedException ignored) { }
+                        workerDone.incrementAndGet();
+                    }));
+            assertEquals(1, workerDone.get(), "forRange returned before the worker finished");
+        }
+    }
+
+    @Test
+    void checkedStyleThrowableIsWrapped() {
+        try (Parallel pool = new Parallel(2)) {
+            Error err = assertThrows(AssertionError.class, () ->
+                    pool.forRange(10, 1, (s, e) -> { if (s > 0) throw new AssertionError("worker error"); }));
+            assertEquals("worker error", err.getMessage());
+        }
+    }
+
+    @Test
+    void singleThreadRunsInlineOnCaller() {
+        try (Parallel pool = new Parallel(1)) {
+            assertEquals(1, pool.threads());
+            Thread me = Thread.currentThread();
+            List<int[]> chunks = new ArrayList<>();
+            pool.forRange(50, 4, (s, e) -> {
+                assertSame(me, Thread.currentThread());
+                chunks.add(new int[] {s, e});
+            });
+            assertEquals(1, chunks.size());
+            assertArrayEquals(new int[] {0, 50}, chunks.get(0));
+        }
+    }
+
+    @Test
+    void nestedCallRunsInline() {
+        try (Parallel pool = new Parallel(2)) {
+            AtomicInteger inner = new AtomicInteger();
+            pool.forRange(10, 1, (s, e) -> pool.forRange(100, 1, (a, b) -> inner.addAndGet(b - a)));
+            assertEquals(200, inner.get());
+        }
+    }
+
+    @Test
+    void rejectsBadArgumentsAndUseAfterClose() {
+        assertThrows(IllegalArgumentException.class, () -> new Parallel(0));
+        Parallel pool = new Parallel(2);
+        assertThrows(IllegalArgumentException.class, () -> pool.forRange(10, 0, (s, e) -> { }));
+        assertThrows(IllegalArgumentException.class, () -> pool.forRange(-1, 1, (s, e) -> { }));
+        pool.close();
+        pool.close();
+        IllegalStateException ex = assertThrows(IllegalStateException.class, () -> pool.forRange(10, 1, (s, e) -> { }));
+        assertTrue(ex.getMessage().contains("closed"));
+    }
+}
