@@ -1,0 +1,22 @@
+package dev.jmoe.experts;
+
+/**
+ * Where the MoE layer gets each expert's weights from. The forward pass only ever calls these
+ * methods, so moving experts between memory tiers never touches it.
+ * <p>
+ * Per MoE layer and batch the forward pass calls {@link #willUse} once with every expert it is about
+ * to compute, then {@link #acquire}/{@link #release} around each expert's compute, in the order it
+ * chooses. Between acquire and release the weights must stay valid (the expert is pinned).
+ */
+public interface ExpertSource extends AutoCloseable {
+    /** The layer is about to compute these experts (in this order); a source may start loading them. */
+    default void willUse(int layer, int[] experts) {}
+
+    /** The weights of (layer, expert), waiting for them if they are still being brought in. */
+    ExpertWeights acquire(int layer, int expert);
+
+    /** The forward pass is done with these weights. */
+    default void release(ExpertWeights weights) {}
+
+    @Override default void close() {}
+}

@@ -1,0 +1,90 @@
+package dev.jmoe.model;
+
+import dev.jmoe.experts.ExpertSource;
+import dev.jmoe.tensor.Parallel;
+
+/**
+ * One sequence being processed: its KV cache, position, working buffers, the pool it computes with and
+ * the expert source its MoE layers read from. Not thread-safe; one per generating sequence.
+ */
+public final class InferenceState {
+    private final Model model;
+    private final KvCache kv;
+    private final Parallel pool;
+    private final Rope rope;
+    private ExpertSource experts;
+    private RoutingHook routingHook;
+    private Model.Scratch scratch;
+    private int position;
+
+    InferenceState(Model model, int ctxSize, Parallel pool, ExpertSource experts) {
+        Hyperparams hp = model.hyperparams();
+        if (ctxSize <= 0) throw new IllegalArgumentException("context size must be positive, got " + ctxSize);
+        this.model = model;
+        this.kv = new KvCache(hp.nLayer(), ctxSize, hp.kvDim());
+        this.pool = pool;
+        this.experts = experts;
+        this.rope = new Rope(hp, model.spec().rope(), ropeFreqs(model), ctxSize);
+    }
+
+    private static float[] ropeFreqs(Model model) {
+        return model.ropeFreqFactors();
+    }
+
+    public Model model() { return model; }
+    public KvCache kv() { return kv; }
+    public Parallel pool() { return pool; }
+    Rope rope() { return rope; }
+    public int position() { return position; }
+    public ExpertSource experts() { return experts; }
+    public void setExperts(ExpertSource experts) { this.experts = experts; }
+    public RoutingHook routingHook() { return routingHook; }
+    public void setRoutingHook(RoutingHook hook) { this.routingHook = hook; }
+
+    /** Forgets everything after position {@code p} (the cache entries past it will be overwritten). */
+    public void rewind(int p) {
+        if (p < 0 || p > position) throw new IllegalArgumentException("cannot rewind to " + p + " from " + position);
+        position = p;
+    }
+
+    void advance(int n) { position += n; }
+
+    Model.Scratch scratch(int n) {
+        if (scratch == null || scratch.capacity < n) scratch = new Model.Scratch(model.hyperparams(), Math.max(n, 1));
+        return scratch;
+    }
+
+    /**
+     * Feeds tokens[off..off+n) and returns the last token's logits (a new array), processing the tokens
+     * in batches of at most {@code batchSize}.
+     */
+    public float[] eval(int[] tokens, int off, int n, int batchSize) {
+        float[] logits = new float[model.hyperparams().nVocab()];
+        for (int done = 0; done < n; ) {
+            int b = Math.min(batchSize, n - done);
+            boolean last = done + b == n;
+            model.forward(this, tokens, off + done, b, last ? logits : null, false);
+            done += b;
+        }
+        return logits;
+    }
+
+    /** Feeds tokens and returns the logits of every one of them ({@code n × nVocab}, token-major). */
+    public float[] evalAll(int[] tokens, int off, int n, int batchSize) {
+        int v = model.hyperparams().nVocab();
+        float[] all = new float[n * v];
+        for (int done = 0; done < n; ) {
+            int b = Math.min(batchSize, n - done);
+            float[] part = new float[b * v];
+            model.forward(this, tokens, off + done, b, part, true);
+            System.arraycopy(part, 0, all, done * v, b * v);
+            done += b;
+        }
+        return all;
+    }
+
+    /** One decode step: feeds a single token, returns its logits. */
+    public float[] next(int token) {
+        return eval(new int[]{token}, 0, 1, 1);
+    }
+}

@@ -1,0 +1,23 @@
+package dev.jmoe.model;
+
+import dev.jmoe.experts.StackedExperts;
+import dev.jmoe.tensor.Matrix;
+
+/**
+ * One transformer block's non-expert weights (always resident) plus a description of its experts.
+ * Optional parts are null when the architecture does not have them.
+ */
+public record LayerWeights(
+        float[] attnNorm, Matrix wq, Matrix wk, Matrix wv, Matrix wo,
+        float[] bq, float[] bk, float[] bv,
+        float[] qNorm, float[] kNorm,
+        float[] ffnNorm,
+        // dense FFN
+        Matrix ffnGate, Matrix ffnUp, Matrix ffnDown,
+        // routed experts
+        Matrix router, StackedExperts experts,
+        // shared expert
+        float[] sharedGateInp, Matrix sharedGate, Matrix sharedUp, Matrix sharedDown) {
+
+    public boolean isMoe() { return router != null; }
+}

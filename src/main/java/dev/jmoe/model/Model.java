@@ -1,0 +1,306 @@
+package dev.jmoe.model;
+
+import dev.jmoe.experts.ExpertSource;
+import dev.jmoe.experts.ExpertWeights;
+import dev.jmoe.experts.ResidentExpertSource;
+import dev.jmoe.experts.StackedExperts;
+import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.tensor.Kernels;
+import dev.jmoe.tensor.Matrix;
+import dev.jmoe.tensor.Parallel;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * A loaded model and its forward pass. One pass interprets the {@link ArchSpec} table for every
+ * architecture: pre-norm attention with optional q/k/v biases and q/k norms, RoPE (NORM or NEOX), GQA,
+ * then either a dense SwiGLU FFN or an MoE block (softmax router, top-k, optional renormalisation,
+ * optional sigmoid-gated shared expert). Routed experts are only reached through an {@link ExpertSource}.
+ */
+public final class Model {
+    private final GgufFile file;
+    private final ArchSpec spec;
+    private final Hyperparams hp;
+    private final Matrix tokenEmbd;
+    private final float[] outputNorm;
+    private final Matrix output;
+    private final float[] ropeFreqs;
+    private final LayerWeights[] layers;
+    private final ExpertSource residentExperts;
+
+    Model(GgufFile file, ArchSpec spec, Hyperparams hp, Matrix tokenEmbd, float[] outputNorm, Matrix output,
+          float[] ropeFreqs, LayerWeights[] layers) {
+        this.file = file;
+        this.spec = spec;
+        this.hp = hp;
+        this.tokenEmbd = tokenEmbd;
+        this.outputNorm = outputNorm;
+        this.output = output;
+        this.ropeFreqs = ropeFreqs;
+        this.layers = layers;
+        this.residentExperts = new ResidentExpertSource(stackedExperts());
+    }
+
+    /** Loads the model described by an open GGUF file (the file must stay open while the model is used). */
+    public static Model load(GgufFile file) {
+        return ModelLoader.load(file);
+    }
+
+    public GgufFile file() { return file; }
+    public ArchSpec spec() { return spec; }
+    public Hyperparams hyperparams() { return hp; }
+    public LayerWeights layer(int l) { return layers[l]; }
+    public Matrix tokenEmbedding() { return tokenEmbd; }
+    public Matrix output() { return output; }
+    public float[] outputNorm() { return outputNorm; }
+    float[] ropeFreqFactors() { return ropeFreqs; }
+
+    /** Each layer's stacked experts (null entries for layers without experts). */
+    public List<StackedExperts> stackedExperts() {
+        List<StackedExperts> list = new ArrayList<>();
+        for (LayerWeights lw : layers) list.add(lw.experts());
+        return list;
+    }
+
+    /** Experts read straight from the model file's mapping. */
+    public ExpertSource residentExperts() { return residentExperts; }
+
+    /** Bytes of all routed experts. */
+    public long expertBytes() {
+        long sum = 0;
+        for (LayerWeights lw : layers) {
+            if (lw.experts() != null) sum += lw.experts().expertBytes() * lw.experts().nExpert();
+        }
+        return sum;
+    }
+
+    /** A fresh inference state with its own KV cache of {@code ctxSize} positions, computing with {@code pool}. */
+    public InferenceState newState(int ctxSize, Parallel pool) {
+        return new InferenceState(this, ctxSize, pool, residentExperts);
+    }
+
+    // ---------------------------------------------------------------- forward pass
+
+    /**
+     * Runs {@code n} tokens starting at {@code tokens[off]} at positions {@code st.position()}… and advances
+     * the position. If {@code logits} is non-null it receives the logits of the last token (length nVocab)
+     * or, with {@code allLogits}, of every token ({@code n × nVocab}).
+     */
+    void forward(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
+        int pos = st.position();
+        if (pos + n > st.kv().capacity()) {
+            throw new IllegalStateException("context is full: " + pos + " + " + n + " tokens exceed --ctx-size " + st.kv().capacity());
+        }
+        for (int t = 0; t < n; t++) {
+            int tok = tokens[off + t];
+            if (tok < 0 || tok >= hp.nVocab()) {
+                throw new IllegalArgumentException("token id " + tok + " at index " + (off + t) + " is outside the vocabulary [0, " + hp.nVocab() + ")");
+            }
+        }
+        Scratch s = st.scratch(n);
+        int e = hp.nEmbd();
+        float[] x = s.x;
+        for (int t = 0; t < n; t++) {
+            Kernels.forType(tokenEmbd.type()).dequantizeRow(tokenEmbd.data(), (long) tokens[off + t] * tokenEmbd.rowBytes(), x, t * e, e);
+        }
+        for (int l = 0; l < hp.nLayer(); l++) {
+            attention(st, s, l, n, pos);
+            LayerWeights lw = layers[l];
+            for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.ffnNorm(), hp.rmsEps(), s.xn, t * e, e);
+            if (lw.isMoe()) moe(st, s, l, n, pos);
+            else dense(st, s, lw, n);
+            for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
+        }
+        if (logits == null) {
+            st.advance(n);
+            return;
+        }
+        int first = allLogits ? 0 : n - 1;
+        int rows = n - first;
+        for (int t = first; t < n; t++) Ops.rmsNorm(x, t * e, outputNorm, hp.rmsEps(), s.xn, (t - first) * e, e);
+        matmul(st.pool(), output, s.xn, e, rows, logits, hp.nVocab());
+        st.advance(n);
+    }
+
+    private static void matmul(Parallel pool, Matrix w, float[] x, int xStride, int batch, float[] out, int outStride) {
+        if (batch == 1) Kernels.matVec(pool, w, x, 0, out, 0);
+        else Kernels.matMul(pool, w, x, xStride, batch, out, outStride);
+    }
+
+    private void attention(InferenceState st, Scratch s, int l, int n, int pos) {
+        LayerWeights lw = layers[l];
+        int e = hp.nEmbd(), qDim = hp.qDim(), kvDim = hp.kvDim(), hd = hp.headDim();
+        float[] x = s.x, xn = s.xn;
+        for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.attnNorm(), hp.rmsEps(), xn, t * e, e);
+        Parallel pool = st.pool();
+        matmul(pool, lw.wq(), xn, e, n, s.q, qDim);
+        matmul(pool, lw.wk(), xn, e, n, s.k, kvDim);
+        matmul(pool, lw.wv(), xn, e, n, s.v, kvDim);
+        if (lw.bq() != null) {
+            for (int t = 0; t < n; t++) {
+                addInPlace(s.q, t * qDim, lw.bq(), qDim);
+                addInPlace(s.k, t * kvDim, lw.bk(), kvDim);
+                addInPlace(s.v, t * kvDim, lw.bv(), kvDim);
+            }
+        }
+        switch (spec.qkNorm()) {
+            case PER_HEAD -> {
+                for (int t = 0; t < n; t++) {
+                    for (int h = 0; h < hp.nHead(); h++) Ops.rmsNorm(s.q, t * qDim + h * hd, lw.qNorm(), hp.rmsEps(), s.q, t * qDim + h * hd, hd);
+                    for (int h = 0; h < hp.nHeadKv(); h++) Ops.rmsNorm(s.k, t * kvDim + h * hd, lw.kNorm(), hp.rmsEps(), s.k, t * kvDim + h * hd, hd);
+                }
+            }
+            case FULL -> {
+                for (int t = 0; t < n; t++) {
+                    Ops.rmsNorm(s.q, t * qDim, lw.qNorm(), hp.rmsEps(), s.q, t * qDim, qDim);
+                    Ops.rmsNorm(s.k, t * kvDim, lw.kNorm(), hp.rmsEps(), s.k, t * kvDim, kvDim);
+                }
+            }
+            case NONE -> { }
+        }
+        Rope rope = st.rope();
+        for (int t = 0; t < n; t++) {
+            for (int h = 0; h < hp.nHead(); h++) rope.apply(s.q, t * qDim + h * hd, pos + t);
+            for (int h = 0; h < hp.nHeadKv(); h++) rope.apply(s.k, t * kvDim + h * hd, pos + t);
+        }
+        float[] kc = st.kv().keys(l), vc = st.kv().values(l);
+        System.arraycopy(s.k, 0, kc, pos * kvDim, n * kvDim);
+        System.arraycopy(s.v, 0, vc, pos * kvDim, n * kvDim);
+
+        int nHead = hp.nHead(), group = nHead / hp.nHeadKv();
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        float[] att = s.att;
+        Arrays.fill(att, 0, n * qDim, 0f);
+        pool.forRange(n * nHead, 1, (start, end) -> {
+            float[] scores = new float[pos + n];
+            for (int i = start; i < end; i++) {
+                int t = i / nHead, h = i % nHead, kvh = h / group;
+                int qOff = t * qDim + h * hd;
+                int last = pos + t; // causal: this token sees positions 0..last
+                for (int j = 0; j <= last; j++) {
+                    scores[j] = Ops.dot(s.q, qOff, kc, j * kvDim + kvh * hd, hd) * scale;
+                }
+                Ops.softmax(scores, 0, last + 1);
+                for (int j = 0; j <= last; j++) {
+                    Ops.axpy(scores[j], vc, j * kvDim + kvh * hd, att, qOff, hd);
+                }
+            }
+        });
+        matmul(pool, lw.wo(), att, qDim, n, s.tmp, e);
+        for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
+    }
+
+    private static void addInPlace(float[] y, int off, float[] b, int n) {
+        for (int i = 0; i < n; i++) y[off + i] += b[i];
+    }
+
+    private void dense(InferenceState st, Scratch s, LayerWeights lw, int n) {
+        int e = hp.nEmbd(), ff = hp.nFf();
+        float[] g = s.ensureFf(n * ff, 0), u = s.ensureFf(n * ff, 1);
+        matmul(st.pool(), lw.ffnGate(), s.xn, e, n, g, ff);
+        matmul(st.pool(), lw.ffnUp(), s.xn, e, n, u, ff);
+        for (int i = 0; i < n * ff; i++) g[i] = Ops.silu(g[i]) * u[i];
+        matmul(st.pool(), lw.ffnDown(), g, ff, n, s.tmp, e);
+    }
+
+    private void moe(InferenceState st, Scratch s, int l, int n, int pos) {
+        LayerWeights lw = layers[l];
+        int e = hp.nEmbd(), nExp = hp.nExpert(), k = hp.nExpertUsed();
+        Parallel pool = st.pool();
+        float[] probs = s.routerProbs;
+        matmul(pool, lw.router(), s.xn, e, n, probs, nExp);
+        Routing routing = s.routing;
+        routing.reset(n, nExp, k);
+        for (int t = 0; t < n; t++) {
+            Ops.softmax(probs, t * nExp, nExp);
+            routing.selectTopK(t, probs, t * nExp, spec.renormTopK());
+        }
+        RoutingHook hook = st.routingHook();
+        if (hook != null) hook.onRouting(l, pos, n, probs, routing);
+
+        // Each selected expert's output goes to its own slot and the slots are summed in selection order at
+        // the end, so the result does not depend on the order the experts are computed in (residency).
+        float[] slots = s.ensureSlots(n * k * e);
+        int[] used = routing.usedExperts();
+        ExpertSource source = st.experts();
+        source.willUse(l, used);
+        int ffE = hp.nFfExpert();
+        for (int ex : used) {
+            int m = routing.tokenCount(ex);
+            float[] in = s.ensureFf(m * e, 2), g = s.ensureFf(m * ffE, 0), u = s.ensureFf(m * ffE, 1), d = s.ensureFf(m * e, 3);
+            for (int i = 0; i < m; i++) System.arraycopy(s.xn, routing.token(ex, i) * e, in, i * e, e);
+            ExpertWeights w = source.acquire(l, ex);
+            try {
+                matmul(pool, w.gate(), in, e, m, g, ffE);
+                matmul(pool, w.up(), in, e, m, u, ffE);
+                for (int i = 0; i < m * ffE; i++) g[i] = Ops.silu(g[i]) * u[i];
+                matmul(pool, w.down(), g, ffE, m, d, e);
+            } finally {
+                source.release(w);
+            }
+            for (int i = 0; i < m; i++) {
+                int t = routing.token(ex, i), slot = routing.slot(ex, i);
+                System.arraycopy(d, i * e, slots, (t * k + slot) * e, e);
+            }
+        }
+        float[] out = s.tmp;
+        for (int t = 0; t < n; t++) {
+            int o = t * e;
+            for (int j = 0; j < k; j++) {
+                float wgt = routing.weight(t, j);
+                int so = (t * k + j) * e;
+                if (j == 0) for (int i = 0; i < e; i++) out[o + i] = slots[so + i] * wgt;
+                else for (int i = 0; i < e; i++) out[o + i] += slots[so + i] * wgt;
+            }
+        }
+        if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
+    }
+
+    private void sharedExpert(InferenceState st, Scratch s, LayerWeights lw, int n) {
+        int e = hp.nEmbd(), ff = lw.sharedGate().rows();
+        float[] g = s.ensureFf(n * ff, 0), u = s.ensureFf(n * ff, 1), d = s.ensureFf(n * e, 3);
+        matmul(st.pool(), lw.sharedGate(), s.xn, e, n, g, ff);
+        matmul(st.pool(), lw.sharedUp(), s.xn, e, n, u, ff);
+        for (int i = 0; i < n * ff; i++) g[i] = Ops.silu(g[i]) * u[i];
+        matmul(st.pool(), lw.sharedDown(), g, ff, n, d, e);
+        for (int t = 0; t < n; t++) {
+            float gate = Ops.sigmoid(Ops.dot(lw.sharedGateInp(), 0, s.xn, t * e, e));
+            for (int i = 0; i < e; i++) s.tmp[t * e + i] += d[t * e + i] * gate;
+        }
+    }
+
+    /** Working buffers for a batch of up to {@code capacity} tokens, reused across calls. */
+    static final class Scratch {
+        final int capacity;
+        final float[] x, xn, q, k, v, att, tmp, routerProbs;
+        final Routing routing;
+        private final float[][] ff = new float[4][];
+        private float[] slots = new float[0];
+
+        Scratch(Hyperparams hp, int capacity) {
+            this.capacity = capacity;
+            int e = hp.nEmbd();
+            x = new float[capacity * e];
+            xn = new float[capacity * e];
+            q = new float[capacity * hp.qDim()];
+            k = new float[capacity * hp.kvDim()];
+            v = new float[capacity * hp.kvDim()];
+            att = new float[capacity * hp.qDim()];
+            tmp = new float[capacity * e];
+            routerProbs = new float[capacity * Math.max(1, hp.nExpert())];
+            routing = new Routing(capacity, Math.max(1, hp.nExpert()), Math.max(1, hp.nExpertUsed()));
+            for (int i = 0; i < ff.length; i++) ff[i] = new float[0];
+        }
+
+        float[] ensureFf(int size, int which) {
+            if (ff[which].length < size) ff[which] = new float[size];
+            return ff[which];
+        }
+
+        float[] ensureSlots(int size) {
+            if (slots.length < size) slots = new float[size];
+            return slots;
+        }
+    }
+}
