@@ -26,6 +26,7 @@ final class GgufParser {
     static final String ALIGNMENT_KEY = "general.alignment";
     /** Deeper nesting has no use and would let a small file exhaust the stack. */
     static final int MAX_NESTING = 16;
+    private static final int INITIAL_CAPACITY = 1 << 16;
     /** Smallest key/value entry: u64 key length, empty key, u32 type, 1-byte value. */
     private static final int MIN_KV_BYTES = 8 + 4 + 1;
     /** Smallest tensor info: u64 name length, empty name, u32 n_dims, one u64 dim, u32 type, u64 offset. */
@@ -92,10 +93,15 @@ final class GgufParser {
 
         long alignment = alignment(metadata.get(ALIGNMENT_KEY), valueOffsets.getOrDefault(ALIGNMENT_KEY, 0L));
 
-        List<GgufTensorInfo> tensors = new ArrayList<>((int) nTensors);
-        long[] offsetFieldPos = new long[(int) nTensors];
+        if (nTensors > Integer.MAX_VALUE - 8) {
+            throw error(nTensorsPos, "tensor count", "more than " + (Integer.MAX_VALUE - 8) + " tensors are not supported");
+        }
+        // Grown as entries are read, not sized from the count: a corrupt count in a huge file must not allocate gigabytes.
+        List<GgufTensorInfo> tensors = new ArrayList<>();
+        long[] offsetFieldPos = new long[(int) Math.min(nTensors, 1024)];
         Map<String, Integer> names = new HashMap<>();
         for (int i = 0; i < nTensors; i++) {
+            if (i == offsetFieldPos.length) offsetFieldPos = Arrays.copyOf(offsetFieldPos, (int) Math.min(nTensors, 2L * i));
             long namePos = pos;
             String name = string("tensor[" + i + "] name");
             if (names.putIfAbsent(name, i) != null) throw error(namePos, "tensor[" + i + "] name", "duplicate tensor name '" + name + "'");
@@ -122,7 +128,8 @@ final class GgufParser {
             try {
                 byteSize = GgufTensorInfo.byteSizeOf(name, type, dims);
             } catch (IllegalArgumentException e) {
-                throw error(nDimsPos, field + " shape", e.getMessage());
+                String why = e.getMessage().startsWith(field + " ") ? e.getMessage().substring(field.length() + 1) : e.getMessage();
+                throw error(nDimsPos, field + " shape", why);
             }
             if (offset < 0) throw error(offsetFieldPos[i], field + " data offset", "absurd offset " + Long.toUnsignedString(offset));
             if (offset % alignment != 0) {
@@ -220,17 +227,23 @@ final class GgufParser {
                 yield a;
             }
             case STRING -> {
-                String[] a = new String[n];
+                // Grown while reading: each String costs far more heap than its 8-byte minimum in the file,
+                // so a corrupt count must not size the array up front.
+                String[] a = new String[Math.min(n, INITIAL_CAPACITY)];
                 for (int i = 0; i < n; i++) {
                     // Field names are built only on failure: vocabularies hold 100k+ strings.
                     if (size - pos < 8) throw truncated(pos, 8, field + "[" + i + "] length");
+                    if (i == a.length) a = Arrays.copyOf(a, (int) Math.min(n, 2L * i));
                     a[i] = stringBody(field, i);
                 }
                 yield a;
             }
             case ARRAY -> {
-                GgufArray[] a = new GgufArray[n];
-                for (int i = 0; i < n; i++) a[i] = array(field + "[" + i + "]", depth + 1);
+                GgufArray[] a = new GgufArray[Math.min(n, INITIAL_CAPACITY)];
+                for (int i = 0; i < n; i++) {
+                    if (i == a.length) a = Arrays.copyOf(a, (int) Math.min(n, 2L * i));
+                    a[i] = array(field + "[" + i + "]", depth + 1);
+                }
                 yield a;
             }
         };
@@ -269,7 +282,7 @@ final class GgufParser {
         long remaining = size - pos;
         if (Long.compareUnsigned(count, remaining / minBytesEach) > 0) {
             throw error(countPos, field, Long.toUnsignedString(count) + " " + what + " cannot fit in the " + remaining
-                    + " bytes left in the file (each takes at least " + minBytesEach + " bytes)");
+                    + " bytes left in the file (each takes at least " + minBytesEach + " bytes): the file is truncated or the count corrupt");
         }
     }
 
