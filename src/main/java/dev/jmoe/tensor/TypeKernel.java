@@ -15,6 +15,11 @@ public interface TypeKernel {
     /** Vector API dot product of n encoded values with x[xOff..]. */
     float dot(MemorySegment src, long off, float[] x, int xOff, int n);
 
+    /** Fast decode (vectorised where the type has it) giving exactly the values of {@link #dequantizeRow}. */
+    default void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
+        dequantizeRow(src, off, dst, dstOff, n);
+    }
+
     /** Whether {@link #quantizeRow} is implemented for this type. */
     boolean canQuantize();
 
