@@ -70,24 +70,46 @@ public final class Kernels {
         if (batch < 0) throw new IllegalArgumentException("batch must be >= 0, got " + batch);
         if (batch == 0) return;
         int rows = w.rows(), cols = w.cols();
-        if (xStride < cols && batch > 1) throw new IllegalArgumentException("xStride " + xStride + " < cols " + cols);
-        if (outStride < rows && batch > 1) throw new IllegalArgumentException("outStride " + outStride + " < rows " + rows);
+        if (batch > 1 && xStride < cols) throw new IllegalArgumentException("xStride " + xStride + " is less than the " + cols + " columns");
+        if (batch > 1 && outStride < rows) throw new IllegalArgumentException("outStride " + outStride + " is less than the " + rows + " rows");
         checkRange("x", x, 0, (long) (batch - 1) * xStride + cols);
         checkRange("out", out, 0, (long) (batch - 1) * outStride + rows);
+        if (batch == 1) {
+            matVec(pool, w, x, 0, out, 0);
+            return;
+        }
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
+        int tile = tileRows(cols);
         Parallel.RangeTask task = (start, end) -> {
-            float[] row = new float[cols];
-            for (int r = start; r < end; r++) {
-                k.dequantize(data, r * rowBytes, row, 0, cols);
-                for (int b = 0; b < batch; b++) out[b * outStride + r] = F32Kernel.dotArrays(row, 0, x, b * xStride, cols);
+            float[] scratch = scratch(tile * cols);
+            for (int r0 = start; r0 < end; r0 += tile) {
+                int nr = Math.min(tile, end - r0);
+                for (int i = 0; i < nr; i++) k.dequantize(data, (r0 + i) * rowBytes, scratch, i * cols, cols);
+                FloatGemm.tile(scratch, nr, cols, x, xStride, batch, out, outStride, r0);
             }
         };
-        if (pool == null || pool.threads() == 1) {
+        if (pool == null || pool.threads() == 1 || (long) rows * cols * batch < 1 << 16) {
             task.run(0, rows);
         } else {
-            pool.forRange(rows, 4, task);
+            pool.forRange(rows, tile, task);
         }
+    }
+
+    /** Rows decoded at a time: enough to amortise the activation loads, small enough to stay in L1/L2. */
+    static int tileRows(int cols) {
+        return Math.max(2, Math.min(16, (16 * 1024) / cols) & ~1);
+    }
+
+    private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
+
+    private static float[] scratch(int n) {
+        float[] s = SCRATCH.get();
+        if (s == null || s.length < n) {
+            s = new float[n];
+            SCRATCH.set(s);
+        }
+        return s;
     }
 
     private static void checkRange(String what, float[] a, long off, long len) {

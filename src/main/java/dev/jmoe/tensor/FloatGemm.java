@@ -1,0 +1,79 @@
+package dev.jmoe.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/** Float micro-kernels for a tile of decoded weight rows against a batch of activation vectors. */
+final class FloatGemm {
+    private FloatGemm() {}
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+
+    /**
+     * out[b·outStride + row0 + i] = w[i]·x[b·xStride ..] for i &lt; nr, b &lt; batch, where w holds nr
+     * decoded rows of {@code cols} floats. Works on 2 rows × 4 vectors at a time so each loaded weight
+     * vector feeds four FMAs and each activation vector two.
+     */
+    static void tile(float[] w, int nr, int cols, float[] x, int xStride, int batch, float[] out, int outStride, int row0) {
+        int vecCols = cols & ~7;
+        int i = 0;
+        for (; i + 2 <= nr; i += 2) {
+            int w0 = i * cols, w1 = w0 + cols;
+            int b = 0;
+            for (; b + 4 <= batch; b += 4) {
+                int x0 = b * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
+                FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+                FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+                for (int c = 0; c < vecCols; c += 8) {
+                    FloatVector r0 = FloatVector.fromArray(F, w, w0 + c);
+                    FloatVector r1 = FloatVector.fromArray(F, w, w1 + c);
+                    FloatVector v = FloatVector.fromArray(F, x, x0 + c);
+                    a00 = r0.fma(v, a00);
+                    a10 = r1.fma(v, a10);
+                    v = FloatVector.fromArray(F, x, x1 + c);
+                    a01 = r0.fma(v, a01);
+                    a11 = r1.fma(v, a11);
+                    v = FloatVector.fromArray(F, x, x2 + c);
+                    a02 = r0.fma(v, a02);
+                    a12 = r1.fma(v, a12);
+                    v = FloatVector.fromArray(F, x, x3 + c);
+                    a03 = r0.fma(v, a03);
+                    a13 = r1.fma(v, a13);
+                }
+                float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
+                float s02 = a02.reduceLanes(VectorOperators.ADD), s03 = a03.reduceLanes(VectorOperators.ADD);
+                float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
+                float s12 = a12.reduceLanes(VectorOperators.ADD), s13 = a13.reduceLanes(VectorOperators.ADD);
+                for (int c = vecCols; c < cols; c++) {
+                    s00 += w[w0 + c] * x[x0 + c];
+                    s01 += w[w0 + c] * x[x1 + c];
+                    s02 += w[w0 + c] * x[x2 + c];
+                    s03 += w[w0 + c] * x[x3 + c];
+                    s10 += w[w1 + c] * x[x0 + c];
+                    s11 += w[w1 + c] * x[x1 + c];
+                    s12 += w[w1 + c] * x[x2 + c];
+                    s13 += w[w1 + c] * x[x3 + c];
+                }
+                int o = b * outStride + row0 + i;
+                out[o] = s00;
+                out[o + 1] = s10;
+                out[o + outStride] = s01;
+                out[o + outStride + 1] = s11;
+                out[o + 2 * outStride] = s02;
+                out[o + 2 * outStride + 1] = s12;
+                out[o + 3 * outStride] = s03;
+                out[o + 3 * outStride + 1] = s13;
+            }
+            for (; b < batch; b++) {
+                out[b * outStride + row0 + i] = F32Kernel.dotArrays(w, w0, x, b * xStride, cols);
+                out[b * outStride + row0 + i + 1] = F32Kernel.dotArrays(w, w1, x, b * xStride, cols);
+            }
+        }
+        for (; i < nr; i++) {
+            for (int b = 0; b < batch; b++) {
+                out[b * outStride + row0 + i] = F32Kernel.dotArrays(w, i * cols, x, b * xStride, cols);
+            }
+        }
+    }
+}
