@@ -3,8 +3,6 @@ package dev.jmoe.gguf;
 import static org.junit.jupiter.api.Assertions.*;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jmoe.tensor.GgmlType;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -13,7 +11,11 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
@@ -36,14 +38,35 @@ class GgufReferenceModelsTest {
         }
     }
 
+    /** One "key": value pair of a flat JSON object (the generator's files hold only scalars). */
+    private static final Pattern JSON_PAIR = Pattern.compile("\"(\\w+)\"\\s*:\\s*(\"[^\"]*\"|[^,}\\s]+)");
+
+    /** The generator's hyperparameters as text (strings unquoted), read without a JSON library. */
+    private record Hyper(Map<String, String> values) {
+        String text(String key) {
+            String v = values.get(key);
+            assertNotNull(v, "hyperparameter " + key);
+            return v;
+        }
+        long num(String key) { return Long.parseLong(text(key)); }
+        double real(String key) { return Double.parseDouble(text(key)); }
+        boolean bool(String key) { return Boolean.parseBoolean(text(key)); }
+
+        static Hyper read(Path json) throws IOException {
+            Map<String, String> values = new HashMap<>();
+            Matcher m = JSON_PAIR.matcher(Files.readString(json));
+            while (m.find()) values.put(m.group(1), m.group(2).replaceAll("^\"|\"$", ""));
+            return new Hyper(values);
+        }
+    }
+
     /** The generator's JSON for a model: same name family, dtype suffix stripped ("tiny_mixtral_f16.json" covers tiny_mixtral_*). */
-    private static JsonNode hyperparameters(Path model) throws IOException {
-        ObjectMapper mapper = new ObjectMapper();
+    private static Hyper hyperparameters(Path model) throws IOException {
         String name = model.getFileName().toString();
         try (Stream<Path> s = Files.list(model.getParent())) {
             for (Path json : s.filter(p -> p.toString().endsWith(".json")).toList()) {
-                JsonNode h = mapper.readTree(json.toFile());
-                String family = json.getFileName().toString().replace("_" + h.get("dtype").asText() + ".json", "_");
+                Hyper h = Hyper.read(json);
+                String family = json.getFileName().toString().replace("_" + h.text("dtype") + ".json", "_");
                 if (name.startsWith(family)) return h;
             }
         }
@@ -53,19 +76,19 @@ class GgufReferenceModelsTest {
     @Test
     void everyReferenceModelMatchesItsHyperparameters() throws IOException {
         for (Path model : referenceModels()) {
-            JsonNode h = hyperparameters(model);
+            Hyper h = hyperparameters(model);
             try (GgufFile f = GgufFile.open(model)) {
                 checkModel(f, h);
             }
         }
     }
 
-    private static void checkModel(GgufFile f, JsonNode h) {
+    private static void checkModel(GgufFile f, Hyper h) {
         String where = f.path().getFileName().toString();
-        String arch = h.get("arch").asText();
-        long nEmbd = h.get("n_embd").asLong(), nVocab = h.get("n_vocab").asLong(), nLayer = h.get("n_layer").asLong();
-        long nHead = h.get("n_head").asLong(), nHeadKv = h.get("n_head_kv").asLong(), headDim = h.get("head_dim").asLong();
-        long nExpert = h.get("n_expert").asLong(), nFf = h.get("n_ff_expert").asLong();
+        String arch = h.text("arch");
+        long nEmbd = h.num("n_embd"), nVocab = h.num("n_vocab"), nLayer = h.num("n_layer");
+        long nHead = h.num("n_head"), nHeadKv = h.num("n_head_kv"), headDim = h.num("head_dim");
+        long nExpert = h.num("n_expert"), nFf = h.num("n_ff_expert");
 
         assertEquals(3, f.version(), where);
         assertEquals(32, f.alignment(), where);
@@ -76,16 +99,16 @@ class GgufReferenceModelsTest {
         assertEquals(nHead, f.getInt(arch + ".attention.head_count"), where);
         assertEquals(nHeadKv, f.getInt(arch + ".attention.head_count_kv"), where);
         assertEquals(nExpert, f.getInt(arch + ".expert_count"), where);
-        assertEquals(h.get("n_expert_used").asInt(), f.getInt(arch + ".expert_used_count"), where);
-        assertEquals(h.get("rope_theta").asDouble(), f.getDouble(arch + ".rope.freq_base"), 1e-3, where);
-        assertEquals((float) h.get("rms_eps").asDouble(), (float) f.getDouble(arch + ".attention.layer_norm_rms_epsilon"), where);
-        assertEquals(h.get("tokenizer").asText(), f.getString("tokenizer.ggml.model"), where);
-        assertEquals(h.get("pre").asText(), f.getString("tokenizer.ggml.pre"), where);
+        assertEquals((int) h.num("n_expert_used"), f.getInt(arch + ".expert_used_count"), where);
+        assertEquals(h.real("rope_theta"), f.getDouble(arch + ".rope.freq_base"), 1e-3, where);
+        assertEquals((float) h.real("rms_eps"), (float) f.getDouble(arch + ".attention.layer_norm_rms_epsilon"), where);
+        assertEquals(h.text("tokenizer"), f.getString("tokenizer.ggml.model"), where);
+        assertEquals(h.text("pre"), f.getString("tokenizer.ggml.pre"), where);
         assertEquals(nVocab, f.getStringArray("tokenizer.ggml.tokens").size(), where);
         assertEquals(nVocab, f.getIntArray("tokenizer.ggml.token_type").length, where);
-        assertEquals(h.get("bos").asInt(), f.getInt("tokenizer.ggml.bos_token_id"), where);
-        assertEquals(h.get("eos").asInt(), f.getInt("tokenizer.ggml.eos_token_id"), where);
-        assertEquals(h.get("add_bos").asBoolean(), f.getBool("tokenizer.ggml.add_bos_token", !h.get("add_bos").asBoolean()), where);
+        assertEquals((int) h.num("bos"), f.getInt("tokenizer.ggml.bos_token_id"), where);
+        assertEquals((int) h.num("eos"), f.getInt("tokenizer.ggml.eos_token_id"), where);
+        assertEquals(h.bool("add_bos"), f.getBool("tokenizer.ggml.add_bos_token", !h.bool("add_bos")), where);
 
         boolean qkNorm = arch.equals("qwen3moe");
         int perLayer = 10 + (qkNorm ? 2 : 0);
