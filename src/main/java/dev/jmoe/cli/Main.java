@@ -1,7 +1,55 @@
 package dev.jmoe.cli;
 
-public final class Main {
+import dev.jmoe.gguf.GgufFormatException;
+import dev.jmoe.model.ModelException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.NoSuchFileException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** Entry point: {@code jmoe <command> [options]}. */
+@Command(name = "jmoe", mixinStandardHelpOptions = true, version = "jmoe 0.1.0",
+        description = "Runs Mixture-of-Experts language models (GGUF) on memory-starved machines.",
+        subcommands = {InspectCommand.class, LogitsCommand.class,
+                PerplexityCommand.class, MakeModelCommand.class, CommandLine.HelpCommand.class})
+public final class Main implements Runnable {
+    @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.err);
+    }
+
     public static void main(String[] args) {
-        System.out.println("jmoe");
+        System.exit(run(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs a command line with the given output streams; returns the exit code (used by tests too). */
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            commandLine.getErr().println("jmoe: error: " + describe(ex));
+            if (System.getenv("JMOE_DEBUG") != null) ex.printStackTrace(commandLine.getErr());
+            commandLine.getErr().flush();
+            return 1;
+        });
+        return cl.execute(args);
+    }
+
+    /** A one-line explanation of a failure, without a stack trace from deep inside. */
+    static String describe(Throwable ex) {
+        Throwable t = ex;
+        if (t instanceof UncheckedIOException u && u.getCause() != null) t = u.getCause();
+        if (t instanceof NoSuchFileException nf) return "no such file: " + nf.getFile();
+        if (t instanceof GgufFormatException || t instanceof ModelException || t instanceof IllegalArgumentException
+                || t instanceof IllegalStateException || t instanceof IOException) {
+            return t.getMessage();
+        }
+        String msg = t.getMessage();
+        return t.getClass().getSimpleName() + (msg == null ? "" : ": " + msg);
     }
 }

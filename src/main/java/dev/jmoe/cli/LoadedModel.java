@@ -1,0 +1,67 @@
+package dev.jmoe.cli;
+
+import dev.jmoe.generate.Tokenizer;
+import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.Model;
+import dev.jmoe.tensor.Parallel;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** A model file opened for running: mapping, weights, tokenizer and compute threads, closed together. */
+final class LoadedModel implements AutoCloseable {
+    final Path path;
+    final GgufFile file;
+    final Model model;
+    final Tokenizer tokenizer;
+    final Parallel pool;
+    final int ctxSize;
+    final int batch;
+
+    private LoadedModel(Path path, GgufFile file, Model model, Tokenizer tokenizer, Parallel pool, int ctxSize, int batch) {
+        this.path = path;
+        this.file = file;
+        this.model = model;
+        this.tokenizer = tokenizer;
+        this.pool = pool;
+        this.ctxSize = ctxSize;
+        this.batch = batch;
+    }
+
+    static LoadedModel open(ModelOptions o) throws IOException {
+        Path path = o.model != null ? o.model : DefaultModel.path(o.quiet);
+        if (!Files.exists(path)) throw new IllegalArgumentException("model file not found: " + path);
+        if (Files.isDirectory(path)) throw new IllegalArgumentException("model path is a directory, not a GGUF file: " + path);
+        int threads = o.threadCount();
+        int batch = o.batch();
+        GgufFile file = null;
+        Parallel pool = null;
+        try (Status status = new Status("loading " + path.getFileName(), o.quiet)) {
+            file = GgufFile.open(path);
+            status.update(1, 3, "mapped");
+            Model model = Model.load(file);
+            status.update(2, 3, "weights");
+            Tokenizer tokenizer = Tokenizer.fromGguf(file);
+            status.update(3, 3, "tokenizer");
+            int ctx = o.ctxSize != null ? o.ctxSize : Math.min(4096, model.hyperparams().contextLength());
+            if (ctx < 1) throw new IllegalArgumentException("--ctx-size must be at least 1, got " + ctx);
+            pool = new Parallel(threads);
+            return new LoadedModel(path, file, model, tokenizer, pool, ctx, batch);
+        } catch (IOException | RuntimeException e) {
+            if (pool != null) pool.close();
+            if (file != null) file.close();
+            throw e;
+        }
+    }
+
+    InferenceState newState() {
+        return model.newState(ctxSize, pool);
+    }
+
+    @Override
+    public void close() {
+        pool.close();
+        file.close();
+    }
+}

@@ -1,0 +1,37 @@
+package dev.jmoe.cli;
+
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** Options of every command that runs a model (names follow llama.cpp's where one exists). */
+final class ModelOptions {
+    @Option(names = {"-m", "--model"}, paramLabel = "FILE",
+            description = "GGUF model file (default: the bundled default model)")
+    Path model;
+
+    @Option(names = {"-t", "--threads"}, paramLabel = "N",
+            description = "compute threads (default: available cores)")
+    Integer threads;
+
+    @Option(names = {"-c", "--ctx-size"}, paramLabel = "N",
+            description = "context size in tokens (default: the model's, at most 4096)")
+    Integer ctxSize;
+
+    @Option(names = {"-b", "--batch-size"}, paramLabel = "N", defaultValue = "256",
+            description = "prompt tokens processed per batch (default: ${DEFAULT-VALUE})")
+    int batchSize;
+
+    @Option(names = {"-q", "--quiet"}, description = "no progress or status lines on stderr")
+    boolean quiet;
+
+    int threadCount() {
+        int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        if (n < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + n);
+        return n;
+    }
+
+    int batch() {
+        if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be at least 1, got " + batchSize);
+        return batchSize;
+    }
+}
