@@ -59,7 +59,10 @@ public final class GgufWriter {
 
     public GgufWriter() {}
 
-    /** A writer holding all metadata and tensors of {@code source}; the data is read from its mapping during {@link #write}. */
+    /**
+     * A writer holding all metadata and tensors of {@code source}, to be edited and written elsewhere. The data
+     * is read from the source's mapping during {@link #write}, so {@code source} must stay open until then.
+     */
     public static GgufWriter copyOf(GgufFile source) {
         GgufWriter w = new GgufWriter();
         source.metadata().forEach(w::put);
