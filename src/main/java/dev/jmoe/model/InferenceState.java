@@ -14,6 +14,7 @@ public final class InferenceState {
     private final Rope rope;
     private ExpertSource experts;
     private RoutingHook routingHook;
+    private LayerHook layerHook;
     private Model.Scratch scratch;
     private int position;
 
@@ -40,6 +41,8 @@ public final class InferenceState {
     public void setExperts(ExpertSource experts) { this.experts = experts; }
     public RoutingHook routingHook() { return routingHook; }
     public void setRoutingHook(RoutingHook hook) { this.routingHook = hook; }
+    public LayerHook layerHook() { return layerHook; }
+    public void setLayerHook(LayerHook hook) { this.layerHook = hook; }
 
     /** Forgets everything after position {@code p} (the cache entries past it will be overwritten). */
     public void rewind(int p) {

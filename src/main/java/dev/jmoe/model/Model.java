@@ -108,6 +108,8 @@ public final class Model {
             attention(st, s, l, n, pos);
             LayerWeights lw = layers[l];
             for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.ffnNorm(), hp.rmsEps(), s.xn, t * e, e);
+            LayerHook layerHook = st.layerHook();
+            if (layerHook != null) layerHook.beforeFfn(l, pos, n, x, s.xn);
             if (lw.isMoe()) moe(st, s, l, n, pos);
             else dense(st, s, lw, n);
             for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
