@@ -247,7 +247,8 @@ abstract sealed class BaseTokenizer implements Tokenizer permits BpeTokenizer, S
                 out.writeBytes(b);
             }
         }
-        return out.toString(StandardCharsets.UTF_8);
+        byte[] bytes = out.toByteArray();
+        return Utf8.decode(bytes, bytes.length);
     }
 
     protected final void checkId(int token) {
