@@ -1,0 +1,142 @@
+package dev.jmoe.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jmoe.testutil.Reference;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The CLI end to end: real commands on real files, and clear errors on bad input. */
+class CliTest {
+    @TempDir Path dir;
+
+    record Run(int code, String out, String err) {}
+
+    static Run jmoe(String... args) {
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void makeModelThenInspectShowsExpertAndNonExpertBytes() {
+        Path model = dir.resolve("m.gguf");
+        Run made = jmoe("make-model", "--preset", "tiny-qwen2moe", "--type", "Q8_0", "--layers", "2", "-o", model.toString());
+        assertEquals(0, made.code(), made.err());
+        Run r = jmoe("inspect", model.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("architecture: qwen2moe"), r.out());
+        assertTrue(r.out().contains("16 per layer, 4 active per token"), r.out());
+        assertTrue(r.out().contains("shared expert"), r.out());
+        assertTrue(r.out().contains("blk.1.ffn_down_exps.weight"), r.out());
+        assertTrue(r.out().matches("(?s).*expert bytes: [0-9.]+ MiB \\([0-9.]+%\\)\\s+non-expert bytes.*"), r.out());
+    }
+
+    @Test
+    void makeModelRefusesToOverwriteWithoutForce() throws Exception {
+        Path model = dir.resolve("keep.gguf");
+        Files.writeString(model, "precious");
+        Run r = jmoe("make-model", "--layers", "1", "-o", model.toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("--force"), r.err());
+        assertEquals("precious", Files.readString(model));
+    }
+
+    @Test
+    void logitsCommandPrintsReferenceFormatThatRoundTripsExactly() throws Exception {
+        Path model = Reference.model("tiny_mixtral_q8_0");
+        int[] tokens = Reference.tokens("tiny_mixtral_q8_0");
+        float[][] expected = Reference.logitsAll("tiny_mixtral_q8_0_deq_f32");
+        String ids = java.util.Arrays.stream(tokens).limit(5).mapToObj(String::valueOf).reduce((a, b) -> a + "," + b).orElseThrow();
+        Run r = jmoe("logits", "-m", model.toString(), "--tokens", ids, "--all", "-t", "2", "-q");
+        assertEquals(0, r.code(), r.err());
+        String[] lines = r.out().lines().filter(l -> !l.startsWith("#")).toArray(String[]::new);
+        assertEquals(5, lines.length);
+        for (int p = 0; p < 5; p++) {
+            String[] f = lines[p].split(" ");
+            assertEquals(String.valueOf(p), f[0]);
+            assertEquals(String.valueOf(tokens[p]), f[1]);
+            assertEquals(2 + 512, f.length);
+            for (int i = 0; i < 512; i++) {
+                assertEquals(expected[p][i], Float.parseFloat(f[2 + i]), 1e-3f, "pos " + p + " logit " + i);
+            }
+        }
+    }
+
+    @Test
+    void badModelFileGivesOneLineErrorNotAStackTrace() throws Exception {
+        Path bad = dir.resolve("bad.gguf");
+        Files.write(bad, new byte[]{'G', 'G', 'U', 'X', 3, 0, 0, 0});
+        Run r = jmoe("logits", "-m", bad.toString(), "--tokens", "1,2");
+        assertEquals(1, r.code());
+        assertTrue(r.err().startsWith("jmoe: error: "), r.err());
+        assertTrue(r.err().contains("magic"), r.err());
+        assertFalse(r.err().contains("\tat "), r.err());
+    }
+
+    @Test
+    void missingModelFileIsNamed() {
+        Run r = jmoe("logits", "-m", dir.resolve("nope.gguf").toString(), "--tokens", "1");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("nope.gguf"), r.err());
+    }
+
+    @Test
+    void tokenOutsideVocabularyIsReported() {
+        Run r = jmoe("logits", "-m", Reference.model("tiny_mixtral_q8_0").toString(), "--tokens", "1,999999", "-q");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("999999") && r.err().contains("vocabulary"), r.err());
+    }
+
+    @Test
+    void unsupportedArchitectureListsWhatJmoeRuns() throws Exception {
+        Path src = Reference.model("tiny_mixtral_q8_0");
+        Path renamed = dir.resolve("gpt.gguf");
+        try (var f = dev.jmoe.gguf.GgufFile.open(src)) {
+            var w = dev.jmoe.gguf.GgufWriter.copyOf(f);
+            w.putString("general.architecture", "gptneox");
+            w.write(renamed);
+        }
+        Run r = jmoe("logits", "-m", renamed.toString(), "--tokens", "1");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("unsupported architecture 'gptneox'") && r.err().contains("qwen2moe"), r.err());
+    }
+
+    @Test
+    void missingTensorsAreAllListed() throws Exception {
+        Path src = Reference.model("tiny_mixtral_q8_0");
+        Path cut = dir.resolve("cut.gguf");
+        try (var f = dev.jmoe.gguf.GgufFile.open(src)) {
+            var w = new dev.jmoe.gguf.GgufWriter();
+            f.metadata().forEach(w::put);
+            for (var t : f.tensors()) {
+                if (t.name().equals("blk.1.ffn_up_exps.weight") || t.name().equals("blk.3.attn_k.weight")) continue;
+                w.addTensor(t.name(), t.type(), t.dims(), f.tensorData(t));
+            }
+            w.write(cut);
+        }
+        Run r = jmoe("inspect", cut.toString(), "--no-tensors");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("missing tensor blk.1.ffn_up_exps.weight"), r.out());
+        assertTrue(r.out().contains("missing tensor blk.3.attn_k.weight"), r.out());
+    }
+
+    @Test
+    void perplexityCommandWritesJson() throws Exception {
+        Path json = dir.resolve("ppl.json");
+        Path text = dir.resolve("t.txt");
+        Files.writeString(text, Files.readString(Reference.dir().resolve("sample.txt")).substring(0, 6000));
+        Run r = jmoe("perplexity", Reference.model("tiny_qwen3moe_q8_0").toString(), "-f", text.toString(), "-c", "128", "-q", "--json", json.toString());
+        assertEquals(0, r.code(), r.err());
+        var node = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.toFile());
+        assertTrue(node.get("ppl").asDouble() > 1);
+        assertTrue(node.get("chunks").asInt() >= 1);
+        assertTrue(r.out().contains("Final estimate: PPL = "), r.out());
+    }
+}
