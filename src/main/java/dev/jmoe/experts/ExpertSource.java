@@ -12,6 +12,13 @@ public interface ExpertSource extends AutoCloseable {
     /** The layer is about to compute these experts (in this order); a source may start loading them. */
     default void willUse(int layer, int[] experts) {}
 
+    /**
+     * The order in which to compute the experts just announced by {@link #willUse} (a permutation of them).
+     * A source that is still loading some experts puts the ready ones first, so compute overlaps the loads;
+     * the result does not depend on this order (each expert's output has its own slot).
+     */
+    default int[] order(int layer, int[] experts) { return experts; }
+
     /** The weights of (layer, expert), waiting for them if they are still being brought in. */
     ExpertWeights acquire(int layer, int expert);
 

@@ -228,7 +228,7 @@ public final class Model {
         ExpertSource source = st.experts();
         source.willUse(l, used);
         int ffE = hp.nFfExpert();
-        for (int ex : used) {
+        for (int ex : source.order(l, used)) {
             int m = routing.tokenCount(ex);
             float[] in = s.ensureFf(m * e, 2), g = s.ensureFf(m * ffE, 0), u = s.ensureFf(m * ffE, 1), d = s.ensureFf(m * e, 3);
             for (int i = 0; i < m; i++) System.arraycopy(s.xn, routing.token(ex, i) * e, in, i * e, e);
