@@ -13,6 +13,7 @@ final class GenerationStats {
     int promptTokens;
     long promptNanos;
     int decodeTokens;
+    int generatedTokens;
     long decodeNanos;
     long firstTokenNanos = -1;
     final Map<String, Object> extra = new LinkedHashMap<>();
@@ -26,6 +27,7 @@ final class GenerationStats {
         m.put("prompt_tokens_per_s", promptTokensPerSecond());
         m.put("decode_tokens", decodeTokens);
         m.put("decode_tokens_per_s", decodeTokensPerSecond());
+        m.put("generated_tokens", generatedTokens);
         m.put("ttft_ms", firstTokenNanos < 0 ? null : firstTokenNanos / 1e6);
         m.put("time_per_output_token_ms", decodeTokens == 0 ? null : decodeNanos / 1e6 / decodeTokens);
         m.putAll(extra);

@@ -12,7 +12,7 @@ import picocli.CommandLine.Command;
 /** Entry point: {@code jmoe <command> [options]}. */
 @Command(name = "jmoe", mixinStandardHelpOptions = true, version = "jmoe 0.1.0",
         description = "Runs Mixture-of-Experts language models (GGUF) on memory-starved machines.",
-        subcommands = {InspectCommand.class, LogitsCommand.class,
+        subcommands = {GenerateCommand.class, ChatCommand.class, InspectCommand.class, LogitsCommand.class,
                 PerplexityCommand.class, MakeModelCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;

@@ -70,7 +70,9 @@ final class MakeModelCommand implements Callable<Integer> {
         FileType ft = FileType.parse(type);
         PrintWriter out = spec.commandLine().getOut();
         long t0 = System.nanoTime();
-        RandomModel.write(shape, ft, output);
+        try (Status status = new Status("writing " + output.getFileName(), false)) {
+            RandomModel.write(shape, ft, output, (done, total) -> status.update(done, total, "tensors"));
+        }
         out.printf("wrote %s: %s %s, %d layers, n_embd %d, %d experts (top-%d), %,d parameters, %s in %.1f s%n", output, a, ft,
                 shape.nLayer(), shape.nEmbd(), shape.nExpert(), shape.nExpertUsed(), shape.parameterCount(),
                 Units.bytes(Files.size(output)), (System.nanoTime() - t0) / 1e9);

@@ -195,6 +195,7 @@ public final class GgufWriter {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 writeFully(ch, ByteBuffer.wrap(header), 0);
                 writeTensors(ch, infos, dataStart);
+                if (!infos.isEmpty() && tensorWritten != null) tensorWritten.run();
                 // Like llama.cpp, pad the header and every tensor (the last one too) to the alignment.
                 long end = infos.isEmpty() ? dataStart
                         : GgufParser.alignUp(dataStart + infos.getLast().offset() + infos.getLast().byteSize(), alignment);
@@ -217,11 +218,20 @@ public final class GgufWriter {
         }
     }
 
+    /** Calls {@code listener} after each tensor's data is written (for progress display). */
+    public GgufWriter onTensorWritten(Runnable listener) {
+        this.tensorWritten = listener;
+        return this;
+    }
+
+    private Runnable tensorWritten;
+
     private void writeTensors(FileChannel ch, List<GgufTensorInfo> infos, long dataStart) throws IOException {
         ByteBuffer staging = null;
         MemorySegment stage = null;
         int i = 0;
         for (Pending p : tensors.values()) {
+            if (i > 0 && tensorWritten != null) tensorWritten.run();
             long pos = dataStart + infos.get(i++).offset();
             if (p.filler() != null) {
                 fill(ch, p, pos);

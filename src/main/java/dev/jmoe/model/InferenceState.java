@@ -62,12 +62,19 @@ public final class InferenceState {
      * in batches of at most {@code batchSize}.
      */
     public float[] eval(int[] tokens, int off, int n, int batchSize) {
+        return eval(tokens, off, n, batchSize, null);
+    }
+
+    /** Like {@link #eval(int[], int, int, int)}, telling {@code progress} how many tokens are done after each batch. */
+    public float[] eval(int[] tokens, int off, int n, int batchSize, java.util.function.IntConsumer progress) {
+        if (batchSize < 1) throw new IllegalArgumentException("batch size must be at least 1, got " + batchSize);
         float[] logits = new float[model.hyperparams().nVocab()];
         for (int done = 0; done < n; ) {
             int b = Math.min(batchSize, n - done);
             boolean last = done + b == n;
             model.forward(this, tokens, off + done, b, last ? logits : null, false);
             done += b;
+            if (progress != null) progress.accept(done);
         }
         return logits;
     }

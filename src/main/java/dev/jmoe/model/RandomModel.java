@@ -72,6 +72,11 @@ public final class RandomModel {
 
     /** Generates the model and writes it to {@code path} (atomically: an existing file is replaced only on success). */
     public static void write(Shape s, FileType fileType, Path path) throws IOException {
+        write(s, fileType, path, null);
+    }
+
+    /** Like {@link #write(Shape, FileType, Path)}, calling {@code progress(tensorsDone, tensorCount)} as tensors are written. */
+    public static void write(Shape s, FileType fileType, Path path, java.util.function.BiConsumer<Integer, Integer> progress) throws IOException {
         ArchSpec spec = ArchSpec.forName(s.arch());
         boolean moe = s.nExpert() > 0;
         String a = s.arch();
@@ -152,6 +157,11 @@ public final class RandomModel {
                 matrix(w, s, fileType, "ffn_up", l, s.nFf(), e, 1, STD);
                 matrix(w, s, fileType, "ffn_down", l, e, s.nFf(), 1, STD);
             }
+        }
+        if (progress != null) {
+            int total = w.tensorInfos().size();
+            int[] done = {0};
+            w.onTensorWritten(() -> progress.accept(++done[0], total));
         }
         w.write(path);
     }

@@ -139,4 +139,51 @@ class CliTest {
         assertTrue(node.get("chunks").asInt() >= 1);
         assertTrue(r.out().contains("Final estimate: PPL = "), r.out());
     }
+
+    @Test
+    void greedyGenerateMatchesReferenceContinuationAndWritesStatsJson() throws Exception {
+        String name = "tiny_mixtral_q8_0";
+        Path json = dir.resolve("stats.json");
+        Run r = jmoe("generate", "-m", Reference.model(name).toString(), "-p", Reference.prompt(), "-n", "16", "--temp", "0",
+                "--no-display-prompt", "--ignore-eos", "-q", "--stats-json", json.toString());
+        assertEquals(0, r.code(), r.err());
+        // the streamed text is the detokenized greedy reference continuation
+        try (var f = dev.jmoe.gguf.GgufFile.open(Reference.model(name))) {
+            var tok = dev.jmoe.generate.Tokenizer.fromGguf(f);
+            String expected = tok.decode(Reference.greedy(name + "_deq_f32"));
+            assertEquals(expected, r.out().stripTrailing().isEmpty() ? "" : r.out().substring(0, r.out().length() - 1));
+        }
+        var node = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json.toFile());
+        assertEquals(Reference.tokens(name).length, node.get("prompt_tokens").asInt());
+        assertEquals(15, node.get("decode_tokens").asInt());
+        assertEquals(16, node.get("generated_tokens").asInt());
+        assertTrue(node.get("decode_tokens_per_s").asDouble() > 0);
+        assertTrue(node.get("prompt_tokens_per_s").asDouble() > 0);
+    }
+
+    @Test
+    void sameSeedSameTextDifferentSeedDifferentText() {
+        String m = Reference.model("tiny_qwen3moe_q8_0").toString();
+        Run a = jmoe("generate", "-m", m, "-p", "Once upon", "-n", "24", "--seed", "7", "--temp", "1.5", "--top-k", "0", "--top-p", "1", "--min-p", "0", "-q");
+        Run b = jmoe("generate", "-m", m, "-p", "Once upon", "-n", "24", "--seed", "7", "--temp", "1.5", "--top-k", "0", "--top-p", "1", "--min-p", "0", "-q");
+        Run c = jmoe("generate", "-m", m, "-p", "Once upon", "-n", "24", "--seed", "8", "--temp", "1.5", "--top-k", "0", "--top-p", "1", "--min-p", "0", "-q");
+        assertEquals(0, a.code(), a.err());
+        assertEquals(a.out(), b.out());
+        assertFalse(a.out().equals(c.out()), "different seeds gave identical 24-token samples");
+        assertTrue(a.out().startsWith("Once upon"));
+    }
+
+    @Test
+    void promptLongerThanContextIsRefusedClearly() {
+        Run r = jmoe("generate", "-m", Reference.model("tiny_qwen3moe_q8_0").toString(), "-p", "word ".repeat(100), "-c", "16", "-q");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("--ctx-size 16"), r.err());
+    }
+
+    @Test
+    void badSamplingValueIsNamed() {
+        Run r = jmoe("generate", "-m", Reference.model("tiny_qwen3moe_q8_0").toString(), "-p", "x", "--top-p", "1.5", "-q");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("topP"), r.err());
+    }
 }
