@@ -27,7 +27,8 @@ import jinjava.javax.el.CompositeELResolver;
  * trailing newline dropped, variables {@code messages}, {@code add_generation_prompt}, {@code bos_token},
  * {@code eos_token}, and the helpers templates rely on: {@code raise_exception(msg)}, {@code strftime_now(fmt)},
  * Python string methods ({@code .startswith}, {@code .split}, {@code .strip}…), Python-style {@code tojson},
- * {@code namespace()}, and the reversing slice {@code [::-1]}. Templates are rendered with Jinjava.
+ * {@code namespace()}, the reversing slice {@code [::-1]} and filtered loops ({@code for x in xs if c}).
+ * Templates are rendered with Jinjava.
  */
 public final class ChatTemplate {
 
@@ -150,7 +151,8 @@ public final class ChatTemplate {
 
     /**
      * Renders and tokenizes a conversation, parsing special tokens. A BOS the template prints itself is
-     * dropped when the tokenizer adds one anyway, so the prompt does not start with two (llama.cpp does the same).
+     * dropped when the tokenizer adds one anyway, so the prompt does not start with the two BOS tokens that
+     * llama.cpp warns about.
      */
     public int[] encode(Tokenizer tokenizer, List<ChatMessage> messages, boolean addGenerationPrompt) {
         String text = render(messages, addGenerationPrompt);
@@ -180,7 +182,67 @@ public final class ChatTemplate {
         String s = source.endsWith("\n") ? source.substring(0, source.length() - 1) : source;
         s = JinjaWhitespace.apply(s);
         s = s.replaceAll("\\[\\s*::\\s*-1\\s*\\]", "|" + PyReverse.NAME);
+        s = rewriteFilteredLoops(s);
         return parenthesizeNamespaceArguments(s);
+    }
+
+    private static final java.util.regex.Pattern FOR_TAG =
+            java.util.regex.Pattern.compile("\\{%\\s*for\\s+(.+?)\\s+in\\s+(.+?)\\s*%\\}", java.util.regex.Pattern.DOTALL);
+
+    /**
+     * Jinja2's filtered loop {@code {% for x in xs if cond %}} (Jinjava silently iterates nothing) becomes a
+     * loop over a list filtered beforehand, so that loop.index, loop.last etc. count only the kept items, as
+     * in Jinja2.
+     */
+    static String rewriteFilteredLoops(String s) {
+        java.util.regex.Matcher m = FOR_TAG.matcher(s);
+        StringBuilder out = new StringBuilder(s.length());
+        int last = 0, counter = 0;
+        while (m.find()) {
+            String target = m.group(1), rest = m.group(2);
+            int at = topLevelKeyword(rest, "if");
+            if (at < 0) {
+                continue;
+            }
+            String iterable = rest.substring(0, at).trim(), condition = rest.substring(at + 2).trim();
+            String list = "__jmoe_filtered_" + counter++;
+            String item = target.contains(",") ? "[" + target + "]" : target;
+            out.append(s, last, m.start())
+                    .append("{% set ").append(list).append(" = [] %}")
+                    .append("{% for ").append(target).append(" in ").append(iterable).append(" %}")
+                    .append("{% if ").append(condition).append(" %}{% do ").append(list).append(".append(")
+                    .append(item).append(") %}{% endif %}{% endfor %}")
+                    .append("{% for ").append(target).append(" in ").append(list).append(" %}");
+            last = m.end();
+        }
+        return out.append(s, last, s.length()).toString();
+    }
+
+    /** Position of {@code word} as a separate word outside brackets and string literals, or -1. */
+    private static int topLevelKeyword(String s, String word) {
+        int depth = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '\'' || c == '"') {
+                int end = s.indexOf(c, i + 1);
+                while (end > 0 && s.charAt(end - 1) == '\\') {
+                    end = s.indexOf(c, end + 1);
+                }
+                if (end < 0) {
+                    return -1;
+                }
+                i = end;
+            } else if (c == '(' || c == '[' || c == '{') {
+                depth++;
+            } else if (c == ')' || c == ']' || c == '}') {
+                depth--;
+            } else if (depth == 0 && s.startsWith(word, i)
+                    && (i == 0 || !Character.isJavaIdentifierPart(s.charAt(i - 1)))
+                    && (i + word.length() == s.length() || !Character.isJavaIdentifierPart(s.charAt(i + word.length())))) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     /**

@@ -10,6 +10,7 @@ import java.util.Optional;
  *
  * <p>Supported models: {@code gpt2} (byte-level BPE with the pre-tokenizer named by
  * {@code tokenizer.ggml.pre}) and {@code llama} (SentencePiece BPE with scores and byte fallback).
+ * Tokenizers are immutable apart from an internal cache and may be shared between threads.
  */
 public interface Tokenizer {
     /** Reads {@code tokenizer.ggml.model} and builds the matching tokenizer; clear error if unsupported. */

@@ -172,6 +172,18 @@ class ChatTemplateTest {
     }
 
     @Test
+    void jinjaBuiltinsTemplatesRelyOn() {
+        String t = "{% for m in messages %}{{ m.role }}{% if not loop.last %},{% endif %}{% endfor %}|{{ '  a  '|trim }}|"
+                + "{{ messages|length }}|{% set ns = namespace(n=0) %}{% for m in messages if m.role == 'user' %}"
+                + "{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}|{{ messages[0].content is string }}|{{ tools is defined }}";
+        assertEquals("system,user,assistant,user|a|4|2|true|false", ChatTemplate.of(t, "", "").render(CHAT, false));
+        // In a filtered loop, loop.index and loop.last count only the items kept.
+        String filtered = "{% for m in messages if m.role == 'user' %}{{ loop.index }}:{{ m.content }}"
+                + "{% if not loop.last %};{% endif %}{% endfor %}";
+        assertEquals("1:Hi;2:How are you?", ChatTemplate.of(filtered, "", "").render(CHAT, false));
+    }
+
+    @Test
     void strftimeNowUsesTheClock() {
         Clock clock = Clock.fixed(Instant.parse("2024-07-03T09:05:00Z"), ZoneOffset.UTC);
         ChatTemplate t = ChatTemplate.of("{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%-d %B %Y, %A %H:%M') }}", "", "")
