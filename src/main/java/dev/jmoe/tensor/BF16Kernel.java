@@ -10,7 +10,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /** bfloat16 rows: the top half of a float32. */
-final class BF16Kernel implements TypeKernel {
+final class BF16Kernel extends RowKernel {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_128;
@@ -67,6 +67,11 @@ final class BF16Kernel implements TypeKernel {
         int i = 0;
         for (; i + 8 <= n; i += 8) load8(src, off + 2L * i).intoArray(dst, dstOff + i);
         for (; i < n; i++) dst[dstOff + i] = at(src, off + 2L * i);
+    }
+
+    @Override
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        return dot(src, off, xp, 0, n);
     }
 
     @Override public boolean canQuantize() { return true; }

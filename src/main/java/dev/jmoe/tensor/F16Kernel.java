@@ -11,7 +11,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /** IEEE half-precision rows. */
-final class F16Kernel implements TypeKernel {
+final class F16Kernel extends RowKernel {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_128;
@@ -40,43 +40,48 @@ final class F16Kernel implements TypeKernel {
      * moving exponent+mantissa up 13 bits and scaling by 2^112 handles zeros, subnormals and normals;
      * infinities and NaNs get their all-ones exponent patched in.
      */
-    static FloatVector load8(MemorySegment src, long p) {
-        IntVector h = (IntVector) ShortVector.fromMemorySegment(S, src, p, LE).convertShape(VectorOperators.S2I, I, 0);
-        IntVector em = h.and(0x7fff);
-        IntVector shifted = em.lanewise(VectorOperators.LSHL, 13);
-        FloatVector mag = shifted.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
-        IntVector bits = mag.reinterpretAsInts();
-        VectorMask<Integer> special = em.compare(VectorOperators.GE, 0x7c00);
-        if (special.anyTrue()) bits = bits.blend(shifted.or(0x7f800000), special);
-        return bits.or(h.and(0x80000000)).reinterpretAsFloats();
-    }
+    private static final int CHUNK = 512;
+    private static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[CHUNK]);
+    private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[CHUNK]);
 
+    /**
+     * Halves are copied to a short[] in chunks and widened by a plain loop, which C2 turns into
+     * vcvtph2ps (the Vector API has no such conversion); the widened chunk then feeds the FMAs.
+     */
     @Override
-    public float dot(MemorySegment src, long off, float[] x, int xOff, int n) {
-        Num.blocks(GgmlType.F16, n);
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        short[] h = HALVES.get();
+        float[] f = FLOATS.get();
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-        int i = 0;
-        for (; i + 32 <= n; i += 32) {
-            long p = off + 2L * i;
-            a0 = load8(src, p).fma(FloatVector.fromArray(F, x, xOff + i), a0);
-            a1 = load8(src, p + 16).fma(FloatVector.fromArray(F, x, xOff + i + 8), a1);
-            a2 = load8(src, p + 32).fma(FloatVector.fromArray(F, x, xOff + i + 16), a2);
-            a3 = load8(src, p + 48).fma(FloatVector.fromArray(F, x, xOff + i + 24), a3);
-        }
-        for (; i + 8 <= n; i += 8) {
-            a0 = load8(src, off + 2L * i).fma(FloatVector.fromArray(F, x, xOff + i), a0);
+        int c = 0;
+        for (; c + CHUNK <= n; c += CHUNK) {
+            MemorySegment.copy(src, Num.LE_SHORT, off + 2L * c, h, 0, CHUNK);
+            widen(h, f);
+            for (int i = 0; i < CHUNK; i += 32) {
+                a0 = FloatVector.fromArray(F, f, i).fma(FloatVector.fromArray(F, xp, c + i), a0);
+                a1 = FloatVector.fromArray(F, f, i + 8).fma(FloatVector.fromArray(F, xp, c + i + 8), a1);
+                a2 = FloatVector.fromArray(F, f, i + 16).fma(FloatVector.fromArray(F, xp, c + i + 16), a2);
+                a3 = FloatVector.fromArray(F, f, i + 24).fma(FloatVector.fromArray(F, xp, c + i + 24), a3);
+            }
         }
         float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
-        for (; i < n; i++) s += Num.f16(src, off + 2L * i) * x[xOff + i];
+        for (; c < n; c++) s += Num.f16(src, off + 2L * c) * xp[c];
         return s;
     }
 
     @Override
     public void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
         Num.blocks(GgmlType.F16, n);
-        int i = 0;
-        for (; i + 8 <= n; i += 8) load8(src, off + 2L * i).intoArray(dst, dstOff + i);
-        for (; i < n; i++) dst[dstOff + i] = Num.f16(src, off + 2L * i);
+        short[] h = HALVES.get();
+        for (int c = 0; c < n; c += CHUNK) {
+            int len = Math.min(CHUNK, n - c);
+            MemorySegment.copy(src, Num.LE_SHORT, off + 2L * c, h, 0, len);
+            for (int i = 0; i < len; i++) dst[dstOff + c + i] = Float.float16ToFloat(h[i]);
+        }
+    }
+
+    private static void widen(short[] h, float[] f) {
+        for (int i = 0; i < CHUNK; i++) f[i] = Float.float16ToFloat(h[i]);
     }
 
     @Override public boolean canQuantize() { return true; }

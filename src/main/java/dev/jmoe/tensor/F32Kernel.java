@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /** Plain little-endian float32 rows. */
-final class F32Kernel implements TypeKernel {
+final class F32Kernel extends RowKernel {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
@@ -52,6 +52,11 @@ final class F32Kernel implements TypeKernel {
     public void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
         Num.blocks(GgmlType.F32, n);
         MemorySegment.copy(src, Num.LE_FLOAT, off, dst, dstOff, n);
+    }
+
+    @Override
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        return dot(src, off, xp, 0, n);
     }
 
     @Override public boolean canQuantize() { return true; }

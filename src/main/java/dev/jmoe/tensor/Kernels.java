@@ -12,10 +12,10 @@ import java.util.Map;
 public final class Kernels {
     private Kernels() {}
 
-    private static final Map<GgmlType, TypeKernel> KERNELS = new EnumMap<>(GgmlType.class);
+    private static final Map<GgmlType, RowKernel> KERNELS = new EnumMap<>(GgmlType.class);
 
     static {
-        for (TypeKernel k : new TypeKernel[] {
+        for (RowKernel k : new RowKernel[] {
                 new F32Kernel(), new F16Kernel(), new BF16Kernel(), new Q8_0Kernel(), new Q4_0Kernel(),
                 new Q4_1Kernel(), new Q5Kernel(GgmlType.Q5_0), new Q5Kernel(GgmlType.Q5_1),
                 new QKKernel(GgmlType.Q4_K), new QKKernel(GgmlType.Q5_K), new Q6_KKernel()}) {
@@ -28,8 +28,12 @@ public final class Kernels {
 
     /** The kernel for {@code type}, or an exception naming the type if jmoe cannot compute with it. */
     public static TypeKernel forType(GgmlType type) {
+        return rowKernel(type);
+    }
+
+    static RowKernel rowKernel(GgmlType type) {
         if (type == null) throw new IllegalArgumentException("tensor type is null");
-        TypeKernel k = KERNELS.get(type);
+        RowKernel k = KERNELS.get(type);
         if (k == null) {
             throw new UnsupportedOperationException("jmoe has no kernel for tensor type " + type + " (GGUF id " + type.id()
                     + "); supported: " + KERNELS.keySet());
@@ -44,14 +48,17 @@ public final class Kernels {
 
     /** out[outOff + r] = Σ_c w[r][c]·x[xOff + c] for every row r (vector path). */
     public static void matVec(Parallel pool, Matrix w, float[] x, int xOff, float[] out, int outOff) {
-        TypeKernel k = forType(w.type());
+        RowKernel k = rowKernel(w.type());
         checkRange("x", x, xOff, w.cols());
         checkRange("out", out, outOff, w.rows());
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
         int cols = w.cols();
+        // Prepared once here, then only read by every thread until this call returns.
+        float[] xp = prepared(k.preparedLength(cols));
+        k.prepare(x, xOff, cols, xp);
         Parallel.RangeTask task = (start, end) -> {
-            for (int r = start; r < end; r++) out[outOff + r] = k.dot(data, r * rowBytes, x, xOff, cols);
+            for (int r = start; r < end; r++) out[outOff + r] = k.dotPrepared(data, r * rowBytes, xp, cols);
         };
         int rows = w.rows();
         if (pool == null || pool.threads() == 1 || w.byteSize() < PARALLEL_MIN_BYTES) {
@@ -102,6 +109,16 @@ public final class Kernels {
     }
 
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
+    private static final ThreadLocal<float[]> PREPARED = new ThreadLocal<>();
+
+    private static float[] prepared(int n) {
+        float[] s = PREPARED.get();
+        if (s == null || s.length < n) {
+            s = new float[n];
+            PREPARED.set(s);
+        }
+        return s;
+    }
 
     private static float[] scratch(int n) {
         float[] s = SCRATCH.get();

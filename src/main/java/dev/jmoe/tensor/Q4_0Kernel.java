@@ -2,6 +2,7 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -12,11 +13,12 @@ import java.nio.ByteOrder;
  * Q4_0: blocks of 32 values = half scale d + 16 bytes; byte j holds value j in its low nibble and
  * value j+16 in its high nibble; value = (q − 8)·d.
  */
-final class Q4_0Kernel implements TypeKernel {
+final class Q4_0Kernel extends RowKernel {
     static final int QK = 32;
     static final int BLOCK = 18;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     @Override public GgmlType type() { return GgmlType.Q4_0; }
@@ -49,24 +51,39 @@ final class Q4_0Kernel implements TypeKernel {
         return (FloatVector) raw.lanewise(VectorOperators.LSHR, 4).sub((byte) 8).convertShape(VectorOperators.B2F, F, 0);
     }
 
+    /** x as is, then per block −Σx over the block (the −8 offset applied once instead of per value). */
     @Override
-    public float dot(MemorySegment src, long off, float[] x, int xOff, int n) {
-        int nb = Num.blocks(GgmlType.Q4_0, n);
-        FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
+    int preparedLength(int n) {
+        return n + n / QK;
+    }
+
+    @Override
+    void prepare(float[] x, int xOff, int n, float[] xp) {
+        System.arraycopy(x, xOff, xp, 0, n);
+        groupSums(x, xOff, n, QK, -1f, xp, n);
+    }
+
+    /**
+     * Bytes are zero-extended into int lanes, so the low nibble is a mask and the high nibble a shift
+     * away, and the block's −8·Σx enters as the starting value of the sum (spread over the 8 lanes).
+     */
+    @Override
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        int nb = n / QK;
+        FloatVector acc = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
             long p = off + (long) b * BLOCK;
-            int xi = xOff + b * QK;
-            ByteVector r0 = ByteVector.fromMemorySegment(B8, src, p + 2, LE);
-            ByteVector r1 = ByteVector.fromMemorySegment(B8, src, p + 10, LE);
-            FloatVector s0 = lo(r0).mul(FloatVector.fromArray(F, x, xi));
-            FloatVector s1 = lo(r1).mul(FloatVector.fromArray(F, x, xi + 8));
-            s0 = hi(r0).fma(FloatVector.fromArray(F, x, xi + 16), s0);
-            s1 = hi(r1).fma(FloatVector.fromArray(F, x, xi + 24), s1);
-            FloatVector d = FloatVector.broadcast(F, Num.f16(src, p));
-            acc0 = s0.fma(d, acc0);
-            acc1 = s1.fma(d, acc1);
+            int xi = b * QK;
+            float d = Float.float16ToFloat(src.get(Num.LE_SHORT, p));
+            IntVector r0 = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 2, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector r1 = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 10, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            FloatVector s = ((FloatVector) r0.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi), FloatVector.broadcast(F, xp[n + b]));
+            s = ((FloatVector) r1.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), s);
+            s = ((FloatVector) r0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), s);
+            s = ((FloatVector) r1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return acc.reduceLanes(VectorOperators.ADD);
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -9,11 +10,12 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /** Q4_1: blocks of 32 = half d, half m, 16 nibble bytes (as Q4_0); value = q·d + m. */
-final class Q4_1Kernel implements TypeKernel {
+final class Q4_1Kernel extends RowKernel {
     static final int QK = 32;
     static final int BLOCK = 20;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     @Override public GgmlType type() { return GgmlType.Q4_1; }
@@ -47,27 +49,38 @@ final class Q4_1Kernel implements TypeKernel {
         return (FloatVector) raw.lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0);
     }
 
+    /** x as is, then Σx of every block (for the m term). */
     @Override
-    public float dot(MemorySegment src, long off, float[] x, int xOff, int n) {
-        int nb = Num.blocks(GgmlType.Q4_1, n);
-        FloatVector acc = FloatVector.zero(F), accM = acc;
+    int preparedLength(int n) {
+        return n + n / QK;
+    }
+
+    @Override
+    void prepare(float[] x, int xOff, int n, float[] xp) {
+        System.arraycopy(x, xOff, xp, 0, n);
+        groupSums(x, xOff, n, QK, 1f, xp, n);
+    }
+
+    @Override
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        int nb = n / QK;
+        FloatVector acc = FloatVector.zero(F);
+        float mins = 0;
         for (int b = 0; b < nb; b++) {
             long p = off + (long) b * BLOCK;
-            int xi = xOff + b * QK;
-            ByteVector r0 = ByteVector.fromMemorySegment(B8, src, p + 4, LE);
-            ByteVector r1 = ByteVector.fromMemorySegment(B8, src, p + 12, LE);
-            FloatVector x0 = FloatVector.fromArray(F, x, xi), x1 = FloatVector.fromArray(F, x, xi + 8);
-            FloatVector x2 = FloatVector.fromArray(F, x, xi + 16), x3 = FloatVector.fromArray(F, x, xi + 24);
-            FloatVector sq = lo(r0).mul(x0);
-            sq = lo(r1).fma(x1, sq);
-            sq = hi(r0).fma(x2, sq);
-            sq = hi(r1).fma(x3, sq);
-            FloatVector sx = x0.add(x1).add(x2.add(x3));
-            // Σ(q·d + m)·x = d·Σq·x + m·Σx
-            acc = sq.fma(FloatVector.broadcast(F, Num.f16(src, p)), acc);
-            accM = sx.fma(FloatVector.broadcast(F, Num.f16(src, p + 2)), accM);
+            int xi = b * QK;
+            float d = Float.float16ToFloat(src.get(Num.LE_SHORT, p));
+            float m = Float.float16ToFloat(src.get(Num.LE_SHORT, p + 2));
+            IntVector r0 = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 4, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector r1 = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 12, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            FloatVector s = ((FloatVector) r0.and(0xF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi));
+            s = ((FloatVector) r1.and(0xF).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), s);
+            s = ((FloatVector) r0.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), s);
+            s = ((FloatVector) r1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
+            mins += m * xp[n + b];
         }
-        return acc.add(accM).reduceLanes(VectorOperators.ADD);
+        return acc.reduceLanes(VectorOperators.ADD) + mins;
     }
 
     @Override

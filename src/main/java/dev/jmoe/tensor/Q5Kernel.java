@@ -2,6 +2,7 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -13,10 +14,12 @@ import java.nio.ByteOrder;
  * the fifth bit of value i, then 16 nibble bytes laid out as in Q4_0.
  * Q5_0 value = (q − 16)·d; Q5_1 value = q·d + m.
  */
-final class Q5Kernel implements TypeKernel {
+final class Q5Kernel extends RowKernel {
     static final int QK = 32;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final IntVector SHIFT_0 = IntVector.fromArray(I, new int[] {0, 1, 2, 3, 4, 5, 6, 7}, 0);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     /** Entry i (8 bytes) spreads the 8 bits of i into bytes holding 0 or 16: the fifth bits of 8 values. */
     private static final byte[] HIGH_BITS = new byte[256 * 8];
@@ -77,58 +80,104 @@ final class Q5Kernel implements TypeKernel {
         return ByteVector.fromArray(B8, HIGH_BITS, ((qh >>> shift) & 0xFF) * 8);
     }
 
-    /** The 32 quants of one block (Q5_0 already centred by −16) as four float vectors. */
-    private FloatVector[] quants(MemorySegment src, long p, FloatVector[] out) {
-        int qh = src.get(Num.LE_INT, p + qhOff);
-        ByteVector r0 = ByteVector.fromMemorySegment(B8, src, p + qhOff + 4, LE);
-        ByteVector r1 = ByteVector.fromMemorySegment(B8, src, p + qhOff + 12, LE);
-        byte bias = (byte) (hasMin ? 0 : 16);
-        out[0] = toF(r0.and((byte) 0xF).or(high(qh, 0)).sub(bias));
-        out[1] = toF(r1.and((byte) 0xF).or(high(qh, 8)).sub(bias));
-        out[2] = toF(r0.lanewise(VectorOperators.LSHR, 4).or(high(qh, 16)).sub(bias));
-        out[3] = toF(r1.lanewise(VectorOperators.LSHR, 4).or(high(qh, 24)).sub(bias));
-        return out;
-    }
-
     private static FloatVector toF(ByteVector v) {
         return (FloatVector) v.convertShape(VectorOperators.B2F, F, 0);
     }
 
+    /** x as is, then Σx of every block (Q5_0: for the −16 offset, Q5_1: for the m term). */
     @Override
-    public float dot(MemorySegment src, long off, float[] x, int xOff, int n) {
-        int nb = Num.blocks(type, n);
-        FloatVector acc = FloatVector.zero(F), accM = acc;
-        FloatVector[] q = new FloatVector[4];
+    int preparedLength(int n) {
+        return n + n / QK;
+    }
+
+    @Override
+    void prepare(float[] x, int xOff, int n, float[] xp) {
+        System.arraycopy(x, xOff, xp, 0, n);
+        groupSums(x, xOff, n, QK, 1f, xp, n);
+    }
+
+    @Override
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        return hasMin ? dot51(src, off, xp, n) : dot50(src, off, xp, n);
+    }
+
+    // Fifth bits: bit k of the 32-bit qh word belongs to value k; lanes pick theirs with a variable shift.
+    private static float dot50(MemorySegment src, long off, float[] xp, int n) {
+        int nb = n / QK;
+        FloatVector acc = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            long p = off + (long) b * block;
-            int xi = xOff + b * QK;
-            quants(src, p, q);
-            FloatVector x0 = FloatVector.fromArray(F, x, xi), x1 = FloatVector.fromArray(F, x, xi + 8);
-            FloatVector x2 = FloatVector.fromArray(F, x, xi + 16), x3 = FloatVector.fromArray(F, x, xi + 24);
-            FloatVector sq = q[0].mul(x0);
-            sq = q[1].fma(x1, sq);
-            sq = q[2].fma(x2, sq);
-            sq = q[3].fma(x3, sq);
-            acc = sq.fma(FloatVector.broadcast(F, Num.f16(src, p)), acc);
-            if (hasMin) accM = x0.add(x1).add(x2.add(x3)).fma(FloatVector.broadcast(F, Num.f16(src, p + 2)), accM);
+            long p = off + (long) b * 22;
+            int xi = b * QK;
+            float d = Float.float16ToFloat(src.get(Num.LE_SHORT, p));
+            int qh = src.get(Num.LE_INT, p + 2);
+            IntVector r0 = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 6, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector r1 = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 14, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector h0 = IntVector.broadcast(I, qh).lanewise(VectorOperators.LSHR, SHIFT_0).and(1).lanewise(VectorOperators.LSHL, 4);
+            IntVector h1 = IntVector.broadcast(I, qh >>> 8).lanewise(VectorOperators.LSHR, SHIFT_0).and(1).lanewise(VectorOperators.LSHL, 4);
+            IntVector h2 = IntVector.broadcast(I, qh >>> 16).lanewise(VectorOperators.LSHR, SHIFT_0).and(1).lanewise(VectorOperators.LSHL, 4);
+            IntVector h3 = IntVector.broadcast(I, qh >>> 24).lanewise(VectorOperators.LSHR, SHIFT_0).and(1).lanewise(VectorOperators.LSHL, 4);
+            // −16·Σx enters as the starting value, spread over the 8 lanes.
+            FloatVector s = ((FloatVector) r0.and(0xF).or(h0).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi), FloatVector.broadcast(F, -2f * xp[n + b]));
+            s = ((FloatVector) r1.and(0xF).or(h1).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), s);
+            s = ((FloatVector) r0.lanewise(VectorOperators.LSHR, 4).or(h2).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), s);
+            s = ((FloatVector) r1.lanewise(VectorOperators.LSHR, 4).or(h3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return acc.add(accM).reduceLanes(VectorOperators.ADD);
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    private static float dot51(MemorySegment src, long off, float[] xp, int n) {
+        int nb = n / QK;
+        FloatVector acc = FloatVector.zero(F);
+        float mins = 0;
+        for (int b = 0; b < nb; b++) {
+            long p = off + (long) b * 24;
+            int xi = b * QK;
+            float d = Float.float16ToFloat(src.get(Num.LE_SHORT, p));
+            float m = Float.float16ToFloat(src.get(Num.LE_SHORT, p + 2));
+            int qh = src.get(Num.LE_INT, p + 4);
+            IntVector r0 = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 8, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector r1 = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 16, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector h0 = IntVector.broadcast(I, qh).lanewise(VectorOperators.LSHR, SHIFT_0).and(1).lanewise(VectorOperators.LSHL, 4);
+            IntVector h1 = IntVector.broadcast(I, qh >>> 8).lanewise(VectorOperators.LSHR, SHIFT_0).and(1).lanewise(VectorOperators.LSHL, 4);
+            IntVector h2 = IntVector.broadcast(I, qh >>> 16).lanewise(VectorOperators.LSHR, SHIFT_0).and(1).lanewise(VectorOperators.LSHL, 4);
+            IntVector h3 = IntVector.broadcast(I, qh >>> 24).lanewise(VectorOperators.LSHR, SHIFT_0).and(1).lanewise(VectorOperators.LSHL, 4);
+            FloatVector s = ((FloatVector) r0.and(0xF).or(h0).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi));
+            s = ((FloatVector) r1.and(0xF).or(h1).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), s);
+            s = ((FloatVector) r0.lanewise(VectorOperators.LSHR, 4).or(h2).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), s);
+            s = ((FloatVector) r1.lanewise(VectorOperators.LSHR, 4).or(h3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
+            acc = s.fma(FloatVector.broadcast(F, d), acc);
+            mins += m * xp[n + b];
+        }
+        return acc.reduceLanes(VectorOperators.ADD) + mins;
     }
 
     @Override
     public void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
         int nb = Num.blocks(type, n);
-        FloatVector[] q = new FloatVector[4];
+        ByteVector bias = ByteVector.broadcast(B8, (byte) (hasMin ? 0 : 16));
         for (int b = 0; b < nb; b++) {
             long p = off + (long) b * block;
             float d = Num.f16(src, p);
             float m = hasMin ? Num.f16(src, p + 2) : 0f;
-            quants(src, p, q);
-            for (int k = 0; k < 4; k++) {
-                FloatVector v = q[k].mul(d);
-                if (hasMin) v = v.add(m);
-                v.intoArray(dst, dstOff + b * QK + 8 * k);
+            int qh = src.get(Num.LE_INT, p + qhOff);
+            ByteVector r0 = ByteVector.fromMemorySegment(B8, src, p + qhOff + 4, LE);
+            ByteVector r1 = ByteVector.fromMemorySegment(B8, src, p + qhOff + 12, LE);
+            int o = dstOff + b * QK;
+            FloatVector v0 = toF(r0.and((byte) 0xF).or(high(qh, 0)).sub(bias)).mul(d);
+            FloatVector v1 = toF(r1.and((byte) 0xF).or(high(qh, 8)).sub(bias)).mul(d);
+            FloatVector v2 = toF(r0.lanewise(VectorOperators.LSHR, 4).or(high(qh, 16)).sub(bias)).mul(d);
+            FloatVector v3 = toF(r1.lanewise(VectorOperators.LSHR, 4).or(high(qh, 24)).sub(bias)).mul(d);
+            if (hasMin) {
+                v0 = v0.add(m);
+                v1 = v1.add(m);
+                v2 = v2.add(m);
+                v3 = v3.add(m);
             }
+            v0.intoArray(dst, o);
+            v1.intoArray(dst, o + 8);
+            v2.intoArray(dst, o + 16);
+            v3.intoArray(dst, o + 24);
         }
     }
 

@@ -2,6 +2,8 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -14,11 +16,15 @@ import java.nio.ByteOrder;
  * value l, l+32, l+64, l+96 (l &lt; 32) take ql[l] low, ql[l+32] low, ql[l] high, ql[l+32] high nibbles
  * and bit pairs 0-1, 2-3, 4-5, 6-7 of qh[l]; value = d·scale[sub-block of 16]·(q − 32).
  */
-final class Q6_KKernel implements TypeKernel {
+final class Q6_KKernel extends RowKernel {
     private static final int QK = KQuant.QK_K;
     private static final int BLOCK = 210;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    /** Lanes 4-7: in the hot loop's lane layout they hold the second sub-block of each 32 values. */
+    private static final VectorMask<Float> UPPER = VectorMask.fromValues(F, false, false, false, false, true, true, true, true);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     @Override public GgmlType type() { return GgmlType.Q6_K; }
@@ -58,40 +64,87 @@ final class Q6_KKernel implements TypeKernel {
         return (FloatVector) v.convertShape(VectorOperators.B2F, F, 0);
     }
 
+    /**
+     * Layout for {@link #dotPrepared}: as in {@link QKKernel}, 32 quant bytes are read as eight int
+     * lanes and byte j of each lane is masked in place, so x is permuted per 32 values (lane i of field
+     * j meets x[4i + j]) and scaled by 2^−8j. Then come −32·Σx of each 16-value sub-block (the quant offset).
+     */
     @Override
-    public float dot(MemorySegment src, long off, float[] x, int xOff, int n) {
-        int nb = Num.blocks(GgmlType.Q6_K, n);
-        FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
-        for (int b = 0; b < nb; b++) {
-            long p = off + (long) b * BLOCK;
-            float d = Num.f16(src, p + 208);
-            for (int h = 0; h < 2; h++) {
-                long ql = p + 64 * h, qh = p + 128 + 32 * h, sc = p + 192 + 8 * h;
-                int xb = xOff + b * QK + 128 * h;
-                for (int is = 0; is < 2; is++) {
-                    FloatVector s1 = FloatVector.zero(F), s2 = s1, s3 = s1, s4 = s1;
-                    for (int c = 2 * is; c < 2 * is + 2; c++) {
-                        int l = 8 * c;
-                        ByteVector a = ByteVector.fromMemorySegment(B8, src, ql + l, LE);
-                        ByteVector e = ByteVector.fromMemorySegment(B8, src, ql + l + 32, LE);
-                        ByteVector hb = ByteVector.fromMemorySegment(B8, src, qh + l, LE);
-                        ByteVector q1 = a.and((byte) 0xF).or(hb.and((byte) 3).lanewise(VectorOperators.LSHL, 4));
-                        ByteVector q2 = e.and((byte) 0xF).or(hb.and((byte) 0xC).lanewise(VectorOperators.LSHL, 2));
-                        ByteVector q3 = a.lanewise(VectorOperators.LSHR, 4).or(hb.and((byte) 0x30));
-                        ByteVector q4 = e.lanewise(VectorOperators.LSHR, 4).or(hb.and((byte) 0xC0).lanewise(VectorOperators.LSHR, 2));
-                        s1 = toF(q1.sub((byte) 32)).fma(FloatVector.fromArray(F, x, xb + l), s1);
-                        s2 = toF(q2.sub((byte) 32)).fma(FloatVector.fromArray(F, x, xb + l + 32), s2);
-                        s3 = toF(q3.sub((byte) 32)).fma(FloatVector.fromArray(F, x, xb + l + 64), s3);
-                        s4 = toF(q4.sub((byte) 32)).fma(FloatVector.fromArray(F, x, xb + l + 96), s4);
-                    }
-                    acc0 = s1.fma(FloatVector.broadcast(F, d * src.get(Num.BYTE, sc + is)), acc0);
-                    acc1 = s2.fma(FloatVector.broadcast(F, d * src.get(Num.BYTE, sc + is + 2)), acc1);
-                    acc0 = s3.fma(FloatVector.broadcast(F, d * src.get(Num.BYTE, sc + is + 4)), acc0);
-                    acc1 = s4.fma(FloatVector.broadcast(F, d * src.get(Num.BYTE, sc + is + 6)), acc1);
-                }
+    int preparedLength(int n) {
+        return n + n / 16;
+    }
+
+    @Override
+    void prepare(float[] x, int xOff, int n, float[] xp) {
+        for (int g = 0; g < n / 32; g++) {
+            int o = xOff + 32 * g, t = 32 * g;
+            for (int i = 0; i < 8; i++) {
+                xp[t + i] = x[o + 4 * i];
+                xp[t + 8 + i] = x[o + 4 * i + 1] * 0x1p-8f;
+                xp[t + 16 + i] = x[o + 4 * i + 2] * 0x1p-16f;
+                xp[t + 24 + i] = x[o + 4 * i + 3] * 0x1p-24f;
             }
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        groupSums(x, xOff, n, 16, -32f, xp, n);
+    }
+
+    /**
+     * Lanes 0-3 of each 32-value group belong to one 16-value sub-block and lanes 4-7 to the next, so
+     * every group's sum is accumulated twice, once per sub-block scale, and the final blend keeps lanes
+     * 0-3 of the first and 4-7 of the second.
+     */
+    @Override
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        int nb = n / QK;
+        float[] fs = new float[16];
+        FloatVector accA = FloatVector.zero(F), accB = accA, corr = accA;
+        for (int b = 0; b < nb; b++) {
+            long p = off + (long) b * BLOCK;
+            float d = Float.float16ToFloat(src.get(Num.LE_SHORT, p + 208));
+            ByteVector sc = ByteVector.fromMemorySegment(B16, src, p + 192, LE);
+            FloatVector s0 = ((FloatVector) sc.convertShape(VectorOperators.B2F, F, 0)).mul(d);
+            FloatVector s1 = ((FloatVector) sc.convertShape(VectorOperators.B2F, F, 1)).mul(d);
+            s0.intoArray(fs, 0);
+            s1.intoArray(fs, 8);
+            corr = s0.fma(FloatVector.fromArray(F, xp, n + 16 * b), corr);
+            corr = s1.fma(FloatVector.fromArray(F, xp, n + 16 * b + 8), corr);
+            for (int h = 0; h < 2; h++) {
+                IntVector a = IntVector.fromMemorySegment(I, src, p + 64 * h, LE);
+                IntVector e = IntVector.fromMemorySegment(I, src, p + 64 * h + 32, LE);
+                IntVector hb = IntVector.fromMemorySegment(I, src, p + 128 + 32 * h, LE);
+                int xi = b * QK + 128 * h;
+                int fi = 8 * h;
+                IntVector q = a.and(0x0F0F0F0F).or(hb.and(0x03030303).lanewise(VectorOperators.LSHL, 4));
+                FloatVector t = ((FloatVector) q.and(0xFF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi));
+                t = ((FloatVector) q.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), t);
+                t = ((FloatVector) q.and(0xFF0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), t);
+                t = ((FloatVector) q.and(0xFF000000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), t);
+                accA = t.fma(FloatVector.broadcast(F, fs[fi]), accA);
+                accB = t.fma(FloatVector.broadcast(F, fs[fi + 1]), accB);
+                q = e.and(0x0F0F0F0F).or(hb.and(0x0C0C0C0C).lanewise(VectorOperators.LSHL, 2));
+                t = ((FloatVector) q.and(0xFF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi + 32));
+                t = ((FloatVector) q.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 40), t);
+                t = ((FloatVector) q.and(0xFF0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 48), t);
+                t = ((FloatVector) q.and(0xFF000000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 56), t);
+                accA = t.fma(FloatVector.broadcast(F, fs[fi + 2]), accA);
+                accB = t.fma(FloatVector.broadcast(F, fs[fi + 3]), accB);
+                q = a.lanewise(VectorOperators.LSHR, 4).and(0x0F0F0F0F).or(hb.and(0x30303030));
+                t = ((FloatVector) q.and(0xFF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi + 64));
+                t = ((FloatVector) q.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 72), t);
+                t = ((FloatVector) q.and(0xFF0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 80), t);
+                t = ((FloatVector) q.and(0xFF000000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 88), t);
+                accA = t.fma(FloatVector.broadcast(F, fs[fi + 4]), accA);
+                accB = t.fma(FloatVector.broadcast(F, fs[fi + 5]), accB);
+                q = e.lanewise(VectorOperators.LSHR, 4).and(0x0F0F0F0F).or(hb.lanewise(VectorOperators.LSHR, 2).and(0x30303030));
+                t = ((FloatVector) q.and(0xFF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi + 96));
+                t = ((FloatVector) q.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 104), t);
+                t = ((FloatVector) q.and(0xFF0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 112), t);
+                t = ((FloatVector) q.and(0xFF000000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 120), t);
+                accA = t.fma(FloatVector.broadcast(F, fs[fi + 6]), accA);
+                accB = t.fma(FloatVector.broadcast(F, fs[fi + 7]), accB);
+            }
+        }
+        return accA.blend(accB, UPPER).add(corr).reduceLanes(VectorOperators.ADD);
     }
 
     @Override

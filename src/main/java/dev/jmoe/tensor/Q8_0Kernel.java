@@ -2,6 +2,7 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -9,11 +10,15 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 
 /** Q8_0: blocks of 32 values = half scale d + 32 signed bytes; value = q·d. */
-final class Q8_0Kernel implements TypeKernel {
+final class Q8_0Kernel extends RowKernel {
     static final int QK = 32;
     static final int BLOCK = 34;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    /** Each quant is decoded in the top byte of an int lane, i.e. scaled by 2^24; the block scale undoes it. */
+    private static final float UNSHIFT = 0x1p-24f;
+    private static final int TOP = 0xFF000000;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     @Override public GgmlType type() { return GgmlType.Q8_0; }
@@ -76,6 +81,59 @@ final class Q8_0Kernel implements TypeKernel {
             acc0 = s0.fma(FloatVector.broadcast(F, Num.f16(src, p)), acc0);
         }
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * The hot loop reads the 32 quants of a block as eight int lanes of four bytes and isolates byte j
+     * of every lane by shifting it to the top (exact: q·2^24 converts to float without rounding), so the
+     * activations are stored per block as x[4i + j] at position 8j + i.
+     */
+    @Override
+    void prepare(float[] x, int xOff, int n, float[] xp) {
+        for (int b = 0; b < n / QK; b++) {
+            int o = xOff + b * QK, t = b * QK;
+            for (int i = 0; i < 8; i++) {
+                for (int j = 0; j < 4; j++) xp[t + 8 * j + i] = x[o + 4 * i + j];
+            }
+        }
+    }
+
+    @Override
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        int nb = n / QK;
+        FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
+        // Two blocks per step on separate accumulators, so consecutive blocks' FMA chains overlap.
+        for (int b = 0; b + 1 < nb; b += 2) {
+            long p = off + (long) b * BLOCK;
+            int xi = b * QK;
+            // Scalar reads first: C2 stops inlining once a method's IR grows large, and a non-inlined
+            // segment read in this loop costs more than the vector work around it.
+            float d0 = Float.float16ToFloat(src.get(Num.LE_SHORT, p)) * UNSHIFT;
+            float d1 = Float.float16ToFloat(src.get(Num.LE_SHORT, p + BLOCK)) * UNSHIFT;
+            IntVector w = IntVector.fromMemorySegment(I, src, p + 2, LE);
+            IntVector v = IntVector.fromMemorySegment(I, src, p + BLOCK + 2, LE);
+            FloatVector s = ((FloatVector) w.lanewise(VectorOperators.LSHL, 24).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi));
+            FloatVector t = ((FloatVector) v.lanewise(VectorOperators.LSHL, 24).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi + 32));
+            s = ((FloatVector) w.lanewise(VectorOperators.LSHL, 16).and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), s);
+            t = ((FloatVector) v.lanewise(VectorOperators.LSHL, 16).and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 40), t);
+            s = ((FloatVector) w.lanewise(VectorOperators.LSHL, 8).and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), s);
+            t = ((FloatVector) v.lanewise(VectorOperators.LSHL, 8).and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 48), t);
+            s = ((FloatVector) w.and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
+            t = ((FloatVector) v.and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 56), t);
+            acc0 = s.fma(FloatVector.broadcast(F, d0), acc0);
+            acc1 = t.fma(FloatVector.broadcast(F, d1), acc1);
+        }
+        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return (nb & 1) == 0 ? sum : sum + lastBlock(src, off + (long) (nb - 1) * BLOCK, xp, (nb - 1) * QK);
+    }
+
+    /** The odd block at the end of a row, kept out of the hot loop's compiled body. */
+    private static float lastBlock(MemorySegment src, long p, float[] xp, int xi) {
+        float s = 0;
+        for (int i = 0; i < 8; i++) {
+            for (int j = 0; j < 4; j++) s += src.get(Num.BYTE, p + 2 + 4 * i + j) * xp[xi + 8 * j + i];
+        }
+        return s * Num.f16(src, p);
     }
 
     @Override

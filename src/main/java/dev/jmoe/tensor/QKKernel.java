@@ -2,7 +2,9 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -14,10 +16,21 @@ import java.nio.ByteOrder;
  * nibbles. Each 64-value chunk k takes 32 nibble bytes: low nibbles are sub-block 2k, high nibbles
  * sub-block 2k+1. Q5_K's fifth bit of value l in sub-block s is bit s of qh[l]. value = d·sc·q − dmin·m.
  */
-final class QKKernel implements TypeKernel {
+final class QKKernel extends RowKernel {
     private static final int QK = KQuant.QK_K;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B16 = ByteVector.SPECIES_128;
+    // Byte gathers from the 12-byte scale table (see KQuant.scaleMins): scale low bits, their top
+    // bits, min low bits, their top bits; lanes 8+ are unused.
+    private static final VectorShuffle<Byte> SC_LO = VectorShuffle.fromValues(B16, 0, 1, 2, 3, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0);
+    private static final VectorShuffle<Byte> SC_HI = VectorShuffle.fromValues(B16, 0, 1, 2, 3, 0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0);
+    private static final VectorShuffle<Byte> MN_LO = VectorShuffle.fromValues(B16, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0);
+    private static final VectorShuffle<Byte> MN_HI = VectorShuffle.fromValues(B16, 4, 5, 6, 7, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0);
+    private static final IntVector LOW_MASK = IntVector.fromArray(I, new int[] {63, 63, 63, 63, 15, 15, 15, 15}, 0);
+    private static final IntVector HIGH_MASK = IntVector.fromArray(I, new int[] {0, 0, 0, 0, 48, 48, 48, 48}, 0);
+    private static final IntVector MN_SHIFT = IntVector.fromArray(I, new int[] {0, 0, 0, 0, 4, 4, 4, 4}, 0);
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     private final GgmlType type;
@@ -81,75 +94,143 @@ final class QKKernel implements TypeKernel {
                 : ((u2 >>> (8 * (j - 4) + 4)) & 0xF) | (((u1 >>> (8 * (j - 4) + 6)) & 3) << 4);
     }
 
-    /** Fifth bit {@code bit} of each byte moved to value 16. */
-    private static ByteVector fifth(ByteVector h, int bit) {
-        ByteVector moved = bit <= 4 ? h.lanewise(VectorOperators.LSHL, 4 - bit) : h.lanewise(VectorOperators.LSHR, bit - 4);
-        return moved.and((byte) 0x10);
-    }
-
-    private static FloatVector toF(ByteVector v) {
-        return (FloatVector) v.convertShape(VectorOperators.B2F, F, 0);
+    /**
+     * Layout for {@link #dotPrepared}: the hot loop reads 32 quant bytes as eight int lanes and masks
+     * out byte j of every lane in place (no shift), so each value arrives multiplied by 2^(8j); the
+     * prepared activations compensate with x·2^−8j (exact) and are stored so that lane i of field j
+     * meets x[4i + j]. After the n permuted floats come the sums of each 32-value sub-block (for the mins).
+     */
+    @Override
+    int preparedLength(int n) {
+        return n + n / 32;
     }
 
     @Override
-    public float dot(MemorySegment src, long off, float[] x, int xOff, int n) {
-        int nb = Num.blocks(type, n);
-        FloatVector acc = FloatVector.zero(F), accM = acc;
-        for (int b = 0; b < nb; b++) {
-            long p = off + (long) b * block;
-            float d = Num.f16(src, p);
-            float dmin = Num.f16(src, p + 2);
-            int u0 = src.get(Num.LE_INT, p + 4), u1 = src.get(Num.LE_INT, p + 8), u2 = src.get(Num.LE_INT, p + 12);
-            int xb = xOff + b * QK;
-            for (int k = 0; k < 4; k++) {
-                FloatVector sqLo = FloatVector.zero(F), sqHi = sqLo, sxLo = sqLo, sxHi = sqLo;
-                for (int c = 0; c < 4; c++) {
-                    ByteVector raw = ByteVector.fromMemorySegment(B8, src, p + qsOff + 32 * k + 8 * c, LE);
-                    ByteVector lo = raw.and((byte) 0xF), hi = raw.lanewise(VectorOperators.LSHR, 4);
-                    if (five) {
-                        ByteVector h = ByteVector.fromMemorySegment(B8, src, p + 16 + 8 * c, LE);
-                        lo = lo.or(fifth(h, 2 * k));
-                        hi = hi.or(fifth(h, 2 * k + 1));
-                    }
-                    FloatVector xLo = FloatVector.fromArray(F, x, xb + 64 * k + 8 * c);
-                    FloatVector xHi = FloatVector.fromArray(F, x, xb + 64 * k + 32 + 8 * c);
-                    sqLo = toF(lo).fma(xLo, sqLo);
-                    sqHi = toF(hi).fma(xHi, sqHi);
-                    sxLo = sxLo.add(xLo);
-                    sxHi = sxHi.add(xHi);
-                }
-                acc = sqLo.fma(FloatVector.broadcast(F, d * sc(2 * k, u0, u2)), acc);
-                acc = sqHi.fma(FloatVector.broadcast(F, d * sc(2 * k + 1, u0, u2)), acc);
-                accM = sxLo.fma(FloatVector.broadcast(F, dmin * mn(2 * k, u1, u2)), accM);
-                accM = sxHi.fma(FloatVector.broadcast(F, dmin * mn(2 * k + 1, u1, u2)), accM);
+    void prepare(float[] x, int xOff, int n, float[] xp) {
+        for (int g = 0; g < n / 32; g++) {
+            int o = xOff + 32 * g, t = 32 * g;
+            for (int i = 0; i < 8; i++) {
+                xp[t + i] = x[o + 4 * i];
+                xp[t + 8 + i] = x[o + 4 * i + 1] * 0x1p-8f;
+                xp[t + 16 + i] = x[o + 4 * i + 2] * 0x1p-16f;
+                xp[t + 24 + i] = x[o + 4 * i + 3] * 0x1p-24f;
             }
         }
-        return acc.sub(accM).reduceLanes(VectorOperators.ADD);
+        groupSums(x, xOff, n, 32, 1f, xp, n);
+    }
+
+    @Override
+    float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
+        return five ? dotQ5K(src, off, xp, n) : dotQ4K(src, off, xp, n);
+    }
+
+    /** The eight 6-bit scales (sc = true) or mins (sc = false) of the super-block at p, as int lanes. */
+    private static IntVector scaleLanes(ByteVector table, boolean sc) {
+        IntVector lo = (IntVector) table.rearrange(sc ? SC_LO : MN_LO).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+        IntVector hi = (IntVector) table.rearrange(sc ? SC_HI : MN_HI).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+        if (!sc) lo = lo.lanewise(VectorOperators.LSHR, MN_SHIFT);
+        return lo.and(LOW_MASK).or(hi.lanewise(VectorOperators.LSHR, 2).and(HIGH_MASK));
+    }
+
+    /** d·scale and dmin·min of the eight sub-blocks of the super-block at p, into ds[0..8) and dm[0..8). */
+    private static FloatVector scales(MemorySegment src, long p, float[] ds) {
+        float d = Num.f16(src, p), dmin = Num.f16(src, p + 2);
+        ByteVector table = ByteVector.fromMemorySegment(B16, src, p + 4, LE);
+        ((FloatVector) scaleLanes(table, true).convert(VectorOperators.I2F, 0)).mul(d).intoArray(ds, 0);
+        return ((FloatVector) scaleLanes(table, false).convert(VectorOperators.I2F, 0)).mul(dmin);
+    }
+
+    private static float dotQ4K(MemorySegment src, long off, float[] xp, int n) {
+        int nb = n / QK;
+        float[] ds = new float[8];
+        FloatVector acc = FloatVector.zero(F), mins = acc;
+        for (int b = 0; b < nb; b++) {
+            long p = off + (long) b * 144;
+            mins = scales(src, p, ds).fma(FloatVector.fromArray(F, xp, n + 8 * b), mins);
+            for (int k = 0; k < 4; k++) {
+                int xi = b * QK + 64 * k;
+                IntVector w = IntVector.fromMemorySegment(I, src, p + 16 + 32 * k, LE);
+                IntVector h = w.lanewise(VectorOperators.LSHR, 4);
+                FloatVector lo = ((FloatVector) w.and(0xF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi));
+                FloatVector hi = ((FloatVector) h.and(0xF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi + 32));
+                lo = ((FloatVector) w.and(0xF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), lo);
+                hi = ((FloatVector) h.and(0xF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 40), hi);
+                lo = ((FloatVector) w.and(0xF0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), lo);
+                hi = ((FloatVector) h.and(0xF0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 48), hi);
+                lo = ((FloatVector) w.and(0xF000000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), lo);
+                hi = ((FloatVector) h.and(0xF000000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 56), hi);
+                acc = lo.fma(FloatVector.broadcast(F, ds[2 * k]), acc);
+                acc = hi.fma(FloatVector.broadcast(F, ds[2 * k + 1]), acc);
+            }
+        }
+        return acc.sub(mins).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static float dotQ5K(MemorySegment src, long off, float[] xp, int n) {
+        int nb = n / QK;
+        float[] ds = new float[8];
+        FloatVector acc = FloatVector.zero(F), mins = acc;
+        for (int b = 0; b < nb; b++) {
+            long p = off + (long) b * 176;
+            mins = scales(src, p, ds).fma(FloatVector.fromArray(F, xp, n + 8 * b), mins);
+            IntVector qh = IntVector.fromMemorySegment(I, src, p + 16, LE);
+            for (int k = 0; k < 4; k++) {
+                int xi = b * QK + 64 * k;
+                IntVector w = IntVector.fromMemorySegment(I, src, p + 48 + 32 * k, LE);
+                IntVector hb = qh.lanewise(VectorOperators.LSHR, 2 * k);
+                // Each byte becomes the full 5-bit quant: nibble plus the fifth bit moved to value 16.
+                IntVector l5 = w.and(0x0F0F0F0F).or(hb.lanewise(VectorOperators.LSHL, 4).and(0x10101010));
+                IntVector h5 = w.lanewise(VectorOperators.LSHR, 4).and(0x0F0F0F0F).or(hb.lanewise(VectorOperators.LSHL, 3).and(0x10101010));
+                FloatVector lo = ((FloatVector) l5.and(0xFF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi));
+                FloatVector hi = ((FloatVector) h5.and(0xFF).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi + 32));
+                lo = ((FloatVector) l5.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), lo);
+                hi = ((FloatVector) h5.and(0xFF00).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 40), hi);
+                lo = ((FloatVector) l5.and(0xFF0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), lo);
+                hi = ((FloatVector) h5.and(0xFF0000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 48), hi);
+                lo = ((FloatVector) l5.and(0xFF000000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), lo);
+                hi = ((FloatVector) h5.and(0xFF000000).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 56), hi);
+                acc = lo.fma(FloatVector.broadcast(F, ds[2 * k]), acc);
+                acc = hi.fma(FloatVector.broadcast(F, ds[2 * k + 1]), acc);
+            }
+        }
+        return acc.sub(mins).reduceLanes(VectorOperators.ADD);
     }
 
     @Override
     public void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
         int nb = Num.blocks(type, n);
+        float[] ds = new float[8], dm = new float[8];
         for (int b = 0; b < nb; b++) {
             long p = off + (long) b * block;
-            float d = Num.f16(src, p);
-            float dmin = Num.f16(src, p + 2);
-            int u0 = src.get(Num.LE_INT, p + 4), u1 = src.get(Num.LE_INT, p + 8), u2 = src.get(Num.LE_INT, p + 12);
-            int o = dstOff + b * QK;
-            for (int k = 0; k < 4; k++) {
-                float d1 = d * sc(2 * k, u0, u2), m1 = dmin * mn(2 * k, u1, u2);
-                float d2 = d * sc(2 * k + 1, u0, u2), m2 = dmin * mn(2 * k + 1, u1, u2);
-                for (int c = 0; c < 4; c++) {
-                    ByteVector raw = ByteVector.fromMemorySegment(B8, src, p + qsOff + 32 * k + 8 * c, LE);
-                    ByteVector lo = raw.and((byte) 0xF), hi = raw.lanewise(VectorOperators.LSHR, 4);
-                    if (five) {
-                        ByteVector h = ByteVector.fromMemorySegment(B8, src, p + 16 + 8 * c, LE);
-                        lo = lo.or(fifth(h, 2 * k));
-                        hi = hi.or(fifth(h, 2 * k + 1));
-                    }
-                    toF(lo).mul(d1).sub(m1).intoArray(dst, o + 64 * k + 8 * c);
-                    toF(hi).mul(d2).sub(m2).intoArray(dst, o + 64 * k + 32 + 8 * c);
-                }
+            scales(src, p, ds).intoArray(dm, 0);
+            if (five) decode5(src, p, ds, dm, dst, dstOff + b * QK);
+            else decode4(src, p, ds, dm, dst, dstOff + b * QK);
+        }
+    }
+
+    private static void decode4(MemorySegment src, long p, float[] ds, float[] dm, float[] dst, int o) {
+        for (int k = 0; k < 4; k++) {
+            FloatVector d1 = FloatVector.broadcast(F, ds[2 * k]), m1 = FloatVector.broadcast(F, dm[2 * k]);
+            FloatVector d2 = FloatVector.broadcast(F, ds[2 * k + 1]), m2 = FloatVector.broadcast(F, dm[2 * k + 1]);
+            for (int c = 0; c < 4; c++) {
+                ByteVector raw = ByteVector.fromMemorySegment(B8, src, p + 16 + 32 * k + 8 * c, LE);
+                ((FloatVector) raw.and((byte) 0xF).convertShape(VectorOperators.B2F, F, 0)).mul(d1).sub(m1).intoArray(dst, o + 64 * k + 8 * c);
+                ((FloatVector) raw.lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(d2).sub(m2).intoArray(dst, o + 64 * k + 32 + 8 * c);
+            }
+        }
+    }
+
+    private static void decode5(MemorySegment src, long p, float[] ds, float[] dm, float[] dst, int o) {
+        for (int k = 0; k < 4; k++) {
+            FloatVector d1 = FloatVector.broadcast(F, ds[2 * k]), m1 = FloatVector.broadcast(F, dm[2 * k]);
+            FloatVector d2 = FloatVector.broadcast(F, ds[2 * k + 1]), m2 = FloatVector.broadcast(F, dm[2 * k + 1]);
+            for (int c = 0; c < 4; c++) {
+                ByteVector raw = ByteVector.fromMemorySegment(B8, src, p + 48 + 32 * k + 8 * c, LE);
+                ByteVector h = ByteVector.fromMemorySegment(B8, src, p + 16 + 8 * c, LE).lanewise(VectorOperators.LSHR, 2 * k);
+                ByteVector lo = raw.and((byte) 0xF).or(h.and((byte) 1).lanewise(VectorOperators.LSHL, 4));
+                ByteVector hi = raw.lanewise(VectorOperators.LSHR, 4).or(h.and((byte) 2).lanewise(VectorOperators.LSHL, 3));
+                ((FloatVector) lo.convertShape(VectorOperators.B2F, F, 0)).mul(d1).sub(m1).intoArray(dst, o + 64 * k + 8 * c);
+                ((FloatVector) hi.convertShape(VectorOperators.B2F, F, 0)).mul(d2).sub(m2).intoArray(dst, o + 64 * k + 32 + 8 * c);
             }
         }
     }

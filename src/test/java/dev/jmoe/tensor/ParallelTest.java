@@ -55,14 +55,14 @@ class ParallelTest {
         try (Parallel pool = new Parallel(2)) {
             Set<Thread> seen = ConcurrentHashMap.newKeySet();
             long[] out = new long[256];
-            for (int it = 0; it < 20_000; it++) {
+            for (int it = 0; it < 5_000; it++) {
                 final int k = it;
                 pool.forRange(out.length, 8, (s, e) -> {
                     seen.add(Thread.currentThread());
                     for (int i = s; i < e; i++) out[i] += k + i;
                 });
             }
-            long iters = 20_000;
+            long iters = 5_000;
             for (int i = 0; i < out.length; i++) {
                 assertEquals(iters * (iters - 1) / 2 + iters * i, out[i], "index " + i);
             }

@@ -1,0 +1,109 @@
+package dev.jmoe.tensor.bench;
+
+import dev.jmoe.tensor.GgmlType;
+import dev.jmoe.tensor.Kernels;
+import dev.jmoe.tensor.Matrix;
+import dev.jmoe.tensor.Parallel;
+import org.openjdk.jmh.annotations.*;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.options.CommandLineOptions;
+import org.openjdk.jmh.runner.options.Options;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Collection;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Decode-step matrix × vector throughput per weight format, in weight bytes per second.
+ * {@code ws=stream} rotates through enough copies of the matrix to defeat the caches (what decoding a
+ * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling).
+ *
+ * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.MatVecBench [JMH options]</pre>
+ * prints a GB/s table after the JMH run.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx2g"})
+public class MatVecBench {
+    @Param({"Q8_0", "Q4_0", "Q4_K", "Q6_K", "F16"})
+    public String type;
+
+    @Param({"3584x1024", "1024x3584"})
+    public String shape;
+
+    @Param({"1", "2"})
+    public int threads;
+
+    @Param({"stream"})
+    public String ws;
+
+    private Parallel pool;
+    private Matrix[] mats;
+    private float[] x, out;
+    private int next;
+    private Arena arena;
+
+    static final long STREAM_BYTES = 256L << 20;
+
+    @Setup
+    public void setup() {
+        GgmlType t = GgmlType.valueOf(type);
+        String[] s = shape.split("x");
+        int rows = Integer.parseInt(s[0]), cols = Integer.parseInt(s[1]);
+        Random rnd = new Random(1);
+        float[] src = new float[rows * cols];
+        for (int i = 0; i < src.length; i++) src[i] = (float) rnd.nextGaussian() * 0.05f;
+        arena = Arena.ofShared();
+        long bytes = rows * t.bytesFor(cols);
+        MemorySegment first = arena.allocate(bytes, 64);
+        for (int r = 0; r < rows; r++) Kernels.forType(t).quantizeRow(src, r * cols, cols, first, r * t.bytesFor(cols));
+        int copies = ws.equals("hot") ? 1 : (int) Math.max(2, STREAM_BYTES / bytes);
+        mats = new Matrix[copies];
+        for (int i = 0; i < copies; i++) {
+            MemorySegment seg = i == 0 ? first : arena.allocate(bytes, 64);
+            if (i > 0) seg.copyFrom(first);
+            mats[i] = new Matrix(t, seg, rows, cols);
+        }
+        x = new float[cols];
+        for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
+        out = new float[rows];
+        pool = new Parallel(threads);
+    }
+
+    @TearDown
+    public void tearDown() {
+        pool.close();
+        arena.close();
+    }
+
+    @Benchmark
+    public float matVec() {
+        Matrix m = mats[next];
+        next = next + 1 == mats.length ? 0 : next + 1;
+        Kernels.matVec(pool, m, x, 0, out, 0);
+        return out[0];
+    }
+
+    public static void main(String[] args) throws Exception {
+        Options opts = new OptionsBuilder().parent(new CommandLineOptions(args)).include(MatVecBench.class.getName()).build();
+        Collection<RunResult> results = new Runner(opts).run();
+        System.out.println();
+        System.out.printf("%-6s %-10s %-7s %-3s %10s %8s%n", "type", "shape", "ws", "thr", "us/op", "GB/s");
+        for (RunResult r : results) {
+            var p = r.getParams();
+            GgmlType t = GgmlType.valueOf(p.getParam("type"));
+            String[] s = p.getParam("shape").split("x");
+            long bytes = Long.parseLong(s[0]) * t.bytesFor(Long.parseLong(s[1]));
+            double us = r.getPrimaryResult().getScore();
+            System.out.printf("%-6s %-10s %-7s %-3s %10.1f %8.2f%n", t, p.getParam("shape"), p.getParam("ws"),
+                    p.getParam("threads"), us, bytes / (us * 1e3));
+        }
+    }
+}
