@@ -15,6 +15,7 @@ public final class InferenceState {
     private ExpertSource experts;
     private RoutingHook routingHook;
     private LayerHook layerHook;
+    private TokenHook tokenHook;
     private Model.Scratch scratch;
     private int position;
 
@@ -43,6 +44,8 @@ public final class InferenceState {
     public void setRoutingHook(RoutingHook hook) { this.routingHook = hook; }
     public LayerHook layerHook() { return layerHook; }
     public void setLayerHook(LayerHook hook) { this.layerHook = hook; }
+    public TokenHook tokenHook() { return tokenHook; }
+    public void setTokenHook(TokenHook hook) { this.tokenHook = hook; }
 
     /** Forgets everything after position {@code p} (the cache entries past it will be overwritten). */
     public void rewind(int p) {
@@ -51,6 +54,24 @@ public final class InferenceState {
     }
 
     void advance(int n) { position += n; }
+
+    /**
+     * Takes positions [position, to) from {@code other}'s KV cache instead of computing them, and moves to
+     * {@code to}: a shadow model that fell behind catches up with the model it shadows this way. The two
+     * models must have the same layer count and KV width.
+     */
+    public void adoptFrom(InferenceState other, int to) {
+        KvCache src = other.kv();
+        if (src.kvDim() != kv.kvDim() || other.model().hyperparams().nLayer() != model.hyperparams().nLayer()) {
+            throw new IllegalArgumentException("cannot take KV entries from a model of another shape (" + other.model().hyperparams().nLayer()
+                    + " layers x " + src.kvDim() + " vs " + model.hyperparams().nLayer() + " x " + kv.kvDim() + ")");
+        }
+        if (to < position || to > kv.capacity() || to > src.capacity()) {
+            throw new IllegalArgumentException("cannot adopt positions up to " + to + " from position " + position + " (context " + kv.capacity() + ")");
+        }
+        for (int p = position; p < to; p++) kv.copyPositionFrom(src, p);
+        position = to;
+    }
 
     Model.Scratch scratch(int n) {
         if (scratch == null || scratch.capacity < n) scratch = new Model.Scratch(model.hyperparams(), Math.max(n, 1));

@@ -98,6 +98,8 @@ public final class Model {
                 throw new IllegalArgumentException("token id " + tok + " at index " + (off + t) + " is outside the vocabulary [0, " + hp.nVocab() + ")");
             }
         }
+        TokenHook tokenHook = st.tokenHook();
+        if (tokenHook != null) tokenHook.onTokens(pos, tokens, off, n);
         Scratch s = st.scratch(n);
         int e = hp.nEmbd();
         float[] x = s.x;
