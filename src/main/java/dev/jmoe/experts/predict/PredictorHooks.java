@@ -1,0 +1,87 @@
+package dev.jmoe.experts.predict;
+
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.LayerHook;
+import dev.jmoe.model.Routing;
+import dev.jmoe.model.RoutingHook;
+import dev.jmoe.model.TokenHook;
+
+/**
+ * Connects a predictor to a main model's {@link InferenceState}: tokens, each layer's FFN input and the real
+ * routing go to the predictor, and — with a {@link PrefetchSink} — at every single-token layer step the
+ * predictions for the next {@code lookahead} layers go to the sink, so a load for layer l+h starts h layers early.
+ * Hooks already installed keep running (first); {@link #close} puts them back.
+ */
+public final class PredictorHooks implements TokenHook, LayerHook, RoutingHook, AutoCloseable {
+    private final InferenceState state;
+    private final ExpertPredictor predictor;
+    private final PrefetchSink sink;
+    private final int lookahead, width, nLayer, nExpert;
+    private final TokenHook prevToken;
+    private final LayerHook prevLayer;
+    private final RoutingHook prevRouting;
+    private final int[] out, chosen;
+
+    /**
+     * @param width experts asked of the predictor per predicted layer (normally the router's k)
+     */
+    public PredictorHooks(InferenceState state, ExpertPredictor predictor, int lookahead, int width, PrefetchSink sink) {
+        this.state = state;
+        this.predictor = predictor;
+        this.sink = sink;
+        this.nLayer = state.model().hyperparams().nLayer();
+        this.nExpert = state.model().hyperparams().nExpert();
+        this.lookahead = Lookahead.requireDepth(lookahead, nLayer);
+        if (width < 1 || width > nExpert) throw new IllegalArgumentException("prediction width must be between 1 and " + nExpert + ", got " + width);
+        this.width = width;
+        this.out = new int[width];
+        this.chosen = new int[Math.max(1, state.model().hyperparams().nExpertUsed())];
+        this.prevToken = state.tokenHook();
+        this.prevLayer = state.layerHook();
+        this.prevRouting = state.routingHook();
+        state.setTokenHook(this);
+        state.setLayerHook(this);
+        state.setRoutingHook(this);
+    }
+
+    public ExpertPredictor predictor() { return predictor; }
+    public int lookahead() { return lookahead; }
+
+    @Override
+    public void onTokens(int pos, int[] tokens, int off, int n) {
+        if (prevToken != null) prevToken.onTokens(pos, tokens, off, n);
+        predictor.onTokens(pos, tokens, off, n);
+    }
+
+    @Override
+    public void beforeFfn(int layer, int pos, int n, float[] residual, float[] normed) {
+        if (prevLayer != null) prevLayer.beforeFfn(layer, pos, n, residual, normed);
+        if (sink != null) sink.at(pos, layer, n);
+        if (n != 1) return; // a prompt batch routes to most experts: nothing to predict (as OD-MoE)
+        predictor.onLayer(layer, pos, residual, normed);
+        if (sink == null) return;
+        for (int d = 1; d <= lookahead; d++) {
+            int c = predictor.predict(pos, layer, d, out);
+            if (c > 0) sink.prefetch(Lookahead.targetPos(pos, layer, d, nLayer), Lookahead.targetLayer(layer, d, nLayer), out, c, d);
+        }
+    }
+
+    @Override
+    public void onRouting(int layer, int pos, int n, float[] probs, Routing routing) {
+        if (prevRouting != null) prevRouting.onRouting(layer, pos, n, probs, routing);
+        int k = routing.k();
+        for (int t = 0; t < n; t++) {
+            for (int j = 0; j < k; j++) chosen[j] = routing.expert(t, j);
+            predictor.observe(layer, pos + t, chosen, k, probs, t * nExpert);
+        }
+    }
+
+    /** Removes the hooks (restoring the ones that were there) and closes the predictor. */
+    @Override
+    public void close() {
+        state.setTokenHook(prevToken);
+        state.setLayerHook(prevLayer);
+        state.setRoutingHook(prevRouting);
+        predictor.close();
+    }
+}

@@ -1,0 +1,191 @@
+package dev.jmoe.experts.predict;
+
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.Model;
+import dev.jmoe.model.Requantizer;
+import dev.jmoe.tensor.Parallel;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.IntConsumer;
+
+/**
+ * OD-MoE's emulative predictor: a lower-precision copy of the model (the shadow) runs the same tokens ahead
+ * of the main model and its routers' choices are the prediction. The shadow has its own KV cache and a
+ * one-thread pool and, when {@linkplain Mode#THREAD threaded}, its own thread; it starts a token as soon as
+ * the main model does and, being cheaper, is layers ahead of it, then speculates the next token with its
+ * {@link NextTokenRule} (see {@link ShadowRunner} for alignment and catch-up).
+ *
+ * <p>{@link #predict} reads the shadow's published routing without waiting. A layer the shadow has not
+ * reached (or a guess built on a token the main model did not run) falls back to another predictor, so the
+ * main pass never waits for the shadow.
+ */
+public final class ShadowPredictor implements ExpertPredictor {
+    /** How the shadow is run. */
+    public enum Mode {
+        /** On its own thread, concurrently with the main pass (deployment). */
+        THREAD,
+        /** Inline when the main model announces a token, to completion: every prediction the shadow can make is
+         *  ready before the main pass needs it. Reproducible; used to measure prediction quality. */
+        INLINE
+    }
+
+    /** Counters of a shadow run. */
+    public record Stats(long served, long fallbacks, long positionsRun, long guesses, long guessHits, long redone, long adopted,
+                        long abandoned, long kvAlignedPositions, long cpuNanos) {
+        public Map<String, Object> toMap() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("predictions_from_shadow", served);
+            m.put("predictions_from_fallback", fallbacks);
+            m.put("shadow_positions_run", positionsRun);
+            m.put("speculated_tokens", guesses);
+            m.put("speculated_tokens_right", guessHits);
+            m.put("positions_redone_by_token_alignment", redone);
+            m.put("positions_copied_from_main", adopted);
+            m.put("passes_abandoned", abandoned);
+            m.put("kv_aligned_positions", kvAlignedPositions);
+            if (cpuNanos >= 0) m.put("shadow_thread_cpu_ms", Math.round(cpuNanos / 1e4) / 100.0);
+            return m;
+        }
+    }
+
+    private final String name;
+    private final ShadowRunner runner;
+    private final RoutingBoard board;
+    private final Alignment align;
+    private final ExpertPredictor fallback;
+    private final Parallel pool;
+    private final Mode mode;
+    private final int nLayer;
+    private final Thread thread;
+    private final AtomicLong served = new AtomicLong(), fallbacks = new AtomicLong();
+    private volatile Throwable failure;
+    private volatile long cpuAtExit = -1;
+    private volatile boolean closed;
+
+    /**
+     * @param main        the main model's state the shadow follows (tokens and KV entries are read from it)
+     * @param shadowModel a copy of the main model at another precision ({@link Requantizer#copyAs}) or another file of it
+     * @param fallback    answers for layers the shadow has not published (never null; {@link NoPredictor} for none)
+     */
+    public ShadowPredictor(String name, InferenceState main, Model shadowModel, Alignment align, NextTokenRule rule, ExpertPredictor fallback,
+                           Mode mode) {
+        if (fallback == null) throw new IllegalArgumentException("a shadow needs a fallback predictor (NoPredictor for none)");
+        Requantizer.requireSameShape(main.model(), shadowModel, name);
+        this.name = name;
+        this.align = align;
+        this.fallback = fallback;
+        this.mode = mode;
+        this.nLayer = main.model().hyperparams().nLayer();
+        this.board = new RoutingBoard(nLayer, 4);
+        this.pool = new Parallel(1);
+        InferenceState shadow = shadowModel.newState(main.kv().capacity(), pool);
+        this.runner = new ShadowRunner(main, shadow, board, align, rule, 1, mode == Mode.THREAD);
+        this.thread = mode == Mode.THREAD ? Thread.ofPlatform().daemon().name("jmoe-shadow").start(this::loop) : null;
+    }
+
+    @Override public String name() { return name; }
+
+    /** The predictor asked when the shadow has nothing for a layer. */
+    public ExpertPredictor fallback() { return fallback; }
+
+    /** The shadow's own state (its KV cache is what alignment overwrites). */
+    public InferenceState shadowState() { return runner.shadowState(); }
+
+    /** The shadow's failure if it stopped with an error (predictions then all come from the fallback), else null. */
+    public Throwable failure() { return failure; }
+
+    /** Called on the shadow's thread at each layer it reaches; tests use it to slow or stall the shadow. */
+    void setLayerListener(IntConsumer listener) { runner.setLayerListener(listener); }
+
+    @Override
+    public void onTokens(int pos, int[] tokens, int off, int n) {
+        fallback.onTokens(pos, tokens, off, n);
+        runner.announce(pos, tokens, off, n);
+        if (mode == Mode.INLINE) {
+            while (runner.workOnce()) { /* run until the shadow has done all it can */ }
+        } else {
+            LockSupport.unpark(thread);
+        }
+    }
+
+    @Override
+    public void onLayer(int layer, int pos, float[] residual, float[] normed) {
+        fallback.onLayer(layer, pos, residual, normed);
+    }
+
+    @Override
+    public void observe(int layer, int pos, int[] experts, int k, float[] probs, int probsOff) {
+        fallback.observe(layer, pos, experts, k, probs, probsOff);
+    }
+
+    @Override
+    public int predict(int pos, int layer, int distance, int[] out) {
+        int tp = Lookahead.targetPos(pos, layer, distance, nLayer), tl = Lookahead.targetLayer(layer, distance, nLayer);
+        RoutingBoard.Entry e = board.get(tp, tl);
+        if (e != null && consistent(e, tp)) {
+            int n = Math.min(out.length, e.ranking().length);
+            System.arraycopy(e.ranking(), 0, out, 0, n);
+            served.incrementAndGet();
+            return n;
+        }
+        fallbacks.incrementAndGet();
+        return fallback.predict(pos, layer, distance, out);
+    }
+
+    /** An entry is stale if a token it was built on is known to differ from the main model's at an aligned position. */
+    private boolean consistent(RoutingBoard.Entry e, int tp) {
+        int t = runner.mainToken(tp);
+        if (t >= 0 && align.alignsToken(tp) && e.token() != t) return false;
+        int prev = runner.mainToken(tp - 1);
+        return !(prev >= 0 && align.alignsToken(tp - 1) && e.prevToken() != prev);
+    }
+
+    public Stats stats() {
+        long cpu = -1;
+        if (thread != null) {
+            ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+            if (mx.isThreadCpuTimeSupported()) cpu = thread.isAlive() ? mx.getThreadCpuTime(thread.threadId()) : cpuAtExit;
+        }
+        return new Stats(served.get(), fallbacks.get(), runner.positionsRun.get(), runner.guesses.get(), runner.guessHits.get(),
+                runner.redone.get(), runner.adopted.get(), runner.abandoned.get(), runner.kvAligned.get(), cpu);
+    }
+
+    private void loop() {
+        try {
+            while (!closed) {
+                try {
+                    if (!runner.workOnce()) LockSupport.park(this);
+                } catch (ShadowRunner.Superseded s) {
+                    runner.afterAbandon();
+                }
+            }
+        } catch (Throwable t) {
+            // The shadow only ever improves prefetching: on failure, leave the main model to the fallback.
+            failure = t;
+        } finally {
+            ThreadMXBean mx = ManagementFactory.getThreadMXBean();
+            if (mx.isCurrentThreadCpuTimeSupported()) cpuAtExit = mx.getCurrentThreadCpuTime();
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        runner.close();
+        if (thread != null) {
+            LockSupport.unpark(thread);
+            try {
+                thread.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        pool.close();
+        fallback.close();
+    }
+}
