@@ -1,0 +1,183 @@
+package dev.jmoe.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jmoe.experts.predict.ExpertPredictor;
+import dev.jmoe.experts.predict.NextTokenRule;
+import dev.jmoe.experts.predict.PredictionEvaluator;
+import dev.jmoe.experts.predict.PredictionMetrics;
+import dev.jmoe.experts.predict.ShadowPredictor;
+import dev.jmoe.generate.Sampler;
+import dev.jmoe.model.InferenceState;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code jmoe predict-eval}: how well each expert predictor foresees the routing 1…H layers ahead, per
+ * lookahead distance and target layer, all measured on the same run of the model (teacher-forced over a
+ * text, or during greedy generation).
+ */
+@Command(name = "predict-eval", description = "Measure expert predictors: recall, precision and exact set match per lookahead and layer.")
+final class PredictEvalCommand implements Callable<Integer> {
+    @Spec picocli.CommandLine.Model.CommandSpec spec;
+    @Mixin ModelOptions modelOptions;
+    @Mixin PredictOptions predict;
+
+    @Option(names = "--mode", defaultValue = "teacher", description = "teacher (score a text token by token) or greedy (generate) (default: ${DEFAULT-VALUE})")
+    String mode;
+    @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "teacher: the text; greedy: prompts are cut from it")
+    Path textFile;
+    @Option(names = "--max-tokens", defaultValue = "1024", description = "teacher: tokens of the text to run (default: ${DEFAULT-VALUE})")
+    int maxTokens;
+    @Option(names = {"-p", "--prompt"}, description = "greedy: the prompt") String prompt;
+    @Option(names = {"-n", "--n-predict"}, defaultValue = "64", description = "greedy: tokens to generate per prompt (default: ${DEFAULT-VALUE})")
+    int nPredict;
+    @Option(names = "--prompts", defaultValue = "8", description = "greedy with -f: prompts cut from the text, evenly spaced (default: ${DEFAULT-VALUE})")
+    int prompts;
+    @Option(names = "--prompt-tokens", defaultValue = "32", description = "greedy with -f: tokens per prompt (default: ${DEFAULT-VALUE})")
+    int promptTokens;
+    @Option(names = "--width", paramLabel = "N", description = "experts predicted per layer (default: the model's experts per token)")
+    Integer width;
+    @Option(names = "--shadow-guess", defaultValue = "sampler",
+            description = "how a shadow picks the next token before the main model samples it: sampler (the main run's own rule: the text's "
+                    + "next token when teacher-forcing, greedy when generating) or argmax (default: ${DEFAULT-VALUE})")
+    String shadowGuess;
+    @Option(names = "--json", paramLabel = "FILE", description = "write every figure as JSON") Path json;
+
+    @Override
+    public Integer call() throws Exception {
+        String m = mode.toLowerCase(Locale.ROOT);
+        if (!m.equals("teacher") && !m.equals("greedy")) throw new IllegalArgumentException("--mode must be teacher or greedy, got '" + mode + "'");
+        String guess = shadowGuess.toLowerCase(Locale.ROOT);
+        if (!guess.equals("sampler") && !guess.equals("argmax")) throw new IllegalArgumentException("--shadow-guess must be sampler or argmax, got '" + shadowGuess + "'");
+        if (m.equals("teacher") && textFile == null) throw new IllegalArgumentException("--mode teacher needs a text: -f TEXT");
+        if (m.equals("greedy") && (prompt == null) == (textFile == null)) throw new IllegalArgumentException("--mode greedy needs either -p PROMPT or -f TEXT");
+        if (maxTokens < 2) throw new IllegalArgumentException("--max-tokens must be at least 2, got " + maxTokens);
+        if (nPredict < 1 || prompts < 1 || promptTokens < 1) throw new IllegalArgumentException("-n, --prompts and --prompt-tokens must be at least 1");
+        String text = null;
+        if (textFile != null) {
+            if (!Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
+            text = Files.readString(textFile, StandardCharsets.UTF_8);
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        try (LoadedModel lm = LoadedModel.open(modelOptions); PredictOptions.Shadows shadows = new PredictOptions.Shadows(lm.model, lm.pool)) {
+            if (!lm.model.hyperparams().hasExperts()) throw new IllegalArgumentException(lm.path + " has no routed experts to predict");
+            int nLayer = lm.model.hyperparams().nLayer();
+            int depth = predict.lookahead(Math.min(4, nLayer));
+            int w = width != null ? width : lm.model.hyperparams().nExpertUsed();
+            // teacher forcing: the text, cut into context-sized chunks; greedy: the prompts
+            List<int[]> sequences = new ArrayList<>();
+            if (m.equals("teacher")) {
+                int[] all = lm.tokenizer.encode(text, true, false);
+                int[] toks = Arrays.copyOf(all, Math.min(all.length, maxTokens));
+                if (toks.length < 2) throw new IllegalArgumentException(textFile + " has fewer than 2 tokens");
+                for (int s = 0; s < toks.length; s += lm.ctxSize) sequences.add(Arrays.copyOfRange(toks, s, Math.min(toks.length, s + lm.ctxSize)));
+            } else if (prompt != null) {
+                sequences.add(lm.tokenizer.encode(prompt, true, true));
+            } else {
+                int[] all = lm.tokenizer.encode(text, false, false);
+                int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;
+                for (int i = 0; i < prompts; i++) {
+                    int at = (int) ((long) Math.max(0, all.length - promptTokens) * i / Math.max(1, prompts));
+                    int[] p = Arrays.copyOfRange(all, at, Math.min(all.length, at + promptTokens));
+                    if (bos >= 0) {
+                        int[] b = new int[p.length + 1];
+                        b[0] = bos;
+                        System.arraycopy(p, 0, b, 1, p.length);
+                        p = b;
+                    }
+                    sequences.add(p);
+                }
+                for (int[] p : sequences) {
+                    if (p.length + nPredict > lm.ctxSize) throw new IllegalArgumentException("prompt + -n exceed --ctx-size " + lm.ctxSize);
+                }
+            }
+            InferenceState st = lm.newState();
+            int[][] current = new int[1][];
+            NextTokenRule rule = guess.equals("argmax") || m.equals("greedy") ? NextTokenRule.ARGMAX
+                    : (pos, logits) -> pos < current[0].length ? current[0][pos] : NextTokenRule.ARGMAX.next(pos, logits);
+            List<ExpertPredictor> predictors = predict.forEvaluation(st, shadows, rule);
+            long t0 = System.nanoTime();
+            int run = 0;
+            try (PredictionEvaluator ev = new PredictionEvaluator(st, predictors, depth, w);
+                 Status status = new Status("predict-eval", modelOptions.quiet)) {
+                int total = 0;
+                for (int[] s : sequences) total += m.equals("teacher") ? s.length : nPredict;
+                for (int[] s : sequences) {
+                    current[0] = s;
+                    st.rewind(0);
+                    if (m.equals("teacher")) {
+                        for (int i = 0; i < s.length; i++) {
+                            st.next(s[i]);
+                            status.update(++run, total, "tokens");
+                        }
+                    } else {
+                        float[] logits = st.eval(s, 0, s.length, lm.batch);
+                        for (int i = 0; i < nPredict && st.position() < lm.ctxSize; i++) {
+                            logits = st.next(Sampler.argmax(logits));
+                            status.update(++run, total, "tokens");
+                        }
+                    }
+                }
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                report(out, lm, m, guess, depth, w, sequences, run, seconds, ev.metrics(), predictors);
+            } finally {
+                predictors.forEach(ExpertPredictor::close);
+            }
+        }
+        return 0;
+    }
+
+    private void report(PrintWriter out, LoadedModel lm, String m, String guess, int depth, int w, List<int[]> sequences, int tokens, double seconds,
+                        List<PredictionMetrics> metrics, List<ExpertPredictor> predictors) throws java.io.IOException {
+        var hp = lm.model.hyperparams();
+        out.printf(Locale.ROOT, "predict-eval: %s, %d layers, %d experts top-%d; mode %s over %d tokens (%d sequence%s); lookahead 1..%d, width %d; "
+                        + "shadow alignment %s, shadow guess %s; %.1f s%n",
+                lm.path.getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), m, tokens, sequences.size(), sequences.size() == 1 ? "" : "s",
+                depth, w, predict.alignment(), guess, seconds);
+        for (PredictionMetrics pm : metrics) out.print(pm.table());
+        for (ExpertPredictor p : predictors) {
+            if (p instanceof ShadowPredictor sp) {
+                ShadowPredictor.Stats s = sp.stats();
+                out.printf(Locale.ROOT, "%s: ran %d positions, speculated %d next tokens (%d right), redid %d, took %d KV positions from the main model, "
+                        + "aligned %d KV positions%n", p.name(), s.positionsRun(), s.guesses(), s.guessHits(), s.redone(), s.adopted(), s.kvAlignedPositions());
+            }
+        }
+        if (json == null) return;
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("model", lm.path.toString());
+        root.put("mode", m);
+        root.put("text", textFile == null ? null : textFile.toString());
+        root.put("tokens", tokens);
+        root.put("sequences", sequences.size());
+        root.put("n_layer", hp.nLayer());
+        root.put("n_expert", hp.nExpert());
+        root.put("n_expert_used", hp.nExpertUsed());
+        root.put("lookahead", depth);
+        root.put("width", w);
+        root.put("align_period", predict.alignment().toString());
+        root.put("shadow_guess", guess);
+        root.put("seconds", seconds);
+        List<Object> ps = new ArrayList<>();
+        for (int i = 0; i < metrics.size(); i++) {
+            Map<String, Object> pm = metrics.get(i).toMap();
+            if (predictors.get(i) instanceof ShadowPredictor sp) pm.put("shadow", sp.stats().toMap());
+            ps.add(pm);
+        }
+        root.put("predictors", ps);
+        new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), root);
+    }
+}
