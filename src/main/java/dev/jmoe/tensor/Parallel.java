@@ -9,11 +9,13 @@ import java.util.concurrent.locks.LockSupport;
  * A fixed set of worker threads for splitting one operation over ranges, with low dispatch latency
  * (decode runs about a hundred small products per token, so a fork/join per product would dominate).
  *
- * <p>{@code threads} counts the calling thread: a pool of N starts N-1 daemon workers and the caller
- * computes the first chunk itself. Idle workers spin for a short while (products come back to back during
- * a decode step) and then park, so an idle pool costs no CPU. A call made while the pool is already busy
- * (a nested call from inside a task, or a second thread using the same pool) runs inline on its caller
- * instead of corrupting the running dispatch.
+ * <p>{@code threads} counts the calling thread: a pool of N starts N-1 daemon workers. The range is cut
+ * into N chunks which the caller and the workers claim from a shared counter, so a worker that is slow to
+ * wake (parked, or descheduled on a busy machine) costs nothing: the caller simply takes its chunk too.
+ * Idle workers spin for a short while (products come back to back during a decode step) and then park,
+ * so an idle pool costs no CPU. A call made while the pool is already busy (a nested call from inside a
+ * task, or a second thread using the same pool) runs inline on its caller instead of disturbing the
+ * running dispatch.
  */
 public final class Parallel implements AutoCloseable {
     /** Work over the half-open range [start, end). */
@@ -35,13 +37,15 @@ public final class Parallel implements AutoCloseable {
     private volatile int epoch;
     private volatile boolean closed;
 
-    private final AtomicInteger remaining = new AtomicInteger();
+    private final AtomicInteger nextChunk = new AtomicInteger();
+    private final AtomicInteger done = new AtomicInteger();
     private final AtomicReference<Throwable> failure = new AtomicReference<>();
     private volatile Thread waiter;
 
     public Parallel(int threads) {
         if (threads < 1) throw new IllegalArgumentException("a pool needs at least 1 thread, got " + threads);
         this.threads = threads;
+        this.nextChunk.set(threads); // nothing to claim before the first dispatch
         this.workers = new Worker[threads - 1];
         for (int i = 0; i < workers.length; i++) {
             workers[i] = new Worker(i + 1);
@@ -76,23 +80,37 @@ public final class Parallel implements AutoCloseable {
         this.n = n;
         this.grain = grain;
         failure.set(null);
-        remaining.set(workers.length);
-        epoch = epoch + 1; // volatile write: publishes the fields above to the workers
+        done.set(0);
+        nextChunk.set(0); // opens the chunks; the writes above happen-before any claim
+        epoch = epoch + 1;
         for (Worker w : workers) {
             // A worker sets parked before re-reading epoch, so either it sees the new epoch or we see parked.
             if (w.parked) LockSupport.unpark(w);
         }
-        try {
-            runChunk(0);
-        } catch (Throwable t) {
-            failure.compareAndSet(null, t);
-        }
-        awaitWorkers();
+        runChunks();
+        awaitChunks();
         Throwable t = failure.getAndSet(null);
         if (t != null) {
             if (t instanceof RuntimeException re) throw re;
             if (t instanceof Error e) throw e;
             throw new RuntimeException("parallel task failed", t);
+        }
+    }
+
+    /** Claims and runs chunks until none are left. */
+    private void runChunks() {
+        int c;
+        while ((c = nextChunk.getAndIncrement()) < threads) {
+            try {
+                runChunk(c);
+            } catch (Throwable t) {
+                failure.compareAndSet(null, t);
+            } finally {
+                if (done.incrementAndGet() == threads) {
+                    Thread w = waiter;
+                    if (w != null) LockSupport.unpark(w);
+                }
+            }
         }
     }
 
@@ -105,24 +123,18 @@ public final class Parallel implements AutoCloseable {
         if (start < end) task.run(start, end);
     }
 
-    private void awaitWorkers() {
-        if (remaining.get() == 0) return;
+    /** Waits for chunks that workers claimed and are still running. */
+    private void awaitChunks() {
+        if (done.get() == threads) return;
         long t0 = System.nanoTime();
-        while (remaining.get() != 0) {
+        while (done.get() != threads) {
             if (System.nanoTime() - t0 < SPIN_NANOS) {
                 Thread.onSpinWait();
             } else {
                 waiter = Thread.currentThread();
-                if (remaining.get() != 0) LockSupport.parkNanos(this, 100_000L);
+                if (done.get() != threads) LockSupport.parkNanos(this, 100_000L);
                 waiter = null;
             }
-        }
-    }
-
-    private void workerDone() {
-        if (remaining.decrementAndGet() == 0) {
-            Thread w = waiter;
-            if (w != null) LockSupport.unpark(w);
         }
     }
 
@@ -142,12 +154,10 @@ public final class Parallel implements AutoCloseable {
     }
 
     private final class Worker extends Thread {
-        private final int index;
         volatile boolean parked;
 
         Worker(int index) {
             super("jmoe-parallel-" + index);
-            this.index = index;
             setDaemon(true);
         }
 
@@ -170,13 +180,7 @@ public final class Parallel implements AutoCloseable {
                     if (e == seen) return; // closed while idle
                 }
                 seen = e;
-                try {
-                    runChunk(index);
-                } catch (Throwable t) {
-                    failure.compareAndSet(null, t);
-                } finally {
-                    workerDone();
-                }
+                runChunks();
             }
         }
     }

@@ -51,14 +51,12 @@ class ParallelTest {
     }
 
     @Test
-    void manyIterationsStayCorrectAndUseWorkers() {
+    void manyIterationsStayCorrect() {
         try (Parallel pool = new Parallel(2)) {
-            Set<Thread> seen = ConcurrentHashMap.newKeySet();
             long[] out = new long[256];
             for (int it = 0; it < 5_000; it++) {
                 final int k = it;
                 pool.forRange(out.length, 8, (s, e) -> {
-                    seen.add(Thread.currentThread());
                     for (int i = s; i < e; i++) out[i] += k + i;
                 });
             }
@@ -66,7 +64,21 @@ class ParallelTest {
             for (int i = 0; i < out.length; i++) {
                 assertEquals(iters * (iters - 1) / 2 + iters * i, out[i], "index " + i);
             }
-            assertEquals(2, seen.size(), "both the caller and the worker should have run chunks");
+        }
+    }
+
+    @Test
+    void workersTakeChunksWhenTheCallerIsBusy() throws InterruptedException {
+        try (Parallel pool = new Parallel(2)) {
+            Set<Thread> seen = ConcurrentHashMap.newKeySet();
+            // A slow chunk keeps the caller busy long enough for the worker to claim the other one.
+            for (int it = 0; it < 50 && seen.size() < 2; it++) {
+                pool.forRange(2, 1, (s, e) -> {
+                    seen.add(Thread.currentThread());
+                    try { Thread.sleep(5); } catch (InterruptedException ignored) { }
+                });
+            }
+            assertEquals(2, seen.size(), "the worker never ran a chunk");
         }
     }
 
