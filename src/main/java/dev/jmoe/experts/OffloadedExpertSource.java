@@ -69,8 +69,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
     private final ArrayDeque<Task> demands = new ArrayDeque<>();
     private final ArrayDeque<Task> prefetches = new ArrayDeque<>();
     private final ArrayDeque<Integer> waitingForSlot = new ArrayDeque<>();
-    private int[] deferredPrefetch;
-    private int deferredLayer = -1;
+    private final int[][] deferred; // per target layer: a prefetch request waiting for the pass to get near it
 
     // compute-thread state
     private final byte[] mode;
@@ -112,6 +111,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         prefetchedUnused = new boolean[n];
         slotPhase = new int[n];
         candidates = new int[n];
+        deferred = new int[layout.layerCount()][];
         int keys = layout.layerCount() * nExpert;
         slotOf = new int[keys];
         Arrays.fill(slotOf, -1);
@@ -184,15 +184,16 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
 
     /**
      * Asks for these experts of a coming layer to be loaded ahead of time, most wanted first. Prefetches never
-     * delay demand loads; requests for the layer after the one about to run wait until that layer has queued
-     * its demands (the layer hook that predicts layer l+1 runs before layer l's routing).
+     * delay demand loads; a request waits until the layer before the pass's next one has queued its demands (the
+     * layer hook that predicts runs before that layer's routing), then is queued nearest layer first. A request
+     * for a layer the pass has already passed is for the next token and waits for that token's first layer.
+     * A newer request for the same layer replaces an older waiting one.
      */
     public void prefetch(int layer, int[] experts, int count) {
         if (closed || count <= 0) return;
         if (layer != lastLayer + 1) {
             // The forward pass has not yet reached willUse(layer - 1): hold the request until it has.
-            deferredPrefetch = Arrays.copyOf(experts, count);
-            deferredLayer = layer;
+            deferred[layer] = Arrays.copyOf(experts, count);
             return;
         }
         enqueuePrefetch(layer, experts, count);
@@ -289,10 +290,12 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         } finally {
             lock.unlock();
         }
-        if (deferredPrefetch != null && deferredLayer == layer + 1) {
-            int[] d = deferredPrefetch;
-            deferredPrefetch = null;
-            enqueuePrefetch(layer + 1, d, d.length);
+        deferred[layer] = null; // this layer is running: its requests are stale
+        for (int l = layer + 1; l < deferred.length; l++) {
+            int[] d = deferred[l];
+            if (d == null) continue;
+            deferred[l] = null;
+            enqueuePrefetch(l, d, d.length);
         }
     }
 
@@ -495,8 +498,10 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
             if (slotOf[p.key()] >= 0) continue;
             int s = findSlot(true);
             if (s < 0) {
-                stats.inc(phase, Counter.PREFETCHES_CANCELLED);
-                prefetches.clear(); // no room for any prefetch until the pass releases something
+                // No room for any prefetch until the pass releases something: drop them all.
+                stats.add(phase, Counter.PREFETCHES_CANCELLED, 1 + prefetches.size());
+                prefetches.clear();
+                changed.signalAll();
                 return null;
             }
             occupy(s, p.key(), phase, true);
@@ -570,7 +575,11 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
     public void awaitIdle() {
         lock.lock();
         try {
-            while (!closed && (!demands.isEmpty() || !prefetches.isEmpty() || anyLoading())) changed.awaitUninterruptibly();
+            while (!closed && (!demands.isEmpty() || !prefetches.isEmpty() || anyLoading())) {
+                if (!changed.await(1, TimeUnit.SECONDS) && !loadersAlive()) throw new IllegalStateException("expert loader threads died");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } finally {
             lock.unlock();
         }
