@@ -74,6 +74,12 @@ final class BF16Kernel extends RowKernel {
         return dot(src, off, xp, 0, n);
     }
 
+    /** Float rows decode almost for free, so even two vectors share one decoded tile. */
+    @Override
+    int tileMinBatch() {
+        return 2;
+    }
+
     @Override public boolean canQuantize() { return true; }
 
     @Override

@@ -84,6 +84,12 @@ final class F16Kernel extends RowKernel {
         for (int i = 0; i < CHUNK; i++) f[i] = Float.float16ToFloat(h[i]);
     }
 
+    /** Float rows decode almost for free, so even two vectors share one decoded tile. */
+    @Override
+    int tileMinBatch() {
+        return 2;
+    }
+
     @Override public boolean canQuantize() { return true; }
 
     @Override

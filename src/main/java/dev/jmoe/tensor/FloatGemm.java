@@ -65,15 +65,61 @@ final class FloatGemm {
                 out[o + 3 * outStride] = s03;
                 out[o + 3 * outStride + 1] = s13;
             }
-            for (; b < batch; b++) {
-                out[b * outStride + row0 + i] = F32Kernel.dotArrays(w, w0, x, b * xStride, cols);
-                out[b * outStride + row0 + i + 1] = F32Kernel.dotArrays(w, w1, x, b * xStride, cols);
-            }
+            for (; b + 2 <= batch; b += 2) pair2x2(w, w0, w1, cols, x, b * xStride, (b + 1) * xStride, out, b * outStride + row0 + i, outStride);
+            for (; b < batch; b++) pair2x1(w, w0, w1, cols, x, b * xStride, out, b * outStride + row0 + i);
         }
         for (; i < nr; i++) {
             for (int b = 0; b < batch; b++) {
                 out[b * outStride + row0 + i] = F32Kernel.dotArrays(w, i * cols, x, b * xStride, cols);
             }
         }
+    }
+
+    /** Two rows × two vectors (the remainder of a 4-vector sweep). */
+    private static void pair2x2(float[] w, int w0, int w1, int cols, float[] x, int x0, int x1, float[] out, int o, int outStride) {
+        int vecCols = cols & ~7;
+        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
+        for (int c = 0; c < vecCols; c += 8) {
+            FloatVector r0 = FloatVector.fromArray(F, w, w0 + c);
+            FloatVector r1 = FloatVector.fromArray(F, w, w1 + c);
+            FloatVector v = FloatVector.fromArray(F, x, x0 + c);
+            a00 = r0.fma(v, a00);
+            a10 = r1.fma(v, a10);
+            v = FloatVector.fromArray(F, x, x1 + c);
+            a01 = r0.fma(v, a01);
+            a11 = r1.fma(v, a11);
+        }
+        float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
+        float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
+        for (int c = vecCols; c < cols; c++) {
+            s00 += w[w0 + c] * x[x0 + c];
+            s01 += w[w0 + c] * x[x1 + c];
+            s10 += w[w1 + c] * x[x0 + c];
+            s11 += w[w1 + c] * x[x1 + c];
+        }
+        out[o] = s00;
+        out[o + 1] = s10;
+        out[o + outStride] = s01;
+        out[o + outStride + 1] = s11;
+    }
+
+    /** Two rows × one vector, with two accumulators per row to hide FMA latency. */
+    private static void pair2x1(float[] w, int w0, int w1, int cols, float[] x, int x0, float[] out, int o) {
+        int vecCols = cols & ~15;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
+        for (int c = 0; c < vecCols; c += 16) {
+            FloatVector v = FloatVector.fromArray(F, x, x0 + c), u = FloatVector.fromArray(F, x, x0 + c + 8);
+            a0 = FloatVector.fromArray(F, w, w0 + c).fma(v, a0);
+            b0 = FloatVector.fromArray(F, w, w1 + c).fma(v, b0);
+            a1 = FloatVector.fromArray(F, w, w0 + c + 8).fma(u, a1);
+            b1 = FloatVector.fromArray(F, w, w1 + c + 8).fma(u, b1);
+        }
+        float s0 = a0.add(a1).reduceLanes(VectorOperators.ADD), s1 = b0.add(b1).reduceLanes(VectorOperators.ADD);
+        for (int c = vecCols; c < cols; c++) {
+            s0 += w[w0 + c] * x[x0 + c];
+            s1 += w[w1 + c] * x[x0 + c];
+        }
+        out[o] = s0;
+        out[o + 1] = s1;
     }
 }

@@ -85,23 +85,46 @@ public final class Kernels {
             matVec(pool, w, x, 0, out, 0);
             return;
         }
+        RowKernel rk = (RowKernel) k;
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
-        int tile = tileRows(cols);
-        Parallel.RangeTask task = (start, end) -> {
-            float[] scratch = scratch(tile * cols);
-            for (int r0 = start; r0 < end; r0 += tile) {
-                int nr = Math.min(tile, end - r0);
-                for (int i = 0; i < nr; i++) k.dequantize(data, (r0 + i) * rowBytes, scratch, i * cols, cols);
-                FloatGemm.tile(scratch, nr, cols, x, xStride, batch, out, outStride, r0);
+        Parallel.RangeTask task;
+        int grain;
+        if (batch < (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch())) {
+            // Few vectors: each row is dotted with every vector while it is still in L1, so the
+            // weights still stream from memory once, and no decoded copy is written.
+            float[][] xps = new float[batch][];
+            for (int b = 0; b < batch; b++) {
+                xps[b] = new float[rk.preparedLength(cols)];
+                rk.prepare(x, b * xStride, cols, xps[b]);
             }
-        };
+            grain = 4;
+            task = (start, end) -> {
+                for (int r = start; r < end; r++) {
+                    for (int b = 0; b < batch; b++) out[b * outStride + r] = rk.dotPrepared(data, r * rowBytes, xps[b], cols);
+                }
+            };
+        } else {
+            int tile = tileRows(cols);
+            grain = tile;
+            task = (start, end) -> {
+                float[] scratch = scratch(tile * cols);
+                for (int r0 = start; r0 < end; r0 += tile) {
+                    int nr = Math.min(tile, end - r0);
+                    for (int i = 0; i < nr; i++) k.dequantize(data, (r0 + i) * rowBytes, scratch, i * cols, cols);
+                    FloatGemm.tile(scratch, nr, cols, x, xStride, batch, out, outStride, r0);
+                }
+            };
+        }
         if (pool == null || pool.threads() == 1 || (long) rows * cols * batch < 1 << 16) {
             task.run(0, rows);
         } else {
-            pool.forRange(rows, tile, task);
+            pool.forRange(rows, grain, task);
         }
     }
+
+    /** Overrides every kernel's {@link RowKernel#tileMinBatch} when set (for measuring the crossover). */
+    static final int TILE_MIN_BATCH = Integer.getInteger("jmoe.matmul.tileMinBatch", 0);
 
     /** Rows decoded at a time: enough to amortise the activation loads, small enough to stay in L1/L2. */
     static int tileRows(int cols) {

@@ -60,10 +60,6 @@ final class Q6_KKernel extends RowKernel {
         return Num.dotViaDequant(this, src, off, x, xOff, n);
     }
 
-    private static FloatVector toF(ByteVector v) {
-        return (FloatVector) v.convertShape(VectorOperators.B2F, F, 0);
-    }
-
     /**
      * Layout for {@link #dotPrepared}: as in {@link QKKernel}, 32 quant bytes are read as eight int
      * lanes and byte j of each lane is masked in place, so x is permuted per 32 values (lane i of field
@@ -150,25 +146,30 @@ final class Q6_KKernel extends RowKernel {
     @Override
     public void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
         int nb = Num.blocks(GgmlType.Q6_K, n);
+        float[] fs = new float[16];
         for (int b = 0; b < nb; b++) {
             long p = off + (long) b * BLOCK;
-            float d = Num.f16(src, p + 208);
+            float d = Float.float16ToFloat(src.get(Num.LE_SHORT, p + 208));
+            ByteVector sc = ByteVector.fromMemorySegment(B16, src, p + 192, LE);
+            ((FloatVector) sc.convertShape(VectorOperators.B2F, F, 0)).mul(d).intoArray(fs, 0);
+            ((FloatVector) sc.convertShape(VectorOperators.B2F, F, 1)).mul(d).intoArray(fs, 8);
             for (int h = 0; h < 2; h++) {
-                long ql = p + 64 * h, qh = p + 128 + 32 * h, sc = p + 192 + 8 * h;
+                long ql = p + 64 * h, qh = p + 128 + 32 * h;
                 int y = dstOff + b * QK + 128 * h;
                 for (int c = 0; c < 4; c++) {
-                    int l = 8 * c, is = c / 2;
-                    ByteVector a = ByteVector.fromMemorySegment(B8, src, ql + l, LE);
-                    ByteVector e = ByteVector.fromMemorySegment(B8, src, ql + l + 32, LE);
-                    ByteVector hb = ByteVector.fromMemorySegment(B8, src, qh + l, LE);
-                    ByteVector q1 = a.and((byte) 0xF).or(hb.and((byte) 3).lanewise(VectorOperators.LSHL, 4));
-                    ByteVector q2 = e.and((byte) 0xF).or(hb.and((byte) 0xC).lanewise(VectorOperators.LSHL, 2));
-                    ByteVector q3 = a.lanewise(VectorOperators.LSHR, 4).or(hb.and((byte) 0x30));
-                    ByteVector q4 = e.lanewise(VectorOperators.LSHR, 4).or(hb.and((byte) 0xC0).lanewise(VectorOperators.LSHR, 2));
-                    toF(q1.sub((byte) 32)).mul(d * src.get(Num.BYTE, sc + is)).intoArray(dst, y + l);
-                    toF(q2.sub((byte) 32)).mul(d * src.get(Num.BYTE, sc + is + 2)).intoArray(dst, y + l + 32);
-                    toF(q3.sub((byte) 32)).mul(d * src.get(Num.BYTE, sc + is + 4)).intoArray(dst, y + l + 64);
-                    toF(q4.sub((byte) 32)).mul(d * src.get(Num.BYTE, sc + is + 6)).intoArray(dst, y + l + 96);
+                    int l = 8 * c, f = 8 * h + c / 2;
+                    // Int lanes: x86 has no byte shifts, so the bit surgery is cheaper after widening.
+                    IntVector a = (IntVector) ByteVector.fromMemorySegment(B8, src, ql + l, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector e = (IntVector) ByteVector.fromMemorySegment(B8, src, ql + l + 32, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector hb = (IntVector) ByteVector.fromMemorySegment(B8, src, qh + l, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                    IntVector q1 = a.and(0xF).or(hb.and(3).lanewise(VectorOperators.LSHL, 4)).sub(32);
+                    IntVector q2 = e.and(0xF).or(hb.and(0xC).lanewise(VectorOperators.LSHL, 2)).sub(32);
+                    IntVector q3 = a.lanewise(VectorOperators.LSHR, 4).or(hb.and(0x30)).sub(32);
+                    IntVector q4 = e.lanewise(VectorOperators.LSHR, 4).or(hb.lanewise(VectorOperators.LSHR, 2).and(0x30)).sub(32);
+                    ((FloatVector) q1.convert(VectorOperators.I2F, 0)).mul(fs[f]).intoArray(dst, y + l);
+                    ((FloatVector) q2.convert(VectorOperators.I2F, 0)).mul(fs[f + 2]).intoArray(dst, y + l + 32);
+                    ((FloatVector) q3.convert(VectorOperators.I2F, 0)).mul(fs[f + 4]).intoArray(dst, y + l + 64);
+                    ((FloatVector) q4.convert(VectorOperators.I2F, 0)).mul(fs[f + 6]).intoArray(dst, y + l + 96);
                 }
             }
         }

@@ -213,9 +213,9 @@ final class QKKernel extends RowKernel {
             FloatVector d1 = FloatVector.broadcast(F, ds[2 * k]), m1 = FloatVector.broadcast(F, dm[2 * k]);
             FloatVector d2 = FloatVector.broadcast(F, ds[2 * k + 1]), m2 = FloatVector.broadcast(F, dm[2 * k + 1]);
             for (int c = 0; c < 4; c++) {
-                ByteVector raw = ByteVector.fromMemorySegment(B8, src, p + 16 + 32 * k + 8 * c, LE);
-                ((FloatVector) raw.and((byte) 0xF).convertShape(VectorOperators.B2F, F, 0)).mul(d1).sub(m1).intoArray(dst, o + 64 * k + 8 * c);
-                ((FloatVector) raw.lanewise(VectorOperators.LSHR, 4).convertShape(VectorOperators.B2F, F, 0)).mul(d2).sub(m2).intoArray(dst, o + 64 * k + 32 + 8 * c);
+                IntVector raw = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 16 + 32 * k + 8 * c, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                ((FloatVector) raw.and(0xF).convert(VectorOperators.I2F, 0)).mul(d1).sub(m1).intoArray(dst, o + 64 * k + 8 * c);
+                ((FloatVector) raw.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).mul(d2).sub(m2).intoArray(dst, o + 64 * k + 32 + 8 * c);
             }
         }
     }
@@ -225,12 +225,12 @@ final class QKKernel extends RowKernel {
             FloatVector d1 = FloatVector.broadcast(F, ds[2 * k]), m1 = FloatVector.broadcast(F, dm[2 * k]);
             FloatVector d2 = FloatVector.broadcast(F, ds[2 * k + 1]), m2 = FloatVector.broadcast(F, dm[2 * k + 1]);
             for (int c = 0; c < 4; c++) {
-                ByteVector raw = ByteVector.fromMemorySegment(B8, src, p + 48 + 32 * k + 8 * c, LE);
-                ByteVector h = ByteVector.fromMemorySegment(B8, src, p + 16 + 8 * c, LE).lanewise(VectorOperators.LSHR, 2 * k);
-                ByteVector lo = raw.and((byte) 0xF).or(h.and((byte) 1).lanewise(VectorOperators.LSHL, 4));
-                ByteVector hi = raw.lanewise(VectorOperators.LSHR, 4).or(h.and((byte) 2).lanewise(VectorOperators.LSHL, 3));
-                ((FloatVector) lo.convertShape(VectorOperators.B2F, F, 0)).mul(d1).sub(m1).intoArray(dst, o + 64 * k + 8 * c);
-                ((FloatVector) hi.convertShape(VectorOperators.B2F, F, 0)).mul(d2).sub(m2).intoArray(dst, o + 64 * k + 32 + 8 * c);
+                IntVector raw = (IntVector) ByteVector.fromMemorySegment(B8, src, p + 48 + 32 * k + 8 * c, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+                IntVector h = ((IntVector) ByteVector.fromMemorySegment(B8, src, p + 16 + 8 * c, LE).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0)).lanewise(VectorOperators.LSHR, 2 * k);
+                IntVector lo = raw.and(0xF).or(h.and(1).lanewise(VectorOperators.LSHL, 4));
+                IntVector hi = raw.lanewise(VectorOperators.LSHR, 4).or(h.and(2).lanewise(VectorOperators.LSHL, 3));
+                ((FloatVector) lo.convert(VectorOperators.I2F, 0)).mul(d1).sub(m1).intoArray(dst, o + 64 * k + 8 * c);
+                ((FloatVector) hi.convert(VectorOperators.I2F, 0)).mul(d2).sub(m2).intoArray(dst, o + 64 * k + 32 + 8 * c);
             }
         }
     }

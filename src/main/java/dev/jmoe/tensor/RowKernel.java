@@ -42,6 +42,14 @@ abstract class RowKernel implements TypeKernel {
     /** Dot product of a row with an activation vector prepared by {@link #prepare}. */
     abstract float dotPrepared(MemorySegment src, long off, float[] xp, int n);
 
+    /**
+     * Batch size from which matMul decodes tiles of rows to floats once instead of running the
+     * prepared dot per vector (measured crossover: decoding a quantized row costs about a dot).
+     */
+    int tileMinBatch() {
+        return 4;
+    }
+
     /** Sums of consecutive groups of {@code group} values of x, written to xp[at ..]. */
     static void groupSums(float[] x, int xOff, int n, int group, float scale, float[] xp, int at) {
         for (int g = 0; g < n / group; g++) {
