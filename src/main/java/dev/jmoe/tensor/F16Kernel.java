@@ -1,23 +1,14 @@
 package dev.jmoe.tensor;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 
 /** IEEE half-precision rows. */
 final class F16Kernel extends RowKernel {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_128;
-    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    /** 2^112 rescales a half's exponent field (bias 15) shifted into float position (bias 127). */
-    private static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
 
     @Override public GgmlType type() { return GgmlType.F16; }
 
@@ -35,12 +26,7 @@ final class F16Kernel extends RowKernel {
         return s;
     }
 
-    /**
-     * Eight halves widened exactly in registers (the Vector API has no half→float conversion):
-     * moving exponent+mantissa up 13 bits and scaling by 2^112 handles zeros, subnormals and normals;
-     * infinities and NaNs get their all-ones exponent patched in.
-     */
-    private static final int CHUNK = 512;
+    private static final int CHUNK = 256;
     private static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[CHUNK]);
     private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[CHUNK]);
 
@@ -54,9 +40,10 @@ final class F16Kernel extends RowKernel {
         float[] f = FLOATS.get();
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
         int c = 0;
+        // Whole chunks take a fixed-length path (C2 vectorises it better); a short tail follows.
         for (; c + CHUNK <= n; c += CHUNK) {
             MemorySegment.copy(src, Num.LE_SHORT, off + 2L * c, h, 0, CHUNK);
-            widen(h, f);
+            widenChunk(h, f);
             for (int i = 0; i < CHUNK; i += 32) {
                 a0 = FloatVector.fromArray(F, f, i).fma(FloatVector.fromArray(F, xp, c + i), a0);
                 a1 = FloatVector.fromArray(F, f, i + 8).fma(FloatVector.fromArray(F, xp, c + i + 8), a1);
@@ -65,7 +52,18 @@ final class F16Kernel extends RowKernel {
             }
         }
         float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
-        for (; c < n; c++) s += Num.f16(src, off + 2L * c) * xp[c];
+        return c == n ? s : s + tail(src, off, xp, c, n, h, f);
+    }
+
+    private static float tail(MemorySegment src, long off, float[] xp, int c, int n, short[] h, float[] f) {
+        int len = n - c;
+        MemorySegment.copy(src, Num.LE_SHORT, off + 2L * c, h, 0, len);
+        widen(h, f, len);
+        FloatVector a = FloatVector.zero(F);
+        int i = 0;
+        for (; i + 8 <= len; i += 8) a = FloatVector.fromArray(F, f, i).fma(FloatVector.fromArray(F, xp, c + i), a);
+        float s = a.reduceLanes(VectorOperators.ADD);
+        for (; i < len; i++) s += f[i] * xp[c + i];
         return s;
     }
 
@@ -73,15 +71,21 @@ final class F16Kernel extends RowKernel {
     public void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
         Num.blocks(GgmlType.F16, n);
         short[] h = HALVES.get();
+        float[] f = FLOATS.get();
         for (int c = 0; c < n; c += CHUNK) {
             int len = Math.min(CHUNK, n - c);
             MemorySegment.copy(src, Num.LE_SHORT, off + 2L * c, h, 0, len);
-            for (int i = 0; i < len; i++) dst[dstOff + c + i] = Float.float16ToFloat(h[i]);
+            widen(h, f, len);
+            System.arraycopy(f, 0, dst, dstOff + c, len);
         }
     }
 
-    private static void widen(short[] h, float[] f) {
+    private static void widenChunk(short[] h, float[] f) {
         for (int i = 0; i < CHUNK; i++) f[i] = Float.float16ToFloat(h[i]);
+    }
+
+    private static void widen(short[] h, float[] f, int len) {
+        for (int i = 0; i < len; i++) f[i] = Float.float16ToFloat(h[i]);
     }
 
     /** Float rows decode almost for free, so even two vectors share one decoded tile. */

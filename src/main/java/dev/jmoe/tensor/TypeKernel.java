@@ -12,7 +12,10 @@ public interface TypeKernel {
     /** Scalar reference dot product of n encoded values with x[xOff..]. */
     float dotScalar(MemorySegment src, long off, float[] x, int xOff, int n);
 
-    /** Vector API dot product of n encoded values with x[xOff..]. */
+    /**
+     * Vector API dot product of n encoded values with x[xOff..]. For many rows against one vector use
+     * {@link Kernels#matVec}, which rearranges x once per product instead of once per call.
+     */
     float dot(MemorySegment src, long off, float[] x, int xOff, int n);
 
     /** Fast decode (vectorised where the type has it) giving exactly the values of {@link #dequantizeRow}. */
