@@ -59,8 +59,22 @@ final class LoadedModel implements AutoCloseable {
         return model.newState(ctxSize, pool);
     }
 
+    private final java.util.ArrayDeque<AutoCloseable> closeFirst = new java.util.ArrayDeque<>();
+
+    /** Closes {@code c} (e.g. an expert-offloading runtime that reads the model's file) before the model itself. */
+    void closeFirst(AutoCloseable c) {
+        if (c != null) closeFirst.push(c);
+    }
+
     @Override
     public void close() {
+        while (!closeFirst.isEmpty()) {
+            try {
+                closeFirst.pop().close();
+            } catch (Exception e) {
+                System.err.println("jmoe: warning: " + e.getMessage());
+            }
+        }
         pool.close();
         file.close();
     }

@@ -16,6 +16,7 @@ import picocli.CommandLine.Spec;
 final class LogitsCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
     @Mixin ModelOptions modelOptions;
+    @Mixin OffloadOptions offload;
 
     @Option(names = "--tokens", paramLabel = "IDS", split = ",", description = "comma-separated token ids")
     int[] tokens;
@@ -36,6 +37,7 @@ final class LogitsCommand implements Callable<Integer> {
             if (ids.length > lm.ctxSize) throw new IllegalArgumentException(ids.length + " tokens exceed --ctx-size " + lm.ctxSize);
             int v = lm.model.hyperparams().nVocab();
             InferenceState st = lm.newState();
+            offload.install(lm, st);
             float[] logits = st.evalAll(ids, 0, ids.length, lm.batch);
             out.println("# model=" + lm.path.getFileName());
             out.println("# n_vocab=" + v);

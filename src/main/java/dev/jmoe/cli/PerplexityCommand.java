@@ -22,6 +22,7 @@ import picocli.CommandLine.Spec;
 final class PerplexityCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
     @Mixin ModelOptions modelOptions;
+    @Mixin OffloadOptions offload;
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "MODEL", description = "GGUF file (same as -m)")
     Path positionalModel;
@@ -47,6 +48,7 @@ final class PerplexityCommand implements Callable<Integer> {
             int[] tokens = lm.tokenizer.encode(text, true, false);
             int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;
             InferenceState st = lm.newState();
+            var offloading = offload.install(lm, st);
             int chunks = tokens.length / nCtx;
             out.printf("perplexity: %d tokens, %d chunks of %d, scoring the second half of each%n", tokens.length, chunks, nCtx);
             long t0 = System.nanoTime();
@@ -60,6 +62,7 @@ final class PerplexityCommand implements Callable<Integer> {
             out.println(sb);
             out.printf("Final estimate: PPL = %.4f +/- %.5f%n", r.ppl(), r.stdError());
             out.printf("%d tokens scored in %.1f s (%.1f tokens/s evaluated)%n", r.scoredTokens(), seconds, chunks * (double) nCtx / seconds);
+            if (offloading != null) spec.commandLine().getErr().print(offloading.stats().table());
             if (json != null) {
                 Map<String, Object> m = new LinkedHashMap<>();
                 m.put("model", lm.path.toString());
@@ -71,6 +74,7 @@ final class PerplexityCommand implements Callable<Integer> {
                 m.put("tokens", tokens.length);
                 m.put("scored_tokens", r.scoredTokens());
                 m.put("seconds", seconds);
+                if (offloading != null) m.put("offload", offloading.stats().toMap());
                 new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), m);
             }
         }

@@ -1,0 +1,217 @@
+package dev.jmoe.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jmoe.experts.EvictionPolicy;
+import dev.jmoe.experts.ExpertLayout;
+import dev.jmoe.experts.Link;
+import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.OffloadRuntime;
+import dev.jmoe.experts.OffloadStats;
+import dev.jmoe.experts.OffloadStats.Counter;
+import dev.jmoe.experts.PolicySimulator;
+import dev.jmoe.experts.RoutingTrace;
+import dev.jmoe.experts.Substitution;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.Model;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code jmoe offload-bench}: the same greedy generation under several expert-memory budgets and policies,
+ * side by side in one run — decode time per token, TTFT, hit rates and traffic — next to the fully resident
+ * run, plus every eviction policy and the Belady bound replayed on the resident run's routing trace.
+ */
+@Command(name = "offload-bench", description = "Compare offloading policies and budgets on one prompt, side by side.")
+final class OffloadBenchCommand implements Callable<Integer> {
+    @Spec picocli.CommandLine.Model.CommandSpec spec;
+    @Mixin ModelOptions modelOptions;
+
+    @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "text whose first tokens are the prompt (default: models/test.txt)")
+    Path textFile;
+
+    @Option(names = "--prompt-tokens", defaultValue = "32", description = "prompt length in tokens (default: ${DEFAULT-VALUE})")
+    int promptTokens;
+
+    @Option(names = {"-n", "--n-predict"}, defaultValue = "32", description = "greedy tokens to decode per run (default: ${DEFAULT-VALUE})")
+    int nPredict;
+
+    @Option(names = "--budgets", split = ",", defaultValue = "1/4,1/3,1/2", description = "expert-memory budgets (default: ${DEFAULT-VALUE})")
+    List<String> budgets;
+
+    @Option(names = "--policies", split = ",", defaultValue = "lru-ondemand,exact-smoe,smoe", description = "policy presets (default: ${DEFAULT-VALUE})")
+    List<String> policies;
+
+    @Option(names = "--store", defaultValue = "direct", description = "direct, host or mmap (default: ${DEFAULT-VALUE})")
+    String store;
+
+    @Option(names = "--link", defaultValue = "emmc", description = "emulated link, BANDWIDTH,LATENCY or preset (default: ${DEFAULT-VALUE})")
+    String link;
+
+    @Option(names = "--slow-compute", paramLabel = "RATIO", description = "override the link's slow-compute ratio, e.g. 10x")
+    String slowCompute;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "write every run's figures as JSON")
+    Path json;
+
+    @Override
+    public Integer call() throws Exception {
+        if (promptTokens < 1 || nPredict < 1) throw new IllegalArgumentException("--prompt-tokens and -n must be at least 1");
+        Link l = Link.parse(link);
+        if (slowCompute != null) l = l.withSlowCompute(Link.parseRatio(slowCompute));
+        PrintWriter out = spec.commandLine().getOut();
+        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
+            Model m = lm.model;
+            int[] prompt = prompt(lm);
+            if (prompt.length + nPredict > lm.ctxSize) throw new IllegalArgumentException("prompt + decode exceed --ctx-size " + lm.ctxSize);
+            ExpertLayout layout = ExpertLayout.of(m);
+            out.printf("model %s: %d MoE layers x %d experts (top-%d), %s per expert, %s of experts; prompt %d tokens, decode %d; store %s, link %s%n",
+                    lm.path.getFileName(), m.hyperparams().nLayer(), layout.nExpert(), m.hyperparams().nExpertUsed(),
+                    OffloadStatsBytes.of(layout.maxExpertBytes()), OffloadStatsBytes.of(layout.totalBytes()), prompt.length, nPredict, store, l);
+            out.flush();
+
+            run(lm, prompt, null, null); // JIT warm-up, not reported
+            RoutingTrace trace = new RoutingTrace(m.hyperparams().nLayer(), m.hyperparams().nExpert(), m.hyperparams().nExpertUsed());
+            Result resident = run(lm, prompt, null, trace);
+            List<Map<String, Object>> rows = new ArrayList<>();
+            out.printf("%n%-14s %-8s %9s %9s %7s %7s %7s %7s %7s %7s %7s %10s %9s %6s%n", "policy", "budget", "ms/token", "TTFT ms", "hit%",
+                    "exact", "subst", "pref", "loaded", "slow", "wasted", "moved", "stall ms", "same");
+            out.printf("%-14s %-8s %9.2f %9.1f %7s %7s %7s %7s %7s %7s %7s %10s %9s %6s%n", "resident", "all", resident.msPerToken(),
+                    resident.ttftNanos / 1e6, "100.0", "-", "-", "-", "-", "-", "-", "-", "-", "yes");
+            out.flush();
+            for (String b : budgets) {
+                for (String p : policies) {
+                    OffloadConfig cfg = OffloadConfig.preset(p.trim(), b.trim(), store, l);
+                    Result r = run(lm, prompt, cfg, null);
+                    OffloadStats s = r.stats;
+                    int d = OffloadStats.DECODE;
+                    int same = sameTokens(resident.tokens, r.tokens);
+                    out.printf(Locale.ROOT, "%-14s %-8s %9.2f %9.1f %7.1f %7d %7d %7d %7d %7d %7d %10s %9.1f %6s%n", p, b, r.msPerToken(), r.ttftNanos / 1e6,
+                            100 * s.hitRate(d), s.get(d, Counter.EXACT_HITS), s.get(d, Counter.SUBSTITUTIONS), s.get(d, Counter.PREFETCH_HITS),
+                            s.get(d, Counter.MISSES_LOADED), s.get(d, Counter.MISSES_COMPUTED), s.get(d, Counter.PREFETCHES_WASTED),
+                            OffloadStatsBytes.of(s.get(d, Counter.BYTES_MOVED)), s.get(d, Counter.STALL_NANOS) / 1e6,
+                            same == r.tokens.length ? "yes" : same + "/" + r.tokens.length);
+                    out.flush();
+                    Map<String, Object> row = new LinkedHashMap<>(s.toMap());
+                    row.put("budget", b);
+                    row.put("tokens_equal_resident", same);
+                    rows.add(row);
+                }
+            }
+            // The policies alone on the resident run's routing: demand caching, no prefetch, no slow side.
+            out.printf("%nreplayed on the resident routing (decode hit rate; demand loads only):%n%-8s %7s", "budget", "slots");
+            String[] sims = {"lru", "lfu", "score", "score+a.25", "belady"};
+            for (String s : sims) out.printf(" %10s", s);
+            out.println();
+            List<Map<String, Object>> simRows = new ArrayList<>();
+            for (String b : budgets) {
+                long budget = OffloadConfig.parseBudget(b.trim(), layout.totalBytes());
+                int slots = (int) (budget / ((layout.maxExpertBytes() + 63) / 64 * 64));
+                out.printf("%-8s %7d", b, slots);
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("budget", b);
+                row.put("slots", slots);
+                for (String s : sims) {
+                    if (slots < 1) {
+                        out.printf(" %10s", "-");
+                        continue;
+                    }
+                    boolean subst = s.startsWith("score+");
+                    EvictionPolicy pol = EvictionPolicy.create(subst ? "score" : s, trace.nLayer(), trace.nExpert(), 16,
+                            s.equals("belady") ? trace.keySteps() : null);
+                    OffloadStats st = PolicySimulator.simulate(trace, layout, slots, pol,
+                            subst ? new Substitution(0.25, m.spec().renormTopK()) : null, m.spec().renormTopK());
+                    double hr = st.uses(OffloadStats.DECODE) == 0 ? 0 : (double) (st.get(OffloadStats.DECODE, Counter.EXACT_HITS)
+                            + st.get(OffloadStats.DECODE, Counter.SUBSTITUTIONS)) / st.uses(OffloadStats.DECODE);
+                    out.printf(Locale.ROOT, " %9.1f%%", 100 * hr);
+                    row.put(s, hr);
+                }
+                out.println();
+                simRows.add(row);
+            }
+            out.println("(hit% = exact + prefetch hits over decode expert uses; replay hit rates count substitutions as hits, as SMoE does)");
+            if (json != null) {
+                Map<String, Object> j = new LinkedHashMap<>();
+                j.put("model", lm.path.toString());
+                j.put("prompt_tokens", prompt.length);
+                j.put("decode_tokens", nPredict);
+                j.put("store", store);
+                j.put("link", l.toString());
+                j.put("resident_ms_per_token", resident.msPerToken());
+                j.put("resident_ttft_ms", resident.ttftNanos / 1e6);
+                j.put("runs", rows);
+                j.put("replayed", simRows);
+                new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), j);
+            }
+        }
+        return 0;
+    }
+
+    private int[] prompt(LoadedModel lm) throws java.io.IOException {
+        Path p = textFile != null ? textFile : DefaultModel.home().resolve("models/test.txt");
+        String text = Files.isRegularFile(p) ? Files.readString(p, StandardCharsets.UTF_8)
+                : "The router scores every expert; the best ones are chosen, and their outputs are mixed with weights that sum to one. "
+                  .repeat(8);
+        if (textFile != null && !Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
+        // Tokenize only a prefix: enough characters for the wanted tokens.
+        int[] all = lm.tokenizer.encode(text.substring(0, Math.min(text.length(), promptTokens * 16)), true, false);
+        if (all.length < promptTokens) throw new IllegalArgumentException("the text has only " + all.length + " tokens, fewer than --prompt-tokens " + promptTokens);
+        return Arrays.copyOf(all, promptTokens);
+    }
+
+    private record Result(int[] tokens, long ttftNanos, long decodeNanos, OffloadStats stats) {
+        double msPerToken() { return decodeNanos / 1e6 / tokens.length; }
+    }
+
+    private Result run(LoadedModel lm, int[] prompt, OffloadConfig cfg, RoutingTrace trace) {
+        InferenceState st = lm.newState();
+        if (trace != null) st.setRoutingHook((layer, pos, n, probs, routing) -> trace.record(layer, n, probs, routing));
+        OffloadRuntime rt = cfg == null ? null : OffloadRuntime.install(st, cfg, null);
+        try {
+            long t0 = System.nanoTime();
+            float[] logits = st.eval(prompt, 0, prompt.length, lm.batch);
+            long ttft = System.nanoTime() - t0;
+            int[] tokens = new int[nPredict];
+            long t1 = System.nanoTime();
+            for (int i = 0; i < nPredict; i++) {
+                tokens[i] = argmax(logits);
+                logits = st.next(tokens[i]);
+            }
+            long decode = System.nanoTime() - t1;
+            if (rt != null) rt.stats().timing(prompt.length, ttft, nPredict, decode);
+            return new Result(tokens, ttft, decode, rt == null ? null : rt.stats());
+        } finally {
+            if (rt != null) rt.close();
+        }
+    }
+
+    private static int argmax(float[] x) {
+        int b = 0;
+        for (int i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
+        return b;
+    }
+
+    private static int sameTokens(int[] a, int[] b) {
+        int i = 0;
+        while (i < Math.min(a.length, b.length) && a[i] == b[i]) i++;
+        return i;
+    }
+
+    /** Byte counts as the stats print them. */
+    private static final class OffloadStatsBytes {
+        static String of(long b) { return Units.bytes(b); }
+    }
+}
