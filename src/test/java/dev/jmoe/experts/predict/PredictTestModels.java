@@ -12,7 +12,7 @@ import java.util.HashMap;
 import java.util.Map;
 
 /** Small random MoE models for the prediction tests, written once per JVM and kept open. */
-final class PredictTestModels {
+public final class PredictTestModels {
     private PredictTestModels() {}
 
     private static final Map<String, Model> MODELS = new HashMap<>();
@@ -20,12 +20,12 @@ final class PredictTestModels {
     private static Path dir;
 
     /** qwen2moe-like F16: 4 layers, 16 experts top-4 (not renormalised), shared expert. */
-    static Model qwen2moeF16() { return load("qwen2moe-f16"); }
+    public static Model qwen2moeF16() { return load("qwen2moe-f16"); }
 
     /** Mixtral-like Q8_0: 3 layers, 8 experts top-2, renormalised. */
-    static Model mixtralQ8() { return load("mixtral-q8_0"); }
+    public static Model mixtralQ8() { return load("mixtral-q8_0"); }
 
-    static synchronized Path path(String name) {
+    public static synchronized Path path(String name) {
         return PATHS.computeIfAbsent(name, n -> {
             RandomModel.Shape shape;
             FileType type;
@@ -55,7 +55,7 @@ final class PredictTestModels {
         });
     }
 
-    static synchronized Model load(String name) {
+    public static synchronized Model load(String name) {
         return MODELS.computeIfAbsent(name, n -> {
             try {
                 return Model.load(GgufFile.open(path(n))); // stays open for the JVM's life
@@ -66,7 +66,7 @@ final class PredictTestModels {
     }
 
     /** Deterministic pseudo-text: token ids in [1, vocab). */
-    static int[] tokens(int n, long seed, int vocab) {
+    public static int[] tokens(int n, long seed, int vocab) {
         java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
         int[] t = new int[n];
         for (int i = 0; i < n; i++) t[i] = 1 + r.nextInt(vocab - 1);

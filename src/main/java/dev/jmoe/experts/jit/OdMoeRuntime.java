@@ -1,0 +1,82 @@
+package dev.jmoe.experts.jit;
+
+import dev.jmoe.experts.ExpertLayout;
+import dev.jmoe.experts.ExpertMemory;
+import dev.jmoe.experts.ExpertStore;
+import dev.jmoe.experts.Link;
+import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.OffloadStats;
+import dev.jmoe.experts.predict.ExpertPredictor;
+import dev.jmoe.experts.predict.PredictorHooks;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.Model;
+
+/**
+ * {@code --policy odmoe} on one node: a {@link JustInTimeExpertSource} fed by an {@link ExpertPredictor}
+ * {@code lookahead} layers ahead. Installs the source and the predictor's hooks on a state; {@link #close}
+ * puts the state back on its resident experts and frees everything (the predictor included).
+ */
+public final class OdMoeRuntime implements AutoCloseable {
+    private final InferenceState state;
+    private final ExpertStore store;
+    private final JustInTimeExpertSource source;
+    private final PredictorHooks hooks;
+
+    private OdMoeRuntime(InferenceState state, ExpertStore store, JustInTimeExpertSource source, PredictorHooks hooks) {
+        this.state = state;
+        this.store = store;
+        this.source = source;
+        this.hooks = hooks;
+    }
+
+    /**
+     * @param budget    fast memory: bytes or a fraction of the expert bytes ({@link OffloadConfig#parseBudget}); null for the
+     *                  working set of k experts × (lookahead + 1) layers
+     * @param predictor closed with the runtime
+     */
+    public static OdMoeRuntime install(InferenceState st, ExpertPredictor predictor, int lookahead, String storeKind, Link link, String budget,
+                                       int loaderThreads) {
+        Model model = st.model();
+        if (!model.spec().moe() || !model.hyperparams().hasExperts()) {
+            predictor.close();
+            throw new IllegalArgumentException("--policy odmoe needs a mixture-of-experts model; this " + model.spec().name() + " model has no routed experts");
+        }
+        ExpertStore store = null;
+        JustInTimeExpertSource source = null;
+        try {
+            store = ExpertStore.open(storeKind, model);
+            ExpertLayout layout = store.layout();
+            long slot = (layout.maxExpertBytes() + 63) / 64 * 64;
+            long bytes = budget != null ? OffloadConfig.parseBudget(budget, layout.totalBytes())
+                    : slot * model.hyperparams().nExpertUsed() * (lookahead + 1L);
+            OffloadStats stats = new OffloadStats();
+            stats.config("policy", "odmoe");
+            stats.config("predictor", predictor.name());
+            stats.config("lookahead", lookahead);
+            stats.config("store", store.name());
+            stats.config("link", link.name());
+            stats.config("expert_bytes_total", layout.totalBytes());
+            source = new JustInTimeExpertSource(store, new ExpertMemory(bytes, layout.maxExpertBytes()), link, stats, loaderThreads);
+            PredictorHooks hooks = new PredictorHooks(st, predictor, lookahead, model.hyperparams().nExpertUsed(), source);
+            st.setExperts(source);
+            return new OdMoeRuntime(st, store, source, hooks);
+        } catch (RuntimeException | Error e) {
+            if (source != null) source.close();
+            if (store != null) store.close();
+            predictor.close();
+            throw e;
+        }
+    }
+
+    public JustInTimeExpertSource source() { return source; }
+    public OffloadStats stats() { return source.stats(); }
+    public ExpertPredictor predictor() { return hooks.predictor(); }
+
+    @Override
+    public void close() {
+        state.setExperts(state.model().residentExperts());
+        hooks.close();
+        source.close();
+        store.close();
+    }
+}
