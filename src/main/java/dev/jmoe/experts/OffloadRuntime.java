@@ -56,7 +56,12 @@ public final class OffloadRuntime implements AutoCloseable {
             stats.config("slow_compute", cfg.link().slowCompute());
             stats.config("expert_bytes_total", layout.totalBytes());
             if (store.note() != null) stats.config("store_note", store.note());
-            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes());
+            // Slow-side compute from a store that must be read (direct) needs one transient expert buffer, taken from
+            // the budget; with room for fewer than two experts there is no slow side.
+            boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
+                    && budget / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
+            if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) stats.config("balance", "off (budget below two experts)");
+            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0);
             EvictionPolicy policy;
             try {
                 policy = EvictionPolicy.create(cfg.eviction(), layout.layerCount(), layout.nExpert(), cfg.scoreWindow(), null);
@@ -84,6 +89,12 @@ public final class OffloadRuntime implements AutoCloseable {
             store.close();
             throw e;
         }
+    }
+
+    private static int firstMoeLayer(ExpertLayout layout) {
+        int l = 0;
+        while (!layout.hasExperts(l)) l++;
+        return l;
     }
 
     public OffloadStats stats() { return stats; }

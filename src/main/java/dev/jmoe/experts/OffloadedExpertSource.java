@@ -1,7 +1,6 @@
 package dev.jmoe.experts;
 
 import dev.jmoe.experts.OffloadStats.Counter;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.Arrays;
@@ -77,10 +76,9 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
     private int[] order = new int[0];
     private volatile int phase = OffloadStats.PREFILL;
     private final boolean storeAddressable;
+    private final boolean balance;
     private int lastLayer = -1;
     private final int[] candidates;
-    private Arena transientArena;
-    private MemorySegment transientBuf;
 
     // measured costs (compute thread writes compute costs; loaders write load costs), in nanoseconds
     private volatile double loadNanos, fastComputeNanos, readNanos;
@@ -122,11 +120,14 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         int first = 0;
         while (!layout.hasExperts(first)) first++;
         storeAddressable = store.inPlace(first, 0) != null;
+        // Computing from a store without an addressable copy needs a transient buffer out of the budget.
+        balance = options.balance() && (storeAddressable || mem.scratchSlots() > 0);
         long bytes = layout.maxExpertBytes();
         loadNanos = link.throttled() ? link.nanosFor(bytes) : bytes / 4.0; // until measured: ~4 GB/s
         readNanos = bytes / 4.0;
         fastComputeNanos = bytes / 8.0;  // until measured: ~8 GB/s of weights per second of compute
         stats.memory(mem.budgetBytes(), mem.slots(), mem.slotBytes());
+        stats.config("transient_slots", mem.scratchSlots());
         loaders = new Thread[options.loaderThreads()];
         for (int i = 0; i < loaders.length; i++) {
             loaders[i] = Thread.ofPlatform().daemon().name("jmoe-expert-loader-" + i).start(this::loaderLoop);
@@ -262,7 +263,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
                 // slow-side experts, the link runs loads — and the layer ends when both have finished and the
                 // loaded experts are computed. Put each miss on the side that makes that end earliest.
                 boolean slow = false;
-                if (options.balance() && decode) {
+                if (balance && decode) {
                     double viaLoad = Math.max(hits * c + slows * s, (inflight + loads + 1) * l) + (loads + 1) * c;
                     double viaSlow = Math.max(hits * c + (slows + 1) * s, (inflight + loads) * l) + loads * c;
                     slow = viaSlow < viaLoad;
@@ -389,6 +390,12 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
             if (w == null) {
                 // The store has no addressable copy (direct I/O): computing from it still pays the read, through the link.
                 MemorySegment buf = transientBuffer();
+                lock.lock();
+                try {
+                    stats.residentBytes(residentBytes + layout.expertBytes(layer)); // the transient copy is expert memory too
+                } finally {
+                    lock.unlock();
+                }
                 long t0 = System.nanoTime();
                 link.transfer(layout.expertBytes(layer), () -> store.read(layer, expert, buf));
                 readNanos = ema(readNanos, System.nanoTime() - t0);
@@ -458,11 +465,8 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
     }
 
     private MemorySegment transientBuffer() {
-        if (transientBuf == null) {
-            transientArena = Arena.ofShared();
-            transientBuf = transientArena.allocate(mem.slotBytes(), 4096);
-        }
-        return transientBuf;
+        if (mem.scratchSlots() < 1) throw new IllegalStateException("slow-side compute from the " + store.name() + " store needs a scratch slot");
+        return mem.scratch(0);
     }
 
     private static double ema(double old, double sample) {
@@ -608,6 +612,5 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
             }
         }
         mem.close();
-        if (transientArena != null) transientArena.close();
     }
 }
