@@ -18,6 +18,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin ModelOptions modelOptions;
     @Mixin SamplingOptions sampling;
     @Mixin OffloadOptions offload;
+    @Mixin PredictOptions predict;
 
     @Option(names = {"-p", "--prompt"}, description = "prompt text") String prompt;
     @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "read the prompt from a file") Path promptFile;
@@ -35,7 +36,7 @@ final class GenerateCommand implements Callable<Integer> {
         try (LoadedModel lm = LoadedModel.open(modelOptions)) {
             int[] tokens = lm.tokenizer.encode(text, true, true);
             InferenceState st = lm.newState();
-            var offloading = offload.install(lm, st);
+            var offloading = PredictiveOffload.install(offload, predict, lm, st);
             if (!noDisplayPrompt) {
                 out.print(text);
                 out.flush();
@@ -47,7 +48,7 @@ final class GenerateCommand implements Callable<Integer> {
             out.flush();
             if (stop == Generation.Stop.CONTEXT_FULL) err.println("jmoe: stopped: the context of " + lm.ctxSize + " tokens is full (raise --ctx-size)");
             if (stats) s.print(err);
-            OffloadOptions.report(offloading, s, stats, err);
+            offloading.report(s, stats, err);
             if (statsJson != null) s.writeJson(statsJson);
         }
         return 0;

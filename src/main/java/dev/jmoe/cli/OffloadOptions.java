@@ -31,7 +31,7 @@ final class OffloadOptions {
     String slowCompute;
 
     @Option(names = "--policy", paramLabel = "NAME", defaultValue = "exact-smoe",
-            description = "preset: smoe (score window, alpha 0.25, prefetch, balancing), exact-smoe (the same with alpha 0), lru-ondemand (mixtral-offloading-like), fiddler, lfu-ondemand (default: ${DEFAULT-VALUE})")
+            description = "preset: smoe (score window, alpha 0.25, prefetch, balancing), exact-smoe (the same with alpha 0), lru-ondemand (mixtral-offloading-like), fiddler, lfu-ondemand, odmoe (just-in-time loading from --predictor, no cache; generate only) (default: ${DEFAULT-VALUE})")
     String policy;
 
     @Option(names = "--eviction", paramLabel = "NAME", description = "override the preset's eviction: lru, lfu, score")

@@ -64,6 +64,9 @@ public final class ShadowPredictor implements ExpertPredictor {
     private final AtomicLong served = new AtomicLong(), fallbacks = new AtomicLong();
     private volatile Throwable failure;
     private volatile long cpuAtExit = -1;
+    private final Model shadowModel;
+    /** Single-token passes the shadow thread runs on a scratch state before following the main model. */
+    static final int WARMUP_PASSES = 8;
     private volatile boolean closed;
 
     /**
@@ -84,6 +87,7 @@ public final class ShadowPredictor implements ExpertPredictor {
         this.pool = new Parallel(1);
         InferenceState shadow = shadowModel.newState(main.kv().capacity(), pool);
         this.runner = new ShadowRunner(main, shadow, board, align, rule, 1, mode == Mode.THREAD);
+        this.shadowModel = shadowModel;
         this.thread = mode == Mode.THREAD ? Thread.ofPlatform().daemon().name("jmoe-shadow").start(this::loop) : null;
     }
 
@@ -156,6 +160,7 @@ public final class ShadowPredictor implements ExpertPredictor {
 
     private void loop() {
         try {
+            warmUp();
             while (!closed) {
                 try {
                     if (!runner.workOnce()) LockSupport.park(this);
@@ -170,6 +175,17 @@ public final class ShadowPredictor implements ExpertPredictor {
             ThreadMXBean mx = ManagementFactory.getThreadMXBean();
             if (mx.isCurrentThreadCpuTimeSupported()) cpuAtExit = mx.getCurrentThreadCpuTime();
         }
+    }
+
+    /**
+     * A few passes on a scratch state first: the shadow's kernels (its weight types may be ones the main model
+     * never runs) start interpreted and are many times slower until compiled, and a shadow that slow would be
+     * overtaken, abandon its pass and never catch up. Runs on the shadow thread, so the main model never waits.
+     */
+    private void warmUp() {
+        InferenceState scratch = shadowModel.newState(WARMUP_PASSES, pool);
+        int vocab = shadowModel.hyperparams().nVocab();
+        for (int i = 0; i < WARMUP_PASSES && !closed; i++) scratch.next((1 + 31 * i) % vocab);
     }
 
     @Override
