@@ -1,0 +1,116 @@
+package dev.jmoe.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** predict-eval and the prediction flags of generate, end to end on a small random model. */
+class PredictCliTest {
+    @TempDir static Path dir;
+    static Path model, text;
+
+    record Run(int code, String out, String err) {}
+
+    static Run jmoe(String... args) {
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    @BeforeAll
+    static void makeModel() throws Exception {
+        model = dir.resolve("m.gguf");
+        Run made = jmoe("make-model", "--preset", "tiny-qwen2moe", "--type", "F16", "--layers", "3", "-o", model.toString());
+        assertEquals(0, made.code(), made.err());
+        text = dir.resolve("t.txt");
+        Files.writeString(text, "The router scores every expert, and the best ones are chosen. Loading starts a few layers early. ".repeat(6));
+    }
+
+    @Test
+    void predictEvalWritesEveryPredictorLookaheadAndLayer() throws Exception {
+        Path json = dir.resolve("p.json");
+        Run r = jmoe("predict-eval", "-m", model.toString(), "-f", text.toString(), "--max-tokens", "40", "--shadow", "f16,q4_0",
+                "--lookahead", "3", "-q", "--json", json.toString());
+        assertEquals(0, r.code(), r.err());
+        for (String p : new String[] {"shadow-f16", "shadow-q4_0", "gate", "history"}) assertTrue(r.out().contains(p), r.out());
+        JsonNode root = new ObjectMapper().readTree(json.toFile());
+        assertEquals("teacher", root.get("mode").asText());
+        assertEquals(40, root.get("tokens").asInt());
+        JsonNode preds = root.get("predictors");
+        assertEquals(4, preds.size());
+        for (JsonNode p : preds) {
+            assertEquals(3, p.get("lookaheads").size());
+            for (JsonNode d : p.get("lookaheads")) assertEquals(3, d.get("layers").size());
+        }
+        // a shadow with the model's own weights predicts every layer at every distance
+        JsonNode same = preds.get(0);
+        assertEquals("shadow-f16", same.get("predictor").asText());
+        for (JsonNode d : same.get("lookaheads")) {
+            assertEquals(1.0, d.get("recall").asDouble(), d.toString());
+            assertEquals(1.0, d.get("set_match").asDouble(), d.toString());
+        }
+        assertTrue(same.get("shadow").get("kv_aligned_positions").asInt() > 30);
+    }
+
+    @Test
+    void greedyModeGeneratesAndScores() throws Exception {
+        Path json = dir.resolve("g.json");
+        Run r = jmoe("predict-eval", "-m", model.toString(), "--mode", "greedy", "-f", text.toString(), "--prompts", "2", "--prompt-tokens", "8",
+                "-n", "10", "--predictor", "shadow,gate", "--shadow", "f16", "-q", "--json", json.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode root = new ObjectMapper().readTree(json.toFile());
+        assertEquals(20, root.get("tokens").asInt());
+        JsonNode shadow = root.get("predictors").get(0);
+        assertEquals(1.0, shadow.get("lookaheads").get(0).get("recall").asDouble());
+        assertEquals(shadow.get("shadow").get("speculated_tokens").asInt(), shadow.get("shadow").get("speculated_tokens_right").asInt(),
+                "same weights: the shadow's greedy guesses are the generated tokens");
+    }
+
+    @Test
+    void odmoeAndPredictorPrefetchGenerateTheResidentText() {
+        String[] base = {"generate", "-m", model.toString(), "-p", "Loading starts a few layers early", "-n", "12", "--temp", "0", "-q",
+                "--no-display-prompt"};
+        Run resident = jmoe(base);
+        assertEquals(0, resident.code(), resident.err());
+        String[][] variants = {
+                {"--policy", "odmoe", "--shadow", "q8_0", "--link", "500MB/s,20us", "--store", "host"},
+                {"--policy", "odmoe", "--predictor", "history", "--lookahead", "3", "--expert-memory", "1/8"},
+                {"--policy", "exact-smoe", "--expert-memory", "1/3", "--predictor", "shadow", "--lookahead", "2", "--stats"},
+                {"--predictor", "gate"}};
+        for (String[] v : variants) {
+            String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(v)).toArray(String[]::new);
+            Run r = jmoe(args);
+            assertEquals(0, r.code(), String.join(" ", v) + ": " + r.err());
+            assertEquals(resident.out(), r.out(), String.join(" ", v));
+        }
+    }
+
+    @Test
+    void badPredictionFlagsGiveClearErrors() {
+        String[][] cases = {
+                {"--predictor", "oracle"}, {"--predictor", "gate", "--lookahead", "9"}, {"--predictor", "shadow", "--align-period", "1;2"},
+                {"--predictor", "shadow", "--shadow-model", dir.resolve("missing.gguf").toString()}, {"--predictor", "shadow", "--shadow", "q3_k"}};
+        String[] wants = {"--predictor", "--lookahead", "--align-period", "--shadow-model", "--shadow"};
+        for (int i = 0; i < cases.length; i++) {
+            String[] args = java.util.stream.Stream.concat(java.util.stream.Stream.of("generate", "-m", model.toString(), "-p", "x", "-n", "2", "-q"),
+                    java.util.Arrays.stream(cases[i])).toArray(String[]::new);
+            Run r = jmoe(args);
+            assertEquals(1, r.code(), String.join(" ", cases[i]));
+            assertTrue(r.err().startsWith("jmoe: error: ") && r.err().contains(wants[i]), r.err());
+            assertFalse(r.err().contains("\tat "), r.err());
+        }
+        Run r = jmoe("predict-eval", "-m", model.toString(), "--mode", "teacher", "-q");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("-f TEXT"), r.err());
+    }
+}
