@@ -12,10 +12,12 @@ import dev.jmoe.experts.predict.ShadowPredictor;
 import dev.jmoe.model.InferenceState;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.util.ArrayDeque;
+import java.util.List;
 import java.util.Locale;
 
 /**
- * What a run installs for expert offloading and prediction, from the two flag groups:
+ * What a run installs for expert offloading and prediction:
  * <ul>
  *   <li>{@code --policy odmoe}: just-in-time loading fed by the predictor (default {@code --predictor shadow},
  *       lookahead 2); {@code --expert-memory} optional (default: the working set k × (lookahead + 1));</li>
@@ -25,57 +27,84 @@ import java.util.Locale;
  *       predictions go nowhere;</li>
  *   <li>otherwise what {@link OffloadOptions} installs, or nothing.</li>
  * </ul>
- * Everything installed is closed with the model ({@link LoadedModel#closeFirst}).
+ * Closing it removes everything it installed (the predictor included).
  */
-final class PredictiveOffload {
+final class PredictiveOffload implements AutoCloseable {
     static final int DEFAULT_LOOKAHEAD = 2;
 
-    final OffloadStats stats;          // null when nothing offloads
-    final ExpertPredictor predictor;   // null without --predictor / odmoe
+    /** Just-in-time loading settings ({@code --policy odmoe}); budget null = the working set. */
+    record Jit(String store, Link link, String budget, int loaderThreads) {}
 
-    private PredictiveOffload(OffloadStats stats, ExpertPredictor predictor) {
+    final OffloadStats stats;          // null when nothing offloads
+    final ExpertPredictor predictor;   // null without one
+    private final ArrayDeque<AutoCloseable> installed;
+
+    private PredictiveOffload(OffloadStats stats, ExpertPredictor predictor, ArrayDeque<AutoCloseable> installed) {
         this.stats = stats;
         this.predictor = predictor;
+        this.installed = installed;
     }
 
-    static boolean odmoe(OffloadOptions o) {
-        return o.policy != null && o.policy.trim().toLowerCase(Locale.ROOT).equals("odmoe");
+    /**
+     * Installs on {@code st}: with {@code jit}, OD-MoE loading from {@code predictor}; else with {@code cache}, that
+     * caching runtime, prefetching from {@code predictor} if there is one (its own next-layer prefetch off); else the
+     * predictor alone. {@code predictor} is closed with the result (or at once if installing fails).
+     */
+    static PredictiveOffload attach(InferenceState st, ExpertPredictor predictor, int lookahead, OffloadConfig cache, Jit jit) {
+        ArrayDeque<AutoCloseable> done = new ArrayDeque<>();
+        int k = st.model().hyperparams().nExpertUsed();
+        try {
+            if (jit != null) {
+                if (predictor == null) throw new IllegalArgumentException("--policy odmoe needs a predictor");
+                OdMoeRuntime rt = OdMoeRuntime.install(st, predictor, lookahead, jit.store(), jit.link(), jit.budget(), jit.loaderThreads());
+                done.push(rt);
+                return new PredictiveOffload(rt.stats(), predictor, done);
+            }
+            OffloadStats stats = null;
+            if (cache != null) {
+                OffloadRuntime rt = OffloadRuntime.install(st, predictor == null ? cache : cache.withPrefetch(false), null);
+                done.push(rt);
+                stats = rt.stats();
+                if (predictor != null) {
+                    done.push(new PredictorHooks(st, predictor, lookahead, k, new OffloadedSourceSink(rt.source())));
+                    stats.config("predictor", predictor.name());
+                    stats.config("lookahead", lookahead);
+                }
+            } else if (predictor != null) {
+                done.push(new PredictorHooks(st, predictor, lookahead, k, (pos, layer, experts, count, distance) -> { }));
+            }
+            return new PredictiveOffload(stats, predictor, done);
+        } catch (RuntimeException | Error e) {
+            closeAll(done);
+            if (predictor != null) predictor.close(); // closing twice is harmless
+            throw e;
+        }
     }
 
+    /** From the command-line flags; closed with the model. */
     static PredictiveOffload install(OffloadOptions offload, PredictOptions predict, LoadedModel lm, InferenceState st) throws IOException {
-        boolean odmoe = odmoe(offload);
-        boolean predicting = odmoe || (predict.predictors != null && !predict.kinds(java.util.List.of("none")).equals(java.util.List.of("none")));
+        boolean odmoe = offload.policy != null && offload.policy.trim().toLowerCase(Locale.ROOT).equals("odmoe");
+        boolean predicting = odmoe || (predict.predictors != null && !predict.kinds(List.of("none")).equals(List.of("none")));
         if (!predicting) {
             OffloadRuntime rt = offload.install(lm, st);
-            return new PredictiveOffload(rt == null ? null : rt.stats(), null);
+            return new PredictiveOffload(rt == null ? null : rt.stats(), null, new ArrayDeque<>());
         }
         PredictOptions.Shadows shadows = new PredictOptions.Shadows(lm.model, lm.pool);
         lm.closeFirst(shadows);
         int lookahead = predict.lookahead(Math.min(DEFAULT_LOOKAHEAD, lm.model.hyperparams().nLayer()));
-        int k = lm.model.hyperparams().nExpertUsed();
-        if (predict.predictors == null && odmoe) predict.predictors = java.util.List.of("shadow");
-        ExpertPredictor p = predict.forRun(st, shadows);
+        if (predict.predictors == null && odmoe) predict.predictors = List.of("shadow");
+        Jit jit = null;
+        OffloadConfig cache = null;
         if (odmoe) {
             Link link = Link.parse(offload.link);
             if (offload.slowCompute != null) link = link.withSlowCompute(Link.parseRatio(offload.slowCompute));
-            int loaders = offload.loaderThreads != null ? offload.loaderThreads : 1;
-            OdMoeRuntime rt = OdMoeRuntime.install(st, p, lookahead, offload.store, link, offload.expertMemory, loaders);
-            lm.closeFirst(rt);
-            return new PredictiveOffload(rt.stats(), p);
+            jit = new Jit(offload.store, link, offload.expertMemory, offload.loaderThreads != null ? offload.loaderThreads : 1);
+        } else if (offload.enabled()) {
+            cache = offload.config();
         }
-        if (!offload.enabled()) {
-            PredictorHooks hooks = new PredictorHooks(st, p, lookahead, k, (pos, layer, experts, count, distance) -> { });
-            lm.closeFirst(hooks);
-            return new PredictiveOffload(null, p);
-        }
-        OffloadConfig cfg = offload.config().withPrefetch(false); // the predictor prefetches instead of the next-layer gate
-        OffloadRuntime rt = OffloadRuntime.install(st, cfg, null);
-        lm.closeFirst(rt);
-        PredictorHooks hooks = new PredictorHooks(st, p, lookahead, k, new OffloadedSourceSink(rt.source()));
-        lm.closeFirst(hooks); // closed before the runtime (a stack)
-        rt.stats().config("predictor", p.name());
-        rt.stats().config("lookahead", lookahead);
-        return new PredictiveOffload(rt.stats(), p);
+        PredictiveOffload p = attach(st, predict.forRun(st, shadows), lookahead, cache, jit);
+        lm.closeFirst(p);
+        return p;
     }
 
     /** Puts the offloading and predictor figures into the run's stats (JSON "offload" and "predictor") and prints them if asked. */
@@ -90,14 +119,30 @@ final class PredictiveOffload {
             s.extra.put("predictor", x.toMap());
             if (print) {
                 long all = x.served() + x.fallbacks();
-                err.printf(Locale.ROOT, "%s: %d of %d predictions from the shadow (%.1f%%), the rest from %s; shadow thread CPU %.1f ms (%.2f ms/token)%s%n",
+                err.printf(Locale.ROOT, "%s: %d of %d predictions from the shadow (%.1f%%), the rest from %s; shadow thread CPU %.1f ms%s%n",
                         sp.name(), x.served(), all, all == 0 ? 0.0 : 100.0 * x.served() / all, sp.fallback().name(), x.cpuNanos() / 1e6,
-                        s.decodeTokens + s.promptTokens == 0 ? 0.0 : x.cpuNanos() / 1e6 / Math.max(1, s.decodeTokens),
                         sp.failure() != null ? "; the shadow failed: " + sp.failure() : "");
             }
         } else if (predictor != null) {
             s.extra.put("predictor", java.util.Map.of("name", predictor.name()));
         }
         err.flush();
+    }
+
+    @Override
+    public void close() {
+        closeAll(installed);
+    }
+
+    private static void closeAll(ArrayDeque<AutoCloseable> stack) {
+        RuntimeException first = null;
+        while (!stack.isEmpty()) {
+            try {
+                stack.pop().close();
+            } catch (Exception e) {
+                if (first == null) first = e instanceof RuntimeException r ? r : new IllegalStateException(e);
+            }
+        }
+        if (first != null) throw first;
     }
 }

@@ -1,0 +1,240 @@
+package dev.jmoe.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jmoe.experts.ExpertLayout;
+import dev.jmoe.experts.Link;
+import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.OffloadStats;
+import dev.jmoe.experts.OffloadStats.Counter;
+import dev.jmoe.experts.predict.Alignment;
+import dev.jmoe.experts.predict.ExpertPredictor;
+import dev.jmoe.experts.predict.GateLookaheadPredictor;
+import dev.jmoe.experts.predict.NextTokenRule;
+import dev.jmoe.experts.predict.NoPredictor;
+import dev.jmoe.experts.predict.ShadowPredictor;
+import dev.jmoe.generate.Sampler;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.tensor.GgmlType;
+import java.io.PrintWriter;
+import java.lang.management.ManagementFactory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code jmoe predict-bench}: decode time per token of prediction-driven loading, side by side in one process and
+ * interleaved over several rounds (so machine noise hits every configuration alike): fully resident, resident with
+ * the shadow running (its cost), OD-MoE just-in-time loading with no / gate / shadow prediction, and at each budget
+ * OD-MoE, SMoE with its own next-layer gate, SMoE and exact SMoE prefetching from the shadow.
+ */
+@Command(name = "predict-bench", description = "Decode speed of prediction-driven expert loading (odmoe, smoe + shadow) next to resident, side by side.")
+final class PredictBenchCommand implements Callable<Integer> {
+    @Spec picocli.CommandLine.Model.CommandSpec spec;
+    @Mixin ModelOptions modelOptions;
+
+    @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "text whose first tokens are the prompt (default: models/test.txt)")
+    Path textFile;
+    @Option(names = "--prompt-tokens", defaultValue = "32", description = "prompt length in tokens (default: ${DEFAULT-VALUE})")
+    int promptTokens;
+    @Option(names = {"-n", "--n-predict"}, defaultValue = "32", description = "greedy tokens to decode per run (default: ${DEFAULT-VALUE})")
+    int nPredict;
+    @Option(names = "--budgets", split = ",", defaultValue = "1/3,1/8", description = "expert-memory budgets (default: ${DEFAULT-VALUE})")
+    List<String> budgets;
+    @Option(names = "--store", defaultValue = "host", description = "direct, host or mmap (default: ${DEFAULT-VALUE})")
+    String store;
+    @Option(names = "--link", defaultValue = "emmc", description = "emulated link, BANDWIDTH,LATENCY or preset (default: ${DEFAULT-VALUE})")
+    String link;
+    @Option(names = "--shadow", defaultValue = "q8_0", description = "shadow precision (default: ${DEFAULT-VALUE})")
+    String shadowType;
+    @Option(names = "--lookahead", defaultValue = "2", description = "layers ahead (default: ${DEFAULT-VALUE})")
+    int lookahead;
+    @Option(names = "--align-period", defaultValue = "1,1", description = "shadow alignment TOKENS[,KV] (default: ${DEFAULT-VALUE})")
+    String alignPeriod;
+    @Option(names = "--loader-threads", defaultValue = "1", description = "expert loader threads (default: ${DEFAULT-VALUE})")
+    int loaderThreads;
+    @Option(names = "--rounds", defaultValue = "3", description = "interleaved rounds; the median is reported (default: ${DEFAULT-VALUE})")
+    int rounds;
+    @Option(names = "--only", split = ",", description = "run only these configurations (names as printed)")
+    List<String> only;
+    @Option(names = "--json", paramLabel = "FILE", description = "write every figure as JSON") Path json;
+
+    /** One configuration: policy (resident, odmoe or a caching preset), predictor and budget (null: resident / working set). */
+    private record Config(String name, String policy, String predictor, String budget) {}
+
+    private record Result(int[] tokens, long ttft, long decode, long cpu, long shadowCpu, OffloadStats stats, ShadowPredictor.Stats shadow) {
+        double msPerToken() { return decode / 1e6 / tokens.length; }
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        if (promptTokens < 1 || nPredict < 1 || rounds < 1) throw new IllegalArgumentException("--prompt-tokens, -n and --rounds must be at least 1");
+        Link l = Link.parse(link);
+        Alignment align = Alignment.parse(alignPeriod);
+        PrintWriter out = spec.commandLine().getOut();
+        List<Config> configs = new ArrayList<>();
+        configs.add(new Config("resident", "resident", "none", null));
+        configs.add(new Config("resident+shadow", "resident", "shadow", null));
+        configs.add(new Config("odmoe+none", "odmoe", "none", null));
+        configs.add(new Config("odmoe+gate", "odmoe", "gate", null));
+        configs.add(new Config("odmoe+shadow", "odmoe", "shadow", null));
+        for (String b : budgets) {
+            configs.add(new Config("odmoe+shadow", "odmoe", "shadow", b.trim()));
+            configs.add(new Config("smoe", "smoe", "none", b.trim()));
+            configs.add(new Config("smoe+shadow", "smoe", "shadow", b.trim()));
+            configs.add(new Config("exact-smoe+shadow", "exact-smoe", "shadow", b.trim()));
+        }
+        if (only != null) configs.removeIf(c -> !only.contains(c.name()) && !c.name().equals("resident"));
+        try (LoadedModel lm = LoadedModel.open(modelOptions); PredictOptions.Shadows shadows = new PredictOptions.Shadows(lm.model, lm.pool)) {
+            if (!lm.model.hyperparams().hasExperts()) throw new IllegalArgumentException(lm.path + " has no routed experts");
+            GgmlType st;
+            try {
+                st = GgmlType.valueOf(shadowType.trim().toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("unknown --shadow type '" + shadowType + "'");
+            }
+            shadows.copy(st); // made once, before any timing
+            int[] prompt = prompt(lm);
+            if (prompt.length + nPredict > lm.ctxSize) throw new IllegalArgumentException("prompt + decode exceed --ctx-size " + lm.ctxSize);
+            ExpertLayout layout = ExpertLayout.of(lm.model);
+            var hp = lm.model.hyperparams();
+            out.printf(Locale.ROOT, "model %s: %d layers x %d experts (top-%d), %s per expert, %s of experts; main threads %d, shadow %s on 1 thread, "
+                            + "%d loader thread(s); prompt %d, decode %d; store %s, link %s; lookahead %d, alignment %s; median of %d interleaved rounds%n",
+                    lm.path.getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), Units.bytes(layout.maxExpertBytes()), Units.bytes(layout.totalBytes()),
+                    lm.pool.threads(), shadowType, loaderThreads, prompt.length, nPredict, store, l, lookahead, align, rounds);
+            out.flush();
+            for (Config c : configs) run(lm, shadows, st, align, prompt, c, l); // warm-up round, not reported
+            List<List<Result>> results = new ArrayList<>();
+            for (int i = 0; i < configs.size(); i++) results.add(new ArrayList<>());
+            try (Status status = new Status("predict-bench", modelOptions.quiet)) {
+                for (int r = 0; r < rounds; r++) {
+                    for (int i = 0; i < configs.size(); i++) {
+                        results.get(i).add(run(lm, shadows, st, align, prompt, configs.get(i), l));
+                        status.update((long) r * configs.size() + i + 1, (long) rounds * configs.size(), "runs");
+                    }
+                }
+            }
+            report(out, configs, results, hp.nLayer());
+        }
+        return 0;
+    }
+
+    private void report(PrintWriter out, List<Config> configs, List<List<Result>> results, int nLayer) throws java.io.IOException {
+        double residentMs = median(results.get(0));
+        int[] reference = results.get(0).get(0).tokens();
+        out.printf("%n%-18s %-7s %9s %7s %8s %7s %9s %9s %8s %9s %9s %6s%n", "config", "budget", "ms/token", "x res.", "TTFT ms", "hit%", "stall/tok",
+                "moved/tok", "shadow%", "shadowCPU", "procCPU", "same");
+        List<Map<String, Object>> rows = new ArrayList<>();
+        for (int i = 0; i < configs.size(); i++) {
+            Config c = configs.get(i);
+            List<Result> rs = results.get(i);
+            Result last = rs.get(rs.size() - 1);
+            double ms = median(rs);
+            OffloadStats s = last.stats();
+            int d = OffloadStats.DECODE;
+            String hit = s == null ? "-" : String.format(Locale.ROOT, "%.1f", 100 * s.hitRate(d));
+            String stall = s == null ? "-" : String.format(Locale.ROOT, "%.2f", s.get(d, Counter.STALL_NANOS) / 1e6 / nPredict);
+            String moved = s == null ? "-" : Units.bytes(s.get(d, Counter.BYTES_MOVED) / nPredict);
+            ShadowPredictor.Stats sh = last.shadow();
+            String shadowPct = sh == null ? "-" : String.format(Locale.ROOT, "%.1f", 100.0 * sh.served() / Math.max(1, sh.served() + sh.fallbacks()));
+            String shadowCpu = sh == null ? "-" : String.format(Locale.ROOT, "%.2f", last.shadowCpu() / 1e6 / nPredict);
+            int same = 0;
+            while (same < reference.length && same < last.tokens().length && reference[same] == last.tokens()[same]) same++;
+            out.printf(Locale.ROOT, "%-18s %-7s %9.2f %7.2f %8.1f %7s %9s %9s %8s %9s %9.2f %6s%n", c.name(), c.budget() == null ? "-" : c.budget(), ms,
+                    ms / residentMs, last.ttft() / 1e6, hit, stall, moved, shadowPct, shadowCpu, last.cpu() / 1e6 / nPredict,
+                    same == reference.length ? "yes" : same + "/" + reference.length);
+            Map<String, Object> row = new LinkedHashMap<>();
+            row.put("config", c.name());
+            row.put("policy", c.policy());
+            row.put("predictor", c.predictor());
+            row.put("budget", c.budget());
+            row.put("ms_per_token_median", ms);
+            row.put("ms_per_token_rounds", rs.stream().map(Result::msPerToken).toList());
+            row.put("vs_resident", ms / residentMs);
+            row.put("ttft_ms", last.ttft() / 1e6);
+            row.put("process_cpu_ms_per_token", last.cpu() / 1e6 / nPredict);
+            row.put("tokens_equal_resident", same);
+            if (sh != null) {
+                row.put("shadow_cpu_ms_per_token", last.shadowCpu() / 1e6 / nPredict);
+                row.put("shadow", sh.toMap());
+            }
+            if (s != null) row.put("offload", s.toMap());
+            rows.add(row);
+        }
+        out.println("(ms/token: median decode time; x res.: over resident; hit%: decode expert uses found loaded or arriving; stall/tok: ms waited for loads;"
+                + " shadow%: predictions the shadow answered (the rest fell back to gate lookahead); shadowCPU / procCPU: CPU ms per decode token of the"
+                + " shadow thread / the whole process; same: greedy tokens equal to resident)");
+        if (json != null) {
+            Map<String, Object> j = new LinkedHashMap<>();
+            j.put("model", modelOptions.model == null ? null : modelOptions.model.toString());
+            j.put("prompt_tokens", promptTokens);
+            j.put("decode_tokens", nPredict);
+            j.put("main_threads", modelOptions.threadCount());
+            j.put("store", store);
+            j.put("link", link);
+            j.put("shadow", shadowType);
+            j.put("lookahead", lookahead);
+            j.put("align_period", alignPeriod);
+            j.put("rounds", rounds);
+            j.put("runs", rows);
+            new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), j);
+        }
+    }
+
+    private static double median(List<Result> rs) {
+        double[] v = rs.stream().mapToDouble(Result::msPerToken).sorted().toArray();
+        return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+    }
+
+    private Result run(LoadedModel lm, PredictOptions.Shadows shadows, GgmlType shadowType, Alignment align, int[] prompt, Config c, Link l) {
+        InferenceState st = lm.newState();
+        ExpertPredictor p = switch (c.predictor()) {
+            case "shadow" -> new ShadowPredictor("shadow-" + shadowType.name().toLowerCase(Locale.ROOT), st, shadows.copy(shadowType), align,
+                    NextTokenRule.ARGMAX, new GateLookaheadPredictor(lm.model), ShadowPredictor.Mode.THREAD);
+            case "gate" -> new GateLookaheadPredictor(lm.model);
+            default -> c.policy().equals("odmoe") ? new NoPredictor() : null;
+        };
+        OffloadConfig cache = c.policy().equals("resident") || c.policy().equals("odmoe") ? null : OffloadConfig.preset(c.policy(), c.budget(), store, l);
+        PredictiveOffload.Jit jit = c.policy().equals("odmoe") ? new PredictiveOffload.Jit(store, l, c.budget(), loaderThreads) : null;
+        var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
+        try (PredictiveOffload po = PredictiveOffload.attach(st, p, lookahead, cache, jit)) {
+            long t0 = System.nanoTime();
+            float[] logits = st.eval(prompt, 0, prompt.length, lm.batch);
+            long ttft = System.nanoTime() - t0;
+            ShadowPredictor sp = p instanceof ShadowPredictor x ? x : null;
+            long shadow0 = sp == null ? 0 : sp.stats().cpuNanos(), cpu0 = os.getProcessCpuTime();
+            int[] tokens = new int[nPredict];
+            long t1 = System.nanoTime();
+            for (int i = 0; i < nPredict; i++) {
+                tokens[i] = Sampler.argmax(logits);
+                logits = st.next(tokens[i]);
+            }
+            long decode = System.nanoTime() - t1;
+            long cpu = os.getProcessCpuTime() - cpu0;
+            ShadowPredictor.Stats shadowStats = sp == null ? null : sp.stats();
+            long shadowCpu = sp == null ? 0 : shadowStats.cpuNanos() - shadow0;
+            return new Result(tokens, ttft, decode, cpu, shadowCpu, po.stats, shadowStats);
+        }
+    }
+
+    private int[] prompt(LoadedModel lm) throws java.io.IOException {
+        Path p = textFile != null ? textFile : DefaultModel.home().resolve("models/test.txt");
+        if (textFile != null && !Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
+        String text = Files.isRegularFile(p) ? Files.readString(p, StandardCharsets.UTF_8)
+                : "The router scores every expert; the best ones are chosen, and their outputs are mixed with weights that sum to one. ".repeat(8);
+        int[] all = lm.tokenizer.encode(text.substring(0, Math.min(text.length(), promptTokens * 16)), true, false);
+        if (all.length < promptTokens) throw new IllegalArgumentException("the text has only " + all.length + " tokens, fewer than --prompt-tokens " + promptTokens);
+        return Arrays.copyOf(all, promptTokens);
+    }
+}
