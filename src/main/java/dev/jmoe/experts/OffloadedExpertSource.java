@@ -68,6 +68,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
     private final ArrayDeque<Task> demands = new ArrayDeque<>();
     private final ArrayDeque<Task> prefetches = new ArrayDeque<>();
     private final ArrayDeque<Integer> waitingForSlot = new ArrayDeque<>();
+    private boolean prefetchStalled; // the head prefetch found no slot; cleared when slots change
     private final int[][] deferred; // per target layer: a prefetch request waiting for the pass to get near it
 
     // compute-thread state
@@ -77,7 +78,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
     private volatile int phase = OffloadStats.PREFILL;
     private final boolean storeAddressable;
     private final boolean balance;
-    private int lastLayer = -1;
+    private volatile int lastLayer = -1;
     private final int[] candidates;
 
     // measured costs (compute thread writes compute costs; loaders write load costs), in nanoseconds
@@ -192,10 +193,18 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
      */
     public void prefetch(int layer, int[] experts, int count) {
         if (closed || count <= 0) return;
-        if (layer != lastLayer + 1) {
-            // The forward pass has not yet reached willUse(layer - 1): hold the request until it has.
-            deferred[layer] = Arrays.copyOf(experts, count);
-            return;
+        if (layer < 0 || layer >= deferred.length || !layout.hasExperts(layer)) {
+            throw new IllegalArgumentException("cannot prefetch layer " + layer + ": it has no routed experts");
+        }
+        lock.lock(); // predictors may call from their own thread
+        try {
+            if (layer != lastLayer + 1) {
+                // The forward pass has not yet reached willUse(layer - 1): hold the request until it has.
+                deferred[layer] = Arrays.copyOf(experts, count);
+                return;
+            }
+        } finally {
+            lock.unlock();
         }
         enqueuePrefetch(layer, experts, count);
     }
@@ -209,7 +218,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
                 prefetches.addLast(new Task(k, layer, -1, true));
                 stats.inc(phase, Counter.PREFETCHES_ISSUED);
             }
-            changed.signalAll();
+            slotsChanged();
         } finally {
             lock.unlock();
         }
@@ -227,7 +236,6 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         checkOpen();
         int ph = phase;
         boolean decode = ph == OffloadStats.DECODE;
-        lastLayer = layer;
         lock.lock();
         try {
             cancelStale(layer, experts);
@@ -287,17 +295,23 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
             for (int i = 0; i < slows; i++) order[n++] = slowList[i];
             for (int i = 0; i < inflight; i++) order[n++] = inflightList[i];
             for (int i = 0; i < loads; i++) order[n++] = loadList[i];
-            changed.signalAll();
+            lastLayer = layer; // demands are queued: prefetches for the next layer may follow them now
+            slotsChanged();
         } finally {
             lock.unlock();
         }
-        deferred[layer] = null; // this layer is running: its requests are stale
-        for (int l = layer + 1; l < deferred.length; l++) {
-            int[] d = deferred[l];
-            if (d == null) continue;
-            deferred[l] = null;
-            enqueuePrefetch(l, d, d.length);
+        int[][] ready = new int[deferred.length][];
+        lock.lock();
+        try {
+            deferred[layer] = null; // this layer is running: its requests are stale
+            for (int l = layer + 1; l < deferred.length; l++) {
+                ready[l] = deferred[l];
+                deferred[l] = null;
+            }
+        } finally {
+            lock.unlock();
         }
+        for (int l = layer + 1; l < ready.length; l++) if (ready[l] != null) enqueuePrefetch(l, ready[l], ready[l].length);
     }
 
     @Override
@@ -318,6 +332,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         for (int s = 0; s < slotKey.length; s++) {
             if (prefetchedUnused[s] && slotKey[s] / nExpert == layer && !contains(experts, slotKey[s] % nExpert)) {
                 prefetchedUnused[s] = false;
+                prefetchStalled = false;
                 stats.inc(phase, Counter.PREFETCHES_WASTED);
             }
         }
@@ -457,7 +472,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
             if (s < 0 || pins[s] <= 0) throw new IllegalStateException("expert " + w.layer() + "/" + w.expert() + " released but not pinned");
             if (--pins[s] == 0) {
                 grantWaiting(phase);
-                changed.signalAll();
+                slotsChanged();
             }
         } finally {
             lock.unlock();
@@ -493,25 +508,37 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         }
     }
 
-    /** The next load to run: demands first; a prefetch only when no demand waits for a slot and a slot can be had. */
+    /**
+     * The next load to run: demands first; a prefetch only when no demand waits for a slot and a slot can be had.
+     * A prefetch that finds every slot pinned (or holding another unused prefetch) stays queued until a slot
+     * comes free or its layer arrives and cancels it.
+     */
     private Task nextTask() {
         Task d = demands.pollFirst();
         if (d != null) return d;
         while (!prefetches.isEmpty() && waitingForSlot.isEmpty()) {
-            Task p = prefetches.pollFirst();
-            if (slotOf[p.key()] >= 0) continue;
+            Task p = prefetches.peekFirst();
+            if (slotOf[p.key()] >= 0) {
+                prefetches.pollFirst();
+                continue;
+            }
             int s = findSlot(true);
             if (s < 0) {
-                // No room for any prefetch until the pass releases something: drop them all.
-                stats.add(phase, Counter.PREFETCHES_CANCELLED, 1 + prefetches.size());
-                prefetches.clear();
+                prefetchStalled = true;
                 changed.signalAll();
                 return null;
             }
+            prefetches.pollFirst();
             occupy(s, p.key(), phase, true);
             return new Task(p.key(), p.layer(), s, true);
         }
         return null;
+    }
+
+    /** Something may have made a slot available to prefetches: let the loaders look again (guarded by lock). */
+    private void slotsChanged() {
+        prefetchStalled = false;
+        changed.signalAll();
     }
 
     private void load(Task t) {
@@ -540,7 +567,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
                 loadNanos = ema(loadNanos, took);
                 if (pins[t.slot()] == 0) grantWaiting(ph);
             }
-            changed.signalAll();
+            slotsChanged();
         } finally {
             lock.unlock();
         }
@@ -565,6 +592,16 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         }
     }
 
+    /** Whether queued prefetches are waiting because every slot they could take is pinned (tests). */
+    boolean prefetchStalled() {
+        lock.lock();
+        try {
+            return prefetchStalled;
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** Bytes of experts resident or loading now. */
     public long residentBytes() {
         lock.lock();
@@ -575,11 +612,11 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         }
     }
 
-    /** Waits until no load is queued or running (tests, and measuring commands between phases). */
+    /** Waits until no load is queued or running, except prefetches that wait for a pinned slot (tests, measuring commands). */
     public void awaitIdle() {
         lock.lock();
         try {
-            while (!closed && (!demands.isEmpty() || !prefetches.isEmpty() || anyLoading())) {
+            while (!closed && (!demands.isEmpty() || (!prefetches.isEmpty() && !prefetchStalled) || anyLoading())) {
                 if (!changed.await(1, TimeUnit.SECONDS) && !loadersAlive()) throw new IllegalStateException("expert loader threads died");
             }
         } catch (InterruptedException e) {
