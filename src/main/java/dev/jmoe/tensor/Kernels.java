@@ -46,8 +46,42 @@ public final class Kernels {
         return type != null && KERNELS.containsKey(type);
     }
 
+    private static volatile boolean scalarReference;
+
+    /**
+     * Routes every product through the scalar reference ({@link TypeKernel#dotScalar}, row by row) instead
+     * of the Vector API paths — for checking the fast kernels end to end on whole models. Process-wide.
+     */
+    public static void setScalarReference(boolean on) {
+        scalarReference = on;
+    }
+
+    public static boolean scalarReference() {
+        return scalarReference;
+    }
+
+    private static void scalarProduct(Parallel pool, Matrix w, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
+        TypeKernel k = forType(w.type());
+        MemorySegment data = w.data();
+        long rowBytes = w.rowBytes();
+        int cols = w.cols();
+        Parallel.RangeTask task = (start, end) -> {
+            for (int r = start; r < end; r++) {
+                for (int b = 0; b < batch; b++) out[outOff + b * outStride + r] = k.dotScalar(data, r * rowBytes, x, xOff + b * xStride, cols);
+            }
+        };
+        if (pool == null) task.run(0, w.rows());
+        else pool.forRange(w.rows(), 4, task);
+    }
+
     /** out[outOff + r] = Σ_c w[r][c]·x[xOff + c] for every row r (vector path). */
     public static void matVec(Parallel pool, Matrix w, float[] x, int xOff, float[] out, int outOff) {
+        if (scalarReference) {
+            checkRange("x", x, xOff, w.cols());
+            checkRange("out", out, outOff, w.rows());
+            scalarProduct(pool, w, x, xOff, 0, 1, out, outOff, 0);
+            return;
+        }
         RowKernel k = rowKernel(w.type());
         checkRange("x", x, xOff, w.cols());
         checkRange("out", out, outOff, w.rows());
@@ -83,6 +117,10 @@ public final class Kernels {
         checkRange("out", out, 0, (long) (batch - 1) * outStride + rows);
         if (batch == 1) {
             matVec(pool, w, x, 0, out, 0);
+            return;
+        }
+        if (scalarReference) {
+            scalarProduct(pool, w, x, 0, xStride, batch, out, 0, outStride);
             return;
         }
         RowKernel rk = (RowKernel) k;
