@@ -67,9 +67,13 @@ final class OffloadBenchCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "write every run's figures as JSON")
     Path json;
 
+    @Option(names = "--repeat", defaultValue = "1", description = "runs per configuration, interleaved; the run with the median decode time is reported (default: ${DEFAULT-VALUE})")
+    int repeat;
+
     @Override
     public Integer call() throws Exception {
         if (promptTokens < 1 || nPredict < 1) throw new IllegalArgumentException("--prompt-tokens and -n must be at least 1");
+        if (repeat < 1) throw new IllegalArgumentException("--repeat must be at least 1");
         Link l = Link.parse(link);
         if (slowCompute != null) l = l.withSlowCompute(Link.parseRatio(slowCompute));
         PrintWriter out = spec.commandLine().getOut();
@@ -85,17 +89,30 @@ final class OffloadBenchCommand implements Callable<Integer> {
 
             run(lm, prompt, null, null); // JIT warm-up, not reported
             RoutingTrace trace = new RoutingTrace(m.hyperparams().nLayer(), m.hyperparams().nExpert(), m.hyperparams().nExpertUsed());
-            Result resident = run(lm, prompt, null, trace);
+            run(lm, prompt, null, trace);
+            // Every configuration `repeat` times, round-robin, so that load from other processes spreads evenly.
+            List<String[]> configs = new ArrayList<>();
+            configs.add(null);
+            for (String b : budgets) for (String p : policies) configs.add(new String[]{b.trim(), p.trim()});
+            List<List<Result>> results = new ArrayList<>();
+            for (int i = 0; i < configs.size(); i++) results.add(new ArrayList<>());
+            for (int rep = 0; rep < repeat; rep++) {
+                for (int i = 0; i < configs.size(); i++) {
+                    String[] c = configs.get(i);
+                    results.get(i).add(run(lm, prompt, c == null ? null : OffloadConfig.preset(c[1], c[0], store, l), null));
+                }
+            }
+            Result resident = median(results.get(0));
             List<Map<String, Object>> rows = new ArrayList<>();
             out.printf("%n%-14s %-8s %9s %9s %7s %7s %7s %7s %7s %7s %7s %10s %9s %6s%n", "policy", "budget", "ms/token", "TTFT ms", "hit%",
                     "exact", "subst", "pref", "loaded", "slow", "wasted", "moved", "stall ms", "same");
             out.printf("%-14s %-8s %9.2f %9.1f %7s %7s %7s %7s %7s %7s %7s %10s %9s %6s%n", "resident", "all", resident.msPerToken(),
                     resident.ttftNanos / 1e6, "100.0", "-", "-", "-", "-", "-", "-", "-", "-", "yes");
             out.flush();
-            for (String b : budgets) {
-                for (String p : policies) {
-                    OffloadConfig cfg = OffloadConfig.preset(p.trim(), b.trim(), store, l);
-                    Result r = run(lm, prompt, cfg, null);
+            for (int i = 1; i < configs.size(); i++) {
+                {
+                    String b = configs.get(i)[0], p = configs.get(i)[1];
+                    Result r = median(results.get(i));
                     OffloadStats s = r.stats;
                     int d = OffloadStats.DECODE;
                     int same = sameTokens(resident.tokens, r.tokens);
@@ -108,6 +125,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
                     Map<String, Object> row = new LinkedHashMap<>(s.toMap());
                     row.put("budget", b);
                     row.put("tokens_equal_resident", same);
+                    row.put("decode_ms_per_token_runs", results.get(i).stream().mapToDouble(Result::msPerToken).toArray());
                     rows.add(row);
                 }
             }
@@ -174,6 +192,12 @@ final class OffloadBenchCommand implements Callable<Integer> {
 
     private record Result(int[] tokens, long ttftNanos, long decodeNanos, OffloadStats stats) {
         double msPerToken() { return decodeNanos / 1e6 / tokens.length; }
+    }
+
+    private static Result median(List<Result> rs) {
+        List<Result> sorted = new ArrayList<>(rs);
+        sorted.sort(java.util.Comparator.comparingLong(Result::decodeNanos));
+        return sorted.get(sorted.size() / 2);
     }
 
     private Result run(LoadedModel lm, int[] prompt, OffloadConfig cfg, RoutingTrace trace) {

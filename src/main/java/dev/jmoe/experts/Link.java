@@ -188,7 +188,8 @@ public record Link(String name, double bytesPerSecond, long latencyNanos, double
         while (true) {
             long left = due - System.nanoTime();
             if (left <= 0) return;
-            if (left > 150_000) LockSupport.parkNanos(left - 100_000);
+            // Parking overshoots by tens of microseconds; spinning the whole wait would take a core from compute.
+            if (left > 80_000) LockSupport.parkNanos(left - 60_000);
             else Thread.onSpinWait();
         }
     }
