@@ -197,7 +197,8 @@ final class PredictBenchCommand implements Callable<Integer> {
         return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
     }
 
-    private Result run(LoadedModel lm, PredictOptions.Shadows shadows, GgmlType shadowType, Alignment align, int[] prompt, Config c, Link l) {
+    private Result run(LoadedModel lm, PredictOptions.Shadows shadows, GgmlType shadowType, Alignment align, int[] prompt, Config c, Link l)
+            throws InterruptedException {
         InferenceState st = lm.newState();
         ExpertPredictor p = switch (c.predictor()) {
             case "shadow" -> new ShadowPredictor("shadow-" + shadowType.name().toLowerCase(Locale.ROOT), st, shadows.copy(shadowType), align,
@@ -209,6 +210,7 @@ final class PredictBenchCommand implements Callable<Integer> {
         PredictiveOffload.Jit jit = c.policy().equals("odmoe") ? new PredictiveOffload.Jit(store, l, c.budget(), loaderThreads) : null;
         var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
         try (PredictiveOffload po = PredictiveOffload.attach(st, p, lookahead, cache, jit)) {
+            if (p instanceof ShadowPredictor sp && !sp.awaitWarm(120)) throw new IllegalStateException("the shadow did not warm up within 120 s");
             long t0 = System.nanoTime();
             float[] logits = st.eval(prompt, 0, prompt.length, lm.batch);
             long ttft = System.nanoTime() - t0;

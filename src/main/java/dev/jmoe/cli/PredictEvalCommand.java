@@ -55,6 +55,8 @@ final class PredictEvalCommand implements Callable<Integer> {
             description = "how a shadow picks the next token before the main model samples it: sampler (the main run's own rule: the text's "
                     + "next token when teacher-forcing, greedy when generating) or argmax (default: ${DEFAULT-VALUE})")
     String shadowGuess;
+    @Option(names = "--shadow-thread", description = "run each shadow on its own thread as in a real run (layers it has not reached fall back to gate"
+            + " lookahead), instead of inline with every layer ready") boolean shadowThread;
     @Option(names = "--json", paramLabel = "FILE", description = "write every figure as JSON") Path json;
 
     @Override
@@ -109,7 +111,10 @@ final class PredictEvalCommand implements Callable<Integer> {
             int[][] current = new int[1][];
             NextTokenRule rule = guess.equals("argmax") || m.equals("greedy") ? NextTokenRule.ARGMAX
                     : (pos, logits) -> pos < current[0].length ? current[0][pos] : NextTokenRule.ARGMAX.next(pos, logits);
-            List<ExpertPredictor> predictors = predict.forEvaluation(st, shadows, rule);
+            List<ExpertPredictor> predictors = predict.forEvaluation(st, shadows, rule, shadowThread);
+            for (ExpertPredictor p : predictors) {
+                if (p instanceof ShadowPredictor sp && !sp.awaitWarm(120)) throw new IllegalStateException(p.name() + " did not warm up within 120 s");
+            }
             long t0 = System.nanoTime();
             int run = 0;
             try (PredictionEvaluator ev = new PredictionEvaluator(st, predictors, depth, w);
@@ -145,15 +150,17 @@ final class PredictEvalCommand implements Callable<Integer> {
                         List<PredictionMetrics> metrics, List<ExpertPredictor> predictors) throws java.io.IOException {
         var hp = lm.model.hyperparams();
         out.printf(Locale.ROOT, "predict-eval: %s, %d layers, %d experts top-%d; mode %s over %d tokens (%d sequence%s); lookahead 1..%d, width %d; "
-                        + "shadow alignment %s, shadow guess %s; %.1f s%n",
+                        + "shadow alignment %s, shadow guess %s, shadow %s; %.1f s%n",
                 lm.path.getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), m, tokens, sequences.size(), sequences.size() == 1 ? "" : "s",
-                depth, w, predict.alignment(), guess, seconds);
+                depth, w, predict.alignment(), guess, shadowThread ? "threaded (falls back to gate)" : "inline", seconds);
         for (PredictionMetrics pm : metrics) out.print(pm.table());
         for (ExpertPredictor p : predictors) {
             if (p instanceof ShadowPredictor sp) {
                 ShadowPredictor.Stats s = sp.stats();
                 out.printf(Locale.ROOT, "%s: ran %d positions, speculated %d next tokens (%d right), redid %d, took %d KV positions from the main model, "
-                        + "aligned %d KV positions%n", p.name(), s.positionsRun(), s.guesses(), s.guessHits(), s.redone(), s.adopted(), s.kvAlignedPositions());
+                        + "aligned %d KV positions; %d predictions from the shadow, %d from its fallback%n", p.name(), s.positionsRun(), s.guesses(),
+                        s.guessHits(), s.redone(), s.adopted(), s.kvAlignedPositions(), s.served(), s.fallbacks());
+                if (sp.failure() != null) out.printf("%s failed, its predictions came from the fallback: %s%n", p.name(), sp.failure());
             }
         }
         if (json == null) return;
@@ -170,6 +177,7 @@ final class PredictEvalCommand implements Callable<Integer> {
         root.put("width", w);
         root.put("align_period", predict.alignment().toString());
         root.put("shadow_guess", guess);
+        root.put("shadow_mode", shadowThread ? "thread" : "inline");
         root.put("seconds", seconds);
         List<Object> ps = new ArrayList<>();
         for (int i = 0; i < metrics.size(); i++) {

@@ -124,9 +124,11 @@ final class PredictOptions {
 
     /**
      * The predictors to evaluate side by side on {@code main}: each shadow (one per --shadow type, plus
-     * --shadow-model) alone, run inline so its quality is measured without timing effects, then the baselines.
+     * --shadow-model), then the baselines. A shadow runs inline (every layer it can predict is ready: its quality
+     * without timing effects, no fallback) or, {@code threaded}, on its own thread as in a run, falling back to
+     * gate lookahead for layers it has not reached.
      */
-    List<ExpertPredictor> forEvaluation(InferenceState main, Shadows shadows, NextTokenRule rule) throws IOException {
+    List<ExpertPredictor> forEvaluation(InferenceState main, Shadows shadows, NextTokenRule rule, boolean threaded) throws IOException {
         Model m = main.model();
         List<ExpertPredictor> out = new ArrayList<>();
         try {
@@ -136,12 +138,14 @@ final class PredictOptions {
                         if (shadowModel == null || shadowTypes != null) {
                             for (GgmlType t : shadowTypes(List.of("q8_0"))) {
                                 out.add(new ShadowPredictor("shadow-" + t.name().toLowerCase(Locale.ROOT), main, shadows.copy(t), alignment(), rule,
-                                        new NoPredictor(), ShadowPredictor.Mode.INLINE));
+                                        threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
+                                        threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE));
                             }
                         }
                         if (shadowModel != null) {
-                            out.add(new ShadowPredictor("shadow-file", main, shadows.file(shadowModel), alignment(), rule, new NoPredictor(),
-                                    ShadowPredictor.Mode.INLINE));
+                            out.add(new ShadowPredictor("shadow-file", main, shadows.file(shadowModel), alignment(), rule,
+                                    threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
+                                    threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE));
                         }
                     }
                     case "gate" -> out.add(new GateLookaheadPredictor(m));

@@ -65,8 +65,9 @@ public final class ShadowPredictor implements ExpertPredictor {
     private volatile Throwable failure;
     private volatile long cpuAtExit = -1;
     private final Model shadowModel;
-    /** Single-token passes the shadow thread runs on a scratch state before following the main model. */
-    static final int WARMUP_PASSES = 8;
+    /** Single-token passes the shadow thread runs on a scratch state before following the main model: at least the first, at most the second. */
+    static final int WARMUP_MIN = 8, WARMUP_MAX = 256;
+    private final java.util.concurrent.CountDownLatch warm = new java.util.concurrent.CountDownLatch(1);
     private volatile boolean closed;
 
     /**
@@ -178,14 +179,35 @@ public final class ShadowPredictor implements ExpertPredictor {
     }
 
     /**
-     * A few passes on a scratch state first: the shadow's kernels (its weight types may be ones the main model
-     * never runs) start interpreted and are many times slower until compiled, and a shadow that slow would be
-     * overtaken, abandon its pass and never catch up. Runs on the shadow thread, so the main model never waits.
+     * Passes on a scratch state first: the shadow's kernels (its weight types may be ones the main model never
+     * runs) start interpreted, where the Vector API is a hundred times slower, until the JIT compiles them; a shadow
+     * that slow would be overtaken, abandon its pass and never catch up. It runs passes until one is no slower than
+     * 1.25× the fastest so far (compiled), at least {@link #WARMUP_MIN}. On the shadow thread: the main model never waits.
      */
     private void warmUp() {
-        InferenceState scratch = shadowModel.newState(WARMUP_PASSES, pool);
-        int vocab = shadowModel.hyperparams().nVocab();
-        for (int i = 0; i < WARMUP_PASSES && !closed; i++) scratch.next((1 + 31 * i) % vocab);
+        try {
+            InferenceState scratch = shadowModel.newState(16, pool);
+            int vocab = shadowModel.hyperparams().nVocab();
+            long best = Long.MAX_VALUE;
+            for (int i = 0; i < WARMUP_MAX && !closed; i++) {
+                if (scratch.position() == 16) scratch.rewind(0);
+                long t0 = System.nanoTime();
+                scratch.next((1 + 31 * i) % vocab);
+                long took = System.nanoTime() - t0;
+                best = Math.min(best, took);
+                if (i + 1 >= WARMUP_MIN && took <= best * 1.25) break;
+            }
+        } finally {
+            warm.countDown();
+        }
+    }
+
+    /**
+     * Waits until the shadow thread has warmed up (or {@code seconds} passed); true if it has. Measurements call
+     * this before they start so as not to count the shadow's JIT warm-up; a run does not need to.
+     */
+    public boolean awaitWarm(double seconds) throws InterruptedException {
+        return thread == null || warm.await((long) (seconds * 1000), java.util.concurrent.TimeUnit.MILLISECONDS);
     }
 
     @Override
