@@ -267,15 +267,8 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
                     continue;
                 }
                 substituted[k] = false;
-                // A miss. Fiddler/SMoE balancing: both sides start now — the compute thread runs hits then
-                // slow-side experts, the link runs loads — and the layer ends when both have finished and the
-                // loaded experts are computed. Put each miss on the side that makes that end earliest.
-                boolean slow = false;
-                if (balance && decode) {
-                    double viaLoad = Math.max(hits * c + slows * s, (inflight + loads + 1) * l) + (loads + 1) * c;
-                    double viaSlow = Math.max(hits * c + (slows + 1) * s, (inflight + loads) * l) + loads * c;
-                    slow = viaSlow < viaLoad;
-                }
+                // A miss: load it, or (decode, balancing on) compute it from the store if that ends the layer sooner.
+                boolean slow = balance && decode && Balancer.slowSide(hits, slows, inflight, loads, c, s, l);
                 if (slow) {
                     mode[k] = SLOW;
                     slowList[slows++] = e;
