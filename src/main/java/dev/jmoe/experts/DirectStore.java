@@ -34,6 +34,17 @@ public final class DirectStore implements ExpertStore {
     private record Bounce(MemorySegment buf, MemorySegment callState) {}
 
     DirectStore(Path path, ExpertLayout layout) {
+        this(path, layout, true);
+    }
+
+    /** {@code tryDirect = false} goes straight to the page-cache fallback (tests; filesystems known to refuse). */
+    DirectStore(Path path, ExpertLayout layout, boolean tryDirect) {
+        this(path, layout, tryDirect, BOUNCE_BYTES);
+    }
+
+    /** {@code bounceLimit}: largest bounce buffer (a multiple of ALIGN); ranges larger than it are read in chunks. */
+    DirectStore(Path path, ExpertLayout layout, boolean tryDirect, long bounceLimit) {
+        if (bounceLimit < ALIGN || bounceLimit % ALIGN != 0) throw new IllegalArgumentException("bounce buffer must be a multiple of " + ALIGN);
         this.path = path;
         this.layout = layout;
         long maxSpan = 0;
@@ -41,8 +52,16 @@ public final class DirectStore implements ExpertStore {
             if (!layout.hasExperts(l)) continue;
             for (int part = 0; part < 3; part++) maxSpan = Math.max(maxSpan, layout.partBytes(l, part) + 2 * ALIGN);
         }
-        this.bounceBytes = Math.min(BOUNCE_BYTES, roundUp(maxSpan));
+        this.bounceBytes = Math.min(bounceLimit, roundUp(maxSpan));
         String p = path.toAbsolutePath().toString();
+        if (!tryDirect) {
+            try {
+                fallBack("direct I/O not requested for " + path);
+            } catch (NativeIo.NativeError e) {
+                throw new IllegalArgumentException("cannot open " + path + ": " + e.getMessage());
+            }
+            return;
+        }
         try {
             fd = NativeIo.open(p, NativeIo.O_RDONLY | NativeIo.O_DIRECT | NativeIo.O_CLOEXEC);
             direct = true;

@@ -82,6 +82,28 @@ class StoreAndLinkTest {
     }
 
     @Test
+    void pageCacheFallbackReadsTheSameBytes() throws Exception {
+        // the path a filesystem that refuses O_DIRECT takes: buffered preads, pages dropped after each read
+        try (GgufFile f = GgufFile.open(TestModels.mixtral())) {
+            Model m = Model.load(f);
+            try (DirectStore store = new DirectStore(f.path(), ExpertLayout.of(m), false)) {
+                assertTrue(!store.isDirect() && store.note().contains("page cache"), store.note());
+                assertStoreReadsEveryExpert(store, m);
+            }
+        }
+    }
+
+    @Test
+    void smallBounceBufferReadsInChunks() throws Exception {
+        try (GgufFile f = GgufFile.open(TestModels.qwen2moe())) {
+            Model m = Model.load(f);
+            try (DirectStore store = new DirectStore(f.path(), ExpertLayout.of(m), true, 8192)) {
+                assertStoreReadsEveryExpert(store, m);
+            }
+        }
+    }
+
+    @Test
     void missingFileIsAClearError() throws Exception {
         try (GgufFile f = GgufFile.open(TestModels.qwen2moe())) {
             Model m = Model.load(f);
