@@ -312,7 +312,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         return order.length == experts.length ? order : experts;
     }
 
-    /** Queued prefetches for layers the pass has reached are stale: those not wanted now are dropped, the others become demands. */
+    /** Queued prefetches for layers the pass has reached are stale and dropped (a wanted one is then loaded as a demand miss). */
     private void cancelStale(int layer, int[] experts) {
         for (Iterator<Task> it = prefetches.iterator(); it.hasNext(); ) {
             Task t = it.next();
