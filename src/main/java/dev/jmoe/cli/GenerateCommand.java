@@ -19,6 +19,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin SamplingOptions sampling;
     @Mixin OffloadOptions offload;
     @Mixin PredictOptions predict;
+    @Mixin TraceOption trace;
 
     @Option(names = {"-p", "--prompt"}, description = "prompt text") String prompt;
     @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "read the prompt from a file") Path promptFile;
@@ -36,6 +37,7 @@ final class GenerateCommand implements Callable<Integer> {
         try (LoadedModel lm = LoadedModel.open(modelOptions)) {
             int[] tokens = lm.tokenizer.encode(text, true, true);
             InferenceState st = lm.newState();
+            trace.install(lm, st);
             var offloading = PredictiveOffload.install(offload, predict, lm, st);
             if (!noDisplayPrompt) {
                 out.print(text);

@@ -23,12 +23,17 @@ final class PerplexityCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
     @Mixin ModelOptions modelOptions;
     @Mixin OffloadOptions offload;
+    @Mixin PredictOptions predict;
+    @Mixin TraceOption trace;
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "MODEL", description = "GGUF file (same as -m)")
     Path positionalModel;
 
     @Option(names = {"-f", "--file"}, required = true, paramLabel = "TEXT", description = "text file to score")
     Path textFile;
+
+    @Option(names = "--chunks", defaultValue = "-1", description = "score at most N chunks, -1 = all (as llama-perplexity's --chunks) (default: ${DEFAULT-VALUE})")
+    int maxChunks;
 
     @Option(names = "--json", paramLabel = "FILE", description = "write {ppl, chunks, tokens, …} as JSON")
     Path json;
@@ -46,9 +51,11 @@ final class PerplexityCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         try (LoadedModel lm = LoadedModel.open(modelOptions)) {
             int[] tokens = lm.tokenizer.encode(text, true, false);
+            if (maxChunks >= 0 && tokens.length > maxChunks * nCtx) tokens = java.util.Arrays.copyOf(tokens, Math.max(maxChunks, 1) * nCtx);
             int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;
             InferenceState st = lm.newState();
-            var offloading = offload.install(lm, st);
+            trace.install(lm, st);
+            PredictiveOffload offloading = PredictiveOffload.install(offload, predict, lm, st);
             int chunks = tokens.length / nCtx;
             out.printf("perplexity: %d tokens, %d chunks of %d, scoring the second half of each%n", tokens.length, chunks, nCtx);
             long t0 = System.nanoTime();
@@ -62,7 +69,12 @@ final class PerplexityCommand implements Callable<Integer> {
             out.println(sb);
             out.printf("Final estimate: PPL = %.4f +/- %.5f%n", r.ppl(), r.stdError());
             out.printf("%d tokens scored in %.1f s (%.1f tokens/s evaluated)%n", r.scoredTokens(), seconds, chunks * (double) nCtx / seconds);
-            if (offloading != null) spec.commandLine().getErr().print(offloading.stats().table());
+            // the runtime's metrics with this run's timing: the whole text is "prompt" (batched evaluation)
+            GenerationStats gs = new GenerationStats();
+            gs.promptTokens = chunks * nCtx;
+            gs.promptNanos = System.nanoTime() - t0;
+            gs.firstTokenNanos = gs.promptNanos;
+            offloading.report(gs, true, spec.commandLine().getErr());
             if (json != null) {
                 Map<String, Object> m = new LinkedHashMap<>();
                 m.put("model", lm.path.toString());
@@ -74,7 +86,8 @@ final class PerplexityCommand implements Callable<Integer> {
                 m.put("tokens", tokens.length);
                 m.put("scored_tokens", r.scoredTokens());
                 m.put("seconds", seconds);
-                if (offloading != null) m.put("offload", offloading.stats().toMap());
+                m.put("tokens_per_s", chunks * (double) nCtx / seconds);
+                m.putAll(gs.extra);
                 new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), m);
             }
         }

@@ -1,0 +1,154 @@
+package dev.jmoe.cli;
+
+import static dev.jmoe.cli.CliTest.jmoe;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jmoe.eval.ContinuationTask;
+import dev.jmoe.eval.MultipleChoice;
+import dev.jmoe.experts.RoutingTraceFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** fidelity, eval, make-eval-task, perplexity's runtime JSON, --trace and replay, end to end on a small generated model. */
+class MeasureCliTest {
+    @TempDir static Path dir;
+    static Path model, text;
+
+    @BeforeAll
+    static void makeModel() throws Exception {
+        model = dir.resolve("q.gguf");
+        CliTest.Run r = jmoe("make-model", "--preset", "tiny-qwen2moe", "--type", "Q8_0", "--layers", "2", "-o", model.toString());
+        assertEquals(0, r.code(), r.err());
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 60; i++) sb.append("The router scores expert ").append(i).append(" and the cache keeps what was used often. ");
+        text = dir.resolve("text.txt");
+        Files.writeString(text, sb.toString());
+    }
+
+    static JsonNode json(Path p) throws Exception { return new ObjectMapper().readTree(p.toFile()); }
+
+    @Test
+    void fidelityWithoutSubstitutionIsExact() throws Exception {
+        Path j = dir.resolve("f0.json");
+        CliTest.Run r = jmoe("fidelity", model.toString(), "-f", text.toString(), "-c", "32", "--chunks", "2", "--expert-memory", "1/3",
+                "--policy", "exact-smoe", "--prompts", "2", "--prompt-tokens", "16", "-n", "8", "-q", "-t", "1", "--json", j.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode n = json(j);
+        assertEquals(0.0, n.get("kl_mean").asDouble());
+        assertEquals(1.0, n.get("top1_agreement").asDouble());
+        assertEquals(0.0, n.get("ppl_delta").asDouble());
+        assertEquals(2 * 15, n.get("scored_tokens").asInt()); // positions 16..30 of each chunk of 32
+        assertEquals(2, n.get("greedy_all_identical").asInt());
+        assertTrue(r.out().contains("top-1 agreement"), r.out());
+    }
+
+    @Test
+    void fidelityWithSubstitutionDriftsAndCountsIt() throws Exception {
+        Path j = dir.resolve("f1.json");
+        CliTest.Run r = jmoe("fidelity", model.toString(), "-f", text.toString(), "-c", "32", "--chunks", "2", "--expert-memory", "1/4",
+                "--policy", "smoe", "--alpha", "0.9", "--prompts", "0", "-q", "-t", "1", "--json", j.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode n = json(j);
+        assertTrue(n.get("offload").get("decode").get("substitutions").asLong() > 0, n.toString());
+        assertTrue(n.get("kl_mean").asDouble() > 0, n.toString());
+        assertTrue(n.get("kl_p99").asDouble() >= n.get("kl_mean").asDouble() * 0.5, n.toString());
+    }
+
+    @Test
+    void evalTaskIsReproducibleAndScored() throws Exception {
+        Path a = dir.resolve("a.jsonl"), b = dir.resolve("b.jsonl");
+        assertEquals(0, jmoe("make-eval-task", "-f", text.toString(), "-o", a.toString(), "--items", "6", "--context-words", "12", "--choice-words", "3", "--seed", "7").code());
+        assertEquals(0, jmoe("make-eval-task", "-f", text.toString(), "-o", b.toString(), "--items", "6", "--context-words", "12", "--choice-words", "3", "--seed", "7").code());
+        assertEquals(Files.readString(a), Files.readString(b));
+        List<MultipleChoice.Item> items = MultipleChoice.read(a);
+        assertEquals(6, items.size());
+        String words = Files.readString(text);
+        for (MultipleChoice.Item it : items) {
+            assertEquals(4, it.choices().size());
+            assertTrue(words.contains(it.context() + it.choices().get(it.gold())), "the gold choice continues the context in the text");
+        }
+        Path j = dir.resolve("e.json");
+        CliTest.Run r = jmoe("eval", model.toString(), "--task", a.toString(), "-q", "-t", "1", "--json", j.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode n = json(j);
+        assertEquals(6, n.get("items").asInt());
+        assertEquals(0.25, n.get("chance").asDouble(), 1e-9);
+        double acc = n.get("accuracy").asDouble();
+        assertEquals(0, Math.round(acc * 6 * 1e6) % 1_000_000, "accuracy is a count of 6 items");
+    }
+
+    @Test
+    void continuationTaskDependsOnTheSeed() {
+        String words = "a b c d e f g h i j k l m n o p q r s t u v w x y z ".repeat(4);
+        var x = ContinuationTask.build(words, 5, 4, 2, 4, 1);
+        var y = ContinuationTask.build(words, 5, 4, 2, 4, 2);
+        assertTrue(!x.equals(y));
+    }
+
+    @Test
+    void badTaskLinesNameFileAndLine() throws Exception {
+        Path bad = dir.resolve("bad.jsonl");
+        Files.writeString(bad, "{\"context\":\"x\",\"choices\":[\" a\",\" b\"],\"gold\":0}\n{\"context\":\"x\",\"choices\":[\" a\"],\"gold\":3}\n");
+        CliTest.Run r = jmoe("eval", model.toString(), "--task", bad.toString(), "-q");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("bad.jsonl line 2"), r.err());
+    }
+
+    @Test
+    void perplexityJsonCarriesRuntimeAndPredictor() throws Exception {
+        Path j = dir.resolve("p.json");
+        CliTest.Run r = jmoe("perplexity", model.toString(), "-f", text.toString(), "-c", "32", "--chunks", "2", "-q", "-t", "1",
+                "--expert-memory", "1/3", "--predictor", "gate", "--json", j.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode n = json(j);
+        assertEquals(2, n.get("chunks").asInt());
+        assertTrue(n.get("ppl").asDouble() > 1);
+        assertEquals("gate", n.get("offload").get("predictor").asText());
+        assertTrue(n.get("offload").get("prefill").get("expert_uses").asLong() > 0);
+        assertEquals("gate", n.get("predictor").get("name").asText());
+    }
+
+    @Test
+    void traceRecordsEveryLayerStepAndReplays() throws Exception {
+        Path t = dir.resolve("g.trace.jsonl");
+        CliTest.Run g = jmoe("generate", "-m", model.toString(), "-p", "The router", "-n", "5", "-q", "-t", "1", "--expert-memory", "1/3",
+                "--policy", "smoe", "--alpha", "0.9", "--trace", t.toString());
+        assertEquals(0, g.code(), g.err());
+        RoutingTraceFile.Loaded l = RoutingTraceFile.read(t);
+        assertEquals(2, l.trace().nLayer());
+        // one prefill step per layer, then 4 decode steps (the 5th token is not fed back)
+        assertEquals(2 * 5, l.trace().steps().size());
+        assertArrayEquals(new int[]{0, 0}, java.util.Arrays.copyOf(l.positions(), 2));
+        for (var s : l.trace().steps()) {
+            // the router's own top-k: the highest probabilities, whatever substitution did afterwards
+            float minChosen = Float.MAX_VALUE;
+            for (int j = 0; j < l.trace().k(); j++) minChosen = Math.min(minChosen, s.probs()[s.selected()[j]]);
+            int above = 0;
+            for (int e = 0; e < l.trace().nExpert(); e++) if (s.probs()[e] > minChosen) above++;
+            assertTrue(above < l.trace().k(), "selected experts are the top-k");
+        }
+        Path j = dir.resolve("r.json");
+        CliTest.Run r = jmoe("replay", "--trace", t.toString(), "--expert-memory", "1/4,1/2", "--eviction", "lru,belady", "--json", j.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode n = json(j).get("replays");
+        assertEquals(4, n.size());
+        for (int b = 0; b < 2; b++) assertTrue(n.get(2 * b + 1).get("decode_hit_rate").asDouble() >= n.get(2 * b).get("decode_hit_rate").asDouble(), "Belady bounds LRU");
+    }
+
+    @Test
+    void badTraceNamesFileAndLine() throws Exception {
+        Path bad = dir.resolve("bad.trace");
+        Files.writeString(bad, "{\"format\":\"jmoe-routing-trace\",\"version\":1,\"n_layer\":2,\"n_expert\":4,\"k\":2}\n{\"layer\":5,\"n\":1,\"selected\":[0,1],\"probs\":[1,0,0,0]}\n");
+        CliTest.Run r = jmoe("replay", "--trace", bad.toString(), "-m", model.toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("bad.trace line 2"), r.err());
+    }
+}
