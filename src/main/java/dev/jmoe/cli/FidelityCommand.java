@@ -50,7 +50,7 @@ final class FidelityCommand implements Callable<Integer> {
             InferenceState exact = lm.newState();
             InferenceState approx = lm.newState();
             PredictiveOffload po = PredictiveOffload.install(offload, predict, lm, approx);
-            Map<String, Object> m = measure(lm, exact, approx, tokens, bos, maxChunks, prompts, promptTokens, nPredict, modelOptions.quiet);
+            Map<String, Object> m = measure(lm, exact, approx, tokens, bos, lm.ctxSize, maxChunks, prompts, promptTokens, nPredict, modelOptions.quiet);
             if (po.stats != null) m.put("offload", po.stats.toMap());
             print(out, m);
             if (json != null) new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), m);
@@ -59,9 +59,8 @@ final class FidelityCommand implements Callable<Integer> {
     }
 
     /** Teacher-forced comparison and greedy agreement, as a JSON-ready map (shared with bench). */
-    static Map<String, Object> measure(LoadedModel lm, InferenceState exact, InferenceState approx, int[] tokens, int bos, int maxChunks,
+    static Map<String, Object> measure(LoadedModel lm, InferenceState exact, InferenceState approx, int[] tokens, int bos, int nCtx, int maxChunks,
                                        int prompts, int promptTokens, int nPredict, boolean quiet) {
-        int nCtx = lm.ctxSize;
         int chunks = maxChunks > 0 ? Math.min(maxChunks, tokens.length / nCtx) : tokens.length / nCtx;
         Fidelity.Result r;
         try (Status status = new Status("fidelity", quiet)) {

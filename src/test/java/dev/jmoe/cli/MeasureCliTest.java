@@ -151,4 +151,44 @@ class MeasureCliTest {
         assertEquals(1, r.code());
         assertTrue(r.err().contains("bad.trace line 2"), r.err());
     }
+
+    @Test
+    void benchGridWritesJsonMarkdownAndPlots() throws Exception {
+        Path outDir = dir.resolve("bench");
+        CliTest.Run r = jmoe("bench", "-m", model.toString(), "-f", text.toString(), "--policy", "resident,lru-ondemand,smoe", "--expert-memory", "1/4,1/2",
+                "--link", "unlimited", "--prompts", "1", "--prompt-tokens", "8", "-n", "4", "--warmup", "0", "--repeat", "2", "-q", "-t", "1", "--out", outDir.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode cells = json(outDir.resolve("bench.json")).get("models").get(0).get("experiments").get(0).get("cells");
+        assertEquals(1 + 2 * 2, cells.size()); // resident once, each policy at each budget
+        for (JsonNode c : cells) {
+            assertEquals(2, c.get("ms_per_token_runs").size());
+            assertTrue(c.get("ms_per_token_min").asDouble() <= c.get("ms_per_token").asDouble());
+            if (!c.get("policy").asText().equals("resident")) {
+                double sum = c.get("exact_hit_rate").asDouble() + c.get("substitution_rate").asDouble() + c.get("prefetch_hit_rate").asDouble()
+                        + c.get("miss_loaded_rate").asDouble() + c.get("miss_computed_rate").asDouble();
+                assertEquals(1.0, sum, 1e-9, "every decode expert use has one outcome");
+            }
+        }
+        assertEquals(4, cells.get(1).get("greedy_identical_tokens").asInt(), "lru-ondemand is exact");
+        String md = Files.readString(outDir.resolve("README.md"));
+        assertTrue(md.contains("jmoe bench -m"), "the report names the command that made it");
+        assertTrue(md.contains("| lru-ondemand @1/4 |"), md);
+        for (String png : new String[]{"q-bench-time.png", "q-bench-hits.png"}) {
+            byte[] b = Files.readAllBytes(outDir.resolve(png));
+            assertEquals((byte) 0x89, b[0]);
+            assertEquals('P', b[1]);
+        }
+    }
+
+    @Test
+    void benchConfigErrorsNameTheKey() throws Exception {
+        Path cfg = dir.resolve("cfg.json");
+        Files.writeString(cfg, "{\"experiments\":[{\"name\":\"x\",\"policies\":[\"smoe\",{\"policy\":\"nope\"}]}]}");
+        CliTest.Run r = jmoe("bench", "--config", cfg.toString(), "-m", model.toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("experiments[0] policies[1]") && r.err().contains("unknown policy 'nope'"), r.err());
+        Files.writeString(cfg, "{\"experiments\":[{\"name\":\"x\",\"policies\":[\"smoe\"],\"budget\":[\"1/3\"]}]}");
+        r = jmoe("bench", "--config", cfg.toString(), "-m", model.toString());
+        assertTrue(r.err().contains("unknown key \"budget\""), r.err());
+    }
 }

@@ -1,0 +1,399 @@
+package dev.jmoe.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jmoe.eval.MultipleChoice;
+import dev.jmoe.experts.Link;
+import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.OffloadStats;
+import dev.jmoe.experts.OffloadStats.Counter;
+import dev.jmoe.experts.RoutingTraceFile;
+import dev.jmoe.experts.predict.ExpertPredictor;
+import dev.jmoe.experts.predict.NextTokenRule;
+import dev.jmoe.experts.predict.PredictionEvaluator;
+import dev.jmoe.experts.predict.PredictionMetrics;
+import dev.jmoe.experts.predict.ShadowPredictor;
+import dev.jmoe.model.InferenceState;
+import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code jmoe bench}: a grid of policy variants × budgets × links × predictors × α over a set of prompts, every
+ * configuration measured {@code repeat} times in interleaved rounds after warm-up runs (median and spread), with
+ * optional quality figures per configuration (fidelity against the exact run, eval accuracy) and predictor recall
+ * per lookahead. Writes a human table, JSON, and with {@code --out} a Markdown report with PNG plots.
+ */
+@Command(name = "bench", description = "Benchmark a grid of policies x budgets x links x predictors x alpha; JSON, Markdown and PNG plots with --out.")
+final class BenchCommand implements Callable<Integer> {
+    @Spec picocli.CommandLine.Model.CommandSpec spec;
+    @Mixin ModelOptions modelOptions;
+
+    @Option(names = "--config", paramLabel = "FILE", description = "JSON grid (see bench/report.json); flags below are ignored when given") Path config;
+    @Option(names = "--policy", split = ",", defaultValue = "lru-ondemand,smoe", description = "policy presets: resident, odmoe, " + "smoe, exact-smoe, lru-ondemand, fiddler, lfu-ondemand (default: ${DEFAULT-VALUE})") List<String> policies;
+    @Option(names = "--expert-memory", split = ",", defaultValue = "1/3", description = "budgets (default: ${DEFAULT-VALUE})") List<String> budgets;
+    @Option(names = "--link", split = ";", defaultValue = "emmc", description = "links, separated by ';' (a link itself may contain a comma) (default: ${DEFAULT-VALUE})") List<String> links;
+    @Option(names = "--predictor", split = ",", defaultValue = "none", description = "predictors that drive prefetch / odmoe: none, gate, history, shadow (default: ${DEFAULT-VALUE})") List<String> predictors;
+    @Option(names = "--alpha", split = ",", description = "substitution thresholds to sweep (default: each preset's)") List<Double> alphas;
+    @Option(names = "--store", defaultValue = "direct", description = "direct, host or mmap (default: ${DEFAULT-VALUE})") String store;
+    @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "text for prompts and quality (default: models/test.txt)") Path textFile;
+    @Option(names = "--prompts", defaultValue = "2", description = "prompts cut from the text (default: ${DEFAULT-VALUE})") int prompts;
+    @Option(names = "--prompt-tokens", defaultValue = "32", description = "(default: ${DEFAULT-VALUE})") int promptTokens;
+    @Option(names = {"-n", "--n-predict"}, defaultValue = "24", description = "greedy tokens per prompt (default: ${DEFAULT-VALUE})") int nPredict;
+    @Option(names = "--warmup", defaultValue = "1", description = "warm-up runs per configuration (default: ${DEFAULT-VALUE})") int warmup;
+    @Option(names = "--repeat", defaultValue = "3", description = "measured runs per configuration, interleaved (default: ${DEFAULT-VALUE})") int repeat;
+    @Option(names = "--quality", description = "also measure fidelity against the exact run (and eval accuracy with --eval-task) per configuration") boolean quality;
+    @Option(names = "--eval-task", paramLabel = "FILE", description = "multiple-choice task for --quality") Path evalTask;
+    @Option(names = "--eval-limit", defaultValue = "40", description = "(default: ${DEFAULT-VALUE})") int evalLimit;
+    @Option(names = "--out", paramLabel = "DIR", description = "write README.md, bench.json and PNG plots there") Path out;
+    @Option(names = "--json", paramLabel = "FILE", description = "write every figure as JSON") Path json;
+    @Option(names = "--trace", paramLabel = "FILE", description = "record the resident run's routing on the bench prompts (first model)") Path trace;
+
+    /** One grid point. */
+    record Cell(BenchConfig.Variant variant, String budget, String link, String predictor, Double alpha, String label) {}
+
+    /** One timed run over all prompts. */
+    record Run(double ttftMs, double msPerToken, int[][] tokens, OffloadStats stats) {}
+
+    @Override
+    public Integer call() throws Exception {
+        BenchConfig cfg = config != null ? BenchConfig.read(config) : fromFlags();
+        PrintWriter o = spec.commandLine().getOut();
+        List<Map<String, Object>> modelResults = new ArrayList<>();
+        List<String> models = cfg.models().isEmpty() ? Arrays.asList((String) null) : cfg.models();
+        if (modelOptions.model != null) models = List.of(modelOptions.model.toString());
+        Path text = textFile != null ? textFile : Path.of(cfg.text());
+        if (!text.isAbsolute() && !Files.exists(text)) text = DefaultModel.home().resolve(text.toString());
+        if (!Files.isRegularFile(text)) throw new IllegalArgumentException("text file not found: " + text);
+        String body = Files.readString(text, StandardCharsets.UTF_8);
+        List<MultipleChoice.Item> task = cfg.evalTask() == null ? null : MultipleChoice.read(Path.of(cfg.evalTask()));
+        boolean first = true;
+        for (String model : models) {
+            modelOptions.model = model == null ? null : Path.of(model);
+            modelOptions.ctxSize = Math.max(Math.max(256, cfg.qualityCtx()), cfg.promptTokens() + cfg.nPredict());
+            try (LoadedModel lm = LoadedModel.open(modelOptions)) {
+                modelResults.add(benchModel(lm, cfg, body, task, first ? trace : null, o));
+            }
+            first = false;
+        }
+        Map<String, Object> all = new LinkedHashMap<>();
+        all.put("command", commandLine());
+        all.put("machine", machine());
+        all.put("settings", settings(cfg));
+        all.put("models", modelResults);
+        ObjectMapper om = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        if (json != null) om.writeValue(json.toFile(), all);
+        if (out != null) {
+            Files.createDirectories(out);
+            om.writeValue(out.resolve("bench.json").toFile(), all);
+            BenchReport.write(out, all, cfg);
+            o.println("report: " + out.resolve("README.md"));
+        }
+        return 0;
+    }
+
+    private BenchConfig fromFlags() {
+        List<BenchConfig.Variant> vs = new ArrayList<>();
+        for (String p : policies) vs.add(BenchConfig.variant(p, "--policy"));
+        List<Double> as = alphas == null ? List.of() : alphas;
+        var e = new BenchConfig.Experiment("bench", "", vs, budgets, links, predictors, as, quality, null);
+        return new BenchConfig(List.of(), textFile != null ? textFile.toString() : "models/test.txt", prompts, promptTokens, nPredict, warmup, repeat, store,
+                128, 2, evalTask == null ? null : evalTask.toString(), evalLimit, List.of(e)).validated("flags");
+    }
+
+    private Map<String, Object> benchModel(LoadedModel lm, BenchConfig cfg, String body, List<MultipleChoice.Item> task, Path tracePath, PrintWriter o)
+            throws Exception {
+        int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;
+        int need = (cfg.promptTokens() + 1) * cfg.prompts() + cfg.qualityCtx() * cfg.qualityChunks() + 1024;
+        int[] tokens = lm.tokenizer.encode(body.substring(0, Math.min(body.length(), need * 8)), true, false);
+        int[][] ps = TextPrompts.cut(tokens, cfg.prompts(), cfg.promptTokens(), bos);
+        Map<String, Object> res = new LinkedHashMap<>();
+        res.put("model", lm.path.toString());
+        res.put("architecture", lm.model.spec().name());
+        res.put("layers", lm.model.hyperparams().nLayer());
+        res.put("experts", lm.model.hyperparams().nExpert());
+        res.put("experts_used", lm.model.hyperparams().nExpertUsed());
+        res.put("expert_bytes", dev.jmoe.experts.ExpertLayout.of(lm.model).totalBytes());
+        o.printf("%n== %s: %d layers, %d experts (top-%d); %s x %d prompt tokens, %d decoded, warm-up %d, repeat %d, store %s%n", lm.path.getFileName(),
+                lm.model.hyperparams().nLayer(), lm.model.hyperparams().nExpert(), lm.model.hyperparams().nExpertUsed(), TextPrompts.describe(ps).split(" ")[0],
+                cfg.promptTokens(), cfg.nPredict(), cfg.warmup(), cfg.repeat(), cfg.store());
+        o.flush();
+        PredictOptions.Shadows shadows = new PredictOptions.Shadows(lm.model, lm.pool);
+        lm.closeFirst(shadows);
+        if (tracePath != null) {
+            InferenceState st = lm.newState();
+            try (RoutingTraceFile.Recorder r = new RoutingTraceFile.Recorder(st, tracePath, lm.path.toString())) {
+                run(lm, st, ps, cfg.nPredict());
+            }
+        }
+        int[][] residentTokens = null;
+        InferenceState exact = null;
+        Double residentEval = null;
+        List<Map<String, Object>> exps = new ArrayList<>();
+        for (BenchConfig.Experiment e : cfg.experiments()) {
+            Map<String, Object> em = new LinkedHashMap<>();
+            em.put("name", e.name());
+            em.put("description", e.description());
+            if (e.recall() != null) {
+                em.put("recall", recall(lm, e.recall(), tokens, shadows));
+                exps.add(em);
+                continue;
+            }
+            if (residentTokens == null) residentTokens = run(lm, lm.newState(), ps, cfg.nPredict()).tokens();
+            List<Cell> cells = cells(e);
+            List<List<Run>> runs = new ArrayList<>();
+            for (int i = 0; i < cells.size(); i++) runs.add(new ArrayList<>());
+            int total = cells.size() * (cfg.warmup() + cfg.repeat()), done = 0;
+            try (Status status = new Status("bench " + e.name(), modelOptions.quiet)) {
+                for (int round = 0; round < cfg.warmup() + cfg.repeat(); round++) {
+                    // interleaved: every configuration once per round, so load from other processes spreads evenly
+                    for (int i = 0; i < cells.size(); i++) {
+                        Run r = measured(lm, cells.get(i), cfg, ps, shadows);
+                        if (round >= cfg.warmup()) runs.get(i).add(r);
+                        status.update(++done, total, cells.get(i).label());
+                    }
+                }
+            }
+            List<Map<String, Object>> cellMaps = new ArrayList<>();
+            for (int i = 0; i < cells.size(); i++) {
+                Map<String, Object> cm = summary(cells.get(i), runs.get(i), residentTokens, cfg);
+                if (e.quality()) {
+                    if (exact == null) exact = lm.newState();
+                    cm.put("quality", quality(lm, cells.get(i), cfg, tokens, bos, exact, task, shadows));
+                }
+                cellMaps.add(cm);
+            }
+            if (e.quality() && task != null && residentEval == null) {
+                residentEval = (Double) EvalCommand.measure(lm, lm.newState(), task, cfg.evalLimit(), true).get("accuracy");
+            }
+            if (residentEval != null) em.put("resident_eval_accuracy", residentEval);
+            em.put("cells", cellMaps);
+            exps.add(em);
+            BenchReport.printTable(o, e, cellMaps);
+        }
+        res.put("experiments", exps);
+        return res;
+    }
+
+    private List<Cell> cells(BenchConfig.Experiment e) {
+        List<Cell> out = new ArrayList<>();
+        List<Double> as = e.alphas().isEmpty() ? Arrays.asList((Double) null) : e.alphas();
+        for (BenchConfig.Variant v : e.variants()) {
+            if (v.resident()) {
+                out.add(new Cell(v, "all", "-", "none", null, v.label()));
+                continue;
+            }
+            for (String b : e.budgets()) for (String l : e.links()) for (String p : e.predictors()) for (Double a : as) {
+                if (v.odmoe() && a != null && a > 0) continue; // OD-MoE computes exactly the routed experts
+                StringBuilder label = new StringBuilder(v.label());
+                if (e.budgets().size() > 1) label.append(" @").append(b);
+                if (e.links().size() > 1) label.append(" ").append(l);
+                String pred = v.odmoe() && p.equals("none") ? "shadow" : p;
+                if (!pred.equals("none") && (e.predictors().size() > 1 || v.odmoe())) label.append(" +").append(pred);
+                if (a != null && !v.odmoe()) label.append(String.format(Locale.ROOT, " a=%.2f", a));
+                out.add(new Cell(v, b, l, pred, v.odmoe() ? null : a, label.toString()));
+            }
+        }
+        return out;
+    }
+
+    private Run measured(LoadedModel lm, Cell c, BenchConfig cfg, int[][] ps, PredictOptions.Shadows shadows) throws Exception {
+        InferenceState st = lm.newState();
+        try (PredictiveOffload po = install(lm, st, c, cfg.store(), shadows)) {
+            Run r = run(lm, st, ps, cfg.nPredict());
+            OffloadStats s = po == null ? null : po.stats;
+            if (s != null) s.timing(ps[0].length, (long) (r.ttftMs() * 1e6), cfg.nPredict() - 1, (long) (r.msPerToken() * 1e6 * (cfg.nPredict() - 1)));
+            return new Run(r.ttftMs(), r.msPerToken(), r.tokens(), s);
+        }
+    }
+
+    /** Installs what a cell describes on {@code st}, or nothing for the resident run. */
+    private static PredictiveOffload install(LoadedModel lm, InferenceState st, Cell c, String store, PredictOptions.Shadows shadows) throws Exception {
+        if (c.variant().resident()) return null;
+        Link link = Link.parse(c.link());
+        ExpertPredictor pred = null;
+        if (!c.predictor().equals("none")) {
+            PredictOptions po = new PredictOptions();
+            po.predictors = List.of(c.predictor());
+            po.alignPeriod = "1,1";
+            po.historyDecay = 0.8;
+            pred = po.forRun(st, shadows);
+            if (pred instanceof ShadowPredictor sp && !sp.awaitWarm(120)) throw new IllegalStateException(sp.name() + " did not warm up within 120 s");
+        }
+        int lookahead = Math.min(PredictiveOffload.DEFAULT_LOOKAHEAD, lm.model.hyperparams().nLayer());
+        if (c.variant().odmoe()) {
+            return PredictiveOffload.attach(st, pred, lookahead, null, new PredictiveOffload.Jit(store, link, c.budget(), 1));
+        }
+        BenchConfig.Variant v = c.variant();
+        OffloadConfig oc = OffloadConfig.preset(v.policy(), c.budget(), store, link);
+        if (v.eviction() != null) oc = oc.withEviction(v.eviction());
+        if (v.alpha() != null) oc = oc.withAlpha(v.alpha());
+        if (v.prefetch() != null) oc = oc.withPrefetch(v.prefetch());
+        if (v.balance() != null) oc = oc.withBalance(v.balance());
+        if (c.alpha() != null) oc = oc.withAlpha(c.alpha());
+        return PredictiveOffload.attach(st, pred, lookahead, oc, null);
+    }
+
+    /** Greedy decoding from every prompt: TTFT is the mean prompt time, time per token over all decode steps. */
+    private static Run run(LoadedModel lm, InferenceState st, int[][] ps, int n) {
+        long ttft = 0, decode = 0;
+        int steps = 0;
+        int[][] toks = new int[ps.length][n];
+        for (int p = 0; p < ps.length; p++) {
+            st.rewind(0);
+            long t0 = System.nanoTime();
+            float[] logits = st.eval(ps[p], 0, ps[p].length, lm.batch);
+            long t1 = System.nanoTime();
+            ttft += t1 - t0;
+            for (int i = 0; i < n; i++) {
+                toks[p][i] = dev.jmoe.generate.Sampler.argmax(logits);
+                if (i + 1 < n) {
+                    logits = st.next(toks[p][i]);
+                    steps++;
+                }
+            }
+            decode += System.nanoTime() - t1;
+        }
+        return new Run(ttft / 1e6 / ps.length, steps == 0 ? 0 : decode / 1e6 / steps, toks, null);
+    }
+
+    private static Map<String, Object> summary(Cell c, List<Run> runs, int[][] resident, BenchConfig cfg) {
+        double[] ms = runs.stream().mapToDouble(Run::msPerToken).sorted().toArray();
+        double med = median(ms);
+        Run mid = runs.stream().min((a, b) -> Double.compare(Math.abs(a.msPerToken() - med), Math.abs(b.msPerToken() - med))).orElseThrow();
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("label", c.label());
+        m.put("policy", c.variant().policy());
+        m.put("variant", c.variant().label());
+        m.put("budget", c.budget());
+        m.put("link", c.link());
+        m.put("predictor", c.predictor());
+        m.put("alpha", c.alpha() != null ? c.alpha() : c.variant().alpha());
+        m.put("ms_per_token", med);
+        m.put("ms_per_token_min", ms[0]);
+        m.put("ms_per_token_max", ms[ms.length - 1]);
+        m.put("ms_per_token_runs", ms);
+        m.put("tokens_per_s", med == 0 ? 0 : 1000 / med);
+        m.put("ttft_ms", median(runs.stream().mapToDouble(Run::ttftMs).sorted().toArray()));
+        int same = 0, all = 0;
+        for (int p = 0; p < resident.length; p++) {
+            int i = 0;
+            while (i < resident[p].length && resident[p][i] == mid.tokens()[p][i]) i++;
+            same += i;
+            all += resident[p].length;
+        }
+        m.put("greedy_identical_tokens", same);
+        m.put("greedy_tokens", all);
+        OffloadStats s = mid.stats();
+        if (s != null) {
+            int d = OffloadStats.DECODE;
+            double u = Math.max(1, s.uses(d));
+            m.put("exact_hit_rate", s.get(d, Counter.EXACT_HITS) / u);
+            m.put("substitution_rate", s.get(d, Counter.SUBSTITUTIONS) / u);
+            m.put("prefetch_hit_rate", s.get(d, Counter.PREFETCH_HITS) / u);
+            m.put("miss_loaded_rate", s.get(d, Counter.MISSES_LOADED) / u);
+            m.put("miss_computed_rate", s.get(d, Counter.MISSES_COMPUTED) / u);
+            m.put("bytes_moved", s.total(Counter.BYTES_MOVED));
+            m.put("stall_ms", s.total(Counter.STALL_NANOS) / 1e6);
+            m.put("peak_resident_expert_bytes", s.peakResidentBytes());
+            m.put("offload", s.toMap());
+        }
+        return m;
+    }
+
+    private Map<String, Object> quality(LoadedModel lm, Cell c, BenchConfig cfg, int[] tokens, int bos, InferenceState exact,
+                                        List<MultipleChoice.Item> task, PredictOptions.Shadows shadows) throws Exception {
+        InferenceState approx = lm.newState();
+        try (PredictiveOffload po = install(lm, approx, c, cfg.store(), shadows)) {
+            Map<String, Object> q = FidelityCommand.measure(lm, exact, approx, tokens, bos, cfg.qualityCtx(), cfg.qualityChunks(), 0, 1, 1, true);
+            if (task != null) {
+                Map<String, Object> ev = EvalCommand.measure(lm, approx, task, cfg.evalLimit(), true);
+                q.put("eval_accuracy", ev.get("accuracy"));
+                q.put("eval_accuracy_norm", ev.get("accuracy_norm"));
+                q.put("eval_items", ev.get("items"));
+            }
+            return q;
+        }
+    }
+
+    private Map<String, Object> recall(LoadedModel lm, BenchConfig.Recall r, int[] tokens, PredictOptions.Shadows shadows) throws Exception {
+        int nLayer = lm.model.hyperparams().nLayer();
+        int depth = Math.min(r.maxLookahead(), nLayer);
+        int[] seq = Arrays.copyOf(tokens, Math.min(tokens.length, Math.min(r.tokens(), lm.ctxSize)));
+        InferenceState st = lm.newState();
+        PredictOptions po = new PredictOptions();
+        po.predictors = r.predictors();
+        po.alignPeriod = "1,1";
+        po.historyDecay = 0.8;
+        List<ExpertPredictor> preds = po.forEvaluation(st, shadows, NextTokenRule.text(seq), false);
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("tokens", seq.length);
+        m.put("width", lm.model.hyperparams().nExpertUsed());
+        try (PredictionEvaluator ev = new PredictionEvaluator(st, preds, depth, lm.model.hyperparams().nExpertUsed());
+             Status status = new Status("recall", modelOptions.quiet)) {
+            for (int i = 0; i < seq.length; i++) {
+                st.next(seq[i]);
+                status.update(i + 1, seq.length, "tokens");
+            }
+            List<Map<String, Object>> ps = new ArrayList<>();
+            for (PredictionMetrics pm : ev.metrics()) {
+                Map<String, Object> pmap = new LinkedHashMap<>();
+                pmap.put("predictor", pm.name());
+                double[] rec = new double[depth];
+                for (int d = 1; d <= depth; d++) rec[d - 1] = pm.recall(d);
+                pmap.put("recall", rec);
+                ps.add(pmap);
+            }
+            m.put("predictors", ps);
+        } finally {
+            preds.forEach(ExpertPredictor::close);
+        }
+        return m;
+    }
+
+    static double median(double[] sorted) {
+        int n = sorted.length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    private String commandLine() {
+        return "jmoe " + String.join(" ", spec.commandLine().getParseResult().originalArgs());
+    }
+
+    private static Map<String, Object> machine() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("cores", Runtime.getRuntime().availableProcessors());
+        m.put("java", System.getProperty("java.version"));
+        m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
+        m.put("max_heap_mib", Runtime.getRuntime().maxMemory() >> 20);
+        return m;
+    }
+
+    private static Map<String, Object> settings(BenchConfig c) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("text", c.text());
+        m.put("prompts", c.prompts());
+        m.put("prompt_tokens", c.promptTokens());
+        m.put("n_predict", c.nPredict());
+        m.put("warmup", c.warmup());
+        m.put("repeat", c.repeat());
+        m.put("store", c.store());
+        m.put("quality_ctx", c.qualityCtx());
+        m.put("quality_chunks", c.qualityChunks());
+        m.put("eval_task", c.evalTask());
+        m.put("eval_limit", c.evalLimit());
+        return m;
+    }
+}
