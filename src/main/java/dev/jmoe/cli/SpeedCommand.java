@@ -1,0 +1,132 @@
+package dev.jmoe.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.Model;
+import dev.jmoe.tensor.Parallel;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code jmoe speed}: llama-bench's two figures — prompt processing (pp: N tokens in one batch) and text
+ * generation (tg: N single-token steps) in tokens/s — for one or more models in one process, measured
+ * round-robin so every model sees the same machine conditions, with the median of the repetitions.
+ */
+@Command(name = "speed", description = "Prompt and decode tokens/s of one or more models, side by side (like llama-bench).")
+final class SpeedCommand implements Callable<Integer> {
+    @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "model file (repeat for several)") List<Path> models;
+    @Option(names = {"-p", "--n-prompt"}, defaultValue = "64", description = "prompt tokens (default: ${DEFAULT-VALUE})") int nPrompt;
+    @Option(names = {"-n", "--n-gen"}, defaultValue = "32", description = "generated tokens (default: ${DEFAULT-VALUE})") int nGen;
+    @Option(names = {"-t", "--threads"}, description = "compute threads (default: available cores)") Integer threads;
+    @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "measured rounds (default: ${DEFAULT-VALUE})") int reps;
+    @Option(names = "--warmup", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE})") int warmup;
+    @Option(names = "--json", paramLabel = "FILE", description = "write the figures as JSON") Path json;
+
+    @Override
+    public Integer call() throws Exception {
+        if (nPrompt < 1 || nGen < 1 || reps < 1 || warmup < 0) throw new IllegalArgumentException("-p, -n and -r must be at least 1, --warmup at least 0");
+        int nThreads = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        PrintWriter out = spec.commandLine().getOut();
+        List<GgufFile> files = new ArrayList<>();
+        List<Model> loaded = new ArrayList<>();
+        try (Parallel pool = new Parallel(nThreads)) {
+            for (Path p : models) {
+                if (!Files.isRegularFile(p)) throw new IllegalArgumentException("model file not found: " + p);
+                GgufFile f = GgufFile.open(p);
+                files.add(f);
+                loaded.add(Model.load(f));
+            }
+            double[][] pp = new double[models.size()][reps], tg = new double[models.size()][reps];
+            int rounds = warmup + reps;
+            try (Status status = new Status("speed", false)) {
+                for (int round = 0; round < rounds; round++) {
+                    for (int i = 0; i < loaded.size(); i++) {
+                        status.update((long) round * loaded.size() + i, (long) rounds * loaded.size(), models.get(i).getFileName().toString());
+                        double[] r = once(loaded.get(i), pool, round);
+                        if (round >= warmup) {
+                            pp[i][round - warmup] = r[0];
+                            tg[i][round - warmup] = r[1];
+                        }
+                    }
+                }
+            }
+            out.printf("%-40s %8s %14s %14s%n", "model", "threads", "pp" + nPrompt + " t/s", "tg" + nGen + " t/s");
+            List<Map<String, Object>> rows = new ArrayList<>();
+            for (int i = 0; i < loaded.size(); i++) {
+                double ppMed = median(pp[i]), tgMed = median(tg[i]);
+                out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f%n", models.get(i).getFileName(), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]));
+                Map<String, Object> row = new LinkedHashMap<>();
+                row.put("model", models.get(i).toString());
+                row.put("threads", nThreads);
+                row.put("n_prompt", nPrompt);
+                row.put("n_gen", nGen);
+                row.put("prompt_tokens_per_s", ppMed);
+                row.put("decode_tokens_per_s", tgMed);
+                row.put("prompt_runs", pp[i]);
+                row.put("decode_runs", tg[i]);
+                rows.add(row);
+            }
+            if (json != null) new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), rows);
+        } finally {
+            for (GgufFile f : files) f.close();
+        }
+        return 0;
+    }
+
+    /** One pp run and one tg run on fresh states; returns {pp tokens/s, tg tokens/s}. */
+    private double[] once(Model m, Parallel pool, int round) {
+        int vocab = m.hyperparams().nVocab();
+        SplittableRandom rnd = new SplittableRandom(round);
+        int[] prompt = new int[nPrompt];
+        for (int i = 0; i < nPrompt; i++) prompt[i] = rnd.nextInt(vocab);
+        InferenceState st = m.newState(nPrompt + nGen + 1, pool);
+        long t0 = System.nanoTime();
+        st.eval(prompt, 0, nPrompt, nPrompt);
+        long t1 = System.nanoTime();
+        // tg as llama-bench measures it: single-token steps from an (almost) empty cache
+        InferenceState g = m.newState(nGen + 1, pool);
+        int tok = prompt[0];
+        long t2 = System.nanoTime();
+        for (int i = 0; i < nGen; i++) {
+            float[] logits = g.next(tok);
+            tok = argmax(logits);
+        }
+        long t3 = System.nanoTime();
+        return new double[]{nPrompt / ((t1 - t0) / 1e9), nGen / ((t3 - t2) / 1e9)};
+    }
+
+    private static int argmax(float[] x) {
+        int best = 0;
+        for (int i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+        return best;
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    /** Half the range between the second-lowest and second-highest run (all of it with few runs). */
+    private static double spread(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        int k = s.length >= 5 ? 1 : 0;
+        return (s[s.length - 1 - k] - s[k]) / 2;
+    }
+}
