@@ -45,7 +45,7 @@ def batch(ids, B, T, gen, bos):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--model', required=True, choices=sorted(M.CONFIGS))
-    ap.add_argument('--steps', type=int, default=600)
+    ap.add_argument('--steps', type=int, default=300)
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--seq', type=int, default=256)
     ap.add_argument('--lr', type=float, default=2.5e-3)
