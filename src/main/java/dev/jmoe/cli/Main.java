@@ -37,7 +37,11 @@ public final class Main implements Runnable {
             commandLine.getErr().flush();
             return 1;
         });
-        return cl.execute(args);
+        int code = cl.execute(args);
+        // Writers made with autoflush flush only on println/printf: a command's last print() must not be lost at exit.
+        out.flush();
+        err.flush();
+        return code;
     }
 
     /** A one-line explanation of a failure, without a stack trace from deep inside. */
