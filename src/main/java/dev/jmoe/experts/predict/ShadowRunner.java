@@ -166,6 +166,7 @@ final class ShadowRunner {
         // the next position to run
         if (sp < c.end() - 1) return false;          // inside a main batch: its KV entries are taken once it is done
         if (sp >= c.end() + ahead) return false;     // far enough ahead
+        if (sp >= shadow.kv().capacity()) return false; // the context ends here
         int tok;
         boolean guess;
         if (sp < c.end()) {

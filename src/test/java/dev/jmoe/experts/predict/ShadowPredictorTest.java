@@ -95,7 +95,6 @@ class ShadowPredictorTest {
         ps.add(new GateLookaheadPredictor(f16));
         ps.add(new HistoryPredictor(4, 16, HistoryPredictor.DEFAULT_DECAY));
         List<PredictionMetrics> m = teacher(st, text, ps, 4);
-        for (PredictionMetrics x : m) System.out.print(x.table());
         for (int d = 1; d <= 4; d++) {
             assertTrue(m.get(0).recall(d) >= 0.97, "q8 recall at " + d + ": " + m.get(0).recall(d));
             assertTrue(m.get(0).recall(d) >= m.get(1).recall(d) - 1e-9, "q8 at least as good as q4 at " + d);
@@ -206,6 +205,18 @@ class ShadowPredictorTest {
             assertTrue(s.served() > 0, "the shadow answered some predictions: " + s);
             assertEquals((long) text.length * 4 * 2, s.served() + s.fallbacks());
             assertNull(sp.failure());
+        }
+    }
+
+    @Test
+    void theShadowStopsAtTheEndOfTheContext() {
+        Model q8 = Requantizer.copyAs(f16, GgmlType.Q8_0, pool);
+        int[] text = PredictTestModels.tokens(8, 7, f16.hyperparams().nVocab());
+        InferenceState st = f16.newState(text.length, pool); // the last token fills the context: nothing to speculate after it
+        try (ShadowPredictor sp = shadow(st, q8, Alignment.EVERY_TOKEN, NextTokenRule.ARGMAX, ShadowPredictor.Mode.INLINE)) {
+            PredictionMetrics m = teacher(st, text, List.of(sp), 4).get(0);
+            assertEquals(text.length, sp.stats().positionsRun(), "every position once, none past the context");
+            assertTrue(m.samples(1) > 0);
         }
     }
 
