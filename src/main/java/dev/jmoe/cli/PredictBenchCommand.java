@@ -209,7 +209,7 @@ final class PredictBenchCommand implements Callable<Integer> {
         OffloadConfig cache = c.policy().equals("resident") || c.policy().equals("odmoe") ? null : OffloadConfig.preset(c.policy(), c.budget(), store, l);
         PredictiveOffload.Jit jit = c.policy().equals("odmoe") ? new PredictiveOffload.Jit(store, l, c.budget(), loaderThreads) : null;
         var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-        try (PredictiveOffload po = PredictiveOffload.attach(st, p, lookahead, cache, jit)) {
+        try (PredictiveOffload po = PredictiveOffload.attach(st, p, lookahead, lm.model.hyperparams().nExpertUsed(), cache, jit)) {
             if (p instanceof ShadowPredictor sp && !sp.awaitWarm(120)) throw new IllegalStateException("the shadow did not warm up within 120 s");
             long t0 = System.nanoTime();
             float[] logits = st.eval(prompt, 0, prompt.length, lm.batch);

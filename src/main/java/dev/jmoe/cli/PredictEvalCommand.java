@@ -49,7 +49,8 @@ final class PredictEvalCommand implements Callable<Integer> {
     int prompts;
     @Option(names = "--prompt-tokens", defaultValue = "32", description = "greedy with -f: tokens per prompt (default: ${DEFAULT-VALUE})")
     int promptTokens;
-    @Option(names = "--width", paramLabel = "N", description = "experts predicted per layer (default: the model's experts per token)")
+    @Option(names = "--width", paramLabel = "N", description = "experts predicted per layer (default: the model's experts per token; with"
+            + " --shadow-margin, shadows may name up to twice that)")
     Integer width;
     @Option(names = "--shadow-guess", defaultValue = "sampler",
             description = "how a shadow picks the next token before the main model samples it: sampler (the main run's own rule: the text's "
@@ -117,7 +118,11 @@ final class PredictEvalCommand implements Callable<Integer> {
             }
             long t0 = System.nanoTime();
             int run = 0;
-            try (PredictionEvaluator ev = new PredictionEvaluator(st, predictors, depth, w);
+            int[] widths = new int[predictors.size()];
+            for (int i = 0; i < widths.length; i++) {
+                widths[i] = width != null ? w : predict.width(predictors.get(i), w, lm.model.hyperparams().nExpert());
+            }
+            try (PredictionEvaluator ev = new PredictionEvaluator(st, predictors, depth, widths);
                  Status status = new Status("predict-eval", modelOptions.quiet)) {
                 int total = 0;
                 for (int[] s : sequences) total += m.equals("teacher") ? s.length : nPredict;
@@ -150,9 +155,9 @@ final class PredictEvalCommand implements Callable<Integer> {
                         List<PredictionMetrics> metrics, List<ExpertPredictor> predictors) throws java.io.IOException {
         var hp = lm.model.hyperparams();
         out.printf(Locale.ROOT, "predict-eval: %s, %d layers, %d experts top-%d; mode %s over %d tokens (%d sequence%s); lookahead 1..%d, width %d; "
-                        + "shadow alignment %s, shadow guess %s, shadow %s; %.1f s%n",
+                        + "shadow alignment %s, shadow guess %s, shadow %s, shadow margin %s (shadows may add runners-up beyond the width); %.1f s%n",
                 lm.path.getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), m, tokens, sequences.size(), sequences.size() == 1 ? "" : "s",
-                depth, w, predict.alignment(), guess, shadowThread ? "threaded (falls back to gate)" : "inline", seconds);
+                depth, w, predict.alignment(), guess, shadowThread ? "threaded (falls back to gate)" : "inline", predict.shadowMargin, seconds);
         for (PredictionMetrics pm : metrics) out.print(pm.table());
         for (ExpertPredictor p : predictors) {
             if (p instanceof ShadowPredictor sp) {
@@ -178,6 +183,7 @@ final class PredictEvalCommand implements Callable<Integer> {
         root.put("align_period", predict.alignment().toString());
         root.put("shadow_guess", guess);
         root.put("shadow_mode", shadowThread ? "thread" : "inline");
+        root.put("shadow_margin", predict.shadowMargin);
         root.put("seconds", seconds);
         List<Object> ps = new ArrayList<>();
         for (int i = 0; i < metrics.size(); i++) {

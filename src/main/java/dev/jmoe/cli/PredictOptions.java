@@ -45,6 +45,11 @@ final class PredictOptions {
             description = "shadow re-alignment: take the main token every TOKENS positions, overwrite its KV every KV positions; 0 = off (default: ${DEFAULT-VALUE})")
     String alignPeriod;
 
+    @Option(names = "--shadow-margin", paramLabel = "M", defaultValue = "0",
+            description = "adaptive width: also predict a shadow runner-up within M (relative) of its k-th expert's probability, a near tie the"
+                    + " main router may break the other way; 0 = exactly k (default: ${DEFAULT-VALUE})")
+    double shadowMargin;
+
     @Option(names = "--history-decay", paramLabel = "D", defaultValue = "0.8",
             description = "history predictor: per-token decay of activation counts, 0 = previous token only, 1 = frequency (default: ${DEFAULT-VALUE})")
     double historyDecay;
@@ -61,6 +66,11 @@ final class PredictOptions {
     }
 
     int lookahead(int dflt) { return lookahead != null ? lookahead : dflt; }
+
+    /** Experts a predictor may name per layer: k, or with a shadow margin up to 2k so runners-up fit. */
+    int width(ExpertPredictor p, int k, int nExpert) {
+        return p instanceof ShadowPredictor && shadowMargin > 0 ? Math.min(nExpert, 2 * k) : k;
+    }
 
     Alignment alignment() { return Alignment.parse(alignPeriod); }
 
@@ -139,13 +149,13 @@ final class PredictOptions {
                             for (GgmlType t : shadowTypes(List.of("q8_0"))) {
                                 out.add(new ShadowPredictor("shadow-" + t.name().toLowerCase(Locale.ROOT), main, shadows.copy(t), alignment(), rule,
                                         threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
-                                        threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE));
+                                        threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(shadowMargin));
                             }
                         }
                         if (shadowModel != null) {
                             out.add(new ShadowPredictor("shadow-file", main, shadows.file(shadowModel), alignment(), rule,
                                     threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
-                                    threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE));
+                                    threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(shadowMargin));
                         }
                     }
                     case "gate" -> out.add(new GateLookaheadPredictor(m));
@@ -182,7 +192,8 @@ final class PredictOptions {
                     s = shadows.copy(ts.get(0));
                     name = "shadow-" + ts.get(0).name().toLowerCase(Locale.ROOT);
                 }
-                yield new ShadowPredictor(name, main, s, alignment(), NextTokenRule.ARGMAX, new GateLookaheadPredictor(m), ShadowPredictor.Mode.THREAD);
+                yield new ShadowPredictor(name, main, s, alignment(), NextTokenRule.ARGMAX, new GateLookaheadPredictor(m), ShadowPredictor.Mode.THREAD)
+                        .withMargin(shadowMargin);
             }
             case "gate" -> new GateLookaheadPredictor(m);
             case "history" -> new HistoryPredictor(m.hyperparams().nLayer(), m.hyperparams().nExpert(), historyDecay);

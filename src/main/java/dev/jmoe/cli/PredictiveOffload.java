@@ -45,18 +45,24 @@ final class PredictiveOffload implements AutoCloseable {
         this.installed = installed;
     }
 
+    /** {@link #attach(InferenceState, ExpertPredictor, int, int, OffloadConfig, Jit)} asking for the router's k experts per layer. */
+    static PredictiveOffload attach(InferenceState st, ExpertPredictor predictor, int lookahead, OffloadConfig cache, Jit jit) {
+        return attach(st, predictor, lookahead, st.model().hyperparams().nExpertUsed(), cache, jit);
+    }
+
     /**
      * Installs on {@code st}: with {@code jit}, OD-MoE loading from {@code predictor}; else with {@code cache}, that
      * caching runtime, prefetching from {@code predictor} if there is one (its own next-layer prefetch off); else the
-     * predictor alone. {@code predictor} is closed with the result (or at once if installing fails).
+     * predictor alone, asking it for up to {@code width} experts per predicted layer. {@code predictor} is closed with
+     * the result (or at once if installing fails).
      */
-    static PredictiveOffload attach(InferenceState st, ExpertPredictor predictor, int lookahead, OffloadConfig cache, Jit jit) {
+    static PredictiveOffload attach(InferenceState st, ExpertPredictor predictor, int lookahead, int width, OffloadConfig cache, Jit jit) {
         ArrayDeque<AutoCloseable> done = new ArrayDeque<>();
-        int k = st.model().hyperparams().nExpertUsed();
+        int k = width;
         try {
             if (jit != null) {
                 if (predictor == null) throw new IllegalArgumentException("--policy odmoe needs a predictor");
-                OdMoeRuntime rt = OdMoeRuntime.install(st, predictor, lookahead, jit.store(), jit.link(), jit.budget(), jit.loaderThreads());
+                OdMoeRuntime rt = OdMoeRuntime.install(st, predictor, lookahead, width, jit.store(), jit.link(), jit.budget(), jit.loaderThreads());
                 done.push(rt);
                 return new PredictiveOffload(rt.stats(), predictor, done);
             }
@@ -102,7 +108,9 @@ final class PredictiveOffload implements AutoCloseable {
         } else if (offload.enabled()) {
             cache = offload.config();
         }
-        PredictiveOffload p = attach(st, predict.forRun(st, shadows), lookahead, cache, jit);
+        ExpertPredictor predictor = predict.forRun(st, shadows);
+        int width = predict.width(predictor, lm.model.hyperparams().nExpertUsed(), lm.model.hyperparams().nExpert());
+        PredictiveOffload p = attach(st, predictor, lookahead, width, cache, jit);
         lm.closeFirst(p);
         return p;
     }

@@ -36,6 +36,12 @@ public final class OdMoeRuntime implements AutoCloseable {
      */
     public static OdMoeRuntime install(InferenceState st, ExpertPredictor predictor, int lookahead, String storeKind, Link link, String budget,
                                        int loaderThreads) {
+        return install(st, predictor, lookahead, st.model().hyperparams().nExpertUsed(), storeKind, link, budget, loaderThreads);
+    }
+
+    /** Like the other, asking the predictor for up to {@code width} experts per predicted layer (more than k: see ShadowPredictor#withMargin). */
+    public static OdMoeRuntime install(InferenceState st, ExpertPredictor predictor, int lookahead, int width, String storeKind, Link link,
+                                       String budget, int loaderThreads) {
         Model model = st.model();
         if (!model.spec().moe() || !model.hyperparams().hasExperts()) {
             predictor.close();
@@ -57,7 +63,7 @@ public final class OdMoeRuntime implements AutoCloseable {
             stats.config("link", link.name());
             stats.config("expert_bytes_total", layout.totalBytes());
             source = new JustInTimeExpertSource(store, new ExpertMemory(bytes, layout.maxExpertBytes()), link, stats, loaderThreads);
-            PredictorHooks hooks = new PredictorHooks(st, predictor, lookahead, model.hyperparams().nExpertUsed(), source);
+            PredictorHooks hooks = new PredictorHooks(st, predictor, lookahead, width, source);
             st.setExperts(source);
             return new OdMoeRuntime(st, store, source, hooks);
         } catch (RuntimeException | Error e) {

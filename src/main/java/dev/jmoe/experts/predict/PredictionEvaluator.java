@@ -19,7 +19,8 @@ public final class PredictionEvaluator implements TokenHook, LayerHook, RoutingH
     private final InferenceState state;
     private final List<ExpertPredictor> predictors;
     private final PredictionMetrics[] metrics;
-    private final int depth, width, nLayer, nExpert, ring;
+    private final int depth, nLayer, nExpert, ring;
+    private final int[] width;
     private final int[][][] pending;   // [predictor][(distance-1)*ring + slot] -> experts
     private final int[][] pendingCount;
     private final long[][] pendingStep; // target step the slot holds, or -1
@@ -31,6 +32,11 @@ public final class PredictionEvaluator implements TokenHook, LayerHook, RoutingH
 
     /** Installs itself on {@code state}; {@code width} experts are asked of each predictor per predicted layer. */
     public PredictionEvaluator(InferenceState state, List<ExpertPredictor> predictors, int depth, int width) {
+        this(state, predictors, depth, java.util.Collections.nCopies(predictors.size(), width).stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    /** Like the other constructor with a width per predictor (the most experts it may name per predicted layer). */
+    public PredictionEvaluator(InferenceState state, List<ExpertPredictor> predictors, int depth, int[] widths) {
         if (predictors.isEmpty()) throw new IllegalArgumentException("no predictors to evaluate");
         this.state = state;
         this.predictors = List.copyOf(predictors);
@@ -38,12 +44,14 @@ public final class PredictionEvaluator implements TokenHook, LayerHook, RoutingH
         this.nExpert = state.model().hyperparams().nExpert();
         if (nExpert == 0) throw new IllegalArgumentException("expert prediction needs a mixture-of-experts model");
         this.depth = Lookahead.requireDepth(depth, nLayer);
-        if (width < 1 || width > nExpert) throw new IllegalArgumentException("--width must be between 1 and " + nExpert + ", got " + width);
-        this.width = width;
+        if (widths.length != predictors.size()) throw new IllegalArgumentException(widths.length + " widths for " + predictors.size() + " predictors");
+        for (int w : widths) if (w < 1 || w > nExpert) throw new IllegalArgumentException("--width must be between 1 and " + nExpert + ", got " + w);
+        this.width = widths.clone();
         this.ring = depth + 2;
         int p = predictors.size();
         metrics = new PredictionMetrics[p];
-        pending = new int[p][depth * ring][width];
+        pending = new int[p][depth * ring][];
+        for (int i = 0; i < p; i++) for (int j = 0; j < depth * ring; j++) pending[i][j] = new int[widths[i]];
         pendingCount = new int[p][depth * ring];
         pendingStep = new long[p][depth * ring];
         for (int i = 0; i < p; i++) {
@@ -81,7 +89,7 @@ public final class PredictionEvaluator implements TokenHook, LayerHook, RoutingH
                 int slot = (d - 1) * ring + (int) (target % ring);
                 int[] buf = pending[i][slot];
                 int c = p.predict(pos, layer, d, buf);
-                pendingCount[i][slot] = dedupe(buf, Math.min(c, width));
+                pendingCount[i][slot] = dedupe(buf, Math.min(c, width[i]));
                 pendingStep[i][slot] = target;
             }
         }

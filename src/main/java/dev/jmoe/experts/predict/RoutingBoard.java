@@ -14,8 +14,9 @@ final class RoutingBoard {
      * @param token     the token the shadow ran at {@code pos}
      * @param prevToken the token it had at {@code pos − 1} (−1 at position 0): a guess built on a wrong token is stale
      * @param ranking   expert ids by the shadow router's probability, best first
+     * @param probs     those experts' probabilities (same order), or null
      */
-    record Entry(int pos, int token, int prevToken, int[] ranking) {}
+    record Entry(int pos, int token, int prevToken, int[] ranking, float[] probs) {}
 
     private final int nLayer, ring;
     private final AtomicReferenceArray<Entry> slots;

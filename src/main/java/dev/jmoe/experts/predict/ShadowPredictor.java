@@ -59,7 +59,8 @@ public final class ShadowPredictor implements ExpertPredictor {
     private final ExpertPredictor fallback;
     private final Parallel pool;
     private final Mode mode;
-    private final int nLayer;
+    private final int nLayer, k;
+    private volatile double margin;
     private final Thread thread;
     private final AtomicLong served = new AtomicLong(), fallbacks = new AtomicLong();
     private volatile Throwable failure;
@@ -84,6 +85,7 @@ public final class ShadowPredictor implements ExpertPredictor {
         this.fallback = fallback;
         this.mode = mode;
         this.nLayer = main.model().hyperparams().nLayer();
+        this.k = Math.max(1, main.model().hyperparams().nExpertUsed());
         this.board = new RoutingBoard(nLayer, 4);
         this.pool = new Parallel(1);
         InferenceState shadow = shadowModel.newState(main.kv().capacity(), pool);
@@ -93,6 +95,18 @@ public final class ShadowPredictor implements ExpertPredictor {
     }
 
     @Override public String name() { return name; }
+
+    /**
+     * Adaptive width: with {@code margin > 0} a prediction is the shadow router's k best experts plus every
+     * runner-up whose probability is within {@code margin} (relative) of the k-th — a near tie the main router may
+     * break the other way — as far as the caller's buffer allows; callers then pass buffers wider than k. With 0
+     * (the default) it is the shadow's ranking cut at the buffer's length.
+     */
+    public ShadowPredictor withMargin(double margin) {
+        if (!(margin >= 0 && margin < 1)) throw new IllegalArgumentException("--shadow-margin must be in [0, 1), got " + margin);
+        this.margin = margin;
+        return this;
+    }
 
     /** The predictor asked when the shadow has nothing for a layer. */
     public ExpertPredictor fallback() { return fallback; }
@@ -133,6 +147,13 @@ public final class ShadowPredictor implements ExpertPredictor {
         RoutingBoard.Entry e = board.get(tp, tl);
         if (e != null && consistent(e, tp)) {
             int n = Math.min(out.length, e.ranking().length);
+            if (margin > 0 && e.probs() != null && n > k) {
+                // the router's k best, then any runner-up the shadow cannot tell apart from the k-th
+                float kth = e.probs()[k - 1];
+                int m = k;
+                while (m < n && e.probs()[m] >= (1 - margin) * kth) m++;
+                n = m;
+            }
             System.arraycopy(e.ranking(), 0, out, 0, n);
             served.incrementAndGet();
             return n;

@@ -211,7 +211,9 @@ final class ShadowRunner {
         if (n != 1) return; // the shadow runs one position at a time
         int[] ranking = new int[publishWidth];
         Ranking.top(probs, 0, nExpert, ranking);
-        board.publish(layer, new RoutingBoard.Entry(pos, ownTokens[pos], pos > 0 ? ownTokens[pos - 1] : -1, ranking));
+        float[] p = new float[publishWidth];
+        for (int i = 0; i < publishWidth; i++) p[i] = probs[ranking[i]];
+        board.publish(layer, new RoutingBoard.Entry(pos, ownTokens[pos], pos > 0 ? ownTokens[pos - 1] : -1, ranking, p));
     }
 
     private void checkStillUseful(int layer, int pos) {

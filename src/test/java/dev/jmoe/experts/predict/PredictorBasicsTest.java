@@ -91,14 +91,14 @@ class PredictorBasicsTest {
     @Test
     void boardReturnsOnlyTheAskedPosition() {
         RoutingBoard b = new RoutingBoard(2, 4);
-        RoutingBoard.Entry e5 = new RoutingBoard.Entry(5, 10, 9, new int[] {3, 1});
+        RoutingBoard.Entry e5 = new RoutingBoard.Entry(5, 10, 9, new int[] {3, 1}, null);
         b.publish(1, e5);
         assertSame(e5, b.get(5, 1));
         assertNull(b.get(5, 0));
         assertNull(b.get(1, 1), "position 1 shares the ring slot of 5 but is not 5");
-        b.publish(1, new RoutingBoard.Entry(9, 11, 10, new int[] {0, 2}));
+        b.publish(1, new RoutingBoard.Entry(9, 11, 10, new int[] {0, 2}, null));
         assertNull(b.get(5, 1), "overwritten by position 9");
-        b.publish(0, new RoutingBoard.Entry(6, 1, 1, new int[] {0, 1}));
+        b.publish(0, new RoutingBoard.Entry(6, 1, 1, new int[] {0, 1}, null));
         b.clearFrom(7);
         assertNull(b.get(9, 1));
         assertEquals(6, b.get(6, 0).pos());
