@@ -68,6 +68,32 @@ class ShadowPredictorTest {
     }
 
     @Test
+    void aMarginAddsTheShadowsNearTiesAndOnlyThem() {
+        Model copy = Requantizer.copyAs(f16, GgmlType.F16, pool);
+        int[] text = PredictTestModels.tokens(30, 11, f16.hyperparams().nVocab());
+        int k = f16.hyperparams().nExpertUsed();
+        InferenceState st = f16.newState(64, pool);
+        try (ShadowPredictor sp = shadow(st, copy, Alignment.EVERY_TOKEN, NextTokenRule.text(text), ShadowPredictor.Mode.INLINE).withMargin(0.3)) {
+            int[] sizes = new int[2 * k + 1];
+            st.setLayerHook((layer, pos, n, r, x) -> {
+                int[] out = new int[2 * k];
+                int c = sp.predict(pos, layer, 1, out);
+                if (pos > 0) sizes[c]++;
+            });
+            PredictionMetrics m;
+            try (PredictionEvaluator ev = new PredictionEvaluator(st, List.of(sp), 2, new int[] {2 * k})) {
+                for (int t : text) st.next(t);
+                m = ev.metrics().get(0);
+            }
+            assertEquals(1.0, m.recall(1), "same weights: the k real experts are always among the predicted");
+            assertTrue(m.precision(1) < 1.0, "runners-up within 30% were added at least once: " + m.precision(1));
+            for (int c = 0; c < k; c++) assertEquals(0, sizes[c], "never fewer than k");
+            assertTrue(sizes[k] > 0, "and exactly k when no runner-up is close");
+            assertThrows(IllegalArgumentException.class, () -> sp.withMargin(1.0));
+        }
+    }
+
+    @Test
     void greedyShadowSpeculatesTheMainModelsTokens() {
         Model copy = Requantizer.copyAs(f16, GgmlType.F16, pool);
         InferenceState st = f16.newState(64, pool);
