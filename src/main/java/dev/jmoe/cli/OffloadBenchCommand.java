@@ -46,8 +46,12 @@ final class OffloadBenchCommand implements Callable<Integer> {
     @Option(names = "--prompt-tokens", defaultValue = "32", description = "prompt length in tokens (default: ${DEFAULT-VALUE})")
     int promptTokens;
 
-    @Option(names = {"-n", "--n-predict"}, defaultValue = "32", description = "greedy tokens to decode per run (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-n", "--n-predict"}, defaultValue = "32", description = "decode steps per run (default: ${DEFAULT-VALUE})")
     int nPredict;
+
+    @Option(names = "--greedy", description = "decode the model's own greedy tokens instead of the text's next tokens"
+            + " (a small model's greedy text soon loops, which flatters every cache)")
+    boolean greedy;
 
     @Option(names = "--budgets", split = ",", defaultValue = "1/4,1/3,1/2", description = "expert-memory budgets (default: ${DEFAULT-VALUE})")
     List<String> budgets;
@@ -79,15 +83,19 @@ final class OffloadBenchCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         try (LoadedModel lm = LoadedModel.open(modelOptions)) {
             Model m = lm.model;
-            int[] prompt = prompt(lm);
+            int[] text = prompt(lm);
+            int[] prompt = Arrays.copyOf(text, promptTokens);
+            forced = greedy ? null : Arrays.copyOfRange(text, promptTokens, promptTokens + nPredict);
             if (prompt.length + nPredict > lm.ctxSize) throw new IllegalArgumentException("prompt + decode exceed --ctx-size " + lm.ctxSize);
             ExpertLayout layout = ExpertLayout.of(m);
-            out.printf("model %s: %d MoE layers x %d experts (top-%d), %s per expert, %s of experts; prompt %d tokens, decode %d; store %s, link %s%n",
+            out.printf("model %s: %d MoE layers x %d experts (top-%d), %s per expert, %s of experts; prompt %d tokens, decode %d (%s); store %s, link %s%n",
                     lm.path.getFileName(), m.hyperparams().nLayer(), layout.nExpert(), m.hyperparams().nExpertUsed(),
-                    OffloadStatsBytes.of(layout.maxExpertBytes()), OffloadStatsBytes.of(layout.totalBytes()), prompt.length, nPredict, store, l);
+                    OffloadStatsBytes.of(layout.maxExpertBytes()), OffloadStatsBytes.of(layout.totalBytes()), prompt.length, nPredict,
+                    greedy ? "greedy" : "the text's next tokens", store, l);
             out.flush();
 
-            run(lm, prompt, null, null); // JIT warm-up, not reported
+            run(lm, prompt, null, null); // JIT warm-up, not reported: the resident path and every policy's
+            for (String p : policies) run(lm, prompt, OffloadConfig.preset(p.trim(), budgets.get(0).trim(), store, l), null);
             RoutingTrace trace = new RoutingTrace(m.hyperparams().nLayer(), m.hyperparams().nExpert(), m.hyperparams().nExpertUsed());
             run(lm, prompt, null, trace);
             // Every configuration `repeat` times, round-robin, so that load from other processes spreads evenly.
@@ -115,7 +123,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
                     Result r = median(results.get(i));
                     OffloadStats s = r.stats;
                     int d = OffloadStats.DECODE;
-                    int same = sameTokens(resident.tokens, r.tokens);
+                    int same = greedy ? sameTokens(resident.tokens, r.tokens) : agreeing(resident.tokens, r.tokens);
                     out.printf(Locale.ROOT, "%-14s %-8s %9.2f %9.1f %7.1f %7d %7d %7d %7d %7d %7d %10s %9.1f %6s%n", p, b, r.msPerToken(), r.ttftNanos / 1e6,
                             100 * s.hitRate(d), s.get(d, Counter.EXACT_HITS), s.get(d, Counter.SUBSTITUTIONS), s.get(d, Counter.PREFETCH_HITS),
                             s.get(d, Counter.MISSES_LOADED), s.get(d, Counter.MISSES_COMPUTED), s.get(d, Counter.PREFETCHES_WASTED),
@@ -160,7 +168,9 @@ final class OffloadBenchCommand implements Callable<Integer> {
                 out.println();
                 simRows.add(row);
             }
-            out.println("(hit% = exact + prefetch hits over decode expert uses; replay hit rates count substitutions as hits, as SMoE does)");
+            out.println("(hit% = exact + prefetch hits over decode expert uses; replay hit rates count substitutions as hits, as SMoE does;");
+            out.println(greedy ? " same = greedy tokens equal to the resident run's, or the length of the common prefix)"
+                    : " same = decode steps whose top-1 token is the resident run's)");
             if (json != null) {
                 Map<String, Object> j = new LinkedHashMap<>();
                 j.put("model", lm.path.toString());
@@ -178,6 +188,9 @@ final class OffloadBenchCommand implements Callable<Integer> {
         return 0;
     }
 
+    private int[] forced;
+
+    /** The first --prompt-tokens + -n tokens of the text. */
     private int[] prompt(LoadedModel lm) throws java.io.IOException {
         Path p = textFile != null ? textFile : DefaultModel.home().resolve("models/test.txt");
         String text = Files.isRegularFile(p) ? Files.readString(p, StandardCharsets.UTF_8)
@@ -185,9 +198,10 @@ final class OffloadBenchCommand implements Callable<Integer> {
                   .repeat(8);
         if (textFile != null && !Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
         // Tokenize only a prefix: enough characters for the wanted tokens.
-        int[] all = lm.tokenizer.encode(text.substring(0, Math.min(text.length(), promptTokens * 16)), true, false);
-        if (all.length < promptTokens) throw new IllegalArgumentException("the text has only " + all.length + " tokens, fewer than --prompt-tokens " + promptTokens);
-        return Arrays.copyOf(all, promptTokens);
+        int want = promptTokens + nPredict;
+        int[] all = lm.tokenizer.encode(text.substring(0, Math.min(text.length(), want * 16)), true, false);
+        if (all.length < want) throw new IllegalArgumentException("the text has only " + all.length + " tokens, fewer than --prompt-tokens + -n = " + want);
+        return Arrays.copyOf(all, want);
     }
 
     private record Result(int[] tokens, long ttftNanos, long decodeNanos, OffloadStats stats) {
@@ -212,7 +226,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
             long t1 = System.nanoTime();
             for (int i = 0; i < nPredict; i++) {
                 tokens[i] = argmax(logits);
-                logits = st.next(tokens[i]);
+                logits = st.next(forced != null ? forced[i] : tokens[i]);
             }
             long decode = System.nanoTime() - t1;
             if (rt != null) rt.stats().timing(prompt.length, ttft, nPredict, decode);
@@ -226,6 +240,13 @@ final class OffloadBenchCommand implements Callable<Integer> {
         int b = 0;
         for (int i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
         return b;
+    }
+
+    /** Steps whose top-1 token is the resident run's. */
+    private static int agreeing(int[] a, int[] b) {
+        int n = 0;
+        for (int i = 0; i < Math.min(a.length, b.length); i++) if (a[i] == b[i]) n++;
+        return n;
     }
 
     private static int sameTokens(int[] a, int[] b) {
