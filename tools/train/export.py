@@ -101,6 +101,7 @@ def main():
     ap.add_argument('--out-dir', default='models')
     a = ap.parse_args()
     ckpt = torch.load(a.ckpt or os.path.join('tools/.cache/ckpt', a.model + '.pt'))
+    print('exporting %s' % (a.ckpt or a.model))
     tok = bpe.Tokenizer.load(ckpt['tokenizer'])
     for ftype in ('f16', 'q8_0'):
         path = os.path.join(a.out_dir, '%s-%s.gguf' % (a.model, ftype))

@@ -14,6 +14,16 @@ import model as M
 MODELS = ['qwen2moe-tiny', 'mixtral-tiny']
 
 
+def ckpt_path(name):
+    # qwen2moe-tiny has a second, load-balancing phase (see train_all.sh); its result is *-bal.pt
+    bal = os.path.join('tools/.cache/ckpt', name + '-bal.pt')
+    return bal if os.path.exists(bal) else os.path.join('tools/.cache/ckpt', name + '.pt')
+
+
+def phase_steps(ck):
+    return [p['steps'] for p in ck.get('phases', [ck['args']])]
+
+
 def plot(name, ck, path):
     a = ck['args']
     tr = [h for h in ck['hist'] if 'loss' in h]
@@ -25,7 +35,10 @@ def plot(name, ck, path):
     ax.set_xlabel('training tokens (millions)')
     ax.set_ylabel('cross-entropy (nats/token)')
     ax.set_ylim(bottom=min(h['val_loss'] for h in va) - 0.5, top=min(8.5, max(h['loss'] for h in tr) + 0.2))
-    ax.set_title('%s: %d steps x %d tokens' % (name, a['steps'], tok))
+    ps = phase_steps(ck)
+    for x in np.cumsum(ps)[:-1]:
+        ax.axvline(x * tok / 1e6, color='gray', ls='--', lw=1)
+    ax.set_title('%s: %s steps x %d tokens' % (name, ' + '.join(map(str, ps)), tok))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -40,7 +53,7 @@ def fmt_m(n):
 def main():
     rows, arch_rows, share_sections = [], [], []
     for name in MODELS:
-        ck = torch.load(os.path.join('tools/.cache/ckpt', name + '.pt'))
+        ck = torch.load(ckpt_path(name))
         c, a = ck['config'], ck['args']
         total, routed, shared, active = ck['params']
         plot(name, ck, os.path.join('models', name + '-loss.png'))
@@ -55,11 +68,17 @@ def main():
                'renormalized' if c['renorm_topk'] else 'raw softmax, no renorm', c['n_ff_exp'],
                str(c['n_ff_shexp']) + ' (sigmoid-gated)' if c['n_ff_shexp'] else '-',
                'NEOX (halves)' if c['rope'] == 'neox' else 'NORM (adjacent pairs)', c['rope_base'], c['rms_eps']))
-        rows.append('| `%s` | %s | %s (%.0f%%) | %s | %s | %d x %d x %d = %.2f M | %.0f min | %.3f | %.3f | **%.3f** | **%.3f** | %.1f | _TBD_ | _TBD_ | %.1f / %.1f MB |'
+        jm = {}
+        for q in ('f16', 'q8_0'):   # written by `bin/jmoe perplexity --json`, when it has been run
+            jp = os.path.join('models', '%s-%s-jmoe-ppl.json' % (name, q))
+            jm[q] = ('**%.4f** (%+.3f%%)' % (json.load(open(jp))['ppl'], 100 * (json.load(open(jp))['ppl'] / ev[q]['ppl'] - 1))
+                     if os.path.exists(jp) else '_TBD_')
+        ps = phase_steps(ck)
+        rows.append('| `%s` | %s | %s (%.0f%%) | %s | %s | %s x %d x %d = %.2f M | %.0f min | %.3f | %.3f | **%.4f** | **%.4f** | %.1f | %s | %s | %.1f / %.1f MB |'
                     % (name, fmt_m(total), fmt_m(routed), 100 * routed / total, fmt_m(shared) if shared else '-',
-                       fmt_m(active), a['steps'], a['batch'], a['seq'], a['steps'] * a['batch'] * a['seq'] / 1e6,
+                       fmt_m(active), '+'.join(map(str, ps)), a['batch'], a['seq'], sum(ps) * a['batch'] * a['seq'] / 1e6,
                        ck['train_minutes'], np.mean(tr), va, ev['f16']['ppl'], ev['q8_0']['ppl'],
-                       ev['f16']['unigram_ppl'], size['f16'], size['q8_0']))
+                       ev['f16']['unigram_ppl'], jm['f16'], jm['q8_0'], size['f16'], size['q8_0']))
         sh = np.array(ev['f16']['routing_share']) * 100
         lines = ['### `%s` (F16 file, %d tokens x %d layers, top-%d)' % (name, ev['f16']['n_chunks'] * ev['f16']['n_ctx'],
                                                                        c['n_layer'], c['n_expert_used']),
@@ -129,14 +148,24 @@ scaled by sigmoid(`ffn_gate_inp_shexp` . x). Trained context {n_ctx}.
 
 Tensor types: matrices F16 (or Q8_0 in `-q8_0.gguf`, quantized by `tools/train/gguf.py`,
 ggml's Q8_0: f16 scale = amax/127, 32 int8); norms, biases, `ffn_gate_inp_shexp` and the router
-`ffn_gate_inp` F32. Model 1's rows of length 256 (attention, gate/up, output) suit Q4_K; its
-expert down rows (length 32) and the whole of model 2 (256) are multiples of 32.
+`ffn_gate_inp` F32. Every row of model 2 is 256 long and suits Q4_K; so are model 1's, except its
+expert down rows (length 32), which suit the 32-element formats (Q8_0, Q4_0).
+"active / token" = all parameters minus the routed experts a token does not use.
 
 ## Results
 Training: AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), linear warm-up then cosine to
 10%, gradient clip 1.0, load-balancing loss 0.01 x n_expert x sum_e f_e P_e, router z-loss 0.001,
-seed 1234, PyTorch 1.13 on CPU (one thread per model; both models trained at the same time on a
-2-core machine shared with other builds, so the wall times are pessimistic).
+seed 1234, init N(0, 0.02) (residual-writing projections / sqrt(2 n_layer)); qwen2moe-tiny's
+token embeddings start at std 1 because with 0.02 it sat at the unigram loss (the attention
+layers' nearly token-independent output swamped the embedding). PyTorch 1.13 on CPU, one thread
+per model, both models training at the same time at `nice 10` on a 2-core machine busy with
+other builds: the wall times are several times what two free cores need.
+qwen2moe-tiny has a second phase (after the dashed line in its loss curve): 100 steps at lr 5e-4
+with a 10x stronger balancing loss (0.1) plus 0.2 x KL(uniform || mean router probability), whose
+gradient, unlike the Switch loss's, grows for rarely chosen experts; after the first phase a few of its 32 experts
+per layer had under 1% of the assignments. Each phase draws its validation windows with its own
+seed, so the validation curve steps at the boundary (same weights: 5.233 on phase 1's windows,
+5.339 on phase 2's).
 
 Perplexity on `test.txt` as llama-perplexity computes it: n_ctx = {n_ctx}; the whole text is
 tokenized once (BOS first if the file adds BOS), cut into floor(n / {n_ctx}) chunks, each chunk
@@ -150,7 +179,9 @@ under train-split token frequencies with add-one smoothing over the 4096-token v
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
-_TBD_: to be filled in by the lead once `bin/jmoe perplexity` runs (must agree with PyTorch within 0.5%).
+jmoe PPL: `bin/jmoe perplexity -m models/<model>-<type>.gguf -f models/test.txt -c 256 --json models/<model>-<type>-jmoe-ppl.json`
+(the difference to PyTorch in parentheses; the requirement is within 0.5%). _TBD_ = not yet measured:
+run that command and `python3 tools/train/report.py` to fill it in.
 
 ## Routing share per expert on the test split
 {shares}

@@ -5,7 +5,8 @@ so the learning-rate schedule does not depend on machine speed.
 Loss = next-token cross-entropy + aux_coef * load-balancing loss (Switch Transformer form,
 n_expert * sum_e f_e * P_e per layer, averaged over layers; f_e = share of top-k assignments,
 P_e = mean router probability) + z_coef * router z-loss (keeps router logits small, which
-makes routing less sensitive to the F16/Q8_0 rounding of the exported inputs).
+makes routing less sensitive to the F16/Q8_0 rounding of the exported inputs)
++ kl_coef * KL(uniform || mean router probability) (0 unless asked; see aux_losses).
 """
 import argparse, json, math, os, sys, time
 
@@ -25,12 +26,18 @@ import model as M
 
 
 def aux_losses(stats, n_expert, k):
-    bal, z = 0.0, 0.0
+    """Switch balancing loss, router z-loss, and KL(uniform || mean router probability).
+    The Switch loss pushes overloaded experts down but barely lifts an expert that is almost
+    never chosen (its gradient scales with that expert's probability); the KL term's gradient
+    grows as 1/P_e, so it revives such experts."""
+    bal, z, kl = 0.0, 0.0, 0.0
     for probs, idx, logits in stats:
         f = torch.bincount(idx.reshape(-1), minlength=n_expert).float() / idx.numel()
-        bal = bal + n_expert * (f * probs.mean(0)).sum()
+        pm = probs.mean(0)
+        bal = bal + n_expert * (f * pm).sum()
         z = z + torch.logsumexp(logits, dim=-1).pow(2).mean()
-    return bal / len(stats), z / len(stats)
+        kl = kl - torch.log(n_expert * pm + 1e-9).mean()
+    return bal / len(stats), z / len(stats), kl / len(stats)
 
 
 def batch(ids, B, T, gen, bos):
@@ -54,11 +61,14 @@ def main():
     ap.add_argument('--wd', type=float, default=0.1)
     ap.add_argument('--aux-coef', type=float, default=0.01)
     ap.add_argument('--z-coef', type=float, default=1e-3)
+    ap.add_argument('--kl-coef', type=float, default=0.0)
     ap.add_argument('--seed', type=int, default=1234)
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--eval-every', type=int, default=50)
     ap.add_argument('--cache', default='tools/.cache')
     ap.add_argument('--out', default=None, help='checkpoint path (default tools/.cache/ckpt/<model>.pt)')
+    ap.add_argument('--init', default=None,
+                    help='continue from this checkpoint (a further phase with its own schedule and losses)')
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -73,6 +83,12 @@ def main():
 
     model = M.MoELM(c)
     model.init_weights(a.seed)
+    prev = None
+    if a.init:
+        prev = torch.load(a.init)
+        model.load_state_dict(prev['state'])
+        print('continuing from %s (%d earlier steps)' % (a.init, sum(p['steps'] for p in prev['phases'])), flush=True)
+    offset = sum(p['steps'] for p in prev['phases']) if prev else 0
     total, routed, shared, active = M.param_counts(model)
     print('model %s: params total %d, routed experts %d, shared expert %d, active/token %d'
           % (a.model, total, routed, shared, active), flush=True)
@@ -104,7 +120,7 @@ def main():
     for step in range(a.steps + 1):
         if step % a.eval_every == 0 or step == a.steps:
             vl = validate()
-            hist.append({'step': step, 'val_loss': vl, 'time': time.time() - t_start})
+            hist.append({'step': offset + step, 'val_loss': vl, 'time': time.time() - t_start})
             print('step %5d  val_loss %.4f  (ppl %.1f)  elapsed %.1f min' % (step, vl, math.exp(vl), (time.time() - t_start) / 60), flush=True)
         if step == a.steps:
             break
@@ -114,23 +130,28 @@ def main():
         stats = []
         logits = model(x, stats)
         ce = F.cross_entropy(logits.reshape(-1, c['n_vocab']), y.reshape(-1))
-        bal, z = aux_losses(stats, c['n_expert'], c['n_expert_used'])
-        loss = ce + a.aux_coef * bal + a.z_coef * z
+        bal, z, kl = aux_losses(stats, c['n_expert'], c['n_expert_used'])
+        loss = ce + a.aux_coef * bal + a.z_coef * z + a.kl_coef * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 10 == 0:
             el = time.time() - t_start
-            hist.append({'step': step, 'loss': ce.item(), 'aux': bal.item(), 'z': z.item(), 'time': el})
-            print('step %5d  loss %.4f  aux %.4f  z %.2f  gnorm %.2f  lr %.2e  %.0f tok/s  elapsed %.1f min'
-                  % (step, ce.item(), bal.item(), z.item(), gn.item(), lr_at(step),
+            # smallest per-expert share of the batch's assignments over all layers
+            mins = min(float(torch.bincount(i.reshape(-1), minlength=c['n_expert']).min()) / i.numel() for _, i, _ in stats)
+            hist.append({'step': offset + step, 'loss': ce.item(), 'aux': bal.item(), 'z': z.item(), 'time': el})
+            print('step %5d  loss %.4f  aux %.4f  z %.2f  min-share %.2f%%  gnorm %.2f  lr %.2e  %.0f tok/s  elapsed %.1f min'
+                  % (step, ce.item(), bal.item(), z.item(), 100 * mins, gn.item(), lr_at(step),
                      (step + 1) * a.batch * a.seq / el, el / 60), flush=True)
     train_min = (time.time() - t_start) / 60
     print('done: %d steps, %d tokens seen, %.1f min' % (a.steps, a.steps * a.batch * a.seq, train_min), flush=True)
     out = a.out or os.path.join(a.cache, 'ckpt', a.model + '.pt')
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    torch.save({'config': c, 'state': model.state_dict(), 'hist': hist, 'args': vars(a),
+    phases = (prev['phases'] if prev else []) + [vars(a)]
+    hist = (prev['hist'] if prev else []) + hist
+    train_min += prev['train_minutes'] if prev else 0
+    torch.save({'config': c, 'state': model.state_dict(), 'hist': hist, 'args': vars(a), 'phases': phases,
                 'train_minutes': train_min, 'params': [total, routed, shared, active],
                 'tokenizer': os.path.join(a.cache, 'tok-%s.json' % c['pre'])}, out)
     print('saved ' + out, flush=True)
