@@ -28,7 +28,9 @@ final class Status implements AutoCloseable {
         if (quiet) return;
         long now = System.nanoTime();
         long interval = terminal ? MIN_REDRAW_NANOS : PIPE_INTERVAL_NANOS;
-        if (now - start < 1_000_000_000L || now - lastDraw < interval) return; // only steps lasting over a second
+        // only steps lasting over a second; into a file or pipe only those lasting several, so logs stay readable
+        long minAge = terminal ? 1_000_000_000L : PIPE_INTERVAL_NANOS;
+        if (now - start < minAge || now - lastDraw < interval) return;
         lastDraw = now;
         StringBuilder sb = new StringBuilder(label).append(' ');
         if (total > 0) {
