@@ -7,7 +7,8 @@ import java.util.Map;
 /**
  * Matrix products of a quantized or float weight matrix with float activations, split over output
  * rows across the threads of a {@link Parallel} pool. Every type has a scalar reference in
- * {@link TypeKernel} beside its Vector API path.
+ * {@link TypeKernel} beside its Vector API path. With {@link #setActivationQuantization} the activations
+ * of quantized matrices are first rounded to 8 bits as llama.cpp does, and the products run on integer paths.
  */
 public final class Kernels {
     private Kernels() {}
@@ -60,16 +61,57 @@ public final class Kernels {
         return scalarReference;
     }
 
+    private static volatile boolean activationQuantization = Boolean.getBoolean("jmoe.kernels.q8act");
+
+    /**
+     * Rounds the activation vector of every product with a quantized weight matrix to 8 bits before the
+     * product, as llama.cpp's CPU backend does (Q8_0 blocks of 32 with a half scale for Q4_0, Q4_1, Q5_0,
+     * Q5_1 and Q8_0 weights; Q8_K blocks of 256 with a float scale for Q4_K, Q5_K and Q6_K), so logits
+     * follow llama.cpp's quantized runs instead of the exact dequantized product. Q8_0, Q4_0, Q4_K, Q5_K
+     * and Q6_K then use integer dot products that repeat the arithmetic of ggml's AVX2 vec_dot kernels to
+     * the bit (lanes, integer sums, FMAs, final sum), at every batch size (llama.cpp's repacked Q4_0/Q4_K
+     * kernels add the same integers in another float order); Q4_1, Q5_0 and Q5_1 take their float paths
+     * with the rounded activations. F32, F16 and BF16 matrices are not affected. Process-wide; starts from
+     * the system property {@code jmoe.kernels.q8act} (default false: float activations).
+     */
+    public static void setActivationQuantization(boolean on) {
+        activationQuantization = on;
+    }
+
+    public static boolean activationQuantization() {
+        return activationQuantization;
+    }
+
+    /** The scheme activations of {@code k} are rounded with in this product, or null for float activations. */
+    private static QuantizedActivation.Scheme quantizing(RowKernel k) {
+        return activationQuantization ? k.activationScheme() : null;
+    }
+
     private static void scalarProduct(Parallel pool, Matrix w, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
-        TypeKernel k = forType(w.type());
+        RowKernel k = rowKernel(w.type());
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
         int cols = w.cols();
-        Parallel.RangeTask task = (start, end) -> {
-            for (int r = start; r < end; r++) {
-                for (int b = 0; b < batch; b++) out[outOff + b * outStride + r] = k.dotScalar(data, r * rowBytes, x, xOff + b * xStride, cols);
+        QuantizedActivation.Scheme scheme = quantizing(k);
+        Parallel.RangeTask task;
+        if (scheme != null) {
+            QuantizedActivation[] qs = new QuantizedActivation[batch];
+            for (int b = 0; b < batch; b++) {
+                qs[b] = new QuantizedActivation();
+                qs[b].quantize(scheme, x, xOff + b * xStride, cols);
             }
-        };
+            task = (start, end) -> {
+                for (int r = start; r < end; r++) {
+                    for (int b = 0; b < batch; b++) out[outOff + b * outStride + r] = k.dotQ8Scalar(data, r * rowBytes, qs[b], cols);
+                }
+            };
+        } else {
+            task = (start, end) -> {
+                for (int r = start; r < end; r++) {
+                    for (int b = 0; b < batch; b++) out[outOff + b * outStride + r] = k.dotScalar(data, r * rowBytes, x, xOff + b * xStride, cols);
+                }
+            };
+        }
         if (pool == null) task.run(0, w.rows());
         else pool.forRange(w.rows(), 4, task);
     }
@@ -88,12 +130,23 @@ public final class Kernels {
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
         int cols = w.cols();
+        QuantizedActivation.Scheme scheme = quantizing(k);
+        Parallel.RangeTask task;
         // Prepared once here, then only read by every thread until this call returns.
-        float[] xp = prepared(k.preparedLength(cols));
-        k.prepare(x, xOff, cols, xp);
-        Parallel.RangeTask task = (start, end) -> {
-            for (int r = start; r < end; r++) out[outOff + r] = k.dotPrepared(data, r * rowBytes, xp, cols);
-        };
+        if (scheme != null) {
+            QuantizedActivation a = quantized(1)[0];
+            a.quantize(scheme, x, xOff, cols);
+            k.prepareQ8(a);
+            task = (start, end) -> {
+                for (int r = start; r < end; r++) out[outOff + r] = k.dotQ8(data, r * rowBytes, a, cols);
+            };
+        } else {
+            float[] xp = prepared(k.preparedLength(cols));
+            k.prepare(x, xOff, cols, xp);
+            task = (start, end) -> {
+                for (int r = start; r < end; r++) out[outOff + r] = k.dotPrepared(data, r * rowBytes, xp, cols);
+            };
+        }
         int rows = w.rows();
         if (pool == null || pool.threads() == 1 || w.byteSize() < PARALLEL_MIN_BYTES) {
             task.run(0, rows);
@@ -126,9 +179,25 @@ public final class Kernels {
         RowKernel rk = (RowKernel) k;
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
+        QuantizedActivation.Scheme scheme = quantizing(rk);
         Parallel.RangeTask task;
         int grain;
-        if (batch < (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch())) {
+        if (scheme != null) {
+            // Rounded activations take the integer dots at every batch size: these reproduce llama.cpp's
+            // arithmetic exactly, where decoded tiles times d·q would differ in the last bits, and later
+            // roundings of activations can turn such bits into whole quantization steps.
+            QuantizedActivation[] qs = quantized(batch);
+            for (int b = 0; b < batch; b++) {
+                qs[b].quantize(scheme, x, b * xStride, cols);
+                rk.prepareQ8(qs[b]);
+            }
+            grain = 4;
+            task = (start, end) -> {
+                for (int r = start; r < end; r++) {
+                    for (int b = 0; b < batch; b++) out[b * outStride + r] = rk.dotQ8(data, r * rowBytes, qs[b], cols);
+                }
+            };
+        } else if (batch < (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch())) {
             // Few vectors: each row is dotted with every vector while it is still in L1, so the
             // weights still stream from memory once, and no decoded copy is written.
             float[][] xps = new float[batch][];
@@ -171,6 +240,19 @@ public final class Kernels {
 
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
     private static final ThreadLocal<float[]> PREPARED = new ThreadLocal<>();
+    private static final ThreadLocal<QuantizedActivation[]> QUANTIZED = new ThreadLocal<>();
+
+    /** At least n rounded-activation buffers of this thread (their arrays are reused across products). */
+    private static QuantizedActivation[] quantized(int n) {
+        QuantizedActivation[] qs = QUANTIZED.get();
+        if (qs == null || qs.length < n) {
+            QuantizedActivation[] grown = new QuantizedActivation[n];
+            for (int i = 0; i < n; i++) grown[i] = qs != null && i < qs.length ? qs[i] : new QuantizedActivation();
+            QUANTIZED.set(grown);
+            qs = grown;
+        }
+        return qs;
+    }
 
     private static float[] prepared(int n) {
         float[] s = PREPARED.get();

@@ -50,6 +50,12 @@ final class Q4_1Kernel extends RowKernel {
     }
 
     /** x as is, then Σx of every block (for the m term). */
+    /** llama.cpp rounds the activations of Q4_1 products to Q8_1 blocks, whose values are those of {@link QuantizedActivation.Scheme#Q8_0}. */
+    @Override
+    QuantizedActivation.Scheme activationScheme() {
+        return QuantizedActivation.Scheme.Q8_0;
+    }
+
     @Override
     int preparedLength(int n) {
         return n + n / QK;

@@ -85,6 +85,12 @@ final class Q5Kernel extends RowKernel {
     }
 
     /** x as is, then Σx of every block (Q5_0: for the −16 offset, Q5_1: for the m term). */
+    /** llama.cpp rounds the activations of Q5_0 products to Q8_0 blocks and those of Q5_1 to Q8_1, whose values are the same. */
+    @Override
+    QuantizedActivation.Scheme activationScheme() {
+        return QuantizedActivation.Scheme.Q8_0;
+    }
+
     @Override
     int preparedLength(int n) {
         return n + n / QK;

@@ -5,6 +5,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -141,6 +142,91 @@ final class Q6_KKernel extends RowKernel {
             }
         }
         return accA.blend(accB, UPPER).add(corr).reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    QuantizedActivation.Scheme activationScheme() {
+        return QuantizedActivation.Scheme.Q8_K;
+    }
+
+    /**
+     * For {@link #dotQ8}, per 32 values 24 ints: Xe[i] = x[4i]·2^16 + x[4i+2], Xo[i] = x[4i+1]·2^16 +
+     * x[4i+3], K[i] = −32·(those four x)·2^16 + 2^15 (the quant offset and the rounding of the final shift).
+     */
+    @Override
+    void prepareQ8(QuantizedActivation a) {
+        Q4_0Kernel.pairLayout(a.q, a.n, -32, a.ints(a.n / 32 * 24));
+    }
+
+    /** Scales of two consecutive sub-blocks spread over lanes 0-3 and 4-7. */
+    private static final VectorShuffle<Integer> PAIR = VectorShuffle.fromValues(I, 0, 0, 0, 0, 1, 1, 1, 1);
+
+    /**
+     * The 6-bit quants of 32 values are rebuilt in the bytes of eight int lanes (as in {@link #dotPrepared}),
+     * then the even and odd bytes masked to bits 0 and 16 and multiplied two at a time in 32-bit lanes (see
+     * {@link Q4_0Kernel#dotQ8}): adding K and shifting by 16 leaves Σ(q − 32)·x of each lane's four values
+     * 4i..4i+3 (|q_a·x_b| ≤ 63·127, twice, stays below 2^15). Lanes 0-3 belong to one 16-value sub-block,
+     * 4-7 to the next; they are multiplied by their integer scales and summed over the super-block in
+     * integers, then one FMA with d·d_x per super-block: ggml's AVX2 vec_dot_q6_K_q8_K, to the bit.
+     */
+    @Override
+    float dotQ8(MemorySegment src, long off, QuantizedActivation a, int n) {
+        int nb = n / QK;
+        int[] xp = a.i;
+        float[] dy = a.d;
+        int[] scales = new int[24];
+        MemorySegment row = src.asSlice(off, (long) BLOCK * nb);
+        FloatVector acc = FloatVector.zero(F);
+        for (int b = 0; b < nb; b++) {
+            long p = (long) BLOCK * b;
+            float d = dy[b] * Float.float16ToFloat(row.get(Num.LE_SHORT, p + 208));
+            ByteVector sc = ByteVector.fromMemorySegment(B16, row, p + 192, LE);
+            ((IntVector) sc.convertShape(VectorOperators.B2I, I, 0)).intoArray(scales, 0);
+            ((IntVector) sc.convertShape(VectorOperators.B2I, I, 1)).intoArray(scales, 8);
+            IntVector sum = IntVector.zero(I);
+            for (int h = 0; h < 2; h++) {
+                IntVector ql = IntVector.fromMemorySegment(I, row, p + 64 * h, LE);
+                IntVector qm = IntVector.fromMemorySegment(I, row, p + 64 * h + 32, LE);
+                IntVector hb = IntVector.fromMemorySegment(I, row, p + 128 + 32 * h, LE);
+                // Written as a loop (C2 unrolls it): four copies of the body would stop C2 inlining the vector calls.
+                for (int t = 0; t < 4; t++) {
+                    IntVector q = ((t & 1) == 0 ? ql : qm).lanewise(VectorOperators.LSHR, 4 * (t >> 1)).and(0x0F0F0F0F)
+                            .or(hb.lanewise(VectorOperators.LSHR, 2 * t).and(0x03030303).lanewise(VectorOperators.LSHL, 4));
+                    int o = 192 * b + 96 * h + 24 * t;
+                    IntVector r = q.and(0x00FF00FF).mul(IntVector.fromArray(I, xp, o))
+                            .add(q.lanewise(VectorOperators.LSHR, 8).and(0x00FF00FF).mul(IntVector.fromArray(I, xp, o + 8)))
+                            .add(IntVector.fromArray(I, xp, o + 16));
+                    sum = sum.add(r.lanewise(VectorOperators.ASHR, 16).mul(IntVector.fromArray(I, scales, 8 * h + 2 * t).rearrange(PAIR)));
+                }
+            }
+            acc = FloatVector.broadcast(F, d).fma((FloatVector) sum.convert(VectorOperators.I2F, 0), acc);
+        }
+        // hsum8(acc), written out: a call this late in the method falls outside C2's inlining budget and would box acc.
+        float r0 = acc.lane(4) + acc.lane(0), r1 = acc.lane(5) + acc.lane(1), r2 = acc.lane(6) + acc.lane(2), r3 = acc.lane(7) + acc.lane(3);
+        return (r0 + r2) + (r1 + r3);
+    }
+
+    /** ggml's vec_dot_q6_K_q8_K: per super-block, d_x·d·Σ_j scale_j·Σ (q − 32)·x, the sums in integers. */
+    @Override
+    float dotQ8Scalar(MemorySegment src, long off, QuantizedActivation a, int n) {
+        int nb = Num.blocks(GgmlType.Q6_K, n);
+        float sum = 0;
+        for (int b = 0; b < nb; b++) {
+            long p = off + (long) b * BLOCK;
+            int isum = 0;
+            for (int j = 0; j < 16; j++) {
+                int s = 0;
+                for (int k = 0; k < 16; k++) {
+                    int v = 16 * j + k, h = v / 128, t = (v % 128) / 32, l = v % 32;
+                    int ql = Num.u8(src, p + 64 * h + 32 * (t & 1) + l), qh = Num.u8(src, p + 128 + 32 * h + l);
+                    int q = ((t < 2 ? ql & 0xF : ql >>> 4) | (((qh >>> (2 * t)) & 3) << 4)) - 32;
+                    s += q * a.q[QK * b + v];
+                }
+                isum += src.get(Num.BYTE, p + 192 + j) * s;
+            }
+            sum += a.d[b] * Num.f16(src, p + 208) * isum;
+        }
+        return sum;
     }
 
     @Override

@@ -3,6 +3,7 @@ package dev.jmoe.tensor;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -16,6 +17,7 @@ final class Q8_0Kernel extends RowKernel {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     /** Each quant is decoded in the top byte of an int lane, i.e. scaled by 2^24; the block scale undoes it. */
     private static final float UNSHIFT = 0x1p-24f;
     private static final int TOP = 0xFF000000;
@@ -134,6 +136,69 @@ final class Q8_0Kernel extends RowKernel {
             for (int j = 0; j < 4; j++) s += src.get(Num.BYTE, p + 2 + 4 * i + j) * xp[xi + 8 * j + i];
         }
         return s * Num.f16(src, p);
+    }
+
+    @Override
+    QuantizedActivation.Scheme activationScheme() {
+        return QuantizedActivation.Scheme.Q8_0;
+    }
+
+    /**
+     * The hot loop reads the 32 quants of a block as sixteen 16-bit lanes and splits them into even and
+     * odd bytes by shifts, so each block's activations are stored as its 16 even values, then its 16 odd ones.
+     */
+    @Override
+    void prepareQ8(QuantizedActivation a) {
+        byte[] q = a.q;
+        short[] s = a.shorts(a.n);
+        for (int b = 0; b < a.n / QK; b++) {
+            for (int k = 0; k < 16; k++) {
+                s[QK * b + k] = q[QK * b + 2 * k];
+                s[QK * b + 16 + k] = q[QK * b + 2 * k + 1];
+            }
+        }
+    }
+
+    /**
+     * 16-bit products (|q·x| ≤ 128·127, two of them still fit), pairs of 16-bit lanes summed into 32-bit
+     * lanes by shifts, so int lane i holds values 4i..4i+3 as in ggml's AVX2 vec_dot_q8_0_q8_0; then one
+     * float FMA per block with d_w·d_x and ggml's final sum: the same float operations as llama.cpp.
+     */
+    @Override
+    float dotQ8(MemorySegment src, long off, QuantizedActivation a, int n) {
+        short[] xs = a.s;
+        float[] dx = a.d;
+        int nb = n / QK;
+        // A segment of exactly the row: C2 compiles the loop over it tighter than over offsets into the whole tensor.
+        MemorySegment row = src.asSlice(off, (long) nb * BLOCK);
+        FloatVector acc = FloatVector.zero(F);
+        for (int b = 0; b < nb; b++) {
+            long p = (long) b * BLOCK;
+            float d = Float.float16ToFloat(row.get(Num.LE_SHORT, p)) * dx[b];
+            ShortVector v = ShortVector.fromMemorySegment(S, row, p + 2, LE);
+            ShortVector even = v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 8);
+            ShortVector odd = v.lanewise(VectorOperators.ASHR, 8);
+            IntVector pairs = even.mul(ShortVector.fromArray(S, xs, QK * b)).add(odd.mul(ShortVector.fromArray(S, xs, QK * b + 16))).reinterpretAsInts();
+            IntVector sum = pairs.lanewise(VectorOperators.ASHR, 16).add(pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            acc = ((FloatVector) sum.convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, d), acc);
+        }
+        // hsum8(acc), written out: a call this late in the method falls outside C2's inlining budget and would box acc.
+        float r0 = acc.lane(4) + acc.lane(0), r1 = acc.lane(5) + acc.lane(1), r2 = acc.lane(6) + acc.lane(2), r3 = acc.lane(7) + acc.lane(3);
+        return (r0 + r2) + (r1 + r3);
+    }
+
+    /** ggml's vec_dot_q8_0_q8_0: Σ over blocks of (d_w·d_x)·Σ q_w·q_x. */
+    @Override
+    float dotQ8Scalar(MemorySegment src, long off, QuantizedActivation a, int n) {
+        int nb = Num.blocks(GgmlType.Q8_0, n);
+        float sum = 0;
+        for (int b = 0; b < nb; b++) {
+            long p = off + (long) b * BLOCK;
+            int s = 0;
+            for (int j = 0; j < QK; j++) s += src.get(Num.BYTE, p + 2 + j) * a.q[QK * b + j];
+            sum += (Num.f16(src, p) * a.d[b]) * s;
+        }
+        return sum;
     }
 
     @Override

@@ -197,6 +197,175 @@ final class QKKernel extends RowKernel {
     }
 
     @Override
+    QuantizedActivation.Scheme activationScheme() {
+        return QuantizedActivation.Scheme.Q8_K;
+    }
+
+    /**
+     * For {@link #dotQ8}, per 32 values (one sub-block) 16 ints: XA[i] = x[4i]·2^16 + x[4i+2] and
+     * XC[i] = x[4i+1]·2^16 + x[4i+3]; after all of them, Σx of every sub-block (for the mins).
+     */
+    @Override
+    void prepareQ8(QuantizedActivation a) {
+        byte[] q = a.q;
+        int[] p = a.ints(a.n / 2 + a.n / 32);
+        for (int j = 0; j < a.n / 32; j++) {
+            int o = 32 * j, sum = 0;
+            for (int l = 0; l < 32; l++) sum += q[o + l];
+            p[a.n / 2 + j] = sum;
+            for (int i = 0; i < 8; i++) {
+                p[16 * j + i] = (q[o + 4 * i] << 16) + q[o + 4 * i + 2];
+                p[16 * j + 8 + i] = (q[o + 4 * i + 1] << 16) + q[o + 4 * i + 3];
+            }
+        }
+    }
+
+    /**
+     * Integer products two at a time in one 32-bit multiply (see {@link Q4_0Kernel#dotQ8}): the 32 quant bytes
+     * of a 64-value chunk are read as eight int lanes of four bytes; masking with 0x000F000F after shifts of
+     * 0, 8, 4 and 12 puts the low nibbles of bytes 0 and 2, 1 and 3, and the high nibbles of the same at
+     * bits 0 and 16, so lane i sums q·x over values 4i..4i+3 of a sub-block exactly (|·| ≤ 4·31·127). As in
+     * ggml's AVX2 vec_dot_q4_K_q8_K / q5_K_q8_K, the sub-block sums are multiplied by their integer scales
+     * and summed over the super-block in integers, then take one FMA with d·d_x; the mins are summed in
+     * integers and accumulated with −dmin·d_x in four float lanes (Q4_K) or one float (Q5_K).
+     */
+    @Override
+    float dotQ8(MemorySegment src, long off, QuantizedActivation a, int n) {
+        return five ? dotQ8Q5K(src, off, a, n) : dotQ8Q4K(src, off, a, n);
+    }
+
+    private static final int NIBBLES = 0x000F000F, HALF = 0x8000;
+
+    /**
+     * The eight scales and mins of the table at p, by scalar code: {@link #scaleLanes} is compiled on its own
+     * and too big to inline, and a vector returned from a call that is not inlined gets allocated.
+     */
+    private static void scaleTable(MemorySegment src, long p, int[] sc, int[] mn) {
+        int u0 = src.get(Num.LE_INT, p), u1 = src.get(Num.LE_INT, p + 4), u2 = src.get(Num.LE_INT, p + 8);
+        for (int j = 0; j < 8; j++) {
+            sc[j] = sc(j, u0, u2);
+            mn[j] = mn(j, u1, u2);
+        }
+    }
+
+    private static final VectorShuffle<Integer> SWAP_PAIRS = VectorShuffle.fromValues(I, 1, 0, 3, 2, 5, 4, 7, 6);
+
+    private static float dotQ8Q4K(MemorySegment src, long off, QuantizedActivation a, int n) {
+        int nb = n / QK;
+        int[] xp = a.i;
+        float[] dy = a.d;
+        int[] sc = new int[8];
+        MemorySegment row = src.asSlice(off, 144L * nb);
+        FloatVector acc = FloatVector.zero(F), mins = acc;
+        for (int b = 0; b < nb; b++) {
+            long p = 144L * b;
+            float d = dy[b] * Float.float16ToFloat(row.get(Num.LE_SHORT, p)), dmin = -dy[b] * Float.float16ToFloat(row.get(Num.LE_SHORT, p + 2));
+            // scaleLanes written out (as a call it is not inlined here, and its vectors would be allocated)
+            ByteVector table = ByteVector.fromMemorySegment(B16, row, p + 4, LE);
+            IntVector sl = (IntVector) table.rearrange(SC_LO).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector sh = (IntVector) table.rearrange(SC_HI).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector ml = (IntVector) table.rearrange(MN_LO).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector mh = (IntVector) table.rearrange(MN_HI).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            sl.and(LOW_MASK).or(sh.lanewise(VectorOperators.LSHR, 2).and(HIGH_MASK)).intoArray(sc, 0);
+            IntVector mnv = ml.lanewise(VectorOperators.LSHR, MN_SHIFT).and(LOW_MASK).or(mh.lanewise(VectorOperators.LSHR, 2).and(HIGH_MASK));
+            // ggml: m_j·Σx_j summed over pairs of sub-blocks in integers, four float lanes of FMAs with −dmin·d_x
+            // (here the even lanes; the odd ones hold the same sums).
+            IntVector mx = mnv.mul(IntVector.fromArray(I, xp, n / 2 + 8 * b));
+            mins = ((FloatVector) mx.add(mx.rearrange(SWAP_PAIRS)).convert(VectorOperators.I2F, 0)).fma(FloatVector.broadcast(F, dmin), mins);
+            IntVector sum = IntVector.zero(I);
+            for (int k = 0; k < 4; k++) {
+                IntVector w = IntVector.fromMemorySegment(I, row, p + 16 + 32 * k, LE);
+                int o = 128 * b + 32 * k;
+                IntVector lo = w.and(NIBBLES).mul(IntVector.fromArray(I, xp, o))
+                        .add(w.lanewise(VectorOperators.LSHR, 8).and(NIBBLES).mul(IntVector.fromArray(I, xp, o + 8))).add(HALF);
+                IntVector hi = w.lanewise(VectorOperators.LSHR, 4).and(NIBBLES).mul(IntVector.fromArray(I, xp, o + 16))
+                        .add(w.lanewise(VectorOperators.LSHR, 12).and(NIBBLES).mul(IntVector.fromArray(I, xp, o + 24))).add(HALF);
+                sum = sum.add(lo.lanewise(VectorOperators.ASHR, 16).mul(sc[2 * k])).add(hi.lanewise(VectorOperators.ASHR, 16).mul(sc[2 * k + 1]));
+            }
+            acc = FloatVector.broadcast(F, d).fma((FloatVector) sum.convert(VectorOperators.I2F, 0), acc);
+        }
+        // hsum8(acc), written out: a call this late in the method falls outside C2's inlining budget and would box acc.
+        float r0 = acc.lane(4) + acc.lane(0), r1 = acc.lane(5) + acc.lane(1), r2 = acc.lane(6) + acc.lane(2), r3 = acc.lane(7) + acc.lane(3);
+        return ((r0 + r2) + (r1 + r3)) + ((mins.lane(0) + mins.lane(4)) + (mins.lane(2) + mins.lane(6)));
+    }
+
+    /**
+     * As {@link #dotQ8Q4K}, with the 5-bit quants rebuilt in bytes first (as {@link #dotQ5K} does), then split
+     * even/odd; ggml's Q5_K sums the mins of a super-block in integers and accumulates them in one float.
+     */
+    private static float dotQ8Q5K(MemorySegment src, long off, QuantizedActivation a, int n) {
+        int nb = n / QK;
+        int[] xp = a.i;
+        float[] dy = a.d;
+        int[] sc = new int[8];
+        MemorySegment row = src.asSlice(off, 176L * nb);
+        FloatVector acc = FloatVector.zero(F);
+        float mins = 0;
+        for (int b = 0; b < nb; b++) {
+            long p = 176L * b;
+            float d = dy[b] * Float.float16ToFloat(row.get(Num.LE_SHORT, p)), dmin = -dy[b] * Float.float16ToFloat(row.get(Num.LE_SHORT, p + 2));
+            // scaleLanes written out (as a call it is not inlined here, and its vectors would be allocated)
+            ByteVector table = ByteVector.fromMemorySegment(B16, row, p + 4, LE);
+            IntVector sl = (IntVector) table.rearrange(SC_LO).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector sh = (IntVector) table.rearrange(SC_HI).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector ml = (IntVector) table.rearrange(MN_LO).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            IntVector mh = (IntVector) table.rearrange(MN_HI).convertShape(VectorOperators.ZERO_EXTEND_B2I, I, 0);
+            sl.and(LOW_MASK).or(sh.lanewise(VectorOperators.LSHR, 2).and(HIGH_MASK)).intoArray(sc, 0);
+            IntVector mnv = ml.lanewise(VectorOperators.LSHR, MN_SHIFT).and(LOW_MASK).or(mh.lanewise(VectorOperators.LSHR, 2).and(HIGH_MASK));
+            mins = Math.fma(dmin, (float) mnv.mul(IntVector.fromArray(I, xp, n / 2 + 8 * b)).reduceLanes(VectorOperators.ADD), mins);
+            IntVector qh = IntVector.fromMemorySegment(I, row, p + 16, LE);
+            IntVector sum = IntVector.zero(I);
+            for (int k = 0; k < 4; k++) {
+                IntVector w = IntVector.fromMemorySegment(I, row, p + 48 + 32 * k, LE);
+                IntVector hb = qh.lanewise(VectorOperators.LSHR, 2 * k);
+                IntVector l5 = w.and(0x0F0F0F0F).or(hb.lanewise(VectorOperators.LSHL, 4).and(0x10101010));
+                IntVector h5 = w.lanewise(VectorOperators.LSHR, 4).and(0x0F0F0F0F).or(hb.lanewise(VectorOperators.LSHL, 3).and(0x10101010));
+                int o = 128 * b + 32 * k;
+                IntVector lo = l5.and(0x00FF00FF).mul(IntVector.fromArray(I, xp, o))
+                        .add(l5.lanewise(VectorOperators.LSHR, 8).and(0x00FF00FF).mul(IntVector.fromArray(I, xp, o + 8))).add(HALF);
+                IntVector hi = h5.and(0x00FF00FF).mul(IntVector.fromArray(I, xp, o + 16))
+                        .add(h5.lanewise(VectorOperators.LSHR, 8).and(0x00FF00FF).mul(IntVector.fromArray(I, xp, o + 24))).add(HALF);
+                sum = sum.add(lo.lanewise(VectorOperators.ASHR, 16).mul(sc[2 * k])).add(hi.lanewise(VectorOperators.ASHR, 16).mul(sc[2 * k + 1]));
+            }
+            acc = FloatVector.broadcast(F, d).fma((FloatVector) sum.convert(VectorOperators.I2F, 0), acc);
+        }
+        // hsum8(acc), written out: a call this late in the method falls outside C2's inlining budget and would box acc.
+        float r0 = acc.lane(4) + acc.lane(0), r1 = acc.lane(5) + acc.lane(1), r2 = acc.lane(6) + acc.lane(2), r3 = acc.lane(7) + acc.lane(3);
+        return ((r0 + r2) + (r1 + r3)) + mins;
+    }
+
+    /**
+     * ggml's vec_dot_q4_K_q8_K / q5_K_q8_K: per super-block, d_x·d·Σ_j sc_j·Σ q·x − d_x·dmin·Σ_j m_j·Σ x
+     * with the sums over sub-blocks j in integers.
+     */
+    @Override
+    float dotQ8Scalar(MemorySegment src, long off, QuantizedActivation a, int n) {
+        int nb = Num.blocks(type, n);
+        int[] sc = new int[8], mn = new int[8];
+        float sum = 0;
+        for (int b = 0; b < nb; b++) {
+            long p = off + (long) b * block;
+            KQuant.scaleMins(src, p + 4, sc, mn);
+            int isum = 0, imin = 0;
+            for (int j = 0; j < 8; j++) {
+                int s = 0, xs = 0;
+                for (int l = 0; l < 32; l++) {
+                    int v = Num.u8(src, p + qsOff + 32 * (j / 2) + l);
+                    int qv = (j & 1) == 0 ? v & 0xF : v >>> 4;
+                    if (five) qv |= ((Num.u8(src, p + 16 + l) >>> j) & 1) << 4;
+                    int x = a.q[QK * b + 32 * j + l];
+                    s += qv * x;
+                    xs += x;
+                }
+                isum += sc[j] * s;
+                imin += mn[j] * xs;
+            }
+            sum += a.d[b] * Num.f16(src, p) * isum - a.d[b] * Num.f16(src, p + 2) * imin;
+        }
+        return sum;
+    }
+
+    @Override
     public void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
         int nb = Num.blocks(type, n);
         float[] ds = new float[8], dm = new float[8];

@@ -1,5 +1,7 @@
 package dev.jmoe.tensor;
 
+import jdk.incubator.vector.FloatVector;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -41,6 +43,51 @@ abstract class RowKernel implements TypeKernel {
 
     /** Dot product of a row with an activation vector prepared by {@link #prepare}. */
     abstract float dotPrepared(MemorySegment src, long off, float[] xp, int n);
+
+    /**
+     * How llama.cpp's CPU backend rounds the activations before this type's dot products, or null if it
+     * keeps them in float (F32 weights) or in another format (F16, BF16), where jmoe has no quantized path.
+     */
+    QuantizedActivation.Scheme activationScheme() {
+        return null;
+    }
+
+    /**
+     * Lays out an activation rounded by {@link QuantizedActivation#quantize} with {@link #activationScheme}
+     * for {@link #dotQ8}. This default dequantizes it and prepares the floats for {@link #dotPrepared}
+     * (llama.cpp's rounded activations, but its integer sums only up to float rounding); types with an
+     * integer path override it.
+     */
+    void prepareQ8(QuantizedActivation a) {
+        int n = a.n;
+        float[] deq = a.dequantized();
+        float[] xp = a.floats(preparedLength(n));
+        prepare(deq, 0, n, xp);
+    }
+
+    /** Dot product of a row with an activation laid out by {@link #prepareQ8}. */
+    float dotQ8(MemorySegment src, long off, QuantizedActivation a, int n) {
+        return dotPrepared(src, off, a.f, n);
+    }
+
+    /**
+     * Scalar reference for {@link #dotQ8}, from the rounded values {@link QuantizedActivation#q} and
+     * scales {@link QuantizedActivation#d} only; integer sums per block, scaled as llama.cpp scales them.
+     * This default is the scalar float dot with the dequantized activation.
+     */
+    float dotQ8Scalar(MemorySegment src, long off, QuantizedActivation a, int n) {
+        return dotScalar(src, off, a.dequantized(), 0, n);
+    }
+
+    /**
+     * Sum of eight float lanes in the order of ggml's hsum_float_8: (x0+x4 + x2+x6) + (x1+x5 + x3+x7).
+     * The integer paths keep llama.cpp's lanes, FMAs and this order, so they give its results to the bit
+     * (their hot methods spell it out: called at their end, it would not be inlined).
+     */
+    static float hsum8(FloatVector v) {
+        float r0 = v.lane(4) + v.lane(0), r1 = v.lane(5) + v.lane(1), r2 = v.lane(6) + v.lane(2), r3 = v.lane(7) + v.lane(3);
+        return (r0 + r2) + (r1 + r3);
+    }
 
     /**
      * Batch size from which matMul decodes tiles of rows to floats once instead of running the

@@ -1,0 +1,112 @@
+package dev.jmoe.tensor;
+
+/**
+ * An activation vector rounded to 8 bits the way llama.cpp's CPU backend rounds it before the integer
+ * dot products of quantized weights ({@link Kernels#setActivationQuantization}): blocks of 32 with a
+ * half-float scale for the 32-value formats (ggml's Q8_0 / Q8_1 activations), blocks of 256 with a float
+ * scale for the K-quants (Q8_K). The 8-bit values and scales are kept as they are ({@link #q},
+ * {@link #d}); the kernels lay them out again in {@link #s}, {@link #i}, {@link #f} for their hot loops
+ * ({@link RowKernel#prepareQ8}). One instance is reused per thread, so everything grows on demand.
+ */
+final class QuantizedActivation {
+
+    /** Block formats of the rounded activations. */
+    enum Scheme {
+        /**
+         * ggml's AVX2 quantize_row_q8_0 (also the values of Q8_1): d = amax/127 stored as a half,
+         * q = round-half-even(x · 127/amax).
+         */
+        Q8_0(32),
+        /** ggml's quantize_row_q8_K_ref: iscale = −127/max (max: the value of largest magnitude), q = min(127, round-half-even(iscale·x)), d = 1/iscale. */
+        Q8_K(256);
+
+        final int block;
+
+        Scheme(int block) {
+            this.block = block;
+        }
+    }
+
+    Scheme scheme;
+    int n;
+    /** The 8-bit values. */
+    byte[] q = new byte[0];
+    /** Scale of each block (Q8_0: already rounded to a half). */
+    float[] d = new float[0];
+    /** Kernel-specific layouts ({@link RowKernel#prepareQ8}). */
+    short[] s = new short[0];
+    int[] i = new int[0];
+    float[] f = new float[0];
+    /** d·q per value: the rounded activation as floats (filled by {@link #quantize}). */
+    float[] deq = new float[0];
+
+    /** Rounds x[xOff .. xOff+n) with {@code scheme}; n must be a multiple of its block. */
+    void quantize(Scheme scheme, float[] x, int xOff, int n) {
+        if (n % scheme.block != 0) {
+            throw new IllegalArgumentException(scheme + " activations come in blocks of " + scheme.block + "; " + n + " is not a multiple");
+        }
+        this.scheme = scheme;
+        this.n = n;
+        if (q.length < n) q = new byte[n];
+        int nb = n / scheme.block;
+        if (d.length < nb) d = new float[nb];
+        if (scheme == Scheme.Q8_0) quantizeQ8_0(x, xOff, n, q, d);
+        else quantizeQ8_K(x, xOff, n, q, d);
+        if (deq.length < n) deq = new float[n];
+        int bs = scheme.block;
+        for (int j = 0; j < n; j++) deq[j] = d[j / bs] * q[j];
+    }
+
+    static void quantizeQ8_0(float[] x, int xOff, int n, byte[] q, float[] d) {
+        for (int b = 0; b < n / 32; b++) {
+            int o = xOff + 32 * b;
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]));
+            d[b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
+            float id = amax != 0 ? 127f / amax : 0f;
+            for (int j = 0; j < 32; j++) q[32 * b + j] = (byte) (int) Math.rint(x[o + j] * id);
+        }
+    }
+
+    static void quantizeQ8_K(float[] x, int xOff, int n, byte[] q, float[] d) {
+        for (int b = 0; b < n / 256; b++) {
+            int o = xOff + 256 * b;
+            float max = 0, amax = 0;
+            for (int j = 0; j < 256; j++) {
+                float ax = Math.abs(x[o + j]);
+                if (ax > amax) {
+                    amax = ax;
+                    max = x[o + j];
+                }
+            }
+            if (amax == 0) {
+                d[b] = 0;
+                for (int j = 0; j < 256; j++) q[256 * b + j] = 0;
+                continue;
+            }
+            float iscale = -127f / max;
+            for (int j = 0; j < 256; j++) q[256 * b + j] = (byte) Math.min(127, (int) Math.rint(iscale * x[o + j]));
+            d[b] = 1 / iscale;
+        }
+    }
+
+    /** d·q for every value (read only). */
+    float[] dequantized() {
+        return deq;
+    }
+
+    short[] shorts(int len) {
+        if (s.length < len) s = new short[len];
+        return s;
+    }
+
+    int[] ints(int len) {
+        if (i.length < len) i = new int[len];
+        return i;
+    }
+
+    float[] floats(int len) {
+        if (f.length < len) f = new float[len];
+        return f;
+    }
+}
