@@ -56,7 +56,7 @@ final class BF16Kernel extends RowKernel {
         for (; i + 8 <= n; i += 8) {
             a0 = load8(src, off + 2L * i).fma(FloatVector.fromArray(F, x, xOff + i), a0);
         }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
         for (; i < n; i++) s += at(src, off + 2L * i) * x[xOff + i];
         return s;
     }

@@ -51,7 +51,7 @@ final class F16Kernel extends RowKernel {
                 a3 = FloatVector.fromArray(F, f, i + 24).fma(FloatVector.fromArray(F, xp, c + i + 24), a3);
             }
         }
-        float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
         return c == n ? s : s + tail(src, off, xp, c, n, h, f);
     }
 
@@ -62,7 +62,7 @@ final class F16Kernel extends RowKernel {
         FloatVector a = FloatVector.zero(F);
         int i = 0;
         for (; i + 8 <= len; i += 8) a = FloatVector.fromArray(F, f, i).fma(FloatVector.fromArray(F, xp, c + i), a);
-        float s = a.reduceLanes(VectorOperators.ADD);
+        float s = Lanes.sum(a);
         for (; i < len; i++) s += f[i] * xp[c + i];
         return s;
     }

@@ -41,10 +41,10 @@ final class FloatGemm {
                     a03 = r0.fma(v, a03);
                     a13 = r1.fma(v, a13);
                 }
-                float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
-                float s02 = a02.reduceLanes(VectorOperators.ADD), s03 = a03.reduceLanes(VectorOperators.ADD);
-                float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
-                float s12 = a12.reduceLanes(VectorOperators.ADD), s13 = a13.reduceLanes(VectorOperators.ADD);
+                float s00 = Lanes.sum(a00), s01 = Lanes.sum(a01);
+                float s02 = Lanes.sum(a02), s03 = Lanes.sum(a03);
+                float s10 = Lanes.sum(a10), s11 = Lanes.sum(a11);
+                float s12 = Lanes.sum(a12), s13 = Lanes.sum(a13);
                 for (int c = vecCols; c < cols; c++) {
                     s00 += w[w0 + c] * x[x0 + c];
                     s01 += w[w0 + c] * x[x1 + c];
@@ -89,8 +89,8 @@ final class FloatGemm {
             a01 = r0.fma(v, a01);
             a11 = r1.fma(v, a11);
         }
-        float s00 = a00.reduceLanes(VectorOperators.ADD), s01 = a01.reduceLanes(VectorOperators.ADD);
-        float s10 = a10.reduceLanes(VectorOperators.ADD), s11 = a11.reduceLanes(VectorOperators.ADD);
+        float s00 = Lanes.sum(a00), s01 = Lanes.sum(a01);
+        float s10 = Lanes.sum(a10), s11 = Lanes.sum(a11);
         for (int c = vecCols; c < cols; c++) {
             s00 += w[w0 + c] * x[x0 + c];
             s01 += w[w0 + c] * x[x1 + c];
@@ -114,7 +114,7 @@ final class FloatGemm {
             a1 = FloatVector.fromArray(F, w, w0 + c + 8).fma(u, a1);
             b1 = FloatVector.fromArray(F, w, w1 + c + 8).fma(u, b1);
         }
-        float s0 = a0.add(a1).reduceLanes(VectorOperators.ADD), s1 = b0.add(b1).reduceLanes(VectorOperators.ADD);
+        float s0 = Lanes.sum(a0.add(a1)), s1 = Lanes.sum(b0.add(b1));
         for (int c = vecCols; c < cols; c++) {
             s0 += w[w0 + c] * x[x0 + c];
             s1 += w[w1 + c] * x[x0 + c];

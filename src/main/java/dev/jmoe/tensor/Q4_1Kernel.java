@@ -86,7 +86,7 @@ final class Q4_1Kernel extends RowKernel {
             acc = s.fma(FloatVector.broadcast(F, d), acc);
             mins += m * xp[n + b];
         }
-        return acc.reduceLanes(VectorOperators.ADD) + mins;
+        return Lanes.sum(acc) + mins;
     }
 
     @Override

@@ -129,7 +129,7 @@ final class Q5Kernel extends RowKernel {
             s = ((FloatVector) r1.lanewise(VectorOperators.LSHR, 4).or(h3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
             acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(acc);
     }
 
     private static float dot51(MemorySegment src, long off, float[] xp, int n) {
@@ -155,7 +155,7 @@ final class Q5Kernel extends RowKernel {
             acc = s.fma(FloatVector.broadcast(F, d), acc);
             mins += m * xp[n + b];
         }
-        return acc.reduceLanes(VectorOperators.ADD) + mins;
+        return Lanes.sum(acc) + mins;
     }
 
     @Override

@@ -141,7 +141,7 @@ final class Q6_KKernel extends RowKernel {
                 accB = t.fma(FloatVector.broadcast(F, fs[fi + 7]), accB);
             }
         }
-        return accA.blend(accB, UPPER).add(corr).reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(accA.blend(accB, UPPER).add(corr));
     }
 
     @Override

@@ -82,7 +82,7 @@ final class Q8_0Kernel extends RowKernel {
             s0 = q8(src, p + 26).fma(FloatVector.fromArray(F, x, xi + 24), s0);
             acc0 = s0.fma(FloatVector.broadcast(F, Num.f16(src, p)), acc0);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(acc0.add(acc1));
     }
 
     /**
@@ -125,7 +125,7 @@ final class Q8_0Kernel extends RowKernel {
             acc0 = s.fma(FloatVector.broadcast(F, d0), acc0);
             acc1 = t.fma(FloatVector.broadcast(F, d1), acc1);
         }
-        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        float sum = Lanes.sum(acc0.add(acc1));
         return (nb & 1) == 0 ? sum : sum + lastBlock(src, off + (long) (nb - 1) * BLOCK, xp, (nb - 1) * QK);
     }
 

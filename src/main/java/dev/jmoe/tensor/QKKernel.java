@@ -163,7 +163,7 @@ final class QKKernel extends RowKernel {
                 acc = hi.fma(FloatVector.broadcast(F, ds[2 * k + 1]), acc);
             }
         }
-        return acc.sub(mins).reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(acc.sub(mins));
     }
 
     private static float dotQ5K(MemorySegment src, long off, float[] xp, int n) {
@@ -193,7 +193,7 @@ final class QKKernel extends RowKernel {
                 acc = hi.fma(FloatVector.broadcast(F, ds[2 * k + 1]), acc);
             }
         }
-        return acc.sub(mins).reduceLanes(VectorOperators.ADD);
+        return Lanes.sum(acc.sub(mins));
     }
 
     @Override
