@@ -31,6 +31,10 @@ public class MatMulBench {
     @Param({"1", "2"})
     public int threads;
 
+    /** true: activations rounded to 8 bits and integer dots at every batch size ({@link Kernels#setActivationQuantization}). */
+    @Param({"false"})
+    public boolean q8act;
+
     private static final int ROWS = 3584, COLS = 1024;
     private Parallel pool;
     private Matrix w;
@@ -52,12 +56,14 @@ public class MatMulBench {
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[ROWS * batch];
         pool = new Parallel(threads);
+        Kernels.setActivationQuantization(q8act);
     }
 
     @TearDown
     public void tearDown() {
         pool.close();
         arena.close();
+        Kernels.setActivationQuantization(false);
     }
 
     @Benchmark

@@ -20,7 +20,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Decode-step matrix × vector throughput per weight format, in weight bytes per second.
  * {@code ws=stream} rotates through enough copies of the matrix to defeat the caches (what decoding a
- * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling).
+ * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling). {@code q8act=true}
+ * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#setActivationQuantization}).
  *
  * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.MatVecBench [JMH options]</pre>
  * prints a GB/s table after the JMH run.
@@ -43,6 +44,9 @@ public class MatVecBench {
 
     @Param({"stream"})
     public String ws;
+
+    @Param({"false", "true"})
+    public boolean q8act;
 
     private Parallel pool;
     private Matrix[] mats;
@@ -75,12 +79,14 @@ public class MatVecBench {
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[rows];
         pool = new Parallel(threads);
+        Kernels.setActivationQuantization(q8act);
     }
 
     @TearDown
     public void tearDown() {
         pool.close();
         arena.close();
+        Kernels.setActivationQuantization(false);
     }
 
     @Benchmark
@@ -95,15 +101,15 @@ public class MatVecBench {
         Options opts = new OptionsBuilder().parent(new CommandLineOptions(args)).include(MatVecBench.class.getName()).build();
         Collection<RunResult> results = new Runner(opts).run();
         System.out.println();
-        System.out.printf("%-6s %-10s %-7s %-3s %10s %8s%n", "type", "shape", "ws", "thr", "us/op", "GB/s");
+        System.out.printf("%-6s %-10s %-7s %-3s %-6s %10s %8s%n", "type", "shape", "ws", "thr", "q8act", "us/op", "GB/s");
         for (RunResult r : results) {
             var p = r.getParams();
             GgmlType t = GgmlType.valueOf(p.getParam("type"));
             String[] s = p.getParam("shape").split("x");
             long bytes = Long.parseLong(s[0]) * t.bytesFor(Long.parseLong(s[1]));
             double us = r.getPrimaryResult().getScore();
-            System.out.printf("%-6s %-10s %-7s %-3s %10.1f %8.2f%n", t, p.getParam("shape"), p.getParam("ws"),
-                    p.getParam("threads"), us, bytes / (us * 1e3));
+            System.out.printf("%-6s %-10s %-7s %-3s %-6s %10.1f %8.2f%n", t, p.getParam("shape"), p.getParam("ws"),
+                    p.getParam("threads"), p.getParam("q8act"), us, bytes / (us * 1e3));
         }
     }
 }
