@@ -26,11 +26,7 @@ public final class InferenceState {
         this.kv = new KvCache(hp.nLayer(), ctxSize, hp.kvDim());
         this.pool = pool;
         this.experts = experts;
-        this.rope = new Rope(hp, model.spec().rope(), ropeFreqs(model), ctxSize);
-    }
-
-    private static float[] ropeFreqs(Model model) {
-        return model.ropeFreqFactors();
+        this.rope = new Rope(hp, model.spec().rope(), model.ropeFreqFactors(), ctxSize);
     }
 
     public Model model() { return model; }

@@ -103,8 +103,9 @@ public final class Model {
         Scratch s = st.scratch(n);
         int e = hp.nEmbd();
         float[] x = s.x;
+        var embd = Kernels.forType(tokenEmbd.type());
         for (int t = 0; t < n; t++) {
-            Kernels.forType(tokenEmbd.type()).dequantizeRow(tokenEmbd.data(), (long) tokens[off + t] * tokenEmbd.rowBytes(), x, t * e, e);
+            embd.dequantizeRow(tokenEmbd.data(), (long) tokens[off + t] * tokenEmbd.rowBytes(), x, t * e, e);
         }
         for (int l = 0; l < hp.nLayer(); l++) {
             attention(st, s, l, n, pos);

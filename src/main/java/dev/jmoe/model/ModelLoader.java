@@ -6,7 +6,6 @@ import dev.jmoe.gguf.GgufTensorInfo;
 import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
-import dev.jmoe.tensor.TypeKernel;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -219,8 +218,8 @@ final class ModelLoader {
 
     private boolean checkType(String name, GgmlType type) {
         try {
-            TypeKernel kernel = Kernels.forType(type);
-            return kernel != null;
+            Kernels.forType(type); // throws, naming the type, when jmoe has no kernel for it
+            return true;
         } catch (RuntimeException e) {
             problems.add(name + ": tensor type " + type + " is not supported (" + e.getMessage() + ")");
             return false;
