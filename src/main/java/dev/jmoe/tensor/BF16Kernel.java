@@ -56,7 +56,10 @@ final class BF16Kernel extends RowKernel {
         for (; i + 8 <= n; i += 8) {
             a0 = load8(src, off + 2L * i).fma(FloatVector.fromArray(F, x, xOff + i), a0);
         }
-        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
+        FloatVector hs0 = a0.add(a1).add(a2.add(a3));
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        float s = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
         for (; i < n; i++) s += at(src, off + 2L * i) * x[xOff + i];
         return s;
     }

@@ -51,7 +51,10 @@ final class F16Kernel extends RowKernel {
                 a3 = FloatVector.fromArray(F, f, i + 24).fma(FloatVector.fromArray(F, xp, c + i + 24), a3);
             }
         }
-        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
+        FloatVector hs0 = a0.add(a1).add(a2.add(a3));
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        float s = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
         return c == n ? s : s + tail(src, off, xp, c, n, h, f);
     }
 
@@ -62,7 +65,10 @@ final class F16Kernel extends RowKernel {
         FloatVector a = FloatVector.zero(F);
         int i = 0;
         for (; i + 8 <= len; i += 8) a = FloatVector.fromArray(F, f, i).fma(FloatVector.fromArray(F, xp, c + i), a);
-        float s = Lanes.sum(a);
+        FloatVector hs0 = a;
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        float s = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
         for (; i < len; i++) s += f[i] * xp[c + i];
         return s;
     }

@@ -43,7 +43,10 @@ final class F32Kernel extends RowKernel {
         for (; i + 8 <= n; i += 8) {
             a0 = FloatVector.fromMemorySegment(F, src, off + 4L * i, LE).fma(FloatVector.fromArray(F, x, xOff + i), a0);
         }
-        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
+        FloatVector hs0 = a0.add(a1).add(a2.add(a3));
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        float s = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
         for (; i < n; i++) s += src.get(Num.LE_FLOAT, off + 4L * i) * x[xOff + i];
         return s;
     }
@@ -86,7 +89,10 @@ final class F32Kernel extends RowKernel {
         for (; i + 8 <= n; i += 8) {
             a0 = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), a0);
         }
-        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
+        FloatVector hs0 = a0.add(a1).add(a2.add(a3));
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        float s = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
         for (; i < n; i++) s += a[aOff + i] * b[bOff + i];
         return s;
     }

@@ -85,7 +85,10 @@ final class Q4_0Kernel extends RowKernel {
             s = ((FloatVector) r1.lanewise(VectorOperators.LSHR, 4).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
             acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return Lanes.sum(acc);
+        FloatVector hs0 = acc;
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        return hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
     }
 
     @Override

@@ -86,7 +86,10 @@ final class Q4_1Kernel extends RowKernel {
             acc = s.fma(FloatVector.broadcast(F, d), acc);
             mins += m * xp[n + b];
         }
-        return Lanes.sum(acc) + mins;
+        FloatVector hs0 = acc;
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        return hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0) + mins;
     }
 
     @Override

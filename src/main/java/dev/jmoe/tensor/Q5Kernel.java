@@ -129,7 +129,10 @@ final class Q5Kernel extends RowKernel {
             s = ((FloatVector) r1.lanewise(VectorOperators.LSHR, 4).or(h3).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
             acc = s.fma(FloatVector.broadcast(F, d), acc);
         }
-        return Lanes.sum(acc);
+        FloatVector hs0 = acc;
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        return hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
     }
 
     private static float dot51(MemorySegment src, long off, float[] xp, int n) {
@@ -155,7 +158,10 @@ final class Q5Kernel extends RowKernel {
             acc = s.fma(FloatVector.broadcast(F, d), acc);
             mins += m * xp[n + b];
         }
-        return Lanes.sum(acc) + mins;
+        FloatVector hs0 = acc;
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        return hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0) + mins;
     }
 
     @Override

@@ -141,7 +141,10 @@ final class Q6_KKernel extends RowKernel {
                 accB = t.fma(FloatVector.broadcast(F, fs[fi + 7]), accB);
             }
         }
-        return Lanes.sum(accA.blend(accB, UPPER).add(corr));
+        FloatVector hs0 = accA.blend(accB, UPPER).add(corr);
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        return hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
     }
 
     @Override

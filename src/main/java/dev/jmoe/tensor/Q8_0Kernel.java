@@ -82,7 +82,10 @@ final class Q8_0Kernel extends RowKernel {
             s0 = q8(src, p + 26).fma(FloatVector.fromArray(F, x, xi + 24), s0);
             acc0 = s0.fma(FloatVector.broadcast(F, Num.f16(src, p)), acc0);
         }
-        return Lanes.sum(acc0.add(acc1));
+        FloatVector hs0 = acc0.add(acc1);
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        return hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
     }
 
     /**
@@ -125,7 +128,10 @@ final class Q8_0Kernel extends RowKernel {
             acc0 = s.fma(FloatVector.broadcast(F, d0), acc0);
             acc1 = t.fma(FloatVector.broadcast(F, d1), acc1);
         }
-        float sum = Lanes.sum(acc0.add(acc1));
+        FloatVector h = acc0.add(acc1);
+        h = h.add(h.rearrange(Lanes.HALF_256));
+        h = h.add(h.rearrange(Lanes.QUARTER_256));
+        float sum = h.add(h.rearrange(Lanes.PAIR_256)).lane(0);
         return (nb & 1) == 0 ? sum : sum + lastBlock(src, off + (long) (nb - 1) * BLOCK, xp, (nb - 1) * QK);
     }
 

@@ -163,7 +163,10 @@ final class QKKernel extends RowKernel {
                 acc = hi.fma(FloatVector.broadcast(F, ds[2 * k + 1]), acc);
             }
         }
-        return Lanes.sum(acc.sub(mins));
+        FloatVector hs0 = acc.sub(mins);
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        return hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
     }
 
     private static float dotQ5K(MemorySegment src, long off, float[] xp, int n) {
@@ -193,7 +196,10 @@ final class QKKernel extends RowKernel {
                 acc = hi.fma(FloatVector.broadcast(F, ds[2 * k + 1]), acc);
             }
         }
-        return Lanes.sum(acc.sub(mins));
+        FloatVector hs0 = acc.sub(mins);
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        return hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
     }
 
     @Override
