@@ -335,6 +335,7 @@ final class BenchCommand implements Callable<Integer> {
         InferenceState st = lm.newState();
         PredictOptions po = new PredictOptions();
         po.predictors = r.predictors();
+        po.shadowMargins = List.of(0.0); // the report compares predictors at width k
         po.alignPeriod = "1,1";
         po.historyDecay = 0.8;
         List<ExpertPredictor> preds = po.forEvaluation(st, shadows, NextTokenRule.text(seq), false);

@@ -60,6 +60,9 @@ final class PredictBenchCommand implements Callable<Integer> {
     String shadowType;
     @Option(names = "--lookahead", defaultValue = "2", description = "layers ahead (default: ${DEFAULT-VALUE})")
     int lookahead;
+    @Option(names = "--shadow-margin", defaultValue = "" + PredictOptions.DEFAULT_RUN_MARGIN,
+            description = "shadow adaptive width, as for generate (default: ${DEFAULT-VALUE})")
+    double shadowMargin;
     @Option(names = "--align-period", defaultValue = "1,1", description = "shadow alignment TOKENS[,KV] (default: ${DEFAULT-VALUE})")
     String alignPeriod;
     @Option(names = "--loader-threads", defaultValue = "1", description = "expert loader threads (default: ${DEFAULT-VALUE})")
@@ -109,10 +112,10 @@ final class PredictBenchCommand implements Callable<Integer> {
             if (prompt.length + nPredict > lm.ctxSize) throw new IllegalArgumentException("prompt + decode exceed --ctx-size " + lm.ctxSize);
             ExpertLayout layout = ExpertLayout.of(lm.model);
             var hp = lm.model.hyperparams();
-            out.printf(Locale.ROOT, "model %s: %d layers x %d experts (top-%d), %s per expert, %s of experts; main threads %d, shadow %s on 1 thread, "
+            out.printf(Locale.ROOT, "model %s: %d layers x %d experts (top-%d), %s per expert, %s of experts; main threads %d, shadow %s (margin %s) on 1 thread, "
                             + "%d loader thread(s); prompt %d, decode %d; store %s, link %s; lookahead %d, alignment %s; median of %d interleaved rounds%n",
                     lm.path.getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), Units.bytes(layout.maxExpertBytes()), Units.bytes(layout.totalBytes()),
-                    lm.pool.threads(), shadowType, loaderThreads, prompt.length, nPredict, store, l, lookahead, align, rounds);
+                    lm.pool.threads(), shadowType, shadowMargin, loaderThreads, prompt.length, nPredict, store, l, lookahead, align, rounds);
             out.flush();
             for (Config c : configs) run(lm, shadows, st, align, prompt, c, l); // warm-up round, not reported
             List<List<Result>> results = new ArrayList<>();
@@ -185,6 +188,7 @@ final class PredictBenchCommand implements Callable<Integer> {
             j.put("link", link);
             j.put("shadow", shadowType);
             j.put("lookahead", lookahead);
+            j.put("shadow_margin", shadowMargin);
             j.put("align_period", alignPeriod);
             j.put("rounds", rounds);
             j.put("runs", rows);
@@ -202,14 +206,14 @@ final class PredictBenchCommand implements Callable<Integer> {
         InferenceState st = lm.newState();
         ExpertPredictor p = switch (c.predictor()) {
             case "shadow" -> new ShadowPredictor("shadow-" + shadowType.name().toLowerCase(Locale.ROOT), st, shadows.copy(shadowType), align,
-                    NextTokenRule.ARGMAX, new GateLookaheadPredictor(lm.model), ShadowPredictor.Mode.THREAD);
+                    NextTokenRule.ARGMAX, new GateLookaheadPredictor(lm.model), ShadowPredictor.Mode.THREAD).withMargin(shadowMargin);
             case "gate" -> new GateLookaheadPredictor(lm.model);
             default -> c.policy().equals("odmoe") ? new NoPredictor() : null;
         };
         OffloadConfig cache = c.policy().equals("resident") || c.policy().equals("odmoe") ? null : OffloadConfig.preset(c.policy(), c.budget(), store, l);
         PredictiveOffload.Jit jit = c.policy().equals("odmoe") ? new PredictiveOffload.Jit(store, l, c.budget(), loaderThreads) : null;
         var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-        try (PredictiveOffload po = PredictiveOffload.attach(st, p, lookahead, lm.model.hyperparams().nExpertUsed(), cache, jit)) {
+        try (PredictiveOffload po = PredictiveOffload.attach(st, p, lookahead, cache, jit)) {
             if (p instanceof ShadowPredictor sp && !sp.awaitWarm(120)) throw new IllegalStateException("the shadow did not warm up within 120 s");
             long t0 = System.nanoTime();
             float[] logits = st.eval(prompt, 0, prompt.length, lm.batch);

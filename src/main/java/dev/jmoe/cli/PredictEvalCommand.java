@@ -120,7 +120,7 @@ final class PredictEvalCommand implements Callable<Integer> {
             int run = 0;
             int[] widths = new int[predictors.size()];
             for (int i = 0; i < widths.length; i++) {
-                widths[i] = width != null ? w : predict.width(predictors.get(i), w, lm.model.hyperparams().nExpert());
+                widths[i] = width != null ? w : PredictOptions.width(predictors.get(i), w, lm.model.hyperparams().nExpert());
             }
             try (PredictionEvaluator ev = new PredictionEvaluator(st, predictors, depth, widths);
                  Status status = new Status("predict-eval", modelOptions.quiet)) {
@@ -157,7 +157,7 @@ final class PredictEvalCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "predict-eval: %s, %d layers, %d experts top-%d; mode %s over %d tokens (%d sequence%s); lookahead 1..%d, width %d; "
                         + "shadow alignment %s, shadow guess %s, shadow %s, shadow margin %s (shadows may add runners-up beyond the width); %.1f s%n",
                 lm.path.getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), m, tokens, sequences.size(), sequences.size() == 1 ? "" : "s",
-                depth, w, predict.alignment(), guess, shadowThread ? "threaded (falls back to gate)" : "inline", predict.shadowMargin, seconds);
+                depth, w, predict.alignment(), guess, shadowThread ? "threaded (falls back to gate)" : "inline", predict.evaluationMargins(), seconds);
         for (PredictionMetrics pm : metrics) out.print(pm.table());
         for (ExpertPredictor p : predictors) {
             if (p instanceof ShadowPredictor sp) {
@@ -183,7 +183,7 @@ final class PredictEvalCommand implements Callable<Integer> {
         root.put("align_period", predict.alignment().toString());
         root.put("shadow_guess", guess);
         root.put("shadow_mode", shadowThread ? "thread" : "inline");
-        root.put("shadow_margin", predict.shadowMargin);
+        root.put("shadow_margins", predict.evaluationMargins());
         root.put("seconds", seconds);
         List<Object> ps = new ArrayList<>();
         for (int i = 0; i < metrics.size(); i++) {

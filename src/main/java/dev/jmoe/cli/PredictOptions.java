@@ -16,6 +16,7 @@ import dev.jmoe.tensor.Parallel;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -45,10 +46,14 @@ final class PredictOptions {
             description = "shadow re-alignment: take the main token every TOKENS positions, overwrite its KV every KV positions; 0 = off (default: ${DEFAULT-VALUE})")
     String alignPeriod;
 
-    @Option(names = "--shadow-margin", paramLabel = "M", defaultValue = "0",
+    /** A run's default: the near ties below cost a few percent extra loads and close most of the misses at width k. */
+    static final double DEFAULT_RUN_MARGIN = 0.02;
+
+    @Option(names = "--shadow-margin", split = ",", paramLabel = "M",
             description = "adaptive width: also predict a shadow runner-up within M (relative) of its k-th expert's probability, a near tie the"
-                    + " main router may break the other way; 0 = exactly k (default: ${DEFAULT-VALUE})")
-    double shadowMargin;
+                    + " main router may break the other way; 0 = exactly k (default " + DEFAULT_RUN_MARGIN + "; predict-eval takes a list,"
+                    + " default there 0," + DEFAULT_RUN_MARGIN + ": every shadow at both widths)")
+    List<Double> shadowMargins;
 
     @Option(names = "--history-decay", paramLabel = "D", defaultValue = "0.8",
             description = "history predictor: per-token decay of activation counts, 0 = previous token only, 1 = frequency (default: ${DEFAULT-VALUE})")
@@ -68,8 +73,25 @@ final class PredictOptions {
     int lookahead(int dflt) { return lookahead != null ? lookahead : dflt; }
 
     /** Experts a predictor may name per layer: k, or with a shadow margin up to 2k so runners-up fit. */
-    int width(ExpertPredictor p, int k, int nExpert) {
-        return p instanceof ShadowPredictor && shadowMargin > 0 ? Math.min(nExpert, 2 * k) : k;
+    static int width(ExpertPredictor p, int k, int nExpert) {
+        return p instanceof ShadowPredictor s && s.margin() > 0 ? Math.min(nExpert, 2 * k) : k;
+    }
+
+    /** The margins to evaluate (each shadow once per margin). */
+    List<Double> evaluationMargins() {
+        return shadowMargins == null || shadowMargins.isEmpty() ? List.of(0.0, DEFAULT_RUN_MARGIN) : List.copyOf(shadowMargins);
+    }
+
+    /** The one margin a run uses. */
+    double runMargin() {
+        if (shadowMargins == null || shadowMargins.isEmpty()) return DEFAULT_RUN_MARGIN;
+        if (shadowMargins.size() != 1) throw new IllegalArgumentException("a run takes one --shadow-margin, got " + shadowMargins);
+        return shadowMargins.get(0);
+    }
+
+    /** Report name of a shadow: its kind, plus the margin when it has one ("shadow-q8_0", "shadow-q8_0+m0.02"). */
+    private static String shadowName(String base, double margin) {
+        return margin > 0 ? base + "+m" + BigDecimal.valueOf(margin).stripTrailingZeros().toPlainString() : base;
     }
 
     Alignment alignment() { return Alignment.parse(alignPeriod); }
@@ -145,17 +167,23 @@ final class PredictOptions {
             for (String k : kinds(List.of("shadow", "gate", "history"))) {
                 switch (k) {
                     case "shadow" -> {
+                        List<Double> margins = evaluationMargins();
+                        for (double margin : margins) ShadowPredictor.checkMargin(margin);
                         if (shadowModel == null || shadowTypes != null) {
                             for (GgmlType t : shadowTypes(List.of("q8_0"))) {
-                                out.add(new ShadowPredictor("shadow-" + t.name().toLowerCase(Locale.ROOT), main, shadows.copy(t), alignment(), rule,
-                                        threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
-                                        threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(shadowMargin));
+                                for (double margin : margins) {
+                                    out.add(new ShadowPredictor(shadowName("shadow-" + t.name().toLowerCase(Locale.ROOT), margin), main, shadows.copy(t),
+                                            alignment(), rule, threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
+                                            threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(margin));
+                                }
                             }
                         }
                         if (shadowModel != null) {
-                            out.add(new ShadowPredictor("shadow-file", main, shadows.file(shadowModel), alignment(), rule,
-                                    threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
-                                    threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(shadowMargin));
+                            for (double margin : margins) {
+                                out.add(new ShadowPredictor(shadowName("shadow-file", margin), main, shadows.file(shadowModel), alignment(), rule,
+                                        threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
+                                        threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(margin));
+                            }
                         }
                     }
                     case "gate" -> out.add(new GateLookaheadPredictor(m));
@@ -192,8 +220,9 @@ final class PredictOptions {
                     s = shadows.copy(ts.get(0));
                     name = "shadow-" + ts.get(0).name().toLowerCase(Locale.ROOT);
                 }
+                double margin = ShadowPredictor.checkMargin(runMargin());
                 yield new ShadowPredictor(name, main, s, alignment(), NextTokenRule.ARGMAX, new GateLookaheadPredictor(m), ShadowPredictor.Mode.THREAD)
-                        .withMargin(shadowMargin);
+                        .withMargin(margin);
             }
             case "gate" -> new GateLookaheadPredictor(m);
             case "history" -> new HistoryPredictor(m.hyperparams().nLayer(), m.hyperparams().nExpert(), historyDecay);

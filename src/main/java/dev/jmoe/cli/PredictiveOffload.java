@@ -47,7 +47,8 @@ final class PredictiveOffload implements AutoCloseable {
 
     /** {@link #attach(InferenceState, ExpertPredictor, int, int, OffloadConfig, Jit)} asking for the router's k experts per layer. */
     static PredictiveOffload attach(InferenceState st, ExpertPredictor predictor, int lookahead, OffloadConfig cache, Jit jit) {
-        return attach(st, predictor, lookahead, st.model().hyperparams().nExpertUsed(), cache, jit);
+        var hp = st.model().hyperparams();
+        return attach(st, predictor, lookahead, PredictOptions.width(predictor, hp.nExpertUsed(), hp.nExpert()), cache, jit);
     }
 
     /**
@@ -109,7 +110,7 @@ final class PredictiveOffload implements AutoCloseable {
             cache = offload.config();
         }
         ExpertPredictor predictor = predict.forRun(st, shadows);
-        int width = predict.width(predictor, lm.model.hyperparams().nExpertUsed(), lm.model.hyperparams().nExpert());
+        int width = PredictOptions.width(predictor, lm.model.hyperparams().nExpertUsed(), lm.model.hyperparams().nExpert());
         PredictiveOffload p = attach(st, predictor, lookahead, width, cache, jit);
         lm.closeFirst(p);
         return p;

@@ -42,12 +42,22 @@ class PredictCliTest {
         Run r = jmoe("predict-eval", "-m", model.toString(), "-f", text.toString(), "--max-tokens", "40", "--shadow", "f16,q4_0",
                 "--lookahead", "3", "-q", "--json", json.toString());
         assertEquals(0, r.code(), r.err());
-        for (String p : new String[] {"shadow-f16", "shadow-q4_0", "gate", "history"}) assertTrue(r.out().contains(p), r.out());
+        // by default every shadow is evaluated at width k and with the runs' adaptive-width margin
+        String[] names = {"shadow-f16", "shadow-f16+m0.02", "shadow-q4_0", "shadow-q4_0+m0.02", "gate", "history"};
+        for (String p : names) assertTrue(r.out().contains(p), r.out());
         JsonNode root = new ObjectMapper().readTree(json.toFile());
         assertEquals("teacher", root.get("mode").asText());
         assertEquals(40, root.get("tokens").asInt());
+        assertEquals("[0.0,0.02]", root.get("shadow_margins").toString());
         JsonNode preds = root.get("predictors");
-        assertEquals(4, preds.size());
+        assertEquals(names.length, preds.size());
+        for (int i = 0; i < names.length; i++) assertEquals(names[i], preds.get(i).get("predictor").asText());
+        // runners-up are added to the same k experts, so the wider shadow never recalls less
+        for (int d = 0; d < 3; d++) {
+            double atK = preds.get(2).get("lookaheads").get(d).get("recall").asDouble();
+            double wide = preds.get(3).get("lookaheads").get(d).get("recall").asDouble();
+            assertTrue(wide >= atK, "distance " + (d + 1) + ": " + wide + " < " + atK);
+        }
         for (JsonNode p : preds) {
             assertEquals(3, p.get("lookaheads").size());
             for (JsonNode d : p.get("lookaheads")) assertEquals(3, d.get("layers").size());

@@ -96,6 +96,15 @@ public final class ShadowPredictor implements ExpertPredictor {
 
     @Override public String name() { return name; }
 
+    /** The adaptive-width margin (0 = exactly k experts per prediction). */
+    public double margin() { return margin; }
+
+    /** Returns {@code margin} if it is a valid adaptive-width margin, in [0, 1). */
+    public static double checkMargin(double margin) {
+        if (!(margin >= 0 && margin < 1)) throw new IllegalArgumentException("--shadow-margin must be in [0, 1), got " + margin);
+        return margin;
+    }
+
     /**
      * Adaptive width: with {@code margin > 0} a prediction is the shadow router's k best experts plus every
      * runner-up whose probability is within {@code margin} (relative) of the k-th — a near tie the main router may
@@ -103,8 +112,7 @@ public final class ShadowPredictor implements ExpertPredictor {
      * (the default) it is the shadow's ranking cut at the buffer's length.
      */
     public ShadowPredictor withMargin(double margin) {
-        if (!(margin >= 0 && margin < 1)) throw new IllegalArgumentException("--shadow-margin must be in [0, 1), got " + margin);
-        this.margin = margin;
+        this.margin = checkMargin(margin);
         return this;
     }
 
