@@ -26,6 +26,7 @@ final class ChatCommand implements Callable<Integer> {
     @Mixin ModelOptions modelOptions;
     @Mixin SamplingOptions sampling;
     @Mixin OffloadOptions offload;
+    @Mixin PredictOptions predict;
 
     @Option(names = {"-sys", "--system-prompt"}, description = "system message") String system;
     @Option(names = {"-n", "--n-predict"}, defaultValue = "256", description = "max tokens per reply (default: ${DEFAULT-VALUE})") int nPredict;
@@ -40,7 +41,7 @@ final class ChatCommand implements Callable<Integer> {
             ChatTemplate template = ChatTemplate.forTokenizer(lm.tokenizer);
             if (template.isFallback() && !modelOptions.quiet) err.println("jmoe: the model has no chat template; using ChatML");
             InferenceState st = lm.newState();
-            var offloading = offload.install(lm, st);
+            var offloading = PredictiveOffload.install(offload, predict, lm, st);
             List<ChatMessage> messages = new ArrayList<>();
             if (system != null) messages.add(ChatMessage.system(system));
             int[] fed = new int[0];
@@ -80,7 +81,7 @@ final class ChatCommand implements Callable<Integer> {
                     fed = new int[0];
                 }
                 if (stats) s.print(err);
-                OffloadOptions.report(offloading, s, stats, err);
+                offloading.report(s, stats, err);
             }
         }
         return 0;

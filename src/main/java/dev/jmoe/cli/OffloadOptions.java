@@ -6,7 +6,6 @@ import dev.jmoe.experts.Link;
 import dev.jmoe.experts.OffloadConfig;
 import dev.jmoe.experts.OffloadRuntime;
 import dev.jmoe.model.InferenceState;
-import java.io.PrintWriter;
 import picocli.CommandLine.Option;
 
 /**
@@ -87,16 +86,5 @@ final class OffloadOptions {
         lm.closeFirst(rt);
         if (rt.store().note() != null) System.err.println("jmoe: note: " + rt.store().note());
         return rt;
-    }
-
-    /** Puts the run's offloading metrics into the command's stats (JSON under "offload") and prints them if asked. */
-    static void report(OffloadRuntime rt, GenerationStats s, boolean print, PrintWriter err) {
-        if (rt == null) return;
-        rt.stats().timing(s.promptTokens, s.firstTokenNanos, s.decodeTokens, s.decodeNanos);
-        s.extra.put("offload", rt.stats().toMap());
-        if (print) {
-            err.print(rt.stats().table());
-            err.flush();
-        }
     }
 }

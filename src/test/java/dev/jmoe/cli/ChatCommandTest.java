@@ -13,21 +13,40 @@ import org.junit.jupiter.api.Test;
 
 /** jmoe chat driven through stdin: two turns, then /exit. */
 class ChatCommandTest {
-    @Test
-    void twoTurnsThenExit() {
+    private record Session(int code, String out, String err) {}
+
+    private static Session chat(String input, String... extra) {
         InputStream old = System.in;
         StringWriter out = new StringWriter(), err = new StringWriter();
-        int code;
+        String[] base = {"chat", "-m", Reference.model("tiny_qwen3moe_q8_0").toString(), "--temp", "0", "-n", "5", "-q"};
+        String[] args = java.util.stream.Stream.concat(java.util.Arrays.stream(base), java.util.Arrays.stream(extra)).toArray(String[]::new);
         try {
-            System.setIn(new ByteArrayInputStream("Hello there\nAnd again\n/exit\nnever read\n".getBytes(StandardCharsets.UTF_8)));
-            code = Main.run(new String[]{"chat", "-m", Reference.model("tiny_qwen3moe_q8_0").toString(), "--temp", "0", "-n", "5", "-q"},
-                    new PrintWriter(out, true), new PrintWriter(err, true));
+            System.setIn(new ByteArrayInputStream(input.getBytes(StandardCharsets.UTF_8)));
+            int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
+            return new Session(code, out.toString(), err.toString());
         } finally {
             System.setIn(old);
         }
-        assertEquals(0, code, err.toString());
+    }
+
+    @Test
+    void twoTurnsThenExit() {
+        Session s = chat("Hello there\nAnd again\n/exit\nnever read\n");
+        assertEquals(0, s.code(), s.err());
         // three prompts: two answered turns and the one that read /exit
-        assertEquals(3, out.toString().split("> ", -1).length - 1, out.toString());
-        assertTrue(err.toString().contains("/exit"), err.toString());
+        assertEquals(3, s.out().split("> ", -1).length - 1, s.out());
+        assertTrue(s.err().contains("/exit"), s.err());
+    }
+
+    @Test
+    void predictedJustInTimeLoadingRepliesAsTheResidentModel() {
+        // The shadow follows the main model through the rewinds chat does between turns; loads stay exact.
+        String input = "Hello there\nAnd again\nA third one\n/exit\n";
+        Session resident = chat(input);
+        assertEquals(0, resident.code(), resident.err());
+        Session odmoe = chat(input, "--policy", "odmoe", "--shadow", "q8_0", "--lookahead", "2", "--stats");
+        assertEquals(0, odmoe.code(), odmoe.err());
+        assertEquals(resident.out(), odmoe.out());
+        assertTrue(odmoe.err().contains("predictions from the shadow"), odmoe.err());
     }
 }
