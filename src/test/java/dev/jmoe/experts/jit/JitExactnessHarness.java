@@ -79,9 +79,11 @@ public final class JitExactnessHarness {
             case "history" -> new HistoryPredictor(m.hyperparams().nLayer(), m.hyperparams().nExpert(), 0.8);
             default -> {
                 if (!name.startsWith("shadow-")) throw new IllegalArgumentException("unknown predictor " + name);
-                GgmlType t = GgmlType.valueOf(name.substring(7).toUpperCase(java.util.Locale.ROOT));
+                // "shadow-q8_0" or, with an adaptive-width margin, "shadow-q8_0+m0.02"
+                String[] parts = name.substring(7).split("\\+m");
+                GgmlType t = GgmlType.valueOf(parts[0].toUpperCase(java.util.Locale.ROOT));
                 yield new ShadowPredictor(name, st, Requantizer.copyAs(m, t, null), Alignment.EVERY_TOKEN, NextTokenRule.ARGMAX,
-                        new GateLookaheadPredictor(m), ShadowPredictor.Mode.THREAD);
+                        new GateLookaheadPredictor(m), ShadowPredictor.Mode.THREAD).withMargin(parts.length > 1 ? Double.parseDouble(parts[1]) : 0);
             }
         };
     }
@@ -95,17 +97,19 @@ public final class JitExactnessHarness {
                 int lookahead = Integer.parseInt(c[3]);
                 Link link = Link.parse(c[4]);
                 ExpertPredictor p = predictor(c[2], st);
+                var hp = m.hyperparams();
+                int width = p instanceof ShadowPredictor sp && sp.margin() > 0 ? Math.min(hp.nExpert(), 2 * hp.nExpertUsed()) : hp.nExpertUsed();
                 switch (c[1]) {
                     case "hooks" -> installed = new PredictorHooks(st, p, lookahead, m.hyperparams().nExpertUsed(), (pos, l, e, n, d) -> { });
                     case "odmoe" -> {
                         String budget = c[5].equals("ws") ? null : c[5].equals("1slot") ? Long.toString(ExpertLayout.of(m).maxExpertBytes() + 64) : c[5];
-                        OdMoeRuntime rt = OdMoeRuntime.install(st, p, lookahead, "mmap", link, budget, 2);
+                        OdMoeRuntime rt = OdMoeRuntime.install(st, p, lookahead, width, "mmap", link, budget, 2);
                         stats = rt.stats();
                         installed = rt;
                     }
                     case "exact-smoe" -> {
                         OffloadRuntime rt = OffloadRuntime.install(st, OffloadConfig.preset("exact-smoe", c[5], "direct", link).withPrefetch(false), null);
-                        PredictorHooks hooks = new PredictorHooks(st, p, lookahead, m.hyperparams().nExpertUsed(), new OffloadedSourceSink(rt.source()));
+                        PredictorHooks hooks = new PredictorHooks(st, p, lookahead, width, new OffloadedSourceSink(rt.source()));
                         stats = rt.stats();
                         installed = () -> {
                             hooks.close();

@@ -35,6 +35,9 @@ class JitExactnessTest {
             out.add(String.join("|", model, "odmoe", "gate", "2", "unlimited", "1slot"));
             out.add(String.join("|", model, "hooks", "shadow-q4_0", "3", "unlimited", "-"));
             out.add(String.join("|", model, "exact-smoe", "shadow-q8_0", "2", "unlimited", "1/3"));
+            // the runs' default adaptive width: runners-up are loaded too, outputs must not change
+            out.add(String.join("|", model, "odmoe", "shadow-q8_0+m0.02", "2", "200MB/s,50us", "ws"));
+            out.add(String.join("|", model, "exact-smoe", "shadow-q8_0+m0.02", "2", "unlimited", "1/8"));
             out.add(String.join("|", model, "exact-smoe", "history", "3", "200MB/s,50us", "1/8"));
         }
         return out;
