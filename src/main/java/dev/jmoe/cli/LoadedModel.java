@@ -3,6 +3,7 @@ package dev.jmoe.cli;
 import dev.jmoe.generate.Tokenizer;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.KernelWarmup;
 import dev.jmoe.model.Model;
 import dev.jmoe.tensor.Parallel;
 import java.io.IOException;
@@ -29,6 +30,9 @@ final class LoadedModel implements AutoCloseable {
         this.batch = batch;
     }
 
+    /** At most this long compiling kernels before the first prompt (a slow or busy machine stops there). */
+    private static final long WARMUP_BUDGET_NANOS = 4_000_000_000L;
+
     static LoadedModel open(ModelOptions o) throws IOException {
         Path path = o.model != null ? o.model : DefaultModel.path(o.quiet);
         if (!Files.exists(path)) throw new IllegalArgumentException("model file not found: " + path);
@@ -47,6 +51,11 @@ final class LoadedModel implements AutoCloseable {
             int ctx = o.ctxSize != null ? o.ctxSize : Math.min(4096, model.hyperparams().contextLength());
             if (ctx < 1) throw new IllegalArgumentException("--ctx-size must be at least 1, got " + ctx);
             pool = new Parallel(threads);
+            if (!o.noWarmup) {
+                try (Status warming = new Status("warming kernels", o.quiet)) {
+                    KernelWarmup.run(model, pool, WARMUP_BUDGET_NANOS, (done, types) -> warming.update(done, types, "weight types"));
+                }
+            }
             return new LoadedModel(path, file, model, tokenizer, pool, ctx, batch);
         } catch (IOException | RuntimeException e) {
             if (pool != null) pool.close();

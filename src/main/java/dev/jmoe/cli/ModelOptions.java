@@ -24,6 +24,10 @@ final class ModelOptions {
     @Option(names = {"-q", "--quiet"}, description = "no progress or status lines on stderr")
     boolean quiet;
 
+    @Option(names = "--no-warmup", description = "skip compiling the kernels on a few rows of the model before the first prompt"
+            + " (the first prompt then runs partly at interpreted speed)")
+    boolean noWarmup;
+
     int threadCount() {
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         if (n < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + n);

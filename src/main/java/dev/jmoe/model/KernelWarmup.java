@@ -1,0 +1,117 @@
+package dev.jmoe.model;
+
+import dev.jmoe.tensor.GgmlType;
+import dev.jmoe.tensor.Kernels;
+import dev.jmoe.tensor.Matrix;
+import dev.jmoe.tensor.Parallel;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.BiConsumer;
+
+/**
+ * Gets the model's matrix kernels JIT-compiled before the first prompt. Vector API code runs about a hundred
+ * times slower until C2 has compiled it, so without this the first prompt of a run is computed at that speed
+ * with full-size matrices (seconds of time to first token on a mid-sized model). Here each weight type's
+ * products (one vector, a few vectors, a tile batch) run on the first rows of one of the model's own matrices
+ * — the same mapped-segment class as the real weights, so the compiled code is not thrown away on the first
+ * real call — until they run at compiled speed.
+ */
+public final class KernelWarmup {
+    private KernelWarmup() {}
+
+    /**
+     * The sample is the first bytes of a real matrix read as ROWS × COLS (whole blocks of every type, so
+     * well-formed): compilation is triggered by call and loop counts, and a small product reaches them with
+     * little work at interpreted speed.
+     */
+    private static final int ROWS = 16, COLS = 256;
+    /** Vectors of the batched products: one below and one at or above every kernel's tile threshold. */
+    private static final int SMALL_BATCH = 2, TILE_BATCH = 8;
+    /**
+     * Weights per second (of one round's products) above which a type counts as compiled. Compiled kernels do
+     * several billion per second per thread, interpreted or C1-compiled Vector API code tens of millions.
+     */
+    private static final double COMPILED_WEIGHTS_PER_SECOND = 4e8;
+    private static final int STABLE_ROUNDS = 3;
+
+    /** Types already warmed in this JVM (a second model of the same types needs nothing). */
+    private static final Set<GgmlType> WARM = ConcurrentHashMap.newKeySet();
+
+    /** What a warm-up did: the types it ran, those that reached compiled speed, and how long it took. */
+    public record Result(List<GgmlType> types, List<GgmlType> compiled, long nanos) {}
+
+    /** One matrix of each weight type the model computes with (first seen wins). */
+    static Map<GgmlType, Matrix> samples(Model model) {
+        Map<GgmlType, Matrix> out = new LinkedHashMap<>();
+        List<Matrix> all = new ArrayList<>();
+        all.add(model.output());
+        for (int l = 0; l < model.hyperparams().nLayer(); l++) {
+            LayerWeights w = model.layer(l);
+            for (Matrix m : new Matrix[] {w.wq(), w.wk(), w.wv(), w.wo(), w.ffnGate(), w.ffnUp(), w.ffnDown(), w.router(),
+                    w.sharedGate(), w.sharedUp(), w.sharedDown()}) all.add(m);
+            if (w.experts() != null) {
+                all.add(w.experts().gate());
+                all.add(w.experts().up());
+                all.add(w.experts().down());
+            }
+        }
+        for (Matrix m : all) {
+            if (m != null && Kernels.isSupported(m.type())) out.putIfAbsent(m.type(), m);
+        }
+        return out;
+    }
+
+    /**
+     * Runs each not yet warmed type's products until they reach compiled speed or {@code budgetNanos} has
+     * passed in all; {@code progress} gets the number of types done and to do.
+     */
+    public static Result run(Model model, Parallel pool, long budgetNanos, BiConsumer<Integer, Integer> progress) {
+        long start = System.nanoTime();
+        Map<GgmlType, Matrix> samples = samples(model);
+        samples.keySet().removeAll(WARM);
+        List<GgmlType> compiled = new ArrayList<>();
+        int done = 0;
+        for (Map.Entry<GgmlType, Matrix> e : samples.entrySet()) {
+            long left = budgetNanos - (System.nanoTime() - start);
+            if (left <= 0) break;
+            if (warm(e.getValue(), pool, left)) {
+                compiled.add(e.getKey());
+                WARM.add(e.getKey());
+            }
+            progress.accept(++done, samples.size());
+        }
+        return new Result(List.copyOf(samples.keySet()), List.copyOf(compiled), System.nanoTime() - start);
+    }
+
+    /** True once {@link #STABLE_ROUNDS} rounds in a row ran at compiled speed, false if the time ran out first. */
+    private static boolean warm(Matrix full, Parallel pool, long budgetNanos) {
+        int rows = ROWS, cols = COLS;
+        long bytes = full.type().bytesFor((long) rows * cols);
+        Matrix m = bytes <= full.data().byteSize() && full.cols() % COLS == 0
+                ? new Matrix(full.type(), full.data().asSlice(0, bytes), rows, cols)
+                : full.rows(0, Math.min(ROWS, full.rows()));
+        rows = m.rows();
+        cols = m.cols();
+        float[] x = new float[TILE_BATCH * cols];
+        java.util.Random r = new java.util.Random(7);
+        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+        float[] out = new float[TILE_BATCH * rows];
+        double weightsPerRound = (double) rows * cols * (1 + SMALL_BATCH + TILE_BATCH);
+        long start = System.nanoTime();
+        int stable = 0;
+        while (System.nanoTime() - start < budgetNanos) {
+            long t0 = System.nanoTime();
+            Kernels.matVec(pool, m, x, 0, out, 0);
+            Kernels.matMul(pool, m, x, cols, SMALL_BATCH, out, rows);
+            Kernels.matMul(pool, m, x, cols, TILE_BATCH, out, rows);
+            double perSecond = weightsPerRound / Math.max(1, System.nanoTime() - t0) * 1e9;
+            stable = perSecond >= COMPILED_WEIGHTS_PER_SECOND ? stable + 1 : 0;
+            if (stable >= STABLE_ROUNDS) return true;
+        }
+        return false;
+    }
+}
