@@ -41,34 +41,10 @@ final class FloatGemm {
                     a03 = r0.fma(v, a03);
                     a13 = r1.fma(v, a13);
                 }
-                FloatVector hs0 = a00;
-                hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
-                hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
-                FloatVector hs1 = a01;
-                hs1 = hs1.add(hs1.rearrange(Lanes.HALF_256));
-                hs1 = hs1.add(hs1.rearrange(Lanes.QUARTER_256));
-                float s00 = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0), s01 = hs1.add(hs1.rearrange(Lanes.PAIR_256)).lane(0);
-                FloatVector hs2 = a02;
-                hs2 = hs2.add(hs2.rearrange(Lanes.HALF_256));
-                hs2 = hs2.add(hs2.rearrange(Lanes.QUARTER_256));
-                FloatVector hs3 = a03;
-                hs3 = hs3.add(hs3.rearrange(Lanes.HALF_256));
-                hs3 = hs3.add(hs3.rearrange(Lanes.QUARTER_256));
-                float s02 = hs2.add(hs2.rearrange(Lanes.PAIR_256)).lane(0), s03 = hs3.add(hs3.rearrange(Lanes.PAIR_256)).lane(0);
-                FloatVector hs4 = a10;
-                hs4 = hs4.add(hs4.rearrange(Lanes.HALF_256));
-                hs4 = hs4.add(hs4.rearrange(Lanes.QUARTER_256));
-                FloatVector hs5 = a11;
-                hs5 = hs5.add(hs5.rearrange(Lanes.HALF_256));
-                hs5 = hs5.add(hs5.rearrange(Lanes.QUARTER_256));
-                float s10 = hs4.add(hs4.rearrange(Lanes.PAIR_256)).lane(0), s11 = hs5.add(hs5.rearrange(Lanes.PAIR_256)).lane(0);
-                FloatVector hs6 = a12;
-                hs6 = hs6.add(hs6.rearrange(Lanes.HALF_256));
-                hs6 = hs6.add(hs6.rearrange(Lanes.QUARTER_256));
-                FloatVector hs7 = a13;
-                hs7 = hs7.add(hs7.rearrange(Lanes.HALF_256));
-                hs7 = hs7.add(hs7.rearrange(Lanes.QUARTER_256));
-                float s12 = hs6.add(hs6.rearrange(Lanes.PAIR_256)).lane(0), s13 = hs7.add(hs7.rearrange(Lanes.PAIR_256)).lane(0);
+                float s00 = Lanes.sum(a00), s01 = Lanes.sum(a01);
+                float s02 = Lanes.sum(a02), s03 = Lanes.sum(a03);
+                float s10 = Lanes.sum(a10), s11 = Lanes.sum(a11);
+                float s12 = Lanes.sum(a12), s13 = Lanes.sum(a13);
                 for (int c = vecCols; c < cols; c++) {
                     s00 += w[w0 + c] * x[x0 + c];
                     s01 += w[w0 + c] * x[x1 + c];
@@ -113,20 +89,8 @@ final class FloatGemm {
             a01 = r0.fma(v, a01);
             a11 = r1.fma(v, a11);
         }
-        FloatVector hs8 = a00;
-        hs8 = hs8.add(hs8.rearrange(Lanes.HALF_256));
-        hs8 = hs8.add(hs8.rearrange(Lanes.QUARTER_256));
-        FloatVector hs9 = a01;
-        hs9 = hs9.add(hs9.rearrange(Lanes.HALF_256));
-        hs9 = hs9.add(hs9.rearrange(Lanes.QUARTER_256));
-        float s00 = hs8.add(hs8.rearrange(Lanes.PAIR_256)).lane(0), s01 = hs9.add(hs9.rearrange(Lanes.PAIR_256)).lane(0);
-        FloatVector hs10 = a10;
-        hs10 = hs10.add(hs10.rearrange(Lanes.HALF_256));
-        hs10 = hs10.add(hs10.rearrange(Lanes.QUARTER_256));
-        FloatVector hs11 = a11;
-        hs11 = hs11.add(hs11.rearrange(Lanes.HALF_256));
-        hs11 = hs11.add(hs11.rearrange(Lanes.QUARTER_256));
-        float s10 = hs10.add(hs10.rearrange(Lanes.PAIR_256)).lane(0), s11 = hs11.add(hs11.rearrange(Lanes.PAIR_256)).lane(0);
+        float s00 = Lanes.sum(a00), s01 = Lanes.sum(a01);
+        float s10 = Lanes.sum(a10), s11 = Lanes.sum(a11);
         for (int c = vecCols; c < cols; c++) {
             s00 += w[w0 + c] * x[x0 + c];
             s01 += w[w0 + c] * x[x1 + c];
@@ -150,13 +114,7 @@ final class FloatGemm {
             a1 = FloatVector.fromArray(F, w, w0 + c + 8).fma(u, a1);
             b1 = FloatVector.fromArray(F, w, w1 + c + 8).fma(u, b1);
         }
-        FloatVector hs12 = a0.add(a1);
-        hs12 = hs12.add(hs12.rearrange(Lanes.HALF_256));
-        hs12 = hs12.add(hs12.rearrange(Lanes.QUARTER_256));
-        FloatVector hs13 = b0.add(b1);
-        hs13 = hs13.add(hs13.rearrange(Lanes.HALF_256));
-        hs13 = hs13.add(hs13.rearrange(Lanes.QUARTER_256));
-        float s0 = hs12.add(hs12.rearrange(Lanes.PAIR_256)).lane(0), s1 = hs13.add(hs13.rearrange(Lanes.PAIR_256)).lane(0);
+        float s0 = Lanes.sum(a0.add(a1)), s1 = Lanes.sum(b0.add(b1));
         for (int c = vecCols; c < cols; c++) {
             s0 += w[w0 + c] * x[x0 + c];
             s1 += w[w1 + c] * x[x0 + c];

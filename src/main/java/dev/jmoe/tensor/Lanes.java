@@ -16,12 +16,13 @@ public final class Lanes {
 
     private static final VectorSpecies<Float> S256 = FloatVector.SPECIES_256;
     /*
-     * The three halving steps are public so the large kernels can write the tree inline:
+     * The three halving steps are visible so the large row kernels can write the tree inline:
      *   h = v.add(v.rearrange(HALF_256)); h = h.add(h.rearrange(QUARTER_256));
      *   sum = h.add(h.rearrange(PAIR_256)).lane(0);
      * A call to sum() from a kernel whose compiled body is already big is refused by C2's inliner
      * (NodeCountInliningCutoff), and then the accumulator is boxed and the call made once per row,
      * which cost 20-30% of a decode step. The vector methods used inline are force-inlined by the JDK.
+     * Smaller methods (FloatGemm's tiles, Ops.dot) do get sum() inlined and keep calling it.
      */
     static final VectorShuffle<Float> HALF_256 = VectorShuffle.fromValues(S256, 4, 5, 6, 7, 0, 1, 2, 3);
     static final VectorShuffle<Float> QUARTER_256 = VectorShuffle.fromValues(S256, 2, 3, 0, 1, 6, 7, 4, 5);
