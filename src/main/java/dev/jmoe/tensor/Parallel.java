@@ -27,6 +27,10 @@ public final class Parallel implements AutoCloseable {
             Long.getLong("jmoe.parallel.spinMicros", 200L) * 1000L;
 
     private final int threads;
+    /** Threads outside the pool that need CPU while it runs (a shadow model's thread); see {@link #addCompetitor}. */
+    private final AtomicInteger competitors = new AtomicInteger();
+    /** Spin before parking: SPIN_NANOS, or 0 while pool and competitors oversubscribe the cores. */
+    private volatile long spinNanos = SPIN_NANOS;
     private final Worker[] workers;
     private final AtomicBoolean busy = new AtomicBoolean();
 
@@ -54,6 +58,32 @@ public final class Parallel implements AutoCloseable {
     }
 
     public int threads() { return threads; }
+
+    /**
+     * Registers a busy thread that shares the cores with this pool (a shadow model running ahead). While the pool's
+     * threads and such competitors outnumber the cores, idle workers park at once instead of spinning: a spinning
+     * worker holds a core the competitor needs (measured on 2 cores with a shadow: the shadow answered 70% of the
+     * predictions in time with spinning workers, 97-99% without). Returns the registration to close when done.
+     */
+    public AutoCloseable addCompetitor() {
+        competitors.incrementAndGet();
+        updateSpin();
+        java.util.concurrent.atomic.AtomicBoolean open = new java.util.concurrent.atomic.AtomicBoolean(true);
+        return () -> {
+            if (open.getAndSet(false)) {
+                competitors.decrementAndGet();
+                updateSpin();
+            }
+        };
+    }
+
+    /** How long idle threads spin before parking now, in nanoseconds. */
+    long spinNanos() { return spinNanos; }
+
+    private void updateSpin() {
+        int cores = Runtime.getRuntime().availableProcessors();
+        spinNanos = threads + competitors.get() > cores ? 0 : SPIN_NANOS;
+    }
 
     /** Splits [0, n) into contiguous chunks (multiples of {@code grain} where possible) and runs them on all threads; returns when all are done. */
     public void forRange(int n, int grain, RangeTask task) {
@@ -128,7 +158,7 @@ public final class Parallel implements AutoCloseable {
         if (done.get() == threads) return;
         long t0 = System.nanoTime();
         while (done.get() != threads) {
-            if (System.nanoTime() - t0 < SPIN_NANOS) {
+            if (System.nanoTime() - t0 < spinNanos) {
                 Thread.onSpinWait();
             } else {
                 waiter = Thread.currentThread();
@@ -169,7 +199,7 @@ public final class Parallel implements AutoCloseable {
                 if (e == seen) {
                     long t0 = System.nanoTime();
                     while ((e = epoch) == seen && !closed) {
-                        if (System.nanoTime() - t0 < SPIN_NANOS) {
+                        if (System.nanoTime() - t0 < spinNanos) {
                             Thread.onSpinWait();
                         } else {
                             parked = true;

@@ -167,4 +167,33 @@ class ParallelTest {
         IllegalStateException ex = assertThrows(IllegalStateException.class, () -> pool.forRange(10, 1, (s, e) -> { }));
         assertTrue(ex.getMessage().contains("closed"));
     }
+
+    @Test
+    void competingThreadsStopIdleSpinningOnlyWhenTheCoresAreOversubscribed() throws Exception {
+        int cores = Runtime.getRuntime().availableProcessors();
+        try (Parallel full = new Parallel(cores)) {
+            long spin = full.spinNanos();
+            assertTrue(spin > 0, "idle threads spin by default");
+            AutoCloseable a = full.addCompetitor();
+            assertEquals(0, full.spinNanos(), "pool + shadow thread > cores: park at once");
+            AutoCloseable b = full.addCompetitor();
+            a.close();
+            a.close(); // closing twice counts once
+            assertEquals(0, full.spinNanos(), "one competitor is still there");
+            b.close();
+            assertEquals(spin, full.spinNanos());
+            // still correct while not spinning
+            full.addCompetitor();
+            AtomicInteger sum = new AtomicInteger();
+            full.forRange(1000, 1, (s0, e0) -> sum.addAndGet(e0 - s0));
+            assertEquals(1000, sum.get());
+        }
+        if (cores >= 2) {
+            try (Parallel one = new Parallel(1)) {
+                try (AutoCloseable c = one.addCompetitor()) {
+                    assertTrue(one.spinNanos() > 0, "1 pool thread + 1 competitor fit on " + cores + " cores");
+                }
+            }
+        }
+    }
 }

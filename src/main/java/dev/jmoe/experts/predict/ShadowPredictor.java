@@ -58,6 +58,7 @@ public final class ShadowPredictor implements ExpertPredictor {
     private final Alignment align;
     private final ExpertPredictor fallback;
     private final Parallel pool;
+    private final AutoCloseable competing;
     private final Mode mode;
     private final int nLayer, k;
     private volatile double margin;
@@ -91,6 +92,8 @@ public final class ShadowPredictor implements ExpertPredictor {
         InferenceState shadow = shadowModel.newState(main.kv().capacity(), pool);
         this.runner = new ShadowRunner(main, shadow, board, align, rule, 1, mode == Mode.THREAD);
         this.shadowModel = shadowModel;
+        // The shadow thread needs a core of its own: the main pool stops spinning when that oversubscribes them.
+        this.competing = mode == Mode.THREAD && main.pool() != null ? main.pool().addCompetitor() : null;
         this.thread = mode == Mode.THREAD ? Thread.ofPlatform().daemon().name("jmoe-shadow").start(this::loop) : null;
     }
 
@@ -254,5 +257,12 @@ public final class ShadowPredictor implements ExpertPredictor {
         }
         pool.close();
         fallback.close();
+        if (competing != null) {
+            try {
+                competing.close();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
     }
 }
