@@ -9,7 +9,6 @@ import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.Parallel;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -19,6 +18,9 @@ import java.util.List;
  * optional sigmoid-gated shared expert). Routed experts are only reached through an {@link ExpertSource}.
  */
 public final class Model {
+    /** Off only in tests, to compare the four-heads-at-a-time attention with the one-head path. */
+    static volatile boolean groupedAttention = true;
+
     private final GgufFile file;
     private final ArchSpec spec;
     private final Hyperparams hp;
@@ -175,20 +177,29 @@ public final class Model {
 
         int nHead = hp.nHead(), group = nHead / hp.nHeadKv();
         float scale = (float) (1.0 / Math.sqrt(hd));
-        float[] att = s.att;
-        Arrays.fill(att, 0, n * qDim, 0f);
-        pool.forRange(n * nHead, 1, (start, end) -> {
-            float[] scores = new float[pos + n];
-            for (int i = start; i < end; i++) {
-                int t = i / nHead, h = i % nHead, kvh = h / group;
-                int qOff = t * qDim + h * hd;
-                int last = pos + t; // causal: this token sees positions 0..last
-                for (int j = 0; j <= last; j++) {
-                    scores[j] = Ops.dot(s.q, qOff, kc, j * kvDim + kvh * hd, hd) * scale;
-                }
-                Ops.softmax(scores, 0, last + 1);
-                for (int j = 0; j <= last; j++) {
-                    Ops.axpy(scores[j], vc, j * kvDim + kvh * hd, att, qOff, hd);
+        float[] att = s.att; // every head's slice is written whole below
+        // Heads that share a KV head go four at a time, so each key and value row is read once for the four
+        // (attention over a long context is bound by reading the cache); other group sizes go one head at a time.
+        int quad = groupedAttention && group % 4 == 0 ? 4 : 1;
+        int units = n * nHead / quad;
+        pool.forRange(units, 1, (start, end) -> {
+            float[][] scores = new float[quad][pos + n];
+            for (int u = start; u < end; u++) {
+                int t = u / (nHead / quad), h = (u % (nHead / quad)) * quad, kvh = h / group;
+                int qOff = t * qDim + h * hd, kOff = kvh * hd;
+                int count = pos + t + 1; // causal: this token sees positions 0..pos+t
+                if (quad == 4) {
+                    Ops.scores4(s.q, qOff, hd, kc, kOff, kvDim, count, hd, scale, scores);
+                    for (int g = 0; g < 4; g++) Ops.softmax(scores[g], 0, count);
+                    Ops.weightedRows4(scores, count, vc, kOff, kvDim, hd, att, qOff, hd);
+                } else {
+                    float[] sc = scores[0];
+                    int j = 0;
+                    for (; j + 4 <= count; j += 4) Ops.dot4(s.q, qOff, kc, j * kvDim + kOff, kvDim, hd, sc, j);
+                    for (; j < count; j++) sc[j] = Ops.dot(s.q, qOff, kc, j * kvDim + kOff, hd);
+                    for (j = 0; j < count; j++) sc[j] *= scale;
+                    Ops.softmax(sc, 0, count);
+                    Ops.weightedRows(sc, count, vc, kOff, kvDim, hd, att, qOff);
                 }
             }
         });

@@ -2,7 +2,9 @@ package dev.jmoe.model;
 
 import dev.jmoe.tensor.Lanes;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /** Small float-array operations of the forward pass (norms, attention dots, activations). */
@@ -10,6 +12,71 @@ final class Ops {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
     private Ops() {}
+
+    // dot4's reduction of four accumulators into four sums: swap neighbouring lanes, then neighbouring pairs,
+    // then fold the remaining blocks of four (none for 4 lanes, one step for 8, two for 16).
+    // (needs at least 4 lanes; a narrower preferred species computes the four dots one by one)
+    private static final boolean WIDE = S.length() >= 4;
+    private static final VectorShuffle<Float> SWAP_1 = WIDE ? swap(1) : null, SWAP_2 = WIDE ? swap(2) : null;
+    private static final VectorMask<Float> ODD_1 = WIDE ? mask(1) : null, ODD_2 = WIDE ? mask(2) : null;
+    private static final VectorShuffle<Float>[] FOLDS = folds();
+
+    /** Exchanges lane blocks of {@code size}: lane i ↔ i ^ size. */
+    private static VectorShuffle<Float> swap(int size) {
+        return VectorShuffle.fromOp(S, i -> i ^ size);
+    }
+
+    /** Lanes whose index has bit {@code size} set. */
+    private static VectorMask<Float> mask(int size) {
+        boolean[] bits = new boolean[S.length()];
+        for (int i = 0; i < bits.length; i++) bits[i] = (i & size) != 0;
+        return VectorMask.fromArray(S, bits, 0);
+    }
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] folds() {
+        java.util.List<VectorShuffle<Float>> out = new java.util.ArrayList<>();
+        for (int size = 4; size < S.length(); size *= 2) out.add(swap(size));
+        return out.toArray(new VectorShuffle[0]);
+    }
+
+    /**
+     * Four dot products of one vector with four rows: out[o + r] = Σ_i a[aOff + i] · b[bOff + r·stride + i] for r in
+     * 0..3 (an attention query against four keys). The query is read once for the four keys, and the four sums are
+     * reduced together in a fixed order, so results do not depend on whether the code is JIT-compiled.
+     */
+    static void dot4(float[] a, int aOff, float[] b, int bOff, int stride, int n, float[] out, int o) {
+        if (!WIDE) {
+            for (int r = 0; r < 4; r++) out[o + r] = dot(a, aOff, b, bOff + r * stride, n);
+            return;
+        }
+        FloatVector z = FloatVector.zero(S), a0 = z, a1 = z, a2 = z, a3 = z;
+        int i = 0, b1 = bOff + stride, b2 = b1 + stride, b3 = b2 + stride;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector q = FloatVector.fromArray(S, a, aOff + i);
+            a0 = FloatVector.fromArray(S, b, bOff + i).fma(q, a0);
+            a1 = FloatVector.fromArray(S, b, b1 + i).fma(q, a1);
+            a2 = FloatVector.fromArray(S, b, b2 + i).fma(q, a2);
+            a3 = FloatVector.fromArray(S, b, b3 + i).fma(q, a3);
+        }
+        // lane 4m+r of e ends up holding row r's sum over lane block m; the folds add the blocks
+        FloatVector c01 = a0.add(a0.rearrange(SWAP_1)).blend(a1.add(a1.rearrange(SWAP_1)), ODD_1);
+        FloatVector c23 = a2.add(a2.rearrange(SWAP_1)).blend(a3.add(a3.rearrange(SWAP_1)), ODD_1);
+        FloatVector e = c01.add(c01.rearrange(SWAP_2)).blend(c23.add(c23.rearrange(SWAP_2)), ODD_2);
+        for (VectorShuffle<Float> fold : FOLDS) e = e.add(e.rearrange(fold));
+        float s0 = e.lane(0), s1 = e.lane(1), s2 = e.lane(2), s3 = e.lane(3);
+        for (; i < n; i++) {
+            float x = a[aOff + i];
+            s0 += x * b[bOff + i];
+            s1 += x * b[b1 + i];
+            s2 += x * b[b2 + i];
+            s3 += x * b[b3 + i];
+        }
+        out[o] = s0;
+        out[o + 1] = s1;
+        out[o + 2] = s2;
+        out[o + 3] = s3;
+    }
 
     static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
         int i = 0;
@@ -20,6 +87,118 @@ final class Ops {
         float sum = Lanes.sum(acc);
         for (; i < n; i++) sum += a[aOff + i] * b[bOff + i];
         return sum;
+    }
+
+    /**
+     * out[o + d] = Σ_j w[j] · v[vOff + j·stride + d] for d in [0, n), j in [0, count): an attention head's weighted sum of
+     * value rows. Each output block stays in registers over all rows (j ascending, one fused multiply-add per term:
+     * the same arithmetic as {@code count} calls of {@link #axpy} into zeros, without reloading and storing the output
+     * for every row).
+     */
+    static void weightedRows(float[] w, int count, float[] v, int vOff, int stride, int n, float[] out, int o) {
+        weightedRowsFrom(w, count, v, vOff, stride, 0, n, out, o);
+    }
+
+    /** {@link #weightedRows} for output columns [from, n) only (every column gets the same arithmetic either way). */
+    private static void weightedRowsFrom(float[] w, int count, float[] v, int vOff, int stride, int from, int n, float[] out, int o) {
+        int len = S.length(), d = from;
+        for (; d + 4 * len <= n; d += 4 * len) {
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0, base = vOff + d; j < count; j++, base += stride) {
+                FloatVector p = FloatVector.broadcast(S, w[j]);
+                a0 = FloatVector.fromArray(S, v, base).fma(p, a0);
+                a1 = FloatVector.fromArray(S, v, base + len).fma(p, a1);
+                a2 = FloatVector.fromArray(S, v, base + 2 * len).fma(p, a2);
+                a3 = FloatVector.fromArray(S, v, base + 3 * len).fma(p, a3);
+            }
+            a0.intoArray(out, o + d);
+            a1.intoArray(out, o + d + len);
+            a2.intoArray(out, o + d + 2 * len);
+            a3.intoArray(out, o + d + 3 * len);
+        }
+        for (; d + len <= n; d += len) {
+            FloatVector a = FloatVector.zero(S);
+            for (int j = 0, base = vOff + d; j < count; j++, base += stride) a = FloatVector.fromArray(S, v, base).fma(FloatVector.broadcast(S, w[j]), a);
+            a.intoArray(out, o + d);
+        }
+        for (; d < n; d++) {
+            float a = 0;
+            for (int j = 0; j < count; j++) a += w[j] * v[vOff + j * stride + d];
+            out[o + d] = a;
+        }
+    }
+
+    /**
+     * Scores of four query heads that share one KV head: out[g][j] = scale · Σ_i q[qOff + g·qStride + i] · k[kOff + j·kStride + i]
+     * for g in 0..3, j in [0, count). Each key row is read once for the four queries.
+     */
+    static void scores4(float[] q, int qOff, int qStride, float[] k, int kOff, int kStride, int count, int n, float scale, float[][] out) {
+        int len = S.length();
+        float[] o0 = out[0], o1 = out[1], o2 = out[2], o3 = out[3];
+        int q1 = qOff + qStride, q2 = q1 + qStride, q3 = q2 + qStride;
+        for (int j = 0; j < count; j++) {
+            int kb = kOff + j * kStride;
+            FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+            int i = 0;
+            for (int bound = S.loopBound(n); i < bound; i += len) {
+                FloatVector kv = FloatVector.fromArray(S, k, kb + i);
+                a0 = FloatVector.fromArray(S, q, qOff + i).fma(kv, a0);
+                a1 = FloatVector.fromArray(S, q, q1 + i).fma(kv, a1);
+                a2 = FloatVector.fromArray(S, q, q2 + i).fma(kv, a2);
+                a3 = FloatVector.fromArray(S, q, q3 + i).fma(kv, a3);
+            }
+            FloatVector c01 = a0.add(a0.rearrange(SWAP_1)).blend(a1.add(a1.rearrange(SWAP_1)), ODD_1);
+            FloatVector c23 = a2.add(a2.rearrange(SWAP_1)).blend(a3.add(a3.rearrange(SWAP_1)), ODD_1);
+            FloatVector e = c01.add(c01.rearrange(SWAP_2)).blend(c23.add(c23.rearrange(SWAP_2)), ODD_2);
+            for (VectorShuffle<Float> fold : FOLDS) e = e.add(e.rearrange(fold));
+            float s0 = e.lane(0), s1 = e.lane(1), s2 = e.lane(2), s3 = e.lane(3);
+            for (; i < n; i++) {
+                float kx = k[kb + i];
+                s0 += q[qOff + i] * kx;
+                s1 += q[q1 + i] * kx;
+                s2 += q[q2 + i] * kx;
+                s3 += q[q3 + i] * kx;
+            }
+            o0[j] = s0 * scale;
+            o1[j] = s1 * scale;
+            o2[j] = s2 * scale;
+            o3[j] = s3 * scale;
+        }
+    }
+
+    /** {@link #weightedRows} for four heads sharing the value rows: each row block is read once for the four. */
+    static void weightedRows4(float[][] w, int count, float[] v, int vOff, int stride, int n, float[] out, int o, int oStride) {
+        int len = S.length(), d = 0;
+        float[] w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
+        for (; d + 2 * len <= n; d += 2 * len) {
+            FloatVector a0 = FloatVector.zero(S), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+            for (int j = 0, base = vOff + d; j < count; j++, base += stride) {
+                FloatVector x = FloatVector.fromArray(S, v, base), y = FloatVector.fromArray(S, v, base + len);
+                FloatVector p = FloatVector.broadcast(S, w0[j]);
+                a0 = x.fma(p, a0);
+                b0 = y.fma(p, b0);
+                p = FloatVector.broadcast(S, w1[j]);
+                a1 = x.fma(p, a1);
+                b1 = y.fma(p, b1);
+                p = FloatVector.broadcast(S, w2[j]);
+                a2 = x.fma(p, a2);
+                b2 = y.fma(p, b2);
+                p = FloatVector.broadcast(S, w3[j]);
+                a3 = x.fma(p, a3);
+                b3 = y.fma(p, b3);
+            }
+            a0.intoArray(out, o + d);
+            b0.intoArray(out, o + d + len);
+            a1.intoArray(out, o + oStride + d);
+            b1.intoArray(out, o + oStride + d + len);
+            a2.intoArray(out, o + 2 * oStride + d);
+            b2.intoArray(out, o + 2 * oStride + d + len);
+            a3.intoArray(out, o + 3 * oStride + d);
+            b3.intoArray(out, o + 3 * oStride + d + len);
+        }
+        if (d < n) {
+            for (int g = 0; g < 4; g++) weightedRowsFrom(w[g], count, v, vOff, stride, d, n, out, o + g * oStride);
+        }
     }
 
     /** y[yOff..] += a · x[xOff..] */

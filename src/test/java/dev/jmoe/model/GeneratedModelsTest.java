@@ -13,6 +13,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -90,5 +91,29 @@ class GeneratedModelsTest {
         out[0] = st.eval(new int[]{298, 5, 77, 190, 33, 250, 101, 64, 12}, 0, 9, 9);
         for (int i = 1; i < 4; i++) out[i] = st.next(ConformanceTest.argmax(out[i - 1]));
         return out;
+    }
+
+    @Test
+    void attentionFourHeadsPerKvHeadMatchesOneHeadAtATime() throws Exception {
+        // 8 query heads over 2 KV heads: groups of 4, the grouped attention path (the reference models have groups of 2)
+        RandomModel.Shape shape = new RandomModel.Shape("llama", 2, 256, 8, 2, 32, 8, 2, 256, 0, 300, 256, 1e6f, 1e-5f, false, 11);
+        Path file = dir.resolve("gqa4.gguf");
+        RandomModel.write(shape, FileType.Q8_0, file);
+        try (GgufFile f = GgufFile.open(file)) {
+            Model m = Model.load(f);
+            float[][] grouped = run(m);
+            Model.groupedAttention = false;
+            float[][] single;
+            try {
+                single = run(m);
+            } finally {
+                Model.groupedAttention = true;
+            }
+            for (int i = 0; i < grouped.length; i++) {
+                double maxDiff = 0;
+                for (int j = 0; j < grouped[i].length; j++) maxDiff = Math.max(maxDiff, Math.abs(grouped[i][j] - single[i][j]));
+                assertTrue(maxDiff < 1e-4, "step " + i + ": max |Δ| " + maxDiff);
+            }
+        }
     }
 }

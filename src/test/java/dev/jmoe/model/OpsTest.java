@@ -1,0 +1,78 @@
+package dev.jmoe.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+class OpsTest {
+    @Test
+    void fourDotsAtOnceMatchOneByOne() {
+        Random r = new Random(3);
+        for (int n : new int[] {1, 3, 4, 8, 31, 32, 64, 80, 128, 130}) {
+            for (int stride : new int[] {n, n + 5, 3 * n + 1}) {
+                float[] q = new float[n + 7], k = new float[2 + 4 * stride + n], out = new float[6];
+                for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+                for (int i = 0; i < k.length; i++) k[i] = (float) r.nextGaussian();
+                Ops.dot4(q, 3, k, 2, stride, n, out, 1);
+                for (int row = 0; row < 4; row++) {
+                    double want = 0;
+                    for (int i = 0; i < n; i++) want += (double) q[3 + i] * k[2 + row * stride + i];
+                    assertEquals(want, out[1 + row], 1e-4 * Math.max(1, Math.sqrt(n)), "n=" + n + " stride=" + stride + " row " + row);
+                }
+                assertEquals(0f, out[0]);
+                assertEquals(0f, out[5]);
+            }
+        }
+    }
+
+    @Test
+    void weightedRowsIsTheSameArithmeticAsAxpyIntoZeros() {
+        Random r = new Random(4);
+        for (int n : new int[] {1, 7, 8, 32, 64, 72, 128, 131}) {
+            for (int count : new int[] {1, 2, 5, 40}) {
+                int stride = n + 3;
+                float[] w = new float[count], v = new float[5 + count * stride];
+                for (int j = 0; j < count; j++) w[j] = r.nextFloat();
+                for (int i = 0; i < v.length; i++) v[i] = (float) r.nextGaussian();
+                float[] want = new float[n + 2], got = new float[n + 2];
+                for (int j = 0; j < count; j++) Ops.axpy(w[j], v, 5 + j * stride, want, 1, n);
+                java.util.Arrays.fill(got, -7f);
+                Ops.weightedRows(w, count, v, 5, stride, n, got, 1);
+                for (int d = 0; d < n; d++) {
+                    assertEquals(want[1 + d], got[1 + d], "n=" + n + " count=" + count + " d=" + d); // bit for bit
+                }
+                assertEquals(-7f, got[0]);
+                assertEquals(-7f, got[n + 1]);
+            }
+        }
+    }
+
+    @Test
+    void fourHeadsSharingKeysMatchOneHeadAtATime() {
+        Random r = new Random(5);
+        for (int n : new int[] {8, 64, 72, 128}) {
+            int count = 37, kStride = 3 * n, qStride = n;
+            float[] q = new float[2 + 4 * qStride], k = new float[1 + count * kStride], v = new float[1 + count * kStride];
+            for (int i = 0; i < q.length; i++) q[i] = (float) r.nextGaussian();
+            for (int i = 0; i < k.length; i++) {
+                k[i] = (float) r.nextGaussian();
+                v[i] = (float) r.nextGaussian();
+            }
+            float[][] sc = new float[4][count + 3];
+            Ops.scores4(q, 2, qStride, k, 1, kStride, count, n, 0.5f, sc);
+            float[] att4 = new float[4 * qStride], att1 = new float[4 * qStride];
+            for (int g = 0; g < 4; g++) {
+                for (int j = 0; j < count; j++) {
+                    double want = 0;
+                    for (int i = 0; i < n; i++) want += (double) q[2 + g * qStride + i] * k[1 + j * kStride + i];
+                    assertEquals(want * 0.5, sc[g][j], 1e-4 * Math.sqrt(n), "n=" + n + " head " + g + " key " + j);
+                }
+                Ops.softmax(sc[g], 0, count);
+                Ops.weightedRows(sc[g], count, v, 1, kStride, n, att1, g * qStride);
+            }
+            Ops.weightedRows4(sc, count, v, 1, kStride, n, att4, 0, qStride);
+            assertEquals(java.util.Arrays.toString(att1), java.util.Arrays.toString(att4), "n=" + n + ": same arithmetic, bit for bit");
+        }
+    }
+}
