@@ -130,6 +130,22 @@ public final class Model {
         st.advance(n);
     }
 
+    private static final Kernels.Gate SILU_GATE = (g, u) -> Ops.silu(g) * u;
+
+    /**
+     * g[b·ff + i] = silu(gate·x_b)_i · (up·x_b)_i for b in [0, batch): a SwiGLU feed-forward's first half. A single
+     * vector (decode) takes one fused dispatch; a batch takes the two batched products (u is scratch).
+     */
+    private static void swiGlu(Parallel pool, Matrix gate, Matrix up, float[] x, int xStride, int batch, float[] g, float[] u, int ff) {
+        if (batch == 1 && gate.type() == up.type()) {
+            Kernels.gatedMatVec(pool, gate, up, SILU_GATE, x, 0, g, 0);
+            return;
+        }
+        matmul(pool, gate, x, xStride, batch, g, ff);
+        matmul(pool, up, x, xStride, batch, u, ff);
+        for (int i = 0; i < batch * ff; i++) g[i] = Ops.silu(g[i]) * u[i];
+    }
+
     private static void matmul(Parallel pool, Matrix w, float[] x, int xStride, int batch, float[] out, int outStride) {
         if (batch == 1) Kernels.matVec(pool, w, x, 0, out, 0);
         else Kernels.matMul(pool, w, x, xStride, batch, out, outStride);
@@ -214,9 +230,7 @@ public final class Model {
     private void dense(InferenceState st, Scratch s, LayerWeights lw, int n) {
         int e = hp.nEmbd(), ff = hp.nFf();
         float[] g = s.ensureFf(n * ff, 0), u = s.ensureFf(n * ff, 1);
-        matmul(st.pool(), lw.ffnGate(), s.xn, e, n, g, ff);
-        matmul(st.pool(), lw.ffnUp(), s.xn, e, n, u, ff);
-        for (int i = 0; i < n * ff; i++) g[i] = Ops.silu(g[i]) * u[i];
+        swiGlu(st.pool(), lw.ffnGate(), lw.ffnUp(), s.xn, e, n, g, u, ff);
         matmul(st.pool(), lw.ffnDown(), g, ff, n, s.tmp, e);
     }
 
@@ -248,9 +262,7 @@ public final class Model {
             for (int i = 0; i < m; i++) System.arraycopy(s.xn, routing.token(ex, i) * e, in, i * e, e);
             ExpertWeights w = source.acquire(l, ex);
             try {
-                matmul(pool, w.gate(), in, e, m, g, ffE);
-                matmul(pool, w.up(), in, e, m, u, ffE);
-                for (int i = 0; i < m * ffE; i++) g[i] = Ops.silu(g[i]) * u[i];
+                swiGlu(pool, w.gate(), w.up(), in, e, m, g, u, ffE);
                 matmul(pool, w.down(), g, ffE, m, d, e);
             } finally {
                 source.release(w);
@@ -276,9 +288,7 @@ public final class Model {
     private void sharedExpert(InferenceState st, Scratch s, LayerWeights lw, int n) {
         int e = hp.nEmbd(), ff = lw.sharedGate().rows();
         float[] g = s.ensureFf(n * ff, 0), u = s.ensureFf(n * ff, 1), d = s.ensureFf(n * e, 3);
-        matmul(st.pool(), lw.sharedGate(), s.xn, e, n, g, ff);
-        matmul(st.pool(), lw.sharedUp(), s.xn, e, n, u, ff);
-        for (int i = 0; i < n * ff; i++) g[i] = Ops.silu(g[i]) * u[i];
+        swiGlu(st.pool(), lw.sharedGate(), lw.sharedUp(), s.xn, e, n, g, u, ff);
         matmul(st.pool(), lw.sharedDown(), g, ff, n, d, e);
         for (int t = 0; t < n; t++) {
             float gate = Ops.sigmoid(Ops.dot(lw.sharedGateInp(), 0, s.xn, t * e, e));

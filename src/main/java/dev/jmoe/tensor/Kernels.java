@@ -155,6 +155,46 @@ public final class Kernels {
         }
     }
 
+    /** How a gated feed-forward combines its two projections of one row (e.g. silu(g)·u). */
+    @FunctionalInterface
+    public interface Gate { float combine(float gate, float up); }
+
+    /**
+     * out[outOff + r] = gate.combine(g_r·x, u_r·x) for every row r, with g and u two matrices of the same type and
+     * shape (an expert's gate and up projections). One dispatch instead of two products and a serial pass: each
+     * thread combines its own rows. The products are the ones {@link #matVec} computes, so the result is identical
+     * to two matVec calls followed by the combination.
+     */
+    public static void gatedMatVec(Parallel pool, Matrix g, Matrix u, Gate gate, float[] x, int xOff, float[] out, int outOff) {
+        if (g.type() != u.type() || g.rows() != u.rows() || g.cols() != u.cols()) {
+            throw new IllegalArgumentException("gate " + g.type() + " " + g.rows() + "x" + g.cols() + " and up " + u.type() + " " + u.rows() + "x"
+                    + u.cols() + " differ");
+        }
+        RowKernel k = scalarReference ? null : rowKernel(g.type());
+        if (k == null || quantizing(k) != null) {
+            // the scalar reference and rounded activations keep their own paths: two products, then the combination
+            float[] up = new float[u.rows()];
+            matVec(pool, g, x, xOff, out, outOff);
+            matVec(pool, u, x, xOff, up, 0);
+            for (int r = 0; r < up.length; r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
+            return;
+        }
+        checkRange("x", x, xOff, g.cols());
+        checkRange("out", out, outOff, g.rows());
+        MemorySegment gd = g.data(), ud = u.data();
+        long rowBytes = g.rowBytes();
+        int cols = g.cols();
+        float[] xp = prepared(k.preparedLength(cols));
+        k.prepare(x, xOff, cols, xp);
+        Parallel.RangeTask task = (start, end) -> {
+            for (int r = start; r < end; r++) {
+                out[outOff + r] = gate.combine(k.dotPrepared(gd, r * rowBytes, xp, cols), k.dotPrepared(ud, r * rowBytes, xp, cols));
+            }
+        };
+        if (pool == null || pool.threads() == 1 || 2 * g.byteSize() < PARALLEL_MIN_BYTES) task.run(0, g.rows());
+        else pool.forRange(g.rows(), 4, task);
+    }
+
     /**
      * Batched product: for b in [0, batch): out[b·outStride + r] = Σ_c w[r][c]·x[b·xStride + c].
      * Each weight row is read once per batch (the prompt / grouped-expert path).

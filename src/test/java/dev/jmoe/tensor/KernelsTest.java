@@ -156,4 +156,31 @@ class KernelsTest {
                 () -> Kernels.matVec(pool1, new Matrix(GgmlType.Q3_K, MemorySegment.ofArray(new byte[110]), 1, 256),
                         new float[256], 0, new float[1], 0));
     }
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
+    void gatedProductEqualsTwoProductsThenTheGate(GgmlType t) {
+        Random rnd = new Random(t.ordinal() + 17);
+        int rows = 200, cols = 512;
+        Matrix g = randomMatrix(t, rows, cols, rnd), u = randomMatrix(t, rows, cols, rnd);
+        float[] x = TypeKernelTest.gaussian(rnd, cols + 3, 1f);
+        Kernels.Gate gate = (a, b) -> a / (1f + (float) Math.exp(-a)) * b;
+        for (Parallel pool : new Parallel[] {pool1, pool2}) {
+            float[] gw = new float[rows], uw = new float[rows], want = new float[rows + 1], got = new float[rows + 1];
+            Kernels.matVec(pool, g, x, 3, gw, 0);
+            Kernels.matVec(pool, u, x, 3, uw, 0);
+            for (int r = 0; r < rows; r++) want[1 + r] = gate.combine(gw[r], uw[r]);
+            Kernels.gatedMatVec(pool, g, u, gate, x, 3, got, 1);
+            assertArrayEquals(want, got, t + " on " + pool.threads() + " threads: bit for bit");
+        }
+    }
+
+    @Test
+    void gatedProductRejectsMismatchedProjections() {
+        Random rnd = new Random(3);
+        Matrix g = randomMatrix(GgmlType.Q8_0, 64, 256, rnd), u = randomMatrix(GgmlType.Q8_0, 32, 256, rnd);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Kernels.gatedMatVec(pool1, g, u, (a, b) -> a * b, new float[256], 0, new float[64], 0));
+        assertTrue(e.getMessage().contains("64x256") && e.getMessage().contains("32x256"), e.getMessage());
+    }
 }
