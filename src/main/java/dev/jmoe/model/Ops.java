@@ -41,6 +41,18 @@ final class Ops {
     }
 
     /**
+     * The lane sums of four vectors, in lanes 0..3 of the result, added in a fixed order: lane 4m+r first holds
+     * vector r's sum over lane block m (neighbouring lanes, then neighbouring pairs), then the folds add the blocks.
+     */
+    private static FloatVector sums4(FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3) {
+        FloatVector c01 = a0.add(a0.rearrange(SWAP_1)).blend(a1.add(a1.rearrange(SWAP_1)), ODD_1);
+        FloatVector c23 = a2.add(a2.rearrange(SWAP_1)).blend(a3.add(a3.rearrange(SWAP_1)), ODD_1);
+        FloatVector e = c01.add(c01.rearrange(SWAP_2)).blend(c23.add(c23.rearrange(SWAP_2)), ODD_2);
+        for (VectorShuffle<Float> fold : FOLDS) e = e.add(e.rearrange(fold));
+        return e;
+    }
+
+    /**
      * Four dot products of one vector with four rows: out[o + r] = Σ_i a[aOff + i] · b[bOff + r·stride + i] for r in
      * 0..3 (an attention query against four keys). The query is read once for the four keys, and the four sums are
      * reduced together in a fixed order, so results do not depend on whether the code is JIT-compiled.
@@ -59,11 +71,7 @@ final class Ops {
             a2 = FloatVector.fromArray(S, b, b2 + i).fma(q, a2);
             a3 = FloatVector.fromArray(S, b, b3 + i).fma(q, a3);
         }
-        // lane 4m+r of e ends up holding row r's sum over lane block m; the folds add the blocks
-        FloatVector c01 = a0.add(a0.rearrange(SWAP_1)).blend(a1.add(a1.rearrange(SWAP_1)), ODD_1);
-        FloatVector c23 = a2.add(a2.rearrange(SWAP_1)).blend(a3.add(a3.rearrange(SWAP_1)), ODD_1);
-        FloatVector e = c01.add(c01.rearrange(SWAP_2)).blend(c23.add(c23.rearrange(SWAP_2)), ODD_2);
-        for (VectorShuffle<Float> fold : FOLDS) e = e.add(e.rearrange(fold));
+        FloatVector e = sums4(a0, a1, a2, a3);
         float s0 = e.lane(0), s1 = e.lane(1), s2 = e.lane(2), s3 = e.lane(3);
         for (; i < n; i++) {
             float x = a[aOff + i];
@@ -147,10 +155,7 @@ final class Ops {
                 a2 = FloatVector.fromArray(S, q, q2 + i).fma(kv, a2);
                 a3 = FloatVector.fromArray(S, q, q3 + i).fma(kv, a3);
             }
-            FloatVector c01 = a0.add(a0.rearrange(SWAP_1)).blend(a1.add(a1.rearrange(SWAP_1)), ODD_1);
-            FloatVector c23 = a2.add(a2.rearrange(SWAP_1)).blend(a3.add(a3.rearrange(SWAP_1)), ODD_1);
-            FloatVector e = c01.add(c01.rearrange(SWAP_2)).blend(c23.add(c23.rearrange(SWAP_2)), ODD_2);
-            for (VectorShuffle<Float> fold : FOLDS) e = e.add(e.rearrange(fold));
+            FloatVector e = sums4(a0, a1, a2, a3);
             float s0 = e.lane(0), s1 = e.lane(1), s2 = e.lane(2), s3 = e.lane(3);
             for (; i < n; i++) {
                 float kx = k[kb + i];
