@@ -138,7 +138,8 @@ final class Ops {
 
     /**
      * Scores of four query heads that share one KV head: out[g][j] = scale · Σ_i q[qOff + g·qStride + i] · k[kOff + j·kStride + i]
-     * for g in 0..3, j in [0, count). Each key row is read once for the four queries.
+     * for g in 0..3, j in [0, count). Each key row is read once for the four queries. (The same shape as dot4 with the
+     * roles swapped, written out: calling dot4 per key through a scratch array measured 10-15% slower.)
      */
     static void scores4(float[] q, int qOff, int qStride, float[] k, int kOff, int kStride, int count, int n, float scale, float[][] out) {
         int len = S.length();
