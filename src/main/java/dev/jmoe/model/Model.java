@@ -206,7 +206,7 @@ public final class Model {
                 int count = pos + t + 1; // causal: this token sees positions 0..pos+t
                 if (quad == 4) {
                     Ops.scores4(s.q, qOff, hd, kc, kOff, kvDim, count, hd, scale, scores);
-                    for (int g = 0; g < 4; g++) Ops.softmax(scores[g], 0, count);
+                    for (int g = 0; g < 4; g++) Ops.attentionSoftmax(scores[g], 0, count);
                     Ops.weightedRows4(scores, count, vc, kOff, kvDim, hd, att, qOff, hd);
                 } else {
                     float[] sc = scores[0];
@@ -214,7 +214,7 @@ public final class Model {
                     for (; j + 4 <= count; j += 4) Ops.dot4(s.q, qOff, kc, j * kvDim + kOff, kvDim, hd, sc, j);
                     for (; j < count; j++) sc[j] = Ops.dot(s.q, qOff, kc, j * kvDim + kOff, hd);
                     for (j = 0; j < count; j++) sc[j] *= scale;
-                    Ops.softmax(sc, 0, count);
+                    Ops.attentionSoftmax(sc, 0, count);
                     Ops.weightedRows(sc, count, vc, kOff, kvDim, hd, att, qOff);
                 }
             }

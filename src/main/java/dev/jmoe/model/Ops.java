@@ -236,6 +236,59 @@ final class Ops {
         return (float) (1.0 / (1.0 + Math.exp(-x)));
     }
 
+    // exp for attention weights: Cody-Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, and Cephes' expf polynomial for
+    // e^r (about 1 ulp), scaled by 2^n through the exponent bits. Only IEEE float operations (no intrinsic whose
+    // result could differ between the interpreter and compiled code), so it is deterministic like the rest.
+    private static final float EXP_HI = 88.0f, EXP_LO = -87.3f; // e^x stays a normal float between these
+    private static final float LOG2E = 1.44269504088896341f, LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f;
+    private static final float ROUNDER = 12582912f; // 1.5·2^23: adding and subtracting it rounds to an integer
+    private static final float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f, P3 = 4.1665795894e-2f,
+            P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
+
+    /** e^x, the scalar twin of the vector lanes in {@link #expShifted} (bit for bit). */
+    static float exp(float x) {
+        x = Math.min(Math.max(x, EXP_LO), EXP_HI);
+        float n = (x * LOG2E + ROUNDER) - ROUNDER;
+        float r = Math.fma(n, -LN2_HI, x);
+        r = Math.fma(n, -LN2_LO, r);
+        float y = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(P0, r, P1), r, P2), r, P3), r, P4), r, P5);
+        y = Math.fma(y, r * r, r) + 1f;
+        return y * Float.intBitsToFloat(((int) n + 127) << 23);
+    }
+
+    /** x[off + i] = e^(x[off + i] − shift) for i in [0, n). */
+    static void expShifted(float[] x, int off, int n, float shift) {
+        int i = 0;
+        FloatVector sh = FloatVector.broadcast(S, shift), nHi = FloatVector.broadcast(S, -LN2_HI), nLo = FloatVector.broadcast(S, -LN2_LO);
+        FloatVector p0 = FloatVector.broadcast(S, P0), p1 = FloatVector.broadcast(S, P1), p2 = FloatVector.broadcast(S, P2),
+                p3 = FloatVector.broadcast(S, P3), p4 = FloatVector.broadcast(S, P4), p5 = FloatVector.broadcast(S, P5);
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, off + i).sub(sh).max(EXP_LO).min(EXP_HI);
+            FloatVector m = v.mul(LOG2E).add(ROUNDER).sub(ROUNDER);
+            FloatVector r = m.fma(nLo, m.fma(nHi, v));
+            FloatVector y = p0.fma(r, p1).fma(r, p2).fma(r, p3).fma(r, p4).fma(r, p5);
+            y = y.fma(r.mul(r), r).add(1f);
+            FloatVector pow2 = ((jdk.incubator.vector.IntVector) m.convert(VectorOperators.F2I, 0)).add(127).lanewise(VectorOperators.LSHL, 23)
+                    .reinterpretAsFloats();
+            y.mul(pow2).intoArray(x, off + i);
+        }
+        for (; i < n; i++) x[off + i] = exp(x[off + i] - shift);
+    }
+
+    /**
+     * In-place softmax of attention scores x[off..off+n): like {@link #softmax} with {@link #exp} for Math.exp (llama.cpp
+     * also uses a vectorized exp here); the sum stays in double, in index order.
+     */
+    static void attentionSoftmax(float[] x, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) max = Math.max(max, x[off + i]);
+        expShifted(x, off, n, max);
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += x[off + i];
+        float inv = (float) (1.0 / sum);
+        for (int i = 0; i < n; i++) x[off + i] *= inv;
+    }
+
     /** In-place softmax of x[off..off+n). */
     static void softmax(float[] x, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;

@@ -1,6 +1,7 @@
 package dev.jmoe.model;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
 import org.junit.jupiter.api.Test;
@@ -74,5 +75,45 @@ class OpsTest {
             Ops.weightedRows4(sc, count, v, 1, kStride, n, att4, 0, qStride);
             assertEquals(java.util.Arrays.toString(att1), java.util.Arrays.toString(att4), "n=" + n + ": same arithmetic, bit for bit");
         }
+    }
+
+    @Test
+    void expIsWithinTwoUlpsOfMathExpAndTheVectorLanesMatchTheScalar() {
+        Random r = new Random(6);
+        int n = 4099;
+        float[] x = new float[n + 2];
+        for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextDouble() * 170 - 86); // [-86, 84]
+        x[5] = 0f;
+        x[6] = -1e-30f;
+        float shift = 1.25f;
+        float[] v = x.clone();
+        Ops.expShifted(v, 1, n, shift);
+        for (int i = 1; i <= n; i++) {
+            float arg = x[i] - shift;
+            double want = Math.exp(arg);
+            float ulp = Math.ulp((float) want);
+            assertEquals(want, v[i], 2 * ulp, "e^" + arg);
+            assertEquals(Ops.exp(arg), v[i], "lane " + i + ": scalar twin, bit for bit");
+        }
+        assertEquals(x[0], v[0]);
+        assertEquals(x[n + 1], v[n + 1]);
+        assertEquals(0.0, Ops.exp(-200f), 1e-37, "far below: a tiny normal, not garbage");
+        assertTrue(Float.isFinite(Ops.exp(500f)), "far above: clamped, finite");
+    }
+
+    @Test
+    void attentionSoftmaxSumsToOneAndFollowsTheExactSoftmax() {
+        Random r = new Random(8);
+        float[] a = new float[300], b;
+        for (int i = 0; i < a.length; i++) a[i] = (float) r.nextGaussian() * 4;
+        b = a.clone();
+        Ops.softmax(a, 0, a.length);
+        Ops.attentionSoftmax(b, 0, b.length);
+        double sum = 0;
+        for (int i = 0; i < a.length; i++) {
+            assertEquals(a[i], b[i], 4 * Math.ulp(a[i]) + 1e-12);
+            sum += b[i];
+        }
+        assertEquals(1.0, sum, 1e-5);
     }
 }
