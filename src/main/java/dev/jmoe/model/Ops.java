@@ -99,9 +99,8 @@ final class Ops {
 
     /**
      * out[o + d] = Σ_j w[j] · v[vOff + j·stride + d] for d in [0, n), j in [0, count): an attention head's weighted sum of
-     * value rows. Each output block stays in registers over all rows (j ascending, one fused multiply-add per term:
-     * the same arithmetic as {@code count} calls of {@link #axpy} into zeros, without reloading and storing the output
-     * for every row).
+     * value rows. Each output block stays in registers over all rows (j ascending, one fused multiply-add per term, as
+     * {@code count} vector axpy calls into zeros would do, without reloading and storing the output for every row).
      */
     static void weightedRows(float[] w, int count, float[] v, int vOff, int stride, int n, float[] out, int o) {
         weightedRowsFrom(w, count, v, vOff, stride, 0, n, out, o);
@@ -205,16 +204,6 @@ final class Ops {
         if (d < n) {
             for (int g = 0; g < 4; g++) weightedRowsFrom(w[g], count, v, vOff, stride, d, n, out, o + g * oStride);
         }
-    }
-
-    /** y[yOff..] += a · x[xOff..] */
-    static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
-        int i = 0;
-        FloatVector av = FloatVector.broadcast(S, a);
-        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
-            FloatVector.fromArray(S, x, xOff + i).fma(av, FloatVector.fromArray(S, y, yOff + i)).intoArray(y, yOff + i);
-        }
-        for (; i < n; i++) y[yOff + i] += a * x[xOff + i];
     }
 
     /** out = x / sqrt(mean(x²) + eps) · w, with the sum of squares in double as ggml does. */
