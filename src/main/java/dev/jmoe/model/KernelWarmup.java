@@ -49,16 +49,7 @@ public final class KernelWarmup {
         Map<GgmlType, Matrix> out = new LinkedHashMap<>();
         List<Matrix> all = new ArrayList<>();
         all.add(model.output());
-        for (int l = 0; l < model.hyperparams().nLayer(); l++) {
-            LayerWeights w = model.layer(l);
-            for (Matrix m : new Matrix[] {w.wq(), w.wk(), w.wv(), w.wo(), w.ffnGate(), w.ffnUp(), w.ffnDown(), w.router(),
-                    w.sharedGate(), w.sharedUp(), w.sharedDown()}) all.add(m);
-            if (w.experts() != null) {
-                all.add(w.experts().gate());
-                all.add(w.experts().up());
-                all.add(w.experts().down());
-            }
-        }
+        for (int l = 0; l < model.hyperparams().nLayer(); l++) all.addAll(model.layer(l).matrices());
         for (Matrix m : all) {
             if (m != null && Kernels.isSupported(m.type())) out.putIfAbsent(m.type(), m);
         }

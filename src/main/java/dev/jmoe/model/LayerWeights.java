@@ -20,4 +20,18 @@ public record LayerWeights(
         float[] sharedGateInp, Matrix sharedGate, Matrix sharedUp, Matrix sharedDown) {
 
     public boolean isMoe() { return router != null; }
+
+    /** Every weight matrix of the block, the stacked experts included, in a fixed order (absent parts skipped). */
+    public java.util.List<Matrix> matrices() {
+        java.util.List<Matrix> out = new java.util.ArrayList<>();
+        for (Matrix m : new Matrix[] {wq, wk, wv, wo, ffnGate, ffnUp, ffnDown, router, sharedGate, sharedUp, sharedDown}) {
+            if (m != null) out.add(m);
+        }
+        if (experts != null) {
+            out.add(experts.gate());
+            out.add(experts.up());
+            out.add(experts.down());
+        }
+        return out;
+    }
 }

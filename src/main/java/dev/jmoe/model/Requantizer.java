@@ -61,10 +61,7 @@ public final class Requantizer {
         long sum = 0;
         sum += bytes(model.tokenEmbedding(), seen) + bytes(model.output(), seen);
         for (int l = 0; l < model.hyperparams().nLayer(); l++) {
-            LayerWeights w = model.layer(l);
-            for (Matrix m : new Matrix[] {w.wq(), w.wk(), w.wv(), w.wo(), w.ffnGate(), w.ffnUp(), w.ffnDown(), w.router(),
-                    w.sharedGate(), w.sharedUp(), w.sharedDown()}) sum += bytes(m, seen);
-            if (w.experts() != null) sum += bytes(w.experts().gate(), seen) + bytes(w.experts().up(), seen) + bytes(w.experts().down(), seen);
+            for (Matrix m : model.layer(l).matrices()) sum += bytes(m, seen);
         }
         return sum;
     }

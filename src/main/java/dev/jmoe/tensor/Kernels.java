@@ -173,10 +173,10 @@ public final class Kernels {
         RowKernel k = scalarReference ? null : rowKernel(g.type());
         if (k == null || quantizing(k) != null) {
             // the scalar reference and rounded activations keep their own paths: two products, then the combination
-            float[] up = new float[u.rows()];
+            float[] up = scratch(u.rows()); // matVec itself never uses this thread's scratch
             matVec(pool, g, x, xOff, out, outOff);
             matVec(pool, u, x, xOff, up, 0);
-            for (int r = 0; r < up.length; r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
+            for (int r = 0; r < u.rows(); r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
             return;
         }
         checkRange("x", x, xOff, g.cols());

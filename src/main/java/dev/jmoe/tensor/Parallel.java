@@ -65,16 +65,25 @@ public final class Parallel implements AutoCloseable {
      * worker holds a core the competitor needs (measured on 2 cores with a shadow: the shadow answered 70% of the
      * predictions in time with spinning workers, 97-99% without). Returns the registration to close when done.
      */
-    public AutoCloseable addCompetitor() {
+    public Competitor addCompetitor() {
         competitors.incrementAndGet();
         updateSpin();
-        java.util.concurrent.atomic.AtomicBoolean open = new java.util.concurrent.atomic.AtomicBoolean(true);
-        return () -> {
+        return new Competitor();
+    }
+
+    /** One registration of {@link #addCompetitor}; closing it (once counts) lets idle threads spin again. */
+    public final class Competitor implements AutoCloseable {
+        private final AtomicBoolean open = new AtomicBoolean(true);
+
+        private Competitor() {}
+
+        @Override
+        public void close() {
             if (open.getAndSet(false)) {
                 competitors.decrementAndGet();
                 updateSpin();
             }
-        };
+        }
     }
 
     /** How long idle threads spin before parking now, in nanoseconds. */

@@ -169,14 +169,14 @@ class ParallelTest {
     }
 
     @Test
-    void competingThreadsStopIdleSpinningOnlyWhenTheCoresAreOversubscribed() throws Exception {
+    void competingThreadsStopIdleSpinningOnlyWhenTheCoresAreOversubscribed() {
         int cores = Runtime.getRuntime().availableProcessors();
         try (Parallel full = new Parallel(cores)) {
             long spin = full.spinNanos();
             assertTrue(spin > 0, "idle threads spin by default");
-            AutoCloseable a = full.addCompetitor();
+            Parallel.Competitor a = full.addCompetitor();
             assertEquals(0, full.spinNanos(), "pool + shadow thread > cores: park at once");
-            AutoCloseable b = full.addCompetitor();
+            Parallel.Competitor b = full.addCompetitor();
             a.close();
             a.close(); // closing twice counts once
             assertEquals(0, full.spinNanos(), "one competitor is still there");
@@ -190,7 +190,7 @@ class ParallelTest {
         }
         if (cores >= 2) {
             try (Parallel one = new Parallel(1)) {
-                try (AutoCloseable c = one.addCompetitor()) {
+                try (Parallel.Competitor c = one.addCompetitor()) {
                     assertTrue(one.spinNanos() > 0, "1 pool thread + 1 competitor fit on " + cores + " cores");
                 }
             }

@@ -58,7 +58,7 @@ public final class ShadowPredictor implements ExpertPredictor {
     private final Alignment align;
     private final ExpertPredictor fallback;
     private final Parallel pool;
-    private final AutoCloseable competing;
+    private final Parallel.Competitor competing;
     private final Mode mode;
     private final int nLayer, k;
     private volatile double margin;
@@ -257,12 +257,6 @@ public final class ShadowPredictor implements ExpertPredictor {
         }
         pool.close();
         fallback.close();
-        if (competing != null) {
-            try {
-                competing.close();
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        }
+        if (competing != null) competing.close();
     }
 }
