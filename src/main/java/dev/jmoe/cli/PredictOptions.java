@@ -77,16 +77,18 @@ final class PredictOptions {
         return p instanceof ShadowPredictor s && s.margin() > 0 ? Math.min(nExpert, 2 * k) : k;
     }
 
-    /** The margins to evaluate (each shadow once per margin). */
+    /** The margins to evaluate (each shadow once per margin), checked. */
     List<Double> evaluationMargins() {
-        return shadowMargins == null || shadowMargins.isEmpty() ? List.of(0.0, DEFAULT_RUN_MARGIN) : List.copyOf(shadowMargins);
+        if (shadowMargins == null || shadowMargins.isEmpty()) return List.of(0.0, DEFAULT_RUN_MARGIN);
+        for (double m : shadowMargins) ShadowPredictor.checkMargin(m);
+        return List.copyOf(shadowMargins);
     }
 
     /** The one margin a run uses. */
     double runMargin() {
         if (shadowMargins == null || shadowMargins.isEmpty()) return DEFAULT_RUN_MARGIN;
         if (shadowMargins.size() != 1) throw new IllegalArgumentException("a run takes one --shadow-margin, got " + shadowMargins);
-        return shadowMargins.get(0);
+        return ShadowPredictor.checkMargin(shadowMargins.get(0));
     }
 
     /** Report name of a shadow: its kind, plus the margin when it has one ("shadow-q8_0", "shadow-q8_0+m0.02"). */
@@ -168,7 +170,6 @@ final class PredictOptions {
                 switch (k) {
                     case "shadow" -> {
                         List<Double> margins = evaluationMargins();
-                        for (double margin : margins) ShadowPredictor.checkMargin(margin);
                         if (shadowModel == null || shadowTypes != null) {
                             for (GgmlType t : shadowTypes(List.of("q8_0"))) {
                                 for (double margin : margins) {
@@ -220,7 +221,7 @@ final class PredictOptions {
                     s = shadows.copy(ts.get(0));
                     name = "shadow-" + ts.get(0).name().toLowerCase(Locale.ROOT);
                 }
-                double margin = ShadowPredictor.checkMargin(runMargin());
+                double margin = runMargin();
                 yield new ShadowPredictor(name, main, s, alignment(), NextTokenRule.ARGMAX, new GateLookaheadPredictor(m), ShadowPredictor.Mode.THREAD)
                         .withMargin(margin);
             }

@@ -45,21 +45,16 @@ final class PredictiveOffload implements AutoCloseable {
         this.installed = installed;
     }
 
-    /** {@link #attach(InferenceState, ExpertPredictor, int, int, OffloadConfig, Jit)} asking for the router's k experts per layer. */
-    static PredictiveOffload attach(InferenceState st, ExpertPredictor predictor, int lookahead, OffloadConfig cache, Jit jit) {
-        var hp = st.model().hyperparams();
-        return attach(st, predictor, lookahead, PredictOptions.width(predictor, hp.nExpertUsed(), hp.nExpert()), cache, jit);
-    }
-
     /**
      * Installs on {@code st}: with {@code jit}, OD-MoE loading from {@code predictor}; else with {@code cache}, that
      * caching runtime, prefetching from {@code predictor} if there is one (its own next-layer prefetch off); else the
-     * predictor alone, asking it for up to {@code width} experts per predicted layer. {@code predictor} is closed with
-     * the result (or at once if installing fails).
+     * predictor alone. The predictor is asked for as many experts per predicted layer as it may name
+     * ({@link PredictOptions#width}). {@code predictor} is closed with the result (or at once if installing fails).
      */
-    static PredictiveOffload attach(InferenceState st, ExpertPredictor predictor, int lookahead, int width, OffloadConfig cache, Jit jit) {
+    static PredictiveOffload attach(InferenceState st, ExpertPredictor predictor, int lookahead, OffloadConfig cache, Jit jit) {
+        var hp = st.model().hyperparams();
+        int width = PredictOptions.width(predictor, hp.nExpertUsed(), hp.nExpert());
         ArrayDeque<AutoCloseable> done = new ArrayDeque<>();
-        int k = width;
         try {
             if (jit != null) {
                 if (predictor == null) throw new IllegalArgumentException("--policy odmoe needs a predictor");
@@ -73,12 +68,12 @@ final class PredictiveOffload implements AutoCloseable {
                 done.push(rt);
                 stats = rt.stats();
                 if (predictor != null) {
-                    done.push(new PredictorHooks(st, predictor, lookahead, k, new OffloadedSourceSink(rt.source())));
+                    done.push(new PredictorHooks(st, predictor, lookahead, width, new OffloadedSourceSink(rt.source())));
                     stats.config("predictor", predictor.name());
                     stats.config("lookahead", lookahead);
                 }
             } else if (predictor != null) {
-                done.push(new PredictorHooks(st, predictor, lookahead, k, (pos, layer, experts, count, distance) -> { }));
+                done.push(new PredictorHooks(st, predictor, lookahead, width, (pos, layer, experts, count, distance) -> { }));
             }
             return new PredictiveOffload(stats, predictor, done);
         } catch (RuntimeException | Error e) {
@@ -110,8 +105,7 @@ final class PredictiveOffload implements AutoCloseable {
             cache = offload.config();
         }
         ExpertPredictor predictor = predict.forRun(st, shadows);
-        int width = PredictOptions.width(predictor, lm.model.hyperparams().nExpertUsed(), lm.model.hyperparams().nExpert());
-        PredictiveOffload p = attach(st, predictor, lookahead, width, cache, jit);
+        PredictiveOffload p = attach(st, predictor, lookahead, cache, jit);
         lm.closeFirst(p);
         return p;
     }
