@@ -173,18 +173,12 @@ final class PredictOptions {
                         if (shadowModel == null || shadowTypes != null) {
                             for (GgmlType t : shadowTypes(List.of("q8_0"))) {
                                 for (double margin : margins) {
-                                    out.add(new ShadowPredictor(shadowName("shadow-" + t.name().toLowerCase(Locale.ROOT), margin), main, shadows.copy(t),
-                                            alignment(), rule, threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
-                                            threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(margin));
+                                    out.add(evaluated("shadow-" + t.name().toLowerCase(Locale.ROOT), main, shadows.copy(t), rule, threaded, margin));
                                 }
                             }
                         }
                         if (shadowModel != null) {
-                            for (double margin : margins) {
-                                out.add(new ShadowPredictor(shadowName("shadow-file", margin), main, shadows.file(shadowModel), alignment(), rule,
-                                        threaded ? new GateLookaheadPredictor(m) : new NoPredictor(),
-                                        threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(margin));
-                            }
+                            for (double margin : margins) out.add(evaluated("shadow-file", main, shadows.file(shadowModel), rule, threaded, margin));
                         }
                     }
                     case "gate" -> out.add(new GateLookaheadPredictor(m));
@@ -197,6 +191,13 @@ final class PredictOptions {
             throw e;
         }
         return out;
+    }
+
+    /** A shadow for evaluation: inline with no fallback, or threaded with gate lookahead behind it. */
+    private ExpertPredictor evaluated(String kind, InferenceState main, Model shadow, NextTokenRule rule, boolean threaded, double margin) {
+        return new ShadowPredictor(shadowName(kind, margin), main, shadow, alignment(), rule,
+                threaded ? new GateLookaheadPredictor(main.model()) : new NoPredictor(),
+                threaded ? ShadowPredictor.Mode.THREAD : ShadowPredictor.Mode.INLINE).withMargin(margin);
     }
 
     /**
