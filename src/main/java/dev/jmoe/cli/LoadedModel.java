@@ -45,6 +45,7 @@ final class LoadedModel implements AutoCloseable {
             file = GgufFile.open(path);
             status.update(1, 3, "mapped");
             Model model = Model.load(file);
+            if (!o.noPack) model = model.withPackedWeights();
             status.update(2, 3, "weights");
             Tokenizer tokenizer = Tokenizer.fromGguf(file);
             status.update(3, 3, "tokenizer");

@@ -28,6 +28,10 @@ final class ModelOptions {
             + " (the first prompt then runs partly at interpreted speed)")
     boolean noWarmup;
 
+    @Option(names = "--no-pack", description = "keep Q4_0 matrices in the file's layout: float products instead of the faster integer"
+            + " ones on a regrouped copy (for comparing; the results differ by float rounding only)")
+    boolean noPack;
+
     int threadCount() {
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         if (n < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + n);

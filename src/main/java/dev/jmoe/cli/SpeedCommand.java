@@ -36,6 +36,8 @@ final class SpeedCommand implements Callable<Integer> {
     @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "measured rounds (default: ${DEFAULT-VALUE})") int reps;
     @Option(names = "--warmup", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE})") int warmup;
     @Option(names = "--json", paramLabel = "FILE", description = "write the figures as JSON") Path json;
+    @Option(names = "--no-pack", description = "keep Q4_0 matrices in the file's layout (float products)") boolean noPack;
+    @Option(names = "--both-layouts", description = "measure each model twice, packed and with --no-pack, side by side") boolean bothLayouts;
 
     @Override
     public Integer call() throws Exception {
@@ -43,20 +45,30 @@ final class SpeedCommand implements Callable<Integer> {
         int nThreads = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         PrintWriter out = spec.commandLine().getOut();
         List<GgufFile> files = new ArrayList<>();
+        if (noPack && bothLayouts) throw new IllegalArgumentException("--no-pack and --both-layouts exclude each other");
         List<Model> loaded = new ArrayList<>();
+        List<String> names = new ArrayList<>();
         try (Parallel pool = new Parallel(nThreads)) {
             for (Path p : models) {
                 if (!Files.isRegularFile(p)) throw new IllegalArgumentException("model file not found: " + p);
                 GgufFile f = GgufFile.open(p);
                 files.add(f);
-                loaded.add(Model.load(f));
+                Model m = Model.load(f);
+                if (!noPack) {
+                    loaded.add(m.withPackedWeights());
+                    names.add(p.getFileName().toString());
+                }
+                if (noPack || bothLayouts) {
+                    loaded.add(m);
+                    names.add(p.getFileName() + (bothLayouts ? " --no-pack" : ""));
+                }
             }
-            double[][] pp = new double[models.size()][reps], tg = new double[models.size()][reps];
+            double[][] pp = new double[loaded.size()][reps], tg = new double[loaded.size()][reps];
             int rounds = warmup + reps;
             try (Status status = new Status("speed", false)) {
                 for (int round = 0; round < rounds; round++) {
                     for (int i = 0; i < loaded.size(); i++) {
-                        status.update((long) round * loaded.size() + i, (long) rounds * loaded.size(), models.get(i).getFileName().toString());
+                        status.update((long) round * loaded.size() + i, (long) rounds * loaded.size(), names.get(i));
                         double[] r = once(loaded.get(i), pool, round);
                         if (round >= warmup) {
                             pp[i][round - warmup] = r[0];
@@ -69,9 +81,10 @@ final class SpeedCommand implements Callable<Integer> {
             List<Map<String, Object>> rows = new ArrayList<>();
             for (int i = 0; i < loaded.size(); i++) {
                 double ppMed = median(pp[i]), tgMed = median(tg[i]);
-                out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f%n", models.get(i).getFileName(), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]));
+                out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f%n", names.get(i), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]));
                 Map<String, Object> row = new LinkedHashMap<>();
-                row.put("model", models.get(i).toString());
+                row.put("model", names.get(i));
+                row.put("packed", !noPack && !names.get(i).endsWith(" --no-pack"));
                 row.put("threads", nThreads);
                 row.put("n_prompt", nPrompt);
                 row.put("n_gen", nGen);

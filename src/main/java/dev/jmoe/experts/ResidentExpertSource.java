@@ -1,24 +1,69 @@
 package dev.jmoe.experts;
 
+import dev.jmoe.tensor.Matrix;
+import dev.jmoe.tensor.PackedQ4_0;
+import java.lang.foreign.Arena;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
-/** Every expert used straight from the model's (memory-mapped) tensors: the fully resident case. */
+/**
+ * Every expert used straight from the model's (memory-mapped) tensors: the fully resident case. With
+ * packing on, an expert's Q4_0 matrices are regrouped for the integer kernels ({@link PackedQ4_0}) the first
+ * time it is used, so a run that offloads experts instead, or never routes to some, pays nothing for them.
+ */
 public final class ResidentExpertSource implements ExpertSource {
-    private final ExpertWeights[][] experts;
+    private final AtomicReferenceArray<ExpertWeights>[] experts;
+    private final List<StackedExperts> layers;
+    private final boolean pack;
+    private final AtomicLong packedBytes = new AtomicLong();
 
     /** {@code layers.get(l)} is layer l's experts, or null for a layer without experts. */
     public ResidentExpertSource(List<StackedExperts> layers) {
-        experts = new ExpertWeights[layers.size()][];
+        this(layers, false);
+    }
+
+    /** As above; with {@code pack}, packs each expert's packable matrices on first use. */
+    @SuppressWarnings("unchecked")
+    public ResidentExpertSource(List<StackedExperts> layers, boolean pack) {
+        this.layers = new java.util.ArrayList<>(layers); // may hold nulls
+        this.pack = pack;
+        experts = new AtomicReferenceArray[layers.size()];
         for (int l = 0; l < layers.size(); l++) {
             StackedExperts stacked = layers.get(l);
             if (stacked == null) continue;
-            experts[l] = new ExpertWeights[stacked.nExpert()];
-            for (int e = 0; e < stacked.nExpert(); e++) experts[l][e] = stacked.expert(e);
+            experts[l] = new AtomicReferenceArray<>(stacked.nExpert());
+            if (!pack) {
+                for (int e = 0; e < stacked.nExpert(); e++) experts[l].set(e, stacked.expert(e));
+            }
         }
     }
 
     @Override
     public ExpertWeights acquire(int layer, int expert) {
-        return experts[layer][expert];
+        ExpertWeights w = experts[layer].get(expert);
+        if (w == null) w = packExpert(layer, expert);
+        return w;
+    }
+
+    /** Bytes of packed expert copies made so far. */
+    public long packedBytes() {
+        return packedBytes.get();
+    }
+
+    private synchronized ExpertWeights packExpert(int layer, int expert) {
+        ExpertWeights w = experts[layer].get(expert);
+        if (w != null) return w;
+        ExpertWeights plain = layers.get(layer).expert(expert);
+        w = new ExpertWeights(layer, expert, packed(plain.gate()), packed(plain.up()), packed(plain.down()));
+        experts[layer].set(expert, w);
+        return w;
+    }
+
+    private Matrix packed(Matrix m) {
+        if (!PackedQ4_0.canPack(m)) return m;
+        PackedQ4_0 p = PackedQ4_0.pack(m, Arena.ofAuto());
+        packedBytes.addAndGet(p.byteSize());
+        return m.withPacked(p);
     }
 }

@@ -3,7 +3,9 @@ package dev.jmoe.model;
 import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
+import dev.jmoe.tensor.PackedQ4_0;
 import dev.jmoe.tensor.Parallel;
+import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -69,7 +71,7 @@ public final class KernelWarmup {
         for (Map.Entry<GgmlType, Matrix> e : samples.entrySet()) {
             long left = budgetNanos - (System.nanoTime() - start);
             if (left <= 0) break;
-            if (warm(e.getValue(), pool, left)) {
+            if (warm(e.getValue(), model.packsWeights(), pool, left)) {
                 compiled.add(e.getKey());
                 WARM.add(e.getKey());
             }
@@ -79,12 +81,14 @@ public final class KernelWarmup {
     }
 
     /** True once {@link #STABLE_ROUNDS} rounds in a row ran at compiled speed, false if the time ran out first. */
-    private static boolean warm(Matrix full, Parallel pool, long budgetNanos) {
+    private static boolean warm(Matrix full, boolean packed, Parallel pool, long budgetNanos) {
         int rows = ROWS, cols = COLS;
         long bytes = full.type().bytesFor((long) rows * cols);
         Matrix m = bytes <= full.data().byteSize() && full.cols() % COLS == 0
                 ? new Matrix(full.type(), full.data().asSlice(0, bytes), rows, cols)
                 : full.rows(0, Math.min(ROWS, full.rows()));
+        // A packing model computes its Q4_0 products on packed copies (experts are packed on first use): warm those kernels.
+        if (packed && PackedQ4_0.canPack(m)) m = m.withPacked(PackedQ4_0.pack(m, Arena.ofAuto()));
         rows = m.rows();
         cols = m.cols();
         float[] x = new float[TILE_BATCH * cols];

@@ -7,7 +7,9 @@ import dev.jmoe.experts.StackedExperts;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
+import dev.jmoe.tensor.PackedQ4_0;
 import dev.jmoe.tensor.Parallel;
+import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -30,9 +32,15 @@ public final class Model {
     private final float[] ropeFreqs;
     private final LayerWeights[] layers;
     private final ExpertSource residentExperts;
+    private final boolean packsWeights;
 
     Model(GgufFile file, ArchSpec spec, Hyperparams hp, Matrix tokenEmbd, float[] outputNorm, Matrix output,
           float[] ropeFreqs, LayerWeights[] layers) {
+        this(file, spec, hp, tokenEmbd, outputNorm, output, ropeFreqs, layers, false);
+    }
+
+    private Model(GgufFile file, ArchSpec spec, Hyperparams hp, Matrix tokenEmbd, float[] outputNorm, Matrix output,
+                  float[] ropeFreqs, LayerWeights[] layers, boolean packExperts) {
         this.file = file;
         this.spec = spec;
         this.hp = hp;
@@ -41,7 +49,37 @@ public final class Model {
         this.output = output;
         this.ropeFreqs = ropeFreqs;
         this.layers = layers;
-        this.residentExperts = new ResidentExpertSource(stackedExperts());
+        this.residentExperts = new ResidentExpertSource(stackedExperts(), packExperts);
+        this.packsWeights = packExperts;
+    }
+
+    /** Whether this model computes Q4_0 products on packed copies ({@link #withPackedWeights}). */
+    public boolean packsWeights() { return packsWeights; }
+
+    /**
+     * This model with its Q4_0 matrices regrouped for the integer kernels ({@link PackedQ4_0}): the attention,
+     * dense and shared-expert matrices and the output now, each routed expert when it is first used from the
+     * resident source (an offloading run never packs them). Single vectors (decode) and small batches read the
+     * packed copies; prompt batches of four or more still take the float tile path on the file's rows, which is
+     * faster there, so the packed copies are memory on top of the mapping (about 1.1× the Q4_0 bytes; --no-pack
+     * avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
+     */
+    public Model withPackedWeights() {
+        Arena arena = Arena.ofAuto();
+        LayerWeights[] packed = new LayerWeights[layers.length];
+        for (int l = 0; l < layers.length; l++) {
+            LayerWeights w = layers[l];
+            packed[l] = new LayerWeights(w.attnNorm(), pack(w.wq(), arena), pack(w.wk(), arena), pack(w.wv(), arena), pack(w.wo(), arena),
+                    w.bq(), w.bk(), w.bv(), w.qNorm(), w.kNorm(), w.ffnNorm(),
+                    pack(w.ffnGate(), arena), pack(w.ffnUp(), arena), pack(w.ffnDown(), arena), w.router(), w.experts(),
+                    w.sharedGateInp(), pack(w.sharedGate(), arena), pack(w.sharedUp(), arena), pack(w.sharedDown(), arena));
+        }
+        return new Model(file, spec, hp, tokenEmbd, outputNorm, pack(output, arena), ropeFreqs, packed, true);
+    }
+
+    private static Matrix pack(Matrix m, Arena arena) {
+        if (m == null || m.packed() != null || !PackedQ4_0.canPack(m)) return m;
+        return m.withPacked(PackedQ4_0.pack(m, arena));
     }
 
     /** Loads the model described by an open GGUF file (the file must stay open while the model is used). */

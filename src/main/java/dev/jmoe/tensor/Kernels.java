@@ -24,6 +24,19 @@ public final class Kernels {
         }
     }
 
+    static {
+        // Vector API code that is not compiled yet reinterprets vectors through heap segments. Loaded first then
+        // (mid-prompt), those segment classes invalidate every compiled kernel that C2 built assuming mapped and
+        // native segments were the only kinds: a storm of deoptimizations that cost the first tokens of a run.
+        MemorySegment.ofArray(new byte[1]);
+        MemorySegment.ofArray(new short[1]);
+        MemorySegment.ofArray(new char[1]);
+        MemorySegment.ofArray(new int[1]);
+        MemorySegment.ofArray(new float[1]);
+        MemorySegment.ofArray(new long[1]);
+        MemorySegment.ofArray(new double[1]);
+    }
+
     /** Weight bytes below which a product runs on the calling thread: waking workers would cost more. */
     private static final long PARALLEL_MIN_BYTES = 48 * 1024;
 
@@ -127,6 +140,16 @@ public final class Kernels {
         RowKernel k = rowKernel(w.type());
         checkRange("x", x, xOff, w.cols());
         checkRange("out", out, outOff, w.rows());
+        if (w.packed() != null) {
+            PackedQ4_0 p = w.packed();
+            PackedQ4_0.Activation a = packedActivation();
+            a.prepare(packedPrecision(k), x, xOff, 0, 1, w.cols());
+            Parallel.RangeTask task = (g0, g1) -> p.product(a, 0, 0, g0, g1, out, outOff + g0 * PackedQ4_0.ROWS);
+            int groups = w.rows() / PackedQ4_0.ROWS;
+            if (pool == null || pool.threads() == 1 || w.byteSize() < PARALLEL_MIN_BYTES) task.run(0, groups);
+            else pool.forRange(groups, 1, task);
+            return;
+        }
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
         int cols = w.cols();
@@ -171,6 +194,24 @@ public final class Kernels {
                     + u.cols() + " differ");
         }
         RowKernel k = scalarReference ? null : rowKernel(g.type());
+        if (k != null && g.packed() != null && u.packed() != null) {
+            checkRange("x", x, xOff, g.cols());
+            checkRange("out", out, outOff, g.rows());
+            PackedQ4_0 pg = g.packed(), pu = u.packed();
+            PackedQ4_0.Activation a = packedActivation();
+            a.prepare(packedPrecision(k), x, xOff, 0, 1, g.cols());
+            float[] up = scratch(u.rows());
+            Parallel.RangeTask task = (g0, g1) -> {
+                int r0 = g0 * PackedQ4_0.ROWS, r1 = g1 * PackedQ4_0.ROWS;
+                pg.product(a, 0, 0, g0, g1, out, outOff + r0);
+                pu.product(a, 0, 0, g0, g1, up, r0);
+                for (int r = r0; r < r1; r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
+            };
+            int groups = g.rows() / PackedQ4_0.ROWS;
+            if (pool == null || pool.threads() == 1 || 2 * g.byteSize() < PARALLEL_MIN_BYTES) task.run(0, groups);
+            else pool.forRange(groups, 1, task);
+            return;
+        }
         if (k == null || quantizing(k) != null) {
             // the scalar reference and rounded activations keep their own paths: two products, then the combination
             float[] up = scratch(u.rows()); // matVec itself never uses this thread's scratch
@@ -217,6 +258,11 @@ public final class Kernels {
             return;
         }
         RowKernel rk = (RowKernel) k;
+        boolean tiles = batch >= (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch());
+        if (w.packed() != null && (quantizing(rk) != null || !tiles)) {
+            packedMatMul(pool, rk, w.packed(), x, xStride, batch, out, outStride);
+            return;
+        }
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
         QuantizedActivation.Scheme scheme = quantizing(rk);
@@ -268,6 +314,36 @@ public final class Kernels {
         } else {
             pool.forRange(rows, grain, task);
         }
+    }
+
+    /**
+     * A few vectors, or rounded activations, on a packed matrix: the integer products vector by vector, each group
+     * of 16 rows still in L1 for the next vector. Larger float batches take the tile path on the file's rows,
+     * which is faster there (one float decode per weight shared by the whole batch).
+     */
+    private static void packedMatMul(Parallel pool, RowKernel k, PackedQ4_0 p, float[] x, int xStride, int batch, float[] out, int outStride) {
+        int rows = p.rows(), cols = p.cols(), groups = rows / PackedQ4_0.ROWS;
+        PackedQ4_0.Activation a = packedActivation();
+        a.prepare(packedPrecision(k), x, 0, xStride, batch, cols);
+        int stride = a.stride(), nb = cols / 32;
+        Parallel.RangeTask task = (g0, g1) -> {
+            for (int g = g0; g < g1; g++) {
+                for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, g + 1, out, b * outStride + g * PackedQ4_0.ROWS);
+            }
+        };
+        if (pool == null || pool.threads() == 1 || (long) rows * cols * batch < 1 << 16) task.run(0, groups);
+        else pool.forRange(groups, 1, task);
+    }
+
+    private static PackedQ4_0.Precision packedPrecision(RowKernel k) {
+        return quantizing(k) != null ? PackedQ4_0.Precision.BITS_8 : PackedQ4_0.Precision.BITS_16;
+    }
+
+    private static final ThreadLocal<PackedQ4_0.Activation> PACKED_ACTIVATION = ThreadLocal.withInitial(PackedQ4_0.Activation::new);
+
+    /** This thread's activation buffers for packed products (prepared by the caller, then only read by the workers). */
+    private static PackedQ4_0.Activation packedActivation() {
+        return PACKED_ACTIVATION.get();
     }
 
     /** Overrides every kernel's {@link RowKernel#tileMinBatch} when set (for measuring the crossover). */

@@ -6,8 +6,10 @@ import java.lang.foreign.MemorySegment;
  * A 2-D weight matrix of {@code rows × cols} values in format {@code type}, stored row after row in
  * {@code data} (a GGUF tensor with ggml shape [cols, rows]: the first ggml dimension is the row length).
  * The segment may be a slice of a memory-mapped file, an off-heap buffer or a heap segment.
+ * {@code packed}, when not null, is a copy of the same rows regrouped for the integer kernels
+ * ({@link PackedQ4_0}); the products then read it instead of {@code data}.
  */
-public record Matrix(GgmlType type, MemorySegment data, int rows, int cols) {
+public record Matrix(GgmlType type, MemorySegment data, int rows, int cols, PackedQ4_0 packed) {
     public Matrix {
         if (type == null || data == null) throw new IllegalArgumentException("type and data are required");
         if (rows <= 0 || cols <= 0) throw new IllegalArgumentException("bad shape " + rows + "x" + cols);
@@ -16,6 +18,19 @@ public record Matrix(GgmlType type, MemorySegment data, int rows, int cols) {
             throw new IllegalArgumentException("matrix " + rows + "x" + cols + " " + type + " needs " + need
                     + " bytes but its data has " + data.byteSize());
         }
+        if (packed != null && (type != GgmlType.Q4_0 || packed.rows() != rows || packed.cols() != cols)) {
+            throw new IllegalArgumentException("packed copy of " + packed.rows() + "x" + packed.cols() + " does not match the " + type + " matrix "
+                    + rows + "x" + cols);
+        }
+    }
+
+    public Matrix(GgmlType type, MemorySegment data, int rows, int cols) {
+        this(type, data, rows, cols, null);
+    }
+
+    /** This matrix with a packed copy of its rows (or without one, for null). */
+    public Matrix withPacked(PackedQ4_0 p) {
+        return new Matrix(type, data, rows, cols, p);
     }
 
     /** Bytes of one row. */
@@ -26,6 +41,7 @@ public record Matrix(GgmlType type, MemorySegment data, int rows, int cols) {
 
     /** Rows [first, first + count) as a matrix of their own, sharing memory. */
     public Matrix rows(int first, int count) {
-        return new Matrix(type, data.asSlice(first * rowBytes(), count * rowBytes()), count, cols);
+        return new Matrix(type, data.asSlice(first * rowBytes(), count * rowBytes()), count, cols,
+                packed == null ? null : packed.rows(first, count));
     }
 }

@@ -33,12 +33,12 @@ class ConformanceTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"tiny_mixtral_f16", "tiny_mixtral_q8_0", "tiny_mixtral_q4_0", "tiny_qwen3moe_q8_0"})
+    @ValueSource(strings = {"tiny_mixtral_f16", "tiny_mixtral_q8_0", "tiny_mixtral_q4_0", "tiny_mixtral_q4_0+packed", "tiny_qwen3moe_q8_0"})
     void allPositionLogitsMatchExactDequantizedReference(String name) throws Exception {
-        int[] tokens = Reference.tokens(name);
-        float[][] expected = Reference.logitsAll(name + "_deq_f32");
-        try (GgufFile f = GgufFile.open(Reference.model(name))) {
-            Model m = Model.load(f);
+        int[] tokens = Reference.tokens(base(name));
+        float[][] expected = Reference.logitsAll(base(name) + "_deq_f32");
+        try (GgufFile f = GgufFile.open(Reference.model(base(name)))) {
+            Model m = load(f, name);
             int v = m.hyperparams().nVocab();
             // prompt in two uneven batches, so both the batched and the continuing path are exercised
             InferenceState st = m.newState(256, pool);
@@ -53,12 +53,12 @@ class ConformanceTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"tiny_mixtral_f16", "tiny_mixtral_q8_0", "tiny_mixtral_q4_0", "tiny_qwen3moe_q8_0"})
+    @ValueSource(strings = {"tiny_mixtral_f16", "tiny_mixtral_q8_0", "tiny_mixtral_q4_0", "tiny_mixtral_q4_0+packed", "tiny_qwen3moe_q8_0"})
     void greedyContinuationMatchesExactReference(String name) throws Exception {
-        int[] tokens = Reference.tokens(name);
-        int[] expected = Reference.greedy(name + "_deq_f32");
-        try (GgufFile f = GgufFile.open(Reference.model(name))) {
-            Model m = Model.load(f);
+        int[] tokens = Reference.tokens(base(name));
+        int[] expected = Reference.greedy(base(name) + "_deq_f32");
+        try (GgufFile f = GgufFile.open(Reference.model(base(name)))) {
+            Model m = load(f, name);
             InferenceState st = m.newState(256, pool);
             float[] logits = st.eval(tokens, 0, tokens.length, 64);
             int[] got = new int[expected.length];
@@ -71,19 +71,32 @@ class ConformanceTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"tiny_mixtral_f16", "tiny_mixtral_q8_0", "tiny_mixtral_q4_0", "tiny_qwen3moe_q8_0"})
+    @ValueSource(strings = {"tiny_mixtral_f16", "tiny_mixtral_q8_0", "tiny_mixtral_q4_0", "tiny_mixtral_q4_0+packed", "tiny_qwen3moe_q8_0"})
     void perplexityWithinHalfPercentOfLlamaCpp(String name) throws Exception {
         String text = Files.readString(Reference.dir().resolve("sample.txt"));
-        try (GgufFile f = GgufFile.open(Reference.model(name))) {
-            Model m = Model.load(f);
+        try (GgufFile f = GgufFile.open(Reference.model(base(name)))) {
+            Model m = load(f, name);
             Tokenizer tok = Tokenizer.fromGguf(f);
             int[] tokens = tok.encode(text, true, false);
             InferenceState st = m.newState(256, pool);
             Perplexity.Result r = Perplexity.compute(st, tokens, 256, 256, tok.addBos() ? tok.bos() : -1, null);
-            double expected = Reference.ppl(name);
+            double expected = Reference.ppl(base(name));
             double rel = Math.abs(r.ppl() - expected) / expected;
             assertTrue(rel < 0.005, name + ": jmoe ppl " + r.ppl() + " vs llama.cpp " + expected + " (" + rel * 100 + "%)");
         }
+    }
+
+    /** "name+packed": name's model with its Q4_0 matrices packed, the layout generate and chat use by default. */
+    private static String base(String name) {
+        return name.replace("+packed", "");
+    }
+
+    private static Model load(GgufFile f, String name) {
+        Model m = Model.load(f);
+        if (!name.endsWith("+packed")) return m;
+        Model packed = m.withPackedWeights();
+        assertTrue(packed.layer(0).wq().packed() != null, "the Q4_0 attention matrices should be packed");
+        return packed;
     }
 
     static int argmax(float[] x) {

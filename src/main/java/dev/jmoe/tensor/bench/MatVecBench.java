@@ -3,6 +3,7 @@ package dev.jmoe.tensor.bench;
 import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
+import dev.jmoe.tensor.PackedQ4_0;
 import dev.jmoe.tensor.Parallel;
 import org.openjdk.jmh.annotations.*;
 import org.openjdk.jmh.results.RunResult;
@@ -21,7 +22,8 @@ import java.util.concurrent.TimeUnit;
  * Decode-step matrix × vector throughput per weight format, in weight bytes per second.
  * {@code ws=stream} rotates through enough copies of the matrix to defeat the caches (what decoding a
  * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling). {@code q8act=true}
- * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#setActivationQuantization}).
+ * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#setActivationQuantization});
+ * {@code packed=true} runs Q4_0 on its {@link PackedQ4_0} copy (bytes still counted in the file's layout).
  *
  * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.MatVecBench [JMH options]</pre>
  * prints a GB/s table after the JMH run.
@@ -47,6 +49,10 @@ public class MatVecBench {
 
     @Param({"false", "true"})
     public boolean q8act;
+
+    /** Q4_0 only: run on a {@link PackedQ4_0} copy (the layout generate and speed use by default). */
+    @Param({"false", "true"})
+    public boolean packed;
 
     private Parallel pool;
     private Matrix[] mats;
@@ -74,6 +80,7 @@ public class MatVecBench {
             MemorySegment seg = i == 0 ? first : arena.allocate(bytes, 64);
             if (i > 0) seg.copyFrom(first);
             mats[i] = new Matrix(t, seg, rows, cols);
+            if (packed && PackedQ4_0.canPack(mats[i])) mats[i] = mats[i].withPacked(PackedQ4_0.pack(mats[i], arena));
         }
         x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
@@ -101,15 +108,15 @@ public class MatVecBench {
         Options opts = new OptionsBuilder().parent(new CommandLineOptions(args)).include(MatVecBench.class.getName()).build();
         Collection<RunResult> results = new Runner(opts).run();
         System.out.println();
-        System.out.printf("%-6s %-10s %-7s %-3s %-6s %10s %8s%n", "type", "shape", "ws", "thr", "q8act", "us/op", "GB/s");
+        System.out.printf("%-6s %-10s %-7s %-3s %-6s %-6s %10s %8s%n", "type", "shape", "ws", "thr", "q8act", "packed", "us/op", "GB/s");
         for (RunResult r : results) {
             var p = r.getParams();
             GgmlType t = GgmlType.valueOf(p.getParam("type"));
             String[] s = p.getParam("shape").split("x");
             long bytes = Long.parseLong(s[0]) * t.bytesFor(Long.parseLong(s[1]));
             double us = r.getPrimaryResult().getScore();
-            System.out.printf("%-6s %-10s %-7s %-3s %-6s %10.1f %8.2f%n", t, p.getParam("shape"), p.getParam("ws"),
-                    p.getParam("threads"), p.getParam("q8act"), us, bytes / (us * 1e3));
+            System.out.printf("%-6s %-10s %-7s %-3s %-6s %-6s %10.1f %8.2f%n", t, p.getParam("shape"), p.getParam("ws"),
+                    p.getParam("threads"), p.getParam("q8act"), p.getParam("packed"), us, bytes / (us * 1e3));
         }
     }
 }

@@ -1,0 +1,63 @@
+package dev.jmoe.model;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import dev.jmoe.experts.ExpertWeights;
+import dev.jmoe.experts.ResidentExpertSource;
+import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.tensor.GgmlType;
+import dev.jmoe.tensor.Parallel;
+import dev.jmoe.testutil.Reference;
+import org.junit.jupiter.api.Test;
+
+/** {@link Model#withPackedWeights}: what gets packed, and when. */
+class PackedWeightsTest {
+
+    @Test
+    void packsQ4_0AttentionNowAndEachExpertOnFirstUse() throws Exception {
+        try (GgufFile f = GgufFile.open(Reference.model("tiny_mixtral_q4_0"))) {
+            Model plain = Model.load(f);
+            Model packed = plain.withPackedWeights();
+            assertFalse(plain.packsWeights());
+            assertTrue(packed.packsWeights());
+            assertNull(plain.layer(0).wq().packed());
+            assertNotNull(packed.layer(0).wq().packed());
+            assertEquals(GgmlType.Q8_0, packed.layer(0).wk().type());
+            assertNull(packed.layer(0).wk().packed(), "Q8_0 stays in the file's layout");
+            assertNull(packed.output().packed(), "the Q6_K output stays in the file's layout");
+
+            ResidentExpertSource experts = (ResidentExpertSource) packed.residentExperts();
+            assertEquals(0, experts.packedBytes(), "no expert is packed before it is used");
+            ExpertWeights w = experts.acquire(1, 3);
+            assertNotNull(w.gate().packed());
+            assertNotNull(w.up().packed());
+            assertNotNull(w.down().packed());
+            long once = experts.packedBytes();
+            assertTrue(once > w.byteSize(), "packed copies hold float scales: " + once + " vs " + w.byteSize());
+            assertSame(w, experts.acquire(1, 3), "a second use reuses the packed copy");
+            assertEquals(once, experts.packedBytes());
+            assertNull(plain.residentExperts().acquire(1, 3).gate().packed());
+        }
+    }
+
+    @Test
+    void packedAndPlainModelsGenerateTheSameTokens() throws Exception {
+        try (GgufFile f = GgufFile.open(Reference.model("tiny_mixtral_q4_0")); Parallel pool = new Parallel(2)) {
+            Model plain = Model.load(f);
+            int[] prompt = Reference.tokens("tiny_mixtral_q4_0");
+            int[] a = greedy(plain, prompt, pool), b = greedy(plain.withPackedWeights(), prompt, pool);
+            assertArrayEquals(a, b);
+        }
+    }
+
+    private static int[] greedy(Model m, int[] prompt, Parallel pool) {
+        InferenceState st = m.newState(128, pool);
+        float[] logits = st.eval(prompt, 0, prompt.length, 3); // batches of 3: below the tile threshold, so packed too
+        int[] out = new int[24];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = ConformanceTest.argmax(logits);
+            logits = st.next(out[i]);
+        }
+        return out;
+    }
+}

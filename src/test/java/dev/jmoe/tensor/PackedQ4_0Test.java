@@ -1,0 +1,183 @@
+package dev.jmoe.tensor;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class PackedQ4_0Test {
+    private static Parallel pool2;
+
+    @BeforeAll static void start() { pool2 = new Parallel(2); }
+    @AfterAll static void stop() { pool2.close(); }
+    @AfterEach void exact() { Kernels.setActivationQuantization(false); }
+
+    private static Matrix randomQ4_0(int rows, int cols, Random rnd) {
+        float[] src = TypeKernelTest.gaussian(rnd, rows * cols, 0.05f);
+        return new Matrix(GgmlType.Q4_0, TypeKernelTest.quantize(GgmlType.Q4_0, src, rows, cols), rows, cols);
+    }
+
+    private static Matrix packed(Matrix m) {
+        return m.withPacked(PackedQ4_0.pack(m, Arena.ofAuto()));
+    }
+
+    /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
+    private static float[] activation(Random rnd, int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) (rnd.nextGaussian() * Math.pow(10, (i / 32) % 4 - 2));
+        for (int i = 0; i < n; i += 37) x[i] = 0;
+        return x;
+    }
+
+    /**
+     * 16-bit activations: x is rounded to steps of amax/32512 per block of 32, so a row's product may move by at
+     * most Σ_blocks (amax_b/65024)·Σ_{j in b}|w_j| from the exact one (plus float rounding). The bound is checked
+     * row by row against the scalar reference on the file's rows.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 256, 1024, 3584})
+    void sixteenBitProductsStayWithinTheirRoundingBound(int cols) {
+        Random rnd = new Random(cols);
+        Matrix m = randomQ4_0(48, cols, rnd);
+        Matrix p = packed(m);
+        float[] x = activation(rnd, cols);
+        float[] got = new float[48];
+        Kernels.matVec(pool2, p, x, 0, got, 0);
+        TypeKernel k = Kernels.forType(GgmlType.Q4_0);
+        float[] row = new float[cols];
+        double worst = 0;
+        for (int r = 0; r < 48; r++) {
+            k.dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
+            double exact = 0, bound = 0, mag = 0;
+            for (int b = 0; b < cols / 32; b++) {
+                double amax = 0, w = 0;
+                for (int j = 32 * b; j < 32 * b + 32; j++) {
+                    amax = Math.max(amax, Math.abs(x[j]));
+                    w += Math.abs(row[j]);
+                    exact += (double) row[j] * x[j];
+                    mag += Math.abs((double) row[j] * x[j]);
+                }
+                bound += amax / 65024 * w;
+            }
+            double err = Math.abs(got[r] - exact);
+            assertTrue(err <= bound * 1.01 + 1e-6 * mag, "row " + r + ": |" + got[r] + " - " + exact + "| = " + err + " > bound " + bound);
+            worst = Math.max(worst, err / Math.max(bound, 1e-30));
+        }
+        // the rounding really happens (the kernel is not secretly the float path) but stays well inside the bound
+        assertTrue(worst > 0, "no rounding error at all");
+    }
+
+    /** With activations rounded as llama.cpp does, the packed products are ggml's integer sums: only the float order differs. */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 1024, 3584})
+    void eightBitProductsEqualTheIntegerDotsOfTheRowPath(int cols) {
+        Random rnd = new Random(7 + cols);
+        Matrix m = randomQ4_0(32, cols, rnd);
+        Matrix p = packed(m);
+        float[] x = activation(rnd, cols);
+        Kernels.setActivationQuantization(true);
+        float[] got = new float[32];
+        Kernels.matVec(pool2, p, x, 0, got, 0);
+        QuantizedActivation a = new QuantizedActivation();
+        a.quantize(QuantizedActivation.Scheme.Q8_0, x, 0, cols);
+        RowKernel k = Kernels.rowKernel(GgmlType.Q4_0);
+        float[] row = new float[cols], xq = a.dequantized();
+        for (int r = 0; r < 32; r++) {
+            float want = k.dotQ8Scalar(m.data(), r * m.rowBytes(), a, cols);
+            k.dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
+            double mag = 0; // Σ|w·x|: the scale of float-order differences
+            for (int j = 0; j < cols; j++) mag += Math.abs((double) row[j] * xq[j]);
+            assertEquals(want, got[r], 1e-6 * mag + 1e-12, "row " + r);
+        }
+    }
+
+    @Test
+    void batchedAndGatedProductsAgreeWithSingleVectors() {
+        Random rnd = new Random(3);
+        int rows = 64, cols = 512;
+        Matrix g = packed(randomQ4_0(rows, cols, rnd)), u = packed(randomQ4_0(rows, cols, rnd));
+        float[] x = new float[3 * cols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        for (boolean rounded : new boolean[] {false, true}) {
+            Kernels.setActivationQuantization(rounded);
+            // batch of 3: below the tile threshold, so packed vector by vector (rounded: at any batch size)
+            float[] batched = new float[3 * rows];
+            Kernels.matMul(pool2, g, x, cols, 3, batched, rows);
+            float[] one = new float[rows];
+            for (int b = 0; b < 3; b++) {
+                Kernels.matVec(pool2, g, x, b * cols, one, 0);
+                for (int r = 0; r < rows; r++) assertEquals(one[r], batched[b * rows + r], "rounded " + rounded + " vector " + b + " row " + r);
+            }
+            float[] gated = new float[rows], gu = new float[rows], uu = new float[rows];
+            Kernels.gatedMatVec(pool2, g, u, (a, b) -> a * 2 + b, x, cols, gated, 0);
+            Kernels.matVec(pool2, g, x, cols, gu, 0);
+            Kernels.matVec(pool2, u, x, cols, uu, 0);
+            for (int r = 0; r < rows; r++) assertEquals(gu[r] * 2 + uu[r], gated[r], "rounded " + rounded + " gated row " + r);
+        }
+    }
+
+    @Test
+    void largeFloatBatchesTakeTheTilePathOnTheFileRows() {
+        Random rnd = new Random(4);
+        Matrix m = randomQ4_0(32, 256, rnd);
+        float[] x = new float[8 * 256];
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        float[] plain = new float[8 * 32], fromPacked = new float[8 * 32];
+        Kernels.matMul(pool2, m, x, 256, 8, plain, 32);
+        Kernels.matMul(pool2, packed(m), x, 256, 8, fromPacked, 32);
+        assertArrayEquals(plain, fromPacked);
+    }
+
+    @Test
+    void rowSlicesKeepThePackingOnlyOnWholeGroups() {
+        Random rnd = new Random(5);
+        Matrix m = packed(randomQ4_0(64, 256, rnd));
+        Matrix aligned = m.rows(16, 32), unaligned = m.rows(8, 16);
+        assertNotNull(aligned.packed());
+        assertNull(unaligned.packed());
+        float[] x = new float[256];
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        float[] all = new float[64], part = new float[32];
+        Kernels.matVec(null, m, x, 0, all, 0);
+        Kernels.matVec(null, aligned, x, 0, part, 0);
+        for (int r = 0; r < 32; r++) assertEquals(all[16 + r], part[r], "row " + (16 + r));
+    }
+
+    @Test
+    void onlyQ4_0WithWholeGroupsCanBePacked() {
+        Random rnd = new Random(6);
+        assertFalse(PackedQ4_0.canPack(randomQ4_0(24, 64, rnd)));
+        float[] src = TypeKernelTest.gaussian(rnd, 16 * 64, 0.05f);
+        Matrix q8 = new Matrix(GgmlType.Q8_0, TypeKernelTest.quantize(GgmlType.Q8_0, src, 16, 64), 16, 64);
+        assertFalse(PackedQ4_0.canPack(q8));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PackedQ4_0.pack(q8, Arena.ofAuto()));
+        assertTrue(e.getMessage().contains("Q8_0 16x64"), e.getMessage());
+        Matrix m = randomQ4_0(32, 64, rnd);
+        PackedQ4_0 other = PackedQ4_0.pack(randomQ4_0(16, 64, rnd), Arena.ofAuto());
+        assertThrows(IllegalArgumentException.class, () -> m.withPacked(other));
+    }
+
+    /** The scalar reference mode still reads the file's rows, so it stays the exact reference for a packed matrix. */
+    @Test
+    void scalarReferenceIgnoresThePackedCopy() {
+        Random rnd = new Random(8);
+        Matrix m = randomQ4_0(16, 128, rnd);
+        float[] x = activation(rnd, 128);
+        float[] plain = new float[16], fromPacked = new float[16];
+        Kernels.setScalarReference(true);
+        try {
+            Kernels.matVec(null, m, x, 0, plain, 0);
+            Kernels.matVec(null, packed(m), x, 0, fromPacked, 0);
+        } finally {
+            Kernels.setScalarReference(false);
+        }
+        assertArrayEquals(plain, fromPacked);
+    }
+}
