@@ -5,6 +5,7 @@ import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.KernelWarmup;
 import dev.jmoe.model.Model;
+import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Parallel;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -41,11 +42,13 @@ final class LoadedModel implements AutoCloseable {
         int batch = o.batch();
         GgufFile file = null;
         Parallel pool = null;
+        boolean before = Kernels.activationQuantization();
         try (Status status = new Status("loading " + path.getFileName(), o.quiet)) {
             file = GgufFile.open(path);
             status.update(1, 3, "mapped");
             Model model = Model.load(file);
             if (!o.noPack) model = model.withPackedWeights();
+            if (o.int8Activations) Kernels.setActivationQuantization(true); // process-wide; close() restores it
             status.update(2, 3, "weights");
             Tokenizer tokenizer = Tokenizer.fromGguf(file);
             status.update(3, 3, "tokenizer");
@@ -57,8 +60,11 @@ final class LoadedModel implements AutoCloseable {
                     KernelWarmup.run(model, pool, WARMUP_BUDGET_NANOS, (done, types) -> warming.update(done, types, "weight types"));
                 }
             }
-            return new LoadedModel(path, file, model, tokenizer, pool, ctx, batch);
+            LoadedModel loaded = new LoadedModel(path, file, model, tokenizer, pool, ctx, batch);
+            loaded.activationQuantizationBefore = before;
+            return loaded;
         } catch (IOException | RuntimeException e) {
+            Kernels.setActivationQuantization(before);
             if (pool != null) pool.close();
             if (file != null) file.close();
             throw e;
@@ -68,6 +74,9 @@ final class LoadedModel implements AutoCloseable {
     InferenceState newState() {
         return model.newState(ctxSize, pool);
     }
+
+    /** The process-wide rounding setting before --int8-activations changed it. */
+    private boolean activationQuantizationBefore;
 
     private final java.util.ArrayDeque<AutoCloseable> closeFirst = new java.util.ArrayDeque<>();
 
@@ -87,5 +96,6 @@ final class LoadedModel implements AutoCloseable {
         }
         pool.close();
         file.close();
+        Kernels.setActivationQuantization(activationQuantizationBefore);
     }
 }

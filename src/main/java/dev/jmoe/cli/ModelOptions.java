@@ -32,6 +32,10 @@ final class ModelOptions {
             + " ones on a regrouped copy (for comparing; the results differ by float rounding only)")
     boolean noPack;
 
+    @Option(names = "--int8-activations", description = "round activations to 8 bits inside quantized products as llama.cpp does:"
+            + " faster (packed Q4_0 decode most), and the logits follow llama.cpp's quantized run instead of the exact one")
+    boolean int8Activations;
+
     int threadCount() {
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         if (n < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + n);

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.Model;
+import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Parallel;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -37,6 +38,7 @@ final class SpeedCommand implements Callable<Integer> {
     @Option(names = "--warmup", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE})") int warmup;
     @Option(names = "--json", paramLabel = "FILE", description = "write the figures as JSON") Path json;
     @Option(names = "--no-pack", description = "keep Q4_0 matrices in the file's layout (float products)") boolean noPack;
+    @Option(names = "--int8-activations", description = "round activations to 8 bits inside quantized products, as llama.cpp does") boolean int8Activations;
     @Option(names = "--both-layouts", description = "measure each model twice, packed and with --no-pack, side by side") boolean bothLayouts;
 
     @Override
@@ -46,6 +48,8 @@ final class SpeedCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         List<GgufFile> files = new ArrayList<>();
         if (noPack && bothLayouts) throw new IllegalArgumentException("--no-pack and --both-layouts exclude each other");
+        boolean roundingBefore = Kernels.activationQuantization();
+        if (int8Activations) Kernels.setActivationQuantization(true);
         List<Model> loaded = new ArrayList<>();
         List<String> names = new ArrayList<>();
         try (Parallel pool = new Parallel(nThreads)) {
@@ -84,6 +88,7 @@ final class SpeedCommand implements Callable<Integer> {
                 out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f%n", names.get(i), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]));
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("model", names.get(i));
+                row.put("int8_activations", int8Activations);
                 row.put("packed", !noPack && !names.get(i).endsWith(" --no-pack"));
                 row.put("threads", nThreads);
                 row.put("n_prompt", nPrompt);
@@ -97,6 +102,7 @@ final class SpeedCommand implements Callable<Integer> {
             if (json != null) new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), rows);
         } finally {
             for (GgufFile f : files) f.close();
+            Kernels.setActivationQuantization(roundingBefore);
         }
         return 0;
     }

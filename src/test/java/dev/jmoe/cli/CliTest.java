@@ -161,6 +161,27 @@ class CliTest {
         assertTrue(node.get("prompt_tokens_per_s").asDouble() > 0);
     }
 
+    /** Packed Q4_0 (the default) and the file's layout both continue the prompt as the exact reference does. */
+    @Test
+    void packedAndFileLayoutQ4_0GenerateTheExactGreedyContinuation() throws Exception {
+        String name = "tiny_mixtral_q4_0";
+        String model = Reference.model(name).toString();
+        String expected;
+        try (var f = dev.jmoe.gguf.GgufFile.open(Reference.model(name))) {
+            expected = dev.jmoe.generate.Tokenizer.fromGguf(f).decode(Reference.greedy(name + "_deq_f32"));
+        }
+        for (String layout : new String[] {"--no-pack", "--threads=2"}) {
+            Run r = jmoe("generate", "-m", model, "-p", Reference.prompt(), "-n", "16", "--temp", "0", "--no-display-prompt", "--ignore-eos",
+                    "-q", layout);
+            assertEquals(0, r.code(), r.err());
+            assertEquals(expected, r.out().substring(0, r.out().length() - 1), layout);
+        }
+        Run int8 = jmoe("generate", "-m", model, "-p", Reference.prompt(), "-n", "16", "--temp", "0", "--no-display-prompt", "--ignore-eos",
+                "-q", "--int8-activations");
+        assertEquals(0, int8.code(), int8.err());
+        assertFalse(dev.jmoe.tensor.Kernels.activationQuantization(), "--int8-activations must not outlive its command");
+    }
+
     @Test
     void sameSeedSameTextDifferentSeedDifferentText() {
         String m = Reference.model("tiny_qwen3moe_q8_0").toString();
