@@ -224,6 +224,8 @@ public final class PackedQ4_0 {
         }
     }
 
+    // group8 and group16 share their frame on purpose: each is a single hot loop that C2 compiles tightly, where one
+    // loop branching on the precision inside would not be.
     private void group8(int g, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
         int nb = cols / QK;
         MemorySegment seg = data.asSlice(g * groupBytes(), groupBytes());
