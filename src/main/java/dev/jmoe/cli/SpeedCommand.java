@@ -52,6 +52,7 @@ final class SpeedCommand implements Callable<Integer> {
         if (int8Activations) Kernels.setActivationQuantization(true);
         List<Model> loaded = new ArrayList<>();
         List<String> names = new ArrayList<>();
+        List<Boolean> packed = new ArrayList<>();
         try (Parallel pool = new Parallel(nThreads)) {
             for (Path p : models) {
                 if (!Files.isRegularFile(p)) throw new IllegalArgumentException("model file not found: " + p);
@@ -61,10 +62,12 @@ final class SpeedCommand implements Callable<Integer> {
                 if (!noPack) {
                     loaded.add(m.withPackedWeights());
                     names.add(p.getFileName().toString());
+                    packed.add(true);
                 }
                 if (noPack || bothLayouts) {
                     loaded.add(m);
                     names.add(p.getFileName() + (bothLayouts ? " --no-pack" : ""));
+                    packed.add(false);
                 }
             }
             double[][] pp = new double[loaded.size()][reps], tg = new double[loaded.size()][reps];
@@ -89,7 +92,7 @@ final class SpeedCommand implements Callable<Integer> {
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("model", names.get(i));
                 row.put("int8_activations", int8Activations);
-                row.put("packed", !noPack && !names.get(i).endsWith(" --no-pack"));
+                row.put("packed", packed.get(i));
                 row.put("threads", nThreads);
                 row.put("n_prompt", nPrompt);
                 row.put("n_gen", nGen);

@@ -15,7 +15,6 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
 public final class ResidentExpertSource implements ExpertSource {
     private final AtomicReferenceArray<ExpertWeights>[] experts;
     private final List<StackedExperts> layers;
-    private final boolean pack;
     private final AtomicLong packedBytes = new AtomicLong();
 
     /** {@code layers.get(l)} is layer l's experts, or null for a layer without experts. */
@@ -27,7 +26,6 @@ public final class ResidentExpertSource implements ExpertSource {
     @SuppressWarnings("unchecked")
     public ResidentExpertSource(List<StackedExperts> layers, boolean pack) {
         this.layers = new java.util.ArrayList<>(layers); // may hold nulls
-        this.pack = pack;
         experts = new AtomicReferenceArray[layers.size()];
         for (int l = 0; l < layers.size(); l++) {
             StackedExperts stacked = layers.get(l);

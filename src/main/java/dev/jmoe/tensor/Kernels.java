@@ -144,10 +144,7 @@ public final class Kernels {
             PackedQ4_0 p = w.packed();
             PackedQ4_0.Activation a = packedActivation();
             a.prepare(packedPrecision(k), x, xOff, 0, 1, w.cols());
-            Parallel.RangeTask task = (g0, g1) -> p.product(a, 0, 0, g0, g1, out, outOff + g0 * PackedQ4_0.ROWS);
-            int groups = w.rows() / PackedQ4_0.ROWS;
-            if (pool == null || pool.threads() == 1 || w.byteSize() < PARALLEL_MIN_BYTES) task.run(0, groups);
-            else pool.forRange(groups, 1, task);
+            forGroups(pool, w.rows(), w.byteSize() < PARALLEL_MIN_BYTES, (g0, g1) -> p.product(a, 0, 0, g0, g1, out, outOff + g0 * PackedQ4_0.ROWS));
             return;
         }
         MemorySegment data = w.data();
@@ -201,15 +198,12 @@ public final class Kernels {
             PackedQ4_0.Activation a = packedActivation();
             a.prepare(packedPrecision(k), x, xOff, 0, 1, g.cols());
             float[] up = scratch(u.rows());
-            Parallel.RangeTask task = (g0, g1) -> {
+            forGroups(pool, g.rows(), 2 * g.byteSize() < PARALLEL_MIN_BYTES, (g0, g1) -> {
                 int r0 = g0 * PackedQ4_0.ROWS, r1 = g1 * PackedQ4_0.ROWS;
                 pg.product(a, 0, 0, g0, g1, out, outOff + r0);
                 pu.product(a, 0, 0, g0, g1, up, r0);
                 for (int r = r0; r < r1; r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
-            };
-            int groups = g.rows() / PackedQ4_0.ROWS;
-            if (pool == null || pool.threads() == 1 || 2 * g.byteSize() < PARALLEL_MIN_BYTES) task.run(0, groups);
-            else pool.forRange(groups, 1, task);
+            });
             return;
         }
         if (k == null || quantizing(k) != null) {
@@ -322,16 +316,21 @@ public final class Kernels {
      * which is faster there (one float decode per weight shared by the whole batch).
      */
     private static void packedMatMul(Parallel pool, RowKernel k, PackedQ4_0 p, float[] x, int xStride, int batch, float[] out, int outStride) {
-        int rows = p.rows(), cols = p.cols(), groups = rows / PackedQ4_0.ROWS;
+        int rows = p.rows(), cols = p.cols();
         PackedQ4_0.Activation a = packedActivation();
         a.prepare(packedPrecision(k), x, 0, xStride, batch, cols);
         int stride = a.stride(), nb = cols / 32;
-        Parallel.RangeTask task = (g0, g1) -> {
+        forGroups(pool, rows, (long) rows * cols * batch < 1 << 16, (g0, g1) -> {
             for (int g = g0; g < g1; g++) {
                 for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, g + 1, out, b * outStride + g * PackedQ4_0.ROWS);
             }
-        };
-        if (pool == null || pool.threads() == 1 || (long) rows * cols * batch < 1 << 16) task.run(0, groups);
+        });
+    }
+
+    /** Runs task over the 16-row groups of {@code rows} rows: on this thread when {@code small}, else split over the pool. */
+    private static void forGroups(Parallel pool, int rows, boolean small, Parallel.RangeTask task) {
+        int groups = rows / PackedQ4_0.ROWS;
+        if (pool == null || pool.threads() == 1 || small) task.run(0, groups);
         else pool.forRange(groups, 1, task);
     }
 

@@ -50,11 +50,11 @@ public final class PackedQ4_0 {
     enum Precision {
         BITS_8(33), BITS_16(66);
 
-        /** 16-lane vectors of prepared activation per block of 32 values. */
-        final int vectorsPerBlock;
+        /** Shorts of prepared activation per block of 32 values: 33 or 66 vectors of 16 lanes. */
+        final int blockShorts;
 
-        Precision(int vectorsPerBlock) {
-            this.vectorsPerBlock = vectorsPerBlock;
+        Precision(int vectors) {
+            this.blockShorts = vectors * 16;
         }
     }
 
@@ -127,12 +127,13 @@ public final class PackedQ4_0 {
         int cols;
         short[] v = new short[0];
         float[] d = new float[0];
-        private final QuantizedActivation q8 = new QuantizedActivation();
+        private byte[] q8 = new byte[0];
+        private float[] d8 = new float[0];
         private final int[] hi = new int[QK], lo = new int[QK];
 
         /** Shorts per vector of x. */
         int stride() {
-            return cols / QK * precision.vectorsPerBlock * 16;
+            return cols / QK * precision.blockShorts;
         }
 
         /** Lays out {@code batch} vectors x[b·xStride + xOff ..] of {@code cols} values. */
@@ -150,14 +151,17 @@ public final class PackedQ4_0 {
         }
 
         private void prepare8(float[] x, int xOff, int n, int vOff, int dOff) {
-            q8.quantize(QuantizedActivation.Scheme.Q8_0, x, xOff, n);
-            byte[] q = q8.q;
+            if (q8.length < n) {
+                q8 = new byte[n];
+                d8 = new float[n / QK];
+            }
+            QuantizedActivation.quantizeQ8_0(x, xOff, n, q8, d8);
             for (int b = 0; b < n / QK; b++) {
-                int o = vOff + b * 33 * 16, xo = QK * b, sum = 0;
-                for (int j = 0; j < QK; j++) sum += q[xo + j];
+                int o = vOff + b * Precision.BITS_8.blockShorts, xo = QK * b, sum = 0;
+                for (int j = 0; j < QK; j++) sum += q8[xo + j];
                 fill(o, -8 * sum);
-                nibbleVectors(o + 16, q, xo);
-                d[dOff + b] = q8.d[b];
+                nibbleVectors(o + 16, q8, xo);
+                d[dOff + b] = d8[b];
             }
         }
 
@@ -177,7 +181,7 @@ public final class PackedQ4_0 {
                     sumHi += h;
                     sumLo += lo[j];
                 }
-                int o = vOff + b * 66 * 16;
+                int o = vOff + b * Precision.BITS_16.blockShorts;
                 fill(o, -8 * sumHi);
                 fill(o + 16, -8 * sumLo);
                 for (int s = 0; s < 8; s++) {
@@ -232,7 +236,7 @@ public final class PackedQ4_0 {
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
             long p = (long) b * GROUP_BLOCK;
-            int o = vOff + b * 33 * 16;
+            int o = vOff + b * Precision.BITS_8.blockShorts;
             ShortVector s0 = ShortVector.fromArray(S, act, o), s1 = ShortVector.zero(S), s2 = ShortVector.zero(S), s3 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
                 ShortVector w = ShortVector.fromMemorySegment(S, seg, p + 4 * ROWS + 32L * s, LE);
@@ -259,7 +263,7 @@ public final class PackedQ4_0 {
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
             long p = (long) b * GROUP_BLOCK;
-            int o = vOff + b * 66 * 16;
+            int o = vOff + b * Precision.BITS_16.blockShorts;
             ShortVector h0 = ShortVector.fromArray(S, act, o), h1 = ShortVector.zero(S);
             ShortVector l0 = ShortVector.fromArray(S, act, o + 16), l1 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
