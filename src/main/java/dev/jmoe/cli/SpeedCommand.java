@@ -40,6 +40,8 @@ final class SpeedCommand implements Callable<Integer> {
     @Option(names = "--no-pack", description = "keep Q4_0 matrices in the file's layout (float products)") boolean noPack;
     @Option(names = "--int8-activations", description = "round activations to 8 bits inside quantized products, as llama.cpp does") boolean int8Activations;
     @Option(names = "--both-layouts", description = "measure each model twice, packed and with --no-pack, side by side") boolean bothLayouts;
+    @Option(names = "--llama-bench", paramLabel = "EXE", description = "also run llama.cpp's llama-bench on each file, interleaved with"
+            + " jmoe's rounds, and print jmoe / llama.cpp ratios (bench/get-llama-bench fetches one)") Path llamaBench;
 
     @Override
     public Integer call() throws Exception {
@@ -48,11 +50,13 @@ final class SpeedCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         List<GgufFile> files = new ArrayList<>();
         if (noPack && bothLayouts) throw new IllegalArgumentException("--no-pack and --both-layouts exclude each other");
+        LlamaBench llama = llamaBench != null ? new LlamaBench(llamaBench, nThreads, nPrompt, nGen) : null;
         boolean roundingBefore = Kernels.activationQuantization();
         if (int8Activations) Kernels.setActivationQuantization(true);
         List<Model> loaded = new ArrayList<>();
         List<String> names = new ArrayList<>();
         List<Boolean> packed = new ArrayList<>();
+        List<Path> sources = new ArrayList<>();
         try (Parallel pool = new Parallel(nThreads)) {
             for (Path p : models) {
                 if (!Files.isRegularFile(p)) throw new IllegalArgumentException("model file not found: " + p);
@@ -63,32 +67,57 @@ final class SpeedCommand implements Callable<Integer> {
                     loaded.add(m.withPackedWeights());
                     names.add(p.getFileName().toString());
                     packed.add(true);
+                    sources.add(p);
                 }
                 if (noPack || bothLayouts) {
                     loaded.add(m);
                     names.add(p.getFileName() + (bothLayouts ? " --no-pack" : ""));
                     packed.add(false);
+                    sources.add(p);
                 }
             }
             double[][] pp = new double[loaded.size()][reps], tg = new double[loaded.size()][reps];
+            // llama.cpp's figures per file, measured in the same rounds (one llama-bench run per file and round)
+            List<Path> distinctFiles = models.stream().distinct().toList();
+            double[][] lpp = new double[distinctFiles.size()][reps], ltg = new double[distinctFiles.size()][reps];
             int rounds = warmup + reps;
+            int steps = loaded.size() + (llama != null ? distinctFiles.size() : 0);
             try (Status status = new Status("speed", false)) {
                 for (int round = 0; round < rounds; round++) {
                     for (int i = 0; i < loaded.size(); i++) {
-                        status.update((long) round * loaded.size() + i, (long) rounds * loaded.size(), names.get(i));
+                        status.update((long) round * steps + i, (long) rounds * steps, names.get(i));
                         double[] r = once(loaded.get(i), pool, round);
                         if (round >= warmup) {
                             pp[i][round - warmup] = r[0];
                             tg[i][round - warmup] = r[1];
                         }
                     }
+                    if (llama != null && round >= warmup) {
+                        for (int j = 0; j < distinctFiles.size(); j++) {
+                            status.update((long) round * steps + loaded.size() + j, (long) rounds * steps, "llama-bench " + distinctFiles.get(j).getFileName());
+                            double[] r = llama.run(distinctFiles.get(j));
+                            lpp[j][round - warmup] = r[0];
+                            ltg[j][round - warmup] = r[1];
+                        }
+                    }
                 }
             }
-            out.printf("%-40s %8s %14s %14s%n", "model", "threads", "pp" + nPrompt + " t/s", "tg" + nGen + " t/s");
+            if (llama != null) {
+                out.printf("%-40s %8s %14s %14s %16s %16s%n", "model", "threads", "pp" + nPrompt + " t/s", "tg" + nGen + " t/s", "pp vs llama.cpp",
+                        "tg vs llama.cpp");
+            } else {
+                out.printf("%-40s %8s %14s %14s%n", "model", "threads", "pp" + nPrompt + " t/s", "tg" + nGen + " t/s");
+            }
             List<Map<String, Object>> rows = new ArrayList<>();
             for (int i = 0; i < loaded.size(); i++) {
                 double ppMed = median(pp[i]), tgMed = median(tg[i]);
-                out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f%n", names.get(i), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]));
+                int j = distinctFiles.indexOf(sources.get(i));
+                if (llama != null) {
+                    out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f %15.2fx %15.2fx%n", names.get(i), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]),
+                            pairedRatio(pp[i], lpp[j]), pairedRatio(tg[i], ltg[j]));
+                } else {
+                    out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f%n", names.get(i), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]));
+                }
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("model", names.get(i));
                 row.put("int8_activations", int8Activations);
@@ -100,7 +129,19 @@ final class SpeedCommand implements Callable<Integer> {
                 row.put("decode_tokens_per_s", tgMed);
                 row.put("prompt_runs", pp[i]);
                 row.put("decode_runs", tg[i]);
+                if (llama != null) {
+                    row.put("llama_cpp", llama.version());
+                    row.put("llama_cpp_prompt_tokens_per_s", median(lpp[j]));
+                    row.put("llama_cpp_decode_tokens_per_s", median(ltg[j]));
+                    row.put("llama_cpp_prompt_runs", lpp[j]);
+                    row.put("llama_cpp_decode_runs", ltg[j]);
+                    row.put("prompt_ratio", pairedRatio(pp[i], lpp[j]));
+                    row.put("decode_ratio", pairedRatio(tg[i], ltg[j]));
+                }
                 rows.add(row);
+            }
+            if (llama != null) {
+                out.printf("llama.cpp: %s; ratios are medians of jmoe / llama.cpp within each round%n", llama.version());
             }
             if (json != null) new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), rows);
         } finally {
@@ -130,6 +171,13 @@ final class SpeedCommand implements Callable<Integer> {
         }
         long t3 = System.nanoTime();
         return new double[]{nPrompt / ((t1 - t0) / 1e9), nGen / ((t3 - t2) / 1e9)};
+    }
+
+    /** Median over rounds of a[r] / b[r]: each round's two runs saw the same machine conditions. */
+    private static double pairedRatio(double[] a, double[] b) {
+        double[] r = new double[a.length];
+        for (int i = 0; i < a.length; i++) r[i] = a[i] / b[i];
+        return median(r);
     }
 
     private static int argmax(float[] x) {

@@ -38,7 +38,7 @@ class ParallelTest {
 
     @Test
     void chunkBoundsAreMultiplesOfGrainAndContiguous() {
-        try (Parallel pool = new Parallel(2)) {
+        try (Parallel pool = new Parallel(2, 1)) {
             List<int[]> chunks = Collections.synchronizedList(new ArrayList<>());
             pool.forRange(1000, 16, (s, e) -> chunks.add(new int[] {s, e}));
             assertEquals(2, chunks.size());
@@ -47,6 +47,26 @@ class ParallelTest {
             assertEquals(chunks.get(0)[1], chunks.get(1)[0]);
             assertEquals(1000, chunks.get(1)[1]);
             assertEquals(0, chunks.get(0)[1] % 16);
+        }
+    }
+
+    @Test
+    void rangesAreCutIntoSeveralChunksPerThreadCoveringEverything() {
+        try (Parallel pool = new Parallel(2, 4)) {
+            List<int[]> chunks = Collections.synchronizedList(new ArrayList<>());
+            pool.forRange(1000, 16, (s, e) -> chunks.add(new int[] {s, e}));
+            assertEquals(8, chunks.size());
+            chunks.sort((a, b) -> Integer.compare(a[0], b[0]));
+            assertEquals(0, chunks.get(0)[0]);
+            for (int i = 1; i < chunks.size(); i++) {
+                assertEquals(chunks.get(i - 1)[1], chunks.get(i)[0], "chunk " + i + " starts where the previous ends");
+                assertEquals(0, chunks.get(i)[0] % 16, "chunk " + i + " starts on a grain");
+            }
+            assertEquals(1000, chunks.get(7)[1]);
+            // never more chunks than grains
+            chunks.clear();
+            pool.forRange(40, 16, (s, e) -> chunks.add(new int[] {s, e}));
+            assertEquals(3, chunks.size());
         }
     }
 
@@ -111,7 +131,7 @@ class ParallelTest {
 
     @Test
     void callerExceptionWaitsForWorkersThenPropagates() {
-        try (Parallel pool = new Parallel(2)) {
+        try (Parallel pool = new Parallel(2, 1)) {
             AtomicInteger workerDone = new AtomicInteger();
             assertThrows(ArithmeticException.class, () ->
                     pool.forRange(100, 1, (s, e) -> {
@@ -149,7 +169,7 @@ class ParallelTest {
 
     @Test
     void nestedCallRunsInline() {
-        try (Parallel pool = new Parallel(2)) {
+        try (Parallel pool = new Parallel(2, 1)) {
             AtomicInteger inner = new AtomicInteger();
             pool.forRange(10, 1, (s, e) -> pool.forRange(100, 1, (a, b) -> inner.addAndGet(b - a)));
             assertEquals(200, inner.get());

@@ -1,0 +1,80 @@
+package dev.jmoe.cli;
+
+import static dev.jmoe.cli.CliTest.jmoe;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** jmoe speed: figures per model, and --llama-bench side by side with a stand-in llama-bench. */
+class SpeedCommandTest {
+    @TempDir static Path dir;
+    static Path model;
+
+    @BeforeAll
+    static void makeModel() {
+        model = dir.resolve("m.gguf");
+        CliTest.Run r = jmoe("make-model", "--preset", "tiny-mixtral", "--type", "Q4_0", "--layers", "2", "-o", model.toString());
+        assertEquals(0, r.code(), r.err());
+    }
+
+    /** A script that answers like llama-bench -o json with fixed figures, and records its arguments. */
+    static Path fakeLlamaBench(String body) throws Exception {
+        Path exe = Files.createTempFile(dir, "llama-bench", ".sh");
+        Files.writeString(exe, "#!/bin/sh\necho \"$@\" >> " + dir.resolve("args.txt") + "\n" + body + "\n");
+        Files.setPosixFilePermissions(exe, PosixFilePermissions.fromString("rwx------"));
+        return exe;
+    }
+
+    @Test
+    void ratiosAgainstLlamaBenchArePairedPerRound() throws Exception {
+        Path exe = fakeLlamaBench("""
+                cat <<'JSON'
+                [ {"build_commit": "abc", "build_number": 7, "n_prompt": 8, "n_gen": 0, "avg_ts": 50.0},
+                  {"build_commit": "abc", "build_number": 7, "n_prompt": 0, "n_gen": 4, "avg_ts": 25.0} ]
+                JSON""");
+        Path json = dir.resolve("speed.json");
+        CliTest.Run r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", "3", "--warmup", "0", "-t", "1",
+                "--llama-bench", exe.toString(), "--json", json.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("tg vs llama.cpp") && r.out().contains("llama.cpp abc build 7"), r.out());
+        JsonNode row = new ObjectMapper().readTree(json.toFile()).get(0);
+        assertEquals(50.0, row.get("llama_cpp_prompt_tokens_per_s").asDouble());
+        assertEquals(25.0, row.get("llama_cpp_decode_tokens_per_s").asDouble());
+        assertEquals(3, row.get("llama_cpp_decode_runs").size());
+        double tg = row.get("decode_tokens_per_s").asDouble();
+        // every llama.cpp round is 25 t/s, so the median of the per-round ratios is the median jmoe figure / 25
+        assertEquals(tg / 25.0, row.get("decode_ratio").asDouble(), 1e-9);
+        assertEquals(row.get("prompt_tokens_per_s").asDouble() / 50.0, row.get("prompt_ratio").asDouble(), 1e-9);
+        String args = Files.readString(dir.resolve("args.txt"));
+        assertTrue(args.contains("-m " + model.toAbsolutePath() + " -t 1 -p 8 -n 4 -r 1 -o json"), args);
+    }
+
+    @Test
+    void aFailingLlamaBenchIsNamed() throws Exception {
+        Path exe = fakeLlamaBench("echo 'error: unknown model architecture' >&2; exit 3");
+        CliTest.Run r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", "1", "--warmup", "0", "-t", "1", "--llama-bench", exe.toString());
+        assertNotEquals(0, r.code());
+        assertTrue(r.err().contains("llama-bench failed on") && r.err().contains("exit 3") && r.err().contains("unknown model architecture"), r.err());
+        Path silent = fakeLlamaBench("echo '[]'");
+        r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", "1", "--warmup", "0", "-t", "1", "--llama-bench", silent.toString());
+        assertNotEquals(0, r.code());
+        assertTrue(r.err().contains("has no pp8 and tg4 figures"), r.err());
+    }
+
+    @Test
+    void aMissingLlamaBenchIsRefusedBeforeMeasuring() {
+        CliTest.Run r = jmoe("speed", "-m", model.toString(), "-r", "1", "--llama-bench", dir.resolve("nope").toString());
+        assertNotEquals(0, r.code());
+        assertTrue(r.err().contains("is not an executable file"), r.err());
+        assertTrue(!r.err().contains("\tat "), "no stack trace: " + r.err());
+    }
+}
