@@ -1,7 +1,7 @@
 package dev.jmoe.experts;
 
 import dev.jmoe.tensor.Matrix;
-import dev.jmoe.tensor.PackedQ4_0;
+import dev.jmoe.tensor.PackedQ4;
 import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
@@ -9,7 +9,7 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * Every expert used straight from the model's (memory-mapped) tensors: the fully resident case. With
- * packing on, an expert's Q4_0 matrices are regrouped for the integer kernels ({@link PackedQ4_0}) the first
+ * packing on, an expert's Q4_0 and Q4_K matrices are regrouped for the integer kernels ({@link PackedQ4}) the first
  * time it is used, so a run that offloads experts instead, or never routes to some, pays nothing for them.
  */
 public final class ResidentExpertSource implements ExpertSource {
@@ -59,8 +59,8 @@ public final class ResidentExpertSource implements ExpertSource {
     }
 
     private Matrix packed(Matrix m) {
-        if (!PackedQ4_0.canPack(m)) return m;
-        PackedQ4_0 p = PackedQ4_0.pack(m, Arena.ofAuto());
+        if (!PackedQ4.canPack(m)) return m;
+        PackedQ4 p = PackedQ4.pack(m, Arena.ofAuto());
         packedBytes.addAndGet(p.byteSize());
         return m.withPacked(p);
     }

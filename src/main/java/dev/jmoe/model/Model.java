@@ -7,7 +7,7 @@ import dev.jmoe.experts.StackedExperts;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
-import dev.jmoe.tensor.PackedQ4_0;
+import dev.jmoe.tensor.PackedQ4;
 import dev.jmoe.tensor.Parallel;
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
@@ -53,16 +53,16 @@ public final class Model {
         this.packsWeights = packExperts;
     }
 
-    /** Whether this model computes Q4_0 products on packed copies ({@link #withPackedWeights}). */
+    /** Whether this model computes Q4_0 and Q4_K products on packed copies ({@link #withPackedWeights}). */
     public boolean packsWeights() { return packsWeights; }
 
     /**
-     * This model with its Q4_0 matrices regrouped for the integer kernels ({@link PackedQ4_0}): the attention,
+     * This model with its Q4_0 and Q4_K matrices regrouped for the integer kernels ({@link PackedQ4}): the attention,
      * dense and shared-expert matrices and the output now, each routed expert when it is first used from the
      * resident source (an offloading run never packs them). Single vectors (decode) and small batches read the
      * packed copies; prompt batches of four or more still take the float tile path on the file's rows, which is
-     * faster there, so the packed copies are memory on top of the mapping (about 1.1× the Q4_0 bytes; --no-pack
-     * avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
+     * faster there, so the packed copies are memory on top of the mapping (about 1.1× the Q4_0 bytes and 1.33× the
+     * Q4_K bytes; --no-pack avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
      */
     public Model withPackedWeights() {
         Arena arena = Arena.ofAuto();
@@ -78,8 +78,8 @@ public final class Model {
     }
 
     private static Matrix pack(Matrix m, Arena arena) {
-        if (m == null || m.packed() != null || !PackedQ4_0.canPack(m)) return m;
-        return m.withPacked(PackedQ4_0.pack(m, arena));
+        if (m == null || m.packed() != null || !PackedQ4.canPack(m)) return m;
+        return m.withPacked(PackedQ4.pack(m, arena));
     }
 
     /** Loads the model described by an open GGUF file (the file must stay open while the model is used). */

@@ -141,10 +141,10 @@ public final class Kernels {
         checkRange("x", x, xOff, w.cols());
         checkRange("out", out, outOff, w.rows());
         if (w.packed() != null) {
-            PackedQ4_0 p = w.packed();
-            PackedQ4_0.Activation a = packedActivation();
-            a.prepare(packedPrecision(k), x, xOff, 0, 1, w.cols());
-            forGroups(pool, w.rows(), w.byteSize() < PARALLEL_MIN_BYTES, (g0, g1) -> p.product(a, 0, 0, g0, g1, out, outOff + g0 * PackedQ4_0.ROWS));
+            PackedQ4 p = w.packed();
+            PackedQ4.Activation a = packedActivation();
+            a.prepare(quantizing(k), x, xOff, 0, 1, w.cols());
+            forGroups(pool, w.rows(), w.byteSize() < PARALLEL_MIN_BYTES, (g0, g1) -> p.product(a, 0, 0, g0, g1, out, outOff + g0 * PackedQ4.ROWS));
             return;
         }
         MemorySegment data = w.data();
@@ -194,12 +194,12 @@ public final class Kernels {
         if (k != null && g.packed() != null && u.packed() != null) {
             checkRange("x", x, xOff, g.cols());
             checkRange("out", out, outOff, g.rows());
-            PackedQ4_0 pg = g.packed(), pu = u.packed();
-            PackedQ4_0.Activation a = packedActivation();
-            a.prepare(packedPrecision(k), x, xOff, 0, 1, g.cols());
+            PackedQ4 pg = g.packed(), pu = u.packed();
+            PackedQ4.Activation a = packedActivation();
+            a.prepare(quantizing(k), x, xOff, 0, 1, g.cols());
             float[] up = scratch(u.rows());
             forGroups(pool, g.rows(), 2 * g.byteSize() < PARALLEL_MIN_BYTES, (g0, g1) -> {
-                int r0 = g0 * PackedQ4_0.ROWS, r1 = g1 * PackedQ4_0.ROWS;
+                int r0 = g0 * PackedQ4.ROWS, r1 = g1 * PackedQ4.ROWS;
                 pg.product(a, 0, 0, g0, g1, out, outOff + r0);
                 pu.product(a, 0, 0, g0, g1, up, r0);
                 for (int r = r0; r < r1; r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
@@ -315,33 +315,29 @@ public final class Kernels {
      * of 16 rows still in L1 for the next vector. Larger float batches take the tile path on the file's rows,
      * which is faster there (one float decode per weight shared by the whole batch).
      */
-    private static void packedMatMul(Parallel pool, RowKernel k, PackedQ4_0 p, float[] x, int xStride, int batch, float[] out, int outStride) {
+    private static void packedMatMul(Parallel pool, RowKernel k, PackedQ4 p, float[] x, int xStride, int batch, float[] out, int outStride) {
         int rows = p.rows(), cols = p.cols();
-        PackedQ4_0.Activation a = packedActivation();
-        a.prepare(packedPrecision(k), x, 0, xStride, batch, cols);
+        PackedQ4.Activation a = packedActivation();
+        a.prepare(quantizing(k), x, 0, xStride, batch, cols);
         int stride = a.stride(), nb = cols / 32;
         forGroups(pool, rows, (long) rows * cols * batch < 1 << 16, (g0, g1) -> {
             for (int g = g0; g < g1; g++) {
-                for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, g + 1, out, b * outStride + g * PackedQ4_0.ROWS);
+                for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, g + 1, out, b * outStride + g * PackedQ4.ROWS);
             }
         });
     }
 
     /** Runs task over the 16-row groups of {@code rows} rows: on this thread when {@code small}, else split over the pool. */
     private static void forGroups(Parallel pool, int rows, boolean small, Parallel.RangeTask task) {
-        int groups = rows / PackedQ4_0.ROWS;
+        int groups = rows / PackedQ4.ROWS;
         if (pool == null || pool.threads() == 1 || small) task.run(0, groups);
         else pool.forRange(groups, 1, task);
     }
 
-    private static PackedQ4_0.Precision packedPrecision(RowKernel k) {
-        return quantizing(k) != null ? PackedQ4_0.Precision.BITS_8 : PackedQ4_0.Precision.BITS_16;
-    }
-
-    private static final ThreadLocal<PackedQ4_0.Activation> PACKED_ACTIVATION = ThreadLocal.withInitial(PackedQ4_0.Activation::new);
+    private static final ThreadLocal<PackedQ4.Activation> PACKED_ACTIVATION = ThreadLocal.withInitial(PackedQ4.Activation::new);
 
     /** This thread's activation buffers for packed products (prepared by the caller, then only read by the workers). */
-    private static PackedQ4_0.Activation packedActivation() {
+    private static PackedQ4.Activation packedActivation() {
         return PACKED_ACTIVATION.get();
     }
 

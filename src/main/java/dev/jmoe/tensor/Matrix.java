@@ -7,9 +7,9 @@ import java.lang.foreign.MemorySegment;
  * {@code data} (a GGUF tensor with ggml shape [cols, rows]: the first ggml dimension is the row length).
  * The segment may be a slice of a memory-mapped file, an off-heap buffer or a heap segment.
  * {@code packed}, when not null, is a copy of the same rows regrouped for the integer kernels
- * ({@link PackedQ4_0}); the products then read it instead of {@code data}.
+ * ({@link PackedQ4}); the products then read it instead of {@code data}.
  */
-public record Matrix(GgmlType type, MemorySegment data, int rows, int cols, PackedQ4_0 packed) {
+public record Matrix(GgmlType type, MemorySegment data, int rows, int cols, PackedQ4 packed) {
     public Matrix {
         if (type == null || data == null) throw new IllegalArgumentException("type and data are required");
         if (rows <= 0 || cols <= 0) throw new IllegalArgumentException("bad shape " + rows + "x" + cols);
@@ -18,7 +18,7 @@ public record Matrix(GgmlType type, MemorySegment data, int rows, int cols, Pack
             throw new IllegalArgumentException("matrix " + rows + "x" + cols + " " + type + " needs " + need
                     + " bytes but its data has " + data.byteSize());
         }
-        if (packed != null && (type != GgmlType.Q4_0 || packed.rows() != rows || packed.cols() != cols)) {
+        if (packed != null && (packed.type() != type || packed.rows() != rows || packed.cols() != cols)) {
             throw new IllegalArgumentException("packed copy of " + packed.rows() + "x" + packed.cols() + " does not match the " + type + " matrix "
                     + rows + "x" + cols);
         }
@@ -29,7 +29,7 @@ public record Matrix(GgmlType type, MemorySegment data, int rows, int cols, Pack
     }
 
     /** This matrix with a packed copy of its rows (or without one, for null). */
-    public Matrix withPacked(PackedQ4_0 p) {
+    public Matrix withPacked(PackedQ4 p) {
         return new Matrix(type, data, rows, cols, p);
     }
 

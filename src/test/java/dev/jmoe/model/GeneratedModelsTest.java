@@ -64,6 +64,8 @@ class GeneratedModelsTest {
             Model m = Model.load(f);
             assertEquals(shape(arch).nExpert() > 0, m.hyperparams().hasExperts());
             float[][] fast = run(m);
+            // Q4_0 and Q4_K matrices regrouped for the integer kernels (16-bit activations), as generate runs them
+            float[][] packed = run(m.withPackedWeights());
             Kernels.setScalarReference(true);
             float[][] reference;
             try {
@@ -71,15 +73,18 @@ class GeneratedModelsTest {
             } finally {
                 Kernels.setScalarReference(false);
             }
-            for (int i = 0; i < fast.length; i++) {
-                double maxDiff = 0, maxAbs = 0;
-                for (int j = 0; j < fast[i].length; j++) {
-                    assertTrue(Float.isFinite(fast[i][j]), "non-finite logit");
-                    maxDiff = Math.max(maxDiff, Math.abs(fast[i][j] - reference[i][j]));
-                    maxAbs = Math.max(maxAbs, Math.abs(reference[i][j]));
+            for (float[][] got : new float[][][]{fast, packed}) {
+                String layout = got == fast ? "" : " packed";
+                for (int i = 0; i < got.length; i++) {
+                    double maxDiff = 0, maxAbs = 0;
+                    for (int j = 0; j < got[i].length; j++) {
+                        assertTrue(Float.isFinite(got[i][j]), "non-finite logit");
+                        maxDiff = Math.max(maxDiff, Math.abs(got[i][j] - reference[i][j]));
+                        maxAbs = Math.max(maxAbs, Math.abs(reference[i][j]));
+                    }
+                    assertTrue(maxAbs > 0.1, "logits are all ~0: the model computes nothing");
+                    assertTrue(maxDiff < 2e-3, arch + " " + type + layout + " step " + i + ": max |Δ| " + maxDiff + " (max |logit| " + maxAbs + ")");
                 }
-                assertTrue(maxAbs > 0.1, "logits are all ~0: the model computes nothing");
-                assertTrue(maxDiff < 2e-3, arch + " " + type + " step " + i + ": max |Δ| " + maxDiff + " (max |logit| " + maxAbs + ")");
             }
         }
     }

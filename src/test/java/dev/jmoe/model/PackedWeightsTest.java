@@ -50,6 +50,28 @@ class PackedWeightsTest {
         }
     }
 
+    @Test
+    void q4_KMatricesArePackedToo() throws Exception {
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("jmoe-q4k", ".gguf");
+        try {
+            RandomModel.write(GeneratedModelsTest.shape("llama-moe"), FileType.Q4_K_M, file);
+            try (GgufFile f = GgufFile.open(file); Parallel pool = new Parallel(2)) {
+                Model plain = Model.load(f), packed = plain.withPackedWeights();
+                assertEquals(GgmlType.Q4_K, packed.layer(0).wq().type());
+                assertNotNull(packed.layer(0).wq().packed());
+                ExpertWeights w = ((ResidentExpertSource) packed.residentExperts()).acquire(0, 0);
+                assertEquals(GgmlType.Q4_K, w.gate().type());
+                assertNotNull(w.gate().packed());
+                assertNotNull(w.up().packed());
+                if (w.down().type() == GgmlType.Q6_K) assertNull(w.down().packed(), "Q6_K stays in the file's layout");
+                int[] prompt = {298, 5, 77, 190, 33, 250, 101, 64, 12};
+                assertArrayEquals(greedy(plain, prompt, pool), greedy(packed, prompt, pool));
+            }
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
+
     private static int[] greedy(Model m, int[] prompt, Parallel pool) {
         InferenceState st = m.newState(128, pool);
         float[] logits = st.eval(prompt, 0, prompt.length, 3); // batches of 3: below the tile threshold, so packed too

@@ -5,6 +5,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.lang.foreign.Arena;
@@ -12,7 +13,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-class PackedQ4_0Test {
+class PackedQ4Test {
     private static Parallel pool2;
 
     @BeforeAll static void start() { pool2 = new Parallel(2); }
@@ -20,12 +21,18 @@ class PackedQ4_0Test {
     @AfterEach void exact() { Kernels.setActivationQuantization(false); }
 
     private static Matrix randomQ4_0(int rows, int cols, Random rnd) {
+        return random(GgmlType.Q4_0, rows, cols, rnd);
+    }
+
+    private static Matrix random(GgmlType type, int rows, int cols, Random rnd) {
         float[] src = TypeKernelTest.gaussian(rnd, rows * cols, 0.05f);
-        return new Matrix(GgmlType.Q4_0, TypeKernelTest.quantize(GgmlType.Q4_0, src, rows, cols), rows, cols);
+        // Q4_K: an offset per row so that the mins are not all alike
+        if (type == GgmlType.Q4_K) for (int i = 0; i < src.length; i++) src[i] += 0.02f * ((i / cols) % 5 - 2);
+        return new Matrix(type, TypeKernelTest.quantize(type, src, rows, cols), rows, cols);
     }
 
     private static Matrix packed(Matrix m) {
-        return m.withPacked(PackedQ4_0.pack(m, Arena.ofAuto()));
+        return m.withPacked(PackedQ4.pack(m, Arena.ofAuto()));
     }
 
     /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
@@ -42,15 +49,15 @@ class PackedQ4_0Test {
      * row by row against the scalar reference on the file's rows.
      */
     @ParameterizedTest
-    @ValueSource(ints = {32, 256, 1024, 3584})
-    void sixteenBitProductsStayWithinTheirRoundingBound(int cols) {
+    @CsvSource({"Q4_0, 32", "Q4_0, 256", "Q4_0, 1024", "Q4_0, 3584", "Q4_K, 256", "Q4_K, 1024", "Q4_K, 3584"})
+    void sixteenBitProductsStayWithinTheirRoundingBound(GgmlType type, int cols) {
         Random rnd = new Random(cols);
-        Matrix m = randomQ4_0(48, cols, rnd);
+        Matrix m = random(type, 48, cols, rnd);
         Matrix p = packed(m);
         float[] x = activation(rnd, cols);
         float[] got = new float[48];
         Kernels.matVec(pool2, p, x, 0, got, 0);
-        TypeKernel k = Kernels.forType(GgmlType.Q4_0);
+        TypeKernel k = Kernels.forType(type);
         float[] row = new float[cols];
         double worst = 0;
         for (int r = 0; r < 48; r++) {
@@ -67,7 +74,7 @@ class PackedQ4_0Test {
                 bound += amax / 65024 * w;
             }
             double err = Math.abs(got[r] - exact);
-            assertTrue(err <= bound * 1.01 + 1e-6 * mag, "row " + r + ": |" + got[r] + " - " + exact + "| = " + err + " > bound " + bound);
+            assertTrue(err <= bound * 1.01 + 1e-6 * mag, type + " row " + r + ": |" + got[r] + " - " + exact + "| = " + err + " > bound " + bound);
             worst = Math.max(worst, err / Math.max(bound, 1e-30));
         }
         // the rounding really happens (the kernel is not secretly the float path) but stays well inside the bound
@@ -76,33 +83,34 @@ class PackedQ4_0Test {
 
     /** With activations rounded as llama.cpp does, the packed products are ggml's integer sums: only the float order differs. */
     @ParameterizedTest
-    @ValueSource(ints = {32, 1024, 3584})
-    void eightBitProductsEqualTheIntegerDotsOfTheRowPath(int cols) {
+    @CsvSource({"Q4_0, Q8_0, 32", "Q4_0, Q8_0, 1024", "Q4_0, Q8_0, 3584", "Q4_K, Q8_K, 256", "Q4_K, Q8_K, 3584"})
+    void eightBitProductsEqualTheIntegerDotsOfTheRowPath(GgmlType type, QuantizedActivation.Scheme rounding, int cols) {
         Random rnd = new Random(7 + cols);
-        Matrix m = randomQ4_0(32, cols, rnd);
+        Matrix m = random(type, 32, cols, rnd);
         Matrix p = packed(m);
         float[] x = activation(rnd, cols);
         Kernels.setActivationQuantization(true);
         float[] got = new float[32];
         Kernels.matVec(pool2, p, x, 0, got, 0);
         QuantizedActivation a = new QuantizedActivation();
-        a.quantize(QuantizedActivation.Scheme.Q8_0, x, 0, cols);
-        RowKernel k = Kernels.rowKernel(GgmlType.Q4_0);
+        a.quantize(rounding, x, 0, cols);
+        RowKernel k = Kernels.rowKernel(type);
         float[] row = new float[cols], xq = a.dequantized();
         for (int r = 0; r < 32; r++) {
             float want = k.dotQ8Scalar(m.data(), r * m.rowBytes(), a, cols);
             k.dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
             double mag = 0; // Σ|w·x|: the scale of float-order differences
             for (int j = 0; j < cols; j++) mag += Math.abs((double) row[j] * xq[j]);
-            assertEquals(want, got[r], 1e-6 * mag + 1e-12, "row " + r);
+            assertEquals(want, got[r], 1e-6 * mag + 1e-12, type + " row " + r);
         }
     }
 
-    @Test
-    void batchedAndGatedProductsAgreeWithSingleVectors() {
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_0", "Q4_K"})
+    void batchedAndGatedProductsAgreeWithSingleVectors(GgmlType type) {
         Random rnd = new Random(3);
         int rows = 64, cols = 512;
-        Matrix g = packed(randomQ4_0(rows, cols, rnd)), u = packed(randomQ4_0(rows, cols, rnd));
+        Matrix g = packed(random(type, rows, cols, rnd)), u = packed(random(type, rows, cols, rnd));
         float[] x = new float[3 * cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         for (boolean rounded : new boolean[] {false, true}) {
@@ -123,10 +131,11 @@ class PackedQ4_0Test {
         }
     }
 
-    @Test
-    void largeFloatBatchesTakeTheTilePathOnTheFileRows() {
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_0", "Q4_K"})
+    void largeFloatBatchesTakeTheTilePathOnTheFileRows(GgmlType type) {
         Random rnd = new Random(4);
-        Matrix m = randomQ4_0(32, 256, rnd);
+        Matrix m = random(type, 32, 256, rnd);
         float[] x = new float[8 * 256];
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         float[] plain = new float[8 * 32], fromPacked = new float[8 * 32];
@@ -151,16 +160,22 @@ class PackedQ4_0Test {
     }
 
     @Test
-    void onlyQ4_0WithWholeGroupsCanBePacked() {
+    void onlyQ4_0AndQ4_KWithWholeGroupsCanBePacked() {
         Random rnd = new Random(6);
-        assertFalse(PackedQ4_0.canPack(randomQ4_0(24, 64, rnd)));
+        assertFalse(PackedQ4.canPack(randomQ4_0(24, 64, rnd)));
+        assertTrue(PackedQ4.canPack(random(GgmlType.Q4_K, 16, 256, rnd)));
+        assertFalse(PackedQ4.canPack(random(GgmlType.Q4_K, 8, 256, rnd)));
+        // a Q4_K copy cannot stand in for a Q4_0 matrix of the same shape
+        Matrix q40 = randomQ4_0(16, 256, rnd);
+        PackedQ4 fromK = PackedQ4.pack(random(GgmlType.Q4_K, 16, 256, rnd), Arena.ofAuto());
+        assertThrows(IllegalArgumentException.class, () -> q40.withPacked(fromK));
         float[] src = TypeKernelTest.gaussian(rnd, 16 * 64, 0.05f);
         Matrix q8 = new Matrix(GgmlType.Q8_0, TypeKernelTest.quantize(GgmlType.Q8_0, src, 16, 64), 16, 64);
-        assertFalse(PackedQ4_0.canPack(q8));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PackedQ4_0.pack(q8, Arena.ofAuto()));
+        assertFalse(PackedQ4.canPack(q8));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PackedQ4.pack(q8, Arena.ofAuto()));
         assertTrue(e.getMessage().contains("Q8_0 16x64"), e.getMessage());
         Matrix m = randomQ4_0(32, 64, rnd);
-        PackedQ4_0 other = PackedQ4_0.pack(randomQ4_0(16, 64, rnd), Arena.ofAuto());
+        PackedQ4 other = PackedQ4.pack(randomQ4_0(16, 64, rnd), Arena.ofAuto());
         assertThrows(IllegalArgumentException.class, () -> m.withPacked(other));
     }
 

@@ -12,39 +12,41 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * A Q4_0 matrix regrouped 16 rows at a time so that one 16-lane vector of 16-bit integers holds the same
- * two quant bytes of 16 rows, for integer matrix-vector products ({@link Kernels#matVec} takes this path
+ * A Q4_0 or Q4_K matrix regrouped 16 rows at a time so that one 16-lane vector of 16-bit integers holds the
+ * same two quant bytes of 16 rows, for integer matrix-vector products ({@link Kernels#matVec} takes this path
  * when {@link Matrix#packed} is set).
  *
- * <p>Why: a row-by-row Q4_0 dot spends most of its time turning nibbles into floats and handling each
- * block's scale. Here a block of 16 rows is 16 float scales followed by eight 32-byte vectors; each vector
- * lane holds four nibbles of one row, and four 16-bit multiplies per vector (the nibbles shifted down by 0,
- * 4, 8, 12 bits, times activations arranged so the neighbouring nibbles cancel) give 64 products at once.
- * The scales of 16 rows are one vector load, so a block costs a few instructions for 16 rows.
+ * <p>Why: a row-by-row dot spends most of its time turning nibbles into floats and handling each block's
+ * scale. Here a block of 32 values of 16 rows is 16 float scales (Q4_K: then 16 float offsets) followed by
+ * eight 32-byte vectors; each vector lane holds four nibbles of one row, and four 16-bit multiplies per vector
+ * (the nibbles shifted down by 0, 4, 8, 12 bits, times activations arranged so the neighbouring nibbles
+ * cancel) give 64 products at once. The scales of 16 rows are one vector load, so a block costs a few
+ * instructions for 16 rows.
  *
  * <p>The sums are exact integers computed modulo 2^16: a block's Σ(q−8)·x stays within the 16-bit range, so
- * wrapping in the middle of the sum does not matter. Activations are integers per block of 32:
+ * wrapping in the middle of the sum does not matter. A Q4_K sub-block of 32 values is w = d·sc·q − dmin·m
+ * with q in [0, 15]; its dot is d·sc·Σ(q−8)·x + (8·d·sc − dmin·m)·Σx, so it is stored as a Q4_0-like block
+ * with scale d·sc plus the per-row offset 8·d·sc − dmin·m, which multiplies the block's activation sum.
+ * Activations are integers per block of 32:
  * <ul>
- *   <li>{@link Precision#BITS_8}: llama.cpp's Q8_0 rounding (used with {@link Kernels#setActivationQuantization});
- *       the products equal ggml's vec_dot_q4_0_q8_0 up to the order of the float sum over blocks.</li>
+ *   <li>{@link Precision#BITS_8}: llama.cpp's rounding (Q8_0 per 32 values for Q4_0, Q8_K per 256 for Q4_K;
+ *       used with {@link Kernels#setActivationQuantization}); the integer sums are the ones ggml's dots form.</li>
  *   <li>{@link Precision#BITS_16}: x rounded to ±32512 steps of its block's maximum and split into a high and a
  *       low byte, two products per weight; off from float activations by about 1e-5 of a block's largest
  *       product, well inside the conformance tolerance, and still faster than the float path.</li>
  * </ul>
  * Rows of the original layout stay available in the {@link Matrix} (the scalar reference reads them).
  */
-public final class PackedQ4_0 {
+public final class PackedQ4 {
     /** Rows per group: one per 16-bit lane of a 256-bit vector. */
     public static final int ROWS = 16;
     private static final int QK = 32;
-    /** Bytes per block of a group: 16 float scales, then 16 rows × 16 quant bytes. */
-    static final int GROUP_BLOCK = ROWS * 4 + ROWS * 16;
+    /** Bytes of the quants of one block of a group: 16 rows × 16 bytes. */
+    private static final int QUANT_BYTES = ROWS * 16;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
-    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
 
     /** How activations are rounded to integers for the packed products. */
     enum Precision {
@@ -60,48 +62,106 @@ public final class PackedQ4_0 {
 
     private final MemorySegment data;
     private final int rows, cols;
+    /** Q4_K: each block carries per-row offsets (the mins) after its scales. */
+    private final boolean offsets;
+    /** Bytes per block of a group: scales, offsets if any, quants. */
+    private final int blockBytes;
 
-    private PackedQ4_0(MemorySegment data, int rows, int cols) {
+    private PackedQ4(MemorySegment data, int rows, int cols, boolean offsets) {
         this.data = data;
         this.rows = rows;
         this.cols = cols;
+        this.offsets = offsets;
+        this.blockBytes = blockBytes(offsets);
     }
 
-    /** Whether {@code m} can be packed: Q4_0 with whole groups of 16 rows. */
+    private static int blockBytes(boolean offsets) {
+        return ROWS * 4 * (offsets ? 2 : 1) + QUANT_BYTES;
+    }
+
+    /** Whether {@code m} can be packed: Q4_0 or Q4_K with whole groups of 16 rows. */
     public static boolean canPack(Matrix m) {
-        return m.type() == GgmlType.Q4_0 && m.rows() % ROWS == 0 && m.cols() % QK == 0;
+        return m.rows() % ROWS == 0 && (m.type() == GgmlType.Q4_0 && m.cols() % QK == 0 || m.type() == GgmlType.Q4_K && m.cols() % KQuant.QK_K == 0);
     }
 
     /** Regroups {@code m} into memory of {@code arena}; {@link #canPack} must hold. */
-    public static PackedQ4_0 pack(Matrix m, Arena arena) {
+    public static PackedQ4 pack(Matrix m, Arena arena) {
         if (!canPack(m)) {
-            throw new IllegalArgumentException("only Q4_0 matrices with a multiple of " + ROWS + " rows can be packed, got " + m.type() + " "
+            throw new IllegalArgumentException("only Q4_0 and Q4_K matrices with a multiple of " + ROWS + " rows can be packed, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
+        boolean k = m.type() == GgmlType.Q4_K;
         int nb = m.cols() / QK, groups = m.rows() / ROWS;
         int rowBytes = (int) m.rowBytes();
+        int bb = blockBytes(k), quants = bb - QUANT_BYTES;
         MemorySegment src = m.data();
-        long groupBytes = (long) nb * GROUP_BLOCK;
+        long groupBytes = (long) nb * bb;
         MemorySegment dst = arena.allocate(groups * groupBytes, 64);
         // Through heap copies of one group at a time: element-wise segment accesses cost several times more.
         byte[] in = new byte[ROWS * rowBytes], out = new byte[(int) groupBytes];
+        float[] scale = new float[nb], offset = new float[nb];
+        byte[] pairs = new byte[nb * 16]; // per block the 16 quant bytes of Q4_0's layout: byte j = value j | value j+16 << 4
+        MemorySegment inSeg = MemorySegment.ofArray(in);
         for (int g = 0; g < groups; g++) {
             MemorySegment.copy(src, ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
             for (int r = 0; r < ROWS; r++) {
+                if (k) unpackQ4_K(inSeg, r * rowBytes, nb, scale, offset, pairs);
+                else unpackQ4_0(in, r * rowBytes, nb, scale, pairs);
                 for (int b = 0; b < nb; b++) {
-                    int sp = r * rowBytes + b * Q4_0Kernel.BLOCK, o = b * GROUP_BLOCK;
-                    int bits = Float.floatToRawIntBits(Float.float16ToFloat((short) ((in[sp] & 0xFF) | (in[sp + 1] << 8))));
-                    for (int k = 0; k < 4; k++) out[o + 4 * r + k] = (byte) (bits >>> (8 * k));
+                    int o = b * bb;
+                    putFloat(out, o + 4 * r, scale[b]);
+                    if (k) putFloat(out, o + 4 * ROWS + 4 * r, offset[b]);
                     for (int q = 0; q < 8; q++) {
-                        out[o + 4 * ROWS + 32 * q + 2 * r] = in[sp + 2 + 2 * q];
-                        out[o + 4 * ROWS + 32 * q + 2 * r + 1] = in[sp + 3 + 2 * q];
+                        out[o + quants + 32 * q + 2 * r] = pairs[16 * b + 2 * q];
+                        out[o + quants + 32 * q + 2 * r + 1] = pairs[16 * b + 2 * q + 1];
                     }
                 }
             }
             MemorySegment.copy(out, 0, dst, ValueLayout.JAVA_BYTE, g * groupBytes, out.length);
         }
-        return new PackedQ4_0(dst, m.rows(), m.cols());
+        return new PackedQ4(dst, m.rows(), m.cols(), k);
     }
+
+    private static void putFloat(byte[] out, int o, float v) {
+        int bits = Float.floatToRawIntBits(v);
+        for (int i = 0; i < 4; i++) out[o + i] = (byte) (bits >>> (8 * i));
+    }
+
+    /** One Q4_0 row: block scales and quant bytes (already in the pair layout). */
+    private static void unpackQ4_0(byte[] in, int off, int nb, float[] scale, byte[] pairs) {
+        for (int b = 0; b < nb; b++) {
+            int sp = off + b * Q4_0Kernel.BLOCK;
+            scale[b] = Float.float16ToFloat((short) ((in[sp] & 0xFF) | (in[sp + 1] << 8)));
+            System.arraycopy(in, sp + 2, pairs, 16 * b, 16);
+        }
+    }
+
+    /**
+     * One Q4_K row as 32-value blocks: scale d·sc, offset 8·d·sc − dmin·m, and the quants re-paired from Q4_K's
+     * layout (byte l of a 64-value chunk: value l low, value 32 + l high) into Q4_0's.
+     */
+    private static void unpackQ4_K(MemorySegment in, long off, int nb, float[] scale, float[] offset, byte[] pairs) {
+        int[] sc = new int[8], mn = new int[8];
+        for (int s = 0; s < nb / 8; s++) {
+            long p = off + (long) s * GgmlType.Q4_K.blockBytes();
+            float d = Num.f16(in, p), dmin = Num.f16(in, p + 2);
+            KQuant.scaleMins(in, p + 4, sc, mn);
+            for (int j = 0; j < 8; j++) {
+                int b = 8 * s + j;
+                scale[b] = d * sc[j];
+                offset[b] = 8 * scale[b] - dmin * mn[j];
+                long q = p + 16 + 32L * (j / 2);
+                int shift = 4 * (j % 2);
+                for (int t = 0; t < 16; t++) {
+                    int lo = (Num.u8(in, q + t) >>> shift) & 0xF, hi = (Num.u8(in, q + t + 16) >>> shift) & 0xF;
+                    pairs[16 * b + t] = (byte) (lo | hi << 4);
+                }
+            }
+        }
+    }
+
+    /** The format of the rows this copy was made from. */
+    public GgmlType type() { return offsets ? GgmlType.Q4_K : GgmlType.Q4_0; }
 
     public int rows() { return rows; }
     public int cols() { return cols; }
@@ -110,23 +170,27 @@ public final class PackedQ4_0 {
     public long byteSize() { return data.byteSize(); }
 
     private long groupBytes() {
-        return (long) cols / QK * GROUP_BLOCK;
+        return (long) cols / QK * blockBytes;
     }
 
     /** Rows [first, first + count) sharing memory, or null unless both are whole groups. */
-    PackedQ4_0 rows(int first, int count) {
+    PackedQ4 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ4_0(data.asSlice(first / ROWS * groupBytes(), count / ROWS * groupBytes()), count, cols);
+        return new PackedQ4(data.asSlice(first / ROWS * groupBytes(), count / ROWS * groupBytes()), count, cols, offsets);
     }
 
     // ---- activations -------------------------------------------------------------------------------------
 
-    /** Activation vectors laid out for the kernels: shorts per block, and one float scale per block. */
+    /**
+     * Activation vectors laid out for the kernels: shorts per block, one float scale per block, and per block the
+     * sum of the block's rounded values times its scale (what Q4_K's offsets multiply).
+     */
     static final class Activation {
         Precision precision;
         int cols;
         short[] v = new short[0];
         float[] d = new float[0];
+        float[] sums = new float[0];
         private byte[] q8 = new byte[0];
         private float[] d8 = new float[0];
         private final int[] hi = new int[QK], lo = new int[QK];
@@ -136,32 +200,45 @@ public final class PackedQ4_0 {
             return cols / QK * precision.blockShorts;
         }
 
-        /** Lays out {@code batch} vectors x[b·xStride + xOff ..] of {@code cols} values. */
-        void prepare(Precision precision, float[] x, int xOff, int xStride, int batch, int cols) {
-            this.precision = precision;
+        /**
+         * Lays out {@code batch} vectors x[b·xStride + xOff ..] of {@code cols} values: rounded as {@code rounding}
+         * does (Q8_0 or Q8_K, 8 bits) or, for null, to 16 bits per block of 32.
+         */
+        void prepare(QuantizedActivation.Scheme rounding, float[] x, int xOff, int xStride, int batch, int cols) {
+            if (rounding == QuantizedActivation.Scheme.Q8_K && cols % KQuant.QK_K != 0) {
+                throw new IllegalArgumentException("Q8_K rounding needs whole blocks of " + KQuant.QK_K + " values, got " + cols);
+            }
+            this.precision = rounding == null ? Precision.BITS_16 : Precision.BITS_8;
             this.cols = cols;
             int nb = cols / QK;
             int stride = stride();
             if (v.length < stride * batch) v = new short[stride * batch];
-            if (d.length < nb * batch) d = new float[nb * batch];
+            if (d.length < nb * batch) {
+                d = new float[nb * batch];
+                sums = new float[nb * batch];
+            }
             for (int b = 0; b < batch; b++) {
-                if (precision == Precision.BITS_8) prepare8(x, xOff + b * xStride, cols, b * stride, b * nb);
-                else prepare16(x, xOff + b * xStride, cols, b * stride, b * nb);
+                if (rounding == null) prepare16(x, xOff + b * xStride, cols, b * stride, b * nb);
+                else prepare8(rounding, x, xOff + b * xStride, cols, b * stride, b * nb);
             }
         }
 
-        private void prepare8(float[] x, int xOff, int n, int vOff, int dOff) {
+        private void prepare8(QuantizedActivation.Scheme rounding, float[] x, int xOff, int n, int vOff, int dOff) {
             if (q8.length < n) {
                 q8 = new byte[n];
                 d8 = new float[n / QK];
             }
-            QuantizedActivation.quantizeQ8_0(x, xOff, n, q8, d8);
+            // Q8_K has one scale per 256 values: each of its 32-value blocks takes that scale
+            int per = rounding == QuantizedActivation.Scheme.Q8_K ? KQuant.QK_K / QK : 1;
+            if (per == 1) QuantizedActivation.quantizeQ8_0(x, xOff, n, q8, d8);
+            else QuantizedActivation.quantizeQ8_K(x, xOff, n, q8, d8);
             for (int b = 0; b < n / QK; b++) {
                 int o = vOff + b * Precision.BITS_8.blockShorts, xo = QK * b, sum = 0;
                 for (int j = 0; j < QK; j++) sum += q8[xo + j];
                 fill(o, -8 * sum);
                 nibbleVectors(o + 16, q8, xo);
-                d[dOff + b] = d8[b];
+                d[dOff + b] = d8[b / per];
+                sums[dOff + b] = sum * d8[b / per];
             }
         }
 
@@ -190,6 +267,7 @@ public final class PackedQ4_0 {
                     nibbleVector(p + 64, lo[2 * s], lo[2 * s + 16], lo[2 * s + 1], lo[2 * s + 17]);
                 }
                 d[dOff + b] = amax / 32512f;
+                sums[dOff + b] = (256 * sumHi + sumLo) * d[dOff + b];
             }
         }
 
@@ -223,23 +301,23 @@ public final class PackedQ4_0 {
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
-            if (a.precision == Precision.BITS_8) group8(g, a.v, vOff, a.d, dOff, out, o);
-            else group16(g, a.v, vOff, a.d, dOff, out, o);
+            if (a.precision == Precision.BITS_8) group8(g, a.v, vOff, a.d, a.sums, dOff, out, o);
+            else group16(g, a.v, vOff, a.d, a.sums, dOff, out, o);
         }
     }
 
     // group8 and group16 share their frame on purpose: each is a single hot loop that C2 compiles tightly, where one
     // loop branching on the precision inside would not be.
-    private void group8(int g, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
-        int nb = cols / QK;
+    private void group8(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
+        int nb = cols / QK, quants = blockBytes - QUANT_BYTES;
         MemorySegment seg = data.asSlice(g * groupBytes(), groupBytes());
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            long p = (long) b * GROUP_BLOCK;
+            long p = (long) b * blockBytes;
             int o = vOff + b * Precision.BITS_8.blockShorts;
             ShortVector s0 = ShortVector.fromArray(S, act, o), s1 = ShortVector.zero(S), s2 = ShortVector.zero(S), s3 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
-                ShortVector w = ShortVector.fromMemorySegment(S, seg, p + 4 * ROWS + 32L * s, LE);
+                ShortVector w = ShortVector.fromMemorySegment(S, seg, p + quants + 32L * s, LE);
                 int a = o + 16 + s * 64;
                 s0 = s0.add(w.mul(ShortVector.fromArray(S, act, a)));
                 s1 = s1.add(w.lanewise(VectorOperators.LSHR, 4).mul(ShortVector.fromArray(S, act, a + 16)));
@@ -252,22 +330,27 @@ public final class PackedQ4_0 {
             float d = dx[dOff + b];
             acc0 = f0.fma(FloatVector.fromMemorySegment(F, seg, p, LE).mul(d), acc0);
             acc1 = f1.fma(FloatVector.fromMemorySegment(F, seg, p + 32, LE).mul(d), acc1);
+            if (offsets) {
+                FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
+                acc0 = FloatVector.fromMemorySegment(F, seg, p + 64, LE).fma(xs, acc0);
+                acc1 = FloatVector.fromMemorySegment(F, seg, p + 96, LE).fma(xs, acc1);
+            }
         }
         acc0.intoArray(out, outOff);
         acc1.intoArray(out, outOff + 8);
     }
 
-    private void group16(int g, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
-        int nb = cols / QK;
+    private void group16(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
+        int nb = cols / QK, quants = blockBytes - QUANT_BYTES;
         MemorySegment seg = data.asSlice(g * groupBytes(), groupBytes());
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            long p = (long) b * GROUP_BLOCK;
+            long p = (long) b * blockBytes;
             int o = vOff + b * Precision.BITS_16.blockShorts;
             ShortVector h0 = ShortVector.fromArray(S, act, o), h1 = ShortVector.zero(S);
             ShortVector l0 = ShortVector.fromArray(S, act, o + 16), l1 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
-                ShortVector w = ShortVector.fromMemorySegment(S, seg, p + 4 * ROWS + 32L * s, LE);
+                ShortVector w = ShortVector.fromMemorySegment(S, seg, p + quants + 32L * s, LE);
                 ShortVector w4 = w.lanewise(VectorOperators.LSHR, 4), w8 = w.lanewise(VectorOperators.LSHR, 8), w12 = w.lanewise(VectorOperators.LSHR, 12);
                 int a = o + 32 + s * 128;
                 h0 = h0.add(w.mul(ShortVector.fromArray(S, act, a))).add(w4.mul(ShortVector.fromArray(S, act, a + 16)));
@@ -283,6 +366,11 @@ public final class PackedQ4_0 {
             float d = dx[dOff + b];
             acc0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, p, LE).mul(d), acc0);
             acc1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, p + 32, LE).mul(d), acc1);
+            if (offsets) {
+                FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
+                acc0 = FloatVector.fromMemorySegment(F, seg, p + 64, LE).fma(xs, acc0);
+                acc1 = FloatVector.fromMemorySegment(F, seg, p + 96, LE).fma(xs, acc1);
+            }
         }
         acc0.intoArray(out, outOff);
         acc1.intoArray(out, outOff + 8);
