@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * {@code ws=stream} rotates through enough copies of the matrix to defeat the caches (what decoding a
  * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling). {@code q8act=true}
  * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#setActivationQuantization});
- * {@code packed=true} runs Q4_0 on its {@link PackedQ4} copy (bytes still counted in the file's layout).
+ * {@code packed=true} runs Q4_0 and Q4_K on their {@link PackedQ4} copies (bytes still counted in the file's layout).
  *
  * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.MatVecBench [JMH options]</pre>
  * prints a GB/s table after the JMH run.
@@ -50,7 +50,7 @@ public class MatVecBench {
     @Param({"false", "true"})
     public boolean q8act;
 
-    /** Q4_0 only: run on a {@link PackedQ4} copy (the layout generate and speed use by default). */
+    /** Q4_0 and Q4_K only: run on a {@link PackedQ4} copy (the layout generate and speed use by default). */
     @Param({"false", "true"})
     public boolean packed;
 
