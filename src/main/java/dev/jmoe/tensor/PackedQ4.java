@@ -299,7 +299,13 @@ public final class PackedQ4 {
      */
     void product(Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
-        for (int g = g0; g < g1; g++) {
+        int g = g0;
+        if (a.precision == Precision.BITS_16) {
+            // two groups per pass over the activation, which is larger than L1 at 16 bits (66 vectors per 32 values):
+            // measured 5-15% faster than one group at a time, where at 8 bits pairs were no faster or slower
+            for (; g + 1 < g1; g += 2) group16Pair(g, a.v, vOff, a.d, a.sums, dOff, out, outOff + (g - g0) * ROWS);
+        }
+        for (; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
             if (a.precision == Precision.BITS_8) group8(g, a.v, vOff, a.d, a.sums, dOff, out, o);
             else group16(g, a.v, vOff, a.d, a.sums, dOff, out, o);
@@ -374,5 +380,77 @@ public final class PackedQ4 {
         }
         acc0.intoArray(out, outOff);
         acc1.intoArray(out, outOff + 8);
+    }
+
+    /** {@link #group16} for groups g and g + 1 at once: each activation vector is loaded once for both. */
+    private void group16Pair(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
+        int nb = cols / QK, quants = blockBytes - QUANT_BYTES;
+        long gb = groupBytes();
+        MemorySegment seg = data.asSlice(g * gb, 2 * gb);
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
+        for (int b = 0; b < nb; b++) {
+            long p = (long) b * blockBytes, q = p + gb;
+            int o = vOff + b * Precision.BITS_16.blockShorts;
+            ShortVector kh = ShortVector.fromArray(S, act, o), kl = ShortVector.fromArray(S, act, o + 16);
+            // one high and one low accumulator per group: four chains, and registers left for both groups' weights
+            ShortVector h = kh, l = kl, hh = kh, ll = kl;
+            for (int s = 0; s < 8; s++) {
+                ShortVector v = ShortVector.fromMemorySegment(S, seg, p + quants + 32L * s, LE);
+                ShortVector u = ShortVector.fromMemorySegment(S, seg, q + quants + 32L * s, LE);
+                int a = o + 32 + s * 128;
+                // written out rather than looped: vectors chosen through a conditional are not kept in registers
+                ShortVector xh = ShortVector.fromArray(S, act, a), xl = ShortVector.fromArray(S, act, a + 64);
+                h = h.add(v.mul(xh));
+                hh = hh.add(u.mul(xh));
+                l = l.add(v.mul(xl));
+                ll = ll.add(u.mul(xl));
+                ShortVector v4 = v.lanewise(VectorOperators.LSHR, 4), u4 = u.lanewise(VectorOperators.LSHR, 4);
+                xh = ShortVector.fromArray(S, act, a + 16);
+                xl = ShortVector.fromArray(S, act, a + 80);
+                h = h.add(v4.mul(xh));
+                hh = hh.add(u4.mul(xh));
+                l = l.add(v4.mul(xl));
+                ll = ll.add(u4.mul(xl));
+                ShortVector v8 = v.lanewise(VectorOperators.LSHR, 8), u8 = u.lanewise(VectorOperators.LSHR, 8);
+                xh = ShortVector.fromArray(S, act, a + 32);
+                xl = ShortVector.fromArray(S, act, a + 96);
+                h = h.add(v8.mul(xh));
+                hh = hh.add(u8.mul(xh));
+                l = l.add(v8.mul(xl));
+                ll = ll.add(u8.mul(xl));
+                ShortVector v12 = v.lanewise(VectorOperators.LSHR, 12), u12 = u.lanewise(VectorOperators.LSHR, 12);
+                xh = ShortVector.fromArray(S, act, a + 48);
+                xl = ShortVector.fromArray(S, act, a + 112);
+                h = h.add(v12.mul(xh));
+                hh = hh.add(u12.mul(xh));
+                l = l.add(v12.mul(xl));
+                ll = ll.add(u12.mul(xl));
+            }
+            float d = dx[dOff + b];
+            // (vectors passed to a helper method that is not inlined get boxed: the conversions stay written out here)
+            IntVector t0 = ((IntVector) h.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 8)
+                    .add((IntVector) l.convertShape(VectorOperators.S2I, I, 0));
+            IntVector t1 = ((IntVector) h.convertShape(VectorOperators.S2I, I, 1)).lanewise(VectorOperators.LSHL, 8)
+                    .add((IntVector) l.convertShape(VectorOperators.S2I, I, 1));
+            IntVector r0 = ((IntVector) hh.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 8)
+                    .add((IntVector) ll.convertShape(VectorOperators.S2I, I, 0));
+            IntVector r1 = ((IntVector) hh.convertShape(VectorOperators.S2I, I, 1)).lanewise(VectorOperators.LSHL, 8)
+                    .add((IntVector) ll.convertShape(VectorOperators.S2I, I, 1));
+            a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, p, LE).mul(d), a0);
+            a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, p + 32, LE).mul(d), a1);
+            c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, q, LE).mul(d), c0);
+            c1 = ((FloatVector) r1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, q + 32, LE).mul(d), c1);
+            if (offsets) {
+                FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
+                a0 = FloatVector.fromMemorySegment(F, seg, p + 64, LE).fma(xs, a0);
+                a1 = FloatVector.fromMemorySegment(F, seg, p + 96, LE).fma(xs, a1);
+                c0 = FloatVector.fromMemorySegment(F, seg, q + 64, LE).fma(xs, c0);
+                c1 = FloatVector.fromMemorySegment(F, seg, q + 96, LE).fma(xs, c1);
+            }
+        }
+        a0.intoArray(out, outOff);
+        a1.intoArray(out, outOff + 8);
+        c0.intoArray(out, outOff + 16);
+        c1.intoArray(out, outOff + 24);
     }
 }

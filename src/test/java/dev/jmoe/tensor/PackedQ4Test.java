@@ -144,6 +144,21 @@ class PackedQ4Test {
         assertArrayEquals(plain, fromPacked);
     }
 
+    /** 16-bit products take two groups per pass where they can; that changes no bit of any row. */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_0", "Q4_K"})
+    void groupPairsGiveTheSameBitsAsSingleGroups(GgmlType type) {
+        Random rnd = new Random(9);
+        Matrix m = packed(random(type, 80, 512, rnd));
+        float[] x = activation(rnd, 512);
+        float[] all = new float[80], one = new float[16];
+        Kernels.matVec(null, m, x, 0, all, 0); // one thread over groups 0..4: pairs (0,1), (2,3), then 4 alone
+        for (int g = 0; g < 5; g++) {
+            Kernels.matVec(null, m.rows(16 * g, 16), x, 0, one, 0);
+            for (int r = 0; r < 16; r++) assertEquals(one[r], all[16 * g + r], type + " group " + g + " row " + r);
+        }
+    }
+
     @Test
     void rowSlicesKeepThePackingOnlyOnWholeGroups() {
         Random rnd = new Random(5);
