@@ -30,7 +30,7 @@ public final class KernelWarmup {
      * well-formed): compilation is triggered by call and loop counts, and a small product reaches them with
      * little work at interpreted speed.
      */
-    private static final int ROWS = 16, COLS = 256;
+    private static final int ROWS = 32, COLS = 256; // two groups of 16 rows: the packed 16-bit products run them as a pair
     /** Vectors of the batched products: one below and one at or above every kernel's tile threshold. */
     private static final int SMALL_BATCH = 2, TILE_BATCH = 8;
     /**
