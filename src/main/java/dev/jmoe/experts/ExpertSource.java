@@ -1,5 +1,7 @@
 package dev.jmoe.experts;
 
+import dev.jmoe.tensor.Parallel;
+
 /**
  * Where the MoE layer gets each expert's weights from. The forward pass only ever calls these
  * methods, so moving experts between memory tiers never touches it.
@@ -11,6 +13,12 @@ package dev.jmoe.experts;
 public interface ExpertSource extends AutoCloseable {
     /** The layer is about to compute these experts (in this order); a source may start loading them. */
     default void willUse(int layer, int[] experts) {}
+
+    /**
+     * {@link #willUse(int, int[])} from a forward pass that lends its compute threads for the call (the resident
+     * source packs first-used experts with them); sources that have no use for the threads ignore them.
+     */
+    default void willUse(int layer, int[] experts, Parallel pool) { willUse(layer, experts); }
 
     /**
      * The order in which to compute the experts just announced by {@link #willUse} (a permutation of them).

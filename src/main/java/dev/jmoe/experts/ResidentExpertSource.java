@@ -2,6 +2,7 @@ package dev.jmoe.experts;
 
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedQ4;
+import dev.jmoe.tensor.Parallel;
 import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
@@ -37,10 +38,18 @@ public final class ResidentExpertSource implements ExpertSource {
         }
     }
 
+    /** Packs the announced experts not packed yet, their rows split over {@code pool}. */
+    @Override
+    public void willUse(int layer, int[] used, Parallel pool) {
+        for (int e : used) {
+            if (experts[layer].get(e) == null) packExpert(layer, e, pool);
+        }
+    }
+
     @Override
     public ExpertWeights acquire(int layer, int expert) {
         ExpertWeights w = experts[layer].get(expert);
-        if (w == null) w = packExpert(layer, expert);
+        if (w == null) w = packExpert(layer, expert, null);
         return w;
     }
 
@@ -49,18 +58,18 @@ public final class ResidentExpertSource implements ExpertSource {
         return packedBytes.get();
     }
 
-    private synchronized ExpertWeights packExpert(int layer, int expert) {
+    private synchronized ExpertWeights packExpert(int layer, int expert, Parallel pool) {
         ExpertWeights w = experts[layer].get(expert);
         if (w != null) return w;
         ExpertWeights plain = layers.get(layer).expert(expert);
-        w = new ExpertWeights(layer, expert, packed(plain.gate()), packed(plain.up()), packed(plain.down()));
+        w = new ExpertWeights(layer, expert, packed(plain.gate(), pool), packed(plain.up(), pool), packed(plain.down(), pool));
         experts[layer].set(expert, w);
         return w;
     }
 
-    private Matrix packed(Matrix m) {
+    private Matrix packed(Matrix m, Parallel pool) {
         if (!PackedQ4.canPack(m)) return m;
-        PackedQ4 p = PackedQ4.pack(m, Arena.ofAuto());
+        PackedQ4 p = PackedQ4.pack(m, Arena.ofAuto(), pool);
         packedBytes.addAndGet(p.byteSize());
         return m.withPacked(p);
     }

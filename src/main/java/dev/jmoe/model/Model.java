@@ -292,7 +292,7 @@ public final class Model {
         float[] slots = s.ensureSlots(n * k * e);
         int[] used = routing.usedExperts();
         ExpertSource source = st.experts();
-        source.willUse(l, used);
+        source.willUse(l, used, pool);
         int ffE = hp.nFfExpert();
         for (int ex : source.order(l, used)) {
             int m = routing.tokenCount(ex);

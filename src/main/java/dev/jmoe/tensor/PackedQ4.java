@@ -9,6 +9,8 @@ import jdk.incubator.vector.VectorSpecies;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 
 /**
@@ -86,75 +88,85 @@ public final class PackedQ4 {
 
     /** Regroups {@code m} into memory of {@code arena}; {@link #canPack} must hold. */
     public static PackedQ4 pack(Matrix m, Arena arena) {
+        return pack(m, arena, null);
+    }
+
+    /**
+     * As {@link #pack(Matrix, Arena)}, with the groups split over {@code pool} (null: this thread). Experts are packed
+     * on first use, in the middle of a prompt, where the pool's other threads would otherwise wait.
+     */
+    public static PackedQ4 pack(Matrix m, Arena arena, Parallel pool) {
         if (!canPack(m)) {
             throw new IllegalArgumentException("only Q4_0 and Q4_K matrices with a multiple of " + ROWS + " rows can be packed, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
         boolean k = m.type() == GgmlType.Q4_K;
-        int nb = m.cols() / QK, groups = m.rows() / ROWS;
-        int rowBytes = (int) m.rowBytes();
-        int bb = blockBytes(k), quants = bb - QUANT_BYTES;
-        MemorySegment src = m.data();
-        long groupBytes = (long) nb * bb;
+        int groups = m.rows() / ROWS;
+        long groupBytes = (long) m.cols() / QK * blockBytes(k);
         MemorySegment dst = arena.allocate(groups * groupBytes, 64);
-        // Through heap copies of one group at a time: element-wise segment accesses cost several times more.
-        byte[] in = new byte[ROWS * rowBytes], out = new byte[(int) groupBytes];
-        float[] scale = new float[nb], offset = new float[nb];
-        byte[] pairs = new byte[nb * 16]; // per block the 16 quant bytes of Q4_0's layout: byte j = value j | value j+16 << 4
-        MemorySegment inSeg = MemorySegment.ofArray(in);
-        for (int g = 0; g < groups; g++) {
-            MemorySegment.copy(src, ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
-            for (int r = 0; r < ROWS; r++) {
-                if (k) unpackQ4_K(inSeg, r * rowBytes, nb, scale, offset, pairs);
-                else unpackQ4_0(in, r * rowBytes, nb, scale, pairs);
-                for (int b = 0; b < nb; b++) {
-                    int o = b * bb;
-                    putFloat(out, o + 4 * r, scale[b]);
-                    if (k) putFloat(out, o + 4 * ROWS + 4 * r, offset[b]);
-                    for (int q = 0; q < 8; q++) {
-                        out[o + quants + 32 * q + 2 * r] = pairs[16 * b + 2 * q];
-                        out[o + quants + 32 * q + 2 * r + 1] = pairs[16 * b + 2 * q + 1];
-                    }
-                }
-            }
-            MemorySegment.copy(out, 0, dst, ValueLayout.JAVA_BYTE, g * groupBytes, out.length);
-        }
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, dst, g0, g1);
+        if (pool == null || groups < 2) task.run(0, groups);
+        else pool.forRange(groups, 1, task);
         return new PackedQ4(dst, m.rows(), m.cols(), k);
     }
 
-    private static void putFloat(byte[] out, int o, float v) {
-        int bits = Float.floatToRawIntBits(v);
-        for (int i = 0; i < 4; i++) out[o + i] = (byte) (bits >>> (8 * i));
+    private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, LE);
+    private static final VarHandle FLOAT_LE = MethodHandles.byteArrayViewVarHandle(float[].class, LE);
+
+    /** Groups [g0, g1) of {@code m} into {@code dst}, through heap copies of one group at a time (element-wise segment accesses cost several times more). */
+    private static void packGroups(Matrix m, boolean k, MemorySegment dst, int g0, int g1) {
+        int nb = m.cols() / QK, rowBytes = (int) m.rowBytes();
+        int bb = blockBytes(k), quants = bb - QUANT_BYTES;
+        long groupBytes = (long) nb * bb;
+        byte[] in = new byte[ROWS * rowBytes], out = new byte[(int) groupBytes];
+        for (int g = g0; g < g1; g++) {
+            MemorySegment.copy(m.data(), ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
+            for (int r = 0; r < ROWS; r++) {
+                if (k) packRowQ4_K(in, r * rowBytes, nb, r, out, bb, quants);
+                else packRowQ4_0(in, r * rowBytes, nb, r, out, bb, quants);
+            }
+            MemorySegment.copy(out, 0, dst, ValueLayout.JAVA_BYTE, g * groupBytes, out.length);
+        }
     }
 
-    /** One Q4_0 row: block scales and quant bytes (already in the pair layout). */
-    private static void unpackQ4_0(byte[] in, int off, int nb, float[] scale, byte[] pairs) {
+    /** Row r of a group, Q4_0: each block's scale, and its eight quant byte pairs to their lanes. */
+    private static void packRowQ4_0(byte[] in, int off, int nb, int r, byte[] out, int bb, int quants) {
         for (int b = 0; b < nb; b++) {
-            int sp = off + b * Q4_0Kernel.BLOCK;
-            scale[b] = Float.float16ToFloat((short) ((in[sp] & 0xFF) | (in[sp + 1] << 8)));
-            System.arraycopy(in, sp + 2, pairs, 16 * b, 16);
+            int sp = off + b * Q4_0Kernel.BLOCK, o = b * bb;
+            FLOAT_LE.set(out, o + 4 * r, Float.float16ToFloat((short) SHORT_LE.get(in, sp)));
+            for (int q = 0; q < 8; q++) SHORT_LE.set(out, o + quants + 32 * q + 2 * r, (short) SHORT_LE.get(in, sp + 2 + 2 * q));
         }
     }
 
     /**
-     * One Q4_K row as 32-value blocks: scale d·sc, offset 8·d·sc − dmin·m, and the quants re-paired from Q4_K's
-     * layout (byte l of a 64-value chunk: value l low, value 32 + l high) into Q4_0's.
+     * Row r of a group, Q4_K, as 32-value blocks: scale d·sc, offset 8·d·sc − dmin·m, and the quants re-paired from
+     * Q4_K's layout (byte l of a 64-value chunk: value l low, value 32 + l high) into Q4_0's (byte t: value t low,
+     * value t + 16 high).
      */
-    private static void unpackQ4_K(MemorySegment in, long off, int nb, float[] scale, float[] offset, byte[] pairs) {
-        int[] sc = new int[8], mn = new int[8];
+    private static void packRowQ4_K(byte[] in, int off, int nb, int r, byte[] out, int bb, int quants) {
+        int superBytes = GgmlType.Q4_K.blockBytes();
         for (int s = 0; s < nb / 8; s++) {
-            long p = off + (long) s * GgmlType.Q4_K.blockBytes();
-            float d = Num.f16(in, p), dmin = Num.f16(in, p + 2);
-            KQuant.scaleMins(in, p + 4, sc, mn);
+            int p = off + s * superBytes;
+            float d = Float.float16ToFloat((short) SHORT_LE.get(in, p)), dmin = Float.float16ToFloat((short) SHORT_LE.get(in, p + 2));
             for (int j = 0; j < 8; j++) {
-                int b = 8 * s + j;
-                scale[b] = d * sc[j];
-                offset[b] = 8 * scale[b] - dmin * mn[j];
-                long q = p + 16 + 32L * (j / 2);
-                int shift = 4 * (j % 2);
-                for (int t = 0; t < 16; t++) {
-                    int lo = (Num.u8(in, q + t) >>> shift) & 0xF, hi = (Num.u8(in, q + t + 16) >>> shift) & 0xF;
-                    pairs[16 * b + t] = (byte) (lo | hi << 4);
+                // ggml's get_scale_min_k4 on the 12 bytes at p + 4
+                int sc, mn;
+                if (j < 4) {
+                    sc = in[p + 4 + j] & 63;
+                    mn = in[p + 8 + j] & 63;
+                } else {
+                    sc = (in[p + 8 + j] & 0xF) | ((in[p + j] & 0xFF) >>> 6) << 4;
+                    mn = (in[p + 8 + j] & 0xFF) >>> 4 | ((in[p + 4 + j] & 0xFF) >>> 6) << 4;
+                }
+                int o = (8 * s + j) * bb;
+                float scale = d * sc;
+                FLOAT_LE.set(out, o + 4 * r, scale);
+                FLOAT_LE.set(out, o + 4 * ROWS + 4 * r, 8 * scale - dmin * mn);
+                int q = p + 16 + 32 * (j / 2), shift = 4 * (j % 2);
+                for (int t = 0; t < 16; t += 2) {
+                    int b0 = (in[q + t] >>> shift) & 0xF | ((in[q + t + 16] >>> shift) & 0xF) << 4;
+                    int b1 = (in[q + t + 1] >>> shift) & 0xF | ((in[q + t + 17] >>> shift) & 0xF) << 4;
+                    SHORT_LE.set(out, o + quants + 16 * t + 2 * r, (short) (b0 | b1 << 8));
                 }
             }
         }

@@ -41,6 +41,26 @@ class PackedWeightsTest {
     }
 
     @Test
+    void announcedExpertsArePackedWithThePoolAndMatchTheSingleThreadedPacking() throws Exception {
+        try (GgufFile f = GgufFile.open(Reference.model("tiny_mixtral_q4_0")); Parallel pool = new Parallel(2)) {
+            Model packed = Model.load(f).withPackedWeights();
+            ResidentExpertSource viaPool = (ResidentExpertSource) packed.residentExperts();
+            viaPool.willUse(2, new int[] {5, 1}, pool);
+            long both = viaPool.packedBytes();
+            assertTrue(both > 0, "willUse packs the announced experts");
+            ExpertWeights w = viaPool.acquire(2, 5);
+            assertEquals(both, viaPool.packedBytes(), "acquire finds them packed");
+            ExpertWeights alone = ((ResidentExpertSource) Model.load(f).withPackedWeights().residentExperts()).acquire(2, 5);
+            float[] x = new float[w.gate().cols()];
+            for (int i = 0; i < x.length; i++) x[i] = (float) Math.sin(i);
+            float[] a = new float[w.gate().rows()], b = new float[w.gate().rows()];
+            dev.jmoe.tensor.Kernels.matVec(null, w.gate(), x, 0, a, 0);
+            dev.jmoe.tensor.Kernels.matVec(null, alone.gate(), x, 0, b, 0);
+            assertArrayEquals(b, a, "packing split over threads gives the same copy");
+        }
+    }
+
+    @Test
     void packedAndPlainModelsGenerateTheSameTokens() throws Exception {
         try (GgufFile f = GgufFile.open(Reference.model("tiny_mixtral_q4_0")); Parallel pool = new Parallel(2)) {
             Model plain = Model.load(f);
