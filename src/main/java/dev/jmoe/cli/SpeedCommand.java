@@ -25,6 +25,8 @@ import picocli.CommandLine.Spec;
  * {@code jmoe speed}: llama-bench's two figures — prompt processing (pp: N tokens in one batch) and text
  * generation (tg: N single-token steps) in tokens/s — for one or more models in one process, measured
  * round-robin so every model sees the same machine conditions, with the median of the repetitions.
+ * Several formats in one process share the JIT's profiles of the kernel call sites and can read lower than each
+ * alone; per-model figures come from one model per run.
  */
 @Command(name = "speed", description = "Prompt and decode tokens/s of one or more models, side by side (like llama-bench).")
 final class SpeedCommand implements Callable<Integer> {
