@@ -104,22 +104,15 @@ final class SpeedCommand implements Callable<Integer> {
                     }
                 }
             }
-            if (llama != null) {
-                out.printf("%-40s %8s %14s %14s %16s %16s%n", "model", "threads", "pp" + nPrompt + " t/s", "tg" + nGen + " t/s", "pp vs llama.cpp",
-                        "tg vs llama.cpp");
-            } else {
-                out.printf("%-40s %8s %14s %14s%n", "model", "threads", "pp" + nPrompt + " t/s", "tg" + nGen + " t/s");
-            }
+            out.printf("%-40s %8s %14s %14s%s%n", "model", "threads", "pp" + nPrompt + " t/s", "tg" + nGen + " t/s",
+                    llama != null ? String.format(" %16s %16s", "pp vs llama.cpp", "tg vs llama.cpp") : "");
             List<Map<String, Object>> rows = new ArrayList<>();
             for (int i = 0; i < loaded.size(); i++) {
                 double ppMed = median(pp[i]), tgMed = median(tg[i]);
                 int j = distinctFiles.indexOf(sources.get(i));
-                if (llama != null) {
-                    out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f %15.2fx %15.2fx%n", names.get(i), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]),
-                            pairedRatio(pp[i], lpp[j]), pairedRatio(tg[i], ltg[j]));
-                } else {
-                    out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f%n", names.get(i), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]));
-                }
+                double ppRatio = llama != null ? pairedRatio(pp[i], lpp[j]) : Double.NaN, tgRatio = llama != null ? pairedRatio(tg[i], ltg[j]) : Double.NaN;
+                out.printf("%-40s %8d %8.1f ± %-4.0f %8.1f ± %-4.0f%s%n", names.get(i), nThreads, ppMed, spread(pp[i]), tgMed, spread(tg[i]),
+                        llama != null ? String.format(" %15.2fx %15.2fx", ppRatio, tgRatio) : "");
                 Map<String, Object> row = new LinkedHashMap<>();
                 row.put("model", names.get(i));
                 row.put("int8_activations", int8Activations);
@@ -137,8 +130,8 @@ final class SpeedCommand implements Callable<Integer> {
                     row.put("llama_cpp_decode_tokens_per_s", median(ltg[j]));
                     row.put("llama_cpp_prompt_runs", lpp[j]);
                     row.put("llama_cpp_decode_runs", ltg[j]);
-                    row.put("prompt_ratio", pairedRatio(pp[i], lpp[j]));
-                    row.put("decode_ratio", pairedRatio(tg[i], ltg[j]));
+                    row.put("prompt_ratio", ppRatio);
+                    row.put("decode_ratio", tgRatio);
                 }
                 rows.add(row);
             }

@@ -87,7 +87,7 @@ public final class KernelWarmup {
         Matrix m = bytes <= full.data().byteSize() && full.cols() % COLS == 0
                 ? new Matrix(full.type(), full.data().asSlice(0, bytes), rows, cols)
                 : full.rows(0, Math.min(ROWS, full.rows()));
-        // A packing model computes its Q4_0 products on packed copies (experts are packed on first use): warm those kernels.
+        // A packing model computes its Q4_0 and Q4_K products on packed copies (experts are packed on first use): warm those kernels.
         if (packed && PackedQ4.canPack(m)) m = m.withPacked(PackedQ4.pack(m, Arena.ofAuto()));
         rows = m.rows();
         cols = m.cols();

@@ -321,8 +321,9 @@ public final class Kernels {
         a.prepare(quantizing(k), x, 0, xStride, batch, cols);
         int stride = a.stride(), nb = cols / 32;
         forGroups(pool, rows, (long) rows * cols * batch < 1 << 16, (g0, g1) -> {
-            for (int g = g0; g < g1; g++) {
-                for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, g + 1, out, b * outStride + g * PackedQ4.ROWS);
+            for (int g = g0; g < g1; g += 2) { // two groups at a time: the 16-bit products run them as a pair
+                int end = Math.min(g + 2, g1);
+                for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, end, out, b * outStride + g * PackedQ4.ROWS);
             }
         });
     }

@@ -30,8 +30,9 @@ public final class Parallel implements AutoCloseable {
     /**
      * Chunks per thread a range is cut into. More chunks than threads let a thread that runs ahead take work
      * from one that is slowed down (a descheduled vCPU, a sibling hyperthread busy with something else), at the
-     * price of one atomic increment per chunk; measured on 2 vCPUs, where one chunk per thread left each
-     * thread waiting for the other about a fifth of the decode time.
+     * price of one atomic increment per chunk. A profile of decode on 2 vCPUs showed the threads waiting for each
+     * other about a fifth of the time with one chunk per thread; the speed difference of this setting was within
+     * that machine's noise.
      */
     private static final int CHUNKS_PER_THREAD = Integer.getInteger("jmoe.parallel.chunksPerThread", 4);
     private final int chunksPerThread;
