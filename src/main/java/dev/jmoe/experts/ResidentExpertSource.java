@@ -3,7 +3,6 @@ package dev.jmoe.experts;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedQ4;
 import dev.jmoe.tensor.Parallel;
-import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReferenceArray;
@@ -69,7 +68,8 @@ public final class ResidentExpertSource implements ExpertSource {
 
     private Matrix packed(Matrix m, Parallel pool) {
         if (!PackedQ4.canPack(m)) return m;
-        PackedQ4 p = PackedQ4.pack(m, Arena.ofAuto(), pool);
+        PackedQ4 p = PackedQ4.packIfRoom(m, pool);
+        if (p == null) return m;
         packedBytes.addAndGet(p.byteSize());
         return m.withPacked(p);
     }

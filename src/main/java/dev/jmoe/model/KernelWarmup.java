@@ -5,7 +5,6 @@ import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedQ4;
 import dev.jmoe.tensor.Parallel;
-import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -88,7 +87,7 @@ public final class KernelWarmup {
                 ? new Matrix(full.type(), full.data().asSlice(0, bytes), rows, cols)
                 : full.rows(0, Math.min(ROWS, full.rows()));
         // A packing model computes its Q4_0 and Q4_K products on packed copies (experts are packed on first use): warm those kernels.
-        if (packed && PackedQ4.canPack(m)) m = m.withPacked(PackedQ4.pack(m, Arena.ofAuto()));
+        if (packed && PackedQ4.canPack(m)) m = m.withPacked(PackedQ4.pack(m));
         rows = m.rows();
         cols = m.cols();
         float[] x = new float[TILE_BATCH * cols];

@@ -9,7 +9,6 @@ import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedQ4;
 import dev.jmoe.tensor.Parallel;
-import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -62,24 +61,24 @@ public final class Model {
      * resident source (an offloading run never packs them). Single vectors (decode) and small batches read the
      * packed copies; prompt batches of four or more still take the float tile path on the file's rows, which is
      * faster there, so the packed copies are memory on top of the mapping (about 1.1× the Q4_0 bytes and 1.33× the
-     * Q4_K bytes; --no-pack avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
+     * Q4_K bytes, on the Java heap; a matrix the heap has no room for stays unpacked; --no-pack avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
      */
     public Model withPackedWeights() {
-        Arena arena = Arena.ofAuto();
         LayerWeights[] packed = new LayerWeights[layers.length];
         for (int l = 0; l < layers.length; l++) {
             LayerWeights w = layers[l];
-            packed[l] = new LayerWeights(w.attnNorm(), pack(w.wq(), arena), pack(w.wk(), arena), pack(w.wv(), arena), pack(w.wo(), arena),
+            packed[l] = new LayerWeights(w.attnNorm(), pack(w.wq()), pack(w.wk()), pack(w.wv()), pack(w.wo()),
                     w.bq(), w.bk(), w.bv(), w.qNorm(), w.kNorm(), w.ffnNorm(),
-                    pack(w.ffnGate(), arena), pack(w.ffnUp(), arena), pack(w.ffnDown(), arena), w.router(), w.experts(),
-                    w.sharedGateInp(), pack(w.sharedGate(), arena), pack(w.sharedUp(), arena), pack(w.sharedDown(), arena));
+                    pack(w.ffnGate()), pack(w.ffnUp()), pack(w.ffnDown()), w.router(), w.experts(),
+                    w.sharedGateInp(), pack(w.sharedGate()), pack(w.sharedUp()), pack(w.sharedDown()));
         }
-        return new Model(file, spec, hp, tokenEmbd, outputNorm, pack(output, arena), ropeFreqs, packed, true);
+        return new Model(file, spec, hp, tokenEmbd, outputNorm, pack(output), ropeFreqs, packed, true);
     }
 
-    private static Matrix pack(Matrix m, Arena arena) {
+    private static Matrix pack(Matrix m) {
         if (m == null || m.packed() != null || !PackedQ4.canPack(m)) return m;
-        return m.withPacked(PackedQ4.pack(m, arena));
+        PackedQ4 p = PackedQ4.packIfRoom(m, null);
+        return p == null ? m : m.withPacked(p);
     }
 
     /** Loads the model described by an open GGUF file (the file must stay open while the model is used). */

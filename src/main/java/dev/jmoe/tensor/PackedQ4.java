@@ -6,12 +6,12 @@ import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A Q4_0 or Q4_K matrix regrouped 16 rows at a time so that one 16-lane vector of 16-bit integers holds the
@@ -19,8 +19,8 @@ import java.nio.ByteOrder;
  * when {@link Matrix#packed} is set).
  *
  * <p>Why: a row-by-row dot spends most of its time turning nibbles into floats and handling each block's
- * scale. Here a block of 32 values of 16 rows is 16 float scales (Q4_K: then 16 float offsets) followed by
- * eight 32-byte vectors; each vector lane holds four nibbles of one row, and four 16-bit multiplies per vector
+ * scale. Here a block of 32 values of 16 rows is 16 float scales (Q4_K: then 16 float offsets) and eight
+ * 16-lane vectors of shorts; each vector lane holds four nibbles of one row, and four 16-bit multiplies per vector
  * (the nibbles shifted down by 0, 4, 8, 12 bits, times activations arranged so the neighbouring nibbles
  * cancel) give 64 products at once. The scales of 16 rows are one vector load, so a block costs a few
  * instructions for 16 rows.
@@ -38,17 +38,19 @@ import java.nio.ByteOrder;
  *       product, well inside the conformance tolerance, and still faster than the float path.</li>
  * </ul>
  * Rows of the original layout stay available in the {@link Matrix} (the scalar reference reads them).
+ *
+ * <p>The copy lives in Java arrays, not off-heap memory: C2 compiles the int-indexed array loads of the inner loop
+ * without the long-offset bounds checks that {@code MemorySegment} loads there kept (a pre- and post-loop with
+ * checks around every 8-step inner loop); the same kernel over arrays measured 15-40% faster, in and out of cache.
  */
 public final class PackedQ4 {
     /** Rows per group: one per 16-bit lane of a 256-bit vector. */
     public static final int ROWS = 16;
     private static final int QK = 32;
-    /** Bytes of the quants of one block of a group: 16 rows × 16 bytes. */
-    private static final int QUANT_BYTES = ROWS * 16;
+    /** Shorts of the quants of one block of a group: 16 rows × 8 shorts. */
+    private static final int QUANT_SHORTS = ROWS * 8;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
-    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     /** How activations are rounded to integers for the packed products. */
     enum Precision {
@@ -62,79 +64,123 @@ public final class PackedQ4 {
         }
     }
 
-    private final MemorySegment data;
+    /** Per block of each group: 128 shorts of quants (8 vectors of 16 lanes). */
+    private final short[] quants;
+    /** Per block of each group: 16 scales, then for Q4_K 16 offsets. */
+    private final float[] scales;
+    /** The first group of this copy in the arrays (a row slice shares them). */
+    private final int firstGroup;
     private final int rows, cols;
     /** Q4_K: each block carries per-row offsets (the mins) after its scales. */
     private final boolean offsets;
-    /** Bytes per block of a group: scales, offsets if any, quants. */
-    private final int blockBytes;
+    /** Floats per block of a group in {@link #scales}: 16, or 32 with offsets. */
+    private final int blockFloats;
 
-    private PackedQ4(MemorySegment data, int rows, int cols, boolean offsets) {
-        this.data = data;
+    private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets) {
+        this.quants = quants;
+        this.scales = scales;
+        this.firstGroup = firstGroup;
         this.rows = rows;
         this.cols = cols;
         this.offsets = offsets;
-        this.blockBytes = blockBytes(offsets);
+        this.blockFloats = blockFloats(offsets);
     }
 
-    private static int blockBytes(boolean offsets) {
-        return ROWS * 4 * (offsets ? 2 : 1) + QUANT_BYTES;
+    private static int blockFloats(boolean offsets) {
+        return offsets ? 2 * ROWS : ROWS;
     }
 
-    /** Whether {@code m} can be packed: Q4_0 or Q4_K with whole groups of 16 rows. */
+    /** Whether {@code m} can be packed: Q4_0 or Q4_K with whole groups of 16 rows, and its quants fit one Java array. */
     public static boolean canPack(Matrix m) {
-        return m.rows() % ROWS == 0 && (m.type() == GgmlType.Q4_0 && m.cols() % QK == 0 || m.type() == GgmlType.Q4_K && m.cols() % KQuant.QK_K == 0);
+        return m.rows() % ROWS == 0 && (long) m.rows() * m.cols() / 4 <= Integer.MAX_VALUE - 64
+                && (m.type() == GgmlType.Q4_0 && m.cols() % QK == 0 || m.type() == GgmlType.Q4_K && m.cols() % KQuant.QK_K == 0);
     }
 
-    /** Regroups {@code m} into memory of {@code arena}; {@link #canPack} must hold. */
-    public static PackedQ4 pack(Matrix m, Arena arena) {
-        return pack(m, arena, null);
+    /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold): quants plus float scales (and offsets) per block. */
+    public static long packedBytes(Matrix m) {
+        boolean k = m.type() == GgmlType.Q4_K;
+        return (long) m.rows() / ROWS * (m.cols() / QK) * (QUANT_SHORTS * 2L + blockFloats(k) * 4L);
+    }
+
+    private static final AtomicBoolean WARNED_NO_ROOM = new AtomicBoolean();
+
+    /**
+     * {@link #pack(Matrix, Parallel)} if the Java heap has room for the copy, else null (the caller keeps the file's
+     * rows, which are slower to multiply but need no memory): a model too big to pack must still run, not die of an
+     * OutOfMemoryError halfway through a prompt. Warns once on stderr when it first declines.
+     */
+    public static PackedQ4 packIfRoom(Matrix m, Parallel pool) {
+        Runtime rt = Runtime.getRuntime();
+        long bytes = packedBytes(m);
+        if (roomFor(bytes, rt.maxMemory(), rt.totalMemory() - rt.freeMemory())) return pack(m, pool);
+        if (!WARNED_NO_ROOM.getAndSet(true)) {
+            System.err.printf("jmoe: the Java heap (max %d MiB) has no room for more packed Q4 weights; the rest multiply from the"
+                    + " file's rows (slower). Give the JVM more heap with JMOE_JAVA_OPTS=-Xmx<size>, or pass --no-pack.%n", rt.maxMemory() >> 20);
+        }
+        return null;
+    }
+
+    /** Whether {@code bytes} more fit a heap of {@code maxHeap} with {@code usedHeap} in use, keeping an eighth of it (at least 64 MiB) free. */
+    static boolean roomFor(long bytes, long maxHeap, long usedHeap) {
+        long reserve = Math.max(64L << 20, maxHeap / 8);
+        return usedHeap + bytes + reserve <= maxHeap;
+    }
+
+    /** Regroups {@code m} on this thread; {@link #canPack} must hold. */
+    public static PackedQ4 pack(Matrix m) {
+        return pack(m, null);
     }
 
     /**
-     * As {@link #pack(Matrix, Arena)}, with the groups split over {@code pool} (null: this thread). Experts are packed
-     * on first use, in the middle of a prompt, where the pool's other threads would otherwise wait.
+     * As {@link #pack(Matrix)}, with the groups split over {@code pool} (null: this thread). Experts are packed on
+     * first use, in the middle of a prompt, where the pool's other threads would otherwise wait.
      */
-    public static PackedQ4 pack(Matrix m, Arena arena, Parallel pool) {
+    public static PackedQ4 pack(Matrix m, Parallel pool) {
         if (!canPack(m)) {
             throw new IllegalArgumentException("only Q4_0 and Q4_K matrices with a multiple of " + ROWS + " rows can be packed, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
         boolean k = m.type() == GgmlType.Q4_K;
-        int groups = m.rows() / ROWS;
-        long groupBytes = (long) m.cols() / QK * blockBytes(k);
-        MemorySegment dst = arena.allocate(groups * groupBytes, 64);
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, dst, g0, g1);
+        int groups = m.rows() / ROWS, nb = m.cols() / QK;
+        short[] quants = new short[groups * nb * QUANT_SHORTS];
+        float[] scales = new float[groups * nb * blockFloats(k)];
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, quants, scales, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
         else pool.forRange(groups, 1, task);
-        return new PackedQ4(dst, m.rows(), m.cols(), k);
+        return new PackedQ4(quants, scales, 0, m.rows(), m.cols(), k);
     }
 
-    private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, LE);
-    private static final VarHandle FLOAT_LE = MethodHandles.byteArrayViewVarHandle(float[].class, LE);
+    private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
-    /** Groups [g0, g1) of {@code m} into {@code dst}, through heap copies of one group at a time (element-wise segment accesses cost several times more). */
-    private static void packGroups(Matrix m, boolean k, MemorySegment dst, int g0, int g1) {
+    /** Groups [g0, g1) of {@code m}, through a heap copy of one group's rows at a time (element-wise segment accesses cost several times more). */
+    private static void packGroups(Matrix m, boolean k, short[] quants, float[] scales, int g0, int g1) {
         int nb = m.cols() / QK, rowBytes = (int) m.rowBytes();
-        int bb = blockBytes(k), quants = bb - QUANT_BYTES;
-        long groupBytes = (long) nb * bb;
-        byte[] in = new byte[ROWS * rowBytes], out = new byte[(int) groupBytes];
+        byte[] in = new byte[ROWS * rowBytes];
         for (int g = g0; g < g1; g++) {
             MemorySegment.copy(m.data(), ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
+            int block = g * nb;
             for (int r = 0; r < ROWS; r++) {
-                if (k) packRowQ4_K(in, r * rowBytes, nb, r, out, bb, quants);
-                else packRowQ4_0(in, r * rowBytes, nb, r, out, bb, quants);
+                if (k) packRowQ4_K(in, r * rowBytes, nb, r, quants, scales, block);
+                else packRowQ4_0(in, r * rowBytes, nb, r, quants, scales, block);
             }
-            MemorySegment.copy(out, 0, dst, ValueLayout.JAVA_BYTE, g * groupBytes, out.length);
         }
     }
 
+    /**
+     * The 16-bit lane of row r of a group: rows 0-7 in the even lanes, rows 8-15 in the odd ones, so that the low and
+     * high halves of each 32-bit lane are rows r and r + 8, and widening the 16-bit sums to rows 0-7 and 8-15 is two
+     * shifts per half (a first/second-half split compiles to byte shuffles and blends on AVX2).
+     */
+    static int lane(int r) {
+        return r < ROWS / 2 ? 2 * r : 2 * (r - ROWS / 2) + 1;
+    }
+
     /** Row r of a group, Q4_0: each block's scale, and its eight quant byte pairs to their lanes. */
-    private static void packRowQ4_0(byte[] in, int off, int nb, int r, byte[] out, int bb, int quants) {
+    private static void packRowQ4_0(byte[] in, int off, int nb, int r, short[] quants, float[] scales, int block) {
         for (int b = 0; b < nb; b++) {
-            int sp = off + b * Q4_0Kernel.BLOCK, o = b * bb;
-            FLOAT_LE.set(out, o + 4 * r, Float.float16ToFloat((short) SHORT_LE.get(in, sp)));
-            for (int q = 0; q < 8; q++) SHORT_LE.set(out, o + quants + 32 * q + 2 * r, (short) SHORT_LE.get(in, sp + 2 + 2 * q));
+            int sp = off + b * Q4_0Kernel.BLOCK, qo = (block + b) * QUANT_SHORTS + lane(r);
+            scales[(block + b) * ROWS + r] = Float.float16ToFloat((short) SHORT_LE.get(in, sp));
+            for (int q = 0; q < 8; q++) quants[qo + 16 * q] = (short) SHORT_LE.get(in, sp + 2 + 2 * q);
         }
     }
 
@@ -143,7 +189,7 @@ public final class PackedQ4 {
      * Q4_K's layout (byte l of a 64-value chunk: value l low, value 32 + l high) into Q4_0's (byte t: value t low,
      * value t + 16 high).
      */
-    private static void packRowQ4_K(byte[] in, int off, int nb, int r, byte[] out, int bb, int quants) {
+    private static void packRowQ4_K(byte[] in, int off, int nb, int r, short[] quants, float[] scales, int block) {
         int superBytes = GgmlType.Q4_K.blockBytes();
         for (int s = 0; s < nb / 8; s++) {
             int p = off + s * superBytes;
@@ -158,15 +204,15 @@ public final class PackedQ4 {
                     sc = (in[p + 8 + j] & 0xF) | ((in[p + j] & 0xFF) >>> 6) << 4;
                     mn = (in[p + 8 + j] & 0xFF) >>> 4 | ((in[p + 4 + j] & 0xFF) >>> 6) << 4;
                 }
-                int o = (8 * s + j) * bb;
+                int b = block + 8 * s + j, qo = b * QUANT_SHORTS + lane(r);
                 float scale = d * sc;
-                FLOAT_LE.set(out, o + 4 * r, scale);
-                FLOAT_LE.set(out, o + 4 * ROWS + 4 * r, 8 * scale - dmin * mn);
+                scales[b * 2 * ROWS + r] = scale;
+                scales[b * 2 * ROWS + ROWS + r] = 8 * scale - dmin * mn;
                 int q = p + 16 + 32 * (j / 2), shift = 4 * (j % 2);
                 for (int t = 0; t < 16; t += 2) {
                     int b0 = (in[q + t] >>> shift) & 0xF | ((in[q + t + 16] >>> shift) & 0xF) << 4;
                     int b1 = (in[q + t + 1] >>> shift) & 0xF | ((in[q + t + 17] >>> shift) & 0xF) << 4;
-                    SHORT_LE.set(out, o + quants + 16 * t + 2 * r, (short) (b0 | b1 << 8));
+                    quants[qo + 8 * t] = (short) (b0 | b1 << 8);
                 }
             }
         }
@@ -178,17 +224,13 @@ public final class PackedQ4 {
     public int rows() { return rows; }
     public int cols() { return cols; }
 
-    /** Bytes of the packed copy. */
-    public long byteSize() { return data.byteSize(); }
+    /** Bytes of the packed copy (of this slice's rows). */
+    public long byteSize() { return (long) rows / ROWS * (cols / QK) * (QUANT_SHORTS * 2L + blockFloats * 4L); }
 
-    private long groupBytes() {
-        return (long) cols / QK * blockBytes;
-    }
-
-    /** Rows [first, first + count) sharing memory, or null unless both are whole groups. */
+    /** Rows [first, first + count) sharing the arrays, or null unless both are whole groups. */
     PackedQ4 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ4(data.asSlice(first / ROWS * groupBytes(), count / ROWS * groupBytes()), count, cols, offsets);
+        return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets);
     }
 
     // ---- activations -------------------------------------------------------------------------------------
@@ -327,15 +369,16 @@ public final class PackedQ4 {
     // group8 and group16 share their frame on purpose: each is a single hot loop that C2 compiles tightly, where one
     // loop branching on the precision inside would not be.
     private void group8(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
-        int nb = cols / QK, quants = blockBytes - QUANT_BYTES;
-        MemorySegment seg = data.asSlice(g * groupBytes(), groupBytes());
+        short[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            long p = (long) b * blockBytes;
+            int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
             int o = vOff + b * Precision.BITS_8.blockShorts;
             ShortVector s0 = ShortVector.fromArray(S, act, o), s1 = ShortVector.zero(S), s2 = ShortVector.zero(S), s3 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
-                ShortVector w = ShortVector.fromMemorySegment(S, seg, p + quants + 32L * s, LE);
+                ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
                 int a = o + 16 + s * 64;
                 s0 = s0.add(w.mul(ShortVector.fromArray(S, act, a)));
                 s1 = s1.add(w.lanewise(VectorOperators.LSHR, 4).mul(ShortVector.fromArray(S, act, a + 16)));
@@ -343,15 +386,16 @@ public final class PackedQ4 {
                 s3 = s3.add(w.lanewise(VectorOperators.LSHR, 12).mul(ShortVector.fromArray(S, act, a + 48)));
             }
             ShortVector sum = s0.add(s1).add(s2.add(s3));
-            FloatVector f0 = (FloatVector) ((IntVector) sum.convertShape(VectorOperators.S2I, I, 0)).convert(VectorOperators.I2F, 0);
-            FloatVector f1 = (FloatVector) ((IntVector) sum.convertShape(VectorOperators.S2I, I, 1)).convert(VectorOperators.I2F, 0);
+            IntVector si = sum.reinterpretAsInts();
+            FloatVector f0 = (FloatVector) si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
+            FloatVector f1 = (FloatVector) si.lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
             float d = dx[dOff + b];
-            acc0 = f0.fma(FloatVector.fromMemorySegment(F, seg, p, LE).mul(d), acc0);
-            acc1 = f1.fma(FloatVector.fromMemorySegment(F, seg, p + 32, LE).mul(d), acc1);
+            acc0 = f0.fma(FloatVector.fromArray(F, sc, p).mul(d), acc0);
+            acc1 = f1.fma(FloatVector.fromArray(F, sc, p + 8).mul(d), acc1);
             if (offsets) {
                 FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
-                acc0 = FloatVector.fromMemorySegment(F, seg, p + 64, LE).fma(xs, acc0);
-                acc1 = FloatVector.fromMemorySegment(F, seg, p + 96, LE).fma(xs, acc1);
+                acc0 = FloatVector.fromArray(F, sc, p + 16).fma(xs, acc0);
+                acc1 = FloatVector.fromArray(F, sc, p + 24).fma(xs, acc1);
             }
         }
         acc0.intoArray(out, outOff);
@@ -359,16 +403,17 @@ public final class PackedQ4 {
     }
 
     private void group16(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
-        int nb = cols / QK, quants = blockBytes - QUANT_BYTES;
-        MemorySegment seg = data.asSlice(g * groupBytes(), groupBytes());
+        short[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            long p = (long) b * blockBytes;
+            int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
             int o = vOff + b * Precision.BITS_16.blockShorts;
             ShortVector h0 = ShortVector.fromArray(S, act, o), h1 = ShortVector.zero(S);
             ShortVector l0 = ShortVector.fromArray(S, act, o + 16), l1 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
-                ShortVector w = ShortVector.fromMemorySegment(S, seg, p + quants + 32L * s, LE);
+                ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
                 ShortVector w4 = w.lanewise(VectorOperators.LSHR, 4), w8 = w.lanewise(VectorOperators.LSHR, 8), w12 = w.lanewise(VectorOperators.LSHR, 12);
                 int a = o + 32 + s * 128;
                 h0 = h0.add(w.mul(ShortVector.fromArray(S, act, a))).add(w4.mul(ShortVector.fromArray(S, act, a + 16)));
@@ -377,17 +422,17 @@ public final class PackedQ4 {
                 l1 = l1.add(w8.mul(ShortVector.fromArray(S, act, a + 96))).add(w12.mul(ShortVector.fromArray(S, act, a + 112)));
             }
             ShortVector hs = h0.add(h1), ls = l0.add(l1);
-            IntVector t0 = ((IntVector) hs.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 8)
-                    .add((IntVector) ls.convertShape(VectorOperators.S2I, I, 0));
-            IntVector t1 = ((IntVector) hs.convertShape(VectorOperators.S2I, I, 1)).lanewise(VectorOperators.LSHL, 8)
-                    .add((IntVector) ls.convertShape(VectorOperators.S2I, I, 1));
+            IntVector hi = hs.reinterpretAsInts(), lo = ls.reinterpretAsInts();
+            IntVector t0 = hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
+                    .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            IntVector t1 = hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo.lanewise(VectorOperators.ASHR, 16));
             float d = dx[dOff + b];
-            acc0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, p, LE).mul(d), acc0);
-            acc1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, p + 32, LE).mul(d), acc1);
+            acc0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), acc0);
+            acc1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), acc1);
             if (offsets) {
                 FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
-                acc0 = FloatVector.fromMemorySegment(F, seg, p + 64, LE).fma(xs, acc0);
-                acc1 = FloatVector.fromMemorySegment(F, seg, p + 96, LE).fma(xs, acc1);
+                acc0 = FloatVector.fromArray(F, sc, p + 16).fma(xs, acc0);
+                acc1 = FloatVector.fromArray(F, sc, p + 24).fma(xs, acc1);
             }
         }
         acc0.intoArray(out, outOff);
@@ -396,19 +441,20 @@ public final class PackedQ4 {
 
     /** {@link #group16} for groups g and g + 1 at once: each activation vector is loaded once for both. */
     private void group16Pair(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
-        int nb = cols / QK, quants = blockBytes - QUANT_BYTES;
-        long gb = groupBytes();
-        MemorySegment seg = data.asSlice(g * gb, 2 * gb);
+        short[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            long p = (long) b * blockBytes, q = p + gb;
+            // this block of group g, and the same block of group g + 1
+            int qp = (block0 + b) * QUANT_SHORTS, qq = qp + nb * QUANT_SHORTS, p = (block0 + b) * blockFloats, q = p + nb * blockFloats;
             int o = vOff + b * Precision.BITS_16.blockShorts;
             ShortVector kh = ShortVector.fromArray(S, act, o), kl = ShortVector.fromArray(S, act, o + 16);
             // one high and one low accumulator per group: four chains, and registers left for both groups' weights
             ShortVector h = kh, l = kl, hh = kh, ll = kl;
             for (int s = 0; s < 8; s++) {
-                ShortVector v = ShortVector.fromMemorySegment(S, seg, p + quants + 32L * s, LE);
-                ShortVector u = ShortVector.fromMemorySegment(S, seg, q + quants + 32L * s, LE);
+                ShortVector v = ShortVector.fromArray(S, qs, qp + 16 * s);
+                ShortVector u = ShortVector.fromArray(S, qs, qq + 16 * s);
                 int a = o + 32 + s * 128;
                 // written out on purpose: a looped form (a conditional picking the unshifted vector, a helper for the
                 // conversions) left vectors boxed and decode 4x slower; this form is the one measured fast
@@ -441,24 +487,23 @@ public final class PackedQ4 {
             }
             float d = dx[dOff + b];
             // (vectors passed to a helper method that is not inlined get boxed: the conversions stay written out here)
-            IntVector t0 = ((IntVector) h.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 8)
-                    .add((IntVector) l.convertShape(VectorOperators.S2I, I, 0));
-            IntVector t1 = ((IntVector) h.convertShape(VectorOperators.S2I, I, 1)).lanewise(VectorOperators.LSHL, 8)
-                    .add((IntVector) l.convertShape(VectorOperators.S2I, I, 1));
-            IntVector r0 = ((IntVector) hh.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 8)
-                    .add((IntVector) ll.convertShape(VectorOperators.S2I, I, 0));
-            IntVector r1 = ((IntVector) hh.convertShape(VectorOperators.S2I, I, 1)).lanewise(VectorOperators.LSHL, 8)
-                    .add((IntVector) ll.convertShape(VectorOperators.S2I, I, 1));
-            a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, p, LE).mul(d), a0);
-            a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, p + 32, LE).mul(d), a1);
-            c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, q, LE).mul(d), c0);
-            c1 = ((FloatVector) r1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromMemorySegment(F, seg, q + 32, LE).mul(d), c1);
+            IntVector hi = h.reinterpretAsInts(), lo = l.reinterpretAsInts(), hi2 = hh.reinterpretAsInts(), lo2 = ll.reinterpretAsInts();
+            IntVector t0 = hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
+                    .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            IntVector t1 = hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo.lanewise(VectorOperators.ASHR, 16));
+            IntVector r0 = hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
+                    .add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            IntVector r1 = hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo2.lanewise(VectorOperators.ASHR, 16));
+            a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
+            a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
+            c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
+            c1 = ((FloatVector) r1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
             if (offsets) {
                 FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
-                a0 = FloatVector.fromMemorySegment(F, seg, p + 64, LE).fma(xs, a0);
-                a1 = FloatVector.fromMemorySegment(F, seg, p + 96, LE).fma(xs, a1);
-                c0 = FloatVector.fromMemorySegment(F, seg, q + 64, LE).fma(xs, c0);
-                c1 = FloatVector.fromMemorySegment(F, seg, q + 96, LE).fma(xs, c1);
+                a0 = FloatVector.fromArray(F, sc, p + 16).fma(xs, a0);
+                a1 = FloatVector.fromArray(F, sc, p + 24).fma(xs, a1);
+                c0 = FloatVector.fromArray(F, sc, q + 16).fma(xs, c0);
+                c1 = FloatVector.fromArray(F, sc, q + 24).fma(xs, c1);
             }
         }
         a0.intoArray(out, outOff);

@@ -8,7 +8,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
-import java.lang.foreign.Arena;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -32,7 +31,7 @@ class PackedQ4Test {
     }
 
     private static Matrix packed(Matrix m) {
-        return m.withPacked(PackedQ4.pack(m, Arena.ofAuto()));
+        return m.withPacked(PackedQ4.pack(m));
     }
 
     /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
@@ -182,16 +181,35 @@ class PackedQ4Test {
         assertFalse(PackedQ4.canPack(random(GgmlType.Q4_K, 8, 256, rnd)));
         // a Q4_K copy cannot stand in for a Q4_0 matrix of the same shape
         Matrix q40 = randomQ4_0(16, 256, rnd);
-        PackedQ4 fromK = PackedQ4.pack(random(GgmlType.Q4_K, 16, 256, rnd), Arena.ofAuto());
+        PackedQ4 fromK = PackedQ4.pack(random(GgmlType.Q4_K, 16, 256, rnd));
         assertThrows(IllegalArgumentException.class, () -> q40.withPacked(fromK));
         float[] src = TypeKernelTest.gaussian(rnd, 16 * 64, 0.05f);
         Matrix q8 = new Matrix(GgmlType.Q8_0, TypeKernelTest.quantize(GgmlType.Q8_0, src, 16, 64), 16, 64);
         assertFalse(PackedQ4.canPack(q8));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PackedQ4.pack(q8, Arena.ofAuto()));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PackedQ4.pack(q8));
         assertTrue(e.getMessage().contains("Q8_0 16x64"), e.getMessage());
         Matrix m = randomQ4_0(32, 64, rnd);
-        PackedQ4 other = PackedQ4.pack(randomQ4_0(16, 64, rnd), Arena.ofAuto());
+        PackedQ4 other = PackedQ4.pack(randomQ4_0(16, 64, rnd));
         assertThrows(IllegalArgumentException.class, () -> m.withPacked(other));
+    }
+
+    @Test
+    void packedCopiesLiveOnTheHeapAndAreDeclinedWhenItIsFull() {
+        Random rnd = new Random(9);
+        Matrix q40 = randomQ4_0(32, 256, rnd), q4k = random(GgmlType.Q4_K, 32, 256, rnd);
+        // 2 groups x 8 blocks: 128 shorts of quants plus 16 scales (Q4_K: and 16 offsets) per block
+        assertEquals(2 * 8 * (256 + 64), PackedQ4.packedBytes(q40));
+        assertEquals(2 * 8 * (256 + 128), PackedQ4.packedBytes(q4k));
+        assertEquals(PackedQ4.packedBytes(q4k), PackedQ4.pack(q4k).byteSize());
+        assertEquals(PackedQ4.packedBytes(q40) / 2, PackedQ4.pack(q40).rows(16, 16).byteSize());
+        long mib = 1L << 20, gib = 1L << 30;
+        // an eighth of the heap, at least 64 MiB, stays free
+        assertTrue(PackedQ4.roomFor(100 * mib, 8 * gib, 6 * gib));
+        assertFalse(PackedQ4.roomFor(1100 * mib, 8 * gib, 6 * gib));
+        assertTrue(PackedQ4.roomFor(10 * mib, 256 * mib, 100 * mib));
+        assertFalse(PackedQ4.roomFor(100 * mib, 256 * mib, 100 * mib));
+        // this test JVM has room for a small copy
+        assertNotNull(PackedQ4.packIfRoom(q40, null));
     }
 
     /** The scalar reference mode still reads the file's rows, so it stays the exact reference for a packed matrix. */

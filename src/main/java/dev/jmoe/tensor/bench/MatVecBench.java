@@ -80,7 +80,7 @@ public class MatVecBench {
             MemorySegment seg = i == 0 ? first : arena.allocate(bytes, 64);
             if (i > 0) seg.copyFrom(first);
             mats[i] = new Matrix(t, seg, rows, cols);
-            if (packed && PackedQ4.canPack(mats[i])) mats[i] = mats[i].withPacked(PackedQ4.pack(mats[i], arena));
+            if (packed && PackedQ4.canPack(mats[i])) mats[i] = mats[i].withPacked(PackedQ4.pack(mats[i]));
         }
         x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
