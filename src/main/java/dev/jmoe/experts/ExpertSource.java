@@ -27,6 +27,13 @@ public interface ExpertSource extends AutoCloseable {
      */
     default int[] order(int layer, int[] experts) { return experts; }
 
+    /**
+     * Whether every one of these just-announced experts can be acquired now without waiting and held together, so
+     * the forward pass may compute them all in one step (a decode token's experts share one dispatch). Sources that
+     * bring experts in keep the default: they overlap loading one expert with computing another instead.
+     */
+    default boolean allReady(int layer, int[] experts) { return false; }
+
     /** The weights of (layer, expert), waiting for them if they are still being brought in. */
     ExpertWeights acquire(int layer, int expert);
 

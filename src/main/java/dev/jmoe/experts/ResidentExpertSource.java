@@ -45,6 +45,12 @@ public final class ResidentExpertSource implements ExpertSource {
         }
     }
 
+    /** Always: every expert is in memory (packing, if any, happened in {@link #willUse}). */
+    @Override
+    public boolean allReady(int layer, int[] experts) {
+        return true;
+    }
+
     @Override
     public ExpertWeights acquire(int layer, int expert) {
         ExpertWeights w = experts[layer].get(expert);

@@ -6,6 +6,7 @@ import dev.jmoe.experts.ResidentExpertSource;
 import dev.jmoe.experts.StackedExperts;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.Kernels;
+import dev.jmoe.tensor.MatVecSet;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedQ4;
 import dev.jmoe.tensor.Parallel;
@@ -194,9 +195,13 @@ public final class Model {
         float[] x = s.x, xn = s.xn;
         for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.attnNorm(), hp.rmsEps(), xn, t * e, e);
         Parallel pool = st.pool();
-        matmul(pool, lw.wq(), xn, e, n, s.q, qDim);
-        matmul(pool, lw.wk(), xn, e, n, s.k, kvDim);
-        matmul(pool, lw.wv(), xn, e, n, s.v, kvDim);
+        if (n == 1) {
+            MatVecSet.begin().add(lw.wq(), xn, 0, s.q, 0).add(lw.wk(), xn, 0, s.k, 0).add(lw.wv(), xn, 0, s.v, 0).run(pool);
+        } else {
+            matmul(pool, lw.wq(), xn, e, n, s.q, qDim);
+            matmul(pool, lw.wk(), xn, e, n, s.k, kvDim);
+            matmul(pool, lw.wv(), xn, e, n, s.v, kvDim);
+        }
         if (lw.bq() != null) {
             for (int t = 0; t < n; t++) {
                 addInPlace(s.q, t * qDim, lw.bq(), qDim);
@@ -292,7 +297,26 @@ public final class Model {
         int[] used = routing.usedExperts();
         ExpertSource source = st.experts();
         source.willUse(l, used, pool);
-        int ffE = hp.nFfExpert();
+        if (n == 1 && source.allReady(l, used)) decodeExperts(s, source, l, used, pool);
+        else expertByExpert(s, source, l, n, used, pool);
+        float[] out = s.tmp;
+        for (int t = 0; t < n; t++) {
+            int o = t * e;
+            for (int j = 0; j < k; j++) {
+                float wgt = routing.weight(t, j);
+                int so = (t * k + j) * e;
+                if (j == 0) for (int i = 0; i < e; i++) out[o + i] = slots[so + i] * wgt;
+                else for (int i = 0; i < e; i++) out[o + i] += slots[so + i] * wgt;
+            }
+        }
+        if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
+    }
+
+    /** Each used expert in the order the source gives, on the batch's tokens routed to it, into their slots. */
+    private void expertByExpert(Scratch s, ExpertSource source, int l, int n, int[] used, Parallel pool) {
+        int e = hp.nEmbd(), k = hp.nExpertUsed(), ffE = hp.nFfExpert();
+        Routing routing = s.routing;
+        float[] slots = s.slots();
         for (int ex : source.order(l, used)) {
             int m = routing.tokenCount(ex);
             float[] in = s.ensureFf(m * e, 2), g = s.ensureFf(m * ffE, 0), u = s.ensureFf(m * ffE, 1), d = s.ensureFf(m * e, 3);
@@ -309,17 +333,47 @@ public final class Model {
                 System.arraycopy(d, i * e, slots, (t * k + slot) * e, e);
             }
         }
-        float[] out = s.tmp;
-        for (int t = 0; t < n; t++) {
-            int o = t * e;
-            for (int j = 0; j < k; j++) {
-                float wgt = routing.weight(t, j);
-                int so = (t * k + j) * e;
-                if (j == 0) for (int i = 0; i < e; i++) out[o + i] = slots[so + i] * wgt;
-                else for (int i = 0; i < e; i++) out[o + i] += slots[so + i] * wgt;
+    }
+
+    /**
+     * One token's experts, all ready: every expert's gate and up products in one dispatch, then every down product
+     * in another, straight into the token's slots. The products are the ones the per-expert path computes.
+     */
+    private void decodeExperts(Scratch s, ExpertSource source, int l, int[] used, Parallel pool) {
+        int e = hp.nEmbd(), ffE = hp.nFfExpert(), m = used.length;
+        Routing routing = s.routing;
+        float[] slots = s.slots(), g = s.ensureFf(m * ffE, 0), u = s.ensureFf(m * ffE, 1);
+        ExpertWeights[] ws = s.expertWeights(m);
+        try {
+            for (int i = 0; i < m; i++) ws[i] = source.acquire(l, used[i]);
+            MatVecSet gated = MatVecSet.begin();
+            boolean separateUp = false;
+            for (int i = 0; i < m; i++) {
+                ExpertWeights w = ws[i];
+                if (w.gate().type() == w.up().type()) {
+                    gated.addGated(w.gate(), w.up(), SILU_GATE, s.xn, 0, g, i * ffE);
+                } else {
+                    gated.add(w.gate(), s.xn, 0, g, i * ffE).add(w.up(), s.xn, 0, u, i * ffE);
+                    separateUp = true;
+                }
+            }
+            gated.run(pool);
+            if (separateUp) {
+                for (int i = 0; i < m; i++) {
+                    ExpertWeights w = ws[i];
+                    if (w.gate().type() == w.up().type()) continue;
+                    for (int j = i * ffE; j < (i + 1) * ffE; j++) g[j] = Ops.silu(g[j]) * u[j];
+                }
+            }
+            MatVecSet down = MatVecSet.begin();
+            for (int i = 0; i < m; i++) down.add(ws[i].down(), g, i * ffE, slots, routing.slot(used[i], 0) * e);
+            down.run(pool);
+        } finally {
+            for (int i = 0; i < m; i++) {
+                if (ws[i] != null) source.release(ws[i]);
+                ws[i] = null;
             }
         }
-        if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
     }
 
     private void sharedExpert(InferenceState st, Scratch s, LayerWeights lw, int n) {
@@ -340,6 +394,7 @@ public final class Model {
         final Routing routing;
         private final float[][] ff = new float[4][];
         private float[] slots = new float[0];
+        private ExpertWeights[] held = new ExpertWeights[0];
 
         Scratch(Hyperparams hp, int capacity) {
             this.capacity = capacity;
@@ -364,6 +419,17 @@ public final class Model {
         float[] ensureSlots(int size) {
             if (slots.length < size) slots = new float[size];
             return slots;
+        }
+
+        /** The slots last sized by {@link #ensureSlots}. */
+        float[] slots() {
+            return slots;
+        }
+
+        /** A reusable array of at least n experts' weights (entries are cleared after use). */
+        ExpertWeights[] expertWeights(int n) {
+            if (held.length < n) held = new ExpertWeights[n];
+            return held;
         }
     }
 }

@@ -38,7 +38,7 @@ public final class Kernels {
     }
 
     /** Weight bytes below which a product runs on the calling thread: waking workers would cost more. */
-    private static final long PARALLEL_MIN_BYTES = 48 * 1024;
+    static final long PARALLEL_MIN_BYTES = 48 * 1024;
 
     /** The kernel for {@code type}, or an exception naming the type if jmoe cannot compute with it. */
     public static TypeKernel forType(GgmlType type) {
@@ -96,7 +96,7 @@ public final class Kernels {
     }
 
     /** The scheme activations of {@code k} are rounded with in this product, or null for float activations. */
-    private static QuantizedActivation.Scheme quantizing(RowKernel k) {
+    static QuantizedActivation.Scheme quantizing(RowKernel k) {
         return activationQuantization ? k.activationScheme() : null;
     }
 
@@ -384,7 +384,7 @@ public final class Kernels {
         return s;
     }
 
-    private static void checkRange(String what, float[] a, long off, long len) {
+    static void checkRange(String what, float[] a, long off, long len) {
         if (a == null) throw new IllegalArgumentException(what + " is null");
         if (off < 0 || off + len > a.length) {
             throw new IllegalArgumentException(what + " needs " + len + " floats from offset " + off + " but has length " + a.length);

@@ -1,0 +1,116 @@
+package dev.jmoe.tensor;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.Arrays;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** A set of products in one dispatch gives, product by product, exactly what the single-product calls give. */
+class MatVecSetTest {
+    private static Parallel pool1, pool2;
+    private static final Kernels.Gate SILU = (g, u) -> g / (1f + (float) Math.exp(-g)) * u;
+
+    @BeforeAll
+    static void pools() {
+        pool1 = new Parallel(1);
+        pool2 = new Parallel(2);
+    }
+
+    @AfterAll
+    static void close() {
+        pool1.close();
+        pool2.close();
+    }
+
+    @AfterEach
+    void exact() {
+        Kernels.setActivationQuantization(false);
+        Kernels.setScalarReference(false);
+    }
+
+    private static Matrix random(GgmlType type, int rows, int cols, Random rnd, boolean pack) {
+        float[] src = TypeKernelTest.gaussian(rnd, rows * cols, 0.05f);
+        Matrix m = new Matrix(type, TypeKernelTest.quantize(type, src, rows, cols), rows, cols);
+        return pack ? m.withPacked(PackedQ4.pack(m)) : m;
+    }
+
+    /**
+     * Mixed types and layouts as a Q4_0 or Q4_K_M decode step has them: a packed q with Q8_0 k and v on one vector,
+     * two packed gated experts on another, and Q6_K / unpacked down products with their own inputs. Row counts that
+     * are odd multiples of 16 and not multiples of 16 check the unit bookkeeping.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"exact", "int8", "scalar"})
+    void everyProductEqualsItsSingleCall(String mode) {
+        if (mode.equals("int8")) Kernels.setActivationQuantization(true);
+        if (mode.equals("scalar")) Kernels.setScalarReference(true);
+        Random rnd = new Random(11);
+        int cols = 256, ff = 112;
+        Matrix q = random(GgmlType.Q4_0, 80, cols, rnd, true);
+        Matrix k = random(GgmlType.Q8_0, 48, cols, rnd, false);
+        Matrix v = random(GgmlType.Q8_0, 40, cols, rnd, false);
+        Matrix g1 = random(GgmlType.Q4_K, ff, cols, rnd, true), u1 = random(GgmlType.Q4_K, ff, cols, rnd, true);
+        Matrix g2 = random(GgmlType.Q4_0, ff, cols, rnd, false), u2 = random(GgmlType.Q4_0, ff, cols, rnd, false);
+        Matrix d1 = random(GgmlType.Q6_K, 72, 256, rnd, false), d2 = random(GgmlType.Q4_0, 80, 256, rnd, true);
+        float[] x = TypeKernelTest.gaussian(rnd, cols + 5, 1f), y = TypeKernelTest.gaussian(rnd, 512, 1f);
+        for (Parallel pool : new Parallel[] {pool1, pool2, null}) {
+            String where = mode + " on " + (pool == null ? "no pool" : pool.threads() + " threads");
+            float[] qkv = new float[200], gated = new float[2 * ff], down = new float[152];
+            Arrays.fill(qkv, Float.NaN);
+            MatVecSet.begin().add(q, x, 5, qkv, 0).add(k, x, 5, qkv, 80).add(v, x, 5, qkv, 128).run(pool);
+            MatVecSet.begin().addGated(g1, u1, SILU, x, 3, gated, 0).addGated(g2, u2, SILU, x, 3, gated, ff).run(pool);
+            MatVecSet.begin().add(d1, y, 0, down, 0).add(d2, y, 256, down, 72).run(pool);
+
+            float[] want = new float[200];
+            Arrays.fill(want, Float.NaN);
+            Kernels.matVec(pool, q, x, 5, want, 0);
+            Kernels.matVec(pool, k, x, 5, want, 80);
+            Kernels.matVec(pool, v, x, 5, want, 128);
+            assertArrayEquals(want, qkv, where + ": q, k and v bit for bit, nothing written past them");
+            float[] wantGated = new float[2 * ff];
+            Kernels.gatedMatVec(pool, g1, u1, SILU, x, 3, wantGated, 0);
+            Kernels.gatedMatVec(pool, g2, u2, SILU, x, 3, wantGated, ff);
+            assertArrayEquals(wantGated, gated, where + ": gated experts bit for bit");
+            float[] wantDown = new float[152];
+            Kernels.matVec(pool, d1, y, 0, wantDown, 0);
+            Kernels.matVec(pool, d2, y, 256, wantDown, 72);
+            assertArrayEquals(wantDown, down, where + ": down products bit for bit");
+            assertTrue(Math.abs(down[0]) > 0 && Math.abs(gated[ff]) > 0, "the products are not trivially zero");
+        }
+    }
+
+    @Test
+    void aSetIsEmptiedByBeginAndReusedWithOtherShapes() {
+        Random rnd = new Random(5);
+        Matrix big = random(GgmlType.Q4_0, 64, 512, rnd, true), small = random(GgmlType.Q8_0, 32, 256, rnd, false);
+        float[] x = TypeKernelTest.gaussian(rnd, 512, 1f), out = new float[64], want = new float[64];
+        MatVecSet.begin().add(big, x, 0, out, 0).run(pool2);
+        Kernels.matVec(pool2, big, x, 0, want, 0);
+        assertArrayEquals(want, out);
+        float[] out2 = new float[64], want2 = new float[64];
+        MatVecSet.begin().add(small, x, 100, out2, 0).run(pool2);
+        Kernels.matVec(pool2, small, x, 100, want2, 0);
+        assertArrayEquals(want2, out2, "the earlier product is not run again and the new input is prepared afresh");
+        MatVecSet.begin().run(pool2); // an empty set is a no-op
+    }
+
+    @Test
+    void badProductsAreRejectedWhenAdded() {
+        Random rnd = new Random(2);
+        Matrix g = random(GgmlType.Q8_0, 64, 256, rnd, false), u = random(GgmlType.Q8_0, 32, 256, rnd, false);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> MatVecSet.begin().addGated(g, u, SILU, new float[256], 0, new float[64], 0));
+        assertTrue(e.getMessage().contains("64x256") && e.getMessage().contains("32x256"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> MatVecSet.begin().add(g, new float[200], 0, new float[64], 0));
+        assertTrue(e.getMessage().contains("x needs 256"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> MatVecSet.begin().add(g, new float[256], 0, new float[64], 1));
+        assertTrue(e.getMessage().contains("out needs 64"), e.getMessage());
+    }
+}
