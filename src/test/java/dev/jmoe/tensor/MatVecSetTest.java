@@ -1,8 +1,6 @@
 package dev.jmoe.tensor;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -14,23 +12,11 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** A set of products in one dispatch gives, product by product, exactly what the single-product calls give. */
 class MatVecSetTest {
-    private static Parallel pool1, pool2;
     private static final Kernels.Gate SILU = (g, u) -> g / (1f + (float) Math.exp(-g)) * u;
-
-    @BeforeAll
-    static void pools() {
-        pool1 = new Parallel(1);
-        pool2 = new Parallel(2);
-    }
-
-    @AfterAll
-    static void close() {
-        pool1.close();
-        pool2.close();
-    }
+    private static final Parallel pool1 = new Parallel(1), pool2 = new Parallel(2); // daemon workers: no teardown
 
     @AfterEach
-    void exact() {
+    void backToExactVectorProducts() {
         Kernels.setActivationQuantization(false);
         Kernels.setScalarReference(false);
     }
