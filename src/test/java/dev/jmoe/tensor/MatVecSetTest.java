@@ -30,7 +30,8 @@ class MatVecSetTest {
     /**
      * Mixed types and layouts as a Q4_0 or Q4_K_M decode step has them: a packed q with Q8_0 k and v on one vector,
      * two packed gated experts on another, and Q6_K / unpacked down products with their own inputs. Row counts that
-     * are odd multiples of 16 and not multiples of 16 check the unit bookkeeping.
+     * are odd multiples of 16 and not multiples of 16 check the unit bookkeeping; each set holds more than the 48 KiB
+     * of weights below which a product stays on one thread, so on the 2-thread pool chunks cut across products.
      */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"exact", "int8", "scalar"})
@@ -38,21 +39,21 @@ class MatVecSetTest {
         if (mode.equals("int8")) Kernels.setActivationQuantization(true);
         if (mode.equals("scalar")) Kernels.setScalarReference(true);
         Random rnd = new Random(11);
-        int cols = 256, ff = 112;
+        int cols = 1024, ff = 112;
         Matrix q = random(GgmlType.Q4_0, 80, cols, rnd, true);
         Matrix k = random(GgmlType.Q8_0, 48, cols, rnd, false);
         Matrix v = random(GgmlType.Q8_0, 40, cols, rnd, false);
         Matrix g1 = random(GgmlType.Q4_K, ff, cols, rnd, true), u1 = random(GgmlType.Q4_K, ff, cols, rnd, true);
         Matrix g2 = random(GgmlType.Q4_0, ff, cols, rnd, false), u2 = random(GgmlType.Q4_0, ff, cols, rnd, false);
-        Matrix d1 = random(GgmlType.Q6_K, 72, 256, rnd, false), d2 = random(GgmlType.Q4_0, 80, 256, rnd, true);
-        float[] x = TypeKernelTest.gaussian(rnd, cols + 5, 1f), y = TypeKernelTest.gaussian(rnd, 512, 1f);
+        Matrix d1 = random(GgmlType.Q6_K, 72, 1024, rnd, false), d2 = random(GgmlType.Q4_0, 80, 1024, rnd, true);
+        float[] x = TypeKernelTest.gaussian(rnd, cols + 5, 1f), y = TypeKernelTest.gaussian(rnd, 2048, 1f);
         for (Parallel pool : new Parallel[] {pool1, pool2, null}) {
             String where = mode + " on " + (pool == null ? "no pool" : pool.threads() + " threads");
             float[] qkv = new float[200], gated = new float[2 * ff], down = new float[152];
             Arrays.fill(qkv, Float.NaN);
             MatVecSet.begin().add(q, x, 5, qkv, 0).add(k, x, 5, qkv, 80).add(v, x, 5, qkv, 128).run(pool);
             MatVecSet.begin().addGated(g1, u1, SILU, x, 3, gated, 0).addGated(g2, u2, SILU, x, 3, gated, ff).run(pool);
-            MatVecSet.begin().add(d1, y, 0, down, 0).add(d2, y, 256, down, 72).run(pool);
+            MatVecSet.begin().add(d1, y, 0, down, 0).add(d2, y, 1024, down, 72).run(pool);
 
             float[] want = new float[200];
             Arrays.fill(want, Float.NaN);
@@ -66,7 +67,7 @@ class MatVecSetTest {
             assertArrayEquals(wantGated, gated, where + ": gated experts bit for bit");
             float[] wantDown = new float[152];
             Kernels.matVec(pool, d1, y, 0, wantDown, 0);
-            Kernels.matVec(pool, d2, y, 256, wantDown, 72);
+            Kernels.matVec(pool, d2, y, 1024, wantDown, 72);
             assertArrayEquals(wantDown, down, where + ": down products bit for bit");
             assertTrue(Math.abs(down[0]) > 0 && Math.abs(gated[ff]) > 0, "the products are not trivially zero");
         }
