@@ -51,6 +51,9 @@ public final class PackedQ4 {
     private static final int QUANT_SHORTS = ROWS * 8;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    /** 1.5·2^23: a float of magnitude below 2^22 plus this, minus this, is the float rounded half to even. */
+    private static final float ROUNDING = 12582912f;
 
     /** How activations are rounded to integers for the packed products. */
     enum Precision {
@@ -296,8 +299,39 @@ public final class PackedQ4 {
             }
         }
 
-        /** Scale amax/32512 per block; x = 256·hi + lo with hi in [−127, 127] and lo in [−127, 128]. */
+        /**
+         * Scale amax/32512 per block; x = 256·hi + lo with hi in [−127, 127] and lo in [−127, 128]. The split is
+         * computed 8 values at a time (the serial part of a decode step: the other threads wait for it); the values
+         * are those of {@link #prepare16Scalar}, which the tests compare it with.
+         */
         private void prepare16(float[] x, int xOff, int n, int vOff, int dOff) {
+            for (int b = 0; b < n / QK; b++) {
+                int xo = xOff + QK * b;
+                FloatVector x0 = FloatVector.fromArray(F, x, xo), x1 = FloatVector.fromArray(F, x, xo + 8);
+                FloatVector x2 = FloatVector.fromArray(F, x, xo + 16), x3 = FloatVector.fromArray(F, x, xo + 24);
+                float amax = x0.abs().max(x1.abs()).max(x2.abs().max(x3.abs())).reduceLanes(VectorOperators.MAX);
+                float id = amax != 0 ? 32512f / amax : 0f;
+                IntVector h0 = split(x0, id, 0), h1 = split(x1, id, 8), h2 = split(x2, id, 16), h3 = split(x3, id, 24);
+                int sumHi = h0.add(h1).add(h2.add(h3)).reduceLanes(VectorOperators.ADD);
+                int sumLo = IntVector.fromArray(I, lo, 0).add(IntVector.fromArray(I, lo, 8))
+                        .add(IntVector.fromArray(I, lo, 16).add(IntVector.fromArray(I, lo, 24))).reduceLanes(VectorOperators.ADD);
+                layOut16(vOff, dOff, b, amax, sumHi, sumLo);
+            }
+        }
+
+        /** Rounds 8 values times id to integers (half to even, as Math.rint) and splits them into hi[at..] and lo[at..]. */
+        private IntVector split(FloatVector xs, float id, int at) {
+            // adding and subtracting 1.5·2^23 leaves the float rounded to an integer: exact for |v| <= 32512 < 2^22
+            FloatVector r = xs.mul(id).add(ROUNDING).sub(ROUNDING);
+            IntVector v16 = (IntVector) r.convert(VectorOperators.F2I, 0);
+            IntVector h = v16.add(127).lanewise(VectorOperators.ASHR, 8); // floor((v + 127) / 256)
+            h.intoArray(hi, at);
+            v16.sub(h.lanewise(VectorOperators.LSHL, 8)).intoArray(lo, at);
+            return h;
+        }
+
+        /** {@link #prepare16} one value at a time: the definition the vector form must equal. */
+        void prepare16Scalar(float[] x, int xOff, int n, int vOff, int dOff) {
             for (int b = 0; b < n / QK; b++) {
                 int xo = xOff + QK * b;
                 float amax = 0;
@@ -312,17 +346,22 @@ public final class PackedQ4 {
                     sumHi += h;
                     sumLo += lo[j];
                 }
-                int o = vOff + b * Precision.BITS_16.blockShorts;
-                fill(o, -8 * sumHi);
-                fill(o + 16, -8 * sumLo);
-                for (int s = 0; s < 8; s++) {
-                    int p = o + 32 + s * 128;
-                    nibbleVector(p, hi[2 * s], hi[2 * s + 16], hi[2 * s + 1], hi[2 * s + 17]);
-                    nibbleVector(p + 64, lo[2 * s], lo[2 * s + 16], lo[2 * s + 1], lo[2 * s + 17]);
-                }
-                d[dOff + b] = amax / 32512f;
-                sums[dOff + b] = (256 * sumHi + sumLo) * d[dOff + b];
+                layOut16(vOff, dOff, b, amax, sumHi, sumLo);
             }
+        }
+
+        /** Block b's vectors from hi and lo, its scale and its scaled sum. */
+        private void layOut16(int vOff, int dOff, int b, float amax, int sumHi, int sumLo) {
+            int o = vOff + b * Precision.BITS_16.blockShorts;
+            fill(o, -8 * sumHi);
+            fill(o + 16, -8 * sumLo);
+            for (int s = 0; s < 8; s++) {
+                int p = o + 32 + s * 128;
+                nibbleVector(p, hi[2 * s], hi[2 * s + 16], hi[2 * s + 1], hi[2 * s + 17]);
+                nibbleVector(p + 64, lo[2 * s], lo[2 * s + 16], lo[2 * s + 1], lo[2 * s + 17]);
+            }
+            d[dOff + b] = amax / 32512f;
+            sums[dOff + b] = (256 * sumHi + sumLo) * d[dOff + b];
         }
 
         private void nibbleVectors(int o, byte[] q, int xo) {

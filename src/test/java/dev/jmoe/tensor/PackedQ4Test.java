@@ -158,6 +158,25 @@ class PackedQ4Test {
         }
     }
 
+    /** The vector preparation of 16-bit activations equals the scalar definition bit for bit, ties and zeros included. */
+    @Test
+    void sixteenBitActivationsAreTheScalarOnes() {
+        Random rnd = new Random(12);
+        float[] x = activation(rnd, 1024);
+        // block 0: largest value 32512, so the rounding sees exact halves (ties go to even); block 1: all zero
+        x[0] = 32512f;
+        for (int j = 1; j < 32; j++) x[j] = (j % 2 == 0 ? -1 : 1) * (j * 37 % 300 + 0.5f);
+        java.util.Arrays.fill(x, 32, 64, 0f);
+        PackedQ4.Activation vector = new PackedQ4.Activation(), scalar = new PackedQ4.Activation();
+        vector.prepare(null, x, 0, 0, 1, 1024);
+        scalar.prepare(null, x, 0, 0, 1, 1024);
+        scalar.prepare16Scalar(x, 0, 1024, 0, 0);
+        assertArrayEquals(scalar.v, vector.v);
+        assertArrayEquals(scalar.d, vector.d);
+        assertArrayEquals(scalar.sums, vector.sums);
+        assertNotEquals(0f, vector.sums[0], "block 0 is not trivially zero");
+    }
+
     @Test
     void rowSlicesKeepThePackingOnlyOnWholeGroups() {
         Random rnd = new Random(5);
