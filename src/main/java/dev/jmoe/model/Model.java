@@ -337,7 +337,8 @@ public final class Model {
 
     /**
      * One token's experts, all ready: every expert's gate and up products in one dispatch, then every down product
-     * in another, straight into the token's slots. The products are the ones the per-expert path computes.
+     * in another, straight into the token's slots. The products are the ones the per-expert path computes; the first
+     * dispatch also lays its outputs out for the down products as they are computed.
      */
     private void decodeExperts(Scratch s, ExpertSource source, int l, int[] used, Parallel pool) {
         int e = hp.nEmbd(), ffE = hp.nFfExpert(), m = used.length;
@@ -351,7 +352,7 @@ public final class Model {
             for (int i = 0; i < m; i++) {
                 ExpertWeights w = ws[i];
                 if (w.gate().type() == w.up().type()) {
-                    gated.addGated(w.gate(), w.up(), SILU_GATE, s.xn, 0, g, i * ffE);
+                    gated.addGated(w.gate(), w.up(), SILU_GATE, s.xn, 0, g, i * ffE).thenInputOf(w.down());
                 } else {
                     gated.add(w.gate(), s.xn, 0, g, i * ffE).add(w.up(), s.xn, 0, u, i * ffE);
                     separateUp = true;

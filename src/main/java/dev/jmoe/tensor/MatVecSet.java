@@ -24,6 +24,13 @@ public final class MatVecSet {
     private final List<Prepared> prepared = new ArrayList<>();
     private int count;
     private int preparedCount;
+    /**
+     * Outputs laid out for the next set's products ({@link #thenInputOf}): two pools used in turn, one holding what the
+     * last run laid out (the inputs the current run may find ready), the other what the current run lays out.
+     */
+    private final List<Prepared> carriedA = new ArrayList<>(), carriedB = new ArrayList<>();
+    private List<Prepared> inputs = carriedA, laidOut = carriedB;
+    private int inputCount, laidOutCount;
 
     private MatVecSet() {}
 
@@ -52,6 +59,22 @@ public final class MatVecSet {
         return this;
     }
 
+    /**
+     * The output of the product just added is the input of {@code next} in the set run right after this one (a decode
+     * step's gated expert outputs feed their down projections), and does not change before then. When next computes on
+     * a packed copy, the threads lay each range of the output out for it as soon as they have computed it, so that set
+     * does not start with this thread laying out whole vectors while the others wait.
+     */
+    public MatVecSet thenInputOf(Matrix next) {
+        if (count == 0) throw new IllegalStateException("thenInputOf follows the product whose output it names");
+        Product p = products.get(count - 1);
+        if (next.cols() != p.w.rows()) {
+            throw new IllegalArgumentException("a " + next.rows() + "x" + next.cols() + " matrix cannot take the " + p.w.rows() + " outputs of the product before it");
+        }
+        p.next = next;
+        return this;
+    }
+
     private Product next() {
         if (count == products.size()) products.add(new Product());
         return products.get(count++);
@@ -59,6 +82,20 @@ public final class MatVecSet {
 
     /** Computes every product added since {@link #begin()} (pool may be null: this thread does all). */
     public void run(Parallel pool) {
+        try {
+            runProducts(pool);
+        } finally {
+            // what this run laid out is the next run's to find; what the last run laid out is stale now
+            List<Prepared> t = inputs;
+            inputs = laidOut;
+            inputCount = laidOutCount;
+            laidOut = t;
+            laidOutCount = 0;
+            for (int i = 0; i < count; i++) products.get(i).next = null;
+        }
+    }
+
+    private void runProducts(Parallel pool) {
         int n = count;
         if (n == 0) return;
         if (Kernels.scalarReference()) {
@@ -66,11 +103,15 @@ public final class MatVecSet {
             for (int i = 0; i < n; i++) products.get(i).runAlone(pool);
             return;
         }
+        // pairs of units (packed 16-bit products take groups two at a time), or whole blocks of an output laid out
+        // as it is computed: each product starts on a multiple of this, and so does every chunk of the pool
+        int grain = 2;
+        for (int i = 0; i < n; i++) grain = Math.max(grain, products.get(i).carryUnits(this));
         long bytes = 0;
         int units = 0;
         for (int i = 0; i < n; i++) {
             Product p = products.get(i);
-            p.prepare(this);
+            p.prepare(this, grain);
             p.firstUnit = units;
             units += p.units;
             bytes += p.bytes;
@@ -78,7 +119,7 @@ public final class MatVecSet {
         if (pool == null || pool.threads() == 1 || bytes < Kernels.PARALLEL_MIN_BYTES) {
             runUnits(0, units);
         } else {
-            pool.forRange(units, 2, this::runUnits); // pairs of units: packed 16-bit products take groups two at a time
+            pool.forRange(units, grain, this::runUnits);
         }
     }
 
@@ -93,6 +134,10 @@ public final class MatVecSet {
 
     /** This set's prepared form of x for a kind of kernel, made once per (vector, kernel kind, rounding). */
     private Prepared prepared(Object kind, QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
+        for (int i = 0; i < inputCount; i++) {
+            Prepared p = inputs.get(i);
+            if (p.kind == kind && p.scheme == scheme && p.x == x && p.xOff == xOff && p.cols == cols) return p; // laid out by the last run
+        }
         for (int i = 0; i < preparedCount; i++) {
             Prepared p = prepared.get(i);
             if (p.kind == kind && p.scheme == scheme && p.x == x && p.xOff == xOff && p.cols == cols) return p;
@@ -120,6 +165,19 @@ public final class MatVecSet {
         return p;
     }
 
+    /** A Prepared this run lays out, block by block, from the output x[xOff ..] of one of its products. */
+    private Prepared carried(QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
+        if (laidOutCount == laidOut.size()) laidOut.add(new Prepared());
+        Prepared p = laidOut.get(laidOutCount++);
+        p.kind = PackedQ4.class;
+        p.scheme = scheme;
+        p.x = x;
+        p.xOff = xOff;
+        p.cols = cols;
+        p.packed.size(scheme, cols);
+        return p;
+    }
+
     /** One vector prepared for one kind of kernel; buffers are kept for the next use of this set. */
     private static final class Prepared {
         Object kind;
@@ -142,6 +200,22 @@ public final class MatVecSet {
         RowKernel kernel;
         Prepared act;
         float[] up = new float[0];
+        /** The matrix this product's output feeds next ({@link #thenInputOf}), and the output laid out for it. */
+        Matrix next;
+        Prepared carry;
+        QuantizedActivation.Scheme carryScheme;
+        /** Values per block of the carried layout: 32, or 256 with Q8_K rounding. */
+        int carryBlock;
+
+        /** Units per block of the output laid out for the next product (1 if there is none). */
+        int carryUnits(MatVecSet set) {
+            carry = null;
+            if (next == null || next.packed() == null) return 1;
+            carryScheme = Kernels.quantizing(Kernels.rowKernel(next.type()));
+            carryBlock = carryScheme == QuantizedActivation.Scheme.Q8_K ? KQuant.QK_K : 32;
+            carry = set.carried(carryScheme, out, outOff, w.rows());
+            return carryBlock / UNIT_ROWS;
+        }
 
         void set(Matrix w, Matrix u, Kernels.Gate gate, float[] x, int xOff, float[] out, int outOff) {
             Kernels.checkRange("x", x, xOff, w.cols());
@@ -160,7 +234,7 @@ public final class MatVecSet {
             else Kernels.gatedMatVec(pool, w, u, gate, x, xOff, out, outOff);
         }
 
-        void prepare(MatVecSet set) {
+        void prepare(MatVecSet set, int grain) {
             kernel = Kernels.rowKernel(w.type());
             QuantizedActivation.Scheme scheme = Kernels.quantizing(kernel);
             boolean packed = w.packed() != null && (u == null || u.packed() != null);
@@ -168,7 +242,7 @@ public final class MatVecSet {
             int rows = w.rows();
             // packed groups go in pairs (see PackedQ4.product): a product's units start even so pairs stay whole
             units = (rows + UNIT_ROWS - 1) / UNIT_ROWS;
-            units += units & 1;
+            units = (units + grain - 1) / grain * grain;
             bytes = (u == null ? 1 : 2) * w.byteSize();
             if (u != null && up.length < rows) up = new float[rows];
         }
@@ -178,6 +252,12 @@ public final class MatVecSet {
             int rows = w.rows();
             int r0 = Math.min(u0 * UNIT_ROWS, rows), r1 = Math.min(u1 * UNIT_ROWS, rows);
             if (r0 >= r1) return;
+            compute(r0, r1);
+            // whole blocks: r0 and r1 are multiples of carryBlock (the grain), or r1 is the end of the rows
+            if (carry != null) carry.packed.prepareBlocks(carryScheme, out, outOff, r0 / 32, r1 / 32);
+        }
+
+        private void compute(int r0, int r1) {
             if (act.kind == PackedQ4.class) {
                 int g0 = r0 / UNIT_ROWS, g1 = r1 / UNIT_ROWS;
                 w.packed().product(act.packed, 0, 0, g0, g1, out, outOff + r0);

@@ -250,7 +250,6 @@ public final class PackedQ4 {
         float[] sums = new float[0];
         private byte[] q8 = new byte[0];
         private float[] d8 = new float[0];
-        private final int[] hi = new int[QK], lo = new int[QK];
 
         /** Shorts per vector of x. */
         int stride() {
@@ -262,6 +261,31 @@ public final class PackedQ4 {
          * does (Q8_0 or Q8_K, 8 bits) or, for null, to 16 bits per block of 32.
          */
         void prepare(QuantizedActivation.Scheme rounding, float[] x, int xOff, int xStride, int batch, int cols) {
+            size(rounding, cols, batch);
+            int nb = cols / QK, stride = stride();
+            for (int b = 0; b < batch; b++) blocks(rounding, x, xOff + b * xStride, 0, nb, b * stride, b * nb);
+        }
+
+        /**
+         * Makes room for one vector of {@code cols} values, to be laid out by {@link #prepareBlocks} (a product can
+         * then lay out each range of values as soon as its threads have computed them).
+         */
+        void size(QuantizedActivation.Scheme rounding, int cols) {
+            size(rounding, cols, 1);
+        }
+
+        /**
+         * Blocks [b0, b1) of 32 values of the vector x[xOff ..] sized by {@link #size}: threads may lay out disjoint
+         * ranges at once (with Q8_K rounding, ranges of whole 256-value blocks, whose values share a scale).
+         */
+        void prepareBlocks(QuantizedActivation.Scheme rounding, float[] x, int xOff, int b0, int b1) {
+            if (rounding == QuantizedActivation.Scheme.Q8_K && (b0 % (KQuant.QK_K / QK) != 0 || b1 % (KQuant.QK_K / QK) != 0)) {
+                throw new IllegalArgumentException("Q8_K rounding lays out whole blocks of " + KQuant.QK_K + " values, got blocks " + b0 + ".." + b1);
+            }
+            blocks(rounding, x, xOff, b0, b1, 0, 0);
+        }
+
+        private void size(QuantizedActivation.Scheme rounding, int cols, int batch) {
             if (rounding == QuantizedActivation.Scheme.Q8_K && cols % KQuant.QK_K != 0) {
                 throw new IllegalArgumentException("Q8_K rounding needs whole blocks of " + KQuant.QK_K + " values, got " + cols);
             }
@@ -274,22 +298,25 @@ public final class PackedQ4 {
                 d = new float[nb * batch];
                 sums = new float[nb * batch];
             }
-            for (int b = 0; b < batch; b++) {
-                if (rounding == null) prepare16(x, xOff + b * xStride, cols, b * stride, b * nb);
-                else prepare8(rounding, x, xOff + b * xStride, cols, b * stride, b * nb);
+            if (rounding != null && q8.length < cols) {
+                q8 = new byte[cols];
+                d8 = new float[nb];
             }
         }
 
-        private void prepare8(QuantizedActivation.Scheme rounding, float[] x, int xOff, int n, int vOff, int dOff) {
-            if (q8.length < n) {
-                q8 = new byte[n];
-                d8 = new float[n / QK];
-            }
+        /** Blocks [b0, b1) of x[xOff ..], laid out at vOff / dOff (block b at vOff + b·blockShorts, dOff + b). */
+        private void blocks(QuantizedActivation.Scheme rounding, float[] x, int xOff, int b0, int b1, int vOff, int dOff) {
+            if (rounding == null) prepare16(x, xOff, b0, b1, vOff, dOff);
+            else prepare8(rounding, x, xOff, b0, b1, vOff, dOff);
+        }
+
+        private void prepare8(QuantizedActivation.Scheme rounding, float[] x, int xOff, int b0, int b1, int vOff, int dOff) {
             // Q8_K has one scale per 256 values: each of its 32-value blocks takes that scale
             int per = rounding == QuantizedActivation.Scheme.Q8_K ? KQuant.QK_K / QK : 1;
-            if (per == 1) QuantizedActivation.quantizeQ8_0(x, xOff, n, q8, d8);
-            else QuantizedActivation.quantizeQ8_K(x, xOff, n, q8, d8);
-            for (int b = 0; b < n / QK; b++) {
+            int v0 = QK * b0, n = QK * (b1 - b0);
+            if (per == 1) QuantizedActivation.quantizeQ8_0(x, xOff + v0, n, q8, v0, d8, b0);
+            else QuantizedActivation.quantizeQ8_K(x, xOff + v0, n, q8, v0, d8, b0 / per);
+            for (int b = b0; b < b1; b++) {
                 int o = vOff + b * Precision.BITS_8.blockShorts, xo = QK * b, sum = 0;
                 for (int j = 0; j < QK; j++) sum += q8[xo + j];
                 fill(o, -8 * sum);
@@ -304,23 +331,24 @@ public final class PackedQ4 {
          * computed 8 values at a time (the serial part of a decode step: the other threads wait for it); the values
          * are those of {@link #prepare16Scalar}, which the tests compare it with.
          */
-        private void prepare16(float[] x, int xOff, int n, int vOff, int dOff) {
-            for (int b = 0; b < n / QK; b++) {
+        private void prepare16(float[] x, int xOff, int b0, int b1, int vOff, int dOff) {
+            int[] hi = new int[QK], lo = new int[QK]; // this call's own: threads may lay out other blocks meanwhile
+            for (int b = b0; b < b1; b++) {
                 int xo = xOff + QK * b;
                 FloatVector x0 = FloatVector.fromArray(F, x, xo), x1 = FloatVector.fromArray(F, x, xo + 8);
                 FloatVector x2 = FloatVector.fromArray(F, x, xo + 16), x3 = FloatVector.fromArray(F, x, xo + 24);
                 float amax = x0.abs().max(x1.abs()).max(x2.abs().max(x3.abs())).reduceLanes(VectorOperators.MAX);
                 float id = amax != 0 ? 32512f / amax : 0f;
-                IntVector h0 = split(x0, id, 0), h1 = split(x1, id, 8), h2 = split(x2, id, 16), h3 = split(x3, id, 24);
+                IntVector h0 = split(x0, id, hi, lo, 0), h1 = split(x1, id, hi, lo, 8), h2 = split(x2, id, hi, lo, 16), h3 = split(x3, id, hi, lo, 24);
                 int sumHi = h0.add(h1).add(h2.add(h3)).reduceLanes(VectorOperators.ADD);
                 int sumLo = IntVector.fromArray(I, lo, 0).add(IntVector.fromArray(I, lo, 8))
                         .add(IntVector.fromArray(I, lo, 16).add(IntVector.fromArray(I, lo, 24))).reduceLanes(VectorOperators.ADD);
-                layOut16(vOff, dOff, b, amax, sumHi, sumLo);
+                layOut16(vOff, dOff, b, amax, hi, lo, sumHi, sumLo);
             }
         }
 
         /** Rounds 8 values times id to integers (half to even, as Math.rint) and splits them into hi[at..] and lo[at..]. */
-        private IntVector split(FloatVector xs, float id, int at) {
+        private static IntVector split(FloatVector xs, float id, int[] hi, int[] lo, int at) {
             // adding and subtracting 1.5·2^23 leaves the float rounded to an integer: exact for |v| <= 32512 < 2^22
             FloatVector r = xs.mul(id).add(ROUNDING).sub(ROUNDING);
             IntVector v16 = (IntVector) r.convert(VectorOperators.F2I, 0);
@@ -330,8 +358,9 @@ public final class PackedQ4 {
             return h;
         }
 
-        /** {@link #prepare16} one value at a time: the definition the vector form must equal. */
+        /** {@link #prepare16} one value at a time over a vector of n values: the definition the vector form must equal. */
         void prepare16Scalar(float[] x, int xOff, int n, int vOff, int dOff) {
+            int[] hi = new int[QK], lo = new int[QK];
             for (int b = 0; b < n / QK; b++) {
                 int xo = xOff + QK * b;
                 float amax = 0;
@@ -346,12 +375,12 @@ public final class PackedQ4 {
                     sumHi += h;
                     sumLo += lo[j];
                 }
-                layOut16(vOff, dOff, b, amax, sumHi, sumLo);
+                layOut16(vOff, dOff, b, amax, hi, lo, sumHi, sumLo);
             }
         }
 
         /** Block b's vectors from hi and lo, its scale and its scaled sum. */
-        private void layOut16(int vOff, int dOff, int b, float amax, int sumHi, int sumLo) {
+        private void layOut16(int vOff, int dOff, int b, float amax, int[] hi, int[] lo, int sumHi, int sumLo) {
             int o = vOff + b * Precision.BITS_16.blockShorts;
             fill(o, -8 * sumHi);
             fill(o + 16, -8 * sumLo);

@@ -58,17 +58,27 @@ final class QuantizedActivation {
     }
 
     static void quantizeQ8_0(float[] x, int xOff, int n, byte[] q, float[] d) {
+        quantizeQ8_0(x, xOff, n, q, 0, d, 0);
+    }
+
+    /** n values from x[xOff], their bytes to q[qOff ..] and their block scales to d[dOff ..]. */
+    static void quantizeQ8_0(float[] x, int xOff, int n, byte[] q, int qOff, float[] d, int dOff) {
         for (int b = 0; b < n / 32; b++) {
             int o = xOff + 32 * b;
             float amax = 0;
             for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]));
-            d[b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
+            d[dOff + b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
             float id = amax != 0 ? 127f / amax : 0f;
-            for (int j = 0; j < 32; j++) q[32 * b + j] = (byte) (int) Math.rint(x[o + j] * id);
+            for (int j = 0; j < 32; j++) q[qOff + 32 * b + j] = (byte) (int) Math.rint(x[o + j] * id);
         }
     }
 
     static void quantizeQ8_K(float[] x, int xOff, int n, byte[] q, float[] d) {
+        quantizeQ8_K(x, xOff, n, q, 0, d, 0);
+    }
+
+    /** As {@link #quantizeQ8_0(float[], int, int, byte[], int, float[], int)}, one scale per 256 values. */
+    static void quantizeQ8_K(float[] x, int xOff, int n, byte[] q, int qOff, float[] d, int dOff) {
         for (int b = 0; b < n / 256; b++) {
             int o = xOff + 256 * b;
             float max = 0, amax = 0;
@@ -80,13 +90,13 @@ final class QuantizedActivation {
                 }
             }
             if (amax == 0) {
-                d[b] = 0;
-                for (int j = 0; j < 256; j++) q[256 * b + j] = 0;
+                d[dOff + b] = 0;
+                for (int j = 0; j < 256; j++) q[qOff + 256 * b + j] = 0;
                 continue;
             }
             float iscale = -127f / max;
-            for (int j = 0; j < 256; j++) q[256 * b + j] = (byte) Math.min(127, (int) Math.rint(iscale * x[o + j]));
-            d[b] = 1 / iscale;
+            for (int j = 0; j < 256; j++) q[qOff + 256 * b + j] = (byte) Math.min(127, (int) Math.rint(iscale * x[o + j]));
+            d[dOff + b] = 1 / iscale;
         }
     }
 

@@ -73,6 +73,60 @@ class MatVecSetTest {
         }
     }
 
+    /**
+     * Gated outputs laid out for their down projections while they are computed give the down products they would
+     * give laid out afterwards: Q4_K (Q8_K rounding in whole 256-value blocks at 8 bits) and Q4_0 downs on packed
+     * copies, and a Q6_K down that takes its input the plain way.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"exact", "int8", "scalar"})
+    void outputsLaidOutForTheNextSetGiveTheSameProducts(String mode) {
+        if (mode.equals("int8")) Kernels.setActivationQuantization(true);
+        if (mode.equals("scalar")) Kernels.setScalarReference(true);
+        Random rnd = new Random(17);
+        int cols = 1024, ff = 512;
+        Matrix[] gates = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false)};
+        Matrix[] ups = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false)};
+        Matrix[] downs = {random(GgmlType.Q4_K, 96, ff, rnd, true), random(GgmlType.Q4_0, 80, ff, rnd, true), random(GgmlType.Q6_K, 64, ff, rnd, false)};
+        float[] x = TypeKernelTest.gaussian(rnd, cols, 1f);
+        for (Parallel pool : new Parallel[] {pool1, pool2, null}) {
+            String where = mode + " on " + (pool == null ? "no pool" : pool.threads() + " threads");
+            float[] g = new float[3 * ff], down = new float[240];
+            MatVecSet gated = MatVecSet.begin();
+            for (int i = 0; i < 3; i++) gated.addGated(gates[i], ups[i], SILU, x, 0, g, i * ff).thenInputOf(downs[i]);
+            gated.run(pool);
+            MatVecSet.begin().add(downs[0], g, 0, down, 0).add(downs[1], g, ff, down, 96).add(downs[2], g, 2 * ff, down, 176).run(pool);
+
+            float[] wantG = new float[3 * ff], wantDown = new float[240];
+            for (int i = 0; i < 3; i++) Kernels.gatedMatVec(pool, gates[i], ups[i], SILU, x, 0, wantG, i * ff);
+            assertArrayEquals(wantG, g, where + ": gated outputs");
+            Kernels.matVec(pool, downs[0], wantG, 0, wantDown, 0);
+            Kernels.matVec(pool, downs[1], wantG, ff, wantDown, 96);
+            Kernels.matVec(pool, downs[2], wantG, 2 * ff, wantDown, 176);
+            assertArrayEquals(wantDown, down, where + ": down products bit for bit");
+        }
+    }
+
+    @Test
+    void aLaidOutOutputServesOnlyTheSetRightAfter() {
+        Random rnd = new Random(19);
+        Matrix gate = random(GgmlType.Q4_0, 256, 512, rnd, true), up = random(GgmlType.Q4_0, 256, 512, rnd, true);
+        Matrix down = random(GgmlType.Q4_0, 64, 256, rnd, true), other = random(GgmlType.Q8_0, 64, 512, rnd, false);
+        float[] x = TypeKernelTest.gaussian(rnd, 512, 1f), g = new float[256], out = new float[64], scratch = new float[64];
+        MatVecSet.begin().addGated(gate, up, SILU, x, 0, g, 0).thenInputOf(down).run(pool2);
+        MatVecSet.begin().add(other, x, 0, scratch, 0).run(pool2); // a set in between
+        for (int i = 0; i < g.length; i++) g[i] *= -2f; // the output changes after that set
+        MatVecSet.begin().add(down, g, 0, out, 0).run(pool2);
+        float[] want = new float[64];
+        Kernels.matVec(pool2, down, g, 0, want, 0);
+        assertArrayEquals(want, out, "the changed vector is laid out afresh, not taken from two sets ago");
+
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> MatVecSet.begin().addGated(gate, up, SILU, x, 0, g, 0).thenInputOf(other));
+        assertTrue(e.getMessage().contains("64x512") && e.getMessage().contains("256 outputs"), e.getMessage());
+        assertThrows(IllegalStateException.class, () -> MatVecSet.begin().thenInputOf(down));
+    }
+
     @Test
     void aSetIsEmptiedByBeginAndReusedWithOtherShapes() {
         Random rnd = new Random(5);
