@@ -3,7 +3,7 @@ package dev.jmoe.tensor;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.Arrays;
 import java.util.Random;
@@ -14,6 +14,16 @@ import static org.junit.jupiter.api.Assertions.*;
 class MatVecSetTest {
     private static final Kernels.Gate SILU = (g, u) -> g / (1f + (float) Math.exp(-g)) * u;
     private static final Parallel pool1 = new Parallel(1), pool2 = new Parallel(2); // daemon workers: no teardown
+
+    /** The arithmetic a product runs with: exact vector kernels, llama.cpp's 8-bit activations, or the scalar reference. */
+    enum Mode {
+        EXACT, INT8, SCALAR;
+
+        void select() {
+            Kernels.setActivationQuantization(this == INT8);
+            Kernels.setScalarReference(this == SCALAR);
+        }
+    }
 
     @AfterEach
     void backToExactVectorProducts() {
@@ -33,11 +43,10 @@ class MatVecSetTest {
      * are odd multiples of 16 and not multiples of 16 check the unit bookkeeping; each set holds more than the 48 KiB
      * of weights below which a product stays on one thread, so on the 2-thread pool chunks cut across products.
      */
-    @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"exact", "int8", "scalar"})
-    void everyProductEqualsItsSingleCall(String mode) {
-        if (mode.equals("int8")) Kernels.setActivationQuantization(true);
-        if (mode.equals("scalar")) Kernels.setScalarReference(true);
+    @ParameterizedTest
+    @EnumSource(Mode.class)
+    void everyProductEqualsItsSingleCall(Mode mode) {
+        mode.select();
         Random rnd = new Random(11);
         int cols = 1024, ff = 112;
         Matrix q = random(GgmlType.Q4_0, 80, cols, rnd, true);
@@ -78,11 +87,10 @@ class MatVecSetTest {
      * give laid out afterwards: Q4_K (Q8_K rounding in whole 256-value blocks at 8 bits) and Q4_0 downs on packed
      * copies, and a Q6_K down that takes its input the plain way.
      */
-    @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"exact", "int8", "scalar"})
-    void outputsLaidOutForTheNextSetGiveTheSameProducts(String mode) {
-        if (mode.equals("int8")) Kernels.setActivationQuantization(true);
-        if (mode.equals("scalar")) Kernels.setScalarReference(true);
+    @ParameterizedTest
+    @EnumSource(Mode.class)
+    void outputsLaidOutForTheNextSetGiveTheSameProducts(Mode mode) {
+        mode.select();
         Random rnd = new Random(17);
         int cols = 1024, ff = 512;
         Matrix[] gates = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false)};
