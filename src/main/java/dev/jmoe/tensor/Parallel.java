@@ -44,18 +44,39 @@ public final class Parallel implements AutoCloseable {
     private final Worker[] workers;
     private final AtomicBoolean busy = new AtomicBoolean();
 
-    // Dispatch state: written by the caller before the volatile epoch increment publishes it.
-    private RangeTask task;
-    private int n;
-    private int grain;
-    private int chunks;
-    private volatile int epoch;
+    /**
+     * The latest dispatch: workers run chunks of it. Each dispatch has its own claim and done counters, so a worker
+     * still leaving one dispatch (it claims past the end and stops) can never take, or count, a chunk of the next.
+     * Shared counters reset per dispatch once let such a worker compare an old claim with the new chunk count and
+     * count one chunk too many, and the caller then waited forever.
+     */
+    private volatile Job current;
     private volatile boolean closed;
-
-    private final AtomicInteger nextChunk = new AtomicInteger();
-    private final AtomicInteger done = new AtomicInteger();
-    private final AtomicReference<Throwable> failure = new AtomicReference<>();
     private volatile Thread waiter;
+
+    /** One range split into chunks; a new one per dispatch, published by the volatile write of {@link #current}. */
+    private static final class Job {
+        volatile RangeTask task; // cleared when the dispatch returns: only claims past the end can still come
+        final int n, grain, chunks;
+        final AtomicInteger nextChunk = new AtomicInteger(), done = new AtomicInteger();
+        final AtomicReference<Throwable> failure = new AtomicReference<>();
+
+        Job(RangeTask task, int n, int grain, int chunks) {
+            this.task = task;
+            this.n = n;
+            this.grain = grain;
+            this.chunks = chunks;
+        }
+
+        void runChunk(int index) {
+            int grains = (n + grain - 1) / grain;
+            int g0 = (int) ((long) grains * index / chunks);
+            int g1 = (int) ((long) grains * (index + 1) / chunks);
+            int start = (int) Math.min((long) g0 * grain, n);
+            int end = (int) Math.min((long) g1 * grain, n);
+            if (start < end) task.run(start, end);
+        }
+    }
 
     public Parallel(int threads) {
         this(threads, CHUNKS_PER_THREAD);
@@ -67,7 +88,6 @@ public final class Parallel implements AutoCloseable {
         if (chunksPerThread < 1) throw new IllegalArgumentException("chunks per thread must be >= 1, got " + chunksPerThread);
         this.threads = threads;
         this.chunksPerThread = chunksPerThread;
-        this.nextChunk.set(Integer.MAX_VALUE / 2); // nothing to claim before the first dispatch
         this.workers = new Worker[threads - 1];
         for (int i = 0; i < workers.length; i++) {
             workers[i] = new Worker(i + 1);
@@ -124,30 +144,24 @@ public final class Parallel implements AutoCloseable {
             task.run(0, n);
             return;
         }
+        Job job = new Job(task, n, grain, (int) Math.min((n + (long) grain - 1) / grain, (long) threads * chunksPerThread));
         try {
-            dispatch(n, grain, task);
+            dispatch(job);
         } finally {
-            this.task = null;
+            job.task = null; // the pool keeps the last job: it must not keep what the task holds
             busy.set(false);
         }
     }
 
-    private void dispatch(int n, int grain, RangeTask task) {
-        this.task = task;
-        this.n = n;
-        this.grain = grain;
-        this.chunks = (int) Math.min((n + (long) grain - 1) / grain, (long) threads * chunksPerThread);
-        failure.set(null);
-        done.set(0);
-        nextChunk.set(0); // opens the chunks; the writes above happen-before any claim
-        epoch = epoch + 1;
+    private void dispatch(Job job) {
+        current = job;
         for (Worker w : workers) {
-            // A worker sets parked before re-reading epoch, so either it sees the new epoch or we see parked.
+            // A worker sets parked before re-reading current, so either it sees the new job or we see parked.
             if (w.parked) LockSupport.unpark(w);
         }
-        runChunks();
-        awaitChunks();
-        Throwable t = failure.getAndSet(null);
+        runChunks(job);
+        awaitChunks(job);
+        Throwable t = job.failure.get();
         if (t != null) {
             if (t instanceof RuntimeException re) throw re;
             if (t instanceof Error e) throw e;
@@ -155,16 +169,16 @@ public final class Parallel implements AutoCloseable {
         }
     }
 
-    /** Claims and runs chunks until none are left. */
-    private void runChunks() {
+    /** Claims and runs chunks of the job until none are left. */
+    private void runChunks(Job job) {
         int c;
-        while ((c = nextChunk.getAndIncrement()) < chunks) {
+        while ((c = job.nextChunk.getAndIncrement()) < job.chunks) {
             try {
-                runChunk(c);
+                job.runChunk(c);
             } catch (Throwable t) {
-                failure.compareAndSet(null, t);
+                job.failure.compareAndSet(null, t);
             } finally {
-                if (done.incrementAndGet() == chunks) {
+                if (job.done.incrementAndGet() == job.chunks) {
                     Thread w = waiter;
                     if (w != null) LockSupport.unpark(w);
                 }
@@ -172,25 +186,16 @@ public final class Parallel implements AutoCloseable {
         }
     }
 
-    private void runChunk(int index) {
-        int grains = (n + grain - 1) / grain;
-        int g0 = (int) ((long) grains * index / chunks);
-        int g1 = (int) ((long) grains * (index + 1) / chunks);
-        int start = (int) Math.min((long) g0 * grain, n);
-        int end = (int) Math.min((long) g1 * grain, n);
-        if (start < end) task.run(start, end);
-    }
-
     /** Waits for chunks that workers claimed and are still running. */
-    private void awaitChunks() {
-        if (done.get() == chunks) return;
+    private void awaitChunks(Job job) {
+        if (job.done.get() == job.chunks) return;
         long t0 = System.nanoTime();
-        while (done.get() != chunks) {
+        while (job.done.get() != job.chunks) {
             if (System.nanoTime() - t0 < spinNanos) {
                 Thread.onSpinWait();
             } else {
                 waiter = Thread.currentThread();
-                if (done.get() != chunks) LockSupport.parkNanos(this, 100_000L);
+                if (job.done.get() != job.chunks) LockSupport.parkNanos(this, 100_000L);
                 waiter = null;
             }
         }
@@ -221,24 +226,24 @@ public final class Parallel implements AutoCloseable {
 
         @Override
         public void run() {
-            int seen = 0; // the pool's initial epoch: a dispatch made before this thread ran must not be missed
+            Job seen = null; // none yet: a dispatch made before this thread ran must not be missed
             while (true) {
-                int e = epoch;
-                if (e == seen) {
+                Job job = current;
+                if (job == seen) {
                     long t0 = System.nanoTime();
-                    while ((e = epoch) == seen && !closed) {
+                    while ((job = current) == seen && !closed) {
                         if (System.nanoTime() - t0 < spinNanos) {
                             Thread.onSpinWait();
                         } else {
                             parked = true;
-                            if (epoch == seen && !closed) LockSupport.park(Parallel.this);
+                            if (current == seen && !closed) LockSupport.park(Parallel.this);
                             parked = false;
                         }
                     }
-                    if (e == seen) return; // closed while idle
+                    if (job == seen) return; // closed while idle
                 }
-                seen = e;
-                runChunks();
+                seen = job;
+                runChunks(job);
             }
         }
     }

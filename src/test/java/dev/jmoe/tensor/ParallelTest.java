@@ -1,12 +1,14 @@
 package dev.jmoe.tensor;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -84,6 +86,27 @@ class ParallelTest {
             for (int i = 0; i < out.length; i++) {
                 assertEquals(iters * (iters - 1) / 2 + iters * i, out[i], "index " + i);
             }
+        }
+    }
+
+    /**
+     * Back-to-back ranges cut into very different numbers of chunks (a decode step's attention, then a projection): a
+     * worker still leaving one range must not take a chunk of the next as its own, which once left a range counted as
+     * done one time too many and its caller waiting forever. Each range covers every index exactly once, in time.
+     */
+    @Test
+    @Timeout(value = 60, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void rangesOfDifferentChunkCountsBackToBackNeverHang() {
+        try (Parallel pool = new Parallel(2)) {
+            int[] small = new int[3], large = new int[1000];
+            for (int it = 0; it < 200_000; it++) {
+                int[] a = it % 2 == 0 ? small : large;
+                pool.forRange(a.length, 1, (s, e) -> {
+                    for (int i = s; i < e; i++) a[i]++;
+                });
+            }
+            for (int v : small) assertEquals(100_000, v);
+            for (int v : large) assertEquals(100_000, v);
         }
     }
 
