@@ -137,42 +137,7 @@ public final class Kernels {
             scalarProduct(pool, w, x, xOff, 0, 1, out, outOff, 0);
             return;
         }
-        RowKernel k = rowKernel(w.type());
-        checkRange("x", x, xOff, w.cols());
-        checkRange("out", out, outOff, w.rows());
-        if (w.packed() != null) {
-            PackedQ4 p = w.packed();
-            PackedQ4.Activation a = packedActivation();
-            a.prepare(quantizing(k), x, xOff, 0, 1, w.cols());
-            forGroups(pool, w.rows(), w.byteSize() < PARALLEL_MIN_BYTES, (g0, g1) -> p.product(a, 0, 0, g0, g1, out, outOff + g0 * PackedQ4.ROWS));
-            return;
-        }
-        MemorySegment data = w.data();
-        long rowBytes = w.rowBytes();
-        int cols = w.cols();
-        QuantizedActivation.Scheme scheme = quantizing(k);
-        Parallel.RangeTask task;
-        // Prepared once here, then only read by every thread until this call returns.
-        if (scheme != null) {
-            QuantizedActivation a = quantized(1)[0];
-            a.quantize(scheme, x, xOff, cols);
-            k.prepareQ8(a);
-            task = (start, end) -> {
-                for (int r = start; r < end; r++) out[outOff + r] = k.dotQ8(data, r * rowBytes, a, cols);
-            };
-        } else {
-            float[] xp = prepared(k.preparedLength(cols));
-            k.prepare(x, xOff, cols, xp);
-            task = (start, end) -> {
-                for (int r = start; r < end; r++) out[outOff + r] = k.dotPrepared(data, r * rowBytes, xp, cols);
-            };
-        }
-        int rows = w.rows();
-        if (pool == null || pool.threads() == 1 || w.byteSize() < PARALLEL_MIN_BYTES) {
-            task.run(0, rows);
-        } else {
-            pool.forRange(rows, 4, task);
-        }
+        MatVecSet.single().add(w, x, xOff, out, outOff).run(pool);
     }
 
     /** How a gated feed-forward combines its two projections of one row (e.g. silu(g)·u). */
@@ -190,44 +155,15 @@ public final class Kernels {
             throw new IllegalArgumentException("gate " + g.type() + " " + g.rows() + "x" + g.cols() + " and up " + u.type() + " " + u.rows() + "x"
                     + u.cols() + " differ");
         }
-        RowKernel k = scalarReference ? null : rowKernel(g.type());
-        if (k != null && g.packed() != null && u.packed() != null) {
-            checkRange("x", x, xOff, g.cols());
-            checkRange("out", out, outOff, g.rows());
-            PackedQ4 pg = g.packed(), pu = u.packed();
-            PackedQ4.Activation a = packedActivation();
-            a.prepare(quantizing(k), x, xOff, 0, 1, g.cols());
-            float[] up = scratch(u.rows());
-            forGroups(pool, g.rows(), 2 * g.byteSize() < PARALLEL_MIN_BYTES, (g0, g1) -> {
-                int r0 = g0 * PackedQ4.ROWS, r1 = g1 * PackedQ4.ROWS;
-                pg.product(a, 0, 0, g0, g1, out, outOff + r0);
-                pu.product(a, 0, 0, g0, g1, up, r0);
-                for (int r = r0; r < r1; r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
-            });
-            return;
-        }
-        if (k == null || quantizing(k) != null) {
-            // the scalar reference and rounded activations keep their own paths: two products, then the combination
+        if (scalarReference) {
+            // the scalar reference keeps its own path: two products, then the combination
             float[] up = scratch(u.rows()); // matVec itself never uses this thread's scratch
             matVec(pool, g, x, xOff, out, outOff);
             matVec(pool, u, x, xOff, up, 0);
             for (int r = 0; r < u.rows(); r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
             return;
         }
-        checkRange("x", x, xOff, g.cols());
-        checkRange("out", out, outOff, g.rows());
-        MemorySegment gd = g.data(), ud = u.data();
-        long rowBytes = g.rowBytes();
-        int cols = g.cols();
-        float[] xp = prepared(k.preparedLength(cols));
-        k.prepare(x, xOff, cols, xp);
-        Parallel.RangeTask task = (start, end) -> {
-            for (int r = start; r < end; r++) {
-                out[outOff + r] = gate.combine(k.dotPrepared(gd, r * rowBytes, xp, cols), k.dotPrepared(ud, r * rowBytes, xp, cols));
-            }
-        };
-        if (pool == null || pool.threads() == 1 || 2 * g.byteSize() < PARALLEL_MIN_BYTES) task.run(0, g.rows());
-        else pool.forRange(g.rows(), 4, task);
+        MatVecSet.single().addGated(g, u, gate, x, xOff, out, outOff).run(pool);
     }
 
     /**
@@ -351,7 +287,6 @@ public final class Kernels {
     }
 
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
-    private static final ThreadLocal<float[]> PREPARED = new ThreadLocal<>();
     private static final ThreadLocal<QuantizedActivation[]> QUANTIZED = new ThreadLocal<>();
 
     /** At least n rounded-activation buffers of this thread (their arrays are reused across products). */
@@ -364,15 +299,6 @@ public final class Kernels {
             qs = grown;
         }
         return qs;
-    }
-
-    private static float[] prepared(int n) {
-        float[] s = PREPARED.get();
-        if (s == null || s.length < n) {
-            s = new float[n];
-            PREPARED.set(s);
-        }
-        return s;
     }
 
     private static float[] scratch(int n) {

@@ -10,8 +10,8 @@ import java.util.List;
  * ends with the threads waiting for the slowest chunk and starts with the caller preparing the activation alone;
  * one dispatch for the set pays that once, and products of the same vector share one prepared activation.
  *
- * <p>Every product gives exactly what {@link Kernels#matVec} or {@link Kernels#gatedMatVec} gives for it (same
- * kernels, same per-row order). A set is reused per thread: {@link #begin()} clears this thread's set, {@code add…}
+ * <p>{@link Kernels#matVec} and {@link Kernels#gatedMatVec} are sets of one product, so every product of a set gives
+ * exactly what those give for it. A set is reused per thread: {@link #begin()} clears this thread's set, {@code add…}
  * describes the products, {@link #run} computes them. Outputs must not overlap each other or any input.
  */
 public final class MatVecSet {
@@ -19,6 +19,8 @@ public final class MatVecSet {
     private static final int UNIT_ROWS = PackedQ4.ROWS;
 
     private static final ThreadLocal<MatVecSet> THIS_THREAD = ThreadLocal.withInitial(MatVecSet::new);
+    /** This thread's set for {@link Kernels#matVec} and {@link Kernels#gatedMatVec}: it leaves a set being built alone. */
+    private static final ThreadLocal<MatVecSet> SINGLE = ThreadLocal.withInitial(MatVecSet::new);
 
     private final List<Product> products = new ArrayList<>();
     private final List<Prepared> prepared = new ArrayList<>();
@@ -31,12 +33,23 @@ public final class MatVecSet {
     private final List<Prepared> carriedA = new ArrayList<>(), carriedB = new ArrayList<>();
     private List<Prepared> inputs = carriedA, laidOut = carriedB;
     private int inputCount, laidOutCount;
+    private boolean running;
 
     private MatVecSet() {}
 
     /** This thread's set, emptied. */
     public static MatVecSet begin() {
-        MatVecSet s = THIS_THREAD.get();
+        return emptied(THIS_THREAD);
+    }
+
+    /** The set single products are computed through (kept apart, so a product between two sets breaks no hand-over). */
+    static MatVecSet single() {
+        return emptied(SINGLE);
+    }
+
+    private static MatVecSet emptied(ThreadLocal<MatVecSet> local) {
+        MatVecSet s = local.get();
+        if (s.running) return new MatVecSet(); // asked for from inside a product of this very set: a fresh one
         s.count = 0;
         s.preparedCount = 0;
         return s;
@@ -82,9 +95,11 @@ public final class MatVecSet {
 
     /** Computes every product added since {@link #begin()} (pool may be null: this thread does all). */
     public void run(Parallel pool) {
+        running = true;
         try {
             runProducts(pool);
         } finally {
+            running = false;
             // what this run laid out is the next run's to find; what the last run laid out is stale now
             List<Prepared> t = inputs;
             inputs = laidOut;
