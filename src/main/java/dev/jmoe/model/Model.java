@@ -297,7 +297,8 @@ public final class Model {
         int[] used = routing.usedExperts();
         ExpertSource source = st.experts();
         source.willUse(l, used, pool);
-        if (n == 1 && source.allReady(l, used)) decodeExperts(s, source, l, used, pool);
+        float[] sharedOut = null;
+        if (n == 1 && source.allReady(l, used)) sharedOut = decodeExperts(s, source, lw, l, used, pool);
         else expertByExpert(s, source, l, n, used, pool);
         float[] out = s.tmp;
         for (int t = 0; t < n; t++) {
@@ -309,7 +310,8 @@ public final class Model {
                 else for (int i = 0; i < e; i++) out[o + i] += slots[so + i] * wgt;
             }
         }
-        if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
+        if (sharedOut != null) addShared(s, lw, sharedOut, n);
+        else if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
     }
 
     /** Each used expert in the order the source gives, on the batch's tokens routed to it, into their slots. */
@@ -338,12 +340,17 @@ public final class Model {
     /**
      * One token's experts, all ready: every expert's gate and up products in one dispatch, then every down product
      * in another, straight into the token's slots. The products are the ones the per-expert path computes; the first
-     * dispatch also lays its outputs out for the down products as they are computed.
+     * dispatch also lays its outputs out for the down products as they are computed. A shared expert (qwen2moe)
+     * whose gate and up have one type joins both dispatches: its down output is returned for {@link #addShared}
+     * (null when there is none, or it is left to {@link #sharedExpert}).
      */
-    private void decodeExperts(Scratch s, ExpertSource source, int l, int[] used, Parallel pool) {
+    private float[] decodeExperts(Scratch s, ExpertSource source, LayerWeights lw, int l, int[] used, Parallel pool) {
         int e = hp.nEmbd(), ffE = hp.nFfExpert(), m = used.length;
+        boolean shared = lw.sharedGate() != null && lw.sharedGate().type() == lw.sharedUp().type();
+        int ffS = shared ? lw.sharedGate().rows() : 0;
         Routing routing = s.routing;
-        float[] slots = s.slots(), g = s.ensureFf(m * ffE, 0), u = s.ensureFf(m * ffE, 1);
+        float[] slots = s.slots(), g = s.ensureFf(m * ffE + ffS, 0), u = s.ensureFf(m * ffE, 1);
+        float[] sharedOut = shared ? s.ensureFf(e, 3) : null;
         ExpertWeights[] ws = s.expertWeights(m);
         try {
             for (int i = 0; i < m; i++) ws[i] = source.acquire(l, used[i]);
@@ -358,6 +365,7 @@ public final class Model {
                     separateUp = true;
                 }
             }
+            if (shared) gated.addGated(lw.sharedGate(), lw.sharedUp(), SILU_GATE, s.xn, 0, g, m * ffE).thenInputOf(lw.sharedDown());
             gated.run(pool);
             if (separateUp) {
                 for (int i = 0; i < m; i++) {
@@ -368,7 +376,9 @@ public final class Model {
             }
             MatVecSet down = MatVecSet.begin();
             for (int i = 0; i < m; i++) down.add(ws[i].down(), g, i * ffE, slots, routing.slot(used[i], 0) * e);
+            if (shared) down.add(lw.sharedDown(), g, m * ffE, sharedOut, 0);
             down.run(pool);
+            return sharedOut;
         } finally {
             for (int i = 0; i < m; i++) {
                 if (ws[i] != null) source.release(ws[i]);
@@ -382,6 +392,12 @@ public final class Model {
         float[] g = s.ensureFf(n * ff, 0), u = s.ensureFf(n * ff, 1), d = s.ensureFf(n * e, 3);
         swiGlu(st.pool(), lw.sharedGate(), lw.sharedUp(), s.xn, e, n, g, u, ff);
         matmul(st.pool(), lw.sharedDown(), g, ff, n, d, e);
+        addShared(s, lw, d, n);
+    }
+
+    /** The shared expert's outputs d (one per token), each scaled by sigmoid(gate_inp_shexp · x), added to the layer's. */
+    private void addShared(Scratch s, LayerWeights lw, float[] d, int n) {
+        int e = hp.nEmbd();
         for (int t = 0; t < n; t++) {
             float gate = Ops.sigmoid(Ops.dot(lw.sharedGateInp(), 0, s.xn, t * e, e));
             for (int i = 0; i < e; i++) s.tmp[t * e + i] += d[t * e + i] * gate;
