@@ -298,7 +298,9 @@ public final class Model {
         ExpertSource source = st.experts();
         source.willUse(l, used, pool);
         float[] sharedOut = null;
-        if (n == 1 && source.allReady(l, used)) sharedOut = decodeExperts(s, source, lw, l, used, pool);
+        // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
+        boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
+        if (n == 1 && gatedTogether && source.allReady(l, used)) sharedOut = decodeExperts(s, source, lw, l, used, pool);
         else expertByExpert(s, source, l, n, used, pool);
         float[] out = s.tmp;
         for (int t = 0; t < n; t++) {
@@ -338,7 +340,7 @@ public final class Model {
     }
 
     /**
-     * One token's experts, all ready: every expert's gate and up products in one dispatch, then every down product
+     * One token's experts, all ready, gate and up of one type: every expert's gate and up products in one dispatch, then every down product
      * in another, straight into the token's slots. The products are the ones the per-expert path computes; the first
      * dispatch also lays its outputs out for the down products as they are computed. A shared expert (qwen2moe)
      * whose gate and up have one type joins both dispatches: its down output is returned for {@link #addShared}
@@ -349,31 +351,15 @@ public final class Model {
         boolean shared = lw.sharedGate() != null && lw.sharedGate().type() == lw.sharedUp().type();
         int ffS = shared ? lw.sharedGate().rows() : 0;
         Routing routing = s.routing;
-        float[] slots = s.slots(), g = s.ensureFf(m * ffE + ffS, 0), u = s.ensureFf(m * ffE, 1);
+        float[] slots = s.slots(), g = s.ensureFf(m * ffE + ffS, 0);
         float[] sharedOut = shared ? s.ensureFf(e, 3) : null;
         ExpertWeights[] ws = s.expertWeights(m);
         try {
             for (int i = 0; i < m; i++) ws[i] = source.acquire(l, used[i]);
             MatVecSet gated = MatVecSet.begin();
-            boolean separateUp = false;
-            for (int i = 0; i < m; i++) {
-                ExpertWeights w = ws[i];
-                if (w.gate().type() == w.up().type()) {
-                    gated.addGated(w.gate(), w.up(), SILU_GATE, s.xn, 0, g, i * ffE).thenInputOf(w.down());
-                } else {
-                    gated.add(w.gate(), s.xn, 0, g, i * ffE).add(w.up(), s.xn, 0, u, i * ffE);
-                    separateUp = true;
-                }
-            }
+            for (int i = 0; i < m; i++) gated.addGated(ws[i].gate(), ws[i].up(), SILU_GATE, s.xn, 0, g, i * ffE).thenInputOf(ws[i].down());
             if (shared) gated.addGated(lw.sharedGate(), lw.sharedUp(), SILU_GATE, s.xn, 0, g, m * ffE).thenInputOf(lw.sharedDown());
             gated.run(pool);
-            if (separateUp) {
-                for (int i = 0; i < m; i++) {
-                    ExpertWeights w = ws[i];
-                    if (w.gate().type() == w.up().type()) continue;
-                    for (int j = i * ffE; j < (i + 1) * ffE; j++) g[j] = Ops.silu(g[j]) * u[j];
-                }
-            }
             MatVecSet down = MatVecSet.begin();
             for (int i = 0; i < m; i++) down.add(ws[i].down(), g, i * ffE, slots, routing.slot(used[i], 0) * e);
             if (shared) down.add(lw.sharedDown(), g, m * ffE, sharedOut, 0);

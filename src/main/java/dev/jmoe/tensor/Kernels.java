@@ -151,11 +151,8 @@ public final class Kernels {
      * to two matVec calls followed by the combination.
      */
     public static void gatedMatVec(Parallel pool, Matrix g, Matrix u, Gate gate, float[] x, int xOff, float[] out, int outOff) {
-        if (g.type() != u.type() || g.rows() != u.rows() || g.cols() != u.cols()) {
-            throw new IllegalArgumentException("gate " + g.type() + " " + g.rows() + "x" + g.cols() + " and up " + u.type() + " " + u.rows() + "x"
-                    + u.cols() + " differ");
-        }
         if (scalarReference) {
+            checkGatedPair(g, u);
             // the scalar reference keeps its own path: two products, then the combination
             float[] up = scratch(u.rows()); // matVec itself never uses this thread's scratch
             matVec(pool, g, x, xOff, out, outOff);
@@ -308,6 +305,14 @@ public final class Kernels {
             SCRATCH.set(s);
         }
         return s;
+    }
+
+    /** A gated product's gate and up projections must have one type and shape. */
+    static void checkGatedPair(Matrix g, Matrix u) {
+        if (g.type() != u.type() || g.rows() != u.rows() || g.cols() != u.cols()) {
+            throw new IllegalArgumentException("gate " + g.type() + " " + g.rows() + "x" + g.cols() + " and up " + u.type() + " " + u.rows() + "x"
+                    + u.cols() + " differ");
+        }
     }
 
     static void checkRange(String what, float[] a, long off, long len) {

@@ -63,10 +63,7 @@ public final class MatVecSet {
 
     /** out[outOff + r] = gate.combine(g_r·x, u_r·x) for every row r; g and u of the same type and shape. */
     public MatVecSet addGated(Matrix g, Matrix u, Kernels.Gate gate, float[] x, int xOff, float[] out, int outOff) {
-        if (g.type() != u.type() || g.rows() != u.rows() || g.cols() != u.cols()) {
-            throw new IllegalArgumentException("gate " + g.type() + " " + g.rows() + "x" + g.cols() + " and up " + u.type() + " " + u.rows() + "x"
-                    + u.cols() + " differ");
-        }
+        Kernels.checkGatedPair(g, u);
         if (gate == null) throw new IllegalArgumentException("a gated product needs its gate function");
         next().set(g, u, gate, x, xOff, out, outOff);
         return this;
@@ -150,12 +147,10 @@ public final class MatVecSet {
     /** This set's prepared form of x for a kind of kernel, made once per (vector, kernel kind, rounding). */
     private Prepared prepared(Object kind, QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
         for (int i = 0; i < inputCount; i++) {
-            Prepared p = inputs.get(i);
-            if (p.kind == kind && p.scheme == scheme && p.x == x && p.xOff == xOff && p.cols == cols) return p; // laid out by the last run
+            if (inputs.get(i).is(kind, scheme, x, xOff, cols)) return inputs.get(i); // laid out by the last run
         }
         for (int i = 0; i < preparedCount; i++) {
-            Prepared p = prepared.get(i);
-            if (p.kind == kind && p.scheme == scheme && p.x == x && p.xOff == xOff && p.cols == cols) return p;
+            if (prepared.get(i).is(kind, scheme, x, xOff, cols)) return prepared.get(i);
         }
         if (preparedCount == prepared.size()) prepared.add(new Prepared());
         Prepared p = prepared.get(preparedCount++);
@@ -202,6 +197,10 @@ public final class MatVecSet {
         final PackedQ4.Activation packed = new PackedQ4.Activation();
         final QuantizedActivation rounded = new QuantizedActivation();
         float[] floats = new float[0];
+
+        boolean is(Object kind, QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
+            return this.kind == kind && this.scheme == scheme && this.x == x && this.xOff == xOff && this.cols == cols;
+        }
     }
 
     private static final class Product {
@@ -219,17 +218,15 @@ public final class MatVecSet {
         Matrix next;
         Prepared carry;
         QuantizedActivation.Scheme carryScheme;
-        /** Values per block of the carried layout: 32, or 256 with Q8_K rounding. */
-        int carryBlock;
 
         /** Units per block of the output laid out for the next product (1 if there is none). */
         int carryUnits(MatVecSet set) {
             carry = null;
             if (next == null || next.packed() == null) return 1;
             carryScheme = Kernels.quantizing(Kernels.rowKernel(next.type()));
-            carryBlock = carryScheme == QuantizedActivation.Scheme.Q8_K ? KQuant.QK_K : 32;
             carry = set.carried(carryScheme, out, outOff, w.rows());
-            return carryBlock / UNIT_ROWS;
+            // whole blocks of the carried layout: 32 values, or 256 with Q8_K rounding (one scale for all of them)
+            return (carryScheme == QuantizedActivation.Scheme.Q8_K ? KQuant.QK_K : 32) / UNIT_ROWS;
         }
 
         void set(Matrix w, Matrix u, Kernels.Gate gate, float[] x, int xOff, float[] out, int outOff) {
@@ -268,7 +265,7 @@ public final class MatVecSet {
             int r0 = Math.min(u0 * UNIT_ROWS, rows), r1 = Math.min(u1 * UNIT_ROWS, rows);
             if (r0 >= r1) return;
             compute(r0, r1);
-            // whole blocks: r0 and r1 are multiples of carryBlock (the grain), or r1 is the end of the rows
+            // whole blocks: r0 and r1 are multiples of the carried block (the grain), or r1 is the end of the rows
             if (carry != null) carry.packed.prepareBlocks(carryScheme, out, outOff, r0 / 32, r1 / 32);
         }
 

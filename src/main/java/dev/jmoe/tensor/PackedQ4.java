@@ -101,8 +101,11 @@ public final class PackedQ4 {
 
     /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold): quants plus float scales (and offsets) per block. */
     public static long packedBytes(Matrix m) {
-        boolean k = m.type() == GgmlType.Q4_K;
-        return (long) m.rows() / ROWS * (m.cols() / QK) * (QUANT_SHORTS * 2L + blockFloats(k) * 4L);
+        return bytes(m.rows(), m.cols(), m.type() == GgmlType.Q4_K);
+    }
+
+    private static long bytes(int rows, int cols, boolean offsets) {
+        return (long) rows / ROWS * (cols / QK) * (QUANT_SHORTS * 2L + blockFloats(offsets) * 4L);
     }
 
     private static final AtomicBoolean WARNED_NO_ROOM = new AtomicBoolean();
@@ -228,7 +231,7 @@ public final class PackedQ4 {
     public int cols() { return cols; }
 
     /** Bytes of the packed copy (of this slice's rows). */
-    public long byteSize() { return (long) rows / ROWS * (cols / QK) * (QUANT_SHORTS * 2L + blockFloats * 4L); }
+    public long byteSize() { return bytes(rows, cols, offsets); }
 
     /** Rows [first, first + count) sharing the arrays, or null unless both are whole groups. */
     PackedQ4 rows(int first, int count) {
