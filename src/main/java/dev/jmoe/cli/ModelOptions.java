@@ -28,7 +28,7 @@ final class ModelOptions {
             + " (the first prompt then runs partly at interpreted speed)")
     boolean noWarmup;
 
-    @Option(names = "--no-pack", description = "keep Q4_0 and Q4_K matrices in the file's layout: float products instead of the faster integer"
+    @Option(names = "--no-pack", description = "keep Q4_0, Q4_K and Q6_K matrices in the file's layout: float products instead of the faster integer"
             + " ones on a regrouped copy (for comparing; the results differ by float rounding only)")
     boolean noPack;
 

@@ -39,7 +39,7 @@ final class SpeedCommand implements Callable<Integer> {
     @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "measured rounds (default: ${DEFAULT-VALUE})") int reps;
     @Option(names = "--warmup", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE})") int warmup;
     @Option(names = "--json", paramLabel = "FILE", description = "write the figures as JSON") Path json;
-    @Option(names = "--no-pack", description = "keep Q4_0 and Q4_K matrices in the file's layout (float products)") boolean noPack;
+    @Option(names = "--no-pack", description = "keep Q4_0, Q4_K and Q6_K matrices in the file's layout (float products)") boolean noPack;
     @Option(names = "--int8-activations", description = "round activations to 8 bits inside quantized products, as llama.cpp does") boolean int8Activations;
     @Option(names = "--both-layouts", description = "measure each model twice, packed and with --no-pack, side by side") boolean bothLayouts;
     @Option(names = "--llama-bench", paramLabel = "EXE", description = "also run llama.cpp's llama-bench on each file, interleaved with"

@@ -1,7 +1,8 @@
 package dev.jmoe.experts;
 
 import dev.jmoe.tensor.Matrix;
-import dev.jmoe.tensor.PackedQ4;
+import dev.jmoe.tensor.PackedMatrix;
+import dev.jmoe.tensor.Packing;
 import dev.jmoe.tensor.Parallel;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
@@ -9,7 +10,7 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * Every expert used straight from the model's (memory-mapped) tensors: the fully resident case. With
- * packing on, an expert's Q4_0 and Q4_K matrices are regrouped for the integer kernels ({@link PackedQ4}) the first
+ * packing on, an expert's Q4_0, Q4_K and Q6_K matrices are regrouped for the integer kernels ({@link PackedMatrix}) the first
  * time it is used, so a run that offloads experts instead, or never routes to some, pays nothing for them.
  */
 public final class ResidentExpertSource implements ExpertSource {
@@ -73,8 +74,8 @@ public final class ResidentExpertSource implements ExpertSource {
     }
 
     private Matrix packed(Matrix m, Parallel pool) {
-        if (!PackedQ4.canPack(m)) return m;
-        PackedQ4 p = PackedQ4.packIfRoom(m, pool);
+        if (!Packing.canPack(m)) return m;
+        PackedMatrix p = Packing.packIfRoom(m, pool);
         if (p == null) return m;
         packedBytes.addAndGet(p.byteSize());
         return m.withPacked(p);

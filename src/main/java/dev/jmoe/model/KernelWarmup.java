@@ -3,7 +3,7 @@ package dev.jmoe.model;
 import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
-import dev.jmoe.tensor.PackedQ4;
+import dev.jmoe.tensor.Packing;
 import dev.jmoe.tensor.Parallel;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -86,8 +86,8 @@ public final class KernelWarmup {
         Matrix m = bytes <= full.data().byteSize() && full.cols() % COLS == 0
                 ? new Matrix(full.type(), full.data().asSlice(0, bytes), rows, cols)
                 : full.rows(0, Math.min(ROWS, full.rows()));
-        // A packing model computes its Q4_0 and Q4_K products on packed copies (experts are packed on first use): warm those kernels.
-        if (packed && PackedQ4.canPack(m)) m = m.withPacked(PackedQ4.pack(m));
+        // A packing model computes its Q4_0, Q4_K and Q6_K products on packed copies (experts are packed on first use): warm those kernels.
+        if (packed) m = Packing.packed(m);
         rows = m.rows();
         cols = m.cols();
         float[] x = new float[TILE_BATCH * cols];

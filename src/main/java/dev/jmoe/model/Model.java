@@ -8,7 +8,8 @@ import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.MatVecSet;
 import dev.jmoe.tensor.Matrix;
-import dev.jmoe.tensor.PackedQ4;
+import dev.jmoe.tensor.PackedMatrix;
+import dev.jmoe.tensor.Packing;
 import dev.jmoe.tensor.Parallel;
 import java.util.ArrayList;
 import java.util.List;
@@ -53,16 +54,17 @@ public final class Model {
         this.packsWeights = packExperts;
     }
 
-    /** Whether this model computes Q4_0 and Q4_K products on packed copies ({@link #withPackedWeights}). */
+    /** Whether this model computes Q4_0, Q4_K and Q6_K products on packed copies ({@link #withPackedWeights}). */
     public boolean packsWeights() { return packsWeights; }
 
     /**
-     * This model with its Q4_0 and Q4_K matrices regrouped for the integer kernels ({@link PackedQ4}): the attention,
+     * This model with its Q4_0, Q4_K and Q6_K matrices regrouped for the integer kernels ({@link PackedMatrix}): the attention,
      * dense and shared-expert matrices and the output now, each routed expert when it is first used from the
      * resident source (an offloading run never packs them). Single vectors (decode) and small batches read the
      * packed copies; prompt batches of four or more still take the float tile path on the file's rows, which is
-     * faster there, so the packed copies are memory on top of the mapping (about 1.1× the Q4_0 bytes and 1.33× the
-     * Q4_K bytes, on the Java heap; a matrix the heap has no room for stays unpacked; --no-pack avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
+     * faster there, so the packed copies are memory on top of the mapping (about 1.1× the Q4_0 bytes, 1.33× the Q4_K
+     * bytes and 1.5× the Q6_K bytes, on the Java heap; a matrix the heap has no room for stays unpacked; --no-pack
+     * avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
      */
     public Model withPackedWeights() {
         LayerWeights[] packed = new LayerWeights[layers.length];
@@ -77,8 +79,8 @@ public final class Model {
     }
 
     private static Matrix pack(Matrix m) {
-        if (m == null || m.packed() != null || !PackedQ4.canPack(m)) return m;
-        PackedQ4 p = PackedQ4.packIfRoom(m, null);
+        if (m == null || m.packed() != null || !Packing.canPack(m)) return m;
+        PackedMatrix p = Packing.packIfRoom(m, null);
         return p == null ? m : m.withPacked(p);
     }
 

@@ -186,8 +186,9 @@ public final class Kernels {
         }
         RowKernel rk = (RowKernel) k;
         boolean tiles = batch >= (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch());
-        if (w.packed() != null && (quantizing(rk) != null || !tiles)) {
-            packedMatMul(pool, rk, w.packed(), x, xStride, batch, out, outStride);
+        PackedQ4.Precision precision = w.packed() == null ? null : w.packed().precision(quantizing(rk));
+        if (precision != null && (quantizing(rk) != null || !tiles)) {
+            packedMatMul(pool, rk, w.packed(), precision, x, xStride, batch, out, outStride);
             return;
         }
         MemorySegment data = w.data();
@@ -248,22 +249,23 @@ public final class Kernels {
      * of 16 rows still in L1 for the next vector. Larger float batches take the tile path on the file's rows,
      * which is faster there (one float decode per weight shared by the whole batch).
      */
-    private static void packedMatMul(Parallel pool, RowKernel k, PackedQ4 p, float[] x, int xStride, int batch, float[] out, int outStride) {
+    private static void packedMatMul(Parallel pool, RowKernel k, PackedMatrix p, PackedQ4.Precision precision, float[] x, int xStride, int batch,
+                                     float[] out, int outStride) {
         int rows = p.rows(), cols = p.cols();
         PackedQ4.Activation a = packedActivation();
-        a.prepare(quantizing(k), x, 0, xStride, batch, cols);
+        a.prepare(precision, quantizing(k), x, 0, xStride, batch, cols);
         int stride = a.stride(), nb = cols / 32;
         forGroups(pool, rows, (long) rows * cols * batch < 1 << 16, (g0, g1) -> {
             for (int g = g0; g < g1; g += 2) { // two groups at a time: the 16-bit products run them as a pair
                 int end = Math.min(g + 2, g1);
-                for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, end, out, b * outStride + g * PackedQ4.ROWS);
+                for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, end, out, b * outStride + g * PackedMatrix.ROWS);
             }
         });
     }
 
     /** Runs task over the 16-row groups of {@code rows} rows: on this thread when {@code small}, else split over the pool. */
     private static void forGroups(Parallel pool, int rows, boolean small, Parallel.RangeTask task) {
-        int groups = rows / PackedQ4.ROWS;
+        int groups = rows / PackedMatrix.ROWS;
         if (pool == null || pool.threads() == 1 || small) task.run(0, groups);
         else pool.forRange(groups, 2, task); // whole pairs of groups where possible: 16-bit products take two at a time
     }

@@ -16,7 +16,7 @@ import java.util.List;
  */
 public final class MatVecSet {
     /** Rows per unit of work; a packed matrix's group, so units of a packed product are its groups. */
-    private static final int UNIT_ROWS = PackedQ4.ROWS;
+    private static final int UNIT_ROWS = PackedMatrix.ROWS;
 
     private static final ThreadLocal<MatVecSet> THIS_THREAD = ThreadLocal.withInitial(MatVecSet::new);
     /** This thread's set for {@link Kernels#matVec} and {@link Kernels#gatedMatVec}: it leaves a set being built alone. */
@@ -159,8 +159,8 @@ public final class MatVecSet {
         p.x = x;
         p.xOff = xOff;
         p.cols = cols;
-        if (kind == PackedQ4.class) {
-            p.packed.prepare(scheme, x, xOff, 0, 1, cols);
+        if (kind instanceof PackedQ4.Precision precision) {
+            p.packed.prepare(precision, scheme, x, xOff, 0, 1, cols);
         } else {
             RowKernel k = (RowKernel) kind;
             if (scheme != null) {
@@ -176,20 +176,21 @@ public final class MatVecSet {
     }
 
     /** A Prepared this run lays out, block by block, from the output x[xOff ..] of one of its products. */
-    private Prepared carried(QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
+    private Prepared carried(PackedQ4.Precision precision, QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
         if (laidOutCount == laidOut.size()) laidOut.add(new Prepared());
         Prepared p = laidOut.get(laidOutCount++);
-        p.kind = PackedQ4.class;
+        p.kind = precision;
         p.scheme = scheme;
         p.x = x;
         p.xOff = xOff;
         p.cols = cols;
-        p.packed.size(scheme, cols);
+        p.packed.size(precision, scheme, cols);
         return p;
     }
 
     /** One vector prepared for one kind of kernel; buffers are kept for the next use of this set. */
     private static final class Prepared {
+        /** The packed layout ({@link PackedQ4.Precision}) or the row kernel the vector is prepared for. */
         Object kind;
         QuantizedActivation.Scheme scheme;
         float[] x;
@@ -224,7 +225,9 @@ public final class MatVecSet {
             carry = null;
             if (next == null || next.packed() == null) return 1;
             carryScheme = Kernels.quantizing(Kernels.rowKernel(next.type()));
-            carry = set.carried(carryScheme, out, outOff, w.rows());
+            PackedQ4.Precision precision = next.packed().precision(carryScheme);
+            if (precision == null) return 1;
+            carry = set.carried(precision, carryScheme, out, outOff, w.rows());
             // whole blocks of the carried layout: 32 values, or 256 with Q8_K rounding (one scale for all of them)
             return (carryScheme == QuantizedActivation.Scheme.Q8_K ? KQuant.QK_K : 32) / UNIT_ROWS;
         }
@@ -249,8 +252,8 @@ public final class MatVecSet {
         void prepare(MatVecSet set, int grain) {
             kernel = Kernels.rowKernel(w.type());
             QuantizedActivation.Scheme scheme = Kernels.quantizing(kernel);
-            boolean packed = w.packed() != null && (u == null || u.packed() != null);
-            act = set.prepared(packed ? PackedQ4.class : kernel, scheme, x, xOff, w.cols());
+            PackedQ4.Precision precision = w.packed() != null && (u == null || u.packed() != null) ? w.packed().precision(scheme) : null;
+            act = set.prepared(precision != null ? precision : kernel, scheme, x, xOff, w.cols());
             int rows = w.rows();
             // packed groups go in pairs (see PackedQ4.product): a product's units start even so pairs stay whole
             units = (rows + UNIT_ROWS - 1) / UNIT_ROWS;
@@ -270,7 +273,7 @@ public final class MatVecSet {
         }
 
         private void compute(int r0, int r1) {
-            if (act.kind == PackedQ4.class) {
+            if (act.kind instanceof PackedQ4.Precision) {
                 int g0 = r0 / UNIT_ROWS, g1 = r1 / UNIT_ROWS;
                 w.packed().product(act.packed, 0, 0, g0, g1, out, outOff + r0);
                 if (u != null) {

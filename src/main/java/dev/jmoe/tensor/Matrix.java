@@ -7,9 +7,9 @@ import java.lang.foreign.MemorySegment;
  * {@code data} (a GGUF tensor with ggml shape [cols, rows]: the first ggml dimension is the row length).
  * The segment may be a slice of a memory-mapped file, an off-heap buffer or a heap segment.
  * {@code packed}, when not null, is a copy of the same rows regrouped for the integer kernels
- * ({@link PackedQ4}); the products then read it instead of {@code data}.
+ * ({@link PackedMatrix}); the products then read it instead of {@code data}.
  */
-public record Matrix(GgmlType type, MemorySegment data, int rows, int cols, PackedQ4 packed) {
+public record Matrix(GgmlType type, MemorySegment data, int rows, int cols, PackedMatrix packed) {
     public Matrix {
         if (type == null || data == null) throw new IllegalArgumentException("type and data are required");
         if (rows <= 0 || cols <= 0) throw new IllegalArgumentException("bad shape " + rows + "x" + cols);
@@ -29,7 +29,7 @@ public record Matrix(GgmlType type, MemorySegment data, int rows, int cols, Pack
     }
 
     /** This matrix with a packed copy of its rows (or without one, for null). */
-    public Matrix withPacked(PackedQ4 p) {
+    public Matrix withPacked(PackedMatrix p) {
         return new Matrix(type, data, rows, cols, p);
     }
 

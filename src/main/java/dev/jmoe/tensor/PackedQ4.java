@@ -11,7 +11,6 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A Q4_0 or Q4_K matrix regrouped 16 rows at a time so that one 16-lane vector of 16-bit integers holds the
@@ -43,9 +42,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * without the long-offset bounds checks that {@code MemorySegment} loads there kept (a pre- and post-loop with
  * checks around every 8-step inner loop); the same kernel over arrays measured 15-40% faster, in and out of cache.
  */
-public final class PackedQ4 {
-    /** Rows per group: one per 16-bit lane of a 256-bit vector. */
-    public static final int ROWS = 16;
+public final class PackedQ4 implements PackedMatrix {
     private static final int QK = 32;
     /** Shorts of the quants of one block of a group: 16 rows × 8 shorts. */
     private static final int QUANT_SHORTS = ROWS * 8;
@@ -55,11 +52,16 @@ public final class PackedQ4 {
     /** 1.5·2^23: a float of magnitude below 2^22 plus this, minus this, is the float rounded half to even. */
     private static final float ROUNDING = 12582912f;
 
-    /** How activations are rounded to integers for the packed products. */
+    /** How activations are rounded to integers and laid out for the packed products. */
     enum Precision {
-        BITS_8(33), BITS_16(66);
+        /** Q4 kernels, 8-bit activations (llama.cpp's rounding). */
+        BITS_8(33),
+        /** Q4 kernels, 16-bit activations. */
+        BITS_16(66),
+        /** {@link PackedQ6}'s kernel, 16-bit activations: per 16 values two halves of 2 + 16 multipliers. */
+        Q6_BITS_16(72);
 
-        /** Shorts of prepared activation per block of 32 values: 33 or 66 multipliers, each broadcast to 16 lanes by the kernels. */
+        /** Shorts of prepared activation per block of 32 values: one per multiplier, which the kernels broadcast to 16 lanes. */
         final int blockShorts;
 
         Precision(int multipliers) {
@@ -106,30 +108,6 @@ public final class PackedQ4 {
 
     private static long bytes(int rows, int cols, boolean offsets) {
         return (long) rows / ROWS * (cols / QK) * (QUANT_SHORTS * 2L + blockFloats(offsets) * 4L);
-    }
-
-    private static final AtomicBoolean WARNED_NO_ROOM = new AtomicBoolean();
-
-    /**
-     * {@link #pack(Matrix, Parallel)} if the Java heap has room for the copy, else null (the caller keeps the file's
-     * rows, which are slower to multiply but need no memory): a model too big to pack must still run, not die of an
-     * OutOfMemoryError halfway through a prompt. Warns once on stderr when it first declines.
-     */
-    public static PackedQ4 packIfRoom(Matrix m, Parallel pool) {
-        Runtime rt = Runtime.getRuntime();
-        long bytes = packedBytes(m);
-        if (roomFor(bytes, rt.maxMemory(), rt.totalMemory() - rt.freeMemory())) return pack(m, pool);
-        if (!WARNED_NO_ROOM.getAndSet(true)) {
-            System.err.printf("jmoe: the Java heap (max %d MiB) has no room for more packed Q4 weights; the rest multiply from the"
-                    + " file's rows (slower). Give the JVM more heap with JMOE_JAVA_OPTS=-Xmx<size>, or pass --no-pack.%n", rt.maxMemory() >> 20);
-        }
-        return null;
-    }
-
-    /** Whether {@code bytes} more fit a heap of {@code maxHeap} with {@code usedHeap} in use, keeping an eighth of it (at least 64 MiB) free. */
-    static boolean roomFor(long bytes, long maxHeap, long usedHeap) {
-        long reserve = Math.max(64L << 20, maxHeap / 8);
-        return usedHeap + bytes + reserve <= maxHeap;
     }
 
     /** Regroups {@code m} on this thread; {@link #canPack} must hold. */
@@ -224,17 +202,18 @@ public final class PackedQ4 {
         }
     }
 
-    /** The format of the rows this copy was made from. */
-    public GgmlType type() { return offsets ? GgmlType.Q4_K : GgmlType.Q4_0; }
+    @Override public GgmlType type() { return offsets ? GgmlType.Q4_K : GgmlType.Q4_0; }
+    @Override public int rows() { return rows; }
+    @Override public int cols() { return cols; }
+    @Override public long byteSize() { return bytes(rows, cols, offsets); }
 
-    public int rows() { return rows; }
-    public int cols() { return cols; }
+    @Override
+    public Precision precision(QuantizedActivation.Scheme rounding) {
+        return rounding == null ? Precision.BITS_16 : Precision.BITS_8;
+    }
 
-    /** Bytes of the packed copy (of this slice's rows). */
-    public long byteSize() { return bytes(rows, cols, offsets); }
-
-    /** Rows [first, first + count) sharing the arrays, or null unless both are whole groups. */
-    PackedQ4 rows(int first, int count) {
+    @Override
+    public PackedQ4 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
         return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets);
     }
@@ -260,11 +239,11 @@ public final class PackedQ4 {
         }
 
         /**
-         * Lays out {@code batch} vectors x[b·xStride + xOff ..] of {@code cols} values: rounded as {@code rounding}
-         * does (Q8_0 or Q8_K, 8 bits) or, for null, to 16 bits per block of 32.
+         * Lays out {@code batch} vectors x[b·xStride + xOff ..] of {@code cols} values for kernels of {@code precision}:
+         * rounded as {@code rounding} does (Q8_0 or Q8_K, 8 bits) or, for null, to 16 bits per block of 32.
          */
-        void prepare(QuantizedActivation.Scheme rounding, float[] x, int xOff, int xStride, int batch, int cols) {
-            size(rounding, cols, batch);
+        void prepare(Precision precision, QuantizedActivation.Scheme rounding, float[] x, int xOff, int xStride, int batch, int cols) {
+            size(precision, rounding, cols, batch);
             int nb = cols / QK, stride = stride();
             for (int b = 0; b < batch; b++) blocks(rounding, x, xOff + b * xStride, 0, nb, b * stride, b * nb);
         }
@@ -273,8 +252,8 @@ public final class PackedQ4 {
          * Makes room for one vector of {@code cols} values, to be laid out by {@link #prepareBlocks} (a product can
          * then lay out each range of values as soon as its threads have computed them).
          */
-        void size(QuantizedActivation.Scheme rounding, int cols) {
-            size(rounding, cols, 1);
+        void size(Precision precision, QuantizedActivation.Scheme rounding, int cols) {
+            size(precision, rounding, cols, 1);
         }
 
         /**
@@ -288,11 +267,14 @@ public final class PackedQ4 {
             blocks(rounding, x, xOff, b0, b1, 0, 0);
         }
 
-        private void size(QuantizedActivation.Scheme rounding, int cols, int batch) {
+        private void size(Precision precision, QuantizedActivation.Scheme rounding, int cols, int batch) {
             if (rounding == QuantizedActivation.Scheme.Q8_K && cols % KQuant.QK_K != 0) {
                 throw new IllegalArgumentException("Q8_K rounding needs whole blocks of " + KQuant.QK_K + " values, got " + cols);
             }
-            this.precision = rounding == null ? Precision.BITS_16 : Precision.BITS_8;
+            if ((precision == Precision.BITS_8) != (rounding != null)) {
+                throw new IllegalArgumentException(precision + " layout with " + (rounding == null ? "unrounded" : rounding + "-rounded") + " activations");
+            }
+            this.precision = precision;
             this.cols = cols;
             int nb = cols / QK;
             int stride = stride();
@@ -382,9 +364,15 @@ public final class PackedQ4 {
             }
         }
 
-        /** Block b's vectors from hi and lo, its scale and its scaled sum. */
+        /** Block b's multipliers from hi and lo (for the Q4 or the Q6 kernels), its scale and its scaled sum. */
         private void layOut16(int vOff, int dOff, int b, float amax, int[] hi, int[] lo, int sumHi, int sumLo) {
-            int o = vOff + b * Precision.BITS_16.blockShorts;
+            d[dOff + b] = amax / 32512f;
+            sums[dOff + b] = (256 * sumHi + sumLo) * d[dOff + b];
+            int o = vOff + b * precision.blockShorts;
+            if (precision == Precision.Q6_BITS_16) {
+                PackedQ6.layOut(v, o, hi, lo);
+                return;
+            }
             fill(o, -8 * sumHi);
             fill(o + 1, -8 * sumLo);
             for (int s = 0; s < 8; s++) {
@@ -392,8 +380,6 @@ public final class PackedQ4 {
                 nibbleVector(p, hi[2 * s], hi[2 * s + 16], hi[2 * s + 1], hi[2 * s + 17]);
                 nibbleVector(p + 4, lo[2 * s], lo[2 * s + 16], lo[2 * s + 1], lo[2 * s + 17]);
             }
-            d[dOff + b] = amax / 32512f;
-            sums[dOff + b] = (256 * sumHi + sumLo) * d[dOff + b];
         }
 
         private void nibbleVectors(int o, byte[] q, int xo) {
@@ -432,7 +418,8 @@ public final class PackedQ4 {
      * out[outOff + 16·(g − g0) + i] = row (16·g + i) · x for groups g in [g0, g1), x the vector at {@code vOff}/{@code dOff}
      * of {@code a}.
      */
-    void product(Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
+    @Override
+    public void product(Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
         int g = g0;
         if (a.precision == Precision.BITS_16) {

@@ -168,8 +168,8 @@ class PackedQ4Test {
         for (int j = 1; j < 32; j++) x[j] = (j % 2 == 0 ? -1 : 1) * (j * 37 % 300 + 0.5f);
         java.util.Arrays.fill(x, 32, 64, 0f);
         PackedQ4.Activation vector = new PackedQ4.Activation(), scalar = new PackedQ4.Activation();
-        vector.prepare(null, x, 0, 0, 1, 1024);
-        scalar.prepare(null, x, 0, 0, 1, 1024);
+        vector.prepare(PackedQ4.Precision.BITS_16, null, x, 0, 0, 1, 1024);
+        scalar.prepare(PackedQ4.Precision.BITS_16, null, x, 0, 0, 1, 1024);
         scalar.prepare16Scalar(x, 0, 1024, 0, 0);
         assertArrayEquals(scalar.v, vector.v);
         assertArrayEquals(scalar.d, vector.d);
@@ -223,12 +223,12 @@ class PackedQ4Test {
         assertEquals(PackedQ4.packedBytes(q40) / 2, PackedQ4.pack(q40).rows(16, 16).byteSize());
         long mib = 1L << 20, gib = 1L << 30;
         // an eighth of the heap, at least 64 MiB, stays free
-        assertTrue(PackedQ4.roomFor(100 * mib, 8 * gib, 6 * gib));
-        assertFalse(PackedQ4.roomFor(1100 * mib, 8 * gib, 6 * gib));
-        assertTrue(PackedQ4.roomFor(10 * mib, 256 * mib, 100 * mib));
-        assertFalse(PackedQ4.roomFor(100 * mib, 256 * mib, 100 * mib));
+        assertTrue(Packing.roomFor(100 * mib, 8 * gib, 6 * gib));
+        assertFalse(Packing.roomFor(1100 * mib, 8 * gib, 6 * gib));
+        assertTrue(Packing.roomFor(10 * mib, 256 * mib, 100 * mib));
+        assertFalse(Packing.roomFor(100 * mib, 256 * mib, 100 * mib));
         // this test JVM has room for a small copy
-        assertNotNull(PackedQ4.packIfRoom(q40, null));
+        assertNotNull(Packing.packIfRoom(q40, null));
     }
 
     /** The scalar reference mode still reads the file's rows, so it stays the exact reference for a packed matrix. */

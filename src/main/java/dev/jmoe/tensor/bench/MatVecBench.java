@@ -3,7 +3,8 @@ package dev.jmoe.tensor.bench;
 import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
-import dev.jmoe.tensor.PackedQ4;
+import dev.jmoe.tensor.PackedMatrix;
+import dev.jmoe.tensor.Packing;
 import dev.jmoe.tensor.Parallel;
 import org.openjdk.jmh.annotations.*;
 import org.openjdk.jmh.results.RunResult;
@@ -23,7 +24,7 @@ import java.util.concurrent.TimeUnit;
  * {@code ws=stream} rotates through enough copies of the matrix to defeat the caches (what decoding a
  * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling). {@code q8act=true}
  * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#setActivationQuantization});
- * {@code packed=true} runs Q4_0 and Q4_K on their {@link PackedQ4} copies (bytes still counted in the file's layout).
+ * {@code packed=true} runs Q4_0, Q4_K and Q6_K on their {@link PackedMatrix} copies (bytes still counted in the file's layout).
  *
  * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.MatVecBench [JMH options]</pre>
  * prints a GB/s table after the JMH run.
@@ -50,7 +51,7 @@ public class MatVecBench {
     @Param({"false", "true"})
     public boolean q8act;
 
-    /** Q4_0 and Q4_K only: run on a {@link PackedQ4} copy (the layout generate and speed use by default). */
+    /** Q4_0, Q4_K and Q6_K only: run on a {@link PackedMatrix} copy (the layout generate and speed use by default). */
     @Param({"false", "true"})
     public boolean packed;
 
@@ -80,7 +81,7 @@ public class MatVecBench {
             MemorySegment seg = i == 0 ? first : arena.allocate(bytes, 64);
             if (i > 0) seg.copyFrom(first);
             mats[i] = new Matrix(t, seg, rows, cols);
-            if (packed && PackedQ4.canPack(mats[i])) mats[i] = mats[i].withPacked(PackedQ4.pack(mats[i]));
+            if (packed) mats[i] = Packing.packed(mats[i]);
         }
         x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();

@@ -1,0 +1,36 @@
+package dev.jmoe.tensor;
+
+/**
+ * A copy of a quantized matrix regrouped 16 rows at a time for integer matrix-vector products: {@link PackedQ4} (Q4_0,
+ * Q4_K) or {@link PackedQ6} (Q6_K), made by {@link Packing}. A {@link Matrix} carrying one computes single vectors and
+ * small batches on it.
+ */
+public sealed interface PackedMatrix permits PackedQ4, PackedQ6 {
+    /** Rows per group: one per 16-bit lane of a 256-bit vector. */
+    int ROWS = 16;
+
+    /** The format of the rows this copy was made from. */
+    GgmlType type();
+
+    int rows();
+
+    int cols();
+
+    /** Bytes of the packed copy (of this slice's rows). */
+    long byteSize();
+
+    /** Rows [first, first + count) sharing the arrays, or null unless both are whole groups. */
+    PackedMatrix rows(int first, int count);
+
+    /**
+     * How activations rounded by {@code rounding} (null: not rounded, the exact default) are laid out for this copy, or
+     * null if this copy has no kernel for them (the caller then multiplies on the file's rows).
+     */
+    PackedQ4.Precision precision(QuantizedActivation.Scheme rounding);
+
+    /**
+     * out[outOff + 16·(g − g0) + i] = row (16·g + i) · x for groups g in [g0, g1), x the vector at {@code vOff}/{@code dOff}
+     * of {@code a}, laid out with {@link #precision}.
+     */
+    void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff);
+}

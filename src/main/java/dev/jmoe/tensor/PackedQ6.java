@@ -1,0 +1,234 @@
+package dev.jmoe.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+
+/**
+ * A Q6_K matrix regrouped 16 rows at a time for 16-bit integer products, as {@link PackedQ4} does for Q4: each lane
+ * of a 16-lane vector of shorts holds two 6-bit quants of one row, w = n0 + 64·n1, and two 16-bit multiplies, w·A and
+ * (w >> 6)·B with A = x0 and B = x1 − 64·x0, give n0·x0 + n1·x1 (the same identity modulo 2^16).
+ *
+ * <p>Why: Q4_K_M files keep half the layers' expert down projections (and the output) in Q6_K, and on the file's rows
+ * a Q6_K product cost about twice a packed Q4 one per weight; here it costs about the same number of multiplies per
+ * weight as Q4 (one 16-bit multiply per weight and activation byte).
+ *
+ * <p>Layout per group and 16-value sub-block (Q6_K's scale granularity): eight vectors, vector 4h + i pairing values
+ * 8h + i and 8h + i + 4, and 16 float scales d·scale (one per row). Activations are the 16-bit ones of the Q4 kernels
+ * (x = 256·hi + lo per block of 32, hi in [−127, 127], lo in [−127, 128]); Σ(q − 32)·hi and Σ(q − 32)·lo over 8 values
+ * stay within the 16-bit range (|q − 32| ≤ 32), so the 16-bit sums are widened after each half of a sub-block.
+ * There is no 8-bit-activation kernel: with rounded activations Q6_K takes the row path, which matches llama.cpp's.
+ * The copy takes 10 bits per weight (the file 6.56).
+ */
+public final class PackedQ6 implements PackedMatrix {
+    private static final int QK = KQuant.QK_K;
+    private static final int BLOCK = 210;
+    /** Values per sub-block: Q6_K has one scale per 16 values. */
+    private static final int SUB = 16;
+    /** Shorts of the quants of one sub-block of a group: 16 rows × 8 shorts. */
+    private static final int QUANT_SHORTS = ROWS * 8;
+    /** Multipliers per half sub-block: the two offsets −32·Σhi and −32·Σlo, then four per vector. */
+    private static final int HALF_MULTIPLIERS = 18;
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+
+    /** Per sub-block of each group: 128 shorts of quants (8 vectors of 16 lanes). */
+    private final short[] quants;
+    /** Per sub-block of each group: 16 scales. */
+    private final float[] scales;
+    private final int firstGroup;
+    private final int rows, cols;
+
+    private PackedQ6(short[] quants, float[] scales, int firstGroup, int rows, int cols) {
+        this.quants = quants;
+        this.scales = scales;
+        this.firstGroup = firstGroup;
+        this.rows = rows;
+        this.cols = cols;
+    }
+
+    /** Whether {@code m} can be packed: Q6_K with whole groups of 16 rows, its quants fitting one Java array. */
+    public static boolean canPack(Matrix m) {
+        return m.type() == GgmlType.Q6_K && m.rows() % ROWS == 0 && m.cols() % QK == 0 && (long) m.rows() * m.cols() / 2 <= Integer.MAX_VALUE - 64;
+    }
+
+    /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold). */
+    public static long packedBytes(Matrix m) {
+        return bytes(m.rows(), m.cols());
+    }
+
+    private static long bytes(int rows, int cols) {
+        return (long) rows / ROWS * (cols / SUB) * (QUANT_SHORTS * 2L + ROWS * 4L);
+    }
+
+    /** Regroups {@code m} ({@link #canPack} must hold), the groups split over {@code pool} (null: this thread). */
+    public static PackedQ6 pack(Matrix m, Parallel pool) {
+        if (!canPack(m)) {
+            throw new IllegalArgumentException("only Q6_K matrices with a multiple of " + ROWS + " rows can be packed as Q6, got " + m.type() + " "
+                    + m.rows() + "x" + m.cols());
+        }
+        int groups = m.rows() / ROWS, subs = m.cols() / SUB;
+        short[] quants = new short[groups * subs * QUANT_SHORTS];
+        float[] scales = new float[groups * subs * ROWS];
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
+        if (pool == null || groups < 2) task.run(0, groups);
+        else pool.forRange(groups, 1, task);
+        return new PackedQ6(quants, scales, 0, m.rows(), m.cols());
+    }
+
+    private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
+
+    private static void packGroups(Matrix m, short[] quants, float[] scales, int g0, int g1) {
+        int rowBytes = (int) m.rowBytes(), subs = m.cols() / SUB;
+        byte[] in = new byte[ROWS * rowBytes];
+        int[] q = new int[QK];
+        for (int g = g0; g < g1; g++) {
+            MemorySegment.copy(m.data(), ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
+            for (int r = 0; r < ROWS; r++) {
+                int lane = PackedQ4.lane(r);
+                for (int s = 0; s < m.cols() / QK; s++) {
+                    int p = r * rowBytes + s * BLOCK;
+                    quants(in, p, q);
+                    float d = Float.float16ToFloat((short) SHORT_LE.get(in, p + 208));
+                    for (int j = 0; j < QK / SUB; j++) {
+                        int sub = g * subs + s * (QK / SUB) + j;
+                        scales[sub * ROWS + r] = d * in[p + 192 + j];
+                        for (int k = 0; k < 8; k++) {
+                            int a = SUB * j + 8 * (k / 4) + k % 4;
+                            quants[sub * QUANT_SHORTS + 16 * k + lane] = (short) (q[a] | q[a + 4] << 6);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** The 256 quants (0..63) of the super-block at p: value v = 128h + 32t + l from ql and qh as in ggml. */
+    private static void quants(byte[] in, int p, int[] q) {
+        for (int v = 0; v < QK; v++) {
+            int h = v / 128, t = (v % 128) / 32, l = v % 32;
+            int ql = in[p + 64 * h + 32 * (t & 1) + l] & 0xFF, qh = in[p + 128 + 32 * h + l] & 0xFF;
+            q[v] = (t < 2 ? ql & 0xF : ql >>> 4) | ((qh >>> (2 * t)) & 3) << 4;
+        }
+    }
+
+    /**
+     * Lays out the multipliers of one block of 32 activation values (hi and lo as {@link PackedQ4.Activation} splits them)
+     * at v[o ..]: per 16-value sub-block and half, −32·Σhi and −32·Σlo of its 8 values, then per vector i the pairs
+     * (hi, lo) of A = x_a and B = x_b − 64·x_a.
+     */
+    static void layOut(short[] v, int o, int[] hi, int[] lo) {
+        for (int sub = 0; sub < 2; sub++) {
+            for (int h = 0; h < 2; h++) {
+                int p = o + (2 * sub + h) * HALF_MULTIPLIERS, first = SUB * sub + 8 * h, sumHi = 0, sumLo = 0;
+                for (int j = 0; j < 8; j++) {
+                    sumHi += hi[first + j];
+                    sumLo += lo[first + j];
+                }
+                v[p] = (short) (-32 * sumHi);
+                v[p + 1] = (short) (-32 * sumLo);
+                for (int i = 0; i < 4; i++) {
+                    int a = first + i, b = a + 4, m = p + 2 + 4 * i;
+                    v[m] = (short) hi[a];
+                    v[m + 1] = (short) lo[a];
+                    v[m + 2] = (short) (hi[b] - 64 * hi[a]);
+                    v[m + 3] = (short) (lo[b] - 64 * lo[a]);
+                }
+            }
+        }
+    }
+
+    @Override public GgmlType type() { return GgmlType.Q6_K; }
+    @Override public int rows() { return rows; }
+    @Override public int cols() { return cols; }
+    @Override public long byteSize() { return bytes(rows, cols); }
+
+    @Override
+    public PackedQ4.Precision precision(QuantizedActivation.Scheme rounding) {
+        return rounding == null ? PackedQ4.Precision.Q6_BITS_16 : null;
+    }
+
+    @Override
+    public PackedQ6 rows(int first, int count) {
+        if (first % ROWS != 0 || count % ROWS != 0) return null;
+        return new PackedQ6(quants, scales, firstGroup + first / ROWS, count, cols);
+    }
+
+    @Override
+    public void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
+        if (a.cols != cols || a.precision != PackedQ4.Precision.Q6_BITS_16) {
+            throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q6 matrix of " + cols + " columns");
+        }
+        int g = g0;
+        for (; g + 1 < g1; g += 2) pair(g, g + 1, a.v, vOff, a.d, dOff, out, outOff + (g - g0) * ROWS);
+        if (g < g1) {
+            // a last odd group runs as a pair with itself, its second copy going to scratch
+            float[] two = new float[2 * ROWS];
+            pair(g, g, a.v, vOff, a.d, dOff, two, 0);
+            System.arraycopy(two, 0, out, outOff + (g - g0) * ROWS, ROWS);
+        }
+    }
+
+    /**
+     * Groups g and h (h = g + 1, or g again) at once, each multiplier broadcast once for both: out[outOff ..] gets
+     * g's 16 rows, out[outOff + 16 ..] h's.
+     */
+    private void pair(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
+        for (int j = 0; j < subs; j++) {
+            int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
+            IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
+            for (int half = 0; half < 2; half++) {
+                int o = vOff + j * 2 * HALF_MULTIPLIERS + half * HALF_MULTIPLIERS;
+                ShortVector kh = ShortVector.broadcast(S, act[o]), kl = ShortVector.broadcast(S, act[o + 1]);
+                ShortVector hv = kh, lv = kl, hu = kh, lu = kl;
+                for (int i = 0; i < 4; i++) {
+                    int k = 16 * (4 * half + i), m = o + 2 + 4 * i;
+                    ShortVector v = ShortVector.fromArray(S, qs, qp + k), u = ShortVector.fromArray(S, qs, qq + k);
+                    ShortVector xh = ShortVector.broadcast(S, act[m]), xl = ShortVector.broadcast(S, act[m + 1]);
+                    hv = hv.add(v.mul(xh));
+                    hu = hu.add(u.mul(xh));
+                    lv = lv.add(v.mul(xl));
+                    lu = lu.add(u.mul(xl));
+                    ShortVector v6 = v.lanewise(VectorOperators.LSHR, 6), u6 = u.lanewise(VectorOperators.LSHR, 6);
+                    xh = ShortVector.broadcast(S, act[m + 2]);
+                    xl = ShortVector.broadcast(S, act[m + 3]);
+                    hv = hv.add(v6.mul(xh));
+                    hu = hu.add(u6.mul(xh));
+                    lv = lv.add(v6.mul(xl));
+                    lu = lu.add(u6.mul(xl));
+                }
+                // 256·hi + lo per row: rows 0-7 in the low halves of the 32-bit lanes, rows 8-15 in the high halves
+                IntVector hi = hv.reinterpretAsInts(), lo = lv.reinterpretAsInts(), hi2 = hu.reinterpretAsInts(), lo2 = lu.reinterpretAsInts();
+                t0 = t0.add(hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8))
+                        .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                t1 = t1.add(hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo.lanewise(VectorOperators.ASHR, 16));
+                r0 = r0.add(hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8))
+                        .add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
+            }
+            float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
+            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
+            a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
+            a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
+            c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
+            c1 = ((FloatVector) r1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
+        }
+        a0.intoArray(out, outOff);
+        a1.intoArray(out, outOff + 8);
+        c0.intoArray(out, outOff + 16);
+        c1.intoArray(out, outOff + 24);
+    }
+}

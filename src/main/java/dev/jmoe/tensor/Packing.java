@@ -1,0 +1,51 @@
+package dev.jmoe.tensor;
+
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/** Making {@link PackedMatrix} copies: which matrices can be packed, and packing within the Java heap's room. */
+public final class Packing {
+    private static final AtomicBoolean WARNED_NO_ROOM = new AtomicBoolean();
+
+    private Packing() {}
+
+    /** Whether {@code m} can be packed: Q4_0, Q4_K or Q6_K with whole groups of 16 rows whose quants fit Java arrays. */
+    public static boolean canPack(Matrix m) {
+        return PackedQ4.canPack(m) || PackedQ6.canPack(m);
+    }
+
+    /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold). */
+    public static long packedBytes(Matrix m) {
+        return m.type() == GgmlType.Q6_K ? PackedQ6.packedBytes(m) : PackedQ4.packedBytes(m);
+    }
+
+    /** Regroups {@code m} ({@link #canPack} must hold), with the groups split over {@code pool} (null: this thread). */
+    public static PackedMatrix pack(Matrix m, Parallel pool) {
+        return m.type() == GgmlType.Q6_K ? PackedQ6.pack(m, pool) : PackedQ4.pack(m, pool);
+    }
+
+    /** {@code m} with a packed copy if it can be packed (on this thread), else {@code m} itself. */
+    public static Matrix packed(Matrix m) {
+        return canPack(m) ? m.withPacked(pack(m, null)) : m;
+    }
+
+    /**
+     * {@link #pack} if the Java heap has room for the copy, else null (the caller keeps the file's rows, which are
+     * slower to multiply but need no memory): a model too big to pack must still run, not die of an OutOfMemoryError
+     * halfway through a prompt. Warns once on stderr when it first declines.
+     */
+    public static PackedMatrix packIfRoom(Matrix m, Parallel pool) {
+        Runtime rt = Runtime.getRuntime();
+        if (roomFor(packedBytes(m), rt.maxMemory(), rt.totalMemory() - rt.freeMemory())) return pack(m, pool);
+        if (!WARNED_NO_ROOM.getAndSet(true)) {
+            System.err.printf("jmoe: the Java heap (max %d MiB) has no room for more packed weights; the rest multiply from the"
+                    + " file's rows (slower). Give the JVM more heap with JMOE_JAVA_OPTS=-Xmx<size>, or pass --no-pack.%n", rt.maxMemory() >> 20);
+        }
+        return null;
+    }
+
+    /** Whether {@code bytes} more fit a heap of {@code maxHeap} with {@code usedHeap} in use, keeping an eighth of it (at least 64 MiB) free. */
+    static boolean roomFor(long bytes, long maxHeap, long usedHeap) {
+        long reserve = Math.max(64L << 20, maxHeap / 8);
+        return usedHeap + bytes + reserve <= maxHeap;
+    }
+}

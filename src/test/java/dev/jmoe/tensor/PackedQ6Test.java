@@ -1,0 +1,183 @@
+package dev.jmoe.tensor;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.Arrays;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class PackedQ6Test {
+    private static Parallel pool2;
+
+    @BeforeAll static void start() { pool2 = new Parallel(2); }
+    @AfterAll static void stop() { pool2.close(); }
+    @AfterEach void exact() { Kernels.setActivationQuantization(false); }
+
+    private static Matrix q6(float[] src, int rows, int cols) {
+        return new Matrix(GgmlType.Q6_K, TypeKernelTest.quantize(GgmlType.Q6_K, src, rows, cols), rows, cols);
+    }
+
+    private static Matrix random(int rows, int cols, Random rnd) {
+        return q6(TypeKernelTest.gaussian(rnd, rows * cols, 0.05f), rows, cols);
+    }
+
+    private static Matrix packed(Matrix m) {
+        return m.withPacked(PackedQ6.pack(m, null));
+    }
+
+    /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
+    private static float[] activation(Random rnd, int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) (rnd.nextGaussian() * Math.pow(10, (i / 32) % 4 - 2));
+        for (int i = 0; i < n; i += 37) x[i] = 0;
+        return x;
+    }
+
+    /**
+     * Every row's product against the exact one in double on the dequantized row: x is rounded to steps of amax/32512
+     * per block of 32, so a row may move by at most Σ_blocks (amax_b/65024)·Σ_{j in b}|w_j| (plus float rounding).
+     * Returns the largest error as a fraction of its bound.
+     */
+    private static double checkWithinRoundingBound(Matrix m, float[] got, float[] x, String what) {
+        int cols = m.cols();
+        float[] row = new float[cols];
+        double worst = 0;
+        for (int r = 0; r < m.rows(); r++) {
+            Kernels.forType(GgmlType.Q6_K).dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
+            double exact = 0, bound = 0, mag = 0;
+            for (int b = 0; b < cols / 32; b++) {
+                double amax = 0, w = 0;
+                for (int j = 32 * b; j < 32 * b + 32; j++) {
+                    amax = Math.max(amax, Math.abs(x[j]));
+                    w += Math.abs(row[j]);
+                    exact += (double) row[j] * x[j];
+                    mag += Math.abs((double) row[j] * x[j]);
+                }
+                bound += amax / 65024 * w;
+            }
+            double err = Math.abs(got[r] - exact);
+            assertTrue(err <= bound * 1.01 + 1e-6 * mag, what + " row " + r + ": |" + got[r] + " - " + exact + "| = " + err + " > bound " + bound);
+            worst = Math.max(worst, err / Math.max(bound, 1e-30));
+        }
+        return worst;
+    }
+
+    /** 48 rows: a pair of groups and a last odd group, on one and on two threads. */
+    @ParameterizedTest
+    @ValueSource(ints = {256, 1024, 3584})
+    void sixteenBitProductsStayWithinTheirRoundingBound(int cols) {
+        Random rnd = new Random(cols);
+        Matrix m = random(48, cols, rnd), p = packed(m);
+        float[] x = activation(rnd, cols);
+        for (Parallel pool : new Parallel[] {null, pool2}) {
+            float[] got = new float[48];
+            Kernels.matVec(pool, p, x, 0, got, 0);
+            // the rounding really happens (the kernel is not secretly the float path) but stays inside the bound
+            assertTrue(checkWithinRoundingBound(m, got, x, "Q6_K " + cols) > 0, "no rounding error at all");
+        }
+    }
+
+    /**
+     * The 16-bit sums at their limits: rows whose every quant is 0 (q − 32 = −32) or, after one −32 per sub-block, 63,
+     * against activations whose every value splits into hi = 126, lo = 128 (the largest low byte). Half a sub-block then
+     * sums to exactly −32768 in the low bytes; one more value per sum, or a wider low byte, would wrap and be off by
+     * 65536 steps.
+     */
+    @Test
+    void extremeQuantsAndActivationsStayInTheSixteenBitRange() {
+        int rows = 32, cols = 512;
+        float[] src = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            for (int j = 0; j < cols; j++) {
+                float c = 0.01f * (1 + r % 3);
+                src[r * cols + j] = r % 2 == 0 ? -c : (j % 16 == 0 ? -c : c * 31 / 32);
+            }
+        }
+        Matrix m = q6(src, rows, cols);
+        float[] x = new float[cols];
+        Arrays.fill(x, 32384f / 32512f);
+        for (int j = 0; j < cols; j += 32) x[j] = 1f; // the block maximum: 32512 steps, the others 32384 = 256·126 + 128
+        x[64] = -1f;
+        float[] got = new float[rows];
+        Kernels.matVec(pool2, packed(m), x, 0, got, 0);
+        checkWithinRoundingBound(m, got, x, "extreme");
+        assertTrue(got[0] < -1 && got[1] > 1, "the products are far from zero: " + got[0] + ", " + got[1]);
+    }
+
+    /** With activations rounded as llama.cpp does there is no packed Q6 kernel: the products are the row path's, bit for bit. */
+    @Test
+    void eightBitActivationsTakeTheRowPath() {
+        Random rnd = new Random(21);
+        Matrix m = random(32, 512, rnd), p = packed(m);
+        float[] x = activation(rnd, 512);
+        Kernels.setActivationQuantization(true);
+        float[] plain = new float[32], fromPacked = new float[32], batched = new float[64], batchedPlain = new float[64];
+        Kernels.matVec(pool2, m, x, 0, plain, 0);
+        Kernels.matVec(pool2, p, x, 0, fromPacked, 0);
+        assertArrayEquals(plain, fromPacked);
+        float[] two = new float[1024];
+        System.arraycopy(x, 0, two, 0, 512);
+        System.arraycopy(x, 0, two, 512, 512);
+        Kernels.matMul(pool2, m, two, 512, 2, batchedPlain, 32);
+        Kernels.matMul(pool2, p, two, 512, 2, batched, 32);
+        assertArrayEquals(batchedPlain, batched);
+    }
+
+    /** Groups run in pairs; a group run alone (a row slice, or the last of an odd count) gives the same bits. */
+    @Test
+    void groupPairsGiveTheSameBitsAsSingleGroups() {
+        Random rnd = new Random(9);
+        Matrix m = packed(random(80, 512, rnd));
+        float[] x = activation(rnd, 512);
+        float[] all = new float[80], one = new float[16];
+        Kernels.matVec(null, m, x, 0, all, 0); // one thread over groups 0..4: pairs (0,1), (2,3), then 4 alone
+        for (int g = 0; g < 5; g++) {
+            Kernels.matVec(null, m.rows(16 * g, 16), x, 0, one, 0);
+            for (int r = 0; r < 16; r++) assertEquals(one[r], all[16 * g + r], "group " + g + " row " + r);
+        }
+        assertNull(m.rows(8, 16).packed(), "a slice that cuts a group keeps only the file's rows");
+    }
+
+    @Test
+    void smallBatchesAndGatedProductsAgreeWithSingleVectors() {
+        Random rnd = new Random(3);
+        int rows = 64, cols = 512;
+        Matrix g = packed(random(rows, cols, rnd)), u = packed(random(rows, cols, rnd));
+        float[] x = activation(rnd, 3 * cols);
+        float[] batched = new float[3 * rows], one = new float[rows];
+        Kernels.matMul(pool2, g, x, cols, 3, batched, rows); // below the tile threshold: packed, vector by vector
+        for (int b = 0; b < 3; b++) {
+            Kernels.matVec(pool2, g, x, b * cols, one, 0);
+            for (int r = 0; r < rows; r++) assertEquals(one[r], batched[b * rows + r], "vector " + b + " row " + r);
+        }
+        float[] gated = new float[rows], gu = new float[rows], uu = new float[rows];
+        Kernels.gatedMatVec(pool2, g, u, (a, b) -> a * 2 + b, x, cols, gated, 0);
+        Kernels.matVec(pool2, g, x, cols, gu, 0);
+        Kernels.matVec(pool2, u, x, cols, uu, 0);
+        for (int r = 0; r < rows; r++) assertEquals(gu[r] * 2 + uu[r], gated[r], "gated row " + r);
+    }
+
+    @Test
+    void onlyQ6_KWithWholeGroupsIsPackedAsQ6() {
+        Random rnd = new Random(6);
+        assertTrue(PackedQ6.canPack(random(16, 256, rnd)));
+        assertFalse(PackedQ6.canPack(random(24, 256, rnd)));
+        float[] src = TypeKernelTest.gaussian(rnd, 16 * 256, 0.05f);
+        Matrix q40 = new Matrix(GgmlType.Q4_0, TypeKernelTest.quantize(GgmlType.Q4_0, src, 16, 256), 16, 256);
+        assertFalse(PackedQ6.canPack(q40));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PackedQ6.pack(q40, null));
+        assertTrue(e.getMessage().contains("Q4_0 16x256"), e.getMessage());
+        assertInstanceOf(PackedQ4.class, Packing.packed(q40).packed());
+        Matrix m = random(32, 512, rnd);
+        // 2 groups × 32 sub-blocks: 128 shorts of quants and 16 float scales each
+        assertEquals(2 * 32 * (256 + 64), Packing.packedBytes(m));
+        assertEquals(Packing.packedBytes(m), Packing.packed(m).packed().byteSize());
+        assertEquals(Packing.packedBytes(m) / 2, Packing.packed(m).rows(16, 16).packed().byteSize());
+    }
+}
