@@ -42,14 +42,14 @@ class PackedQ6Test {
     /**
      * Every row's product against the exact one in double on the dequantized row: x is rounded to steps of amax/32512
      * per block of 32, so a row may move by at most Σ_blocks (amax_b/65024)·Σ_{j in b}|w_j| (plus float rounding).
-     * Returns the largest error as a fraction of its bound.
+     * Returns the largest error as a fraction of its bound. (The packed Q4 tests use it too.)
      */
-    private static double checkWithinRoundingBound(Matrix m, float[] got, float[] x, String what) {
+    static double checkWithinRoundingBound(Matrix m, float[] got, float[] x, String what) {
         int cols = m.cols();
         float[] row = new float[cols];
         double worst = 0;
         for (int r = 0; r < m.rows(); r++) {
-            Kernels.forType(GgmlType.Q6_K).dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
+            Kernels.forType(m.type()).dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
             double exact = 0, bound = 0, mag = 0;
             for (int b = 0; b < cols / 32; b++) {
                 double amax = 0, w = 0;
