@@ -55,17 +55,22 @@ public final class PackedQ4 implements PackedMatrix {
     /** How activations are rounded to integers and laid out for the packed products. */
     enum Precision {
         /** Q4 kernels, 8-bit activations (llama.cpp's rounding). */
-        BITS_8(33),
+        BITS_8(33, true),
         /** Q4 kernels, 16-bit activations. */
-        BITS_16(66),
-        /** {@link PackedQ6}'s kernel, 16-bit activations: per 16 values two halves of 2 + 16 multipliers. */
-        Q6_BITS_16(72);
+        BITS_16(66, false),
+        /** {@link PackedQ6}'s kernels, 8-bit activations (Q8_K): per 16 values two halves of 1 + 8 multipliers. */
+        Q6_BITS_8(36, true),
+        /** {@link PackedQ6}'s kernels, 16-bit activations: per 16 values two halves of 2 + 16 multipliers. */
+        Q6_BITS_16(72, false);
 
         /** Shorts of prepared activation per block of 32 values: one per multiplier, which the kernels broadcast to 16 lanes. */
         final int blockShorts;
+        /** Whether the activations are rounded to 8 bits by a {@link QuantizedActivation.Scheme}. */
+        final boolean rounded;
 
-        Precision(int multipliers) {
+        Precision(int multipliers, boolean rounded) {
             this.blockShorts = multipliers;
+            this.rounded = rounded;
         }
     }
 
@@ -271,7 +276,7 @@ public final class PackedQ4 implements PackedMatrix {
             if (rounding == QuantizedActivation.Scheme.Q8_K && cols % KQuant.QK_K != 0) {
                 throw new IllegalArgumentException("Q8_K rounding needs whole blocks of " + KQuant.QK_K + " values, got " + cols);
             }
-            if ((precision == Precision.BITS_8) != (rounding != null)) {
+            if (precision.rounded != (rounding != null)) {
                 throw new IllegalArgumentException(precision + " layout with " + (rounding == null ? "unrounded" : rounding + "-rounded") + " activations");
             }
             this.precision = precision;
@@ -302,10 +307,14 @@ public final class PackedQ4 implements PackedMatrix {
             if (per == 1) QuantizedActivation.quantizeQ8_0(x, xOff + v0, n, q8, v0, d8, b0);
             else QuantizedActivation.quantizeQ8_K(x, xOff + v0, n, q8, v0, d8, b0 / per);
             for (int b = b0; b < b1; b++) {
-                int o = vOff + b * Precision.BITS_8.blockShorts, xo = QK * b, sum = 0;
+                int o = vOff + b * precision.blockShorts, xo = QK * b, sum = 0;
                 for (int j = 0; j < QK; j++) sum += q8[xo + j];
-                fill(o, -8 * sum);
-                nibbleVectors(o + 1, q8, xo);
+                if (precision == Precision.Q6_BITS_8) {
+                    PackedQ6.layOut8(v, o, q8, xo);
+                } else {
+                    fill(o, -8 * sum);
+                    nibbleVectors(o + 1, q8, xo);
+                }
                 d[dOff + b] = d8[b / per];
                 sums[dOff + b] = sum * d8[b / per];
             }

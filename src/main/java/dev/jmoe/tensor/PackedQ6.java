@@ -25,8 +25,9 @@ import java.nio.ByteOrder;
  * 8h + i and 8h + i + 4, and 16 float scales d·scale (one per row). Activations are the 16-bit ones of the Q4 kernels
  * (x = 256·hi + lo per block of 32, hi in [−127, 127], lo in [−127, 128]); Σ(q − 32)·hi and Σ(q − 32)·lo over 8 values
  * stay within the 16-bit range (|q − 32| ≤ 32), so the 16-bit sums are widened after each half of a sub-block.
- * There is no 8-bit-activation kernel: with rounded activations Q6_K takes the row path, which matches llama.cpp's.
- * The copy takes 10 bits per weight (the file 6.56).
+ * With activations rounded as llama.cpp does (Q8_K, |q| ≤ 127) there is one product per weight, and the integer sums
+ * per sub-block are ggml's; only the float order in which the sub-blocks are added differs. The copy takes 10 bits per
+ * weight (the file 6.56).
  */
 public final class PackedQ6 implements PackedMatrix {
     private static final int QK = KQuant.QK_K;
@@ -35,8 +36,10 @@ public final class PackedQ6 implements PackedMatrix {
     private static final int SUB = 16;
     /** Shorts of the quants of one sub-block of a group: 16 rows × 8 shorts. */
     private static final int QUANT_SHORTS = ROWS * 8;
-    /** Multipliers per half sub-block: the two offsets −32·Σhi and −32·Σlo, then four per vector. */
+    /** Multipliers per half sub-block, 16-bit activations: the two offsets −32·Σhi and −32·Σlo, then four per vector. */
     private static final int HALF_MULTIPLIERS = 18;
+    /** Multipliers per half sub-block, 8-bit activations: the offset −32·Σq, then two per vector. */
+    private static final int HALF_MULTIPLIERS_8 = 9;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
@@ -147,6 +150,25 @@ public final class PackedQ6 implements PackedMatrix {
         }
     }
 
+    /**
+     * As {@link #layOut} for one block of 32 activations rounded to 8 bits (q[xo ..]): per 16-value sub-block and half,
+     * −32·Σq of its 8 values, then per vector i the pair A = q_a, B = q_b − 64·q_a.
+     */
+    static void layOut8(short[] v, int o, byte[] q, int xo) {
+        for (int sub = 0; sub < 2; sub++) {
+            for (int h = 0; h < 2; h++) {
+                int p = o + (2 * sub + h) * HALF_MULTIPLIERS_8, first = xo + SUB * sub + 8 * h, sum = 0;
+                for (int j = 0; j < 8; j++) sum += q[first + j];
+                v[p] = (short) (-32 * sum);
+                for (int i = 0; i < 4; i++) {
+                    int a = first + i, m = p + 1 + 2 * i;
+                    v[m] = q[a];
+                    v[m + 1] = (short) (q[a + 4] - 64 * q[a]);
+                }
+            }
+        }
+    }
+
     @Override public GgmlType type() { return GgmlType.Q6_K; }
     @Override public int rows() { return rows; }
     @Override public int cols() { return cols; }
@@ -154,7 +176,8 @@ public final class PackedQ6 implements PackedMatrix {
 
     @Override
     public PackedQ4.Precision precision(QuantizedActivation.Scheme rounding) {
-        return rounding == null ? PackedQ4.Precision.Q6_BITS_16 : null;
+        if (rounding == null) return PackedQ4.Precision.Q6_BITS_16;
+        return rounding == QuantizedActivation.Scheme.Q8_K ? PackedQ4.Precision.Q6_BITS_8 : null;
     }
 
     @Override
@@ -165,15 +188,20 @@ public final class PackedQ6 implements PackedMatrix {
 
     @Override
     public void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
-        if (a.cols != cols || a.precision != PackedQ4.Precision.Q6_BITS_16) {
+        boolean rounded = a.precision == PackedQ4.Precision.Q6_BITS_8;
+        if (a.cols != cols || !rounded && a.precision != PackedQ4.Precision.Q6_BITS_16) {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q6 matrix of " + cols + " columns");
         }
         int g = g0;
-        for (; g + 1 < g1; g += 2) pair(g, g + 1, a.v, vOff, a.d, dOff, out, outOff + (g - g0) * ROWS);
+        for (; g + 1 < g1; g += 2) {
+            if (rounded) pair8(g, g + 1, a.v, vOff, a.d, dOff, out, outOff + (g - g0) * ROWS);
+            else pair16(g, g + 1, a.v, vOff, a.d, dOff, out, outOff + (g - g0) * ROWS);
+        }
         if (g < g1) {
             // a last odd group runs as a pair with itself, its second copy going to scratch
             float[] two = new float[2 * ROWS];
-            pair(g, g, a.v, vOff, a.d, dOff, two, 0);
+            if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, two, 0);
+            else pair16(g, g, a.v, vOff, a.d, dOff, two, 0);
             System.arraycopy(two, 0, out, outOff + (g - g0) * ROWS, ROWS);
         }
     }
@@ -182,7 +210,7 @@ public final class PackedQ6 implements PackedMatrix {
      * Groups g and h (h = g + 1, or g again) at once, each multiplier broadcast once for both: out[outOff ..] gets
      * g's 16 rows, out[outOff + 16 ..] h's.
      */
-    private void pair(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
+    private void pair16(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
         short[] qs = quants;
         float[] sc = scales;
         int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
@@ -220,6 +248,47 @@ public final class PackedQ6 implements PackedMatrix {
                 r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
             }
             float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
+            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
+            a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
+            a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
+            c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
+            c1 = ((FloatVector) r1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
+        }
+        a0.intoArray(out, outOff);
+        a1.intoArray(out, outOff + 8);
+        c0.intoArray(out, outOff + 16);
+        c1.intoArray(out, outOff + 24);
+    }
+
+    /**
+     * {@link #pair16} for activations rounded to 8 bits: one product per quant. Σ(q − 32)·q8 over a half sub-block stays
+     * within ±32512 (|q8| ≤ 127), so the 16-bit sums are exact.
+     */
+    private void pair8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
+        for (int j = 0; j < subs; j++) {
+            int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
+            IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
+            for (int half = 0; half < 2; half++) {
+                int o = vOff + j * 2 * HALF_MULTIPLIERS_8 + half * HALF_MULTIPLIERS_8;
+                ShortVector sv = ShortVector.broadcast(S, act[o]), su = sv;
+                for (int i = 0; i < 4; i++) {
+                    int k = 16 * (4 * half + i), m = o + 1 + 2 * i;
+                    ShortVector v = ShortVector.fromArray(S, qs, qp + k), u = ShortVector.fromArray(S, qs, qq + k);
+                    ShortVector xa = ShortVector.broadcast(S, act[m]), xb = ShortVector.broadcast(S, act[m + 1]);
+                    sv = sv.add(v.mul(xa)).add(v.lanewise(VectorOperators.LSHR, 6).mul(xb));
+                    su = su.add(u.mul(xa)).add(u.lanewise(VectorOperators.LSHR, 6).mul(xb));
+                }
+                IntVector si = sv.reinterpretAsInts(), ui = su.reinterpretAsInts();
+                t0 = t0.add(si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                t1 = t1.add(si.lanewise(VectorOperators.ASHR, 16));
+                r0 = r0.add(ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
+            }
+            float d = dx[dOff + j / 2];
             int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
             a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
             a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);

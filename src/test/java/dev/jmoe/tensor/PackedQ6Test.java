@@ -110,23 +110,44 @@ class PackedQ6Test {
         assertTrue(got[0] < -1 && got[1] > 1, "the products are far from zero: " + got[0] + ", " + got[1]);
     }
 
-    /** With activations rounded as llama.cpp does there is no packed Q6 kernel: the products are the row path's, bit for bit. */
-    @Test
-    void eightBitActivationsTakeTheRowPath() {
-        Random rnd = new Random(21);
-        Matrix m = random(32, 512, rnd), p = packed(m);
-        float[] x = activation(rnd, 512);
+    /**
+     * With activations rounded as llama.cpp does (Q8_K), the packed products are ggml's integer sums per sub-block: only
+     * the float order differs from the row path's dotQ8. Includes rows of all-0 quants against activations that round to
+     * ±127 everywhere, the largest 16-bit sums the kernel forms.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {256, 3584})
+    void eightBitProductsEqualTheIntegerDotsOfTheRowPath(int cols) {
+        Random rnd = new Random(21 + cols);
+        float[] src = TypeKernelTest.gaussian(rnd, 48 * cols, 0.05f);
+        for (int j = 0; j < cols; j++) src[j] = -0.02f; // row 0: every quant 0, q − 32 = −32
+        Matrix m = q6(src, 48, cols), p = packed(m);
+        float[] x = activation(rnd, cols);
+        java.util.Arrays.fill(x, 0, 256, 3f); // the first super-block rounds to −127 everywhere
         Kernels.setActivationQuantization(true);
-        float[] plain = new float[32], fromPacked = new float[32], batched = new float[64], batchedPlain = new float[64];
-        Kernels.matVec(pool2, m, x, 0, plain, 0);
-        Kernels.matVec(pool2, p, x, 0, fromPacked, 0);
-        assertArrayEquals(plain, fromPacked);
-        float[] two = new float[1024];
-        System.arraycopy(x, 0, two, 0, 512);
-        System.arraycopy(x, 0, two, 512, 512);
-        Kernels.matMul(pool2, m, two, 512, 2, batchedPlain, 32);
-        Kernels.matMul(pool2, p, two, 512, 2, batched, 32);
-        assertArrayEquals(batchedPlain, batched);
+        float[] got = new float[48];
+        Kernels.matVec(pool2, p, x, 0, got, 0);
+        QuantizedActivation a = new QuantizedActivation();
+        a.quantize(QuantizedActivation.Scheme.Q8_K, x, 0, cols);
+        assertEquals(-127, a.q[0], "the extreme activation");
+        RowKernel k = Kernels.rowKernel(GgmlType.Q6_K);
+        float[] row = new float[cols], xq = a.dequantized();
+        for (int r = 0; r < 48; r++) {
+            float want = k.dotQ8Scalar(m.data(), r * m.rowBytes(), a, cols);
+            k.dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
+            double mag = 0; // Σ|w·x|: the scale of float-order differences
+            for (int j = 0; j < cols; j++) mag += Math.abs((double) row[j] * xq[j]);
+            assertEquals(want, got[r], 1e-6 * mag + 1e-12, "row " + r);
+        }
+        // batches of rounded vectors take the packed path too, vector by vector
+        float[] two = new float[2 * cols], batched = new float[96];
+        System.arraycopy(x, 0, two, 0, cols);
+        System.arraycopy(x, 0, two, cols, cols);
+        Kernels.matMul(pool2, p, two, cols, 2, batched, 48);
+        for (int r = 0; r < 48; r++) {
+            assertEquals(got[r], batched[r], "batched row " + r);
+            assertEquals(got[r], batched[48 + r], "batched row " + r);
+        }
     }
 
     /** Groups run in pairs; a group run alone (a row slice, or the last of an odd count) gives the same bits. */
