@@ -153,12 +153,7 @@ public final class MatVecSet {
             if (prepared.get(i).is(kind, scheme, x, xOff, cols)) return prepared.get(i);
         }
         if (preparedCount == prepared.size()) prepared.add(new Prepared());
-        Prepared p = prepared.get(preparedCount++);
-        p.kind = kind;
-        p.scheme = scheme;
-        p.x = x;
-        p.xOff = xOff;
-        p.cols = cols;
+        Prepared p = prepared.get(preparedCount++).of(kind, scheme, x, xOff, cols);
         if (kind instanceof PackedQ4.Precision precision) {
             p.packed.prepare(precision, scheme, x, xOff, 0, 1, cols);
         } else {
@@ -178,12 +173,7 @@ public final class MatVecSet {
     /** A Prepared this run lays out, block by block, from the output x[xOff ..] of one of its products. */
     private Prepared carried(PackedQ4.Precision precision, QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
         if (laidOutCount == laidOut.size()) laidOut.add(new Prepared());
-        Prepared p = laidOut.get(laidOutCount++);
-        p.kind = precision;
-        p.scheme = scheme;
-        p.x = x;
-        p.xOff = xOff;
-        p.cols = cols;
+        Prepared p = laidOut.get(laidOutCount++).of(precision, scheme, x, xOff, cols);
         p.packed.size(precision, scheme, cols);
         return p;
     }
@@ -198,6 +188,16 @@ public final class MatVecSet {
         final PackedQ4.Activation packed = new PackedQ4.Activation();
         final QuantizedActivation rounded = new QuantizedActivation();
         float[] floats = new float[0];
+
+        /** This buffer, now describing x[xOff ..] of {@code cols} values prepared for {@code kind} and {@code scheme}. */
+        Prepared of(Object kind, QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
+            this.kind = kind;
+            this.scheme = scheme;
+            this.x = x;
+            this.xOff = xOff;
+            this.cols = cols;
+            return this;
+        }
 
         boolean is(Object kind, QuantizedActivation.Scheme scheme, float[] x, int xOff, int cols) {
             return this.kind == kind && this.scheme == scheme && this.x == x && this.xOff == xOff && this.cols == cols;
