@@ -57,7 +57,7 @@ class PackedQ4Test {
         float[] got = new float[48];
         Kernels.matVec(pool2, p, x, 0, got, 0);
         // the rounding really happens (the kernel is not secretly the float path) but stays inside the bound
-        assertTrue(PackedQ6Test.checkWithinRoundingBound(m, got, x, type.toString()) > 0, "no rounding error at all");
+        assertTrue(PackedProducts.checkWithinRoundingBound(m, got, x, type.toString()) > 0, "no rounding error at all");
     }
 
     /** With activations rounded as llama.cpp does, the packed products are ggml's integer sums: only the float order differs. */
@@ -73,15 +73,7 @@ class PackedQ4Test {
         Kernels.matVec(pool2, p, x, 0, got, 0);
         QuantizedActivation a = new QuantizedActivation();
         a.quantize(rounding, x, 0, cols);
-        RowKernel k = Kernels.rowKernel(type);
-        float[] row = new float[cols], xq = a.dequantized();
-        for (int r = 0; r < 32; r++) {
-            float want = k.dotQ8Scalar(m.data(), r * m.rowBytes(), a, cols);
-            k.dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
-            double mag = 0; // Σ|w·x|: the scale of float-order differences
-            for (int j = 0; j < cols; j++) mag += Math.abs((double) row[j] * xq[j]);
-            assertEquals(want, got[r], 1e-6 * mag + 1e-12, type + " row " + r);
-        }
+        PackedProducts.checkIntegerDots(m, got, a, type.toString());
     }
 
     @ParameterizedTest

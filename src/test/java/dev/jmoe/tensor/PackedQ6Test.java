@@ -39,35 +39,6 @@ class PackedQ6Test {
         return x;
     }
 
-    /**
-     * Every row's product against the exact one in double on the dequantized row: x is rounded to steps of amax/32512
-     * per block of 32, so a row may move by at most Σ_blocks (amax_b/65024)·Σ_{j in b}|w_j| (plus float rounding).
-     * Returns the largest error as a fraction of its bound. (The packed Q4 tests use it too.)
-     */
-    static double checkWithinRoundingBound(Matrix m, float[] got, float[] x, String what) {
-        int cols = m.cols();
-        float[] row = new float[cols];
-        double worst = 0;
-        for (int r = 0; r < m.rows(); r++) {
-            Kernels.forType(m.type()).dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
-            double exact = 0, bound = 0, mag = 0;
-            for (int b = 0; b < cols / 32; b++) {
-                double amax = 0, w = 0;
-                for (int j = 32 * b; j < 32 * b + 32; j++) {
-                    amax = Math.max(amax, Math.abs(x[j]));
-                    w += Math.abs(row[j]);
-                    exact += (double) row[j] * x[j];
-                    mag += Math.abs((double) row[j] * x[j]);
-                }
-                bound += amax / 65024 * w;
-            }
-            double err = Math.abs(got[r] - exact);
-            assertTrue(err <= bound * 1.01 + 1e-6 * mag, what + " row " + r + ": |" + got[r] + " - " + exact + "| = " + err + " > bound " + bound);
-            worst = Math.max(worst, err / Math.max(bound, 1e-30));
-        }
-        return worst;
-    }
-
     /** 48 rows: a pair of groups and a last odd group, on one and on two threads. */
     @ParameterizedTest
     @ValueSource(ints = {256, 1024, 3584})
@@ -79,7 +50,7 @@ class PackedQ6Test {
             float[] got = new float[48];
             Kernels.matVec(pool, p, x, 0, got, 0);
             // the rounding really happens (the kernel is not secretly the float path) but stays inside the bound
-            assertTrue(checkWithinRoundingBound(m, got, x, "Q6_K " + cols) > 0, "no rounding error at all");
+            assertTrue(PackedProducts.checkWithinRoundingBound(m, got, x, "Q6_K " + cols) > 0, "no rounding error at all");
         }
     }
 
@@ -106,7 +77,7 @@ class PackedQ6Test {
         x[64] = -1f;
         float[] got = new float[rows];
         Kernels.matVec(pool2, packed(m), x, 0, got, 0);
-        checkWithinRoundingBound(m, got, x, "extreme");
+        PackedProducts.checkWithinRoundingBound(m, got, x, "extreme");
         assertTrue(got[0] < -1 && got[1] > 1, "the products are far from zero: " + got[0] + ", " + got[1]);
     }
 
@@ -130,15 +101,7 @@ class PackedQ6Test {
         QuantizedActivation a = new QuantizedActivation();
         a.quantize(QuantizedActivation.Scheme.Q8_K, x, 0, cols);
         assertEquals(-127, a.q[0], "the extreme activation");
-        RowKernel k = Kernels.rowKernel(GgmlType.Q6_K);
-        float[] row = new float[cols], xq = a.dequantized();
-        for (int r = 0; r < 48; r++) {
-            float want = k.dotQ8Scalar(m.data(), r * m.rowBytes(), a, cols);
-            k.dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
-            double mag = 0; // Σ|w·x|: the scale of float-order differences
-            for (int j = 0; j < cols; j++) mag += Math.abs((double) row[j] * xq[j]);
-            assertEquals(want, got[r], 1e-6 * mag + 1e-12, "row " + r);
-        }
+        PackedProducts.checkIntegerDots(m, got, a, "Q6_K");
         // batches of rounded vectors take the packed path too, vector by vector
         float[] two = new float[2 * cols], batched = new float[96];
         System.arraycopy(x, 0, two, 0, cols);

@@ -1,0 +1,55 @@
+package dev.jmoe.tensor;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Row-by-row checks of packed products (Q4 and Q6) against the file's rows. */
+final class PackedProducts {
+    private PackedProducts() {}
+
+    /**
+     * Every row's product against the exact one in double on the dequantized row: x is rounded to steps of amax/32512
+     * per block of 32, so a row may move by at most Σ_blocks (amax_b/65024)·Σ_{j in b}|w_j| (plus float rounding).
+     * Returns the largest error as a fraction of its bound.
+     */
+    static double checkWithinRoundingBound(Matrix m, float[] got, float[] x, String what) {
+        int cols = m.cols();
+        float[] row = new float[cols];
+        double worst = 0;
+        for (int r = 0; r < m.rows(); r++) {
+            Kernels.forType(m.type()).dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
+            double exact = 0, bound = 0, mag = 0;
+            for (int b = 0; b < cols / 32; b++) {
+                double amax = 0, w = 0;
+                for (int j = 32 * b; j < 32 * b + 32; j++) {
+                    amax = Math.max(amax, Math.abs(x[j]));
+                    w += Math.abs(row[j]);
+                    exact += (double) row[j] * x[j];
+                    mag += Math.abs((double) row[j] * x[j]);
+                }
+                bound += amax / 65024 * w;
+            }
+            double err = Math.abs(got[r] - exact);
+            assertTrue(err <= bound * 1.01 + 1e-6 * mag, what + " row " + r + ": |" + got[r] + " - " + exact + "| = " + err + " > bound " + bound);
+            worst = Math.max(worst, err / Math.max(bound, 1e-30));
+        }
+        return worst;
+    }
+
+    /**
+     * With activations rounded as llama.cpp does ({@code a}), every row's packed product is ggml's integer dot of the
+     * row path ({@code dotQ8Scalar}): only the float order differs, so within 1e-6 of Σ|w·x|.
+     */
+    static void checkIntegerDots(Matrix m, float[] got, QuantizedActivation a, String what) {
+        int cols = m.cols();
+        RowKernel k = Kernels.rowKernel(m.type());
+        float[] row = new float[cols], xq = a.dequantized();
+        for (int r = 0; r < m.rows(); r++) {
+            float want = k.dotQ8Scalar(m.data(), r * m.rowBytes(), a, cols);
+            k.dequantizeRow(m.data(), r * m.rowBytes(), row, 0, cols);
+            double mag = 0; // Σ|w·x|: the scale of float-order differences
+            for (int j = 0; j < cols; j++) mag += Math.abs((double) row[j] * xq[j]);
+            assertEquals(want, got[r], 1e-6 * mag + 1e-12, what + " row " + r);
+        }
+    }
+}
