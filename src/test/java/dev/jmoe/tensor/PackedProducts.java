@@ -1,11 +1,21 @@
 package dev.jmoe.tensor;
 
+import java.util.Random;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Row-by-row checks of packed products (Q4 and Q6) against the file's rows. */
 final class PackedProducts {
     private PackedProducts() {}
+
+    /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
+    static float[] activation(Random rnd, int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) (rnd.nextGaussian() * Math.pow(10, (i / 32) % 4 - 2));
+        for (int i = 0; i < n; i += 37) x[i] = 0;
+        return x;
+    }
 
     /**
      * Every row's product against the exact one in double on the dequantized row: x is rounded to steps of amax/32512

@@ -34,14 +34,6 @@ class PackedQ4Test {
         return m.withPacked(PackedQ4.pack(m));
     }
 
-    /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
-    private static float[] activation(Random rnd, int n) {
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) x[i] = (float) (rnd.nextGaussian() * Math.pow(10, (i / 32) % 4 - 2));
-        for (int i = 0; i < n; i += 37) x[i] = 0;
-        return x;
-    }
-
     /**
      * 16-bit activations: x is rounded to steps of amax/32512 per block of 32, so a row's product may move by at
      * most Σ_blocks (amax_b/65024)·Σ_{j in b}|w_j| from the exact one (plus float rounding). The bound is checked
@@ -53,7 +45,7 @@ class PackedQ4Test {
         Random rnd = new Random(cols);
         Matrix m = random(type, 48, cols, rnd);
         Matrix p = packed(m);
-        float[] x = activation(rnd, cols);
+        float[] x = PackedProducts.activation(rnd, cols);
         float[] got = new float[48];
         Kernels.matVec(pool2, p, x, 0, got, 0);
         // the rounding really happens (the kernel is not secretly the float path) but stays inside the bound
@@ -67,7 +59,7 @@ class PackedQ4Test {
         Random rnd = new Random(7 + cols);
         Matrix m = random(type, 32, cols, rnd);
         Matrix p = packed(m);
-        float[] x = activation(rnd, cols);
+        float[] x = PackedProducts.activation(rnd, cols);
         Kernels.setActivationQuantization(true);
         float[] got = new float[32];
         Kernels.matVec(pool2, p, x, 0, got, 0);
@@ -121,7 +113,7 @@ class PackedQ4Test {
     void groupPairsGiveTheSameBitsAsSingleGroups(GgmlType type) {
         Random rnd = new Random(9);
         Matrix m = packed(random(type, 80, 512, rnd));
-        float[] x = activation(rnd, 512);
+        float[] x = PackedProducts.activation(rnd, 512);
         float[] all = new float[80], one = new float[16];
         Kernels.matVec(null, m, x, 0, all, 0); // one thread over groups 0..4: pairs (0,1), (2,3), then 4 alone
         for (int g = 0; g < 5; g++) {
@@ -134,7 +126,7 @@ class PackedQ4Test {
     @Test
     void sixteenBitActivationsAreTheScalarOnes() {
         Random rnd = new Random(12);
-        float[] x = activation(rnd, 1024);
+        float[] x = PackedProducts.activation(rnd, 1024);
         // block 0: largest value 32512, so the rounding sees exact halves (ties go to even); block 1: all zero
         x[0] = 32512f;
         for (int j = 1; j < 32; j++) x[j] = (j % 2 == 0 ? -1 : 1) * (j * 37 % 300 + 0.5f);
@@ -208,7 +200,7 @@ class PackedQ4Test {
     void scalarReferenceIgnoresThePackedCopy() {
         Random rnd = new Random(8);
         Matrix m = randomQ4_0(16, 128, rnd);
-        float[] x = activation(rnd, 128);
+        float[] x = PackedProducts.activation(rnd, 128);
         float[] plain = new float[16], fromPacked = new float[16];
         Kernels.setScalarReference(true);
         try {

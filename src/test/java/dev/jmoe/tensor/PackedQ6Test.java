@@ -31,21 +31,13 @@ class PackedQ6Test {
         return m.withPacked(PackedQ6.pack(m, null));
     }
 
-    /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
-    private static float[] activation(Random rnd, int n) {
-        float[] x = new float[n];
-        for (int i = 0; i < n; i++) x[i] = (float) (rnd.nextGaussian() * Math.pow(10, (i / 32) % 4 - 2));
-        for (int i = 0; i < n; i += 37) x[i] = 0;
-        return x;
-    }
-
     /** 48 rows: a pair of groups and a last odd group, on one and on two threads. */
     @ParameterizedTest
     @ValueSource(ints = {256, 1024, 3584})
     void sixteenBitProductsStayWithinTheirRoundingBound(int cols) {
         Random rnd = new Random(cols);
         Matrix m = random(48, cols, rnd), p = packed(m);
-        float[] x = activation(rnd, cols);
+        float[] x = PackedProducts.activation(rnd, cols);
         for (Parallel pool : new Parallel[] {null, pool2}) {
             float[] got = new float[48];
             Kernels.matVec(pool, p, x, 0, got, 0);
@@ -93,7 +85,7 @@ class PackedQ6Test {
         float[] src = TypeKernelTest.gaussian(rnd, 48 * cols, 0.05f);
         for (int j = 0; j < cols; j++) src[j] = -0.02f; // row 0: every quant 0, q − 32 = −32
         Matrix m = q6(src, 48, cols), p = packed(m);
-        float[] x = activation(rnd, cols);
+        float[] x = PackedProducts.activation(rnd, cols);
         java.util.Arrays.fill(x, 0, 256, 3f); // the first super-block rounds to −127 everywhere
         Kernels.setActivationQuantization(true);
         float[] got = new float[48];
@@ -118,7 +110,7 @@ class PackedQ6Test {
     void groupPairsGiveTheSameBitsAsSingleGroups() {
         Random rnd = new Random(9);
         Matrix m = packed(random(80, 512, rnd));
-        float[] x = activation(rnd, 512);
+        float[] x = PackedProducts.activation(rnd, 512);
         float[] all = new float[80], one = new float[16];
         Kernels.matVec(null, m, x, 0, all, 0); // one thread over groups 0..4: pairs (0,1), (2,3), then 4 alone
         for (int g = 0; g < 5; g++) {
@@ -133,7 +125,7 @@ class PackedQ6Test {
         Random rnd = new Random(3);
         int rows = 64, cols = 512;
         Matrix g = packed(random(rows, cols, rnd)), u = packed(random(rows, cols, rnd));
-        float[] x = activation(rnd, 3 * cols);
+        float[] x = PackedProducts.activation(rnd, 3 * cols);
         float[] batched = new float[3 * rows], one = new float[rows];
         Kernels.matMul(pool2, g, x, cols, 3, batched, rows); // below the tile threshold: packed, vector by vector
         for (int b = 0; b < 3; b++) {
