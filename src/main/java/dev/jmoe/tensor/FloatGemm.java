@@ -122,4 +122,104 @@ final class FloatGemm {
         out[o] = s0;
         out[o + 1] = s1;
     }
+
+    // ---- panels: 16 rows stored column by column ------------------------------------------------------------
+
+    /**
+     * out[b·outStride + row0 + r] (+)= Σ_k p[16·k + r]·x[b·xStride + xOff + k] for r &lt; 16, k &lt; kn, b &lt; batch; with
+     * {@code accumulate} the sums are added to what out holds (the panel continues an earlier one's columns).
+     *
+     * <p>Why a panel: with 16 rows' weights of one column in two vectors, each column costs two loads and one
+     * broadcast per token, and six tokens give twelve independent FMAs: the accumulators stay in registers and the
+     * FMA units stay busy. The row-by-row tile above needs a load per FMA and a reduction per row and token; on a
+     * 16-row × 1024-column block with 24 tokens it measured 54 against 93 GFLOP/s for this form.
+     */
+    static void panel16(float[] p, int kn, float[] x, int xOff, int xStride, int batch, float[] out, int outStride, int row0,
+                        boolean accumulate) {
+        int b = 0;
+        for (; b + 6 <= batch; b += 6) panel16x6(p, kn, x, b * xStride + xOff, xStride, out, b * outStride + row0, outStride, accumulate);
+        for (; b + 2 <= batch; b += 2) panel16x2(p, kn, x, b * xStride + xOff, xStride, out, b * outStride + row0, outStride, accumulate);
+        if (b < batch) panel16x1(p, kn, x, b * xStride + xOff, out, b * outStride + row0, accumulate);
+    }
+
+    private static FloatVector start(float[] out, int o, boolean accumulate) {
+        return accumulate ? FloatVector.fromArray(F, out, o) : FloatVector.zero(F);
+    }
+
+    /** Six tokens: twelve accumulators, two panel vectors and a broadcast fill the sixteen registers. */
+    private static void panel16x6(float[] p, int kn, float[] x, int x0, int xStride, float[] out, int o, int outStride, boolean accumulate) {
+        int x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride, x4 = x3 + xStride, x5 = x4 + xStride;
+        int o1 = o + outStride, o2 = o1 + outStride, o3 = o2 + outStride, o4 = o3 + outStride, o5 = o4 + outStride;
+        FloatVector c00 = start(out, o, accumulate), c01 = start(out, o + 8, accumulate);
+        FloatVector c10 = start(out, o1, accumulate), c11 = start(out, o1 + 8, accumulate);
+        FloatVector c20 = start(out, o2, accumulate), c21 = start(out, o2 + 8, accumulate);
+        FloatVector c30 = start(out, o3, accumulate), c31 = start(out, o3 + 8, accumulate);
+        FloatVector c40 = start(out, o4, accumulate), c41 = start(out, o4 + 8, accumulate);
+        FloatVector c50 = start(out, o5, accumulate), c51 = start(out, o5 + 8, accumulate);
+        for (int k = 0; k < kn; k++) {
+            FloatVector r0 = FloatVector.fromArray(F, p, 16 * k), r1 = FloatVector.fromArray(F, p, 16 * k + 8);
+            FloatVector t = FloatVector.broadcast(F, x[x0 + k]);
+            c00 = r0.fma(t, c00);
+            c01 = r1.fma(t, c01);
+            t = FloatVector.broadcast(F, x[x1 + k]);
+            c10 = r0.fma(t, c10);
+            c11 = r1.fma(t, c11);
+            t = FloatVector.broadcast(F, x[x2 + k]);
+            c20 = r0.fma(t, c20);
+            c21 = r1.fma(t, c21);
+            t = FloatVector.broadcast(F, x[x3 + k]);
+            c30 = r0.fma(t, c30);
+            c31 = r1.fma(t, c31);
+            t = FloatVector.broadcast(F, x[x4 + k]);
+            c40 = r0.fma(t, c40);
+            c41 = r1.fma(t, c41);
+            t = FloatVector.broadcast(F, x[x5 + k]);
+            c50 = r0.fma(t, c50);
+            c51 = r1.fma(t, c51);
+        }
+        c00.intoArray(out, o);
+        c01.intoArray(out, o + 8);
+        c10.intoArray(out, o1);
+        c11.intoArray(out, o1 + 8);
+        c20.intoArray(out, o2);
+        c21.intoArray(out, o2 + 8);
+        c30.intoArray(out, o3);
+        c31.intoArray(out, o3 + 8);
+        c40.intoArray(out, o4);
+        c41.intoArray(out, o4 + 8);
+        c50.intoArray(out, o5);
+        c51.intoArray(out, o5 + 8);
+    }
+
+    /** Two tokens (of what six at a time leave). */
+    private static void panel16x2(float[] p, int kn, float[] x, int x0, int xStride, float[] out, int o, int outStride, boolean accumulate) {
+        int x1 = x0 + xStride, o1 = o + outStride;
+        FloatVector c00 = start(out, o, accumulate), c01 = start(out, o + 8, accumulate);
+        FloatVector c10 = start(out, o1, accumulate), c11 = start(out, o1 + 8, accumulate);
+        for (int k = 0; k < kn; k++) {
+            FloatVector r0 = FloatVector.fromArray(F, p, 16 * k), r1 = FloatVector.fromArray(F, p, 16 * k + 8);
+            FloatVector t = FloatVector.broadcast(F, x[x0 + k]);
+            c00 = r0.fma(t, c00);
+            c01 = r1.fma(t, c01);
+            t = FloatVector.broadcast(F, x[x1 + k]);
+            c10 = r0.fma(t, c10);
+            c11 = r1.fma(t, c11);
+        }
+        c00.intoArray(out, o);
+        c01.intoArray(out, o + 8);
+        c10.intoArray(out, o1);
+        c11.intoArray(out, o1 + 8);
+    }
+
+    /** The last token of an odd batch. */
+    private static void panel16x1(float[] p, int kn, float[] x, int x0, float[] out, int o, boolean accumulate) {
+        FloatVector c0 = start(out, o, accumulate), c1 = start(out, o + 8, accumulate);
+        for (int k = 0; k < kn; k++) {
+            FloatVector t = FloatVector.broadcast(F, x[x0 + k]);
+            c0 = FloatVector.fromArray(F, p, 16 * k).fma(t, c0);
+            c1 = FloatVector.fromArray(F, p, 16 * k + 8).fma(t, c1);
+        }
+        c0.intoArray(out, o);
+        c1.intoArray(out, o + 8);
+    }
 }

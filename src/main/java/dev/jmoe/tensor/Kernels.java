@@ -191,6 +191,10 @@ public final class Kernels {
             packedMatMul(pool, rk, w.packed(), precision, x, xStride, batch, out, outStride);
             return;
         }
+        if (tiles && quantizing(rk) == null && w.packed() instanceof PackedQ4 q4) {
+            panelMatMul(pool, q4, x, xStride, batch, out, outStride);
+            return;
+        }
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
         QuantizedActivation.Scheme scheme = quantizing(rk);
@@ -259,6 +263,28 @@ public final class Kernels {
             for (int g = g0; g < g1; g += 2) { // two groups at a time: the 16-bit products run them as a pair
                 int end = Math.min(g + 2, g1);
                 for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, end, out, b * outStride + g * PackedMatrix.ROWS);
+            }
+        });
+    }
+
+    /** Columns of a panel decoded at a time: 16 rows of 512 floats (32 KB) stay in L1 while every token passes over them. */
+    private static final int PANEL_COLS = 512;
+
+    /**
+     * A float batch on a packed Q4_0 or Q4_K matrix: each group of 16 rows is decoded from the packed copy (rows
+     * already side by side there) into column-major panels and multiplied by {@link FloatGemm#panel16}. Every
+     * token's sums run over the columns in order, so a token's result does not depend on the batch around it.
+     */
+    private static void panelMatMul(Parallel pool, PackedQ4 w, float[] x, int xStride, int batch, float[] out, int outStride) {
+        int rows = w.rows(), cols = w.cols();
+        forGroups(pool, rows, (long) rows * cols * batch < 1 << 16, (g0, g1) -> {
+            float[] panel = scratch(PackedMatrix.ROWS * Math.min(cols, PANEL_COLS));
+            for (int g = g0; g < g1; g++) {
+                for (int c0 = 0; c0 < cols; c0 += PANEL_COLS) {
+                    int c1 = Math.min(cols, c0 + PANEL_COLS);
+                    w.panel(g, c0, c1, panel);
+                    FloatGemm.panel16(panel, c1 - c0, x, c0, xStride, batch, out, outStride, g * PackedMatrix.ROWS, c0 > 0);
+                }
             }
         });
     }

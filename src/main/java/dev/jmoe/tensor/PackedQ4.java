@@ -223,6 +223,40 @@ public final class PackedQ4 implements PackedMatrix {
         return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets);
     }
 
+    /**
+     * The weights of group g's 16 rows in columns [c0, c1) (multiples of 32) as floats, column by column:
+     * p[16·(c − c0) + r] is row 16·g + r, column c ({@link FloatGemm#panel16} multiplies such panels). Each value is
+     * n·scale + (offset − 8·scale) in one FMA: for Q4_0, whose offset is 0, that is (n − 8)·d rounded once, the
+     * value the file's rows decode to.
+     */
+    void panel(int g, int c0, int c1, float[] p) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int block0 = (firstGroup + g) * (cols / QK);
+        for (int b = c0 / QK; b < c1 / QK; b++) {
+            int qp = (block0 + b) * QUANT_SHORTS, sp = (block0 + b) * blockFloats;
+            FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
+            FloatVector m0 = s0.mul(-8f), m1 = s1.mul(-8f);
+            if (offsets) {
+                m0 = m0.add(FloatVector.fromArray(F, sc, sp + 16));
+                m1 = m1.add(FloatVector.fromArray(F, sc, sp + 24));
+            }
+            int at = (QK * b - c0) * ROWS;
+            for (int s = 0; s < 8; s++) {
+                // an int lane holds the shorts of rows j (low half) and j + 8 (high half); nibble q of a short is
+                // value 2s, 2s + 16, 2s + 1, 2s + 17 of the block for q = 0, 1, 2, 3
+                IntVector w = ShortVector.fromArray(S, qs, qp + 16 * s).reinterpretAsInts();
+                for (int q = 0; q < 4; q++) {
+                    int o = at + (2 * s + (q & 1) * 16 + (q >> 1)) * ROWS;
+                    IntVector lo = w.lanewise(VectorOperators.LSHR, 4 * q).and(0xF);
+                    IntVector hi = w.lanewise(VectorOperators.LSHR, 16 + 4 * q).and(0xF);
+                    ((FloatVector) lo.convert(VectorOperators.I2F, 0)).fma(s0, m0).intoArray(p, o);
+                    ((FloatVector) hi.convert(VectorOperators.I2F, 0)).fma(s1, m1).intoArray(p, o + 8);
+                }
+            }
+        }
+    }
+
     // ---- activations -------------------------------------------------------------------------------------
 
     /**
