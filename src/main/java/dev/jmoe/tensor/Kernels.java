@@ -191,8 +191,8 @@ public final class Kernels {
             packedMatMul(pool, rk, w.packed(), precision, x, xStride, batch, out, outStride);
             return;
         }
-        if (tiles && quantizing(rk) == null && w.packed() instanceof PackedQ4 q4) {
-            panelMatMul(pool, q4, x, xStride, batch, out, outStride);
+        if (tiles && quantizing(rk) == null && w.packed() != null) {
+            panelMatMul(pool, w.packed(), x, xStride, batch, out, outStride);
             return;
         }
         MemorySegment data = w.data();
@@ -250,8 +250,8 @@ public final class Kernels {
 
     /**
      * A few vectors, or rounded activations, on a packed matrix: the integer products vector by vector, each group
-     * of 16 rows still in L1 for the next vector. Larger float batches take the tile path on the file's rows,
-     * which is faster there (one float decode per weight shared by the whole batch).
+     * of 16 rows still in L1 for the next vector. Larger float batches multiply decoded panels ({@link #panelMatMul}):
+     * one float decode per weight shared by the whole batch.
      */
     private static void packedMatMul(Parallel pool, RowKernel k, PackedMatrix p, PackedQ4.Precision precision, float[] x, int xStride, int batch,
                                      float[] out, int outStride) {
@@ -271,11 +271,11 @@ public final class Kernels {
     private static final int PANEL_COLS = 512;
 
     /**
-     * A float batch on a packed Q4_0 or Q4_K matrix: each group of 16 rows is decoded from the packed copy (rows
-     * already side by side there) into column-major panels and multiplied by {@link FloatGemm#panel16}. Every
-     * token's sums run over the columns in order, so a token's result does not depend on the batch around it.
+     * A float batch on a packed matrix: each group of 16 rows is decoded from the packed copy (rows already side by
+     * side there) into column-major panels and multiplied by {@link FloatGemm#panel16}. Every token's sums run over
+     * the columns in order, so a token's result does not depend on the batch around it.
      */
-    private static void panelMatMul(Parallel pool, PackedQ4 w, float[] x, int xStride, int batch, float[] out, int outStride) {
+    private static void panelMatMul(Parallel pool, PackedMatrix w, float[] x, int xStride, int batch, float[] out, int outStride) {
         int rows = w.rows(), cols = w.cols();
         forGroups(pool, rows, (long) rows * cols * batch < 1 << 16, (g0, g1) -> {
             float[] panel = scratch(PackedMatrix.ROWS * Math.min(cols, PANEL_COLS));

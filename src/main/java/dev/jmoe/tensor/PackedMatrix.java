@@ -33,4 +33,10 @@ public sealed interface PackedMatrix permits PackedQ4, PackedQ6 {
      * of {@code a}, laid out with {@link #precision}.
      */
     void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff);
+
+    /**
+     * The weights of group g's 16 rows in columns [c0, c1) as floats, column by column: p[16·(c − c0) + r] is row
+     * 16·g + r, column c, for {@link FloatGemm#panel16}. c0 and c1 are multiples of 32.
+     */
+    void panel(int g, int c0, int c1, float[] p);
 }

@@ -229,7 +229,8 @@ public final class PackedQ4 implements PackedMatrix {
      * n·scale + (offset − 8·scale) in one FMA: for Q4_0, whose offset is 0, that is (n − 8)·d rounded once, the
      * value the file's rows decode to.
      */
-    void panel(int g, int c0, int c1, float[] p) {
+    @Override
+    public void panel(int g, int c0, int c1, float[] p) {
         short[] qs = quants;
         float[] sc = scales;
         int block0 = (firstGroup + g) * (cols / QK);

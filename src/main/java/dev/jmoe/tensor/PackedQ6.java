@@ -125,6 +125,32 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     /**
+     * Group g's weights in columns [c0, c1) (multiples of 16) column by column, as {@link PackedMatrix#panel}: each value
+     * n·(d·scale) − 32·(d·scale) in one FMA, which is (n − 32)·d·scale rounded once, what the file's rows decode to.
+     */
+    @Override
+    public void panel(int g, int c0, int c1, float[] p) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int sub0 = (firstGroup + g) * (cols / SUB);
+        for (int j = c0 / SUB; j < c1 / SUB; j++) {
+            int qp = (sub0 + j) * QUANT_SHORTS, sp = (sub0 + j) * ROWS;
+            FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
+            FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
+            int at = (SUB * j - c0) * ROWS;
+            for (int k = 0; k < 8; k++) {
+                // int lane i: rows i (low short) and i + 8 (high short), each short the quants of values a and a + 4
+                IntVector w = ShortVector.fromArray(S, qs, qp + 16 * k).reinterpretAsInts();
+                int o = at + (8 * (k / 4) + k % 4) * ROWS;
+                ((FloatVector) w.and(0x3F).convert(VectorOperators.I2F, 0)).fma(s0, m0).intoArray(p, o);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 16).and(0x3F).convert(VectorOperators.I2F, 0)).fma(s1, m1).intoArray(p, o + 8);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 6).and(0x3F).convert(VectorOperators.I2F, 0)).fma(s0, m0).intoArray(p, o + 4 * ROWS);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 22).and(0x3F).convert(VectorOperators.I2F, 0)).fma(s1, m1).intoArray(p, o + 4 * ROWS + 8);
+            }
+        }
+    }
+
+    /**
      * Lays out the multipliers of one block of 32 activation values (hi and lo as {@link PackedQ4.Activation} splits them)
      * at v[o ..]: per 16-value sub-block and half, −32·Σhi and −32·Σlo of its 8 values, then per vector i the pairs
      * (hi, lo) of A = x_a and B = x_b − 64·x_a.

@@ -62,4 +62,45 @@ final class PackedProducts {
             assertEquals(want, got[r], 1e-6 * mag + 1e-12, what + " row " + r);
         }
     }
+
+    /**
+     * Group panels of a packed copy of {@code m} from column c0 to the end against the file's rows decoded row by row,
+     * value by value within {@code tolerance}.
+     */
+    static void checkPanels(Matrix m, PackedMatrix packed, int c0, float tolerance) {
+        int cols = m.cols();
+        float[] rows = new float[ROWS * cols], panel = new float[ROWS * (cols - c0)];
+        TypeKernel k = Kernels.forType(m.type());
+        for (int g = 0; g < m.rows() / ROWS; g++) {
+            for (int r = 0; r < ROWS; r++) k.dequantize(m.data(), (ROWS * g + r) * m.rowBytes(), rows, r * cols, cols);
+            packed.panel(g, c0, cols, panel);
+            for (int r = 0; r < ROWS; r++) {
+                for (int c = c0; c < cols; c++) {
+                    assertEquals(rows[r * cols + c], panel[ROWS * (c - c0) + r], tolerance, m.type() + " row " + (ROWS * g + r) + " column " + c);
+                }
+            }
+        }
+    }
+
+    /** A float batch on {@code packed} (a copy of m) against the file's rows: equal up to the order of each sum. */
+    static void checkBatchOnPanels(Parallel pool, Matrix m, Matrix packed, int batch, Random rnd) {
+        int rows = m.rows(), cols = m.cols();
+        float[] x = new float[batch * cols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        float[] plain = new float[batch * rows], fromPacked = new float[batch * rows];
+        Kernels.matMul(pool, m, x, cols, batch, plain, rows);
+        Kernels.matMul(pool, packed, x, cols, batch, fromPacked, rows);
+        float[] w = new float[cols];
+        TypeKernel k = Kernels.forType(m.type());
+        for (int r = 0; r < rows; r++) {
+            k.dequantize(m.data(), r * m.rowBytes(), w, 0, cols);
+            for (int b = 0; b < batch; b++) {
+                double abs = 0;
+                for (int c = 0; c < cols; c++) abs += Math.abs(w[c] * x[b * cols + c]);
+                assertEquals(plain[b * rows + r], fromPacked[b * rows + r], 1e-5 * abs, m.type() + " row " + r + " token " + b);
+            }
+        }
+    }
+
+    private static final int ROWS = PackedMatrix.ROWS;
 }

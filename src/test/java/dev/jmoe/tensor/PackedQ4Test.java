@@ -98,26 +98,17 @@ class PackedQ4Test {
     @ParameterizedTest
     @CsvSource({"Q4_0, 1056", "Q4_K, 768"})
     void panelsHoldTheValuesTheFileRowsDecodeTo(GgmlType type, int cols) {
-        Random rnd = new Random(7);
-        Matrix m = random(type, 32, cols, rnd);
-        PackedQ4 p = PackedQ4.pack(m);
-        TypeKernel k = Kernels.forType(type);
-        float[] rows = new float[32 * cols];
-        float maxAbs = 0;
-        for (int r = 0; r < 32; r++) k.dequantize(m.data(), r * m.rowBytes(), rows, r * cols, cols);
-        for (float v : rows) maxAbs = Math.max(maxAbs, Math.abs(v));
+        Matrix m = random(type, 32, cols, new Random(7));
+        float maxAbs = 0, row[] = new float[cols];
+        for (int r = 0; r < 32; r++) {
+            Kernels.forType(type).dequantize(m.data(), r * m.rowBytes(), row, 0, cols);
+            for (float v : row) maxAbs = Math.max(maxAbs, Math.abs(v));
+        }
         // Q4_K: n·scale + (offset − 8·scale) rounds the stored offset once more than the file's d·sc·q − dmin·m
         float tolerance = type == GgmlType.Q4_0 ? 0f : 4 * Math.ulp(maxAbs);
-        int c0 = 256, c1 = cols; // a panel need not start at column 0
-        float[] panel = new float[16 * (c1 - c0)];
-        for (int g = 0; g < 2; g++) {
-            p.panel(g, c0, c1, panel);
-            for (int r = 0; r < 16; r++) {
-                for (int c = c0; c < c1; c++) {
-                    assertEquals(rows[(16 * g + r) * cols + c], panel[16 * (c - c0) + r], tolerance, type + " row " + (16 * g + r) + " column " + c);
-                }
-            }
-        }
+        PackedQ4 p = PackedQ4.pack(m);
+        PackedProducts.checkPanels(m, p, 0, tolerance);
+        PackedProducts.checkPanels(m, p, 256, tolerance); // a panel need not start at column 0
     }
 
     /**
@@ -128,23 +119,8 @@ class PackedQ4Test {
     @CsvSource({"Q4_0, 1056, 4", "Q4_0, 1056, 13", "Q4_K, 768, 8", "Q4_K, 768, 7"})
     void largeFloatBatchesMultiplyDecodedPanels(GgmlType type, int cols, int batch) {
         Random rnd = new Random(4);
-        int rows = 64;
-        Matrix m = random(type, rows, cols, rnd);
-        float[] x = new float[batch * cols];
-        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
-        float[] plain = new float[batch * rows], fromPacked = new float[batch * rows];
-        Kernels.matMul(pool2, m, x, cols, batch, plain, rows);
-        Kernels.matMul(pool2, packed(m), x, cols, batch, fromPacked, rows);
-        float[] w = new float[cols];
-        TypeKernel k = Kernels.forType(type);
-        for (int r = 0; r < rows; r++) {
-            k.dequantize(m.data(), r * m.rowBytes(), w, 0, cols);
-            for (int b = 0; b < batch; b++) {
-                double abs = 0;
-                for (int c = 0; c < cols; c++) abs += Math.abs(w[c] * x[b * cols + c]);
-                assertEquals(plain[b * rows + r], fromPacked[b * rows + r], 1e-5 * abs, type + " row " + r + " token " + b);
-            }
-        }
+        Matrix m = random(type, 64, cols, rnd);
+        PackedProducts.checkBatchOnPanels(pool2, m, packed(m), batch, rnd);
     }
 
     /** Each token's sums run over the columns in order whatever kernel takes it: a token's result ignores the batch. */

@@ -139,6 +139,24 @@ class PackedQ6Test {
         for (int r = 0; r < rows; r++) assertEquals(gu[r] * 2 + uu[r], gated[r], "gated row " + r);
     }
 
+    /** Panels hold (q − 32)·d·scale rounded once, the floats the file's rows decode to, from any multiple of 16 columns. */
+    @Test
+    void panelsHoldTheValuesTheFileRowsDecodeTo() {
+        Matrix m = random(32, 768, new Random(8));
+        PackedQ6 p = PackedQ6.pack(m, null);
+        PackedProducts.checkPanels(m, p, 0, 0f);
+        PackedProducts.checkPanels(m, p, 272, 0f);
+    }
+
+    /** Float batches multiply decoded panels (two column ranges of 512 and 256, 6 tokens at a time plus the rest). */
+    @ParameterizedTest
+    @ValueSource(ints = {4, 9})
+    void largeFloatBatchesMultiplyDecodedPanels(int batch) {
+        Random rnd = new Random(9);
+        Matrix m = random(48, 768, rnd);
+        PackedProducts.checkBatchOnPanels(pool2, m, packed(m), batch, rnd);
+    }
+
     @Test
     void onlyQ6_KWithWholeGroupsIsPackedAsQ6() {
         Random rnd = new Random(6);
