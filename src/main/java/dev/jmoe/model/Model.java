@@ -170,7 +170,11 @@ public final class Model {
         st.advance(n);
     }
 
-    private static final Kernels.Gate SILU_GATE = (g, u) -> Ops.silu(g) * u;
+    private static final Kernels.Gate SILU_GATE = new Kernels.Gate() {
+        @Override public float combine(float gate, float up) { return Ops.silu(gate) * up; }
+
+        @Override public void combine(float[] gate, int gateOff, float[] up, int upOff, int n) { Ops.siluTimes(gate, gateOff, up, upOff, n); }
+    };
 
     /**
      * g[b·ff + i] = silu(gate·x_b)_i · (up·x_b)_i for b in [0, batch): a SwiGLU feed-forward's first half. A single
@@ -183,7 +187,7 @@ public final class Model {
         }
         matmul(pool, gate, x, xStride, batch, g, ff);
         matmul(pool, up, x, xStride, batch, u, ff);
-        for (int i = 0; i < batch * ff; i++) g[i] = Ops.silu(g[i]) * u[i];
+        Ops.siluTimes(g, 0, u, 0, batch * ff);
     }
 
     private static void matmul(Parallel pool, Matrix w, float[] x, int xStride, int batch, float[] out, int outStride) {

@@ -142,7 +142,17 @@ public final class Kernels {
 
     /** How a gated feed-forward combines its two projections of one row (e.g. silu(g)·u). */
     @FunctionalInterface
-    public interface Gate { float combine(float gate, float up); }
+    public interface Gate {
+        float combine(float gate, float up);
+
+        /**
+         * gate[gateOff + i] = combine(gate[gateOff + i], up[upOff + i]) for i in [0, n): a gate may do this with vectors
+         * (one combination per row of an expert is thousands per token), equal value for value to {@link #combine(float, float)}.
+         */
+        default void combine(float[] gate, int gateOff, float[] up, int upOff, int n) {
+            for (int i = 0; i < n; i++) gate[gateOff + i] = combine(gate[gateOff + i], up[upOff + i]);
+        }
+    }
 
     /**
      * out[outOff + r] = gate.combine(g_r·x, u_r·x) for every row r, with g and u two matrices of the same type and
@@ -157,7 +167,7 @@ public final class Kernels {
             float[] up = scratch(u.rows()); // matVec itself never uses this thread's scratch
             matVec(pool, g, x, xOff, out, outOff);
             matVec(pool, u, x, xOff, up, 0);
-            for (int r = 0; r < u.rows(); r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
+            gate.combine(out, outOff, up, 0, u.rows());
             return;
         }
         MatVecSet.single().addGated(g, u, gate, x, xOff, out, outOff).run(pool);

@@ -278,7 +278,7 @@ public final class MatVecSet {
                 w.packed().product(act.packed, 0, 0, g0, g1, out, outOff + r0);
                 if (u != null) {
                     u.packed().product(act.packed, 0, 0, g0, g1, up, r0);
-                    for (int r = r0; r < r1; r++) out[outOff + r] = gate.combine(out[outOff + r], up[r]);
+                    gate.combine(out, outOff + r0, up, r0, r1 - r0);
                 }
                 return;
             }
@@ -288,21 +288,19 @@ public final class MatVecSet {
             int cols = w.cols();
             if (act.scheme != null) {
                 QuantizedActivation a = act.rounded;
-                if (u == null) {
-                    for (int r = r0; r < r1; r++) out[outOff + r] = k.dotQ8(data, r * rowBytes, a, cols);
-                } else {
+                for (int r = r0; r < r1; r++) out[outOff + r] = k.dotQ8(data, r * rowBytes, a, cols);
+                if (u != null) {
                     MemorySegment ud = u.data();
-                    for (int r = r0; r < r1; r++) out[outOff + r] = gate.combine(k.dotQ8(data, r * rowBytes, a, cols), k.dotQ8(ud, r * rowBytes, a, cols));
+                    for (int r = r0; r < r1; r++) up[r] = k.dotQ8(ud, r * rowBytes, a, cols);
+                    gate.combine(out, outOff + r0, up, r0, r1 - r0);
                 }
             } else {
                 float[] xp = act.floats;
-                if (u == null) {
-                    for (int r = r0; r < r1; r++) out[outOff + r] = k.dotPrepared(data, r * rowBytes, xp, cols);
-                } else {
+                for (int r = r0; r < r1; r++) out[outOff + r] = k.dotPrepared(data, r * rowBytes, xp, cols);
+                if (u != null) {
                     MemorySegment ud = u.data();
-                    for (int r = r0; r < r1; r++) {
-                        out[outOff + r] = gate.combine(k.dotPrepared(data, r * rowBytes, xp, cols), k.dotPrepared(ud, r * rowBytes, xp, cols));
-                    }
+                    for (int r = r0; r < r1; r++) up[r] = k.dotPrepared(ud, r * rowBytes, xp, cols);
+                    gate.combine(out, outOff + r0, up, r0, r1 - r0);
                 }
             }
         }

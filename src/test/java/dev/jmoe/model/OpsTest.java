@@ -114,6 +114,27 @@ class OpsTest {
     }
 
     @Test
+    void siluTimesFollowsTheExactSiluAndTheVectorLanesMatchTheScalar() {
+        Random r = new Random(7);
+        int n = 1027; // whole vectors and a tail
+        float[] g = new float[n + 2], u = new float[n + 1];
+        for (int i = 0; i < g.length; i++) g[i] = (float) (r.nextGaussian() * 12);
+        for (int i = 0; i < u.length; i++) u[i] = (float) r.nextGaussian();
+        g[3] = 0f;
+        g[4] = -100f; // e^100 is past the clamp: silu is a tiny negative, not NaN
+        g[5] = 120f;
+        float[] out = g.clone();
+        Ops.siluTimes(out, 1, u, 0, n);
+        for (int i = 1; i <= n; i++) {
+            double x = g[i], want = x / (1 + Math.exp(-x)) * u[i - 1];
+            assertEquals(want, out[i], 4 * Math.ulp((float) want) + 1e-30, "silu(" + x + ")·" + u[i - 1]);
+            assertEquals(Ops.silu(g[i]) * u[i - 1], out[i], "lane " + i + ": scalar twin, bit for bit");
+        }
+        assertEquals(g[0], out[0]);
+        assertEquals(g[n + 1], out[n + 1]);
+    }
+
+    @Test
     void attentionSoftmaxSumsToOneAndFollowsTheExactSoftmax() {
         Random r = new Random(8);
         float[] a = new float[300], b;
