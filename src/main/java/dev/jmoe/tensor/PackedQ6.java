@@ -218,25 +218,28 @@ public final class PackedQ6 implements PackedMatrix {
         if (a.cols != cols || !rounded && a.precision != PackedQ4.Precision.Q6_BITS_16) {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q6 matrix of " + cols + " columns");
         }
-        int g = g0;
-        for (; g + 1 < g1; g += 2) {
-            if (rounded) pair8(g, g + 1, a.v, vOff, a.d, dOff, out, outOff + (g - g0) * ROWS);
-            else pair16(g, g + 1, a.v, vOff, a.d, dOff, out, outOff + (g - g0) * ROWS);
+        // pairs (g, g + half), as in PackedQ4.product: two unbroken streams through the range
+        int half = (g1 - g0) / 2;
+        for (int i = 0; i < half; i++) {
+            int g = g0 + i, h = g + half, outG = outOff + i * ROWS, outH = outOff + (i + half) * ROWS;
+            if (rounded) pair8(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
+            else pair16(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
         }
+        int g = g0 + 2 * half;
         if (g < g1) {
             // a last odd group runs as a pair with itself, its second copy going to scratch
             float[] two = new float[2 * ROWS];
-            if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, two, 0);
-            else pair16(g, g, a.v, vOff, a.d, dOff, two, 0);
+            if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
+            else pair16(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
             System.arraycopy(two, 0, out, outOff + (g - g0) * ROWS, ROWS);
         }
     }
 
     /**
-     * Groups g and h (h = g + 1, or g again) at once, each multiplier broadcast once for both: out[outOff ..] gets
-     * g's 16 rows, out[outOff + 16 ..] h's.
+     * Groups g and h (any other group, or g again) at once, each multiplier broadcast once for both: out[outOff ..] gets
+     * g's 16 rows, out[outH ..] h's.
      */
-    private void pair16(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
+    private void pair16(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
         short[] qs = quants;
         float[] sc = scales;
         int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
@@ -282,15 +285,15 @@ public final class PackedQ6 implements PackedMatrix {
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
-        c0.intoArray(out, outOff + 16);
-        c1.intoArray(out, outOff + 24);
+        c0.intoArray(out, outH);
+        c1.intoArray(out, outH + 8);
     }
 
     /**
      * {@link #pair16} for activations rounded to 8 bits: one product per quant. Σ(q − 32)·q8 over a half sub-block stays
      * within ±32512 (|q8| ≤ 127), so the 16-bit sums are exact.
      */
-    private void pair8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff) {
+    private void pair8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
         short[] qs = quants;
         float[] sc = scales;
         int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
@@ -323,7 +326,7 @@ public final class PackedQ6 implements PackedMatrix {
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
-        c0.intoArray(out, outOff + 16);
-        c1.intoArray(out, outOff + 24);
+        c0.intoArray(out, outH);
+        c1.intoArray(out, outH + 8);
     }
 }

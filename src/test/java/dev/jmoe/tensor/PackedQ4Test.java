@@ -148,7 +148,7 @@ class PackedQ4Test {
         Matrix m = packed(random(type, 80, 512, rnd));
         float[] x = PackedProducts.activation(rnd, 512);
         float[] all = new float[80], one = new float[16];
-        Kernels.matVec(null, m, x, 0, all, 0); // one thread over groups 0..4: pairs (0,1), (2,3), then 4 alone
+        Kernels.matVec(null, m, x, 0, all, 0); // one thread over groups 0..4: pairs (0,2), (1,3), then 4 alone
         for (int g = 0; g < 5; g++) {
             Kernels.matVec(null, m.rows(16 * g, 16), x, 0, one, 0);
             for (int r = 0; r < 16; r++) assertEquals(one[r], all[16 * g + r], type + " group " + g + " row " + r);
