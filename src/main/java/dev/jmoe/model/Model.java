@@ -187,7 +187,7 @@ public final class Model {
         }
         matmul(pool, gate, x, xStride, batch, g, ff);
         matmul(pool, up, x, xStride, batch, u, ff);
-        Ops.siluTimes(g, 0, u, 0, batch * ff);
+        SILU_GATE.combine(g, 0, u, 0, batch * ff);
     }
 
     private static void matmul(Parallel pool, Matrix w, float[] x, int xStride, int batch, float[] out, int outStride) {
