@@ -3,11 +3,11 @@ package dev.jmoe.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jmoe.eval.MultipleChoice;
-import dev.jmoe.experts.Link;
-import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.store.Link;
+import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
-import dev.jmoe.experts.RoutingTraceFile;
+import dev.jmoe.experts.trace.RoutingTraceFile;
 import dev.jmoe.experts.predict.ExpertPredictor;
 import dev.jmoe.experts.predict.NextTokenRule;
 import dev.jmoe.experts.predict.PredictionEvaluator;
@@ -125,7 +125,7 @@ final class BenchCommand implements Callable<Integer> {
         res.put("layers", lm.model.hyperparams().nLayer());
         res.put("experts", lm.model.hyperparams().nExpert());
         res.put("experts_used", lm.model.hyperparams().nExpertUsed());
-        res.put("expert_bytes", dev.jmoe.experts.ExpertLayout.of(lm.model).totalBytes());
+        res.put("expert_bytes", dev.jmoe.experts.store.ExpertLayout.of(lm.model).totalBytes());
         o.printf("%n== %s: %d layers, %d experts (top-%d); %s x %d prompt tokens, %d decoded, warm-up %d, repeat %d, store %s%n", lm.path.getFileName(),
                 lm.model.hyperparams().nLayer(), lm.model.hyperparams().nExpert(), lm.model.hyperparams().nExpertUsed(), TextPrompts.describe(ps).split(" ")[0],
                 cfg.promptTokens(), cfg.nPredict(), cfg.warmup(), cfg.repeat(), cfg.store());

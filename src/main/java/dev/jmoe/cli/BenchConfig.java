@@ -21,7 +21,7 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
 
     /**
      * A policy variant: a preset ({@code resident} = no offloading, {@code odmoe} = just-in-time from a predictor, or an
-     * {@link dev.jmoe.experts.OffloadConfig} preset) with optional overrides; {@code label} names it in tables and plots.
+     * {@link dev.jmoe.experts.cache.OffloadConfig} preset) with optional overrides; {@code label} names it in tables and plots.
      */
     record Variant(String label, String policy, String eviction, Double alpha, Boolean prefetch, Boolean balance) {
         boolean resident() { return policy.equals("resident"); }
@@ -105,8 +105,8 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
 
     static Variant variant(String name, String where) {
         String p = name.trim().toLowerCase(Locale.ROOT);
-        if (!p.equals("resident") && !p.equals("odmoe") && !dev.jmoe.experts.OffloadConfig.POLICIES.contains(p)) {
-            throw new IllegalArgumentException(where + ": unknown policy '" + name + "'; choose resident, odmoe or one of " + dev.jmoe.experts.OffloadConfig.POLICIES);
+        if (!p.equals("resident") && !p.equals("odmoe") && !dev.jmoe.experts.cache.OffloadConfig.POLICIES.contains(p)) {
+            throw new IllegalArgumentException(where + ": unknown policy '" + name + "'; choose resident, odmoe or one of " + dev.jmoe.experts.cache.OffloadConfig.POLICIES);
         }
         return new Variant(p, p, null, null, null, null);
     }

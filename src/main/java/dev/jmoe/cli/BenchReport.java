@@ -1,6 +1,6 @@
 package dev.jmoe.cli;
 
-import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.cache.OffloadConfig;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;

@@ -1,6 +1,6 @@
 package dev.jmoe.cli;
 
-import dev.jmoe.experts.StackedExperts;
+import dev.jmoe.model.StackedExperts;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.gguf.GgufTensorInfo;
 import dev.jmoe.gguf.GgufValue;

@@ -1,10 +1,10 @@
 package dev.jmoe.cli;
 
-import dev.jmoe.experts.EvictionPolicy;
-import dev.jmoe.experts.ExpertStore;
-import dev.jmoe.experts.Link;
-import dev.jmoe.experts.OffloadConfig;
-import dev.jmoe.experts.OffloadRuntime;
+import dev.jmoe.experts.cache.EvictionPolicy;
+import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.experts.store.Link;
+import dev.jmoe.experts.cache.OffloadConfig;
+import dev.jmoe.experts.cache.OffloadRuntime;
 import dev.jmoe.model.InferenceState;
 import picocli.CommandLine.Option;
 

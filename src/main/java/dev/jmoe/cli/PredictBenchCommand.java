@@ -2,9 +2,9 @@ package dev.jmoe.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import dev.jmoe.experts.ExpertLayout;
-import dev.jmoe.experts.Link;
-import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.store.ExpertLayout;
+import dev.jmoe.experts.store.Link;
+import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
 import dev.jmoe.experts.predict.Alignment;

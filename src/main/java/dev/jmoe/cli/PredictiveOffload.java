@@ -1,8 +1,8 @@
 package dev.jmoe.cli;
 
-import dev.jmoe.experts.Link;
-import dev.jmoe.experts.OffloadConfig;
-import dev.jmoe.experts.OffloadRuntime;
+import dev.jmoe.experts.store.Link;
+import dev.jmoe.experts.cache.OffloadConfig;
+import dev.jmoe.experts.cache.OffloadRuntime;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.jit.OdMoeRuntime;
 import dev.jmoe.experts.jit.OffloadedSourceSink;

@@ -1,13 +1,13 @@
 package dev.jmoe.cli;
 
-import dev.jmoe.experts.EvictionPolicy;
-import dev.jmoe.experts.ExpertLayout;
-import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.cache.EvictionPolicy;
+import dev.jmoe.experts.store.ExpertLayout;
+import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
-import dev.jmoe.experts.PolicySimulator;
-import dev.jmoe.experts.RoutingTrace;
-import dev.jmoe.experts.Substitution;
+import dev.jmoe.experts.trace.PolicySimulator;
+import dev.jmoe.experts.trace.RoutingTrace;
+import dev.jmoe.experts.cache.Substitution;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

@@ -2,10 +2,10 @@ package dev.jmoe.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import dev.jmoe.experts.ExpertLayout;
+import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
-import dev.jmoe.experts.RoutingTraceFile;
+import dev.jmoe.experts.trace.RoutingTraceFile;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.model.Model;
 import java.io.PrintWriter;

@@ -1,6 +1,6 @@
 package dev.jmoe.cli;
 
-import dev.jmoe.experts.RoutingTraceFile;
+import dev.jmoe.experts.trace.RoutingTraceFile;
 import dev.jmoe.model.InferenceState;
 import java.io.IOException;
 import java.nio.file.Path;

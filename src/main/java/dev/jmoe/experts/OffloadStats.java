@@ -1,5 +1,6 @@
 package dev.jmoe.experts;
 
+import dev.jmoe.experts.trace.PolicySimulator;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -135,7 +136,7 @@ public final class OffloadStats {
         return sb.toString();
     }
 
-    static String bytes(long b) {
+    public static String bytes(long b) {
         if (b < 1024) return b + " B";
         String[] units = {"KiB", "MiB", "GiB", "TiB"};
         double v = b;

@@ -1,6 +1,5 @@
 package dev.jmoe.model;
 
-import dev.jmoe.experts.ExpertSource;
 import dev.jmoe.tensor.Parallel;
 
 /**

@@ -1,9 +1,5 @@
 package dev.jmoe.model;
 
-import dev.jmoe.experts.ExpertSource;
-import dev.jmoe.experts.ExpertWeights;
-import dev.jmoe.experts.ResidentExpertSource;
-import dev.jmoe.experts.StackedExperts;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.MatVecSet;

@@ -1,6 +1,5 @@
 package dev.jmoe.model;
 
-import dev.jmoe.experts.StackedExperts;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.gguf.GgufTensorInfo;
 import dev.jmoe.tensor.GgmlType;

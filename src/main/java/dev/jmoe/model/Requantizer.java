@@ -1,6 +1,5 @@
 package dev.jmoe.model;
 
-import dev.jmoe.experts.StackedExperts;
 import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;

@@ -9,7 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jmoe.eval.ContinuationTask;
 import dev.jmoe.eval.MultipleChoice;
-import dev.jmoe.experts.RoutingTraceFile;
+import dev.jmoe.experts.trace.RoutingTraceFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

@@ -2,8 +2,6 @@ package dev.jmoe.model;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-import dev.jmoe.experts.ExpertWeights;
-import dev.jmoe.experts.ResidentExpertSource;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Parallel;

@@ -1,11 +1,11 @@
 package dev.jmoe.experts.jit;
 
-import dev.jmoe.experts.ExpertLayout;
-import dev.jmoe.experts.ExpertMemory;
-import dev.jmoe.experts.ExpertSource;
-import dev.jmoe.experts.ExpertStore;
-import dev.jmoe.experts.ExpertWeights;
-import dev.jmoe.experts.Link;
+import dev.jmoe.experts.store.ExpertLayout;
+import dev.jmoe.experts.cache.ExpertMemory;
+import dev.jmoe.model.ExpertSource;
+import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.model.ExpertWeights;
+import dev.jmoe.experts.store.Link;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
 import dev.jmoe.experts.predict.Lookahead;

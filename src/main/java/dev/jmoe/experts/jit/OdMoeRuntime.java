@@ -1,10 +1,10 @@
 package dev.jmoe.experts.jit;
 
-import dev.jmoe.experts.ExpertLayout;
-import dev.jmoe.experts.ExpertMemory;
-import dev.jmoe.experts.ExpertStore;
-import dev.jmoe.experts.Link;
-import dev.jmoe.experts.OffloadConfig;
+import dev.jmoe.experts.store.ExpertLayout;
+import dev.jmoe.experts.cache.ExpertMemory;
+import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.experts.store.Link;
+import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.predict.ExpertPredictor;
 import dev.jmoe.experts.predict.PredictorHooks;

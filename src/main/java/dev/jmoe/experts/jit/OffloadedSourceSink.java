@@ -1,6 +1,6 @@
 package dev.jmoe.experts.jit;
 
-import dev.jmoe.experts.OffloadedExpertSource;
+import dev.jmoe.experts.cache.OffloadedExpertSource;
 import dev.jmoe.experts.predict.PrefetchSink;
 
 /**

@@ -1,9 +1,9 @@
 package dev.jmoe.experts.jit;
 
-import dev.jmoe.experts.ExpertLayout;
-import dev.jmoe.experts.Link;
-import dev.jmoe.experts.OffloadConfig;
-import dev.jmoe.experts.OffloadRuntime;
+import dev.jmoe.experts.store.ExpertLayout;
+import dev.jmoe.experts.store.Link;
+import dev.jmoe.experts.cache.OffloadConfig;
+import dev.jmoe.experts.cache.OffloadRuntime;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.predict.Alignment;
 import dev.jmoe.experts.predict.ExpertPredictor;

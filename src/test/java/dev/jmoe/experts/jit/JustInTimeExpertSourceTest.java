@@ -4,8 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.jmoe.experts.ExpertLayout;
-import dev.jmoe.experts.Link;
+import dev.jmoe.experts.store.ExpertLayout;
+import dev.jmoe.experts.store.Link;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
 import dev.jmoe.experts.predict.Alignment;

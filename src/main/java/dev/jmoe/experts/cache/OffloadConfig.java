@@ -1,0 +1,129 @@
+package dev.jmoe.experts.cache;
+
+import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.experts.store.Link;
+import java.util.List;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * How an offloaded run is set up: the fast-memory budget, the store and link, and the policy — a named
+ * preset whose parts (eviction, α, prefetch, balancing) can each be overridden.
+ *
+ * @param budget        {@code BYTES} (512MiB, 2GB, 1000000) or a fraction of the model's expert bytes (1/3, 0.25, 25%)
+ * @param store         direct, host or mmap
+ * @param policy        the preset the settings came from (reported)
+ * @param eviction      lru, lfu, score or belady
+ * @param alpha         SMoE substitution threshold; 0 = off (exact)
+ * @param scoreWindow   decode steps the score-window policy averages over
+ * @param prefetch      top-score prefetch of the next layer from the next-layer gate prediction
+ * @param balance       per decode miss, load it or compute it from the store, whichever finishes sooner
+ * @param loaderThreads threads moving experts store → fast memory
+ */
+public record OffloadConfig(String budget, String store, Link link, String policy, String eviction, double alpha, int scoreWindow,
+                            boolean prefetch, boolean balance, int loaderThreads) {
+    /** Presets, one per paper or peer system. */
+    public static final List<String> POLICIES = List.of("smoe", "exact-smoe", "lru-ondemand", "fiddler", "lfu-ondemand");
+
+    public OffloadConfig {
+        if (budget == null || budget.isBlank()) throw new IllegalArgumentException("--expert-memory is required to offload experts");
+        if (store == null || !ExpertStore.KINDS.contains(store)) throw new IllegalArgumentException("unknown --store '" + store + "'; choose one of " + ExpertStore.KINDS);
+        if (link == null) throw new IllegalArgumentException("link is required");
+        if (!EvictionPolicy.NAMES.contains(eviction)) throw new IllegalArgumentException("unknown --eviction '" + eviction + "'; choose one of " + EvictionPolicy.NAMES);
+        if (!(alpha >= 0 && alpha < 1)) throw new IllegalArgumentException("--alpha must be in [0, 1), got " + alpha);
+        if (scoreWindow < 1) throw new IllegalArgumentException("--score-window must be at least 1, got " + scoreWindow);
+        if (loaderThreads < 1) throw new IllegalArgumentException("loader threads must be at least 1, got " + loaderThreads);
+    }
+
+    /** The preset's settings with the given budget, store and link. */
+    public static OffloadConfig preset(String policy, String budget, String store, Link link) {
+        String p = policy == null ? "smoe" : policy.toLowerCase(Locale.ROOT);
+        return switch (p) {
+            // SMoE: score-window eviction, substitution at α = 0.25, top-score prefetch, load/compute balancing.
+            case "smoe" -> new OffloadConfig(budget, store, link, p, "score", 0.25, 16, true, true, 1);
+            // The same machinery with substitution off: exact outputs, SMoE's caching and scheduling.
+            case "exact-smoe" -> new OffloadConfig(budget, store, link, p, "score", 0, 16, true, true, 1);
+            // mixtral-offloading-like baseline: LRU cache, every miss loaded on demand, no speculation.
+            case "lru-ondemand" -> new OffloadConfig(budget, store, link, p, "lru", 0, 16, false, false, 1);
+            // Fiddler: LRU cache, misses computed on the slow side when that finishes sooner than loading them.
+            case "fiddler" -> new OffloadConfig(budget, store, link, p, "lru", 0, 16, false, true, 1);
+            case "lfu-ondemand" -> new OffloadConfig(budget, store, link, p, "lfu", 0, 16, false, false, 1);
+            default -> throw new IllegalArgumentException("unknown --policy '" + policy + "'; choose one of " + POLICIES);
+        };
+    }
+
+    public OffloadConfig withEviction(String e) {
+        return new OffloadConfig(budget, store, link, policy, e == null ? eviction : e.toLowerCase(Locale.ROOT), alpha, scoreWindow, prefetch, balance, loaderThreads);
+    }
+
+    public OffloadConfig withAlpha(double a) {
+        return new OffloadConfig(budget, store, link, policy, eviction, a, scoreWindow, prefetch, balance, loaderThreads);
+    }
+
+    public OffloadConfig withScoreWindow(int n) {
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, n, prefetch, balance, loaderThreads);
+    }
+
+    public OffloadConfig withPrefetch(boolean p) {
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, p, balance, loaderThreads);
+    }
+
+    public OffloadConfig withBalance(boolean b) {
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, b, loaderThreads);
+    }
+
+    public OffloadConfig withLoaderThreads(int n) {
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, n);
+    }
+
+    public OffloadConfig withBudget(String b) {
+        return new OffloadConfig(b, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, loaderThreads);
+    }
+
+    private static final Pattern BYTES = Pattern.compile("\\s*([0-9]*\\.?[0-9]+)\\s*([kKmMgGtT]?)(i?)[bB]?\\s*");
+    private static final Pattern FRACTION = Pattern.compile("\\s*([0-9]+)\\s*/\\s*([0-9]+)\\s*");
+
+    /**
+     * Resolves a budget: a fraction of {@code expertBytes} ({@code 1/3}, {@code 0.25}, {@code 25%}) or a byte count
+     * ({@code 512MiB}, {@code 2GB}, {@code 1000000}). A plain number with a decimal point is a fraction.
+     */
+    public static long parseBudget(String spec, long expertBytes) {
+        if (spec == null || spec.isBlank()) throw new IllegalArgumentException("--expert-memory needs BYTES or a FRACTION of the expert bytes");
+        String s = spec.trim();
+        double fraction = -1;
+        Matcher f = FRACTION.matcher(s);
+        if (f.matches()) {
+            double den = Double.parseDouble(f.group(2));
+            if (den == 0) throw new IllegalArgumentException("--expert-memory '" + spec + "' divides by zero");
+            fraction = Double.parseDouble(f.group(1)) / den;
+        } else if (s.endsWith("%")) {
+            try {
+                fraction = Double.parseDouble(s.substring(0, s.length() - 1).trim()) / 100;
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("cannot parse --expert-memory '" + spec + "'");
+            }
+        } else if (s.matches("[0-9]*\\.[0-9]+")) {
+            fraction = Double.parseDouble(s);
+        }
+        if (fraction >= 0) {
+            if (!(fraction > 0 && fraction <= 1)) throw new IllegalArgumentException("--expert-memory fraction must be in (0, 1], got '" + spec + "'");
+            return (long) Math.floor(fraction * expertBytes);
+        }
+        Matcher m = BYTES.matcher(s);
+        if (!m.matches()) {
+            throw new IllegalArgumentException("cannot parse --expert-memory '" + spec + "': expected bytes (512MiB, 2GB, 1000000) or a fraction (1/3, 0.25, 25%)");
+        }
+        boolean binary = !m.group(3).isEmpty();
+        double unit = switch (m.group(2).toLowerCase(Locale.ROOT)) {
+            case "k" -> binary ? 1024.0 : 1e3;
+            case "m" -> binary ? 1024.0 * 1024 : 1e6;
+            case "g" -> binary ? 1024.0 * 1024 * 1024 : 1e9;
+            case "t" -> binary ? 1024.0 * 1024 * 1024 * 1024 : 1e12;
+            default -> 1;
+        };
+        double v = Double.parseDouble(m.group(1)) * unit;
+        if (!(v >= 1) || v > Long.MAX_VALUE) throw new IllegalArgumentException("--expert-memory must be at least one byte, got '" + spec + "'");
+        return (long) v;
+    }
+}

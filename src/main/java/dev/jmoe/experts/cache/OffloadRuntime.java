@@ -1,0 +1,166 @@
+package dev.jmoe.experts.cache;
+
+import dev.jmoe.experts.OffloadStats;
+import dev.jmoe.experts.store.ExpertLayout;
+import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.experts.trace.RoutingTrace;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.LayerHook;
+import dev.jmoe.model.Model;
+import dev.jmoe.model.Routing;
+import dev.jmoe.model.RoutingHook;
+
+/**
+ * Puts a model's experts behind a memory budget for one {@link InferenceState}: opens the store, allocates
+ * fast memory, builds the policy, and installs the offloaded source, the routing hook (scores for the policy,
+ * substitution, optional trace) and the next-layer prefetcher. Hooks already installed on the state keep
+ * running first. {@link #close()} puts the state back on the resident experts and frees everything.
+ */
+public final class OffloadRuntime implements AutoCloseable {
+    private final InferenceState state;
+    private final ExpertStore store;
+    private final OffloadedExpertSource source;
+    private final OffloadStats stats;
+    private final OffloadConfig config;
+    private final RoutingTrace trace;
+    private final RoutingHook previousRouting;
+    private final LayerHook previousLayer;
+
+    private OffloadRuntime(InferenceState state, ExpertStore store, OffloadedExpertSource source, OffloadStats stats, OffloadConfig config,
+                           RoutingTrace trace, RoutingHook previousRouting, LayerHook previousLayer) {
+        this.state = state;
+        this.store = store;
+        this.source = source;
+        this.stats = stats;
+        this.config = config;
+        this.trace = trace;
+        this.previousRouting = previousRouting;
+        this.previousLayer = previousLayer;
+    }
+
+    /** Installs offloading on {@code st}; {@code trace}, if not null, records every layer's routing. */
+    public static OffloadRuntime install(InferenceState st, OffloadConfig cfg, RoutingTrace trace) {
+        Model model = st.model();
+        if (!model.spec().moe() || !model.hyperparams().hasExperts()) {
+            throw new IllegalArgumentException("--expert-memory needs a mixture-of-experts model; this " + model.spec().name() + " model has no routed experts");
+        }
+        ExpertStore store = ExpertStore.open(cfg.store(), model);
+        OffloadedExpertSource source = null;
+        try {
+            ExpertLayout layout = store.layout();
+            long budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
+            OffloadStats stats = new OffloadStats();
+            stats.config("policy", cfg.policy());
+            stats.config("eviction", cfg.eviction());
+            stats.config("alpha", cfg.alpha());
+            stats.config("prefetch", cfg.prefetch());
+            stats.config("balance", cfg.balance());
+            stats.config("store", store.name());
+            stats.config("link", cfg.link().name());
+            stats.config("slow_compute", cfg.link().slowCompute());
+            stats.config("expert_bytes_total", layout.totalBytes());
+            if (store.note() != null) stats.config("store_note", store.note());
+            // Slow-side compute from a store that must be read (direct) needs one transient expert buffer, taken from
+            // the budget; with room for fewer than two experts there is no slow side.
+            boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
+                    && budget / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
+            if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) stats.config("balance", "off (budget below two experts)");
+            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0);
+            EvictionPolicy policy;
+            try {
+                policy = EvictionPolicy.create(cfg.eviction(), layout.layerCount(), layout.nExpert(), cfg.scoreWindow(), null);
+            } catch (RuntimeException e) {
+                mem.close();
+                throw e;
+            }
+            source = new OffloadedExpertSource(store, mem, cfg.link(), policy, stats,
+                    new OffloadedExpertSource.Options(cfg.balance(), cfg.loaderThreads()));
+            RoutingHook previousRouting = st.routingHook();
+            LayerHook previousLayer = st.layerHook();
+            Substitution substitution = cfg.alpha() > 0 ? new Substitution(cfg.alpha(), model.spec().renormTopK()) : null;
+            st.setRoutingHook(new Hook(previousRouting, source, substitution, trace, model.hyperparams().nExpert()));
+            if (cfg.prefetch()) {
+                NextLayerPrefetcher prefetcher = new NextLayerPrefetcher(model, source, null, model.hyperparams().nExpertUsed());
+                st.setLayerHook(previousLayer == null ? prefetcher : (l, pos, n, r, x) -> {
+                    previousLayer.beforeFfn(l, pos, n, r, x);
+                    prefetcher.beforeFfn(l, pos, n, r, x);
+                });
+            }
+            st.setExperts(source);
+            return new OffloadRuntime(st, store, source, stats, cfg, trace, previousRouting, previousLayer);
+        } catch (RuntimeException | Error e) {
+            if (source != null) source.close();
+            store.close();
+            throw e;
+        }
+    }
+
+    private static int firstMoeLayer(ExpertLayout layout) {
+        int l = 0;
+        while (!layout.hasExperts(l)) l++;
+        return l;
+    }
+
+    public OffloadStats stats() { return stats; }
+    public OffloadedExpertSource source() { return source; }
+    public OffloadConfig config() { return config; }
+    public ExpertStore store() { return store; }
+    public RoutingTrace trace() { return trace; }
+
+    @Override
+    public void close() {
+        state.setExperts(state.model().residentExperts());
+        state.setRoutingHook(previousRouting);
+        state.setLayerHook(previousLayer);
+        source.close();
+        store.close();
+    }
+
+    /** The routing hook: policy scores, trace, then substitution (decode only). */
+    private static final class Hook implements RoutingHook {
+        private final RoutingHook previous;
+        private final OffloadedExpertSource source;
+        private final Substitution substitution;
+        private final RoutingTrace trace;
+        private final int nExpert;
+        private int[] sel = new int[0], subSlots = new int[0];
+        private float[] w = new float[0];
+
+        Hook(RoutingHook previous, OffloadedExpertSource source, Substitution substitution, RoutingTrace trace, int nExpert) {
+            this.previous = previous;
+            this.source = source;
+            this.substitution = substitution;
+            this.trace = trace;
+            this.nExpert = nExpert;
+        }
+
+        @Override
+        public void onRouting(int layer, int pos, int n, float[] probs, Routing routing) {
+            if (previous != null) previous.onRouting(layer, pos, n, probs, routing);
+            source.onRouting(layer, n, probs);
+            if (trace != null) trace.record(layer, n, probs, routing);
+            if (substitution == null || n != 1) return;
+            int k = routing.k();
+            if (sel.length != k) {
+                sel = new int[k];
+                w = new float[k];
+                subSlots = new int[k];
+            }
+            for (int j = 0; j < k; j++) {
+                sel[j] = routing.expert(0, j);
+                w[j] = routing.weight(0, j);
+            }
+            int subs = substitution.apply(probs, 0, nExpert, sel, w, k, e -> source.isResidentOrLoading(layer, e),
+                    e -> source.isResident(layer, e), subSlots);
+            if (subs == 0) return;
+            boolean[] replaced = new boolean[k];
+            for (int i = 0; i < subs; i++) {
+                int j = subSlots[i];
+                replaced[j] = true;
+                routing.replace(0, j, sel[j], w[j]);
+                source.markSubstituted(layer, sel[j]);
+            }
+            for (int j = 0; j < k; j++) if (!replaced[j]) routing.setWeight(0, j, w[j]);
+        }
+    }
+}

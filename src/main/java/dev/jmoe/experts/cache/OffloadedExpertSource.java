@@ -1,0 +1,652 @@
+package dev.jmoe.experts.cache;
+
+import dev.jmoe.experts.OffloadStats;
+import dev.jmoe.experts.store.ExpertLayout;
+import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.experts.store.Link;
+import dev.jmoe.model.ExpertSource;
+import dev.jmoe.model.ExpertWeights;
+import dev.jmoe.experts.OffloadStats.Counter;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Experts served from a bounded fast memory ({@link ExpertMemory}) in front of a slower {@link ExpertStore},
+ * with loads running on loader threads through a {@link Link}.
+ *
+ * <p>Per MoE layer: {@link #willUse} pins the experts already resident (hits) or arriving (prefetches in
+ * flight), decides for each miss whether to load it or — decode only, with balancing on — compute it straight
+ * from the store (the slow side), and queues the loads. Demand loads always go before prefetches; queued
+ * prefetches that the layer they were meant for has passed are cancelled. {@link #order} then lets the forward
+ * pass compute hits first, slow-side misses next and loaded experts last, so compute overlaps the loads.
+ *
+ * <p>Slots are granted to demand loads strictly in compute order (a FIFO): with fewer slots than a layer's
+ * experts, a later expert can never hold the slot an earlier one is waiting for, so the pass streams experts
+ * through the slots without deadlock. A slot is pinned from {@code willUse} until {@code release}; only
+ * resident, unpinned slots are eviction candidates, and prefetches never evict an expert another prefetch
+ * brought in that has not been used yet.
+ *
+ * <p>One compute thread calls willUse/acquire/release (the forward pass); loader threads and prefetchers may
+ * call in concurrently. All cache state is guarded by one lock.
+ */
+public final class OffloadedExpertSource implements ExpertSource, Residency {
+    private static final byte FREE = 0, LOADING = 1, RESIDENT = 2;
+    private static final byte NONE = 0, HIT = 1, INFLIGHT = 2, LOAD = 3, SLOW = 4;
+
+    /** Runtime switches. {@code balance}: decide load vs slow-side compute per decode miss from measured costs. */
+    public record Options(boolean balance, int loaderThreads) {
+        public Options {
+            if (loaderThreads < 1) throw new IllegalArgumentException("loader threads must be at least 1, got " + loaderThreads);
+        }
+    }
+
+    private final ExpertStore store;
+    private final ExpertLayout layout;
+    private final ExpertMemory mem;
+    private final Link.Channel link;
+    private final EvictionPolicy policy;
+    private final OffloadStats stats;
+    private final Options options;
+    private final int nExpert;
+
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition changed = lock.newCondition();
+
+    // slot state (guarded by lock)
+    private final int[] slotKey;
+    private final byte[] slotState;
+    private final int[] pins;
+    private final boolean[] prefetchedUnused;
+    private final int[] slotPhase; // phase (prefill/decode) of the request that started the load, for accounting
+    // key state (guarded by lock)
+    private final int[] slotOf;
+    private final RuntimeException[] failure;
+    private final boolean[] substituted;
+    private long residentBytes;
+
+    // queues (guarded by lock)
+    private record Task(int key, int layer, int slot, boolean prefetch) {}
+    private final ArrayDeque<Task> demands = new ArrayDeque<>();
+    private final ArrayDeque<Task> prefetches = new ArrayDeque<>();
+    private final ArrayDeque<Integer> waitingForSlot = new ArrayDeque<>();
+    private boolean prefetchStalled; // the head prefetch found no slot; cleared when slots change
+    private final int[][] deferred; // per target layer: a prefetch request waiting for the pass to get near it
+
+    // compute-thread state
+    private final byte[] mode;
+    private final long[] acquiredAt;
+    private int[] order = new int[0];
+    private volatile int phase = OffloadStats.PREFILL;
+    private final boolean storeAddressable;
+    private final boolean balance;
+    private volatile int lastLayer = -1;
+    private final int[] candidates;
+
+    // measured costs (compute thread writes compute costs; loaders write load costs), in nanoseconds
+    private volatile double loadNanos, fastComputeNanos, readNanos;
+
+    private final Thread[] loaders;
+    private volatile boolean closed;
+
+    public OffloadedExpertSource(ExpertStore store, ExpertMemory mem, Link link, EvictionPolicy policy, OffloadStats stats, Options options) {
+        if (store == null || mem == null || link == null || policy == null || stats == null || options == null) {
+            throw new IllegalArgumentException("store, memory, link, policy, stats and options are required");
+        }
+        this.store = store;
+        this.layout = store.layout();
+        this.mem = mem;
+        this.link = new Link.Channel(link);
+        this.policy = policy;
+        this.stats = stats;
+        this.options = options;
+        this.nExpert = layout.nExpert();
+        if (mem.slotBytes() < layout.maxExpertBytes()) {
+            throw new IllegalArgumentException("slots of " + mem.slotBytes() + " bytes cannot hold experts of " + layout.maxExpertBytes());
+        }
+        int n = mem.slots();
+        slotKey = new int[n];
+        Arrays.fill(slotKey, -1);
+        slotState = new byte[n];
+        pins = new int[n];
+        prefetchedUnused = new boolean[n];
+        slotPhase = new int[n];
+        candidates = new int[n];
+        deferred = new int[layout.layerCount()][];
+        int keys = layout.layerCount() * nExpert;
+        slotOf = new int[keys];
+        Arrays.fill(slotOf, -1);
+        failure = new RuntimeException[keys];
+        substituted = new boolean[keys];
+        mode = new byte[keys];
+        acquiredAt = new long[keys];
+        int first = 0;
+        while (!layout.hasExperts(first)) first++;
+        storeAddressable = store.inPlace(first, 0) != null;
+        // Computing from a store without an addressable copy needs a transient buffer out of the budget.
+        balance = options.balance() && (storeAddressable || mem.scratchSlots() > 0);
+        long bytes = layout.maxExpertBytes();
+        loadNanos = link.throttled() ? link.nanosFor(bytes) : bytes / 4.0; // until measured: ~4 GB/s
+        readNanos = bytes / 4.0;
+        fastComputeNanos = bytes / 8.0;  // until measured: ~8 GB/s of weights per second of compute
+        stats.memory(mem.budgetBytes(), mem.slots(), mem.slotBytes());
+        stats.config("transient_slots", mem.scratchSlots());
+        loaders = new Thread[options.loaderThreads()];
+        for (int i = 0; i < loaders.length; i++) {
+            loaders[i] = Thread.ofPlatform().daemon().name("jmoe-expert-loader-" + i).start(this::loaderLoop);
+        }
+    }
+
+    public OffloadStats stats() { return stats; }
+    public Link.Channel link() { return link; }
+    public ExpertMemory memory() { return mem; }
+    public EvictionPolicy policy() { return policy; }
+    public int nExpert() { return nExpert; }
+
+    private int key(int layer, int expert) { return layer * nExpert + expert; }
+
+    // ------------------------------------------------------------------ hooks from the runtime
+
+    /** The routing of a layer is known (called by the runtime's routing hook before substitution). */
+    public void onRouting(int layer, int n, float[] probs) {
+        phase = n == 1 ? OffloadStats.DECODE : OffloadStats.PREFILL;
+        if (n == 1) {
+            lock.lock();
+            try {
+                policy.onScores(layer, probs, 0, nExpert);
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    /** Substitution chose this resident expert for the current layer: its use counts as a substitution hit. */
+    public void markSubstituted(int layer, int expert) {
+        substituted[key(layer, expert)] = true;
+    }
+
+    @Override
+    public boolean isResident(int layer, int expert) {
+        lock.lock();
+        try {
+            int s = slotOf[key(layer, expert)];
+            return s >= 0 && slotState[s] == RESIDENT;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether the expert is resident or already on its way (substitution leaves these alone). */
+    public boolean isResidentOrLoading(int layer, int expert) {
+        lock.lock();
+        try {
+            return slotOf[key(layer, expert)] >= 0;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Asks for these experts of a coming layer to be loaded ahead of time, most wanted first. Prefetches never
+     * delay demand loads; a request waits until the layer before the pass's next one has queued its demands (the
+     * layer hook that predicts runs before that layer's routing), then is queued nearest layer first. A request
+     * for a layer the pass has already passed is for the next token and waits for that token's first layer.
+     * A newer request for the same layer replaces an older waiting one.
+     */
+    public void prefetch(int layer, int[] experts, int count) {
+        if (closed || count <= 0) return;
+        if (layer < 0 || layer >= deferred.length || !layout.hasExperts(layer)) {
+            throw new IllegalArgumentException("cannot prefetch layer " + layer + ": it has no routed experts");
+        }
+        lock.lock(); // predictors may call from their own thread
+        try {
+            if (layer != lastLayer + 1) {
+                // The forward pass has not yet reached willUse(layer - 1): hold the request until it has.
+                deferred[layer] = Arrays.copyOf(experts, count);
+                return;
+            }
+        } finally {
+            lock.unlock();
+        }
+        enqueuePrefetch(layer, experts, count);
+    }
+
+    private void enqueuePrefetch(int layer, int[] experts, int count) {
+        lock.lock();
+        try {
+            for (int i = 0; i < count; i++) {
+                int k = key(layer, experts[i]);
+                if (slotOf[k] >= 0 || queued(k)) continue;
+                prefetches.addLast(new Task(k, layer, -1, true));
+                stats.inc(phase, Counter.PREFETCHES_ISSUED);
+            }
+            slotsChanged();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private boolean queued(int k) {
+        for (Task t : prefetches) if (t.key() == k) return true;
+        return false;
+    }
+
+    // ------------------------------------------------------------------ ExpertSource
+
+    @Override
+    public void willUse(int layer, int[] experts) {
+        checkOpen();
+        int ph = phase;
+        boolean decode = ph == OffloadStats.DECODE;
+        lock.lock();
+        try {
+            cancelStale(layer, experts);
+            int hits = 0, inflight = 0, loads = 0, slows = 0;
+            double c = fastComputeNanos, l = loadNanos;
+            double s = link.link().slowCompute() * c + (storeAddressable ? 0 : readNanos);
+            int[] hitList = new int[experts.length], slowList = new int[experts.length], inflightList = new int[experts.length];
+            int[] loadList = new int[experts.length];
+            for (int e : experts) {
+                int k = key(layer, e);
+                int slot = slotOf[k];
+                if (slot >= 0) {
+                    pins[slot]++;
+                    boolean wasPrefetched = prefetchedUnused[slot];
+                    prefetchedUnused[slot] = false;
+                    if (slotState[slot] == RESIDENT) {
+                        mode[k] = HIT;
+                        hitList[hits++] = e;
+                        policy.onAccess(k);
+                    } else {
+                        mode[k] = INFLIGHT;
+                        inflightList[inflight++] = e;
+                    }
+                    if (substituted[k]) stats.inc(ph, Counter.SUBSTITUTIONS);
+                    else if (wasPrefetched) stats.inc(ph, Counter.PREFETCH_HITS);
+                    else if (slotState[slot] == RESIDENT) stats.inc(ph, Counter.EXACT_HITS);
+                    else stats.inc(ph, Counter.PREFETCH_HITS); // a load in flight for this layer is a prefetch's
+                    substituted[k] = false;
+                    continue;
+                }
+                substituted[k] = false;
+                // A miss: load it, or (decode, balancing on) compute it from the store if that ends the layer sooner.
+                boolean slow = balance && decode && Balancer.slowSide(hits, slows, inflight, loads, c, s, l);
+                if (slow) {
+                    mode[k] = SLOW;
+                    slowList[slows++] = e;
+                    stats.inc(ph, Counter.MISSES_COMPUTED);
+                } else {
+                    mode[k] = LOAD;
+                    loadList[loads++] = e;
+                    stats.inc(ph, Counter.MISSES_LOADED);
+                    waitingForSlot.addLast(k);
+                }
+            }
+            grantWaiting(ph);
+            stats.inc(ph, Counter.LAYERS);
+            int n = 0;
+            if (order.length != experts.length) order = new int[experts.length];
+            for (int i = 0; i < hits; i++) order[n++] = hitList[i];
+            for (int i = 0; i < slows; i++) order[n++] = slowList[i];
+            for (int i = 0; i < inflight; i++) order[n++] = inflightList[i];
+            for (int i = 0; i < loads; i++) order[n++] = loadList[i];
+            lastLayer = layer; // demands are queued: prefetches for the next layer may follow them now
+            slotsChanged();
+        } finally {
+            lock.unlock();
+        }
+        int[][] ready = new int[deferred.length][];
+        lock.lock();
+        try {
+            deferred[layer] = null; // this layer is running: its requests are stale
+            for (int l = layer + 1; l < deferred.length; l++) {
+                ready[l] = deferred[l];
+                deferred[l] = null;
+            }
+        } finally {
+            lock.unlock();
+        }
+        for (int l = layer + 1; l < ready.length; l++) if (ready[l] != null) enqueuePrefetch(l, ready[l], ready[l].length);
+    }
+
+    @Override
+    public int[] order(int layer, int[] experts) {
+        return order.length == experts.length ? order : experts;
+    }
+
+    /** Queued prefetches for layers the pass has reached are stale and dropped (a wanted one is then loaded as a demand miss). */
+    private void cancelStale(int layer, int[] experts) {
+        for (Iterator<Task> it = prefetches.iterator(); it.hasNext(); ) {
+            Task t = it.next();
+            if (t.layer() <= layer) {
+                it.remove();
+                stats.inc(phase, Counter.PREFETCHES_CANCELLED);
+            }
+        }
+        // Prefetched experts of this layer that routing did not pick were wasted; they lose their protection.
+        for (int s = 0; s < slotKey.length; s++) {
+            if (prefetchedUnused[s] && slotKey[s] / nExpert == layer && !contains(experts, slotKey[s] % nExpert)) {
+                prefetchedUnused[s] = false;
+                prefetchStalled = false;
+                stats.inc(phase, Counter.PREFETCHES_WASTED);
+            }
+        }
+    }
+
+    private static boolean contains(int[] a, int v) {
+        for (int x : a) if (x == v) return true;
+        return false;
+    }
+
+    /** Gives free or evictable slots to waiting demand loads, oldest first (guarded by lock). */
+    private void grantWaiting(int ph) {
+        while (!waitingForSlot.isEmpty()) {
+            int slot = findSlot(false);
+            if (slot < 0) return;
+            int k = waitingForSlot.pollFirst();
+            occupy(slot, k, ph, false);
+            pins[slot] = 1;
+            demands.addLast(new Task(k, k / nExpert, slot, false));
+        }
+    }
+
+    /** A free slot, or one freed by evicting the policy's victim among resident unpinned experts; -1 if none. */
+    private int findSlot(boolean forPrefetch) {
+        int n = 0;
+        for (int s = 0; s < slotKey.length; s++) {
+            if (slotState[s] == FREE) return s;
+            if (slotState[s] == RESIDENT && pins[s] == 0 && !(forPrefetch && prefetchedUnused[s])) candidates[n++] = slotKey[s];
+        }
+        if (n == 0) return -1;
+        int victim = policy.victim(candidates, n);
+        int s = slotOf[victim];
+        if (s < 0 || slotState[s] != RESIDENT || pins[s] != 0) throw new IllegalStateException("eviction policy " + policy.name() + " chose " + victim + ", not a candidate");
+        if (prefetchedUnused[s]) stats.inc(phase, Counter.PREFETCHES_WASTED);
+        evict(s);
+        stats.inc(phase, Counter.EVICTIONS);
+        return s;
+    }
+
+    private void evict(int s) {
+        int k = slotKey[s];
+        slotOf[k] = -1;
+        slotKey[s] = -1;
+        slotState[s] = FREE;
+        prefetchedUnused[s] = false;
+        residentBytes -= layout.expertBytes(k / nExpert);
+        policy.onRemove(k);
+    }
+
+    private void occupy(int s, int k, int ph, boolean prefetch) {
+        slotKey[s] = k;
+        slotOf[k] = s;
+        slotState[s] = LOADING;
+        prefetchedUnused[s] = prefetch;
+        slotPhase[s] = ph;
+        failure[k] = null;
+        residentBytes += layout.expertBytes(k / nExpert);
+        stats.residentBytes(residentBytes);
+        policy.onInsert(k);
+    }
+
+    @Override
+    public ExpertWeights acquire(int layer, int expert) {
+        checkOpen();
+        int k = key(layer, expert);
+        byte m = mode[k];
+        if (m == NONE) throw new IllegalStateException("expert " + layer + "/" + expert + " acquired without willUse");
+        if (m == SLOW) {
+            ExpertWeights w = store.inPlace(layer, expert);
+            if (w == null) {
+                // The store has no addressable copy (direct I/O): computing from it still pays the read, through the link.
+                MemorySegment buf = transientBuffer();
+                lock.lock();
+                try {
+                    stats.residentBytes(residentBytes + layout.expertBytes(layer)); // the transient copy is expert memory too
+                } finally {
+                    lock.unlock();
+                }
+                long t0 = System.nanoTime();
+                link.transfer(layout.expertBytes(layer), () -> store.read(layer, expert, buf));
+                readNanos = ema(readNanos, System.nanoTime() - t0);
+                stats.add(phase, Counter.BYTES_MOVED, layout.expertBytes(layer));
+                w = layout.view(layer, expert, buf);
+            }
+            acquiredAt[k] = System.nanoTime();
+            return w;
+        }
+        int slot;
+        lock.lock();
+        try {
+            slot = slotOf[k];
+            if (slot < 0 || slotState[slot] != RESIDENT) {
+                long t0 = System.nanoTime();
+                while ((slot = slotOf[k]) < 0 || slotState[slot] != RESIDENT) {
+                    if (failure[k] != null) {
+                        RuntimeException f = failure[k];
+                        failure[k] = null;
+                        mode[k] = NONE;
+                        throw new IllegalStateException("loading expert " + layer + "/" + expert + " from the " + store.name() + " store failed: "
+                                + f.getMessage(), f);
+                    }
+                    checkOpen();
+                    if (!changed.await(1, TimeUnit.SECONDS) && !loadersAlive()) {
+                        throw new IllegalStateException("expert loader threads died while expert " + layer + "/" + expert + " was awaited");
+                    }
+                }
+                stats.add(phase, Counter.STALL_NANOS, System.nanoTime() - t0);
+            }
+            if (m != HIT) policy.onAccess(k);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for expert " + layer + "/" + expert);
+        } finally {
+            lock.unlock();
+        }
+        acquiredAt[k] = System.nanoTime();
+        return layout.view(layer, expert, mem.slot(slot));
+    }
+
+    @Override
+    public void release(ExpertWeights w) {
+        int k = key(w.layer(), w.expert());
+        byte m = mode[k];
+        mode[k] = NONE;
+        long compute = System.nanoTime() - acquiredAt[k];
+        if (m == SLOW) {
+            // Emulated slow side: the same cores computed it, so stretch it to the slow side's speed.
+            long extra = (long) ((link.link().slowCompute() - 1) * compute);
+            if (extra > 0) Link.waitUntil(System.nanoTime() + extra);
+            stats.add(phase, Counter.SLOW_COMPUTE_NANOS, compute + extra);
+            return;
+        }
+        if (phase == OffloadStats.DECODE) fastComputeNanos = ema(fastComputeNanos, compute);
+        lock.lock();
+        try {
+            int s = slotOf[k];
+            if (s < 0 || pins[s] <= 0) throw new IllegalStateException("expert " + w.layer() + "/" + w.expert() + " released but not pinned");
+            if (--pins[s] == 0) {
+                grantWaiting(phase);
+                slotsChanged();
+            }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private MemorySegment transientBuffer() {
+        if (mem.scratchSlots() < 1) throw new IllegalStateException("slow-side compute from the " + store.name() + " store needs a scratch slot");
+        return mem.scratch(0);
+    }
+
+    private static double ema(double old, double sample) {
+        return old * 0.8 + sample * 0.2;
+    }
+
+    // ------------------------------------------------------------------ loaders
+
+    private void loaderLoop() {
+        while (true) {
+            Task t;
+            lock.lock();
+            try {
+                while (true) {
+                    if (closed) return;
+                    t = nextTask();
+                    if (t != null) break;
+                    changed.awaitUninterruptibly();
+                }
+            } finally {
+                lock.unlock();
+            }
+            load(t);
+        }
+    }
+
+    /**
+     * The next load to run: demands first; a prefetch only when no demand waits for a slot and a slot can be had.
+     * A prefetch that finds every slot pinned (or holding another unused prefetch) stays queued until a slot
+     * comes free or its layer arrives and cancels it.
+     */
+    private Task nextTask() {
+        Task d = demands.pollFirst();
+        if (d != null) return d;
+        while (!prefetches.isEmpty() && waitingForSlot.isEmpty()) {
+            Task p = prefetches.peekFirst();
+            if (slotOf[p.key()] >= 0) {
+                prefetches.pollFirst();
+                continue;
+            }
+            int s = findSlot(true);
+            if (s < 0) {
+                prefetchStalled = true;
+                changed.signalAll();
+                return null;
+            }
+            prefetches.pollFirst();
+            occupy(s, p.key(), phase, true);
+            return new Task(p.key(), p.layer(), s, true);
+        }
+        return null;
+    }
+
+    /** Something may have made a slot available to prefetches: let the loaders look again (guarded by lock). */
+    private void slotsChanged() {
+        prefetchStalled = false;
+        changed.signalAll();
+    }
+
+    private void load(Task t) {
+        int layer = t.key() / nExpert, expert = t.key() % nExpert;
+        long bytes = layout.expertBytes(layer);
+        MemorySegment dst = mem.slot(t.slot());
+        long t0 = System.nanoTime();
+        RuntimeException error = null;
+        try {
+            link.transfer(bytes, () -> store.read(layer, expert, dst));
+        } catch (RuntimeException e) {
+            error = e;
+        }
+        long took = System.nanoTime() - t0;
+        lock.lock();
+        try {
+            int ph = slotPhase[t.slot()];
+            if (error != null) {
+                failure[t.key()] = error;
+                pins[t.slot()] = 0;
+                evict(t.slot());
+            } else {
+                slotState[t.slot()] = RESIDENT;
+                stats.inc(ph, Counter.LOADS);
+                stats.add(ph, Counter.BYTES_MOVED, bytes);
+                loadNanos = ema(loadNanos, took);
+                if (pins[t.slot()] == 0) grantWaiting(ph);
+            }
+            slotsChanged();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private boolean loadersAlive() {
+        for (Thread t : loaders) if (t.isAlive()) return true;
+        return false;
+    }
+
+    private void checkOpen() {
+        if (closed) throw new IllegalStateException("the offloaded expert source is closed");
+    }
+
+    /** Experts resident now (for tests and reports): keys layer·nExpert + expert. */
+    public int[] residentKeys() {
+        lock.lock();
+        try {
+            return Arrays.stream(slotKey).filter(k -> k >= 0).filter(k -> slotState[slotOf[k]] == RESIDENT).sorted().toArray();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Whether queued prefetches are waiting because every slot they could take is pinned (tests). */
+    boolean prefetchStalled() {
+        lock.lock();
+        try {
+            return prefetchStalled;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Bytes of experts resident or loading now. */
+    public long residentBytes() {
+        lock.lock();
+        try {
+            return residentBytes;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Waits until no load is queued or running, except prefetches that wait for a pinned slot (tests, measuring commands). */
+    public void awaitIdle() {
+        lock.lock();
+        try {
+            while (!closed && (!demands.isEmpty() || (!prefetches.isEmpty() && !prefetchStalled) || anyLoading())) {
+                if (!changed.await(1, TimeUnit.SECONDS) && !loadersAlive()) throw new IllegalStateException("expert loader threads died");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private boolean anyLoading() {
+        for (byte b : slotState) if (b == LOADING) return true;
+        return false;
+    }
+
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            if (closed) return;
+            closed = true;
+            changed.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        for (Thread t : loaders) {
+            try {
+                t.join(10_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        mem.close();
+    }
+}

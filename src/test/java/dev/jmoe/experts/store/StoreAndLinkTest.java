@@ -1,0 +1,202 @@
+package dev.jmoe.experts.store;
+
+import dev.jmoe.testutil.TestModels;
+import dev.jmoe.experts.cache.ExpertMemory;
+import dev.jmoe.experts.cache.OffloadConfig;
+import dev.jmoe.model.ExpertWeights;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.model.Model;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** Stores return each expert's exact bytes; links parse and account what they move; budgets parse. */
+class StoreAndLinkTest {
+    private static void assertStoreReadsEveryExpert(ExpertStore store, Model m) {
+        ExpertLayout layout = store.layout();
+        try (Arena a = Arena.ofConfined()) {
+            // an odd offset into the buffer: stores must not rely on the destination's alignment
+            MemorySegment buf = a.allocate(layout.maxExpertBytes() + 3).asSlice(3);
+            for (int l = 0; l < layout.layerCount(); l++) {
+                for (int e = 0; e < layout.nExpert(l); e++) {
+                    buf.fill((byte) 0x5a);
+                    store.read(l, e, buf);
+                    ExpertWeights ref = m.stackedExperts().get(l).expert(e);
+                    ExpertWeights got = layout.view(l, e, buf);
+                    assertEquals(-1, ref.gate().data().mismatch(got.gate().data()), store.name() + " gate " + l + "/" + e);
+                    assertEquals(-1, ref.up().data().mismatch(got.up().data()), store.name() + " up " + l + "/" + e);
+                    assertEquals(-1, ref.down().data().mismatch(got.down().data()), store.name() + " down " + l + "/" + e);
+                    ExpertWeights in = store.inPlace(l, e);
+                    if (in != null) assertEquals(-1, ref.down().data().mismatch(in.down().data()));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"direct", "host", "mmap"})
+    void everyStoreReadsEveryExpertsExactBytes(String kind) throws Exception {
+        for (Path p : new Path[]{TestModels.qwen2moe(), TestModels.mixtral()}) {
+            try (GgufFile f = GgufFile.open(p)) {
+                Model m = Model.load(f);
+                try (ExpertStore store = ExpertStore.open(kind, m)) {
+                    assertStoreReadsEveryExpert(store, m);
+                }
+            }
+        }
+    }
+
+    @Test
+    void directStoreReallyBypassesThePageCacheOnThisFilesystem() throws Exception {
+        try (GgufFile f = GgufFile.open(TestModels.qwen2moe())) {
+            Model m = Model.load(f);
+            try (DirectStore store = (DirectStore) ExpertStore.open("direct", m)) {
+                // /tmp here is a disk filesystem that supports O_DIRECT; a refusing one is reported in note()
+                assertTrue(store.isDirect() || store.note() != null);
+                if (!store.isDirect()) assertTrue(store.note().contains("O_DIRECT"), store.note());
+            }
+        }
+    }
+
+    @Test
+    void directStoreOnTmpfsFallsBackWithAClearNoteOrReadsDirectly() throws Exception {
+        Path shm = Path.of("/dev/shm");
+        if (!Files.isDirectory(shm) || !Files.isWritable(shm)) return; // no tmpfs to try on this machine
+        Path copy = Files.createTempFile(shm, "jmoe-direct", ".gguf");
+        try {
+            Files.copy(TestModels.qwen2moe(), copy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            try (GgufFile f = GgufFile.open(copy)) {
+                Model m = Model.load(f);
+                try (DirectStore store = (DirectStore) ExpertStore.open("direct", m)) {
+                    assertStoreReadsEveryExpert(store, m);
+                    if (!store.isDirect()) assertTrue(store.note().contains("refuses O_DIRECT"), store.note());
+                }
+            }
+        } finally {
+            Files.deleteIfExists(copy);
+        }
+    }
+
+    @Test
+    void pageCacheFallbackReadsTheSameBytes() throws Exception {
+        // the path a filesystem that refuses O_DIRECT takes: buffered preads, pages dropped after each read
+        try (GgufFile f = GgufFile.open(TestModels.mixtral())) {
+            Model m = Model.load(f);
+            try (DirectStore store = new DirectStore(f.path(), ExpertLayout.of(m), false)) {
+                assertTrue(!store.isDirect() && store.note().contains("page cache"), store.note());
+                assertStoreReadsEveryExpert(store, m);
+            }
+        }
+    }
+
+    @Test
+    void smallBounceBufferReadsInChunks() throws Exception {
+        try (GgufFile f = GgufFile.open(TestModels.qwen2moe())) {
+            Model m = Model.load(f);
+            try (DirectStore store = new DirectStore(f.path(), ExpertLayout.of(m), true, 8192)) {
+                assertStoreReadsEveryExpert(store, m);
+            }
+        }
+    }
+
+    @Test
+    void missingFileIsAClearError() throws Exception {
+        try (GgufFile f = GgufFile.open(TestModels.qwen2moe())) {
+            Model m = Model.load(f);
+            ExpertLayout layout = ExpertLayout.of(m);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new DirectStore(Path.of("/nonexistent/model.gguf"), layout));
+            assertTrue(e.getMessage().contains("/nonexistent/model.gguf") && e.getMessage().contains("no such file"), e.getMessage());
+        }
+    }
+
+    @Test
+    void linkSpecsAndPresetsParse() {
+        Link l = Link.parse("2GB/s,50us");
+        assertEquals(2e9, l.bytesPerSecond());
+        assertEquals(50_000, l.latencyNanos());
+        assertEquals(1, l.slowCompute());
+        assertEquals(512.0 * 1024 * 1024, Link.parse("512MiB/s").bytesPerSecond());
+        assertEquals(1e9 / 8, Link.parse("1Gb/s,1ms").bytesPerSecond());
+        assertEquals(1_000_000, Link.parse("1Gb/s,1ms").latencyNanos());
+        assertEquals(250e6, Link.parse("emmc").bytesPerSecond());
+        assertEquals(10, Link.parse("PCIe4x16").slowCompute());
+        assertTrue(!Link.parse("unlimited").throttled());
+        assertEquals(50_000 + 1000, l.nanosFor(2000));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Link.parse("fast"));
+        assertTrue(e.getMessage().contains("pcie4x16") && e.getMessage().contains("'fast'"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Link.parse("0GB/s"));
+        assertEquals(10, Link.parseRatio("10x"));
+        assertEquals(2.5, Link.parseRatio("2.5"));
+        assertThrows(IllegalArgumentException.class, () -> Link.parseRatio("0.5x"));
+    }
+
+    @Test
+    void throttledTransfersCountRealBytesAndNeverFinishEarly() {
+        Link.Channel ch = new Link.Channel(Link.parse("100MB/s,1ms"));
+        long t0 = System.nanoTime();
+        int[] ran = new int[1];
+        ch.transfer(200_000, () -> ran[0]++);   // 2 ms on the wire + 1 ms latency
+        ch.transfer(100_000, () -> ran[0]++);   // queues behind it: +1 ms
+        long elapsed = System.nanoTime() - t0;
+        assertEquals(2, ran[0]);
+        assertEquals(300_000, ch.bytes());
+        assertEquals(2, ch.transfers());
+        assertTrue(elapsed >= 4_000_000, "elapsed " + elapsed + " ns is less than the emulated 4 ms");
+    }
+
+    @Test
+    void budgetsParseAsBytesOrFractions() {
+        long total = 3_000_000;
+        assertEquals(1_000_000, OffloadConfig.parseBudget("1/3", total));
+        assertEquals(750_000, OffloadConfig.parseBudget("0.25", total));
+        assertEquals(1_500_000, OffloadConfig.parseBudget("50%", total));
+        assertEquals(512L << 20, OffloadConfig.parseBudget("512MiB", total));
+        assertEquals(2_000_000_000L, OffloadConfig.parseBudget("2GB", total));
+        assertEquals(123456, OffloadConfig.parseBudget("123456", total));
+        assertEquals(8_000_000_000L, OffloadConfig.parseBudget("8G", total)); // SI like GB
+        for (String bad : new String[]{"", "1/0", "1.5", "0%", "lots", "-5"}) {
+            assertThrows(IllegalArgumentException.class, () -> OffloadConfig.parseBudget(bad, total), bad);
+        }
+    }
+
+    @Test
+    void expertMemoryNeverAllocatesAboveBudgetAndRefusesLessThanOneExpert() {
+        try (ExpertMemory m = new ExpertMemory(10_000, 3000)) {
+            assertEquals(3, m.slots());
+            assertTrue(m.allocatedBytes() <= 10_000);
+            assertEquals(3008, m.slotBytes()); // rounded to 64 bytes, still within budget
+        }
+        try (ExpertMemory m = new ExpertMemory(3008, 3000)) {
+            assertEquals(1, m.slots());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new ExpertMemory(2000, 3000));
+        assertTrue(e.getMessage().contains("below one expert"), e.getMessage());
+    }
+
+    @Test
+    void presetsAndBadSettingsAreExplained() {
+        OffloadConfig c = OffloadConfig.preset("smoe", "1/3", "direct", Link.UNLIMITED);
+        assertEquals("score", c.eviction());
+        assertEquals(0.25, c.alpha());
+        assertTrue(c.prefetch() && c.balance());
+        OffloadConfig lru = OffloadConfig.preset("lru-ondemand", "1/3", "host", Link.UNLIMITED);
+        assertEquals("lru", lru.eviction());
+        assertEquals(0, lru.alpha());
+        assertTrue(!lru.prefetch() && !lru.balance());
+        assertEquals(0, OffloadConfig.preset("exact-smoe", "1/3", "host", Link.UNLIMITED).alpha());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> OffloadConfig.preset("magic", "1/3", "host", Link.UNLIMITED));
+        assertTrue(e.getMessage().contains("lru-ondemand"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> OffloadConfig.preset("smoe", "1/3", "ssd", Link.UNLIMITED));
+        assertThrows(IllegalArgumentException.class, () -> c.withAlpha(1.5));
+        assertThrows(IllegalArgumentException.class, () -> c.withEviction("fifo"));
+    }
+}
