@@ -1,5 +1,12 @@
 package dev.jmoe.cli;
 
+import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.ExpertRuntimeConfig;
+import dev.jmoe.engine.Session;
+import dev.jmoe.engine.SessionOptions;
+import dev.jmoe.experts.predict.PredictorSettings;
+import dev.jmoe.experts.predict.Predictors;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jmoe.eval.MultipleChoice;
@@ -26,7 +33,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -39,24 +46,27 @@ import picocli.CommandLine.Spec;
 @Command(name = "bench", description = "Benchmark a grid of policies x budgets x links x predictors x alpha; JSON, Markdown and PNG plots with --out.")
 final class BenchCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
-    @Mixin ModelOptions modelOptions;
+    @ArgGroup(validate = false, heading = "%nModel:%n") ModelOptions modelOptions = new ModelOptions();
 
-    @Option(names = "--config", paramLabel = "FILE", description = "JSON grid (see bench/report.json); flags below are ignored when given") Path config;
-    @Option(names = "--policy", split = ",", defaultValue = "lru-ondemand,smoe", description = "policy presets: resident, odmoe, " + "smoe, exact-smoe, lru-ondemand, fiddler, lfu-ondemand (default: ${DEFAULT-VALUE})") List<String> policies;
-    @Option(names = "--expert-memory", split = ",", defaultValue = "1/3", description = "budgets (default: ${DEFAULT-VALUE})") List<String> budgets;
-    @Option(names = "--link", split = ";", defaultValue = "emmc", description = "links, separated by ';' (a link itself may contain a comma) (default: ${DEFAULT-VALUE})") List<String> links;
-    @Option(names = "--predictor", split = ",", defaultValue = "none", description = "predictors that drive prefetch / odmoe: none, gate, history, shadow (default: ${DEFAULT-VALUE})") List<String> predictors;
-    @Option(names = "--alpha", split = ",", description = "substitution thresholds to sweep (default: each preset's)") List<Double> alphas;
-    @Option(names = "--store", defaultValue = "direct", description = "direct, host or mmap (default: ${DEFAULT-VALUE})") String store;
-    @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "text for prompts and quality (default: models/test.txt)") Path textFile;
-    @Option(names = "--prompts", defaultValue = "2", description = "prompts cut from the text (default: ${DEFAULT-VALUE})") int prompts;
-    @Option(names = "--prompt-tokens", defaultValue = "32", description = "(default: ${DEFAULT-VALUE})") int promptTokens;
-    @Option(names = {"-n", "--n-predict"}, defaultValue = "24", description = "greedy tokens per prompt (default: ${DEFAULT-VALUE})") int nPredict;
-    @Option(names = "--warmup", defaultValue = "1", description = "warm-up runs per configuration (default: ${DEFAULT-VALUE})") int warmup;
-    @Option(names = "--repeat", defaultValue = "3", description = "measured runs per configuration, interleaved (default: ${DEFAULT-VALUE})") int repeat;
+    @Option(names = "--config", paramLabel = "FILE", description = "JSON grid (see bench/report.json); the grid flags below are ignored when given") Path config;
+    @Option(names = "--policy", split = ",", paramLabel = "NAME", description = "policy presets, comma-separated; resident = no offloading"
+            + " (default: lru-ondemand,smoe):%n${jmoe.policies}") List<String> policies = List.of("lru-ondemand", "smoe");
+    @Option(names = "--expert-memory", split = ",", paramLabel = "BYTES", description = "budgets, comma-separated (default: 1/3)") List<String> budgets = List.of("1/3");
+    @Option(names = "--link", split = ";", paramLabel = "LINK", description = "links; repeat the flag or separate with ';' (a link itself may contain a"
+            + " comma) (default: emmc):%n${jmoe.links}") List<String> links = List.of("emmc");
+    @Option(names = "--predictor", split = ",", paramLabel = "NAME", description = "predictors that drive prefetch or odmoe, comma-separated (default:"
+            + " none):%n${jmoe.predictors}") List<String> predictors = List.of("none");
+    @Option(names = "--alpha", split = ",", paramLabel = "ALPHA", description = "substitution thresholds to sweep, comma-separated (default: each preset's)") List<Double> alphas;
+    @Option(names = "--store", paramLabel = "NAME", description = "where every expert lives (default: ${DEFAULT-VALUE}):%n${jmoe.stores}") String store = "direct";
+    @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "text for prompts and quality (default: models/test.txt)") Path textFile;
+    @Option(names = "--prompts", paramLabel = "COUNT", description = "prompts cut from the text (default: ${DEFAULT-VALUE})") int prompts = 2;
+    @Option(names = "--prompt-tokens", paramLabel = "TOKENS", description = "tokens per prompt (default: ${DEFAULT-VALUE})") int promptTokens = 32;
+    @Option(names = {"-n", "--n-predict"}, paramLabel = "TOKENS", description = "greedy tokens per prompt (default: ${DEFAULT-VALUE})") int nPredict = 24;
+    @Option(names = "--warmup", paramLabel = "COUNT", description = "warm-up runs per configuration (default: ${DEFAULT-VALUE})") int warmup = 1;
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "COUNT", description = "measured runs per configuration, interleaved (default: ${DEFAULT-VALUE})") int repeat = 3;
     @Option(names = "--quality", description = "also measure fidelity against the exact run (and eval accuracy with --eval-task) per configuration") boolean quality;
     @Option(names = "--eval-task", paramLabel = "FILE", description = "multiple-choice task for --quality") Path evalTask;
-    @Option(names = "--eval-limit", defaultValue = "40", description = "(default: ${DEFAULT-VALUE})") int evalLimit;
+    @Option(names = "--eval-limit", paramLabel = "COUNT", description = "items of the eval task scored (default: ${DEFAULT-VALUE})") int evalLimit = 40;
     @Option(names = "--out", paramLabel = "DIR", description = "write README.md, bench.json and PNG plots there") Path out;
     @Option(names = "--json", paramLabel = "FILE", description = "write every figure as JSON") Path json;
     @Option(names = "--trace", paramLabel = "FILE", description = "record the resident run's routing on the bench prompts (first model)") Path trace;
@@ -83,8 +93,8 @@ final class BenchCommand implements Callable<Integer> {
         for (String model : models) {
             modelOptions.model = model == null ? null : Path.of(model);
             modelOptions.ctxSize = Math.max(Math.max(256, cfg.qualityCtx()), cfg.promptTokens() + cfg.nPredict());
-            try (LoadedModel lm = LoadedModel.open(modelOptions)) {
-                modelResults.add(benchModel(lm, cfg, body, task, first ? trace : null, o));
+            try (Engine engine = Runs.open(modelOptions, null, null, 0, spec.commandLine().getErr())) {
+                modelResults.add(benchModel(engine, cfg, body, task, first ? trace : null, o));
             }
             first = false;
         }
@@ -113,33 +123,32 @@ final class BenchCommand implements Callable<Integer> {
                 128, 2, evalTask == null ? null : evalTask.toString(), evalLimit, List.of(e)).validated("flags");
     }
 
-    private Map<String, Object> benchModel(LoadedModel lm, BenchConfig cfg, String body, List<MultipleChoice.Item> task, Path tracePath, PrintWriter o)
+    private Map<String, Object> benchModel(Engine engine, BenchConfig cfg, String body, List<MultipleChoice.Item> task, Path tracePath, PrintWriter o)
             throws Exception {
-        int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;
+        var lmModel = engine.model();
+        var tokenizer = engine.tokenizer();
+        int bos = tokenizer.addBos() ? tokenizer.bos() : -1;
         int need = (cfg.promptTokens() + 1) * cfg.prompts() + cfg.qualityCtx() * cfg.qualityChunks() + 1024;
-        int[] tokens = lm.tokenizer.encode(body.substring(0, Math.min(body.length(), need * 8)), true, false);
+        int[] tokens = tokenizer.encode(body.substring(0, Math.min(body.length(), need * 8)), true, false);
         int[][] ps = TextPrompts.cut(tokens, cfg.prompts(), cfg.promptTokens(), bos);
         Map<String, Object> res = new LinkedHashMap<>();
-        res.put("model", lm.path.toString());
-        res.put("architecture", lm.model.spec().name());
-        res.put("layers", lm.model.hyperparams().nLayer());
-        res.put("experts", lm.model.hyperparams().nExpert());
-        res.put("experts_used", lm.model.hyperparams().nExpertUsed());
-        res.put("expert_bytes", dev.jmoe.experts.store.ExpertLayout.of(lm.model).totalBytes());
-        o.printf("%n== %s: %d layers, %d experts (top-%d); %s x %d prompt tokens, %d decoded, warm-up %d, repeat %d, store %s%n", lm.path.getFileName(),
-                lm.model.hyperparams().nLayer(), lm.model.hyperparams().nExpert(), lm.model.hyperparams().nExpertUsed(), TextPrompts.describe(ps).split(" ")[0],
+        res.put("model", engine.info().path().toString());
+        res.put("architecture", lmModel.spec().name());
+        res.put("layers", lmModel.hyperparams().nLayer());
+        res.put("experts", lmModel.hyperparams().nExpert());
+        res.put("experts_used", lmModel.hyperparams().nExpertUsed());
+        res.put("expert_bytes", dev.jmoe.experts.store.ExpertLayout.of(lmModel).totalBytes());
+        o.printf("%n== %s: %d layers, %d experts (top-%d); %s x %d prompt tokens, %d decoded, warm-up %d, repeat %d, store %s%n", engine.info().path().getFileName(),
+                lmModel.hyperparams().nLayer(), lmModel.hyperparams().nExpert(), lmModel.hyperparams().nExpertUsed(), TextPrompts.describe(ps).split(" ")[0],
                 cfg.promptTokens(), cfg.nPredict(), cfg.warmup(), cfg.repeat(), cfg.store());
         o.flush();
-        PredictOptions.Shadows shadows = new PredictOptions.Shadows(lm.model, lm.pool);
-        lm.closeFirst(shadows);
         if (tracePath != null) {
-            InferenceState st = lm.newState();
-            try (RoutingTraceFile.Recorder r = new RoutingTraceFile.Recorder(st, tracePath, lm.path.toString())) {
-                run(lm, st, ps, cfg.nPredict());
+            try (Session s = engine.newSession(SessionOptions.experts(ExpertRuntimeConfig.RESIDENT).withRoutingTrace(tracePath))) {
+                run(engine, s.state(), ps, cfg.nPredict());
             }
         }
         int[][] residentTokens = null;
-        InferenceState exact = null;
+        Session exact = null;
         Double residentEval = null;
         List<Map<String, Object>> exps = new ArrayList<>();
         for (BenchConfig.Experiment e : cfg.experiments()) {
@@ -147,11 +156,15 @@ final class BenchCommand implements Callable<Integer> {
             em.put("name", e.name());
             em.put("description", e.description());
             if (e.recall() != null) {
-                em.put("recall", recall(lm, e.recall(), tokens, shadows));
+                em.put("recall", recall(engine, e.recall(), tokens));
                 exps.add(em);
                 continue;
             }
-            if (residentTokens == null) residentTokens = run(lm, lm.newState(), ps, cfg.nPredict()).tokens();
+            if (residentTokens == null) {
+                try (Session s = engine.newSession(SessionOptions.experts(ExpertRuntimeConfig.RESIDENT))) {
+                    residentTokens = run(engine, s.state(), ps, cfg.nPredict()).tokens();
+                }
+            }
             List<Cell> cells = cells(e);
             List<List<Run>> runs = new ArrayList<>();
             for (int i = 0; i < cells.size(); i++) runs.add(new ArrayList<>());
@@ -160,7 +173,7 @@ final class BenchCommand implements Callable<Integer> {
                 for (int round = 0; round < cfg.warmup() + cfg.repeat(); round++) {
                     // interleaved: every configuration once per round, so load from other processes spreads evenly
                     for (int i = 0; i < cells.size(); i++) {
-                        Run r = measured(lm, cells.get(i), cfg, ps, shadows);
+                        Run r = measured(engine, cells.get(i), cfg, ps);
                         if (round >= cfg.warmup()) runs.get(i).add(r);
                         status.update(++done, total, cells.get(i).label());
                     }
@@ -170,13 +183,15 @@ final class BenchCommand implements Callable<Integer> {
             for (int i = 0; i < cells.size(); i++) {
                 Map<String, Object> cm = summary(cells.get(i), runs.get(i), residentTokens, cfg);
                 if (e.quality()) {
-                    if (exact == null) exact = lm.newState();
-                    cm.put("quality", quality(lm, cells.get(i), cfg, tokens, bos, exact, task, shadows));
+                    if (exact == null) exact = engine.newSession(SessionOptions.experts(ExpertRuntimeConfig.RESIDENT));
+                    cm.put("quality", quality(engine, cells.get(i), cfg, tokens, bos, exact, task));
                 }
                 cellMaps.add(cm);
             }
             if (e.quality() && task != null && residentEval == null) {
-                residentEval = (Double) EvalCommand.measure(lm, lm.newState(), task, cfg.evalLimit(), true).get("accuracy");
+                try (Session s = engine.newSession(SessionOptions.experts(ExpertRuntimeConfig.RESIDENT))) {
+                    residentEval = (Double) EvalCommand.measure(engine, s, task, cfg.evalLimit(), true).get("accuracy");
+                }
             }
             if (residentEval != null) em.put("resident_eval_accuracy", residentEval);
             em.put("cells", cellMaps);
@@ -209,52 +224,39 @@ final class BenchCommand implements Callable<Integer> {
         return out;
     }
 
-    private Run measured(LoadedModel lm, Cell c, BenchConfig cfg, int[][] ps, PredictOptions.Shadows shadows) throws Exception {
-        InferenceState st = lm.newState();
-        try (PredictiveOffload po = install(lm, st, c, cfg.store(), shadows)) {
-            Run r = run(lm, st, ps, cfg.nPredict());
-            OffloadStats s = po == null ? null : po.stats;
+    private Run measured(Engine engine, Cell c, BenchConfig cfg, int[][] ps) throws Exception {
+        try (Session session = engine.newSession(SessionOptions.experts(runtime(c, cfg.store())))) {
+            if (!session.awaitPredictorWarm(120)) throw new IllegalStateException(c.predictor() + " did not warm up within 120 s");
+            Run r = run(engine, session.state(), ps, cfg.nPredict());
+            OffloadStats s = session.offloadStats();
             if (s != null) s.timing(ps[0].length, (long) (r.ttftMs() * 1e6), cfg.nPredict() - 1, (long) (r.msPerToken() * 1e6 * (cfg.nPredict() - 1)));
             return new Run(r.ttftMs(), r.msPerToken(), r.tokens(), s);
         }
     }
 
-    /** Installs what a cell describes on {@code st}, or nothing for the resident run. */
-    private static PredictiveOffload install(LoadedModel lm, InferenceState st, Cell c, String store, PredictOptions.Shadows shadows) throws Exception {
-        if (c.variant().resident()) return null;
-        Link link = Link.parse(c.link());
-        ExpertPredictor pred = null;
-        if (!c.predictor().equals("none")) {
-            PredictOptions po = new PredictOptions();
-            po.predictors = List.of(c.predictor());
-            po.alignPeriod = "1,1";
-            po.historyDecay = 0.8;
-            pred = po.forRun(st, shadows);
-            if (pred instanceof ShadowPredictor sp && !sp.awaitWarm(120)) throw new IllegalStateException(sp.name() + " did not warm up within 120 s");
-        }
-        int lookahead = Math.min(PredictiveOffload.DEFAULT_LOOKAHEAD, lm.model.hyperparams().nLayer());
-        if (c.variant().odmoe()) {
-            return PredictiveOffload.attach(st, pred, lookahead, null, new PredictiveOffload.Jit(store, link, c.budget(), 1));
-        }
+    /** The expert runtime a cell describes (resident: none). */
+    private static ExpertRuntimeConfig runtime(Cell c, String store) {
+        if (c.variant().resident()) return ExpertRuntimeConfig.RESIDENT;
         BenchConfig.Variant v = c.variant();
-        OffloadConfig oc = OffloadConfig.preset(v.policy(), c.budget(), store, link);
-        if (v.eviction() != null) oc = oc.withEviction(v.eviction());
-        if (v.alpha() != null) oc = oc.withAlpha(v.alpha());
-        if (v.prefetch() != null) oc = oc.withPrefetch(v.prefetch());
-        if (v.balance() != null) oc = oc.withBalance(v.balance());
-        if (c.alpha() != null) oc = oc.withAlpha(c.alpha());
-        return PredictiveOffload.attach(st, pred, lookahead, oc, null);
+        ExpertRuntimeConfig.Builder b = ExpertRuntimeConfig.builder().policy(v.policy()).expertMemory(c.budget()).store(store).link(c.link())
+                .predictor(c.predictor()).alignPeriod(c.predictor().equals("shadow") ? "1,1" : null);
+        if (!v.odmoe()) {
+            b.eviction(v.eviction()).prefetch(v.prefetch()).balance(v.balance());
+            Double alpha = c.alpha() != null ? c.alpha() : v.alpha();
+            b.alpha(alpha);
+        }
+        return b.build();
     }
 
     /** Greedy decoding from every prompt: TTFT is the mean prompt time, time per token over all decode steps. */
-    private static Run run(LoadedModel lm, InferenceState st, int[][] ps, int n) {
+    private static Run run(Engine engine, InferenceState st, int[][] ps, int n) {
         long ttft = 0, decode = 0;
         int steps = 0;
         int[][] toks = new int[ps.length][n];
         for (int p = 0; p < ps.length; p++) {
             st.rewind(0);
             long t0 = System.nanoTime();
-            float[] logits = st.eval(ps[p], 0, ps[p].length, lm.batch);
+            float[] logits = st.eval(ps[p], 0, ps[p].length, engine.config().batchSize());
             long t1 = System.nanoTime();
             ttft += t1 - t0;
             for (int i = 0; i < n; i++) {
@@ -308,18 +310,17 @@ final class BenchCommand implements Callable<Integer> {
             m.put("bytes_moved", s.total(Counter.BYTES_MOVED));
             m.put("stall_ms", s.total(Counter.STALL_NANOS) / 1e6);
             m.put("peak_resident_expert_bytes", s.peakResidentBytes());
-            m.put("offload", s.toMap());
+            m.put("offload", s.report());
         }
         return m;
     }
 
-    private Map<String, Object> quality(LoadedModel lm, Cell c, BenchConfig cfg, int[] tokens, int bos, InferenceState exact,
-                                        List<MultipleChoice.Item> task, PredictOptions.Shadows shadows) throws Exception {
-        InferenceState approx = lm.newState();
-        try (PredictiveOffload po = install(lm, approx, c, cfg.store(), shadows)) {
-            Map<String, Object> q = FidelityCommand.measure(lm, exact, approx, tokens, bos, cfg.qualityCtx(), cfg.qualityChunks(), 0, 1, 1, true);
+    private Map<String, Object> quality(Engine engine, Cell c, BenchConfig cfg, int[] tokens, int bos, Session exact,
+                                        List<MultipleChoice.Item> task) throws Exception {
+        try (Session approx = engine.newSession(SessionOptions.experts(runtime(c, cfg.store())))) {
+            Map<String, Object> q = FidelityCommand.measure(engine, exact, approx, tokens, bos, cfg.qualityCtx(), cfg.qualityChunks(), 0, 1, 1, true);
             if (task != null) {
-                Map<String, Object> ev = EvalCommand.measure(lm, approx, task, cfg.evalLimit(), true);
+                Map<String, Object> ev = EvalCommand.measure(engine, approx, task, cfg.evalLimit(), true);
                 q.put("eval_accuracy", ev.get("accuracy"));
                 q.put("eval_accuracy_norm", ev.get("accuracy_norm"));
                 q.put("eval_items", ev.get("items"));
@@ -328,21 +329,28 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private Map<String, Object> recall(LoadedModel lm, BenchConfig.Recall r, int[] tokens, PredictOptions.Shadows shadows) throws Exception {
-        int nLayer = lm.model.hyperparams().nLayer();
+    private Map<String, Object> recall(Engine engine, BenchConfig.Recall r, int[] tokens) throws Exception {
+        var model = engine.model();
+        int nLayer = model.hyperparams().nLayer();
         int depth = Math.min(r.maxLookahead(), nLayer);
-        int[] seq = Arrays.copyOf(tokens, Math.min(tokens.length, Math.min(r.tokens(), lm.ctxSize)));
-        InferenceState st = lm.newState();
-        PredictOptions po = new PredictOptions();
-        po.predictors = r.predictors();
-        po.shadowMargins = List.of(0.0); // the report compares predictors at width k
-        po.alignPeriod = "1,1";
-        po.historyDecay = 0.8;
-        List<ExpertPredictor> preds = po.forEvaluation(st, shadows, NextTokenRule.text(seq), false);
+        int[] seq = Arrays.copyOf(tokens, Math.min(tokens.length, Math.min(r.tokens(), engine.contextSize())));
+        InferenceState st = model.newState(engine.contextSize(), engine.pool());
+        // the report compares predictors at width k (no shadow margin), shadows inline: their quality without timing effects
+        PredictorSettings settings = PredictorSettings.DEFAULTS.withMargin(0);
+        List<ExpertPredictor> preds = new ArrayList<>();
+        try {
+            for (String name : r.predictors()) {
+                preds.add(Predictors.create(name, new Predictors.Context(st, engine.shadows(), settings, Predictors.Mode.EVALUATE_INLINE,
+                        NextTokenRule.text(seq))));
+            }
+        } catch (RuntimeException | java.io.IOException e) {
+            preds.forEach(ExpertPredictor::close);
+            throw e;
+        }
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("tokens", seq.length);
-        m.put("width", lm.model.hyperparams().nExpertUsed());
-        try (PredictionEvaluator ev = new PredictionEvaluator(st, preds, depth, lm.model.hyperparams().nExpertUsed());
+        m.put("width", model.hyperparams().nExpertUsed());
+        try (PredictionEvaluator ev = new PredictionEvaluator(st, preds, depth, model.hyperparams().nExpertUsed());
              Status status = new Status("recall", modelOptions.quiet)) {
             for (int i = 0; i < seq.length; i++) {
                 st.next(seq[i]);

@@ -25,7 +25,7 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
      */
     record Variant(String label, String policy, String eviction, Double alpha, Boolean prefetch, Boolean balance) {
         boolean resident() { return policy.equals("resident"); }
-        boolean odmoe() { return policy.equals("odmoe"); }
+        boolean odmoe() { return !resident() && dev.jmoe.experts.PolicyPresets.isJustInTime(policy); }
     }
 
     /** Recall of predictors against the real routing, per lookahead distance (teacher-forced over the text). */
@@ -86,6 +86,7 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
         for (int i = 0; i < ps.size(); i++) vs.add(variant(ps.get(i), where + " policies[" + i + "]"));
         List<Double> alphas = new ArrayList<>();
         for (JsonNode a : n.path("alphas")) alphas.add(a.asDouble());
+        for (String pr : strings(n.path("predictors"), where)) dev.jmoe.experts.predict.Predictors.REGISTRY.require(pr);
         return new Experiment(name, n.path("description").asText(""), vs, orDefault(strings(n.path("budgets"), where), "1/3"),
                 orDefault(strings(n.path("links"), where), "unlimited"), orDefault(strings(n.path("predictors"), where), "none"), alphas,
                 n.path("quality").asBoolean(false), null);
@@ -98,6 +99,7 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
         String policy = n.path("policy").asText(null);
         if (policy == null) throw new IllegalArgumentException(where + ": needs \"policy\"");
         Variant base = variant(policy, where);
+        if (n.has("eviction")) dev.jmoe.experts.cache.EvictionPolicies.requireOnline(n.get("eviction").asText());
         return new Variant(n.path("label").asText(policy), base.policy(), n.has("eviction") ? n.get("eviction").asText() : null,
                 n.has("alpha") ? n.get("alpha").asDouble() : null, n.has("prefetch") ? n.get("prefetch").asBoolean() : null,
                 n.has("balance") ? n.get("balance").asBoolean() : null);
@@ -105,8 +107,13 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
 
     static Variant variant(String name, String where) {
         String p = name.trim().toLowerCase(Locale.ROOT);
-        if (!p.equals("resident") && !p.equals("odmoe") && !dev.jmoe.experts.cache.OffloadConfig.POLICIES.contains(p)) {
-            throw new IllegalArgumentException(where + ": unknown policy '" + name + "'; choose resident, odmoe or one of " + dev.jmoe.experts.cache.OffloadConfig.POLICIES);
+        if (!p.equals("resident")) {
+            var e = dev.jmoe.experts.PolicyPresets.REGISTRY.find(p);
+            if (e == null) {
+                throw new IllegalArgumentException(where + ": unknown policy '" + name + "'; choose resident or one of "
+                        + String.join(", ", dev.jmoe.experts.PolicyPresets.REGISTRY.names()));
+            }
+            p = e.name();
         }
         return new Variant(p, p, null, null, null, null);
     }

@@ -3,7 +3,8 @@ package dev.jmoe.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jmoe.eval.MultipleChoice;
-import dev.jmoe.model.InferenceState;
+import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.Session;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -11,8 +12,8 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -21,30 +22,29 @@ import picocli.CommandLine.Spec;
 @Command(name = "eval", description = "Multiple-choice accuracy by log-likelihood (lm-evaluation-harness style) on a JSONL task; takes every runtime flag.")
 final class EvalCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
-    @Mixin ModelOptions modelOptions;
-    @Mixin OffloadOptions offload;
-    @Mixin PredictOptions predict;
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "MODEL", description = "GGUF file (same as -m)") Path positionalModel;
     @Option(names = "--task", required = true, paramLabel = "FILE", description = "JSON Lines, one {\"context\", \"choices\", \"gold\"} per line") Path task;
-    @Option(names = "--limit", defaultValue = "0", description = "score only the first N items, 0 = all (default: ${DEFAULT-VALUE})") int limit;
+    @Option(names = "--limit", paramLabel = "COUNT", description = "score only the first COUNT items, 0 = all (default: ${DEFAULT-VALUE})") int limit = 0;
     @Option(names = "--json", paramLabel = "FILE", description = "write {accuracy, accuracy_norm, items, …} as JSON") Path json;
+
+    @ArgGroup(validate = false, heading = "%nModel:%n") ModelOptions model = new ModelOptions();
+    @ArgGroup(validate = false, heading = "%nExpert memory:%n") ExpertMemoryOptions memory = new ExpertMemoryOptions();
+    @ArgGroup(validate = false, heading = "%nPrediction:%n") PredictionOptions prediction = new PredictionOptions();
 
     @Override
     public Integer call() throws Exception {
-        ModelArgs.positional(modelOptions, positionalModel);
+        model.positional(positionalModel);
         if (limit < 0) throw new IllegalArgumentException("--limit must be at least 0");
         List<MultipleChoice.Item> items = MultipleChoice.read(task);
-        if (modelOptions.ctxSize == null) modelOptions.ctxSize = 512;
+        Runs.checkWritable(json, "--json");
         PrintWriter out = spec.commandLine().getOut();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
-            InferenceState st = lm.newState();
-            PredictiveOffload po = PredictiveOffload.install(offload, predict, lm, st);
+        try (Engine engine = Runs.open(model, memory, prediction, 512, spec.commandLine().getErr()); Session session = engine.newSession()) {
             long t0 = System.nanoTime();
-            Map<String, Object> m = measure(lm, st, items, limit, modelOptions.quiet);
+            Map<String, Object> m = measure(engine, session, items, limit, model.quiet);
             m.put("seconds", (System.nanoTime() - t0) / 1e9);
             m.put("task", task.toString());
-            if (po.stats != null) m.put("offload", po.stats.toMap());
+            if (session.offloadReport() != null) m.put("offload", session.offloadReport());
             out.printf(Locale.ROOT, "%s: %d items, accuracy %.2f%%, normalized accuracy %.2f%% (chance %.1f%%)%n", task.getFileName(), (int) m.get("items"),
                     100 * (double) m.get("accuracy"), 100 * (double) m.get("accuracy_norm"), 100 * (double) m.get("chance"));
             if (json != null) new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), m);
@@ -52,11 +52,11 @@ final class EvalCommand implements Callable<Integer> {
         return 0;
     }
 
-    static Map<String, Object> measure(LoadedModel lm, InferenceState st, List<MultipleChoice.Item> items, int limit, boolean quiet) {
+    static Map<String, Object> measure(Engine engine, Session session, List<MultipleChoice.Item> items, int limit, boolean quiet) {
         int n = limit > 0 ? Math.min(limit, items.size()) : items.size();
         MultipleChoice.Result r;
         try (Status status = new Status("eval", quiet)) {
-            r = MultipleChoice.evaluate(st, lm.tokenizer, items, limit, lm.batch, done -> status.update(done, n, "items"));
+            r = MultipleChoice.evaluate(session.state(), engine.tokenizer(), items, limit, engine.config().batchSize(), done -> status.update(done, n, "items"));
         }
         double chance = items.subList(0, n).stream().mapToDouble(i -> 1.0 / i.choices().size()).average().orElse(0);
         Map<String, Object> m = new LinkedHashMap<>();

@@ -3,18 +3,19 @@ package dev.jmoe.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jmoe.eval.Fidelity;
-import dev.jmoe.model.InferenceState;
+import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.ExpertRuntimeConfig;
+import dev.jmoe.engine.Session;
+import dev.jmoe.engine.SessionOptions;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -23,35 +24,38 @@ import picocli.CommandLine.Spec;
 @Command(name = "fidelity", description = "Compare an approximate run (offloading policy, alpha, predictor) with the exact one over a text: KL, top-1 agreement, perplexity delta, identical greedy tokens.")
 final class FidelityCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
-    @Mixin ModelOptions modelOptions;
-    @Mixin OffloadOptions offload;
-    @Mixin PredictOptions predict;
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "MODEL", description = "GGUF file (same as -m)") Path positionalModel;
-    @Option(names = {"-f", "--file"}, required = true, paramLabel = "TEXT", description = "text to teacher-force") Path textFile;
-    @Option(names = "--chunks", defaultValue = "4", description = "chunks of --ctx-size tokens to score, 0 = the whole text (default: ${DEFAULT-VALUE})") int maxChunks;
-    @Option(names = "--prompts", defaultValue = "4", description = "greedy prompts cut from the text (default: ${DEFAULT-VALUE})") int prompts;
-    @Option(names = "--prompt-tokens", defaultValue = "32", description = "tokens per greedy prompt (default: ${DEFAULT-VALUE})") int promptTokens;
-    @Option(names = {"-n", "--n-predict"}, defaultValue = "32", description = "greedy tokens per prompt (default: ${DEFAULT-VALUE})") int nPredict;
+    @Option(names = {"-f", "--file"}, required = true, paramLabel = "FILE", description = "UTF-8 text to teacher-force") Path textFile;
+    @Option(names = "--chunks", paramLabel = "COUNT", description = "chunks of --ctx-size tokens to score, 0 = the whole text (default: ${DEFAULT-VALUE})") int maxChunks = 4;
+    @Option(names = "--prompts", paramLabel = "COUNT", description = "greedy prompts cut from the text (default: ${DEFAULT-VALUE})") int prompts = 4;
+    @Option(names = "--prompt-tokens", paramLabel = "TOKENS", description = "tokens per greedy prompt (default: ${DEFAULT-VALUE})") int promptTokens = 32;
+    @Option(names = {"-n", "--n-predict"}, paramLabel = "TOKENS", description = "greedy tokens per prompt (default: ${DEFAULT-VALUE})") int nPredict = 32;
     @Option(names = "--json", paramLabel = "FILE", description = "write the figures as JSON") Path json;
+
+    @ArgGroup(validate = false, heading = "%nModel:%n") ModelOptions model = new ModelOptions();
+    @ArgGroup(validate = false, heading = "%nExpert memory (the approximate run; default --expert-memory 1/3):%n") ExpertMemoryOptions memory = new ExpertMemoryOptions();
+    @ArgGroup(validate = false, heading = "%nPrediction:%n") PredictionOptions prediction = new PredictionOptions();
 
     @Override
     public Integer call() throws Exception {
-        ModelArgs.positional(modelOptions, positionalModel);
-        if (modelOptions.ctxSize == null) modelOptions.ctxSize = 256;
-        if (!offload.enabled() && !"odmoe".equalsIgnoreCase(offload.policy.trim())) offload.expertMemory = "1/3"; // fidelity needs something to approximate
-        if (prompts < 0 || nPredict < 1 || promptTokens < 1) throw new IllegalArgumentException("--prompts must be at least 0, --prompt-tokens and -n at least 1");
-        if (!Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
-        String text = Files.readString(textFile, StandardCharsets.UTF_8);
+        model.positional(positionalModel);
+        if (memory.expertMemory == null && !"odmoe".equalsIgnoreCase(memory.policy == null ? "" : memory.policy.trim())) {
+            memory.expertMemory = "1/3"; // fidelity needs something to approximate
+        }
+        if (maxChunks < 0 || prompts < 0 || nPredict < 1 || promptTokens < 1) {
+            throw new IllegalArgumentException("--chunks and --prompts must be at least 0, --prompt-tokens and -n at least 1");
+        }
+        String text = TextPrompts.readText(textFile, "-f");
+        Runs.checkWritable(json, "--json");
         PrintWriter out = spec.commandLine().getOut();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
-            int[] tokens = lm.tokenizer.encode(text, true, false);
-            int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;
-            InferenceState exact = lm.newState();
-            InferenceState approx = lm.newState();
-            PredictiveOffload po = PredictiveOffload.install(offload, predict, lm, approx);
-            Map<String, Object> m = measure(lm, exact, approx, tokens, bos, lm.ctxSize, maxChunks, prompts, promptTokens, nPredict, modelOptions.quiet);
-            if (po.stats != null) m.put("offload", po.stats.toMap());
+        try (Engine engine = Runs.open(model, memory, prediction, 256, spec.commandLine().getErr());
+             Session exact = engine.newSession(SessionOptions.experts(ExpertRuntimeConfig.RESIDENT));
+             Session approx = engine.newSession()) {
+            int[] tokens = engine.tokenize(text);
+            int bos = engine.tokenizer().addBos() ? engine.tokenizer().bos() : -1;
+            Map<String, Object> m = measure(engine, exact, approx, tokens, bos, exact.contextSize(), maxChunks, prompts, promptTokens, nPredict, model.quiet);
+            if (approx.offloadReport() != null) m.put("offload", approx.offloadReport());
             print(out, m);
             if (json != null) new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), m);
         }
@@ -59,12 +63,13 @@ final class FidelityCommand implements Callable<Integer> {
     }
 
     /** Teacher-forced comparison and greedy agreement, as a JSON-ready map (shared with bench). */
-    static Map<String, Object> measure(LoadedModel lm, InferenceState exact, InferenceState approx, int[] tokens, int bos, int nCtx, int maxChunks,
+    static Map<String, Object> measure(Engine engine, Session exact, Session approx, int[] tokens, int bos, int nCtx, int maxChunks,
                                        int prompts, int promptTokens, int nPredict, boolean quiet) {
+        int batch = engine.config().batchSize();
         int chunks = maxChunks > 0 ? Math.min(maxChunks, tokens.length / nCtx) : tokens.length / nCtx;
         Fidelity.Result r;
         try (Status status = new Status("fidelity", quiet)) {
-            r = Fidelity.compare(exact, approx, tokens, nCtx, maxChunks, lm.batch, bos, done -> status.update(done, chunks, "chunks"));
+            r = Fidelity.compare(exact.state(), approx.state(), tokens, nCtx, maxChunks, batch, bos, done -> status.update(done, chunks, "chunks"));
         }
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("n_ctx", nCtx);
@@ -79,7 +84,7 @@ final class FidelityCommand implements Callable<Integer> {
         m.put("ppl_delta", r.pplDelta());
         if (prompts > 0) {
             int[][] ps = TextPrompts.cut(tokens, prompts, promptTokens, bos);
-            int[] same = Fidelity.greedyIdentical(exact, approx, ps, nPredict, lm.batch);
+            int[] same = Fidelity.greedyIdentical(exact.state(), approx.state(), ps, nPredict, batch);
             m.put("greedy_prompts", prompts);
             m.put("greedy_tokens", nPredict);
             m.put("greedy_identical_prefix", same);

@@ -1,13 +1,19 @@
 package dev.jmoe.cli;
 
-import dev.jmoe.model.InferenceState;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.FinishReason;
+import dev.jmoe.engine.GenerationResult;
+import dev.jmoe.engine.Session;
+import dev.jmoe.engine.SessionOptions;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -15,54 +21,83 @@ import picocli.CommandLine.Spec;
 @Command(name = "generate", description = "Complete a prompt with the model, streaming the text.")
 final class GenerateCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
-    @Mixin ModelOptions modelOptions;
-    @Mixin SamplingOptions sampling;
-    @Mixin OffloadOptions offload;
-    @Mixin PredictOptions predict;
-    @Mixin TraceOption trace;
 
-    @Option(names = {"-p", "--prompt"}, description = "prompt text") String prompt;
-    @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "read the prompt from a file") Path promptFile;
-    @Option(names = {"-n", "--n-predict"}, defaultValue = "128", description = "tokens to generate, -1 = until end of text or full context (default: ${DEFAULT-VALUE})") int nPredict;
+    @Option(names = {"-p", "--prompt"}, paramLabel = "TEXT", description = "prompt text") String prompt;
+    @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "read the prompt from a UTF-8 text file") Path promptFile;
+    @Option(names = {"-n", "--n-predict"}, paramLabel = "TOKENS", description = "tokens to generate, -1 = until end of text or full context (default: ${DEFAULT-VALUE})")
+    int nPredict = 128;
     @Option(names = "--ignore-eos", description = "keep generating past end-of-text tokens") boolean ignoreEos;
     @Option(names = "--no-display-prompt", description = "print only the generated text") boolean noDisplayPrompt;
-    @Option(names = "--stats", description = "print prompt and decode speed to stderr") boolean stats;
-    @Option(names = "--stats-json", paramLabel = "FILE", description = "write the run's figures as JSON") Path statsJson;
+
+    @ArgGroup(validate = false, heading = "%nOutput:%n") Output output = new Output();
+    @ArgGroup(validate = false, heading = "%nModel:%n") ModelOptions model = new ModelOptions();
+    @ArgGroup(validate = false, heading = "%nSampling:%n") SamplingOptions sampling = new SamplingOptions();
+    @ArgGroup(validate = false, heading = "%nExpert memory:%n") ExpertMemoryOptions memory = new ExpertMemoryOptions();
+    @ArgGroup(validate = false, heading = "%nPrediction:%n") PredictionOptions prediction = new PredictionOptions();
+
+    static final class Output {
+        @Option(names = "--stats", description = "print prompt and decode speed (and the expert runtime's counters) to stderr") boolean stats;
+        @Option(names = "--stats-json", paramLabel = "FILE", description = "write the run's figures as JSON") Path statsJson;
+        @Option(names = "--trace", paramLabel = "FILE", description = "record every MoE layer's routing (layer, position, chosen experts, router"
+                + " scores) as JSON Lines; replay it with jmoe replay") Path trace;
+    }
 
     @Override
     public Integer call() throws Exception {
-        String text = promptText();
+        String text = TextPrompts.promptText(prompt, promptFile);
+        var request = sampling.request(nPredict, ignoreEos);
+        Runs.checkWritable(output.statsJson, "--stats-json");
+        Runs.checkWritable(output.trace, "--trace");
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
-            int[] tokens = lm.tokenizer.encode(text, true, true);
-            InferenceState st = lm.newState();
-            trace.install(lm, st);
-            var offloading = PredictiveOffload.install(offload, predict, lm, st);
+        try (Engine engine = Runs.open(model, memory, prediction, 0, err);
+             Session session = engine.newSession(SessionOptions.DEFAULTS.withRoutingTrace(output.trace))) {
             if (!noDisplayPrompt) {
                 out.print(text);
                 out.flush();
             }
-            GenerationStats s = new GenerationStats();
-            Generation gen = new Generation(st, lm.tokenizer, sampling.picker(lm.tokenizer.vocabSize()), lm.batch, modelOptions.quiet);
-            Generation.Stop stop = gen.run(tokens, nPredict, ignoreEos, out, s);
-            out.println();
-            out.flush();
-            if (stop == Generation.Stop.CONTEXT_FULL) err.println("jmoe: stopped: the context of " + lm.ctxSize + " tokens is full (raise --ctx-size)");
-            if (stats) s.print(err);
-            offloading.report(s, stats, err);
-            if (statsJson != null) s.writeJson(statsJson);
+            // Ctrl-C ends the generation, not the process: the text so far, its newline and the statistics are still printed.
+            CountDownLatch finished = new CountDownLatch(1);
+            Thread onInterrupt = new Thread(() -> {
+                session.cancel();
+                try {
+                    finished.await(5, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "jmoe-sigint");
+            Runtime.getRuntime().addShutdownHook(onInterrupt);
+            GenerationResult r;
+            try {
+                r = session.generate(text, request, (token, piece) -> {
+                    out.print(piece);
+                    out.flush();
+                });
+                out.println();
+                out.flush();
+                if (r.finishReason() == FinishReason.CONTEXT_FULL) {
+                    err.println("jmoe: stopped: the context of " + session.contextSize() + " tokens is full (raise --ctx-size)");
+                } else if (r.finishReason() == FinishReason.CANCELLED) {
+                    err.println("jmoe: interrupted after " + r.tokens().length + " tokens");
+                }
+                if (output.stats) {
+                    err.print(r.stats().describe());
+                    if (session.offloadStats() != null) err.print(session.offloadStats().table());
+                    if (r.stats().predictor() != null) err.println(Reports.describe(r.stats().predictor()));
+                }
+                if (output.statsJson != null) {
+                    new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(output.statsJson.toFile(), r.stats());
+                }
+                err.flush();
+            } finally {
+                finished.countDown();
+                try {
+                    Runtime.getRuntime().removeShutdownHook(onInterrupt);
+                } catch (IllegalStateException shuttingDown) {
+                    // the hook is running: it waits for finished, counted down above
+                }
+            }
         }
         return 0;
-    }
-
-    private String promptText() throws java.io.IOException {
-        if (prompt != null && promptFile != null) throw new IllegalArgumentException("give either -p or -f, not both");
-        if (promptFile != null) {
-            if (!Files.isRegularFile(promptFile)) throw new IllegalArgumentException("prompt file not found: " + promptFile);
-            String t = Files.readString(promptFile, StandardCharsets.UTF_8);
-            return t.endsWith("\n") ? t.substring(0, t.length() - 1) : t; // as llama.cpp reads -f
-        }
-        return prompt != null ? prompt : "";
     }
 }

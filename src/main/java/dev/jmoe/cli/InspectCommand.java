@@ -22,8 +22,11 @@ import picocli.CommandLine.Spec;
 final class InspectCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "MODEL", description = "GGUF file")
-    Path model;
+    @Parameters(index = "0", arity = "0..1", paramLabel = "MODEL", description = "GGUF file")
+    Path positionalModel;
+
+    @Option(names = {"-m", "--model"}, paramLabel = "FILE", description = "GGUF file (same as MODEL)")
+    Path modelOption;
 
     @Option(names = "--metadata", description = "also list every metadata key")
     boolean metadata;
@@ -33,6 +36,9 @@ final class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (positionalModel != null && modelOption != null) throw new IllegalArgumentException("give the model either as MODEL or with -m, not both");
+        Path model = positionalModel != null ? positionalModel : modelOption;
+        if (model == null) throw new IllegalArgumentException("give the model file: jmoe inspect MODEL (or -m MODEL)");
         PrintWriter out = spec.commandLine().getOut();
         try (GgufFile file = GgufFile.open(model)) {
             out.printf("file: %s (GGUF v%d, %s, %d tensors, %d metadata keys, alignment %d)%n", model, file.version(),

@@ -28,7 +28,8 @@ public final class Main implements Runnable {
 
     /** Runs a command line with the given output streams; returns the exit code (used by tests too). */
     public static int run(String[] args, PrintWriter out, PrintWriter err) {
-        CommandLine cl = new CommandLine(new Main());
+        Registries.loadPlugins();
+        CommandLine cl = commandLine();
         cl.setOut(out);
         cl.setErr(err);
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
@@ -42,6 +43,22 @@ public final class Main implements Runnable {
         out.flush();
         err.flush();
         return code;
+    }
+
+    /**
+     * The command line with every subcommand taking -h/--help, and the registries' entries in the help texts as they
+     * are now (a plug-in registered before this call is listed and accepted).
+     */
+    static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main());
+        for (CommandLine sub : cl.getSubcommands().values()) {
+            if (!sub.getCommandSpec().mixinStandardHelpOptions() && !(sub.getCommand() instanceof CommandLine.HelpCommand)) {
+                sub.getCommandSpec().mixinStandardHelpOptions(true);
+            }
+            sub.getCommandSpec().usageMessage().sortOptions(false);
+        }
+        cl.setResourceBundle(Registries.bundle());
+        return cl;
     }
 
     /** A one-line explanation of a failure, without a stack trace from deep inside. */

@@ -2,11 +2,15 @@ package dev.jmoe.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jmoe.experts.cache.EvictionPolicies;
 import dev.jmoe.experts.cache.EvictionPolicy;
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.store.Link;
 import dev.jmoe.experts.cache.OffloadConfig;
-import dev.jmoe.experts.cache.OffloadRuntime;
+import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.ExpertRuntimeConfig;
+import dev.jmoe.engine.Session;
+import dev.jmoe.engine.SessionOptions;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
 import dev.jmoe.experts.trace.PolicySimulator;
@@ -26,7 +30,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -38,32 +42,32 @@ import picocli.CommandLine.Spec;
 @Command(name = "offload-bench", description = "Compare offloading policies and budgets on one prompt, side by side.")
 final class OffloadBenchCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
-    @Mixin ModelOptions modelOptions;
+    @ArgGroup(validate = false, heading = "%nModel:%n") ModelOptions modelOptions = new ModelOptions();
 
     @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "text whose first tokens are the prompt (default: models/test.txt)")
     Path textFile;
 
-    @Option(names = "--prompt-tokens", defaultValue = "32", description = "prompt length in tokens (default: ${DEFAULT-VALUE})")
-    int promptTokens;
+    @Option(names = "--prompt-tokens", paramLabel = "TOKENS", description = "prompt length in tokens (default: ${DEFAULT-VALUE})")
+    int promptTokens = 32;
 
-    @Option(names = {"-n", "--n-predict"}, defaultValue = "32", description = "decode steps per run (default: ${DEFAULT-VALUE})")
-    int nPredict;
+    @Option(names = {"-n", "--n-predict"}, paramLabel = "TOKENS", description = "decode steps per run (default: ${DEFAULT-VALUE})")
+    int nPredict = 32;
 
     @Option(names = "--greedy", description = "decode the model's own greedy tokens instead of the text's next tokens"
             + " (a small model's greedy text soon loops, which flatters every cache)")
     boolean greedy;
 
-    @Option(names = "--budgets", split = ",", defaultValue = "1/4,1/3,1/2", description = "expert-memory budgets (default: ${DEFAULT-VALUE})")
-    List<String> budgets;
+    @Option(names = "--expert-memory", split = ",", paramLabel = "BYTES", description = "expert-memory budgets, comma-separated (default: 1/4,1/3,1/2)")
+    List<String> budgets = List.of("1/4", "1/3", "1/2");
 
-    @Option(names = "--policies", split = ",", defaultValue = "lru-ondemand,exact-smoe,smoe", description = "policy presets (default: ${DEFAULT-VALUE})")
-    List<String> policies;
+    @Option(names = "--policy", split = ",", paramLabel = "NAME", description = "policy presets, comma-separated (default: lru-ondemand,exact-smoe,smoe):%n${jmoe.policies}")
+    List<String> policies = List.of("lru-ondemand", "exact-smoe", "smoe");
 
-    @Option(names = "--store", defaultValue = "direct", description = "direct, host or mmap (default: ${DEFAULT-VALUE})")
-    String store;
+    @Option(names = "--store", paramLabel = "NAME", description = "where every expert lives (default: ${DEFAULT-VALUE}):%n${jmoe.stores}")
+    String store = "direct";
 
-    @Option(names = "--link", defaultValue = "emmc", description = "emulated link, BANDWIDTH,LATENCY or preset (default: ${DEFAULT-VALUE})")
-    String link;
+    @Option(names = "--link", paramLabel = "LINK", description = "emulated link, BANDWIDTH,LATENCY or a preset (default: ${DEFAULT-VALUE}):%n${jmoe.links}")
+    String link = "emmc";
 
     @Option(names = "--slow-compute", paramLabel = "RATIO", description = "override the link's slow-compute ratio, e.g. 10x")
     String slowCompute;
@@ -71,33 +75,35 @@ final class OffloadBenchCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "write every run's figures as JSON")
     Path json;
 
-    @Option(names = "--repeat", defaultValue = "1", description = "runs per configuration, interleaved; the run with the median decode time is reported (default: ${DEFAULT-VALUE})")
-    int repeat;
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "COUNT", description = "runs per configuration, interleaved; the run with the median decode time is reported (default: ${DEFAULT-VALUE})")
+    int repeat = 1;
 
     @Override
     public Integer call() throws Exception {
         if (promptTokens < 1 || nPredict < 1) throw new IllegalArgumentException("--prompt-tokens and -n must be at least 1");
-        if (repeat < 1) throw new IllegalArgumentException("--repeat must be at least 1");
+        if (repeat < 1) throw new IllegalArgumentException("--repetitions must be at least 1");
         Link l = Link.parse(link);
         if (slowCompute != null) l = l.withSlowCompute(Link.parseRatio(slowCompute));
+        for (String b : budgets) config(b, policies.get(0)); // every name and budget checked before the model loads
+        for (String p : policies) config(budgets.get(0), p);
         PrintWriter out = spec.commandLine().getOut();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
-            Model m = lm.model;
-            int[] text = prompt(lm);
+        try (Engine engine = Runs.open(modelOptions, null, null, 0, spec.commandLine().getErr())) {
+            Model m = engine.model();
+            int[] text = prompt(engine);
             int[] prompt = Arrays.copyOf(text, promptTokens);
             forced = greedy ? null : Arrays.copyOfRange(text, promptTokens, promptTokens + nPredict);
-            if (prompt.length + nPredict > lm.ctxSize) throw new IllegalArgumentException("prompt + decode exceed --ctx-size " + lm.ctxSize);
+            if (prompt.length + nPredict > engine.contextSize()) throw new IllegalArgumentException("prompt + decode exceed --ctx-size " + engine.contextSize());
             ExpertLayout layout = ExpertLayout.of(m);
             out.printf("model %s: %d MoE layers x %d experts (top-%d), %s per expert, %s of experts; prompt %d tokens, decode %d (%s); store %s, link %s%n",
-                    lm.path.getFileName(), m.hyperparams().nLayer(), layout.nExpert(), m.hyperparams().nExpertUsed(),
+                    engine.info().path().getFileName(), m.hyperparams().nLayer(), layout.nExpert(), m.hyperparams().nExpertUsed(),
                     OffloadStatsBytes.of(layout.maxExpertBytes()), OffloadStatsBytes.of(layout.totalBytes()), prompt.length, nPredict,
                     greedy ? "greedy" : "the text's next tokens", store, l);
             out.flush();
 
-            run(lm, prompt, null, null); // JIT warm-up, not reported: the resident path and every policy's
-            for (String p : policies) run(lm, prompt, OffloadConfig.preset(p.trim(), budgets.get(0).trim(), store, l), null);
+            run(engine, prompt, null, null); // JIT warm-up, not reported: the resident path and every policy's
+            for (String p : policies) run(engine, prompt, config(budgets.get(0), p), null);
             RoutingTrace trace = new RoutingTrace(m.hyperparams().nLayer(), m.hyperparams().nExpert(), m.hyperparams().nExpertUsed());
-            run(lm, prompt, null, trace);
+            run(engine, prompt, null, trace);
             // Every configuration `repeat` times, round-robin, so that load from other processes spreads evenly.
             List<String[]> configs = new ArrayList<>();
             configs.add(null);
@@ -107,7 +113,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
             for (int rep = 0; rep < repeat; rep++) {
                 for (int i = 0; i < configs.size(); i++) {
                     String[] c = configs.get(i);
-                    results.get(i).add(run(lm, prompt, c == null ? null : OffloadConfig.preset(c[1], c[0], store, l), null));
+                    results.get(i).add(run(engine, prompt, c == null ? null : config(c[0], c[1]), null));
                 }
             }
             Result resident = median(results.get(0));
@@ -139,7 +145,11 @@ final class OffloadBenchCommand implements Callable<Integer> {
             }
             // The policies alone on the resident run's routing: demand caching, no prefetch, no slow side.
             out.printf("%nreplayed on the resident routing (decode hit rate; demand loads only):%n%-8s %7s", "budget", "slots");
-            String[] sims = {"lru", "lfu", "score", "score+a.25", "belady"};
+            // every registered eviction policy (offline bounds last), and SMoE's substitution on the score window
+            List<String> sims = new ArrayList<>();
+            for (var e : EvictionPolicies.REGISTRY.entries()) if (!e.value().offline()) sims.add(e.name());
+            if (sims.contains("score")) sims.add(sims.indexOf("score") + 1, "score+a.25");
+            for (var e : EvictionPolicies.REGISTRY.entries()) if (e.value().offline()) sims.add(e.name());
             for (String s : sims) out.printf(" %10s", s);
             out.println();
             List<Map<String, Object>> simRows = new ArrayList<>();
@@ -156,8 +166,8 @@ final class OffloadBenchCommand implements Callable<Integer> {
                         continue;
                     }
                     boolean subst = s.startsWith("score+");
-                    EvictionPolicy pol = EvictionPolicy.create(subst ? "score" : s, trace.nLayer(), trace.nExpert(), 16,
-                            s.equals("belady") ? trace.keySteps() : null);
+                    EvictionPolicy pol = EvictionPolicies.create(subst ? "score" : s, new EvictionPolicy.Context(trace.nLayer(), trace.nExpert(), 16,
+                            trace.keySteps()));
                     OffloadStats st = PolicySimulator.simulate(trace, layout, slots, pol,
                             subst ? new Substitution(0.25, m.spec().renormTopK()) : null, m.spec().renormTopK());
                     double hr = st.uses(OffloadStats.DECODE) == 0 ? 0 : (double) (st.get(OffloadStats.DECODE, Counter.EXACT_HITS)
@@ -173,7 +183,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
                     : " same = decode steps whose top-1 token is the resident run's)");
             if (json != null) {
                 Map<String, Object> j = new LinkedHashMap<>();
-                j.put("model", lm.path.toString());
+                j.put("model", engine.info().path().toString());
                 j.put("prompt_tokens", prompt.length);
                 j.put("decode_tokens", nPredict);
                 j.put("store", store);
@@ -191,7 +201,13 @@ final class OffloadBenchCommand implements Callable<Integer> {
     private int[] forced;
 
     /** The first --prompt-tokens + -n tokens of the text. */
-    private int[] prompt(LoadedModel lm) throws java.io.IOException {
+    /** The expert runtime of one configuration (a policy preset at a budget, on the command's store and link). */
+    private ExpertRuntimeConfig config(String budget, String policy) {
+        return ExpertRuntimeConfig.builder().expertMemory(budget.trim()).policy(policy.trim()).store(store).link(link)
+                .slowCompute(slowCompute == null ? null : Link.parseRatio(slowCompute)).build();
+    }
+
+    private int[] prompt(Engine engine) throws java.io.IOException {
         Path p = textFile != null ? textFile : DefaultModel.home().resolve("models/test.txt");
         String text = Files.isRegularFile(p) ? Files.readString(p, StandardCharsets.UTF_8)
                 : "The router scores every expert; the best ones are chosen, and their outputs are mixed with weights that sum to one. "
@@ -199,7 +215,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
         if (textFile != null && !Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
         // Tokenize only a prefix: enough characters for the wanted tokens.
         int want = promptTokens + nPredict;
-        int[] all = lm.tokenizer.encode(text.substring(0, Math.min(text.length(), want * 16)), true, false);
+        int[] all = engine.tokenizer().encode(text.substring(0, Math.min(text.length(), want * 16)), true, false);
         if (all.length < want) throw new IllegalArgumentException("the text has only " + all.length + " tokens, fewer than --prompt-tokens + -n = " + want);
         return Arrays.copyOf(all, want);
     }
@@ -214,13 +230,12 @@ final class OffloadBenchCommand implements Callable<Integer> {
         return sorted.get(sorted.size() / 2);
     }
 
-    private Result run(LoadedModel lm, int[] prompt, OffloadConfig cfg, RoutingTrace trace) {
-        InferenceState st = lm.newState();
-        if (trace != null) st.setRoutingHook((layer, pos, n, probs, routing) -> trace.record(layer, n, probs, routing));
-        OffloadRuntime rt = cfg == null ? null : OffloadRuntime.install(st, cfg, null);
-        try {
+    private Result run(Engine engine, int[] prompt, ExpertRuntimeConfig cfg, RoutingTrace trace) throws java.io.IOException {
+        try (Session session = engine.newSession(SessionOptions.experts(cfg == null ? ExpertRuntimeConfig.RESIDENT : cfg))) {
+            InferenceState st = session.state();
+            if (trace != null) st.setRoutingHook((layer, pos, n, probs, routing) -> trace.record(layer, n, probs, routing));
             long t0 = System.nanoTime();
-            float[] logits = st.eval(prompt, 0, prompt.length, lm.batch);
+            float[] logits = st.eval(prompt, 0, prompt.length, engine.config().batchSize());
             long ttft = System.nanoTime() - t0;
             int[] tokens = new int[nPredict];
             long t1 = System.nanoTime();
@@ -229,10 +244,9 @@ final class OffloadBenchCommand implements Callable<Integer> {
                 logits = st.next(forced != null ? forced[i] : tokens[i]);
             }
             long decode = System.nanoTime() - t1;
-            if (rt != null) rt.stats().timing(prompt.length, ttft, nPredict, decode);
-            return new Result(tokens, ttft, decode, rt == null ? null : rt.stats());
-        } finally {
-            if (rt != null) rt.close();
+            OffloadStats stats = session.offloadStats();
+            if (stats != null) stats.timing(prompt.length, ttft, nPredict, decode);
+            return new Result(tokens, ttft, decode, stats);
         }
     }
 

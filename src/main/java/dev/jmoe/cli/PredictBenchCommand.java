@@ -14,6 +14,11 @@ import dev.jmoe.experts.predict.NextTokenRule;
 import dev.jmoe.experts.predict.NoPredictor;
 import dev.jmoe.experts.predict.ShadowPredictor;
 import dev.jmoe.generate.Sampler;
+import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.ExpertRuntimeConfig;
+import dev.jmoe.engine.Session;
+import dev.jmoe.engine.SessionOptions;
+import dev.jmoe.experts.predict.PredictorSettings;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.tensor.GgmlType;
 import java.io.PrintWriter;
@@ -29,7 +34,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -42,34 +47,33 @@ import picocli.CommandLine.Spec;
 @Command(name = "predict-bench", description = "Decode speed of prediction-driven expert loading (odmoe, smoe + shadow) next to resident, side by side.")
 final class PredictBenchCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
-    @Mixin ModelOptions modelOptions;
+    @ArgGroup(validate = false, heading = "%nModel:%n") ModelOptions modelOptions = new ModelOptions();
 
-    @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "text whose first tokens are the prompt (default: models/test.txt)")
+    @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "text whose first tokens are the prompt (default: models/test.txt)")
     Path textFile;
-    @Option(names = "--prompt-tokens", defaultValue = "32", description = "prompt length in tokens (default: ${DEFAULT-VALUE})")
-    int promptTokens;
-    @Option(names = {"-n", "--n-predict"}, defaultValue = "32", description = "greedy tokens to decode per run (default: ${DEFAULT-VALUE})")
-    int nPredict;
-    @Option(names = "--budgets", split = ",", defaultValue = "1/3,1/8", description = "expert-memory budgets (default: ${DEFAULT-VALUE})")
-    List<String> budgets;
-    @Option(names = "--store", defaultValue = "host", description = "direct, host or mmap (default: ${DEFAULT-VALUE})")
-    String store;
-    @Option(names = "--link", defaultValue = "emmc", description = "emulated link, BANDWIDTH,LATENCY or preset (default: ${DEFAULT-VALUE})")
-    String link;
-    @Option(names = "--shadow", defaultValue = "q8_0", description = "shadow precision (default: ${DEFAULT-VALUE})")
-    String shadowType;
-    @Option(names = "--lookahead", defaultValue = "2", description = "layers ahead (default: ${DEFAULT-VALUE})")
-    int lookahead;
-    @Option(names = "--shadow-margin", defaultValue = "" + PredictOptions.DEFAULT_RUN_MARGIN,
-            description = "shadow adaptive width, as for generate (default: ${DEFAULT-VALUE})")
-    double shadowMargin;
-    @Option(names = "--align-period", defaultValue = "1,1", description = "shadow alignment TOKENS[,KV] (default: ${DEFAULT-VALUE})")
-    String alignPeriod;
-    @Option(names = "--loader-threads", defaultValue = "1", description = "expert loader threads (default: ${DEFAULT-VALUE})")
-    int loaderThreads;
-    @Option(names = "--rounds", defaultValue = "3", description = "interleaved rounds; the median is reported (default: ${DEFAULT-VALUE})")
-    int rounds;
-    @Option(names = "--only", split = ",", description = "run only these configurations (names as printed)")
+    @Option(names = "--prompt-tokens", paramLabel = "TOKENS", description = "prompt length in tokens (default: ${DEFAULT-VALUE})")
+    int promptTokens = 32;
+    @Option(names = {"-n", "--n-predict"}, paramLabel = "TOKENS", description = "greedy tokens to decode per run (default: ${DEFAULT-VALUE})")
+    int nPredict = 32;
+    @Option(names = "--expert-memory", split = ",", paramLabel = "BYTES", description = "expert-memory budgets, comma-separated (default: 1/3,1/8)")
+    List<String> budgets = List.of("1/3", "1/8");
+    @Option(names = "--store", paramLabel = "NAME", description = "where every expert lives (default: ${DEFAULT-VALUE}):%n${jmoe.stores}")
+    String store = "host";
+    @Option(names = "--link", paramLabel = "LINK", description = "emulated link, BANDWIDTH,LATENCY or a preset (default: ${DEFAULT-VALUE}):%n${jmoe.links}")
+    String link = "emmc";
+    @Option(names = "--shadow", paramLabel = "TYPE", description = "shadow precision (default: ${DEFAULT-VALUE})")
+    String shadowType = "q8_0";
+    @Option(names = "--lookahead", paramLabel = "LAYERS", description = "layers ahead (default: ${DEFAULT-VALUE})")
+    int lookahead = 2;
+    @Option(names = "--shadow-margin", paramLabel = "MARGIN", description = "shadow adaptive width, as for generate (default: ${DEFAULT-VALUE})")
+    double shadowMargin = PredictorSettings.DEFAULT_MARGIN;
+    @Option(names = "--align-period", paramLabel = "TOKENS[,KV]", description = "shadow alignment (default: ${DEFAULT-VALUE})")
+    String alignPeriod = "1,1";
+    @Option(names = "--loader-threads", paramLabel = "COUNT", description = "expert loader threads (default: ${DEFAULT-VALUE})")
+    int loaderThreads = 1;
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "COUNT", description = "interleaved rounds; the median is reported (default: ${DEFAULT-VALUE})")
+    int rounds = 3;
+    @Option(names = "--only", split = ",", paramLabel = "NAME", description = "run only these configurations (names as printed)")
     List<String> only;
     @Option(names = "--json", paramLabel = "FILE", description = "write every figure as JSON") Path json;
 
@@ -82,9 +86,10 @@ final class PredictBenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (promptTokens < 1 || nPredict < 1 || rounds < 1) throw new IllegalArgumentException("--prompt-tokens, -n and --rounds must be at least 1");
+        if (promptTokens < 1 || nPredict < 1 || rounds < 1) throw new IllegalArgumentException("--prompt-tokens, -n and --repetitions must be at least 1");
         Link l = Link.parse(link);
         Alignment align = Alignment.parse(alignPeriod);
+        GgmlType st = PredictorSettings.parseShadowType(shadowType);
         PrintWriter out = spec.commandLine().getOut();
         List<Config> configs = new ArrayList<>();
         configs.add(new Config("resident", "resident", "none", null));
@@ -99,41 +104,36 @@ final class PredictBenchCommand implements Callable<Integer> {
             configs.add(new Config("exact-smoe+shadow", "exact-smoe", "shadow", b.trim()));
         }
         if (only != null) configs.removeIf(c -> !only.contains(c.name()) && !c.name().equals("resident"));
-        try (LoadedModel lm = LoadedModel.open(modelOptions); PredictOptions.Shadows shadows = new PredictOptions.Shadows(lm.model, lm.pool)) {
-            if (!lm.model.hyperparams().hasExperts()) throw new IllegalArgumentException(lm.path + " has no routed experts");
-            GgmlType st;
-            try {
-                st = GgmlType.valueOf(shadowType.trim().toUpperCase(Locale.ROOT));
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("unknown --shadow type '" + shadowType + "'");
-            }
-            shadows.copy(st); // made once, before any timing
-            int[] prompt = prompt(lm);
-            if (prompt.length + nPredict > lm.ctxSize) throw new IllegalArgumentException("prompt + decode exceed --ctx-size " + lm.ctxSize);
-            ExpertLayout layout = ExpertLayout.of(lm.model);
-            var hp = lm.model.hyperparams();
+        for (Config c : configs) config(c); // every name checked before the model loads
+        try (Engine engine = Runs.open(modelOptions, null, null, 0, spec.commandLine().getErr())) {
+            if (!engine.info().isMixtureOfExperts()) throw new IllegalArgumentException(engine.info().path() + " has no routed experts");
+            engine.shadows().copy(st); // made once, before any timing
+            int[] prompt = prompt(engine);
+            if (prompt.length + nPredict > engine.contextSize()) throw new IllegalArgumentException("prompt + decode exceed --ctx-size " + engine.contextSize());
+            ExpertLayout layout = ExpertLayout.of(engine.model());
+            var hp = engine.model().hyperparams();
             out.printf(Locale.ROOT, "model %s: %d layers x %d experts (top-%d), %s per expert, %s of experts; main threads %d, shadow %s (margin %s) on 1 thread, "
                             + "%d loader thread(s); prompt %d, decode %d; store %s, link %s; lookahead %d, alignment %s; median of %d interleaved rounds%n",
-                    lm.path.getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), Units.bytes(layout.maxExpertBytes()), Units.bytes(layout.totalBytes()),
-                    lm.pool.threads(), shadowType, shadowMargin, loaderThreads, prompt.length, nPredict, store, l, lookahead, align, rounds);
+                    engine.info().path().getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), Units.bytes(layout.maxExpertBytes()),
+                    Units.bytes(layout.totalBytes()), engine.pool().threads(), shadowType, shadowMargin, loaderThreads, prompt.length, nPredict, store, l, lookahead, align, rounds);
             out.flush();
-            for (Config c : configs) run(lm, shadows, st, align, prompt, c, l); // warm-up round, not reported
+            for (Config c : configs) run(engine, prompt, c); // warm-up round, not reported
             List<List<Result>> results = new ArrayList<>();
             for (int i = 0; i < configs.size(); i++) results.add(new ArrayList<>());
             try (Status status = new Status("predict-bench", modelOptions.quiet)) {
                 for (int r = 0; r < rounds; r++) {
                     for (int i = 0; i < configs.size(); i++) {
-                        results.get(i).add(run(lm, shadows, st, align, prompt, configs.get(i), l));
+                        results.get(i).add(run(engine, prompt, configs.get(i)));
                         status.update((long) r * configs.size() + i + 1, (long) rounds * configs.size(), "runs");
                     }
                 }
             }
-            report(out, configs, results, hp.nLayer());
+            report(out, configs, results, hp.nLayer(), engine);
         }
         return 0;
     }
 
-    private void report(PrintWriter out, List<Config> configs, List<List<Result>> results, int nLayer) throws java.io.IOException {
+    private void report(PrintWriter out, List<Config> configs, List<List<Result>> results, int nLayer, Engine engine) throws java.io.IOException {
         double residentMs = median(results.get(0));
         int[] reference = results.get(0).get(0).tokens();
         out.printf("%n%-18s %-7s %9s %7s %8s %7s %9s %9s %8s %9s %9s %6s%n", "config", "budget", "ms/token", "x res.", "TTFT ms", "hit%", "stall/tok",
@@ -170,9 +170,9 @@ final class PredictBenchCommand implements Callable<Integer> {
             row.put("tokens_equal_resident", same);
             if (sh != null) {
                 row.put("shadow_cpu_ms_per_token", last.shadowCpu() / 1e6 / nPredict);
-                row.put("shadow", sh.toMap());
+                row.put("shadow", sh);
             }
-            if (s != null) row.put("offload", s.toMap());
+            if (s != null) row.put("offload", s.report());
             rows.add(row);
         }
         out.println("(ms/token: median decode time; x res.: over resident; hit%: decode expert uses found loaded or arriving; stall/tok: ms waited for loads;"
@@ -180,10 +180,10 @@ final class PredictBenchCommand implements Callable<Integer> {
                 + " shadow thread / the whole process; same: greedy tokens equal to resident)");
         if (json != null) {
             Map<String, Object> j = new LinkedHashMap<>();
-            j.put("model", modelOptions.model == null ? null : modelOptions.model.toString());
+            j.put("model", engine.info().path().toString());
             j.put("prompt_tokens", promptTokens);
             j.put("decode_tokens", nPredict);
-            j.put("main_threads", modelOptions.threadCount());
+            j.put("main_threads", engine.pool().threads());
             j.put("store", store);
             j.put("link", link);
             j.put("shadow", shadowType);
@@ -201,25 +201,25 @@ final class PredictBenchCommand implements Callable<Integer> {
         return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
     }
 
-    private Result run(LoadedModel lm, PredictOptions.Shadows shadows, GgmlType shadowType, Alignment align, int[] prompt, Config c, Link l)
-            throws InterruptedException {
-        InferenceState st = lm.newState();
-        ExpertPredictor p = switch (c.predictor()) {
-            case "shadow" -> new ShadowPredictor("shadow-" + shadowType.name().toLowerCase(Locale.ROOT), st, shadows.copy(shadowType), align,
-                    NextTokenRule.ARGMAX, new GateLookaheadPredictor(lm.model), ShadowPredictor.Mode.THREAD).withMargin(shadowMargin);
-            case "gate" -> new GateLookaheadPredictor(lm.model);
-            default -> c.policy().equals("odmoe") ? new NoPredictor() : null;
-        };
-        OffloadConfig cache = c.policy().equals("resident") || c.policy().equals("odmoe") ? null : OffloadConfig.preset(c.policy(), c.budget(), store, l);
-        PredictiveOffload.Jit jit = c.policy().equals("odmoe") ? new PredictiveOffload.Jit(store, l, c.budget(), loaderThreads) : null;
+    /** The expert runtime of one configuration. */
+    private ExpertRuntimeConfig config(Config c) {
+        if (c.policy().equals("resident")) return ExpertRuntimeConfig.builder().predictor(c.predictor()).lookahead(lookahead).shadowType(shadowType)
+                .shadowMargin(shadowMargin).alignPeriod(alignPeriod).build();
+        return ExpertRuntimeConfig.builder().policy(c.policy()).expertMemory(c.budget()).store(store).link(link).loaderThreads(loaderThreads)
+                .predictor(c.predictor()).lookahead(lookahead).shadowType(c.predictor().equals("shadow") ? shadowType : null)
+                .shadowMargin(c.predictor().equals("shadow") ? shadowMargin : null).alignPeriod(c.predictor().equals("shadow") ? alignPeriod : null).build();
+    }
+
+    private Result run(Engine engine, int[] prompt, Config c) throws java.io.IOException, InterruptedException {
         var os = (com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean();
-        try (PredictiveOffload po = PredictiveOffload.attach(st, p, lookahead, cache, jit)) {
-            if (p instanceof ShadowPredictor sp && !sp.awaitWarm(120)) throw new IllegalStateException("the shadow did not warm up within 120 s");
+        try (Session session = engine.newSession(SessionOptions.experts(config(c)))) {
+            if (!session.awaitPredictorWarm(120)) throw new IllegalStateException("the shadow did not warm up within 120 s");
+            InferenceState st = session.state();
             long t0 = System.nanoTime();
-            float[] logits = st.eval(prompt, 0, prompt.length, lm.batch);
+            float[] logits = st.eval(prompt, 0, prompt.length, engine.config().batchSize());
             long ttft = System.nanoTime() - t0;
-            ShadowPredictor sp = p instanceof ShadowPredictor x ? x : null;
-            long shadow0 = sp == null ? 0 : sp.stats().cpuNanos(), cpu0 = os.getProcessCpuTime();
+            ShadowPredictor.Stats before = shadowStats(session);
+            long shadow0 = before == null ? 0 : before.cpuNanos(), cpu0 = os.getProcessCpuTime();
             int[] tokens = new int[nPredict];
             long t1 = System.nanoTime();
             for (int i = 0; i < nPredict; i++) {
@@ -228,18 +228,23 @@ final class PredictBenchCommand implements Callable<Integer> {
             }
             long decode = System.nanoTime() - t1;
             long cpu = os.getProcessCpuTime() - cpu0;
-            ShadowPredictor.Stats shadowStats = sp == null ? null : sp.stats();
-            long shadowCpu = sp == null ? 0 : shadowStats.cpuNanos() - shadow0;
-            return new Result(tokens, ttft, decode, cpu, shadowCpu, po.stats, shadowStats);
+            ShadowPredictor.Stats shadowStats = shadowStats(session);
+            long shadowCpu = shadowStats == null ? 0 : shadowStats.cpuNanos() - shadow0;
+            return new Result(tokens, ttft, decode, cpu, shadowCpu, session.offloadStats(), shadowStats);
         }
     }
 
-    private int[] prompt(LoadedModel lm) throws java.io.IOException {
+    private static ShadowPredictor.Stats shadowStats(Session s) {
+        var r = s.predictorReport();
+        return r == null ? null : r.shadow();
+    }
+
+    private int[] prompt(Engine engine) throws java.io.IOException {
         Path p = textFile != null ? textFile : DefaultModel.home().resolve("models/test.txt");
         if (textFile != null && !Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
         String text = Files.isRegularFile(p) ? Files.readString(p, StandardCharsets.UTF_8)
                 : "The router scores every expert; the best ones are chosen, and their outputs are mixed with weights that sum to one. ".repeat(8);
-        int[] all = lm.tokenizer.encode(text.substring(0, Math.min(text.length(), promptTokens * 16)), true, false);
+        int[] all = engine.tokenizer().encode(text.substring(0, Math.min(text.length(), promptTokens * 16)), true, false);
         if (all.length < promptTokens) throw new IllegalArgumentException("the text has only " + all.length + " tokens, fewer than --prompt-tokens " + promptTokens);
         return Arrays.copyOf(all, promptTokens);
     }

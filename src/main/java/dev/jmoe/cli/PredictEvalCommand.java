@@ -1,5 +1,11 @@
 package dev.jmoe.cli;
 
+import dev.jmoe.engine.Engine;
+import dev.jmoe.experts.predict.Alignment;
+import dev.jmoe.experts.predict.PredictorSettings;
+import dev.jmoe.experts.predict.Predictors;
+import dev.jmoe.tensor.GgmlType;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jmoe.experts.predict.ExpertPredictor;
@@ -21,7 +27,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -33,8 +39,20 @@ import picocli.CommandLine.Spec;
 @Command(name = "predict-eval", description = "Measure expert predictors: recall, precision and exact set match per lookahead and layer.")
 final class PredictEvalCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
-    @Mixin ModelOptions modelOptions;
-    @Mixin PredictOptions predict;
+    @ArgGroup(validate = false, heading = "%nModel:%n") ModelOptions modelOptions = new ModelOptions();
+
+    @Option(names = "--predictor", split = ",", paramLabel = "NAME", description = "predictors to measure side by side, comma-separated"
+            + " (default: shadow,gate,history):%n${jmoe.predictors}")
+    List<String> predictors = List.of("shadow", "gate", "history");
+    @Option(names = "--lookahead", paramLabel = "LAYERS", description = "layers ahead to measure (default: 4, at most the layer count)") Integer lookahead;
+    @Option(names = "--shadow", split = ",", paramLabel = "TYPE", description = "shadow precisions, comma-separated (default: q8_0 unless --shadow-model)")
+    List<String> shadowTypes;
+    @Option(names = "--shadow-model", paramLabel = "FILE", description = "also measure another GGUF file of the same model as a shadow") Path shadowModel;
+    @Option(names = "--shadow-margin", split = ",", paramLabel = "MARGIN", description = "shadow adaptive widths, comma-separated: every shadow at each"
+            + " (default: 0," + PredictorSettings.DEFAULT_MARGIN + ")") List<Double> shadowMargins;
+    @Option(names = "--align-period", paramLabel = "TOKENS[,KV]", description = "shadow re-alignment (default: ${DEFAULT-VALUE})") String alignPeriod = "1,1";
+    @Option(names = "--history-decay", paramLabel = "DECAY", description = "history predictor's per-token decay (default: ${DEFAULT-VALUE})")
+    double historyDecay = 0.8;
 
     @Option(names = "--mode", defaultValue = "teacher", description = "teacher (score a text token by token) or greedy (generate) (default: ${DEFAULT-VALUE})")
     String mode;
@@ -71,28 +89,35 @@ final class PredictEvalCommand implements Callable<Integer> {
         if (maxTokens < 2) throw new IllegalArgumentException("--max-tokens must be at least 2, got " + maxTokens);
         if (nPredict < 1 || prompts < 1 || promptTokens < 1) throw new IllegalArgumentException("-n, --prompts and --prompt-tokens must be at least 1");
         String text = null;
-        if (textFile != null) {
-            if (!Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
-            text = Files.readString(textFile, StandardCharsets.UTF_8);
-        }
+        if (textFile != null) text = TextPrompts.readText(textFile, "-f");
         PrintWriter out = spec.commandLine().getOut();
-        try (LoadedModel lm = LoadedModel.open(modelOptions); PredictOptions.Shadows shadows = new PredictOptions.Shadows(lm.model, lm.pool)) {
-            if (!lm.model.hyperparams().hasExperts()) throw new IllegalArgumentException(lm.path + " has no routed experts to predict");
-            int nLayer = lm.model.hyperparams().nLayer();
-            int depth = predict.lookahead(Math.min(4, nLayer));
-            int w = width != null ? width : lm.model.hyperparams().nExpertUsed();
+        for (String p : predictors) Predictors.REGISTRY.require(p);
+        List<Double> margins = shadowMargins == null || shadowMargins.isEmpty() ? List.of(0.0, PredictorSettings.DEFAULT_MARGIN) : shadowMargins;
+        for (double mg : margins) ShadowPredictor.checkMargin(mg);
+        List<GgmlType> types = new ArrayList<>();
+        if (shadowTypes != null) for (String t : shadowTypes) types.add(PredictorSettings.parseShadowType(t));
+        else if (shadowModel == null) types.add(GgmlType.Q8_0);
+        Alignment alignment = Alignment.parse(alignPeriod);
+        PredictorSettings base = PredictorSettings.DEFAULTS.withAlignment(alignment).withHistoryDecay(historyDecay);
+        try (Engine engine = Runs.open(modelOptions, null, null, 0, spec.commandLine().getErr())) {
+            var lmModel = engine.model();
+            int ctxSize = engine.contextSize(), batch = engine.config().batchSize();
+            if (!lmModel.hyperparams().hasExperts()) throw new IllegalArgumentException(engine.info().path() + " has no routed experts to predict");
+            int nLayer = lmModel.hyperparams().nLayer();
+            int depth = lookahead != null ? Math.min(lookahead, nLayer) : Math.min(4, nLayer);
+            int w = width != null ? width : lmModel.hyperparams().nExpertUsed();
             // teacher forcing: the text, cut into context-sized chunks; greedy: the prompts
             List<int[]> sequences = new ArrayList<>();
             if (m.equals("teacher")) {
-                int[] all = lm.tokenizer.encode(text, true, false);
+                int[] all = engine.tokenizer().encode(text, true, false);
                 int[] toks = Arrays.copyOf(all, Math.min(all.length, maxTokens));
                 if (toks.length < 2) throw new IllegalArgumentException(textFile + " has fewer than 2 tokens");
-                for (int s = 0; s < toks.length; s += lm.ctxSize) sequences.add(Arrays.copyOfRange(toks, s, Math.min(toks.length, s + lm.ctxSize)));
+                for (int s = 0; s < toks.length; s += ctxSize) sequences.add(Arrays.copyOfRange(toks, s, Math.min(toks.length, s + ctxSize)));
             } else if (prompt != null) {
-                sequences.add(lm.tokenizer.encode(prompt, true, true));
+                sequences.add(engine.tokenizer().encode(prompt, true, true));
             } else {
-                int[] all = lm.tokenizer.encode(text, false, false);
-                int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;
+                int[] all = engine.tokenizer().encode(text, false, false);
+                int bos = engine.tokenizer().addBos() ? engine.tokenizer().bos() : -1;
                 for (int i = 0; i < prompts; i++) {
                     int at = (int) ((long) Math.max(0, all.length - promptTokens) * i / Math.max(1, prompts));
                     int[] p = Arrays.copyOfRange(all, at, Math.min(all.length, at + promptTokens));
@@ -105,14 +130,36 @@ final class PredictEvalCommand implements Callable<Integer> {
                     sequences.add(p);
                 }
                 for (int[] p : sequences) {
-                    if (p.length + nPredict > lm.ctxSize) throw new IllegalArgumentException("prompt + -n exceed --ctx-size " + lm.ctxSize);
+                    if (p.length + nPredict > ctxSize) throw new IllegalArgumentException("prompt + -n exceed --ctx-size " + ctxSize);
                 }
             }
-            InferenceState st = lm.newState();
+            InferenceState st = lmModel.newState(ctxSize, engine.pool());
             int[][] current = new int[1][];
             NextTokenRule rule = guess.equals("argmax") || m.equals("greedy") ? NextTokenRule.ARGMAX
                     : (pos, logits) -> pos < current[0].length ? current[0][pos] : NextTokenRule.ARGMAX.next(pos, logits);
-            List<ExpertPredictor> predictors = predict.forEvaluation(st, shadows, rule, shadowThread);
+            List<ExpertPredictor> predictors = new ArrayList<>();
+            Predictors.Mode pm = shadowThread ? Predictors.Mode.EVALUATE_THREADED : Predictors.Mode.EVALUATE_INLINE;
+            try {
+                for (String name : this.predictors) {
+                    if (Predictors.REGISTRY.require(name).name().equals("shadow")) {
+                        for (GgmlType t : types) {
+                            for (double mg : margins) {
+                                predictors.add(Predictors.create("shadow", new Predictors.Context(st, engine.shadows(), base.withShadowType(t).withMargin(mg), pm, rule)));
+                            }
+                        }
+                        if (shadowModel != null) {
+                            for (double mg : margins) {
+                                predictors.add(Predictors.create("shadow", new Predictors.Context(st, engine.shadows(), base.withShadowModel(shadowModel).withMargin(mg), pm, rule)));
+                            }
+                        }
+                    } else {
+                        predictors.add(Predictors.create(name, new Predictors.Context(st, engine.shadows(), base, pm, rule)));
+                    }
+                }
+            } catch (RuntimeException | java.io.IOException e) {
+                predictors.forEach(ExpertPredictor::close);
+                throw e;
+            }
             for (ExpertPredictor p : predictors) {
                 if (p instanceof ShadowPredictor sp && !sp.awaitWarm(120)) throw new IllegalStateException(p.name() + " did not warm up within 120 s");
             }
@@ -120,7 +167,7 @@ final class PredictEvalCommand implements Callable<Integer> {
             int run = 0;
             int[] widths = new int[predictors.size()];
             for (int i = 0; i < widths.length; i++) {
-                widths[i] = width != null ? w : PredictOptions.width(predictors.get(i), w, lm.model.hyperparams().nExpert());
+                widths[i] = width != null ? w : Predictors.width(predictors.get(i), w, lmModel.hyperparams().nExpert());
             }
             try (PredictionEvaluator ev = new PredictionEvaluator(st, predictors, depth, widths);
                  Status status = new Status("predict-eval", modelOptions.quiet)) {
@@ -135,15 +182,15 @@ final class PredictEvalCommand implements Callable<Integer> {
                             status.update(++run, total, "tokens");
                         }
                     } else {
-                        float[] logits = st.eval(s, 0, s.length, lm.batch);
-                        for (int i = 0; i < nPredict && st.position() < lm.ctxSize; i++) {
+                        float[] logits = st.eval(s, 0, s.length, batch);
+                        for (int i = 0; i < nPredict && st.position() < ctxSize; i++) {
                             logits = st.next(Sampler.argmax(logits));
                             status.update(++run, total, "tokens");
                         }
                     }
                 }
                 double seconds = (System.nanoTime() - t0) / 1e9;
-                report(out, lm, m, guess, depth, w, sequences, run, seconds, ev.metrics(), predictors);
+                report(out, engine, m, guess, depth, w, sequences, run, seconds, ev.metrics(), predictors, alignment, margins);
             } finally {
                 predictors.forEach(ExpertPredictor::close);
             }
@@ -151,13 +198,14 @@ final class PredictEvalCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void report(PrintWriter out, LoadedModel lm, String m, String guess, int depth, int w, List<int[]> sequences, int tokens, double seconds,
-                        List<PredictionMetrics> metrics, List<ExpertPredictor> predictors) throws java.io.IOException {
-        var hp = lm.model.hyperparams();
+    private void report(PrintWriter out, Engine engine, String m, String guess, int depth, int w, List<int[]> sequences, int tokens, double seconds,
+                        List<PredictionMetrics> metrics, List<ExpertPredictor> predictors, Alignment alignment, List<Double> margins)
+            throws java.io.IOException {
+        var hp = engine.model().hyperparams();
         out.printf(Locale.ROOT, "predict-eval: %s, %d layers, %d experts top-%d; mode %s over %d tokens (%d sequence%s); lookahead 1..%d, width %d; "
                         + "shadow alignment %s, shadow guess %s, shadow %s, shadow margin %s (shadows may add runners-up beyond the width); %.1f s%n",
-                lm.path.getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), m, tokens, sequences.size(), sequences.size() == 1 ? "" : "s",
-                depth, w, predict.alignment(), guess, shadowThread ? "threaded (falls back to gate)" : "inline", predict.evaluationMargins(), seconds);
+                engine.info().path().getFileName(), hp.nLayer(), hp.nExpert(), hp.nExpertUsed(), m, tokens, sequences.size(), sequences.size() == 1 ? "" : "s",
+                depth, w, alignment, guess, shadowThread ? "threaded (falls back to gate)" : "inline", margins, seconds);
         for (PredictionMetrics pm : metrics) out.print(pm.table());
         for (ExpertPredictor p : predictors) {
             if (p instanceof ShadowPredictor sp) {
@@ -170,7 +218,7 @@ final class PredictEvalCommand implements Callable<Integer> {
         }
         if (json == null) return;
         Map<String, Object> root = new LinkedHashMap<>();
-        root.put("model", lm.path.toString());
+        root.put("model", engine.info().path().toString());
         root.put("mode", m);
         root.put("text", textFile == null ? null : textFile.toString());
         root.put("tokens", tokens);
@@ -180,15 +228,15 @@ final class PredictEvalCommand implements Callable<Integer> {
         root.put("n_expert_used", hp.nExpertUsed());
         root.put("lookahead", depth);
         root.put("width", w);
-        root.put("align_period", predict.alignment().toString());
+        root.put("align_period", alignment.toString());
         root.put("shadow_guess", guess);
         root.put("shadow_mode", shadowThread ? "thread" : "inline");
-        root.put("shadow_margins", predict.evaluationMargins());
+        root.put("shadow_margins", margins);
         root.put("seconds", seconds);
         List<Object> ps = new ArrayList<>();
         for (int i = 0; i < metrics.size(); i++) {
             Map<String, Object> pm = metrics.get(i).toMap();
-            if (predictors.get(i) instanceof ShadowPredictor sp) pm.put("shadow", sp.stats().toMap());
+            if (predictors.get(i) instanceof ShadowPredictor sp) pm.put("shadow", sp.stats());
             ps.add(pm);
         }
         root.put("predictors", ps);

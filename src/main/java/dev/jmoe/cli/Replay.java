@@ -1,5 +1,6 @@
 package dev.jmoe.cli;
 
+import dev.jmoe.experts.cache.EvictionPolicies;
 import dev.jmoe.experts.cache.EvictionPolicy;
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.cache.OffloadConfig;
@@ -50,11 +51,9 @@ final class Replay {
             int slots = (int) (budget / ((layout.maxExpertBytes() + 63) / 64 * 64));
             if (slots < 1) throw new IllegalArgumentException("budget " + b + " holds no expert (one is " + Units.bytes(layout.maxExpertBytes()) + ")");
             for (String e : evictions) {
-                String name = e.trim().toLowerCase(Locale.ROOT);
-                if (!name.equals("belady") && !EvictionPolicy.NAMES.contains(name)) {
-                    throw new IllegalArgumentException("unknown --eviction '" + e + "'; choose from lru, lfu, score, belady");
-                }
-                EvictionPolicy pol = EvictionPolicy.create(name, trace.nLayer(), trace.nExpert(), scoreWindow, name.equals("belady") ? trace.keySteps() : null);
+                String name = EvictionPolicies.REGISTRY.require(e).name();
+                // every policy sees the recorded future; only offline bounds (belady) use it
+                EvictionPolicy pol = EvictionPolicies.create(name, new EvictionPolicy.Context(trace.nLayer(), trace.nExpert(), scoreWindow, trace.keySteps()));
                 OffloadStats st = PolicySimulator.simulate(trace, layout, slots, pol, alpha > 0 ? new Substitution(alpha, renormalize) : null, renormalize);
                 rows.add(new Row(b.trim(), slots, name, alpha, st));
             }

@@ -26,10 +26,10 @@ final class ReplayCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
     @Option(names = "--trace", required = true, paramLabel = "FILE", description = "trace written by --trace") Path traceFile;
     @Option(names = {"-m", "--model"}, paramLabel = "FILE", description = "the model the trace was recorded with, for expert sizes (default: the path in the trace)") Path model;
-    @Option(names = "--expert-memory", split = ",", defaultValue = "1/4,1/3,1/2", paramLabel = "BUDGETS", description = "budgets (default: ${DEFAULT-VALUE})") List<String> budgets;
-    @Option(names = "--eviction", split = ",", defaultValue = "lru,lfu,score,belady", paramLabel = "NAMES", description = "policies: lru, lfu, score, belady (default: ${DEFAULT-VALUE})") List<String> evictions;
-    @Option(names = "--alpha", defaultValue = "0", description = "SMoE substitution threshold applied during the replay, 0 = off (default: ${DEFAULT-VALUE})") double alpha;
-    @Option(names = "--score-window", defaultValue = "16", description = "decode steps the score eviction averages over (default: ${DEFAULT-VALUE})") int scoreWindow;
+    @Option(names = "--expert-memory", split = ",", paramLabel = "BYTES", description = "budgets, comma-separated (default: 1/4,1/3,1/2)") List<String> budgets = List.of("1/4", "1/3", "1/2");
+    @Option(names = "--eviction", split = ",", paramLabel = "NAME", description = "eviction policies to replay, comma-separated (default: all of them):%n${jmoe.evictions}") List<String> evictions;
+    @Option(names = "--alpha", paramLabel = "ALPHA", description = "SMoE substitution threshold applied during the replay, 0 = off (default: ${DEFAULT-VALUE})") double alpha = 0;
+    @Option(names = "--score-window", paramLabel = "STEPS", description = "decode steps the score eviction averages over (default: ${DEFAULT-VALUE})") int scoreWindow = 16;
     @Option(names = "--json", paramLabel = "FILE", description = "write every replay's counters as JSON") Path json;
 
     private static String percent(double rate, long uses) {
@@ -39,6 +39,8 @@ final class ReplayCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (alpha < 0 || alpha >= 1) throw new IllegalArgumentException("--alpha must be in [0, 1), got " + alpha);
+        List<String> policies = evictions != null ? evictions : dev.jmoe.experts.cache.EvictionPolicies.REGISTRY.names();
+        for (String e : policies) dev.jmoe.experts.cache.EvictionPolicies.REGISTRY.require(e); // named before the trace is read
         RoutingTraceFile.Loaded t = RoutingTraceFile.read(traceFile);
         Path mp = model != null ? model : t.model() == null ? null : Path.of(t.model());
         if (mp == null) throw new IllegalArgumentException("the trace names no model; give it with -m");
@@ -47,7 +49,7 @@ final class ReplayCommand implements Callable<Integer> {
         List<Replay.Row> rows;
         try (GgufFile f = GgufFile.open(mp)) {
             Model m = Model.load(f);
-            rows = Replay.run(t.trace(), ExpertLayout.of(m), t.renormalize(), budgets, evictions, alpha, scoreWindow);
+            rows = Replay.run(t.trace(), ExpertLayout.of(m), t.renormalize(), budgets, policies, alpha, scoreWindow);
         }
         out.printf(Locale.ROOT, "%s: %d steps, %d layers x %d experts, top-%d; alpha %.2f%n", traceFile, t.trace().steps().size(), t.trace().nLayer(),
                 t.trace().nExpert(), t.trace().k(), alpha);

@@ -1,11 +1,12 @@
 package dev.jmoe.cli;
 
+import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.EngineConfig;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.Model;
-import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Parallel;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -50,29 +51,26 @@ final class SpeedCommand implements Callable<Integer> {
         if (nPrompt < 1 || nGen < 1 || reps < 1 || warmup < 0) throw new IllegalArgumentException("-p, -n and -r must be at least 1, --warmup at least 0");
         int nThreads = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         PrintWriter out = spec.commandLine().getOut();
-        List<GgufFile> files = new ArrayList<>();
         if (noPack && bothLayouts) throw new IllegalArgumentException("--no-pack and --both-layouts exclude each other");
         LlamaBench llama = llamaBench != null ? new LlamaBench(llamaBench, nThreads, nPrompt, nGen) : null;
-        boolean roundingBefore = Kernels.activationQuantization();
-        if (int8Activations) Kernels.setActivationQuantization(true);
-        List<Model> loaded = new ArrayList<>();
+        List<Engine> loaded = new ArrayList<>();
         List<String> names = new ArrayList<>();
         List<Boolean> packed = new ArrayList<>();
         List<Path> sources = new ArrayList<>();
-        try (Parallel pool = new Parallel(nThreads)) {
+        try {
             for (Path p : models) {
                 if (!Files.isRegularFile(p)) throw new IllegalArgumentException("model file not found: " + p);
-                GgufFile f = GgufFile.open(p);
-                files.add(f);
-                Model m = Model.load(f);
+                // one engine per model and layout, each with its own activation rounding; the warm-up rounds below warm the kernels
+                EngineConfig.Builder cfg = EngineConfig.builder(p).threads(nThreads).contextSize(nPrompt + nGen + 1).batchSize(nPrompt)
+                        .int8Activations(int8Activations).warmup(false);
                 if (!noPack) {
-                    loaded.add(m.withPackedWeights());
+                    loaded.add(Engine.open(cfg.packWeights(true).build()));
                     names.add(p.getFileName().toString());
                     packed.add(true);
                     sources.add(p);
                 }
                 if (noPack || bothLayouts) {
-                    loaded.add(m);
+                    loaded.add(Engine.open(cfg.packWeights(false).build()));
                     names.add(p.getFileName() + (bothLayouts ? " --no-pack" : ""));
                     packed.add(false);
                     sources.add(p);
@@ -88,7 +86,7 @@ final class SpeedCommand implements Callable<Integer> {
                 for (int round = 0; round < rounds; round++) {
                     for (int i = 0; i < loaded.size(); i++) {
                         status.update((long) round * steps + i, (long) rounds * steps, names.get(i));
-                        double[] r = once(loaded.get(i), pool, round);
+                        double[] r = once(loaded.get(i), round);
                         if (round >= warmup) {
                             pp[i][round - warmup] = r[0];
                             tg[i][round - warmup] = r[1];
@@ -140,14 +138,15 @@ final class SpeedCommand implements Callable<Integer> {
             }
             if (json != null) new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), rows);
         } finally {
-            for (GgufFile f : files) f.close();
-            Kernels.setActivationQuantization(roundingBefore);
+            for (Engine e : loaded) e.close();
         }
         return 0;
     }
 
     /** One pp run and one tg run on fresh states; returns {pp tokens/s, tg tokens/s}. */
-    private double[] once(Model m, Parallel pool, int round) {
+    private double[] once(Engine engine, int round) {
+        Model m = engine.model();
+        Parallel pool = engine.pool();
         int vocab = m.hyperparams().nVocab();
         SplittableRandom rnd = new SplittableRandom(round);
         int[] prompt = new int[nPrompt];

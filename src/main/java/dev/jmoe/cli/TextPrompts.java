@@ -27,6 +27,36 @@ final class TextPrompts {
         return out;
     }
 
+    /** The prompt of -p or -f (not both; empty when neither), a file read as strict UTF-8 with its last newline dropped as llama.cpp does. */
+    static String promptText(String prompt, java.nio.file.Path file) throws java.io.IOException {
+        if (prompt != null && file != null) throw new IllegalArgumentException("give either -p or -f, not both");
+        if (file == null) return prompt != null ? prompt : "";
+        String t = readText(file, "-f");
+        return t.endsWith("\n") ? t.substring(0, t.length() - 1) : t;
+    }
+
+    /** A text file read as strict UTF-8: a missing file, a directory, a pipe or invalid bytes are named clearly. */
+    static String readText(java.nio.file.Path file, String flag) throws java.io.IOException {
+        if (java.nio.file.Files.isDirectory(file)) throw new IllegalArgumentException(flag + " " + file + " is a directory, not a text file");
+        if (!java.nio.file.Files.exists(file)) throw new IllegalArgumentException(flag + " " + file + ": file not found");
+        if (!java.nio.file.Files.isRegularFile(file)) throw new IllegalArgumentException(flag + " " + file + " is not a regular file (a pipe or a device?)");
+        byte[] bytes = java.nio.file.Files.readAllBytes(file);
+        var decoder = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT).onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
+        try {
+            return decoder.decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            int at = 0;
+            var probe = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT).onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
+            java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes);
+            java.nio.CharBuffer outBuf = java.nio.CharBuffer.allocate(bytes.length + 1);
+            var res = probe.decode(in, outBuf, true);
+            if (res.isError()) at = in.position();
+            throw new IllegalArgumentException(flag + " " + file + " is not UTF-8 text (invalid byte at offset " + at + ")");
+        }
+    }
+
     static String describe(int[][] prompts) {
         return prompts.length + " prompts of " + (prompts.length == 0 ? 0 : prompts[0].length) + " tokens";
     }

@@ -1,7 +1,6 @@
 package dev.jmoe.experts;
 
 import dev.jmoe.experts.trace.PolicySimulator;
-import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -33,7 +32,7 @@ public final class OffloadStats {
     private final AtomicLongArray counts = new AtomicLongArray(2 * N);
     private volatile long peakResidentBytes;
     private volatile long budgetBytes, slots, slotBytes;
-    private final Map<String, Object> config = new LinkedHashMap<>();
+    private OffloadReport.Settings settings = OffloadReport.Settings.NONE;
     private volatile long ttftNanos = -1, decodeNanos, decodeTokens, promptTokens;
 
     public void add(int phase, Counter c, long v) { counts.addAndGet(phase * N + c.ordinal(), v); }
@@ -51,8 +50,10 @@ public final class OffloadStats {
         this.slotBytes = slotBytes;
     }
 
-    /** A setting of the run to echo in reports (store, link, policy …). */
-    public synchronized void config(String key, Object value) { config.put(key, value); }
+    /** Records how the run is set up (echoed in reports): {@code settings.update(s -> s.withStore(…))}. */
+    public synchronized void settings(java.util.function.UnaryOperator<OffloadReport.Settings> update) { settings = update.apply(settings); }
+
+    public synchronized OffloadReport.Settings settings() { return settings; }
 
     /** Timing measured by the command that drives the model: time to first token and the decode loop. */
     public void timing(int promptTokens, long ttftNanos, int decodeTokens, long decodeNanos) {
@@ -74,29 +75,27 @@ public final class OffloadStats {
         return u == 0 ? 0 : (double) (get(phase, Counter.EXACT_HITS) + get(phase, Counter.PREFETCH_HITS)) / u;
     }
 
-    /** Everything as a JSON-ready map (nested maps, numbers and strings). */
-    public synchronized Map<String, Object> toMap() {
-        Map<String, Object> m = new LinkedHashMap<>(config);
-        m.put("budget_bytes", budgetBytes);
-        m.put("slots", slots);
-        m.put("slot_bytes", slotBytes);
-        m.put("peak_resident_expert_bytes", peakResidentBytes);
-        for (int phase = 0; phase < 2; phase++) {
-            Map<String, Object> p = new LinkedHashMap<>();
-            for (Counter c : Counter.values()) p.put(c.json, get(phase, c));
-            p.put("expert_uses", uses(phase));
-            p.put("hit_rate", round(hitRate(phase)));
-            long u = uses(phase);
-            p.put("substitution_rate", u == 0 ? 0.0 : round((double) get(phase, Counter.SUBSTITUTIONS) / u));
-            m.put(phase == PREFILL ? "prefill" : "decode", p);
-        }
-        if (ttftNanos >= 0) {
-            m.put("prompt_tokens", promptTokens);
-            m.put("ttft_ms", round(ttftNanos / 1e6));
-            m.put("decode_tokens", decodeTokens);
-            m.put("decode_ms_per_token", decodeTokens == 0 ? 0.0 : round(decodeNanos / 1e6 / decodeTokens));
-        }
-        return m;
+    /** Everything so far, as one typed value. */
+    public synchronized OffloadReport report() {
+        OffloadReport.Timing timing = ttftNanos < 0 ? OffloadReport.Timing.NONE : new OffloadReport.Timing((int) promptTokens, round(ttftNanos / 1e6),
+                (int) decodeTokens, decodeTokens == 0 ? 0.0 : round(decodeNanos / 1e6 / decodeTokens));
+        return new OffloadReport(settings, budgetBytes, slots, slotBytes, peakResidentBytes, phase(PREFILL), phase(DECODE), timing);
+    }
+
+    private OffloadReport.Phase phase(int p) {
+        long u = uses(p);
+        return new OffloadReport.Phase(get(p, Counter.EXACT_HITS), get(p, Counter.SUBSTITUTIONS), get(p, Counter.PREFETCH_HITS),
+                get(p, Counter.MISSES_LOADED), get(p, Counter.MISSES_COMPUTED), get(p, Counter.PREFETCHES_ISSUED), get(p, Counter.PREFETCHES_CANCELLED),
+                get(p, Counter.PREFETCHES_WASTED), get(p, Counter.EVICTIONS), get(p, Counter.LOADS), get(p, Counter.BYTES_MOVED),
+                get(p, Counter.STALL_NANOS), get(p, Counter.SLOW_COMPUTE_NANOS), get(p, Counter.LAYERS), u, round(hitRate(p)),
+                u == 0 ? 0.0 : round((double) get(p, Counter.SUBSTITUTIONS) / u));
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+    /** {@link #report()} as a JSON-ready map, for reports that nest it in larger maps of their own. */
+    public Map<String, Object> toMap() {
+        return JSON.convertValue(report(), new com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>>() {});
     }
 
     private static double round(double v) {
@@ -106,11 +105,12 @@ public final class OffloadStats {
     /** A readable table of the counters (both phases side by side). */
     public String table() {
         StringBuilder sb = new StringBuilder();
-        synchronized (this) {
-            sb.append("expert offloading:");
-            for (Map.Entry<String, Object> e : config.entrySet()) sb.append(' ').append(e.getKey()).append('=').append(e.getValue());
-            sb.append('\n');
+        sb.append("expert offloading:");
+        for (Map.Entry<String, Object> e : JSON.convertValue(settings(), new com.fasterxml.jackson.core.type.TypeReference<Map<String, Object>>() {})
+                .entrySet()) {
+            sb.append(' ').append(e.getKey()).append('=').append(e.getValue());
         }
+        sb.append('\n');
         sb.append(String.format(Locale.ROOT, "  fast memory: %d slots x %s = %s of %s budget, peak resident %s%n", slots, bytes(slotBytes),
                 bytes(slots * slotBytes), bytes(budgetBytes), bytes(peakResidentBytes)));
         sb.append(String.format(Locale.ROOT, "  %-22s %14s %14s%n", "", "prefill", "decode"));

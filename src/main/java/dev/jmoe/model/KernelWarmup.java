@@ -40,7 +40,12 @@ public final class KernelWarmup {
     private static final int STABLE_ROUNDS = 3;
 
     /** Types already warmed in this JVM (a second model of the same types needs nothing). */
-    private static final Set<GgmlType> WARM = ConcurrentHashMap.newKeySet();
+    private static final Set<String> WARM = ConcurrentHashMap.newKeySet();
+
+    /** Compiled code is the process's; which code a type runs depends on packing and activation rounding too. */
+    private static String warmKey(GgmlType type, Model model) {
+        return type + (model.packsWeights() ? "/packed" : "") + (model.activationQuantization() ? "/int8" : "");
+    }
 
     /** What a warm-up did: the types it ran, those that reached compiled speed, and how long it took. */
     public record Result(List<GgmlType> types, List<GgmlType> compiled, long nanos) {}
@@ -64,15 +69,17 @@ public final class KernelWarmup {
     public static Result run(Model model, Parallel pool, long budgetNanos, BiConsumer<Integer, Integer> progress) {
         long start = System.nanoTime();
         Map<GgmlType, Matrix> samples = samples(model);
-        samples.keySet().removeAll(WARM);
+        samples.keySet().removeIf(t -> WARM.contains(warmKey(t, model)));
         List<GgmlType> compiled = new ArrayList<>();
         int done = 0;
         for (Map.Entry<GgmlType, Matrix> e : samples.entrySet()) {
             long left = budgetNanos - (System.nanoTime() - start);
             if (left <= 0) break;
-            if (warm(e.getValue(), model.packsWeights(), pool, left)) {
+            // the model's own activation rounding: warm the kernels its forward passes will run
+            boolean ok = Kernels.withActivationQuantization(model.activationQuantization(), () -> warm(e.getValue(), model.packsWeights(), pool, left));
+            if (ok) {
                 compiled.add(e.getKey());
-                WARM.add(e.getKey());
+                WARM.add(warmKey(e.getKey(), model));
             }
             progress.accept(++done, samples.size());
         }

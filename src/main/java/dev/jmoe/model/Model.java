@@ -17,8 +17,8 @@ import java.util.List;
  * optional sigmoid-gated shared expert). Routed experts are only reached through an {@link ExpertSource}.
  */
 public final class Model {
-    /** Off only in tests, to compare the four-heads-at-a-time attention with the one-head path. */
-    static volatile boolean groupedAttention = true;
+    /** Bound to false only in tests, to compare the four-heads-at-a-time attention with the one-head path. */
+    static final ScopedValue<Boolean> GROUPED_ATTENTION = ScopedValue.newInstance();
 
     private final GgufFile file;
     private final ArchSpec spec;
@@ -30,14 +30,15 @@ public final class Model {
     private final LayerWeights[] layers;
     private final ExpertSource residentExperts;
     private final boolean packsWeights;
+    private final boolean int8Activations;
 
     Model(GgufFile file, ArchSpec spec, Hyperparams hp, Matrix tokenEmbd, float[] outputNorm, Matrix output,
           float[] ropeFreqs, LayerWeights[] layers) {
-        this(file, spec, hp, tokenEmbd, outputNorm, output, ropeFreqs, layers, false);
+        this(file, spec, hp, tokenEmbd, outputNorm, output, ropeFreqs, layers, false, false, null);
     }
 
     private Model(GgufFile file, ArchSpec spec, Hyperparams hp, Matrix tokenEmbd, float[] outputNorm, Matrix output,
-                  float[] ropeFreqs, LayerWeights[] layers, boolean packExperts) {
+                  float[] ropeFreqs, LayerWeights[] layers, boolean packExperts, boolean int8Activations, ExpertSource residentExperts) {
         this.file = file;
         this.spec = spec;
         this.hp = hp;
@@ -46,9 +47,24 @@ public final class Model {
         this.output = output;
         this.ropeFreqs = ropeFreqs;
         this.layers = layers;
-        this.residentExperts = new ResidentExpertSource(stackedExperts(), packExperts);
+        this.residentExperts = residentExperts != null ? residentExperts : new ResidentExpertSource(stackedExperts(), packExperts);
         this.packsWeights = packExperts;
+        this.int8Activations = int8Activations;
     }
+
+    /**
+     * This model computing with activations rounded to 8 bits inside its quantized products, as llama.cpp does
+     * ({@link Kernels#withActivationQuantization}), or with float activations (the default, exact against the float
+     * reference). The setting belongs to the model: each forward pass binds it for its own thread, so two models in
+     * one process (two engines, a main model and its shadow) never see each other's. Shares every weight.
+     */
+    public Model withActivationQuantization(boolean on) {
+        if (on == int8Activations) return this;
+        return new Model(file, spec, hp, tokenEmbd, outputNorm, output, ropeFreqs, layers, packsWeights, on, residentExperts);
+    }
+
+    /** Whether this model rounds activations to 8 bits in quantized products ({@link #withActivationQuantization}). */
+    public boolean activationQuantization() { return int8Activations; }
 
     /** Whether this model computes Q4_0, Q4_K and Q6_K products on packed copies ({@link #withPackedWeights}). */
     public boolean packsWeights() { return packsWeights; }
@@ -71,7 +87,7 @@ public final class Model {
                     pack(w.ffnGate()), pack(w.ffnUp()), pack(w.ffnDown()), w.router(), w.experts(),
                     w.sharedGateInp(), pack(w.sharedGate()), pack(w.sharedUp()), pack(w.sharedDown()));
         }
-        return new Model(file, spec, hp, tokenEmbd, outputNorm, pack(output), ropeFreqs, packed, true);
+        return new Model(file, spec, hp, tokenEmbd, outputNorm, pack(output), ropeFreqs, packed, true, int8Activations, null);
     }
 
     private static Matrix pack(Matrix m) {
@@ -126,6 +142,11 @@ public final class Model {
      * or, with {@code allLogits}, of every token ({@code n × nVocab}).
      */
     void forward(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
+        // The rounding of activations is this model's setting, bound for this pass's thread only.
+        Kernels.withActivationQuantization(int8Activations, () -> forwardPass(st, tokens, off, n, logits, allLogits));
+    }
+
+    private void forwardPass(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
         int pos = st.position();
         if (pos + n > st.kv().capacity()) {
             throw new IllegalStateException("context is full: " + pos + " + " + n + " tokens exceed --ctx-size " + st.kv().capacity());
@@ -240,7 +261,7 @@ public final class Model {
         float[] att = s.att; // every head's slice is written whole below
         // Heads that share a KV head go four at a time, so each key and value row is read once for the four
         // (attention over a long context is bound by reading the cache); other group sizes go one head at a time.
-        int quad = groupedAttention && group % 4 == 0 ? 4 : 1;
+        int quad = GROUPED_ATTENTION.orElse(true) && group % 4 == 0 ? 4 : 1;
         int units = n * nHead / quad;
         pool.forRange(units, 1, (start, end) -> {
             float[][] scores = new float[quad][pos + n];

@@ -60,44 +60,56 @@ public final class Kernels {
         return type != null && KERNELS.containsKey(type);
     }
 
-    private static volatile boolean scalarReference;
-
     /**
-     * Routes every product through the scalar reference ({@link TypeKernel#dotScalar}, row by row) instead
-     * of the Vector API paths — for checking the fast kernels end to end on whole models. Process-wide.
+     * Whether the products of the calling thread take the scalar reference ({@link TypeKernel#dotScalar}, row by row)
+     * instead of the Vector API paths — for checking the fast kernels end to end on whole models. Bound per call
+     * ({@link #withScalarReference}), never process-wide, so two models in one JVM do not see each other's setting.
      */
-    public static void setScalarReference(boolean on) {
-        scalarReference = on;
+    private static final ScopedValue<Boolean> SCALAR_REFERENCE = ScopedValue.newInstance();
+
+    /** Runs {@code body} with every product on this thread routed through the scalar reference (or not). */
+    public static <T> T withScalarReference(boolean on, java.util.function.Supplier<T> body) {
+        return ScopedValue.where(SCALAR_REFERENCE, on).call(body::get);
     }
 
     public static boolean scalarReference() {
-        return scalarReference;
+        return SCALAR_REFERENCE.orElse(false);
     }
 
-    private static volatile boolean activationQuantization = Boolean.getBoolean("jmoe.kernels.q8act");
+    /**
+     * Whether the products of the calling thread round activations to 8 bits (see {@link #withActivationQuantization}).
+     * Read only on the thread that starts a product (its workers compute from what that thread prepared).
+     */
+    private static final ScopedValue<Boolean> ACTIVATION_QUANTIZATION = ScopedValue.newInstance();
 
     /**
-     * Rounds the activation vector of every product with a quantized weight matrix to 8 bits before the
-     * product, as llama.cpp's CPU backend does (Q8_0 blocks of 32 with a half scale for Q4_0, Q4_1, Q5_0,
-     * Q5_1 and Q8_0 weights; Q8_K blocks of 256 with a float scale for Q4_K, Q5_K and Q6_K), so logits
-     * follow llama.cpp's quantized runs instead of the exact dequantized product. Q8_0, Q4_0, Q4_K, Q5_K
-     * and Q6_K then use integer dot products that repeat the arithmetic of ggml's AVX2 vec_dot kernels to
-     * the bit (lanes, integer sums, FMAs, final sum), at every batch size (llama.cpp's repacked Q4_0/Q4_K
-     * kernels add the same integers in another float order); Q4_1, Q5_0 and Q5_1 take their float paths
-     * with the rounded activations. F32, F16 and BF16 matrices are not affected. Process-wide; starts from
-     * the system property {@code jmoe.kernels.q8act} (default false: float activations).
+     * Runs {@code body} with the activation vector of every product with a quantized weight matrix rounded to 8 bits
+     * before the product (or not), as llama.cpp's CPU backend does (Q8_0 blocks of 32 with a half scale for Q4_0, Q4_1,
+     * Q5_0, Q5_1 and Q8_0 weights; Q8_K blocks of 256 with a float scale for Q4_K, Q5_K and Q6_K), so logits follow
+     * llama.cpp's quantized runs instead of the exact dequantized product. Q8_0, Q4_0, Q4_K, Q5_K and Q6_K then use
+     * integer dot products that repeat the arithmetic of ggml's AVX2 vec_dot kernels to the bit (lanes, integer sums,
+     * FMAs, final sum), at every batch size (llama.cpp's repacked Q4_0/Q4_K kernels add the same integers in another
+     * float order); Q4_1, Q5_0 and Q5_1 take their float paths with the rounded activations. F32, F16 and BF16
+     * matrices are not affected. The setting is bound to the calling thread for the extent of {@code body} (a model
+     * binds its own around each forward pass: see {@code Model#withActivationQuantization}); outside any binding
+     * activations stay float.
      */
-    public static void setActivationQuantization(boolean on) {
-        activationQuantization = on;
+    public static <T> T withActivationQuantization(boolean on, java.util.function.Supplier<T> body) {
+        return ScopedValue.where(ACTIVATION_QUANTIZATION, on).call(body::get);
+    }
+
+    /** {@link #withActivationQuantization(boolean, java.util.function.Supplier)} for a body without a result. */
+    public static void withActivationQuantization(boolean on, Runnable body) {
+        ScopedValue.where(ACTIVATION_QUANTIZATION, on).run(body);
     }
 
     public static boolean activationQuantization() {
-        return activationQuantization;
+        return ACTIVATION_QUANTIZATION.orElse(false);
     }
 
     /** The scheme activations of {@code k} are rounded with in this product, or null for float activations. */
     static QuantizedActivation.Scheme quantizing(RowKernel k) {
-        return activationQuantization ? k.activationScheme() : null;
+        return activationQuantization() ? k.activationScheme() : null;
     }
 
     private static void scalarProduct(Parallel pool, Matrix w, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
@@ -131,7 +143,7 @@ public final class Kernels {
 
     /** out[outOff + r] = Σ_c w[r][c]·x[xOff + c] for every row r (vector path). */
     public static void matVec(Parallel pool, Matrix w, float[] x, int xOff, float[] out, int outOff) {
-        if (scalarReference) {
+        if (scalarReference()) {
             checkRange("x", x, xOff, w.cols());
             checkRange("out", out, outOff, w.rows());
             scalarProduct(pool, w, x, xOff, 0, 1, out, outOff, 0);
@@ -161,7 +173,7 @@ public final class Kernels {
      * to two matVec calls followed by the combination.
      */
     public static void gatedMatVec(Parallel pool, Matrix g, Matrix u, Gate gate, float[] x, int xOff, float[] out, int outOff) {
-        if (scalarReference) {
+        if (scalarReference()) {
             checkGatedPair(g, u);
             // the scalar reference keeps its own path: two products, then the combination
             float[] up = scratch(u.rows()); // matVec itself never uses this thread's scratch
@@ -190,7 +202,7 @@ public final class Kernels {
             matVec(pool, w, x, 0, out, 0);
             return;
         }
-        if (scalarReference) {
+        if (scalarReference()) {
             scalarProduct(pool, w, x, 0, xStride, batch, out, 0, outStride);
             return;
         }

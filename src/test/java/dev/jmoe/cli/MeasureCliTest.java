@@ -156,7 +156,7 @@ class MeasureCliTest {
     void benchGridWritesJsonMarkdownAndPlots() throws Exception {
         Path outDir = dir.resolve("bench");
         CliTest.Run r = jmoe("bench", "-m", model.toString(), "-f", text.toString(), "--policy", "resident,lru-ondemand,smoe", "--expert-memory", "1/4,1/2",
-                "--link", "unlimited", "--prompts", "1", "--prompt-tokens", "8", "-n", "4", "--warmup", "0", "--repeat", "2", "-q", "-t", "1", "--out", outDir.toString());
+                "--link", "unlimited", "--prompts", "1", "--prompt-tokens", "8", "-n", "4", "--warmup", "0", "--repetitions", "2", "-q", "-t", "1", "--out", outDir.toString());
         assertEquals(0, r.code(), r.err());
         JsonNode cells = json(outDir.resolve("bench.json")).get("models").get(0).get("experiments").get(0).get("cells");
         assertEquals(1 + 2 * 2, cells.size()); // resident once, each policy at each budget

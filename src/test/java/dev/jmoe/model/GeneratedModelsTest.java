@@ -28,7 +28,7 @@ class GeneratedModelsTest {
     private static Parallel pool;
 
     @BeforeAll static void start() { pool = new Parallel(2); }
-    @AfterAll static void stop() { pool.close(); Kernels.setScalarReference(false); }
+    @AfterAll static void stop() { pool.close(); }
 
     static Stream<Arguments> cases() {
         List<Arguments> list = new ArrayList<>();
@@ -66,13 +66,7 @@ class GeneratedModelsTest {
             float[][] fast = run(m);
             // Q4_0 and Q4_K matrices regrouped for the integer kernels (16-bit activations), as generate runs them
             float[][] packed = run(m.withPackedWeights());
-            Kernels.setScalarReference(true);
-            float[][] reference;
-            try {
-                reference = run(m);
-            } finally {
-                Kernels.setScalarReference(false);
-            }
+            float[][] reference = Kernels.withScalarReference(true, () -> run(m));
             for (float[][] got : new float[][][]{fast, packed}) {
                 String layout = got == fast ? "" : " packed";
                 for (int i = 0; i < got.length; i++) {
@@ -101,9 +95,8 @@ class GeneratedModelsTest {
         Path file = dir.resolve("steps-" + arch + "-" + type + ".gguf");
         RandomModel.write(shape(arch), type, file);
         int[] prompt = {298, 5, 77, 190, 33, 250, 101, 64, 12};
-        Kernels.setActivationQuantization(int8);
         try (GgufFile f = GgufFile.open(file)) {
-            Model m = Model.load(f).withPackedWeights();
+            Model m = Model.load(f).withPackedWeights().withActivationQuantization(int8);
             float[] batched = m.newState(64, pool).evalAll(prompt, 0, prompt.length, prompt.length);
             float[] stepped = m.newState(64, pool).evalAll(prompt, 0, prompt.length, 1);
             int v = m.hyperparams().nVocab();
@@ -117,8 +110,6 @@ class GeneratedModelsTest {
                 // 8-bit rounding of activations computed in another float order can flip, hence the wider bound there
                 assertTrue(maxDiff < (int8 ? 0.05 : 2e-3), arch + " " + type + (int8 ? " int8" : "") + " position " + t + ": max |Δ| " + maxDiff);
             }
-        } finally {
-            Kernels.setActivationQuantization(false);
         }
     }
 
@@ -150,13 +141,7 @@ class GeneratedModelsTest {
         try (GgufFile f = GgufFile.open(file)) {
             Model m = Model.load(f);
             float[][] grouped = run(m);
-            Model.groupedAttention = false;
-            float[][] single;
-            try {
-                single = run(m);
-            } finally {
-                Model.groupedAttention = true;
-            }
+            float[][] single = ScopedValue.where(Model.GROUPED_ATTENTION, false).call(() -> run(m));
             for (int i = 0; i < grouped.length; i++) {
                 double maxDiff = 0;
                 for (int j = 0; j < grouped[i].length; j++) maxDiff = Math.max(maxDiff, Math.abs(grouped[i][j] - single[i][j]));

@@ -4,18 +4,16 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jmoe.gguf.GgufFile;
-import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Parallel;
 import dev.jmoe.testutil.Reference;
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * With Kernels.setActivationQuantization, jmoe rounds activations to 8 bits as llama.cpp does, so its
+ * With Model.withActivationQuantization, jmoe rounds activations to 8 bits as llama.cpp does, so its
  * logits follow llama.cpp's own quantized run (logits_all.txt of the quantized model) instead of differing
  * from it by the rounding of the activations, as the exact float path does.
  */
@@ -24,7 +22,6 @@ class QuantizedActivationConformanceTest {
 
     @BeforeAll static void start() { pool = new Parallel(2); }
     @AfterAll static void stop() { pool.close(); }
-    @AfterEach void off() { Kernels.setActivationQuantization(false); }
 
     /** max |Δlogit| per position against {@code expected}. */
     private static double[] diffs(Model m, int[] tokens, float[][] expected, int batch) {
@@ -57,9 +54,9 @@ class QuantizedActivationConformanceTest {
         try (GgufFile f = GgufFile.open(Reference.model(name))) {
             Model m = Model.load(f);
             double exact = max(diffs(m, tokens, expected, 64));
-            Kernels.setActivationQuantization(true);
+            Model rounded = m.withActivationQuantization(true);
             // The prompt in one batch (grouped experts) and token by token (the decode path).
-            double batched = max(diffs(m, tokens, expected, 64)), single = max(diffs(m, tokens, expected, 1));
+            double batched = max(diffs(rounded, tokens, expected, 64)), single = max(diffs(rounded, tokens, expected, 1));
             String report = name + ": max |Δlogit| vs llama.cpp's quantized run: float activations " + exact
                     + ", rounded activations batched " + batched + ", token by token " + single;
             System.out.println(report);
@@ -84,9 +81,9 @@ class QuantizedActivationConformanceTest {
         try (GgufFile f = GgufFile.open(Reference.model(name))) {
             Model m = Model.load(f);
             double exact = max(diffs(m, tokens, expected, 64));
-            Kernels.setActivationQuantization(true);
+            Model rounded = m.withActivationQuantization(true);
             for (int batch : new int[] {64, 1}) {
-                double[] d = diffs(m, tokens, expected, batch);
+                double[] d = diffs(rounded, tokens, expected, batch);
                 String report = name + " batch " + batch + ": max |Δlogit| at positions 0, 1: " + d[0] + ", " + d[1]
                         + "; overall " + max(d) + " (float activations " + exact + ")";
                 System.out.println(report);

@@ -1,7 +1,6 @@
 package dev.jmoe.tensor;
 
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -14,7 +13,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** Kernels.setActivationQuantization: llama.cpp's rounding of activations, and the integer paths against their scalar references. */
+/** Kernels.withActivationQuantization: llama.cpp's rounding of activations, and the integer paths against their scalar references. */
 class ActivationQuantizationTest {
     private static Parallel pool1, pool2;
 
@@ -28,12 +27,6 @@ class ActivationQuantizationTest {
     static void close() {
         pool1.close();
         pool2.close();
-    }
-
-    @AfterEach
-    void switchOff() {
-        Kernels.setActivationQuantization(false);
-        Kernels.setScalarReference(false);
     }
 
     private static float half(float v) {
@@ -106,8 +99,7 @@ class ActivationQuantizationTest {
         float[] x = TypeKernelTest.gaussian(rnd, 256, 1f);
         float[] plain = new float[40], rounded = new float[40];
         Kernels.matVec(pool2, w, x, 0, plain, 0);
-        Kernels.setActivationQuantization(true);
-        Kernels.matVec(pool2, w, x, 0, rounded, 0);
+        Kernels.withActivationQuantization(true, () -> Kernels.matVec(pool2, w, x, 0, rounded, 0));
         assertArrayEquals(plain, rounded);
     }
 
@@ -167,22 +159,23 @@ class ActivationQuantizationTest {
                 float[] x = TypeKernelTest.gaussian(rnd, shape[1] + 5, 1f);
                 float[] want = scalar(w, x, 5);
                 double[] mag = magnitude(w, dequantizedActivation(t, x, 5, shape[1]));
-                Kernels.setActivationQuantization(true);
-                for (Parallel pool : new Parallel[] {pool1, pool2}) {
-                    float[] out = new float[shape[0] + 2];
-                    out[0] = out[shape[0] + 1] = 42f;
-                    Kernels.matVec(pool, w, x, 5, out, 1);
-                    assertClose(want, mag, out, 1, t + (raw ? " raw" : "") + " matVec " + shape[0] + "x" + shape[1] + " threads=" + pool.threads());
-                    assertEquals(42f, out[0]);
-                    assertEquals(42f, out[shape[0] + 1]);
-                }
-                // The scalar-reference switch routes through the same scalar dot.
-                Kernels.setScalarReference(true);
-                float[] ref = new float[shape[0]];
-                Kernels.matVec(pool2, w, x, 5, ref, 0);
-                assertArrayEquals(want, ref);
-                Kernels.setScalarReference(false);
-                Kernels.setActivationQuantization(false);
+                Kernels.withActivationQuantization(true, () -> {
+                    for (Parallel pool : new Parallel[] {pool1, pool2}) {
+                        float[] out = new float[shape[0] + 2];
+                        out[0] = out[shape[0] + 1] = 42f;
+                        Kernels.matVec(pool, w, x, 5, out, 1);
+                        assertClose(want, mag, out, 1, t + (raw ? " raw" : "") + " matVec " + shape[0] + "x" + shape[1] + " threads=" + pool.threads());
+                        assertEquals(42f, out[0]);
+                        assertEquals(42f, out[shape[0] + 1]);
+                    }
+                    // The scalar-reference setting routes through the same scalar dot.
+                    float[] ref = new float[shape[0]];
+                    Kernels.withScalarReference(true, () -> {
+                        Kernels.matVec(pool2, w, x, 5, ref, 0);
+                        return null;
+                    });
+                    assertArrayEquals(want, ref);
+                });
             }
         }
     }
@@ -196,18 +189,18 @@ class ActivationQuantizationTest {
         // Batches on both sides of the float path's tile threshold: rounded activations take the same dots at all.
         for (int batch : new int[] {1, 2, 3, 5, 9}) {
             float[] x = TypeKernelTest.gaussian(rnd, xStride * batch, 1f);
-            Kernels.setActivationQuantization(true);
-            for (Parallel pool : new Parallel[] {pool1, pool2}) {
-                float[] out = new float[outStride * batch];
-                Arrays.fill(out, Float.NaN);
-                Kernels.matMul(pool, w, x, xStride, batch, out, outStride);
-                for (int b = 0; b < batch; b++) {
-                    double[] mag = magnitude(w, dequantizedActivation(t, x, b * xStride, cols));
-                    assertClose(scalar(w, x, b * xStride), mag, out, b * outStride, t + " matMul batch=" + batch + " b=" + b + " threads=" + pool.threads());
-                    for (int r = rows; r < outStride && b < batch - 1; r++) assertTrue(Float.isNaN(out[b * outStride + r]));
+            Kernels.withActivationQuantization(true, () -> {
+                for (Parallel pool : new Parallel[] {pool1, pool2}) {
+                    float[] out = new float[outStride * batch];
+                    Arrays.fill(out, Float.NaN);
+                    Kernels.matMul(pool, w, x, xStride, batch, out, outStride);
+                    for (int b = 0; b < batch; b++) {
+                        double[] mag = magnitude(w, dequantizedActivation(t, x, b * xStride, cols));
+                        assertClose(scalar(w, x, b * xStride), mag, out, b * outStride, t + " matMul batch=" + batch + " b=" + b + " threads=" + pool.threads());
+                        for (int r = rows; r < outStride && b < batch - 1; r++) assertTrue(Float.isNaN(out[b * outStride + r]));
+                    }
                 }
-            }
-            Kernels.setActivationQuantization(false);
+            });
         }
     }
 
@@ -260,10 +253,8 @@ class ActivationQuantizationTest {
         for (float[] x : xs) {
             float[] want = scalar(w, x, 0);
             double[] mag = magnitude(w, dequantizedActivation(t, x, 0, cols));
-            Kernels.setActivationQuantization(true);
             float[] out = new float[rows];
-            Kernels.matVec(pool1, w, x, 0, out, 0);
-            Kernels.setActivationQuantization(false);
+            Kernels.withActivationQuantization(true, () -> Kernels.matVec(pool1, w, x, 0, out, 0));
             assertClose(want, mag, out, 0, t + " extremes x[0]=" + x[0]);
         }
     }
@@ -277,9 +268,7 @@ class ActivationQuantizationTest {
         float[] x = TypeKernelTest.gaussian(rnd, 1024, 1f);
         float[] exact = new float[64], rounded = new float[64];
         Kernels.matVec(pool2, w, x, 0, exact, 0);
-        Kernels.setActivationQuantization(true);
-        Kernels.matVec(pool2, w, x, 0, rounded, 0);
-        Kernels.setActivationQuantization(false);
+        Kernels.withActivationQuantization(true, () -> Kernels.matVec(pool2, w, x, 0, rounded, 0));
         TypeKernel k = Kernels.forType(t);
         float[] row = new float[1024];
         boolean differs = false;

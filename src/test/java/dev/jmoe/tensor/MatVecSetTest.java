@@ -1,6 +1,5 @@
 package dev.jmoe.tensor;
 
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -19,16 +18,13 @@ class MatVecSetTest {
     enum Mode {
         EXACT, INT8, SCALAR;
 
-        void select() {
-            Kernels.setActivationQuantization(this == INT8);
-            Kernels.setScalarReference(this == SCALAR);
+        /** Runs {@code body} with this mode's settings bound on the calling thread (the one that starts the products). */
+        void run(Runnable body) {
+            Kernels.withActivationQuantization(this == INT8, () -> Kernels.withScalarReference(this == SCALAR, () -> {
+                body.run();
+                return null;
+            }));
         }
-    }
-
-    @AfterEach
-    void backToExactVectorProducts() {
-        Kernels.setActivationQuantization(false);
-        Kernels.setScalarReference(false);
     }
 
     private static Matrix random(GgmlType type, int rows, int cols, Random rnd, boolean pack) {
@@ -46,43 +42,44 @@ class MatVecSetTest {
     @ParameterizedTest
     @EnumSource(Mode.class)
     void everyProductEqualsItsSingleCall(Mode mode) {
-        mode.select();
-        Random rnd = new Random(11);
-        int cols = 1024, ff = 112;
-        Matrix q = random(GgmlType.Q4_0, 80, cols, rnd, true);
-        Matrix k = random(GgmlType.Q8_0, 48, cols, rnd, false);
-        Matrix v = random(GgmlType.Q8_0, 40, cols, rnd, false);
-        Matrix g1 = random(GgmlType.Q4_K, ff, cols, rnd, true), u1 = random(GgmlType.Q4_K, ff, cols, rnd, true);
-        Matrix g2 = random(GgmlType.Q4_0, ff, cols, rnd, false), u2 = random(GgmlType.Q4_0, ff, cols, rnd, false);
-        Matrix d1 = random(GgmlType.Q6_K, 72, 1024, rnd, false), d2 = random(GgmlType.Q4_0, 80, 1024, rnd, true);
-        Matrix d3 = random(GgmlType.Q6_K, 48, 1024, rnd, true);
-        assertNotNull(d3.packed());
-        float[] x = TypeKernelTest.gaussian(rnd, cols + 5, 1f), y = TypeKernelTest.gaussian(rnd, 2048, 1f);
-        for (Parallel pool : new Parallel[] {pool1, pool2, null}) {
-            String where = mode + " on " + (pool == null ? "no pool" : pool.threads() + " threads");
-            float[] qkv = new float[200], gated = new float[2 * ff], down = new float[200];
-            Arrays.fill(qkv, Float.NaN);
-            MatVecSet.begin().add(q, x, 5, qkv, 0).add(k, x, 5, qkv, 80).add(v, x, 5, qkv, 128).run(pool);
-            MatVecSet.begin().addGated(g1, u1, SILU, x, 3, gated, 0).addGated(g2, u2, SILU, x, 3, gated, ff).run(pool);
-            MatVecSet.begin().add(d1, y, 0, down, 0).add(d2, y, 1024, down, 72).add(d3, y, 1024, down, 152).run(pool);
+        mode.run(() -> {
+            Random rnd = new Random(11);
+            int cols = 1024, ff = 112;
+            Matrix q = random(GgmlType.Q4_0, 80, cols, rnd, true);
+            Matrix k = random(GgmlType.Q8_0, 48, cols, rnd, false);
+            Matrix v = random(GgmlType.Q8_0, 40, cols, rnd, false);
+            Matrix g1 = random(GgmlType.Q4_K, ff, cols, rnd, true), u1 = random(GgmlType.Q4_K, ff, cols, rnd, true);
+            Matrix g2 = random(GgmlType.Q4_0, ff, cols, rnd, false), u2 = random(GgmlType.Q4_0, ff, cols, rnd, false);
+            Matrix d1 = random(GgmlType.Q6_K, 72, 1024, rnd, false), d2 = random(GgmlType.Q4_0, 80, 1024, rnd, true);
+            Matrix d3 = random(GgmlType.Q6_K, 48, 1024, rnd, true);
+            assertNotNull(d3.packed());
+            float[] x = TypeKernelTest.gaussian(rnd, cols + 5, 1f), y = TypeKernelTest.gaussian(rnd, 2048, 1f);
+            for (Parallel pool : new Parallel[] {pool1, pool2, null}) {
+                String where = mode + " on " + (pool == null ? "no pool" : pool.threads() + " threads");
+                float[] qkv = new float[200], gated = new float[2 * ff], down = new float[200];
+                Arrays.fill(qkv, Float.NaN);
+                MatVecSet.begin().add(q, x, 5, qkv, 0).add(k, x, 5, qkv, 80).add(v, x, 5, qkv, 128).run(pool);
+                MatVecSet.begin().addGated(g1, u1, SILU, x, 3, gated, 0).addGated(g2, u2, SILU, x, 3, gated, ff).run(pool);
+                MatVecSet.begin().add(d1, y, 0, down, 0).add(d2, y, 1024, down, 72).add(d3, y, 1024, down, 152).run(pool);
 
-            float[] want = new float[200];
-            Arrays.fill(want, Float.NaN);
-            Kernels.matVec(pool, q, x, 5, want, 0);
-            Kernels.matVec(pool, k, x, 5, want, 80);
-            Kernels.matVec(pool, v, x, 5, want, 128);
-            assertArrayEquals(want, qkv, where + ": q, k and v bit for bit, nothing written past them");
-            float[] wantGated = new float[2 * ff];
-            Kernels.gatedMatVec(pool, g1, u1, SILU, x, 3, wantGated, 0);
-            Kernels.gatedMatVec(pool, g2, u2, SILU, x, 3, wantGated, ff);
-            assertArrayEquals(wantGated, gated, where + ": gated experts bit for bit");
-            float[] wantDown = new float[200];
-            Kernels.matVec(pool, d1, y, 0, wantDown, 0);
-            Kernels.matVec(pool, d2, y, 1024, wantDown, 72);
-            Kernels.matVec(pool, d3, y, 1024, wantDown, 152);
-            assertArrayEquals(wantDown, down, where + ": down products bit for bit");
-            assertTrue(Math.abs(down[0]) > 0 && Math.abs(gated[ff]) > 0, "the products are not trivially zero");
-        }
+                float[] want = new float[200];
+                Arrays.fill(want, Float.NaN);
+                Kernels.matVec(pool, q, x, 5, want, 0);
+                Kernels.matVec(pool, k, x, 5, want, 80);
+                Kernels.matVec(pool, v, x, 5, want, 128);
+                assertArrayEquals(want, qkv, where + ": q, k and v bit for bit, nothing written past them");
+                float[] wantGated = new float[2 * ff];
+                Kernels.gatedMatVec(pool, g1, u1, SILU, x, 3, wantGated, 0);
+                Kernels.gatedMatVec(pool, g2, u2, SILU, x, 3, wantGated, ff);
+                assertArrayEquals(wantGated, gated, where + ": gated experts bit for bit");
+                float[] wantDown = new float[200];
+                Kernels.matVec(pool, d1, y, 0, wantDown, 0);
+                Kernels.matVec(pool, d2, y, 1024, wantDown, 72);
+                Kernels.matVec(pool, d3, y, 1024, wantDown, 152);
+                assertArrayEquals(wantDown, down, where + ": down products bit for bit");
+                assertTrue(Math.abs(down[0]) > 0 && Math.abs(gated[ff]) > 0, "the products are not trivially zero");
+            }
+        });
     }
 
     /**
@@ -93,34 +90,35 @@ class MatVecSetTest {
     @ParameterizedTest
     @EnumSource(Mode.class)
     void outputsLaidOutForTheNextSetGiveTheSameProducts(Mode mode) {
-        mode.select();
-        Random rnd = new Random(17);
-        int cols = 1024, ff = 512;
-        Matrix[] gates = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false),
-                random(GgmlType.Q4_K, ff, cols, rnd, true)};
-        Matrix[] ups = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false),
-                random(GgmlType.Q4_K, ff, cols, rnd, true)};
-        Matrix[] downs = {random(GgmlType.Q4_K, 96, ff, rnd, true), random(GgmlType.Q4_0, 80, ff, rnd, true), random(GgmlType.Q6_K, 64, ff, rnd, false),
-                random(GgmlType.Q6_K, 48, ff, rnd, true)};
-        float[] x = TypeKernelTest.gaussian(rnd, cols, 1f);
-        for (Parallel pool : new Parallel[] {pool1, pool2, null}) {
-            String where = mode + " on " + (pool == null ? "no pool" : pool.threads() + " threads");
-            float[] g = new float[4 * ff], down = new float[288];
-            MatVecSet gated = MatVecSet.begin();
-            for (int i = 0; i < 4; i++) gated.addGated(gates[i], ups[i], SILU, x, 0, g, i * ff).thenInputOf(downs[i]);
-            gated.run(pool);
-            MatVecSet.begin().add(downs[0], g, 0, down, 0).add(downs[1], g, ff, down, 96).add(downs[2], g, 2 * ff, down, 176)
-                    .add(downs[3], g, 3 * ff, down, 240).run(pool);
+        mode.run(() -> {
+            Random rnd = new Random(17);
+            int cols = 1024, ff = 512;
+            Matrix[] gates = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false),
+                    random(GgmlType.Q4_K, ff, cols, rnd, true)};
+            Matrix[] ups = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false),
+                    random(GgmlType.Q4_K, ff, cols, rnd, true)};
+            Matrix[] downs = {random(GgmlType.Q4_K, 96, ff, rnd, true), random(GgmlType.Q4_0, 80, ff, rnd, true), random(GgmlType.Q6_K, 64, ff, rnd, false),
+                    random(GgmlType.Q6_K, 48, ff, rnd, true)};
+            float[] x = TypeKernelTest.gaussian(rnd, cols, 1f);
+            for (Parallel pool : new Parallel[] {pool1, pool2, null}) {
+                String where = mode + " on " + (pool == null ? "no pool" : pool.threads() + " threads");
+                float[] g = new float[4 * ff], down = new float[288];
+                MatVecSet gated = MatVecSet.begin();
+                for (int i = 0; i < 4; i++) gated.addGated(gates[i], ups[i], SILU, x, 0, g, i * ff).thenInputOf(downs[i]);
+                gated.run(pool);
+                MatVecSet.begin().add(downs[0], g, 0, down, 0).add(downs[1], g, ff, down, 96).add(downs[2], g, 2 * ff, down, 176)
+                        .add(downs[3], g, 3 * ff, down, 240).run(pool);
 
-            float[] wantG = new float[4 * ff], wantDown = new float[288];
-            for (int i = 0; i < 4; i++) Kernels.gatedMatVec(pool, gates[i], ups[i], SILU, x, 0, wantG, i * ff);
-            assertArrayEquals(wantG, g, where + ": gated outputs");
-            Kernels.matVec(pool, downs[0], wantG, 0, wantDown, 0);
-            Kernels.matVec(pool, downs[1], wantG, ff, wantDown, 96);
-            Kernels.matVec(pool, downs[2], wantG, 2 * ff, wantDown, 176);
-            Kernels.matVec(pool, downs[3], wantG, 3 * ff, wantDown, 240);
-            assertArrayEquals(wantDown, down, where + ": down products bit for bit");
-        }
+                float[] wantG = new float[4 * ff], wantDown = new float[288];
+                for (int i = 0; i < 4; i++) Kernels.gatedMatVec(pool, gates[i], ups[i], SILU, x, 0, wantG, i * ff);
+                assertArrayEquals(wantG, g, where + ": gated outputs");
+                Kernels.matVec(pool, downs[0], wantG, 0, wantDown, 0);
+                Kernels.matVec(pool, downs[1], wantG, ff, wantDown, 96);
+                Kernels.matVec(pool, downs[2], wantG, 2 * ff, wantDown, 176);
+                Kernels.matVec(pool, downs[3], wantG, 3 * ff, wantDown, 240);
+                assertArrayEquals(wantDown, down, where + ": down products bit for bit");
+            }
+        });
     }
 
     @Test

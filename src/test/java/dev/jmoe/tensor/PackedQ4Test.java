@@ -1,7 +1,6 @@
 package dev.jmoe.tensor;
 
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -17,7 +16,6 @@ class PackedQ4Test {
 
     @BeforeAll static void start() { pool2 = new Parallel(2); }
     @AfterAll static void stop() { pool2.close(); }
-    @AfterEach void exact() { Kernels.setActivationQuantization(false); }
 
     private static Matrix randomQ4_0(int rows, int cols, Random rnd) {
         return random(GgmlType.Q4_0, rows, cols, rnd);
@@ -60,12 +58,13 @@ class PackedQ4Test {
         Matrix m = random(type, 32, cols, rnd);
         Matrix p = packed(m);
         float[] x = PackedProducts.activation(rnd, cols);
-        Kernels.setActivationQuantization(true);
-        float[] got = new float[32];
-        Kernels.matVec(pool2, p, x, 0, got, 0);
-        QuantizedActivation a = new QuantizedActivation();
-        a.quantize(rounding, x, 0, cols);
-        PackedProducts.checkIntegerDots(m, got, a, type.toString());
+        Kernels.withActivationQuantization(true, () -> {
+            float[] got = new float[32];
+            Kernels.matVec(pool2, p, x, 0, got, 0);
+            QuantizedActivation a = new QuantizedActivation();
+            a.quantize(rounding, x, 0, cols);
+            PackedProducts.checkIntegerDots(m, got, a, type.toString());
+        });
     }
 
     @ParameterizedTest
@@ -77,20 +76,21 @@ class PackedQ4Test {
         float[] x = new float[3 * cols];
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         for (boolean rounded : new boolean[] {false, true}) {
-            Kernels.setActivationQuantization(rounded);
-            // batch of 3: below the tile threshold, so packed vector by vector (rounded: at any batch size)
-            float[] batched = new float[3 * rows];
-            Kernels.matMul(pool2, g, x, cols, 3, batched, rows);
-            float[] one = new float[rows];
-            for (int b = 0; b < 3; b++) {
-                Kernels.matVec(pool2, g, x, b * cols, one, 0);
-                for (int r = 0; r < rows; r++) assertEquals(one[r], batched[b * rows + r], "rounded " + rounded + " vector " + b + " row " + r);
-            }
-            float[] gated = new float[rows], gu = new float[rows], uu = new float[rows];
-            Kernels.gatedMatVec(pool2, g, u, (a, b) -> a * 2 + b, x, cols, gated, 0);
-            Kernels.matVec(pool2, g, x, cols, gu, 0);
-            Kernels.matVec(pool2, u, x, cols, uu, 0);
-            for (int r = 0; r < rows; r++) assertEquals(gu[r] * 2 + uu[r], gated[r], "rounded " + rounded + " gated row " + r);
+            Kernels.withActivationQuantization(rounded, () -> {
+                // batch of 3: below the tile threshold, so packed vector by vector (rounded: at any batch size)
+                float[] batched = new float[3 * rows];
+                Kernels.matMul(pool2, g, x, cols, 3, batched, rows);
+                float[] one = new float[rows];
+                for (int b = 0; b < 3; b++) {
+                    Kernels.matVec(pool2, g, x, b * cols, one, 0);
+                    for (int r = 0; r < rows; r++) assertEquals(one[r], batched[b * rows + r], "rounded " + rounded + " vector " + b + " row " + r);
+                }
+                float[] gated = new float[rows], gu = new float[rows], uu = new float[rows];
+                Kernels.gatedMatVec(pool2, g, u, (a, b) -> a * 2 + b, x, cols, gated, 0);
+                Kernels.matVec(pool2, g, x, cols, gu, 0);
+                Kernels.matVec(pool2, u, x, cols, uu, 0);
+                for (int r = 0; r < rows; r++) assertEquals(gu[r] * 2 + uu[r], gated[r], "rounded " + rounded + " gated row " + r);
+            });
         }
     }
 
@@ -235,13 +235,11 @@ class PackedQ4Test {
         Matrix m = randomQ4_0(16, 128, rnd);
         float[] x = PackedProducts.activation(rnd, 128);
         float[] plain = new float[16], fromPacked = new float[16];
-        Kernels.setScalarReference(true);
-        try {
+        Kernels.withScalarReference(true, () -> {
             Kernels.matVec(null, m, x, 0, plain, 0);
             Kernels.matVec(null, packed(m), x, 0, fromPacked, 0);
-        } finally {
-            Kernels.setScalarReference(false);
-        }
+            return null;
+        });
         assertArrayEquals(plain, fromPacked);
     }
 }

@@ -1,7 +1,6 @@
 package dev.jmoe.tensor;
 
 import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -17,7 +16,6 @@ class PackedQ6Test {
 
     @BeforeAll static void start() { pool2 = new Parallel(2); }
     @AfterAll static void stop() { pool2.close(); }
-    @AfterEach void exact() { Kernels.setActivationQuantization(false); }
 
     private static Matrix q6(float[] src, int rows, int cols) {
         return new Matrix(GgmlType.Q6_K, TypeKernelTest.quantize(GgmlType.Q6_K, src, rows, cols), rows, cols);
@@ -87,22 +85,23 @@ class PackedQ6Test {
         Matrix m = q6(src, 48, cols), p = packed(m);
         float[] x = PackedProducts.activation(rnd, cols);
         java.util.Arrays.fill(x, 0, 256, 3f); // the first super-block rounds to −127 everywhere
-        Kernels.setActivationQuantization(true);
-        float[] got = new float[48];
-        Kernels.matVec(pool2, p, x, 0, got, 0);
-        QuantizedActivation a = new QuantizedActivation();
-        a.quantize(QuantizedActivation.Scheme.Q8_K, x, 0, cols);
-        assertEquals(-127, a.q[0], "the extreme activation");
-        PackedProducts.checkIntegerDots(m, got, a, "Q6_K");
-        // batches of rounded vectors take the packed path too, vector by vector
-        float[] two = new float[2 * cols], batched = new float[96];
-        System.arraycopy(x, 0, two, 0, cols);
-        System.arraycopy(x, 0, two, cols, cols);
-        Kernels.matMul(pool2, p, two, cols, 2, batched, 48);
-        for (int r = 0; r < 48; r++) {
-            assertEquals(got[r], batched[r], "batched row " + r);
-            assertEquals(got[r], batched[48 + r], "batched row " + r);
-        }
+        Kernels.withActivationQuantization(true, () -> {
+            float[] got = new float[48];
+            Kernels.matVec(pool2, p, x, 0, got, 0);
+            QuantizedActivation a = new QuantizedActivation();
+            a.quantize(QuantizedActivation.Scheme.Q8_K, x, 0, cols);
+            assertEquals(-127, a.q[0], "the extreme activation");
+            PackedProducts.checkIntegerDots(m, got, a, "Q6_K");
+            // batches of rounded vectors take the packed path too, vector by vector
+            float[] two = new float[2 * cols], batched = new float[96];
+            System.arraycopy(x, 0, two, 0, cols);
+            System.arraycopy(x, 0, two, cols, cols);
+            Kernels.matMul(pool2, p, two, cols, 2, batched, 48);
+            for (int r = 0; r < 48; r++) {
+                assertEquals(got[r], batched[r], "batched row " + r);
+                assertEquals(got[r], batched[48 + r], "batched row " + r);
+            }
+        });
     }
 
     /** Groups run in pairs; a group run alone (a row slice, or the last of an odd count) gives the same bits. */

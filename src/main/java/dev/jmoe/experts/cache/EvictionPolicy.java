@@ -11,9 +11,6 @@ import java.util.Locale;
  * {@code layer · nExpert + expert}. Calls are serialised by the caller (policies need no locking).
  */
 public interface EvictionPolicy {
-    /** Names accepted by {@link #create}. */
-    List<String> NAMES = List.of("lru", "lfu", "score", "belady");
-
     String name();
 
     /** Router probabilities of one layer in one decode step (all nExpert of them, active or not), before substitution. */
@@ -31,25 +28,30 @@ public interface EvictionPolicy {
     /** Picks the expert to evict among {@code candidates[0..count)} (count ≥ 1); returns the key. */
     int victim(int[] candidates, int count);
 
+    /** What a policy is made from: the model's shape, the score window, and for offline bounds the run's future. */
+    record Context(int nLayer, int nExpert, int scoreWindow, int[][] future) {
+        public Context {
+            if (nLayer < 1 || nExpert < 1) throw new IllegalArgumentException("a policy needs at least one layer and one expert");
+            if (scoreWindow < 1) throw new IllegalArgumentException("--score-window must be at least 1, got " + scoreWindow);
+        }
+
+        /** Keys are layer · nExpert + expert. */
+        public int keys() { return nLayer * nExpert; }
+    }
+
+    /** Makes a policy for one cache (or one replay). */
+    @FunctionalInterface
+    interface Factory {
+        EvictionPolicy create(Context context);
+    }
+
     /**
-     * A policy by name: lru, lfu, score (SMoE's score window over the last {@code scoreWindow} decode steps)
-     * or belady (needs {@code future}: the keys each MoE layer step of the run uses, in order).
+     * A policy by its registered name ({@link EvictionPolicies}): lru, lfu, score (SMoE's score window over the last
+     * {@code scoreWindow} decode steps), belady (needs {@code future}: the keys each MoE layer step of the run uses, in
+     * order), or any policy registered since.
      */
     static EvictionPolicy create(String name, int nLayer, int nExpert, int scoreWindow, int[][] future) {
-        int keys = nLayer * nExpert;
-        return switch (name == null ? "" : name.toLowerCase(Locale.ROOT)) {
-            case "lru" -> new Lru(keys);
-            case "lfu" -> new Lfu(keys);
-            case "score", "score-window", "smoe" -> new ScoreWindow(nLayer, nExpert, scoreWindow);
-            case "belady", "oracle" -> {
-                if (future == null) {
-                    throw new IllegalArgumentException("the belady (oracle) policy needs the run's future accesses: it is replayed from a"
-                            + " recorded routing trace (jmoe offload-bench reports it), not usable live");
-                }
-                yield new Belady(keys, future);
-            }
-            default -> throw new IllegalArgumentException("unknown eviction policy '" + name + "'; choose one of " + NAMES);
-        };
+        return EvictionPolicies.create(name, new Context(nLayer, nExpert, scoreWindow, future));
     }
 
     /** Least recently used: evict the expert whose last use is oldest. */

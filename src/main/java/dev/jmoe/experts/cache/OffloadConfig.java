@@ -2,7 +2,9 @@ package dev.jmoe.experts.cache;
 
 import dev.jmoe.experts.store.ExpertStore;
 import dev.jmoe.experts.store.Link;
-import java.util.List;
+import dev.jmoe.experts.PolicyPresets;
+import dev.jmoe.experts.Registry;
+import dev.jmoe.experts.store.ExpertStores;
 import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -23,34 +25,25 @@ import java.util.regex.Pattern;
  */
 public record OffloadConfig(String budget, String store, Link link, String policy, String eviction, double alpha, int scoreWindow,
                             boolean prefetch, boolean balance, int loaderThreads) {
-    /** Presets, one per paper or peer system. */
-    public static final List<String> POLICIES = List.of("smoe", "exact-smoe", "lru-ondemand", "fiddler", "lfu-ondemand");
-
     public OffloadConfig {
         if (budget == null || budget.isBlank()) throw new IllegalArgumentException("--expert-memory is required to offload experts");
-        if (store == null || !ExpertStore.KINDS.contains(store)) throw new IllegalArgumentException("unknown --store '" + store + "'; choose one of " + ExpertStore.KINDS);
+        if (store == null) throw new IllegalArgumentException("--store is required");
+        store = ExpertStores.REGISTRY.require(store).name();
         if (link == null) throw new IllegalArgumentException("link is required");
-        if (!EvictionPolicy.NAMES.contains(eviction)) throw new IllegalArgumentException("unknown --eviction '" + eviction + "'; choose one of " + EvictionPolicy.NAMES);
+        eviction = EvictionPolicies.requireOnline(eviction);
         if (!(alpha >= 0 && alpha < 1)) throw new IllegalArgumentException("--alpha must be in [0, 1), got " + alpha);
         if (scoreWindow < 1) throw new IllegalArgumentException("--score-window must be at least 1, got " + scoreWindow);
         if (loaderThreads < 1) throw new IllegalArgumentException("loader threads must be at least 1, got " + loaderThreads);
     }
 
-    /** The preset's settings with the given budget, store and link. */
+    /** The preset's settings ({@link PolicyPresets}) with the given budget, store and link. */
     public static OffloadConfig preset(String policy, String budget, String store, Link link) {
-        String p = policy == null ? "smoe" : policy.toLowerCase(Locale.ROOT);
-        return switch (p) {
-            // SMoE: score-window eviction, substitution at α = 0.25, top-score prefetch, load/compute balancing.
-            case "smoe" -> new OffloadConfig(budget, store, link, p, "score", 0.25, 16, true, true, 1);
-            // The same machinery with substitution off: exact outputs, SMoE's caching and scheduling.
-            case "exact-smoe" -> new OffloadConfig(budget, store, link, p, "score", 0, 16, true, true, 1);
-            // mixtral-offloading-like baseline: LRU cache, every miss loaded on demand, no speculation.
-            case "lru-ondemand" -> new OffloadConfig(budget, store, link, p, "lru", 0, 16, false, false, 1);
-            // Fiddler: LRU cache, misses computed on the slow side when that finishes sooner than loading them.
-            case "fiddler" -> new OffloadConfig(budget, store, link, p, "lru", 0, 16, false, true, 1);
-            case "lfu-ondemand" -> new OffloadConfig(budget, store, link, p, "lfu", 0, 16, false, false, 1);
-            default -> throw new IllegalArgumentException("unknown --policy '" + policy + "'; choose one of " + POLICIES);
-        };
+        Registry.Entry<PolicyPresets.Preset> e = PolicyPresets.REGISTRY.require(policy == null ? "exact-smoe" : policy);
+        PolicyPresets.Preset p = e.value();
+        if (p.justInTime()) {
+            throw new IllegalArgumentException("--policy " + e.name() + " loads experts just in time from a predictor; it has no cache configuration");
+        }
+        return new OffloadConfig(budget, store, link, e.name(), p.eviction(), p.alpha(), 16, p.prefetch(), p.balance(), 1);
     }
 
     public OffloadConfig withEviction(String e) {

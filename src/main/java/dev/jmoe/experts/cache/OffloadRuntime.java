@@ -1,5 +1,8 @@
 package dev.jmoe.experts.cache;
 
+import dev.jmoe.experts.predict.GateLookaheadPredictor;
+import dev.jmoe.experts.predict.PredictorHooks;
+
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.store.ExpertStore;
@@ -25,9 +28,11 @@ public final class OffloadRuntime implements AutoCloseable {
     private final RoutingTrace trace;
     private final RoutingHook previousRouting;
     private final LayerHook previousLayer;
+    private final PredictorHooks prefetcher;
 
     private OffloadRuntime(InferenceState state, ExpertStore store, OffloadedExpertSource source, OffloadStats stats, OffloadConfig config,
-                           RoutingTrace trace, RoutingHook previousRouting, LayerHook previousLayer) {
+                           RoutingTrace trace, RoutingHook previousRouting, LayerHook previousLayer, PredictorHooks prefetcher) {
+        this.prefetcher = prefetcher;
         this.state = state;
         this.store = store;
         this.source = source;
@@ -50,21 +55,13 @@ public final class OffloadRuntime implements AutoCloseable {
             ExpertLayout layout = store.layout();
             long budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
             OffloadStats stats = new OffloadStats();
-            stats.config("policy", cfg.policy());
-            stats.config("eviction", cfg.eviction());
-            stats.config("alpha", cfg.alpha());
-            stats.config("prefetch", cfg.prefetch());
-            stats.config("balance", cfg.balance());
-            stats.config("store", store.name());
-            stats.config("link", cfg.link().name());
-            stats.config("slow_compute", cfg.link().slowCompute());
-            stats.config("expert_bytes_total", layout.totalBytes());
-            if (store.note() != null) stats.config("store_note", store.note());
+            stats.settings(s -> s.withPolicy(cfg.policy(), cfg.eviction(), cfg.alpha(), cfg.prefetch(), cfg.balance())
+                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), layout.totalBytes(), store.note()));
             // Slow-side compute from a store that must be read (direct) needs one transient expert buffer, taken from
             // the budget; with room for fewer than two experts there is no slow side.
             boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
                     && budget / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
-            if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) stats.config("balance", "off (budget below two experts)");
+            if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) stats.settings(s -> s.withBalanceNote("off: the budget holds fewer than two experts"));
             ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0);
             EvictionPolicy policy;
             try {
@@ -79,15 +76,13 @@ public final class OffloadRuntime implements AutoCloseable {
             LayerHook previousLayer = st.layerHook();
             Substitution substitution = cfg.alpha() > 0 ? new Substitution(cfg.alpha(), model.spec().renormTopK()) : null;
             st.setRoutingHook(new Hook(previousRouting, source, substitution, trace, model.hyperparams().nExpert()));
-            if (cfg.prefetch()) {
-                NextLayerPrefetcher prefetcher = new NextLayerPrefetcher(model, source, null, model.hyperparams().nExpertUsed());
-                st.setLayerHook(previousLayer == null ? prefetcher : (l, pos, n, r, x) -> {
-                    previousLayer.beforeFfn(l, pos, n, r, x);
-                    prefetcher.beforeFfn(l, pos, n, r, x);
-                });
-            }
+            // SMoE's top-score prefetch: while layer l runs, the next layer's router on layer l's residual (gate lookahead, one
+            // layer ahead) names its likely experts, and they start loading; decode steps only (a prompt batch uses most experts)
+            PredictorHooks prefetcher = cfg.prefetch()
+                    ? new PredictorHooks(st, new GateLookaheadPredictor(model), 1, model.hyperparams().nExpertUsed(), new OffloadedSourceSink(source))
+                    : null;
             st.setExperts(source);
-            return new OffloadRuntime(st, store, source, stats, cfg, trace, previousRouting, previousLayer);
+            return new OffloadRuntime(st, store, source, stats, cfg, trace, previousRouting, previousLayer, prefetcher);
         } catch (RuntimeException | Error e) {
             if (source != null) source.close();
             store.close();
@@ -109,6 +104,7 @@ public final class OffloadRuntime implements AutoCloseable {
 
     @Override
     public void close() {
+        if (prefetcher != null) prefetcher.close();
         state.setExperts(state.model().residentExperts());
         state.setRoutingHook(previousRouting);
         state.setLayerHook(previousLayer);

@@ -34,8 +34,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>One compute thread calls willUse/acquire/release (the forward pass); loader threads and prefetchers may
  * call in concurrently. All cache state is guarded by one lock.
  */
-public final class OffloadedExpertSource implements ExpertSource, Residency {
-    private static final byte FREE = 0, LOADING = 1, RESIDENT = 2;
+public final class OffloadedExpertSource extends ExpertSlots implements Residency {
     private static final byte NONE = 0, HIT = 1, INFLIGHT = 2, LOAD = 3, SLOW = 4;
 
     /** Runtime switches. {@code balance}: decide load vs slow-side compute per decode miss from measured costs. */
@@ -45,32 +44,14 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         }
     }
 
-    private final ExpertStore store;
-    private final ExpertLayout layout;
-    private final ExpertMemory mem;
-    private final Link.Channel link;
     private final EvictionPolicy policy;
-    private final OffloadStats stats;
     private final Options options;
-    private final int nExpert;
 
-    private final ReentrantLock lock = new ReentrantLock();
-    private final Condition changed = lock.newCondition();
-
-    // slot state (guarded by lock)
-    private final int[] slotKey;
-    private final byte[] slotState;
-    private final int[] pins;
-    private final boolean[] prefetchedUnused;
-    private final int[] slotPhase; // phase (prefill/decode) of the request that started the load, for accounting
     // key state (guarded by lock)
-    private final int[] slotOf;
-    private final RuntimeException[] failure;
     private final boolean[] substituted;
-    private long residentBytes;
 
     // queues (guarded by lock)
-    private record Task(int key, int layer, int slot, boolean prefetch) {}
+    private record Task(int key, int layer, int slot, boolean prefetch, int phase) {}
     private final ArrayDeque<Task> demands = new ArrayDeque<>();
     private final ArrayDeque<Task> prefetches = new ArrayDeque<>();
     private final ArrayDeque<Integer> waitingForSlot = new ArrayDeque<>();
@@ -90,37 +71,15 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
     // measured costs (compute thread writes compute costs; loaders write load costs), in nanoseconds
     private volatile double loadNanos, fastComputeNanos, readNanos;
 
-    private final Thread[] loaders;
-    private volatile boolean closed;
-
     public OffloadedExpertSource(ExpertStore store, ExpertMemory mem, Link link, EvictionPolicy policy, OffloadStats stats, Options options) {
-        if (store == null || mem == null || link == null || policy == null || stats == null || options == null) {
-            throw new IllegalArgumentException("store, memory, link, policy, stats and options are required");
-        }
-        this.store = store;
-        this.layout = store.layout();
-        this.mem = mem;
-        this.link = new Link.Channel(link);
+        super(store, mem, link, stats, options == null ? 1 : options.loaderThreads());
+        if (policy == null || options == null) throw new IllegalArgumentException("policy and options are required");
         this.policy = policy;
-        this.stats = stats;
         this.options = options;
-        this.nExpert = layout.nExpert();
-        if (mem.slotBytes() < layout.maxExpertBytes()) {
-            throw new IllegalArgumentException("slots of " + mem.slotBytes() + " bytes cannot hold experts of " + layout.maxExpertBytes());
-        }
         int n = mem.slots();
-        slotKey = new int[n];
-        Arrays.fill(slotKey, -1);
-        slotState = new byte[n];
-        pins = new int[n];
-        prefetchedUnused = new boolean[n];
-        slotPhase = new int[n];
         candidates = new int[n];
         deferred = new int[layout.layerCount()][];
         int keys = layout.layerCount() * nExpert;
-        slotOf = new int[keys];
-        Arrays.fill(slotOf, -1);
-        failure = new RuntimeException[keys];
         substituted = new boolean[keys];
         mode = new byte[keys];
         acquiredAt = new long[keys];
@@ -133,21 +92,12 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         loadNanos = link.throttled() ? link.nanosFor(bytes) : bytes / 4.0; // until measured: ~4 GB/s
         readNanos = bytes / 4.0;
         fastComputeNanos = bytes / 8.0;  // until measured: ~8 GB/s of weights per second of compute
-        stats.memory(mem.budgetBytes(), mem.slots(), mem.slotBytes());
-        stats.config("transient_slots", mem.scratchSlots());
-        loaders = new Thread[options.loaderThreads()];
-        for (int i = 0; i < loaders.length; i++) {
-            loaders[i] = Thread.ofPlatform().daemon().name("jmoe-expert-loader-" + i).start(this::loaderLoop);
-        }
+        stats.settings(s -> s.withTransientSlots(mem.scratchSlots()));
+        startLoaders("jmoe-expert-loader");
     }
 
-    public OffloadStats stats() { return stats; }
-    public Link.Channel link() { return link; }
-    public ExpertMemory memory() { return mem; }
     public EvictionPolicy policy() { return policy; }
-    public int nExpert() { return nExpert; }
 
-    private int key(int layer, int expert) { return layer * nExpert + expert; }
 
     // ------------------------------------------------------------------ hooks from the runtime
 
@@ -173,8 +123,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
     public boolean isResident(int layer, int expert) {
         lock.lock();
         try {
-            int s = slotOf[key(layer, expert)];
-            return s >= 0 && slotState[s] == RESIDENT;
+            return ready(key(layer, expert));
         } finally {
             lock.unlock();
         }
@@ -221,7 +170,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
             for (int i = 0; i < count; i++) {
                 int k = key(layer, experts[i]);
                 if (slotOf[k] >= 0 || queued(k)) continue;
-                prefetches.addLast(new Task(k, layer, -1, true));
+                prefetches.addLast(new Task(k, layer, -1, true, phase));
                 stats.inc(phase, Counter.PREFETCHES_ISSUED);
             }
             slotsChanged();
@@ -257,7 +206,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
                     pins[slot]++;
                     boolean wasPrefetched = prefetchedUnused[slot];
                     prefetchedUnused[slot] = false;
-                    if (slotState[slot] == RESIDENT) {
+                    if (slotState[slot] == READY) {
                         mode[k] = HIT;
                         hitList[hits++] = e;
                         policy.onAccess(k);
@@ -267,7 +216,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
                     }
                     if (substituted[k]) stats.inc(ph, Counter.SUBSTITUTIONS);
                     else if (wasPrefetched) stats.inc(ph, Counter.PREFETCH_HITS);
-                    else if (slotState[slot] == RESIDENT) stats.inc(ph, Counter.EXACT_HITS);
+                    else if (slotState[slot] == READY) stats.inc(ph, Counter.EXACT_HITS);
                     else stats.inc(ph, Counter.PREFETCH_HITS); // a load in flight for this layer is a prefetch's
                     substituted[k] = false;
                     continue;
@@ -348,9 +297,9 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
             int slot = findSlot(false);
             if (slot < 0) return;
             int k = waitingForSlot.pollFirst();
-            occupy(slot, k, ph, false);
+            occupy(slot, k, false);
             pins[slot] = 1;
-            demands.addLast(new Task(k, k / nExpert, slot, false));
+            demands.addLast(new Task(k, k / nExpert, slot, false, ph));
         }
     }
 
@@ -359,38 +308,27 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         int n = 0;
         for (int s = 0; s < slotKey.length; s++) {
             if (slotState[s] == FREE) return s;
-            if (slotState[s] == RESIDENT && pins[s] == 0 && !(forPrefetch && prefetchedUnused[s])) candidates[n++] = slotKey[s];
+            if (slotState[s] == READY && pins[s] == 0 && !(forPrefetch && prefetchedUnused[s])) candidates[n++] = slotKey[s];
         }
         if (n == 0) return -1;
         int victim = policy.victim(candidates, n);
         int s = slotOf[victim];
-        if (s < 0 || slotState[s] != RESIDENT || pins[s] != 0) throw new IllegalStateException("eviction policy " + policy.name() + " chose " + victim + ", not a candidate");
+        if (s < 0 || slotState[s] != READY || pins[s] != 0) throw new IllegalStateException("eviction policy " + policy.name() + " chose " + victim + ", not a candidate");
         if (prefetchedUnused[s]) stats.inc(phase, Counter.PREFETCHES_WASTED);
-        evict(s);
+        free(s);
         stats.inc(phase, Counter.EVICTIONS);
         return s;
     }
 
-    private void evict(int s) {
-        int k = slotKey[s];
-        slotOf[k] = -1;
-        slotKey[s] = -1;
-        slotState[s] = FREE;
-        prefetchedUnused[s] = false;
-        residentBytes -= layout.expertBytes(k / nExpert);
-        policy.onRemove(k);
+    @Override
+    protected void occupied(int slot, int key, boolean prefetch) {
+        policy.onInsert(key);
     }
 
-    private void occupy(int s, int k, int ph, boolean prefetch) {
-        slotKey[s] = k;
-        slotOf[k] = s;
-        slotState[s] = LOADING;
-        prefetchedUnused[s] = prefetch;
-        slotPhase[s] = ph;
-        failure[k] = null;
-        residentBytes += layout.expertBytes(k / nExpert);
-        stats.residentBytes(residentBytes);
-        policy.onInsert(k);
+    @Override
+    protected void freed(int slot, int key) {
+        policy.onRemove(key);
+        prefetchStalled = false;
     }
 
     @Override
@@ -406,7 +344,7 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
                 MemorySegment buf = transientBuffer();
                 lock.lock();
                 try {
-                    stats.residentBytes(residentBytes + layout.expertBytes(layer)); // the transient copy is expert memory too
+                    stats.residentBytes(occupiedBytes() + layout.expertBytes(layer)); // the transient copy is expert memory too
                 } finally {
                     lock.unlock();
                 }
@@ -422,33 +360,13 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         int slot;
         lock.lock();
         try {
-            slot = slotOf[k];
-            if (slot < 0 || slotState[slot] != RESIDENT) {
-                long t0 = System.nanoTime();
-                while ((slot = slotOf[k]) < 0 || slotState[slot] != RESIDENT) {
-                    if (failure[k] != null) {
-                        RuntimeException f = failure[k];
-                        failure[k] = null;
-                        mode[k] = NONE;
-                        throw new IllegalStateException("loading expert " + layer + "/" + expert + " from the " + store.name() + " store failed: "
-                                + f.getMessage(), f);
-                    }
-                    checkOpen();
-                    if (!changed.await(1, TimeUnit.SECONDS) && !loadersAlive()) {
-                        throw new IllegalStateException("expert loader threads died while expert " + layer + "/" + expert + " was awaited");
-                    }
-                }
-                stats.add(phase, Counter.STALL_NANOS, System.nanoTime() - t0);
-            }
+            slot = awaitReady(layer, expert, phase);
             if (m != HIT) policy.onAccess(k);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for expert " + layer + "/" + expert);
         } finally {
             lock.unlock();
         }
         acquiredAt[k] = System.nanoTime();
-        return layout.view(layer, expert, mem.slot(slot));
+        return view(layer, expert, slot);
     }
 
     @Override
@@ -489,22 +407,9 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
 
     // ------------------------------------------------------------------ loaders
 
-    private void loaderLoop() {
-        while (true) {
-            Task t;
-            lock.lock();
-            try {
-                while (true) {
-                    if (closed) return;
-                    t = nextTask();
-                    if (t != null) break;
-                    changed.awaitUninterruptibly();
-                }
-            } finally {
-                lock.unlock();
-            }
-            load(t);
-        }
+    @Override
+    protected void loadFailed(int key) {
+        mode[key] = NONE;
     }
 
     /**
@@ -512,9 +417,10 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
      * A prefetch that finds every slot pinned (or holding another unused prefetch) stays queued until a slot
      * comes free or its layer arrives and cancels it.
      */
-    private Task nextTask() {
+    @Override
+    protected Load nextLoad() {
         Task d = demands.pollFirst();
-        if (d != null) return d;
+        if (d != null) return new Load(d.key(), d.slot(), false, d.phase());
         while (!prefetches.isEmpty() && waitingForSlot.isEmpty()) {
             Task p = prefetches.peekFirst();
             if (slotOf[p.key()] >= 0) {
@@ -528,8 +434,8 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
                 return null;
             }
             prefetches.pollFirst();
-            occupy(s, p.key(), phase, true);
-            return new Task(p.key(), p.layer(), s, true);
+            occupy(s, p.key(), true);
+            return new Load(p.key(), s, true, phase);
         }
         return null;
     }
@@ -540,55 +446,11 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         changed.signalAll();
     }
 
-    private void load(Task t) {
-        int layer = t.key() / nExpert, expert = t.key() % nExpert;
-        long bytes = layout.expertBytes(layer);
-        MemorySegment dst = mem.slot(t.slot());
-        long t0 = System.nanoTime();
-        RuntimeException error = null;
-        try {
-            link.transfer(bytes, () -> store.read(layer, expert, dst));
-        } catch (RuntimeException e) {
-            error = e;
-        }
-        long took = System.nanoTime() - t0;
-        lock.lock();
-        try {
-            int ph = slotPhase[t.slot()];
-            if (error != null) {
-                failure[t.key()] = error;
-                pins[t.slot()] = 0;
-                evict(t.slot());
-            } else {
-                slotState[t.slot()] = RESIDENT;
-                stats.inc(ph, Counter.LOADS);
-                stats.add(ph, Counter.BYTES_MOVED, bytes);
-                loadNanos = ema(loadNanos, took);
-                if (pins[t.slot()] == 0) grantWaiting(ph);
-            }
-            slotsChanged();
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    private boolean loadersAlive() {
-        for (Thread t : loaders) if (t.isAlive()) return true;
-        return false;
-    }
-
-    private void checkOpen() {
-        if (closed) throw new IllegalStateException("the offloaded expert source is closed");
-    }
-
-    /** Experts resident now (for tests and reports): keys layer·nExpert + expert. */
-    public int[] residentKeys() {
-        lock.lock();
-        try {
-            return Arrays.stream(slotKey).filter(k -> k >= 0).filter(k -> slotState[slotOf[k]] == RESIDENT).sorted().toArray();
-        } finally {
-            lock.unlock();
-        }
+    @Override
+    protected void loaded(Load l, long nanos) {
+        loadNanos = ema(loadNanos, nanos);
+        if (pins[l.slot()] == 0) grantWaiting(l.phase());
+        prefetchStalled = false;
     }
 
     /** Whether queued prefetches are waiting because every slot they could take is pinned (tests). */
@@ -601,52 +463,8 @@ public final class OffloadedExpertSource implements ExpertSource, Residency {
         }
     }
 
-    /** Bytes of experts resident or loading now. */
-    public long residentBytes() {
-        lock.lock();
-        try {
-            return residentBytes;
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Waits until no load is queued or running, except prefetches that wait for a pinned slot (tests, measuring commands). */
-    public void awaitIdle() {
-        lock.lock();
-        try {
-            while (!closed && (!demands.isEmpty() || (!prefetches.isEmpty() && !prefetchStalled) || anyLoading())) {
-                if (!changed.await(1, TimeUnit.SECONDS) && !loadersAlive()) throw new IllegalStateException("expert loader threads died");
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    private boolean anyLoading() {
-        for (byte b : slotState) if (b == LOADING) return true;
-        return false;
-    }
-
     @Override
-    public void close() {
-        lock.lock();
-        try {
-            if (closed) return;
-            closed = true;
-            changed.signalAll();
-        } finally {
-            lock.unlock();
-        }
-        for (Thread t : loaders) {
-            try {
-                t.join(10_000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-        mem.close();
+    protected boolean idle() {
+        return demands.isEmpty() && (prefetches.isEmpty() || prefetchStalled) && !anyLoading();
     }
 }

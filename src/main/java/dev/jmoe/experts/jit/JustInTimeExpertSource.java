@@ -2,6 +2,7 @@ package dev.jmoe.experts.jit;
 
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.cache.ExpertMemory;
+import dev.jmoe.experts.cache.ExpertSlots;
 import dev.jmoe.model.ExpertSource;
 import dev.jmoe.experts.store.ExpertStore;
 import dev.jmoe.model.ExpertWeights;
@@ -31,74 +32,25 @@ import java.util.concurrent.locks.ReentrantLock;
  * slot or the one wanted furthest in the future (never one wanted sooner than itself); none starts while a demand
  * waits for a slot. Prefetches for steps the pass has reached are dropped.
  */
-public final class JustInTimeExpertSource implements ExpertSource, PrefetchSink {
-    private static final byte FREE = 0, LOADING = 1, READY = 2;
-
-    private final ExpertStore store;
-    private final ExpertLayout layout;
-    private final ExpertMemory mem;
-    private final Link.Channel link;
-    private final OffloadStats stats;
-    private final int nExpert, nLayer;
-
-    private final ReentrantLock lock = new ReentrantLock();
-    private final Condition changed = lock.newCondition();
-
+public final class JustInTimeExpertSource extends ExpertSlots implements PrefetchSink {
     // slots (guarded by lock)
-    private final int[] slotKey, pins;
-    private final byte[] slotState;
     private final long[] slotWanted;        // latest step a prediction or use wants the slot's expert at
-    private final boolean[] prefetchedUnused;
-    private final int[] slotOf;             // key -> slot or -1
-    private final RuntimeException[] failure;
 
     // requests (guarded by lock)
     private record Prefetch(int key, long step) {}
     private final ArrayDeque<Integer> demands = new ArrayDeque<>();           // keys waiting for a slot, compute order
     private final ArrayDeque<Prefetch> prefetches = new ArrayDeque<>();
-    private int loadsRunning;
 
     // pass position (written by the compute thread under lock, read by loaders under lock)
     private long now = -1;
     private int phase = OffloadStats.PREFILL;
     private int[] order = new int[0];
 
-    private final Thread[] loaders;
-    private volatile boolean closed;
-
     public JustInTimeExpertSource(ExpertStore store, ExpertMemory mem, Link link, OffloadStats stats, int loaderThreads) {
-        if (store == null || mem == null || link == null || stats == null) throw new IllegalArgumentException("store, memory, link and stats are required");
-        if (loaderThreads < 1) throw new IllegalArgumentException("loader threads must be at least 1, got " + loaderThreads);
-        this.store = store;
-        this.layout = store.layout();
-        this.mem = mem;
-        this.link = new Link.Channel(link);
-        this.stats = stats;
-        this.nExpert = layout.nExpert();
-        this.nLayer = layout.layerCount();
-        if (mem.slotBytes() < layout.maxExpertBytes()) {
-            throw new IllegalArgumentException("slots of " + mem.slotBytes() + " bytes cannot hold experts of " + layout.maxExpertBytes());
-        }
-        int n = mem.slots();
-        slotKey = new int[n];
-        Arrays.fill(slotKey, -1);
-        pins = new int[n];
-        slotState = new byte[n];
-        slotWanted = new long[n];
-        prefetchedUnused = new boolean[n];
-        slotOf = new int[nLayer * nExpert];
-        Arrays.fill(slotOf, -1);
-        failure = new RuntimeException[nLayer * nExpert];
-        stats.memory(mem.budgetBytes(), n, mem.slotBytes());
-        loaders = new Thread[loaderThreads];
-        for (int i = 0; i < loaderThreads; i++) loaders[i] = Thread.ofPlatform().daemon().name("jmoe-jit-loader-" + i).start(this::loaderLoop);
+        super(store, mem, link, stats, loaderThreads);
+        slotWanted = new long[mem.slots()];
+        startLoaders("jmoe-jit-loader");
     }
-
-    public OffloadStats stats() { return stats; }
-    public ExpertMemory memory() { return mem; }
-    public Link.Channel link() { return link; }
-
-    private int key(int layer, int expert) { return layer * nExpert + expert; }
 
     // ------------------------------------------------------------------ PrefetchSink (compute thread)
 
@@ -216,34 +168,15 @@ public final class JustInTimeExpertSource implements ExpertSource, PrefetchSink 
     @Override
     public ExpertWeights acquire(int layer, int expert) {
         checkOpen();
-        int k = key(layer, expert);
         int s;
         lock.lock();
         try {
-            long t0 = System.nanoTime();
-            boolean waited = false;
-            while ((s = slotOf[k]) < 0 || slotState[s] != READY) {
-                if (failure[k] != null) {
-                    RuntimeException f = failure[k];
-                    failure[k] = null;
-                    throw new IllegalStateException("loading expert " + layer + "/" + expert + " from the " + store.name() + " store failed: "
-                            + f.getMessage(), f);
-                }
-                checkOpen();
-                waited = true;
-                if (!changed.await(1, TimeUnit.SECONDS) && !loadersAlive()) {
-                    throw new IllegalStateException("expert loader threads died while expert " + layer + "/" + expert + " was awaited");
-                }
-            }
-            if (waited) stats.add(phase, Counter.STALL_NANOS, System.nanoTime() - t0);
+            s = awaitReady(layer, expert, phase);
             slotWanted[s] = Math.max(slotWanted[s], now);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for expert " + layer + "/" + expert);
         } finally {
             lock.unlock();
         }
-        return layout.view(layer, expert, mem.slot(s));
+        return view(layer, expert, s);
     }
 
     @Override
@@ -261,45 +194,29 @@ public final class JustInTimeExpertSource implements ExpertSource, PrefetchSink 
         }
     }
 
-    private void free(int s) {
-        slotOf[slotKey[s]] = -1;
-        slotKey[s] = -1;
-        slotState[s] = FREE;
-        slotWanted[s] = -1;
-        prefetchedUnused[s] = false;
+    @Override
+    protected void occupied(int slot, int key, boolean prefetch) {
+        slotWanted[slot] = prefetch ? slotWanted[slot] : now;
+    }
+
+    @Override
+    protected void freed(int slot, int key) {
+        slotWanted[slot] = -1;
         stats.inc(phase, Counter.EVICTIONS);
     }
 
     // ------------------------------------------------------------------ loaders
 
-    private record Task(int key, int slot, boolean prefetch) {}
-
-    private void loaderLoop() {
-        while (true) {
-            Task t;
-            lock.lock();
-            try {
-                while ((t = nextTask()) == null) {
-                    if (closed) return;
-                    changed.awaitUninterruptibly();
-                }
-            } finally {
-                lock.unlock();
-            }
-            load(t);
-        }
-    }
-
     /** The next load (guarded by lock): the oldest demand if a slot can be had; else the nearest useful prefetch. */
-    private Task nextTask() {
-        if (closed) return null;
+    @Override
+    protected Load nextLoad() {
         if (!demands.isEmpty()) {
             int s = slotFor(Long.MAX_VALUE);
             if (s < 0) return null; // wait for the pass to release a slot; no prefetch may take it meanwhile
             int k = demands.pollFirst();
-            occupy(s, k, false, now);
+            occupy(s, k, false);
             pins[s]++; // the pass pinned it in willUse (it had no slot then)
-            return new Task(k, s, false);
+            return new Load(k, s, false, phase);
         }
         prefetches.removeIf(p -> slotOf[p.key()] >= 0);
         Prefetch best = null;
@@ -308,8 +225,9 @@ public final class JustInTimeExpertSource implements ExpertSource, PrefetchSink 
         int s = slotFor(best.step());
         if (s < 0) return null;
         prefetches.remove(best);
-        occupy(s, best.key(), true, best.step());
-        return new Task(best.key(), s, true);
+        occupy(s, best.key(), true);
+        slotWanted[s] = best.step();
+        return new Load(best.key(), s, true, phase);
     }
 
     /**
@@ -336,73 +254,9 @@ public final class JustInTimeExpertSource implements ExpertSource, PrefetchSink 
         return victim;
     }
 
-    private void occupy(int s, int k, boolean prefetch, long wanted) {
-        slotKey[s] = k;
-        slotOf[k] = s;
-        slotState[s] = LOADING;
-        slotWanted[s] = wanted;
-        prefetchedUnused[s] = prefetch;
-        failure[k] = null;
-        loadsRunning++;
-        long resident = 0;
-        for (int x = 0; x < slotKey.length; x++) if (slotKey[x] >= 0) resident += layout.expertBytes(slotKey[x] / nExpert);
-        stats.residentBytes(resident);
-    }
-
-    private void load(Task t) {
-        int layer = t.key() / nExpert, expert = t.key() % nExpert;
-        long bytes = layout.expertBytes(layer);
-        RuntimeException error = null;
-        try {
-            link.transfer(bytes, () -> store.read(layer, expert, mem.slot(t.slot())));
-        } catch (RuntimeException e) {
-            error = e;
-        }
-        lock.lock();
-        try {
-            loadsRunning--;
-            if (error != null) {
-                failure[t.key()] = error;
-                pins[t.slot()] = 0;
-                free(t.slot());
-            } else {
-                slotState[t.slot()] = READY;
-                stats.inc(phase, Counter.LOADS);
-                stats.add(phase, Counter.BYTES_MOVED, bytes);
-            }
-            changed.signalAll();
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    private boolean loadersAlive() {
-        for (Thread t : loaders) if (t.isAlive()) return true;
-        return false;
-    }
-
-    private void checkOpen() {
-        if (closed) throw new IllegalStateException("the just-in-time expert source is closed");
-    }
-
-    /** Keys (layer·nExpert + expert) resident or loading now, sorted (tests and reports). */
-    public int[] residentKeys() {
-        lock.lock();
-        try {
-            return Arrays.stream(slotKey).filter(k -> k >= 0).sorted().toArray();
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    /** Waits until no load is queued or running. */
-    public void awaitIdle() {
-        lock.lock();
-        try {
-            while (!closed && (!demands.isEmpty() || loadsRunning > 0 || (!prefetches.isEmpty() && nextTaskPossible()))) changed.awaitUninterruptibly();
-        } finally {
-            lock.unlock();
-        }
+    @Override
+    protected boolean idle() {
+        return demands.isEmpty() && loadsRunning() == 0 && (prefetches.isEmpty() || !nextTaskPossible());
     }
 
     private boolean nextTaskPossible() {
@@ -412,25 +266,5 @@ public final class JustInTimeExpertSource implements ExpertSource, PrefetchSink 
             }
         }
         return false;
-    }
-
-    @Override
-    public void close() {
-        lock.lock();
-        try {
-            if (closed) return;
-            closed = true;
-            changed.signalAll();
-        } finally {
-            lock.unlock();
-        }
-        for (Thread t : loaders) {
-            try {
-                t.join(10_000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-        mem.close();
     }
 }

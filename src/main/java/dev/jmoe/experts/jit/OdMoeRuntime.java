@@ -56,12 +56,9 @@ public final class OdMoeRuntime implements AutoCloseable {
             long bytes = budget != null ? OffloadConfig.parseBudget(budget, layout.totalBytes())
                     : slot * model.hyperparams().nExpertUsed() * (lookahead + 1L);
             OffloadStats stats = new OffloadStats();
-            stats.config("policy", "odmoe");
-            stats.config("predictor", predictor.name());
-            stats.config("lookahead", lookahead);
-            stats.config("store", store.name());
-            stats.config("link", link.name());
-            stats.config("expert_bytes_total", layout.totalBytes());
+            ExpertStore opened = store;
+            stats.settings(s -> s.withPolicy("odmoe", null, null, null, null).withPredictor(predictor.name(), lookahead)
+                    .withStore(opened.name(), link.name(), link.slowCompute(), layout.totalBytes(), opened.note()));
             source = new JustInTimeExpertSource(store, new ExpertMemory(bytes, layout.maxExpertBytes()), link, stats, loaderThreads);
             PredictorHooks hooks = new PredictorHooks(st, predictor, lookahead, width, source);
             st.setExperts(source);

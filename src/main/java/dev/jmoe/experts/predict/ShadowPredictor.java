@@ -1,6 +1,7 @@
 package dev.jmoe.experts.predict;
 
 import dev.jmoe.model.InferenceState;
+import com.fasterxml.jackson.annotation.JsonProperty;
 import dev.jmoe.model.Model;
 import dev.jmoe.model.Requantizer;
 import dev.jmoe.tensor.Parallel;
@@ -34,21 +35,21 @@ public final class ShadowPredictor implements ExpertPredictor {
     }
 
     /** Counters of a shadow run. */
-    public record Stats(long served, long fallbacks, long positionsRun, long guesses, long guessHits, long redone, long adopted,
-                        long abandoned, long kvAlignedPositions, long cpuNanos) {
-        public Map<String, Object> toMap() {
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("predictions_from_shadow", served);
-            m.put("predictions_from_fallback", fallbacks);
-            m.put("shadow_positions_run", positionsRun);
-            m.put("speculated_tokens", guesses);
-            m.put("speculated_tokens_right", guessHits);
-            m.put("positions_redone_by_token_alignment", redone);
-            m.put("positions_copied_from_main", adopted);
-            m.put("passes_abandoned", abandoned);
-            m.put("kv_aligned_positions", kvAlignedPositions);
-            if (cpuNanos >= 0) m.put("shadow_thread_cpu_ms", Math.round(cpuNanos / 1e4) / 100.0);
-            return m;
+    @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+    public record Stats(@JsonProperty("predictions_from_shadow") long served,
+                        @JsonProperty("predictions_from_fallback") long fallbacks,
+                        @JsonProperty("shadow_positions_run") long positionsRun,
+                        @JsonProperty("speculated_tokens") long guesses,
+                        @JsonProperty("speculated_tokens_right") long guessHits,
+                        @JsonProperty("positions_redone_by_token_alignment") long redone,
+                        @JsonProperty("positions_copied_from_main") long adopted,
+                        @JsonProperty("passes_abandoned") long abandoned,
+                        @JsonProperty("kv_aligned_positions") long kvAlignedPositions,
+                        @com.fasterxml.jackson.annotation.JsonIgnore long cpuNanos) {
+        /** CPU time of the shadow thread, once it has ended; null before. */
+        @JsonProperty("shadow_thread_cpu_ms")
+        public Double cpuMillis() {
+            return cpuNanos >= 0 ? Math.round(cpuNanos / 1e4) / 100.0 : null;
         }
     }
 

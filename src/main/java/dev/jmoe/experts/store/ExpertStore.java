@@ -3,8 +3,6 @@ package dev.jmoe.experts.store;
 import dev.jmoe.model.ExpertWeights;
 import dev.jmoe.model.Model;
 import java.lang.foreign.MemorySegment;
-import java.util.List;
-import java.util.Locale;
 
 /**
  * The slow tier where every expert lives. Fast memory gets an expert by {@link #read}ing it (through a
@@ -12,9 +10,6 @@ import java.util.Locale;
  * transient read when the store has no addressable copy).
  */
 public interface ExpertStore extends AutoCloseable {
-    /** Store kinds, as named on the command line. */
-    List<String> KINDS = List.of("direct", "host", "mmap");
-
     /** "direct", "host" or "mmap". */
     String name();
 
@@ -31,14 +26,14 @@ public interface ExpertStore extends AutoCloseable {
 
     @Override default void close() {}
 
-    /** Opens the store of the given kind for a loaded model. */
+    /** Opens a store for a loaded model's experts. */
+    @FunctionalInterface
+    interface Factory {
+        ExpertStore open(Model model, ExpertLayout layout);
+    }
+
+    /** Opens the store registered as {@code kind} ({@link ExpertStores}) for a loaded model. */
     static ExpertStore open(String kind, Model model) {
-        ExpertLayout layout = ExpertLayout.of(model);
-        return switch (kind == null ? "" : kind.toLowerCase(Locale.ROOT)) {
-            case "direct" -> new DirectStore(model.file().path(), layout);
-            case "host" -> HostStore.load(model.file().path(), layout);
-            case "mmap" -> new MmapStore(model, layout);
-            default -> throw new IllegalArgumentException("unknown --store '" + kind + "'; choose one of " + KINDS);
-        };
+        return ExpertStores.REGISTRY.get(kind).open(model, ExpertLayout.of(model));
     }
 }

@@ -1,8 +1,7 @@
 package dev.jmoe.experts.store;
 
-import java.util.LinkedHashMap;
+import dev.jmoe.experts.Registry;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.regex.Matcher;
@@ -37,26 +36,37 @@ public record Link(String name, double bytesPerSecond, long latencyNanos, double
     public static final Link UNLIMITED = new Link("unlimited", Double.POSITIVE_INFINITY, 0, 1);
 
     /**
-     * Presets with documented figures: PCIe 3.0/4.0 x16 are ~16/32 GB/s raw and ~12/24 GB/s achieved host-to-device;
-     * an NVMe SSD reads ~3 GB/s sequentially with ~80 µs access latency; eMMC 5.1 ~250 MB/s; a UHS-I SD card
-     * ~80 MB/s with millisecond latencies. The slow-compute ratio is the host CPU against the accelerator: ~10×
-     * for a desktop GPU (the figure SMoE and Fiddler report), ~4× for an edge SoC's CPU against its GPU/NPU.
+     * Presets with documented figures ({@code --link NAME}), registered once: PCIe 3.0/4.0 x16 are ~16/32 GB/s raw and
+     * ~12/24 GB/s achieved host-to-device; an NVMe SSD reads ~3 GB/s sequentially with ~80 µs access latency; eMMC 5.1
+     * ~250 MB/s; a UHS-I SD card ~80 MB/s with millisecond latencies. The slow-compute ratio is the host CPU against the
+     * accelerator: ~10× for a desktop GPU (the figure SMoE and Fiddler report), ~4× for an edge SoC's CPU against its
+     * GPU/NPU.
      */
-    public static final Map<String, Link> PRESETS;
+    public static final Registry<Link> PRESETS = new Registry<>("link preset", "--link");
 
     static {
-        Map<String, Link> m = new LinkedHashMap<>();
-        m.put("unlimited", UNLIMITED);
-        m.put("pcie4x16", new Link("pcie4x16", 24e9, 10_000, 10));
-        m.put("pcie3x16", new Link("pcie3x16", 12e9, 10_000, 10));
-        m.put("nvme", new Link("nvme", 3e9, 80_000, 10));
-        m.put("emmc", new Link("emmc", 250e6, 200_000, 4));
-        m.put("sdcard", new Link("sdcard", 80e6, 1_000_000, 4));
-        PRESETS = Map.copyOf(m);
-        ORDER = String.join(", ", m.keySet());
+        PRESETS.register("unlimited", "no throttle: the machine's real speed, slow-side compute not stretched", UNLIMITED);
+        preset("pcie4x16", 24e9, 10_000, 10, "a desktop GPU's PCIe 4.0 x16 link");
+        preset("pcie3x16", 12e9, 10_000, 10, "a desktop GPU's PCIe 3.0 x16 link");
+        preset("nvme", 3e9, 80_000, 10, "an NVMe SSD");
+        preset("emmc", 250e6, 200_000, 4, "an edge board's eMMC 5.1");
+        preset("sdcard", 80e6, 1_000_000, 4, "a UHS-I SD card");
     }
 
-    private static final String ORDER;
+    private static void preset(String name, double bytesPerSecond, long latencyNanos, double slowCompute, String what) {
+        Link l = new Link(name, bytesPerSecond, latencyNanos, slowCompute);
+        PRESETS.register(name, String.format(Locale.ROOT, "%s: %s, %s latency, slow side %.0fx", what, rate(bytesPerSecond),
+                latencyNanos >= 1_000_000 ? latencyNanos / 1_000_000 + " ms" : latencyNanos / 1000 + " us", slowCompute), l);
+    }
+
+    /** The preset names, comma-separated, for messages. */
+    static String presetNames() {
+        return String.join(", ", PRESETS.names());
+    }
+
+    private static String rate(double bps) {
+        return bps >= 1e9 ? String.format(Locale.ROOT, "%.0f GB/s", bps / 1e9) : String.format(Locale.ROOT, "%.0f MB/s", bps / 1e6);
+    }
 
     private static final Pattern SPEC = Pattern.compile(
             "\\s*([0-9]*\\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\\s*([kKmMgGtT]?)(i?)([bB])(?:/s|ps)\\s*(?:,\\s*([0-9]*\\.?[0-9]+)\\s*(ns|us|µs|ms|s))?\\s*");
@@ -66,13 +76,13 @@ public record Link(String name, double bytesPerSecond, long latencyNanos, double
      * name. A spec without a preset has a slow-compute ratio of 1 unless given separately.
      */
     public static Link parse(String spec) {
-        if (spec == null || spec.isBlank()) throw new IllegalArgumentException("--link needs BANDWIDTH,LATENCY or a preset (" + ORDER + ")");
-        Link preset = PRESETS.get(spec.trim().toLowerCase(Locale.ROOT));
-        if (preset != null) return preset;
+        if (spec == null || spec.isBlank()) throw new IllegalArgumentException("--link needs BANDWIDTH,LATENCY or a preset (" + presetNames() + ")");
+        Registry.Entry<Link> preset = PRESETS.find(spec);
+        if (preset != null) return preset.value();
         Matcher m = SPEC.matcher(spec);
         if (!m.matches()) {
             throw new IllegalArgumentException("cannot parse --link '" + spec + "': expected BANDWIDTH[,LATENCY] such as 2GB/s,50us or 500MiB/s,1ms,"
-                    + " or a preset: " + ORDER);
+                    + " or a preset: " + presetNames());
         }
         double v = Double.parseDouble(m.group(1));
         boolean binary = !m.group(3).isEmpty();

@@ -33,7 +33,7 @@ class OffloadExactnessTest {
         for (String model : new String[]{"qwen2moe", "mixtral"}) {
             for (String p : policies) for (String b : budgets) out.add(String.join("|", model, p, b, "direct", "unlimited"));
             // every store and a throttled link, with policies that exercise prefetch and balancing
-            for (String store : ExpertStore.KINDS) {
+            for (String store : dev.jmoe.experts.store.ExpertStores.names()) {
                 out.add(String.join("|", model, "exact-smoe", "slots:layers", store, "2GB/s,20us"));
                 out.add(String.join("|", model, "fiddler", "1/3", store, "emmc"));
             }

@@ -4,6 +4,7 @@ import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.store.Link;
 import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.cache.OffloadRuntime;
+import dev.jmoe.experts.cache.OffloadedSourceSink;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.predict.Alignment;
 import dev.jmoe.experts.predict.ExpertPredictor;

@@ -42,7 +42,7 @@ class JustInTimeExpertSourceTest {
                 int uses = 4 * m.hyperparams().nLayer() * m.hyperparams().nExpertUsed();
                 assertEquals(uses, s.get(OffloadStats.DECODE, Counter.MISSES_LOADED));
                 assertEquals(uses, s.get(OffloadStats.DECODE, Counter.LOADS));
-                assertEquals(0, rt.source().residentKeys().length, "no expert stays in fast memory after its use");
+                assertEquals(0, rt.source().occupiedKeys().length, "no expert stays in fast memory after its use");
                 assertEquals(12, rt.source().memory().slots(), "working set: k = 4 experts x (lookahead 2 + 1) layers");
                 assertTrue(s.peakResidentBytes() <= 12 * ExpertLayout.of(m).maxExpertBytes());
             }
@@ -76,7 +76,7 @@ class JustInTimeExpertSourceTest {
                 assertEquals(0, s.get(OffloadStats.DECODE, Counter.PREFETCHES_WASTED), s.table());
                 rt.source().awaitIdle();
                 // what is left is exactly what was predicted for the next token's first two layers
-                assertEquals(2 * k, rt.source().residentKeys().length);
+                assertEquals(2 * k, rt.source().occupiedKeys().length);
             }
         }
     }

@@ -1,6 +1,5 @@
-package dev.jmoe.experts.jit;
+package dev.jmoe.experts.cache;
 
-import dev.jmoe.experts.cache.OffloadedExpertSource;
 import dev.jmoe.experts.predict.PrefetchSink;
 
 /**

@@ -31,7 +31,7 @@ public class MatMulBench {
     @Param({"1", "2"})
     public int threads;
 
-    /** true: activations rounded to 8 bits and integer dots at every batch size ({@link Kernels#setActivationQuantization}). */
+    /** true: activations rounded to 8 bits and integer dots at every batch size ({@link Kernels#withActivationQuantization}, bound around each measured call). */
     @Param({"false"})
     public boolean q8act;
 
@@ -56,25 +56,25 @@ public class MatMulBench {
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[ROWS * batch];
         pool = new Parallel(threads);
-        Kernels.setActivationQuantization(q8act);
     }
 
     @TearDown
     public void tearDown() {
         pool.close();
         arena.close();
-        Kernels.setActivationQuantization(false);
     }
 
     @Benchmark
     public float matMul() {
-        Kernels.matMul(pool, w, x, COLS, batch, out, ROWS);
+        Kernels.withActivationQuantization(q8act, () -> Kernels.matMul(pool, w, x, COLS, batch, out, ROWS));
         return out[0];
     }
 
     @Benchmark
     public float matVecs() {
-        for (int b = 0; b < batch; b++) Kernels.matVec(pool, w, x, b * COLS, out, b * ROWS);
+        Kernels.withActivationQuantization(q8act, () -> {
+            for (int b = 0; b < batch; b++) Kernels.matVec(pool, w, x, b * COLS, out, b * ROWS);
+        });
         return out[0];
     }
 }

@@ -23,7 +23,8 @@ import java.util.concurrent.TimeUnit;
  * Decode-step matrix × vector throughput per weight format, in weight bytes per second.
  * {@code ws=stream} rotates through enough copies of the matrix to defeat the caches (what decoding a
  * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling). {@code q8act=true}
- * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#setActivationQuantization});
+ * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#withActivationQuantization},
+ * bound around each measured call);
  * {@code packed=true} runs Q4_0, Q4_K and Q6_K on their {@link PackedMatrix} copies (bytes still counted in the file's layout).
  *
  * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.MatVecBench [JMH options]</pre>
@@ -89,21 +90,19 @@ public class MatVecBench {
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[rows];
         pool = new Parallel(threads);
-        Kernels.setActivationQuantization(q8act);
     }
 
     @TearDown
     public void tearDown() {
         pool.close();
         arena.close();
-        Kernels.setActivationQuantization(false);
     }
 
     @Benchmark
     public float matVec() {
         Matrix m = mats[next];
         next = next + 1 == mats.length ? 0 : next + 1;
-        Kernels.matVec(pool, m, x, 0, out, 0);
+        Kernels.withActivationQuantization(q8act, () -> Kernels.matVec(pool, m, x, 0, out, 0));
         return out[0];
     }
 

@@ -1,0 +1,63 @@
+package dev.jmoe.experts.cache;
+
+import dev.jmoe.experts.Registry;
+
+/**
+ * The eviction policies jmoe knows, by name: the live cache ({@code --eviction}), {@code jmoe replay} and the bench
+ * grids all take their names, help and validation from {@link #REGISTRY}. A new policy is one class implementing
+ * {@link EvictionPolicy} and one {@link #register} call; offline bounds (they need the whole run in advance) are
+ * registered with {@link #registerOffline} and are then accepted by replay only.
+ */
+public final class EvictionPolicies {
+    private EvictionPolicies() {}
+
+    /** A registered policy: its factory, and whether it needs the run's future (an offline bound, replay only). */
+    public record Kind(EvictionPolicy.Factory factory, boolean offline) {}
+
+    public static final Registry<Kind> REGISTRY = new Registry<>("eviction policy", "--eviction");
+
+    static {
+        register("lru", "least recently used: evict the expert whose last use is oldest", c -> new EvictionPolicy.Lru(c.keys()));
+        register("lfu", "least frequently used over the whole run, ties to the least recent", c -> new EvictionPolicy.Lfu(c.keys()));
+        REGISTRY.register("score", "SMoE's score window: evict the lowest mean router probability over the last --score-window decode steps",
+                new Kind(c -> new EvictionPolicy.ScoreWindow(c.nLayer(), c.nExpert(), c.scoreWindow()), false), "score-window", "smoe");
+        REGISTRY.register("belady", "Belady's MIN, the offline optimum: evict the expert used farthest in the future (replay only)",
+                new Kind(c -> {
+                    if (c.future() == null) {
+                        throw new IllegalArgumentException("the belady (oracle) policy needs the run's future accesses: it is replayed from a"
+                                + " recorded routing trace (jmoe replay, jmoe offload-bench), not usable live");
+                    }
+                    return new EvictionPolicy.Belady(c.keys(), c.future());
+                }, true), "oracle");
+    }
+
+    /** Registers an online policy (usable live and in replay). */
+    public static Registry.Registration register(String name, String help, EvictionPolicy.Factory factory) {
+        return REGISTRY.register(name, help, new Kind(factory, false));
+    }
+
+    /** Registers an offline bound: it needs {@link EvictionPolicy.Context#future()}, so only replays accept it. */
+    public static Registry.Registration registerOffline(String name, String help, EvictionPolicy.Factory factory) {
+        return REGISTRY.register(name, help, new Kind(factory, true));
+    }
+
+    /** The policy called {@code name}, made for {@code context}; an error naming the valid names if there is none. */
+    public static EvictionPolicy create(String name, EvictionPolicy.Context context) {
+        return REGISTRY.get(name).factory().create(context);
+    }
+
+    /** Checks a name for a live cache: known, and not an offline bound. Returns the canonical name. */
+    public static String requireOnline(String name) {
+        Registry.Entry<Kind> e = REGISTRY.require(name);
+        if (e.value().offline()) {
+            throw new IllegalArgumentException("--eviction " + e.name() + " is an offline bound replayed from a recorded trace (jmoe replay reports it);"
+                    + " a live run takes one of " + String.join(", ", onlineNames()));
+        }
+        return e.name();
+    }
+
+    /** Names of the policies a live cache accepts. */
+    public static java.util.List<String> onlineNames() {
+        return REGISTRY.entries().stream().filter(e -> !e.value().offline()).map(Registry.Entry::name).toList();
+    }
+}
