@@ -20,11 +20,11 @@ final class MakeEvalTaskCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
     @Option(names = {"-f", "--file"}, required = true, paramLabel = "TEXT", description = "held-out text") Path textFile;
     @Option(names = {"-o", "--out"}, required = true, paramLabel = "FILE", description = "task file to write (.jsonl)") Path out;
-    @Option(names = "--items", defaultValue = "200", description = "questions (default: ${DEFAULT-VALUE})") int items;
-    @Option(names = "--context-words", defaultValue = "40", description = "words of context (default: ${DEFAULT-VALUE})") int contextWords;
-    @Option(names = "--choice-words", defaultValue = "6", description = "words per choice (default: ${DEFAULT-VALUE})") int choiceWords;
-    @Option(names = "--choices", defaultValue = "4", description = "choices per question (default: ${DEFAULT-VALUE})") int choices;
-    @Option(names = "--seed", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
+    @Option(names = "--items", paramLabel = "COUNT", defaultValue = "200", description = "questions (default: ${DEFAULT-VALUE})") int items;
+    @Option(names = "--context-words", paramLabel = "WORDS", defaultValue = "40", description = "words of context (default: ${DEFAULT-VALUE})") int contextWords;
+    @Option(names = "--choice-words", paramLabel = "WORDS", defaultValue = "6", description = "words per choice (default: ${DEFAULT-VALUE})") int choiceWords;
+    @Option(names = "--choices", paramLabel = "COUNT", defaultValue = "4", description = "choices per question (default: ${DEFAULT-VALUE})") int choices;
+    @Option(names = "--seed", paramLabel = "SEED", defaultValue = "1", description = "random seed (default: ${DEFAULT-VALUE})") long seed;
 
     @Override
     public Integer call() throws Exception {

@@ -23,26 +23,26 @@ final class MakeModelCommand implements Callable<Integer> {
     @Option(names = {"-o", "--output"}, required = true, paramLabel = "FILE", description = "GGUF file to write")
     Path output;
 
-    @Option(names = "--preset", defaultValue = "tiny-mixtral", description = "starting shape (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", paramLabel = "NAME", defaultValue = "tiny-mixtral", description = "starting shape (default: ${DEFAULT-VALUE})")
     String preset;
 
-    @Option(names = "--arch", description = "architecture: " + "llama, qwen2moe, qwen3moe, olmoe, qwen3, qwen2") String arch;
-    @Option(names = "--type", defaultValue = "F16", description = "tensor type recipe: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K (default: ${DEFAULT-VALUE})") String type;
-    @Option(names = "--layers") Integer layers;
-    @Option(names = "--embd") Integer embd;
-    @Option(names = "--heads") Integer heads;
-    @Option(names = "--kv-heads") Integer kvHeads;
-    @Option(names = "--head-dim") Integer headDim;
-    @Option(names = "--experts") Integer experts;
-    @Option(names = "--experts-used") Integer expertsUsed;
-    @Option(names = "--ff", description = "expert ff size (dense ff for dense archs)") Integer ff;
-    @Option(names = "--ff-shared", description = "shared expert ff size (qwen2moe)") Integer ffShared;
-    @Option(names = "--vocab") Integer vocab;
-    @Option(names = "--ctx") Integer ctx;
-    @Option(names = "--rope-theta") Float ropeTheta;
-    @Option(names = "--rms-eps") Float rmsEps;
+    @Option(names = "--arch", paramLabel = "NAME", description = "architecture: " + "llama, qwen2moe, qwen3moe, olmoe, qwen3, qwen2") String arch;
+    @Option(names = "--type", paramLabel = "TYPE", defaultValue = "F16", description = "tensor type recipe: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K (default: ${DEFAULT-VALUE})") String type;
+    @Option(names = "--layers", paramLabel = "COUNT") Integer layers;
+    @Option(names = "--embd", paramLabel = "SIZE") Integer embd;
+    @Option(names = "--heads", paramLabel = "COUNT") Integer heads;
+    @Option(names = "--kv-heads", paramLabel = "COUNT") Integer kvHeads;
+    @Option(names = "--head-dim", paramLabel = "SIZE") Integer headDim;
+    @Option(names = "--experts", paramLabel = "COUNT") Integer experts;
+    @Option(names = "--experts-used", paramLabel = "COUNT") Integer expertsUsed;
+    @Option(names = "--ff", paramLabel = "SIZE", description = "expert ff size (dense ff for dense archs)") Integer ff;
+    @Option(names = "--ff-shared", paramLabel = "SIZE", description = "shared expert ff size (qwen2moe)") Integer ffShared;
+    @Option(names = "--vocab", paramLabel = "SIZE") Integer vocab;
+    @Option(names = "--ctx", paramLabel = "TOKENS") Integer ctx;
+    @Option(names = "--rope-theta", paramLabel = "THETA") Float ropeTheta;
+    @Option(names = "--rms-eps", paramLabel = "EPSILON") Float rmsEps;
     @Option(names = "--tied", description = "tie output to token embeddings (no output.weight)") boolean tied;
-    @Option(names = "--seed", defaultValue = "42") long seed;
+    @Option(names = "--seed", paramLabel = "SEED", defaultValue = "42") long seed;
     @Option(names = "--force", description = "overwrite an existing file") boolean force;
 
     /** arch, layers, embd, heads, kv heads, head dim, experts, used, ff, ff shared, vocab, ctx, theta, eps */

@@ -54,23 +54,23 @@ final class PredictEvalCommand implements Callable<Integer> {
     @Option(names = "--history-decay", paramLabel = "DECAY", description = "history predictor's per-token decay (default: ${DEFAULT-VALUE})")
     double historyDecay = 0.8;
 
-    @Option(names = "--mode", defaultValue = "teacher", description = "teacher (score a text token by token) or greedy (generate) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--mode", paramLabel = "MODE", defaultValue = "teacher", description = "teacher (score a text token by token) or greedy (generate) (default: ${DEFAULT-VALUE})")
     String mode;
     @Option(names = {"-f", "--file"}, paramLabel = "TEXT", description = "teacher: the text; greedy: prompts are cut from it")
     Path textFile;
-    @Option(names = "--max-tokens", defaultValue = "1024", description = "teacher: tokens of the text to run (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-tokens", paramLabel = "TOKENS", defaultValue = "1024", description = "teacher: tokens of the text to run (default: ${DEFAULT-VALUE})")
     int maxTokens;
-    @Option(names = {"-p", "--prompt"}, description = "greedy: the prompt") String prompt;
-    @Option(names = {"-n", "--n-predict"}, defaultValue = "64", description = "greedy: tokens to generate per prompt (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-p", "--prompt"}, paramLabel = "TEXT", description = "greedy: the prompt") String prompt;
+    @Option(names = {"-n", "--n-predict"}, paramLabel = "TOKENS", defaultValue = "64", description = "greedy: tokens to generate per prompt (default: ${DEFAULT-VALUE})")
     int nPredict;
-    @Option(names = "--prompts", defaultValue = "8", description = "greedy with -f: prompts cut from the text, evenly spaced (default: ${DEFAULT-VALUE})")
+    @Option(names = "--prompts", paramLabel = "COUNT", defaultValue = "8", description = "greedy with -f: prompts cut from the text, evenly spaced (default: ${DEFAULT-VALUE})")
     int prompts;
-    @Option(names = "--prompt-tokens", defaultValue = "32", description = "greedy with -f: tokens per prompt (default: ${DEFAULT-VALUE})")
+    @Option(names = "--prompt-tokens", paramLabel = "TOKENS", defaultValue = "32", description = "greedy with -f: tokens per prompt (default: ${DEFAULT-VALUE})")
     int promptTokens;
-    @Option(names = "--width", paramLabel = "N", description = "experts predicted per layer (default: the model's experts per token; with"
+    @Option(names = "--width", paramLabel = "EXPERTS", description = "experts predicted per layer (default: the model's experts per token; with"
             + " --shadow-margin, shadows may name up to twice that)")
     Integer width;
-    @Option(names = "--shadow-guess", defaultValue = "sampler",
+    @Option(names = "--shadow-guess", paramLabel = "RULE", defaultValue = "sampler",
             description = "how a shadow picks the next token before the main model samples it: sampler (the main run's own rule: the text's "
                     + "next token when teacher-forcing, greedy when generating) or argmax (default: ${DEFAULT-VALUE})")
     String shadowGuess;

@@ -37,7 +37,7 @@ final class Registries {
                 {"jmoe.policies", list(PolicyPresets.REGISTRY)},
                 {"jmoe.evictions", list(EvictionPolicies.REGISTRY)},
                 {"jmoe.evictions.online", EvictionPolicies.REGISTRY.entries().stream().filter(e -> !e.value().offline())
-                        .map(Registries::line).collect(Collectors.joining("%n"))},
+                        .map(Registries::line).collect(Collectors.joining("\n"))},
                 {"jmoe.predictors", list(Predictors.REGISTRY)},
                 {"jmoe.policy.names", String.join(", ", PolicyPresets.REGISTRY.names())},
                 {"jmoe.eviction.names", String.join(", ", EvictionPolicies.REGISTRY.names())},
@@ -50,11 +50,11 @@ final class Registries {
     }
 
     private static String list(Registry<?> r) {
-        return r.entries().stream().map(Registries::line).collect(Collectors.joining("%n"));
+        return r.entries().stream().map(Registries::line).collect(Collectors.joining("\n"));
     }
 
     private static String line(Registry.Entry<?> e) {
-        // help texts are format strings to picocli: a literal % must be doubled
-        return "  " + e.name() + ": " + e.help().replace("%", "%%");
+        // picocli fills ${…} after formatting the description: the entries' text is taken as it is
+        return e.name() + ": " + e.help();
     }
 }

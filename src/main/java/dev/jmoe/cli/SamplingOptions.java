@@ -12,10 +12,10 @@ final class SamplingOptions {
     @Option(names = "--top-k", paramLabel = "COUNT", description = "keep the COUNT most likely tokens, 0 = all (default: ${DEFAULT-VALUE})")
     int topK = 40;
 
-    @Option(names = "--top-p", paramLabel = "P", description = "nucleus: keep the smallest set with this much probability, 1 = off (default: ${DEFAULT-VALUE})")
+    @Option(names = "--top-p", paramLabel = "PROBABILITY", description = "nucleus: keep the smallest set with this much probability, 1 = off (default: ${DEFAULT-VALUE})")
     float topP = 0.95f;
 
-    @Option(names = "--min-p", paramLabel = "P", description = "drop tokens below this fraction of the best one's probability, 0 = off (default: ${DEFAULT-VALUE})")
+    @Option(names = "--min-p", paramLabel = "FRACTION", description = "drop tokens below this fraction of the best one's probability, 0 = off (default: ${DEFAULT-VALUE})")
     float minP = 0.05f;
 
     @Option(names = "--repeat-penalty", paramLabel = "PENALTY", description = "penalise the last --repeat-last-n tokens, 1 = off (default: ${DEFAULT-VALUE})")

@@ -34,11 +34,11 @@ final class SpeedCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
 
     @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "model file (repeat for several)") List<Path> models;
-    @Option(names = {"-p", "--n-prompt"}, defaultValue = "64", description = "prompt tokens (default: ${DEFAULT-VALUE})") int nPrompt;
-    @Option(names = {"-n", "--n-gen"}, defaultValue = "32", description = "generated tokens (default: ${DEFAULT-VALUE})") int nGen;
-    @Option(names = {"-t", "--threads"}, description = "compute threads (default: available cores)") Integer threads;
-    @Option(names = {"-r", "--repetitions"}, defaultValue = "5", description = "measured rounds (default: ${DEFAULT-VALUE})") int reps;
-    @Option(names = "--warmup", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE})") int warmup;
+    @Option(names = {"-p", "--n-prompt"}, paramLabel = "TOKENS", defaultValue = "64", description = "prompt tokens (default: ${DEFAULT-VALUE})") int nPrompt;
+    @Option(names = {"-n", "--n-gen"}, paramLabel = "TOKENS", defaultValue = "32", description = "generated tokens (default: ${DEFAULT-VALUE})") int nGen;
+    @Option(names = {"-t", "--threads"}, paramLabel = "COUNT", description = "compute threads (default: available cores)") Integer threads;
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "COUNT", defaultValue = "5", description = "measured rounds (default: ${DEFAULT-VALUE})") int reps;
+    @Option(names = "--warmup", paramLabel = "COUNT", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE})") int warmup;
     @Option(names = "--json", paramLabel = "FILE", description = "write the figures as JSON") Path json;
     @Option(names = "--no-pack", description = "keep Q4_0, Q4_K and Q6_K matrices in the file's layout (float products)") boolean noPack;
     @Option(names = "--int8-activations", description = "round activations to 8 bits inside quantized products, as llama.cpp does") boolean int8Activations;
