@@ -31,7 +31,7 @@ import java.nio.ByteOrder;
  * Activations are integers per block of 32:
  * <ul>
  *   <li>{@link Precision#BITS_8}: llama.cpp's rounding (Q8_0 per 32 values for Q4_0, Q8_K per 256 for Q4_K;
- *       used with {@link Kernels#setActivationQuantization}); the integer sums are the ones ggml's dots form.</li>
+ *       used with {@link Kernels#withActivationQuantization(boolean, Runnable)}); the integer sums are the ones ggml's dots form.</li>
  *   <li>{@link Precision#BITS_16}: x rounded to ±32512 steps of its block's maximum and split into a high and a
  *       low byte, two products per weight; off from float activations by about 1e-5 of a block's largest
  *       product, well inside the conformance tolerance, and still faster than the float path.</li>

@@ -2,7 +2,7 @@ package dev.jmoe.tensor;
 
 /**
  * An activation vector rounded to 8 bits the way llama.cpp's CPU backend rounds it before the integer
- * dot products of quantized weights ({@link Kernels#setActivationQuantization}): blocks of 32 with a
+ * dot products of quantized weights ({@link Kernels#withActivationQuantization(boolean, Runnable)}): blocks of 32 with a
  * half-float scale for the 32-value formats (ggml's Q8_0 / Q8_1 activations), blocks of 256 with a float
  * scale for the K-quants (Q8_K). The 8-bit values and scales are kept as they are ({@link #q},
  * {@link #d}); the kernels lay them out again in {@link #s}, {@link #i}, {@link #f} for their hot loops
