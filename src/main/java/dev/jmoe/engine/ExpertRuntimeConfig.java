@@ -149,42 +149,28 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
     public List<String> warnings() {
         List<String> w = new ArrayList<>();
         if (!offloads()) {
-            List<String> idle = new ArrayList<>();
-            if (store != null) idle.add("--store");
-            if (link != null) idle.add("--link");
-            if (slowCompute != null) idle.add("--slow-compute");
-            if (policy != null) idle.add("--policy");
-            if (eviction != null) idle.add("--eviction");
-            if (alpha != null) idle.add("--alpha");
-            if (scoreWindow != null) idle.add("--score-window");
-            if (prefetch != null) idle.add("--prefetch");
-            if (balance != null) idle.add("--balance");
-            if (loaderThreads != null) idle.add("--loader-threads");
-            if (!idle.isEmpty()) {
-                w.add(String.join(", ", idle) + (idle.size() == 1 ? " has" : " have") + " no effect without --expert-memory (every expert stays resident)");
-            }
+            List<String> idle = given(store, "--store", link, "--link", slowCompute, "--slow-compute", policy, "--policy", eviction, "--eviction",
+                    alpha, "--alpha", scoreWindow, "--score-window", prefetch, "--prefetch", balance, "--balance", loaderThreads, "--loader-threads");
+            if (!idle.isEmpty()) w.add(String.join(", ", idle) + (idle.size() == 1 ? " has" : " have") + " no effect without --expert-memory (every expert stays resident)");
         } else if (justInTime()) {
-            List<String> idle = new ArrayList<>();
-            if (eviction != null) idle.add("--eviction");
-            if (alpha != null) idle.add("--alpha");
-            if (scoreWindow != null) idle.add("--score-window");
-            if (prefetch != null) idle.add("--prefetch");
-            if (balance != null) idle.add("--balance");
+            List<String> idle = given(eviction, "--eviction", alpha, "--alpha", scoreWindow, "--score-window", prefetch, "--prefetch", balance, "--balance");
             if (!idle.isEmpty()) w.add(String.join(", ", idle) + " do not apply to --policy odmoe (no cache: experts are loaded just in time)");
         }
         if (!predicts()) {
-            List<String> idle = new ArrayList<>();
-            if (lookahead != null) idle.add("--lookahead");
-            if (shadowType != null) idle.add("--shadow");
-            if (shadowModel != null) idle.add("--shadow-model");
-            if (alignPeriod != null) idle.add("--align-period");
-            if (shadowMargin != null) idle.add("--shadow-margin");
-            if (historyDecay != null) idle.add("--history-decay");
+            List<String> idle = given(lookahead, "--lookahead", shadowType, "--shadow", shadowModel, "--shadow-model", alignPeriod, "--align-period",
+                    shadowMargin, "--shadow-margin", historyDecay, "--history-decay");
             if (!idle.isEmpty()) w.add(String.join(", ", idle) + (idle.size() == 1 ? " has" : " have") + " no effect without --predictor");
         } else if (!offloads()) {
             w.add("--predictor " + predictorName() + " runs, but without --expert-memory its predictions load nothing (it only costs time)");
         }
         return w;
+    }
+
+    /** The flags among (value, flag) pairs whose value was given. */
+    private static List<String> given(Object... valueFlagPairs) {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < valueFlagPairs.length; i += 2) if (valueFlagPairs[i] != null) out.add((String) valueFlagPairs[i + 1]);
+        return out;
     }
 
     public static Builder builder() { return new Builder(); }

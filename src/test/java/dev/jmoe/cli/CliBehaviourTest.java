@@ -8,8 +8,6 @@ import dev.jmoe.experts.Registry;
 import dev.jmoe.experts.cache.EvictionPolicies;
 import dev.jmoe.experts.cache.EvictionPolicy;
 import dev.jmoe.testutil.TestModels;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -20,12 +18,8 @@ import picocli.CommandLine;
 class CliBehaviourTest {
     @TempDir Path dir;
 
-    record Run(int code, String out, String err) {}
-
-    static Run jmoe(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        int code = Main.run(args, new PrintWriter(out, true), new PrintWriter(err, true));
-        return new Run(code, out.toString(), err.toString());
+    static CliTest.Run jmoe(String... args) {
+        return CliTest.jmoe(args);
     }
 
     static List<String> commands() {
@@ -38,7 +32,7 @@ class CliBehaviourTest {
         assertTrue(cmds.size() >= 16, cmds.toString());
         for (String c : cmds) {
             for (String flag : List.of("--help", "-h")) {
-                Run r = jmoe(c, flag);
+                CliTest.Run r = jmoe(c, flag);
                 assertEquals(0, r.code(), c + " " + flag + ": " + r.err());
                 assertTrue(r.out().startsWith("Usage: jmoe " + c), c + " " + flag + ": " + r.out());
                 assertFalse(r.out().contains("${"), c + ": an unfilled placeholder in the help\n" + r.out());
@@ -48,7 +42,7 @@ class CliBehaviourTest {
 
     @Test
     void helpGroupsTheOptionsAndNamesPlaceholdersWithWords() {
-        Run r = jmoe("generate", "--help");
+        CliTest.Run r = jmoe("generate", "--help");
         for (String heading : List.of("Model:", "Sampling:", "Expert memory:", "Prediction:", "Output:")) {
             assertTrue(r.out().contains(heading), heading + " in\n" + r.out());
         }
@@ -77,13 +71,13 @@ class CliBehaviourTest {
         for (String[] cmd : commandsRunningAModel) {
             for (String[] b : bad) {
                 String[] args = concat(cmd, new String[]{"-m", model, "-q", "--expert-memory", "1/2", b[0], b[1]});
-                Run r = jmoe(args);
+                CliTest.Run r = jmoe(args);
                 assertTrue(r.code() != 0, String.join(" ", args) + " must fail");
                 assertTrue(r.err().contains(b[0]) && r.err().contains(b[2]), String.join(" ", args) + ": " + r.err());
                 assertFalse(r.err().contains("\tat "), r.err());
             }
         }
-        Run r = jmoe("offload-bench", "-m", model, "-q", "--policy", "foo");
+        CliTest.Run r = jmoe("offload-bench", "-m", model, "-q", "--policy", "foo");
         assertTrue(r.code() != 0 && r.err().contains("--policy") && r.err().contains("lru-ondemand"), r.err());
         r = jmoe("bench", "-m", model, "-q", "--predictor", "oracle");
         assertTrue(r.code() != 0 && r.err().contains("--predictor") && r.err().contains("history"), r.err());
@@ -94,12 +88,12 @@ class CliBehaviourTest {
     @Test
     void runtimeFlagsWithoutABudgetWarnAndEveryModelCommandTakesThem() {
         String model = TestModels.qwen2moe().toString();
-        Run r = jmoe("generate", "-m", model, "-q", "-p", "x", "-n", "2", "--temp", "0", "--policy", "smoe", "--link", "emmc");
+        CliTest.Run r = jmoe("generate", "-m", model, "-q", "-p", "x", "-n", "2", "--temp", "0", "--policy", "smoe", "--link", "emmc");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("jmoe: warning: --link, --policy have no effect without --expert-memory"), r.err());
         // logits takes OD-MoE with a shadow like every other command, and stays exact
-        Run resident = jmoe("logits", "-m", model, "-q", "--tokens", "1,2,3,4");
-        Run odmoe = jmoe("logits", "-m", model, "-q", "--tokens", "1,2,3,4", "--policy", "odmoe", "--predictor", "shadow", "--shadow", "q4_0");
+        CliTest.Run resident = jmoe("logits", "-m", model, "-q", "--tokens", "1,2,3,4");
+        CliTest.Run odmoe = jmoe("logits", "-m", model, "-q", "--tokens", "1,2,3,4", "--policy", "odmoe", "--predictor", "shadow", "--shadow", "q4_0");
         assertEquals(0, odmoe.code(), odmoe.err());
         assertEquals(resident.out(), odmoe.out());
     }
@@ -121,28 +115,28 @@ class CliBehaviourTest {
     void aToyPolicyIsOneClassAndOneRegistrationAndThenReplayListsAndAcceptsIt() throws Exception {
         Path model = TestModels.qwen2moe();
         Path trace = dir.resolve("t.jsonl");
-        Run g = jmoe("generate", "-m", model.toString(), "-q", "-p", "a b c d", "-n", "6", "--temp", "0", "--trace", trace.toString());
+        CliTest.Run g = jmoe("generate", "-m", model.toString(), "-q", "-p", "a b c d", "-n", "6", "--temp", "0", "--trace", trace.toString());
         assertEquals(0, g.code(), g.err());
         assertFalse(jmoe("replay", "--help").out().contains("toy-highest"));
         try (Registry.Registration reg = EvictionPolicies.register("toy-highest", "evicts the highest key (a test plug-in)", c -> new HighestKeyFirst())) {
-            Run help = jmoe("replay", "--help");
+            CliTest.Run help = jmoe("replay", "--help");
             assertTrue(help.out().contains("toy-highest: evicts the highest key"), help.out());
-            Run r = jmoe("replay", "--trace", trace.toString(), "-m", model.toString(), "--eviction", "lru,toy-highest", "--expert-memory", "1/4");
+            CliTest.Run r = jmoe("replay", "--trace", trace.toString(), "-m", model.toString(), "--eviction", "lru,toy-highest", "--expert-memory", "1/4");
             assertEquals(0, r.code(), r.err());
             assertTrue(r.out().lines().anyMatch(l -> l.contains("toy-highest")), r.out());
             // and live: a run with --eviction takes it too
-            Run live = jmoe("generate", "-m", model.toString(), "-q", "-p", "a b", "-n", "3", "--temp", "0", "--expert-memory", "1/4",
+            CliTest.Run live = jmoe("generate", "-m", model.toString(), "-q", "-p", "a b", "-n", "3", "--temp", "0", "--expert-memory", "1/4",
                     "--eviction", "toy-highest");
             assertEquals(0, live.code(), live.err());
         }
-        Run gone = jmoe("replay", "--trace", trace.toString(), "-m", model.toString(), "--eviction", "toy-highest");
+        CliTest.Run gone = jmoe("replay", "--trace", trace.toString(), "-m", model.toString(), "--eviction", "toy-highest");
         assertTrue(gone.code() != 0 && gone.err().contains("choose one of"), gone.err());
     }
 
     @Test
     void inspectTakesDashMAndChatHasItsCommands() {
         String model = TestModels.qwen2moe().toString();
-        Run r = jmoe("inspect", "-m", model, "--no-tensors");
+        CliTest.Run r = jmoe("inspect", "-m", model, "--no-tensors");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("architecture: qwen2moe"), r.out());
         assertTrue(ChatCommand.HELP.contains("/clear") && ChatCommand.HELP.contains("/help") && ChatCommand.HELP.contains("/exit"));
@@ -171,7 +165,7 @@ class CliBehaviourTest {
     void theHelpCommandWorksToo() {
         CommandLine cl = Main.commandLine();
         assertTrue(cl.getSubcommands().containsKey("help"));
-        Run r = jmoe("help", "generate");
+        CliTest.Run r = jmoe("help", "generate");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("Usage: jmoe generate"), r.out());
     }
