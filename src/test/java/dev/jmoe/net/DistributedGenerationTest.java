@@ -31,8 +31,8 @@ class DistributedGenerationTest {
     static List<Nodes.Node> workers = new ArrayList<>();
     static Reference reference;
 
-    /** A greedy run's tokens and every step's logits. */
-    record Reference(int[] tokens, List<float[]> logits) {}
+    /** A greedy run's tokens, every step's logits, the engine's notices and the cluster's counters (null on one node). */
+    record Reference(int[] tokens, List<float[]> logits, List<String> notices, ClusterStats.Snapshot cluster) {}
 
     @BeforeAll
     static void start() throws Exception {
@@ -56,7 +56,11 @@ class DistributedGenerationTest {
     /** Greedy decoding with the logits of the prompt and of every step; {@code afterStep} runs after each decoded token. */
     static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep) throws Exception {
         EngineConfig cfg = EngineConfig.builder(model).threads(1).contextSize(64).warmup(false).experts(experts).build();
-        try (Engine engine = Engine.open(cfg); Session s = engine.newSession()) {
+        List<String> notices = java.util.Collections.synchronizedList(new ArrayList<>());
+        dev.jmoe.engine.EngineListener listener = new dev.jmoe.engine.EngineListener() {
+            @Override public void notice(String message) { notices.add(message); }
+        };
+        try (Engine engine = Engine.open(cfg, listener); Session s = engine.newSession()) {
             List<float[]> logits = new ArrayList<>();
             float[] l = s.evaluate(prompt());
             int[] tokens = new int[DECODE];
@@ -67,7 +71,7 @@ class DistributedGenerationTest {
                 if (afterStep != null) afterStep.accept(i);
             }
             logits.add(l.clone());
-            return new Reference(tokens, logits);
+            return new Reference(tokens, logits, List.copyOf(notices), s.clusterStats() == null ? null : s.clusterStats().snapshot());
         }
     }
 
@@ -99,9 +103,34 @@ class DistributedGenerationTest {
     @Test
     void distributedGreedyEqualsResidentBitForBit() throws Exception {
         // 4 workers in 2 groups of k = 2, the shadow in this process predicting for the workers
-        assertSame(reference, greedy(cluster(workers, null, null, 3).build(), null));
+        Reference predicted = greedy(cluster(workers, null, null, 3).build(), null);
+        assertSame(reference, predicted);
+        // every MoE layer of every step went to the workers: 3 layers x (1 prompt batch + DECODE steps)
+        assertEquals(3L * (1 + DECODE), predicted.cluster().layers());
+        assertTrue(predicted.cluster().decodeExpertUses() == 3L * 2 * DECODE, "k = 2 experts per decode layer");
+        assertTrue(predicted.cluster().prefetchMessages() > 0, "the shadow's predictions reach the workers as load commands");
         // no prediction at all: every expert loaded on demand on its worker
-        assertSame(reference, greedy(cluster(workers, null, 1, 3).predictor("none").build(), null));
+        Reference onDemand = greedy(cluster(workers, null, 1, 3).predictor("none").build(), null);
+        assertSame(reference, onDemand);
+        assertEquals(0, onDemand.cluster().prefetchMessages());
+    }
+
+    /**
+     * Expert kernels pin their vector shapes (256-bit float/int lanes, 128-bit byte lanes) and SiLU is lane-wise, so a
+     * node whose preferred vector width differs (AVX2: 256 bits; 128 bits) computes the same bits as this AVX-512 one.
+     */
+    @Test
+    void workersWithOtherVectorWidthsComputeTheSameBits() throws Exception {
+        Nodes.Node avx2 = nodes.worker(List.of("-XX:UseAVX=2"), model);
+        Nodes.Node narrow = nodes.worker(List.of("-XX:MaxVectorSize=16"), model);
+        try {
+            Reference got = greedy(cluster(List.of(avx2, narrow), null, 1, 30).predictor("none").build(), null);
+            assertSame(reference, got);
+            assertTrue(got.cluster().computeCalls() >= 3L * (1 + DECODE));
+        } finally {
+            avx2.kill();
+            narrow.kill();
+        }
     }
 
     @Test
@@ -121,6 +150,8 @@ class DistributedGenerationTest {
         });
         assertSame(reference, got);
         assertTrue(!victim.process.isAlive());
+        assertEquals(1, got.cluster().workersLost(), "the killed worker was dropped");
+        assertTrue(got.notices().stream().anyMatch(n -> n.contains("dropped from the schedule")), got.notices().toString());
         assertTrue(System.nanoTime() - t0 < 120e9, "the run must not hang on the dead worker");
     }
 
@@ -138,5 +169,7 @@ class DistributedGenerationTest {
         });
         assertSame(reference, got);
         assertEquals(false, shadow.process.isAlive());
+        assertTrue(got.cluster().shadowBytesSent() > 0, "the main node fed the shadow node");
+        assertTrue(got.notices().stream().anyMatch(n -> n.contains("shadow node lost")), got.notices().toString());
     }
 }

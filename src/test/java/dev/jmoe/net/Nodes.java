@@ -49,9 +49,16 @@ final class Nodes implements AutoCloseable {
     }
 
     Node worker(Path model, String... extra) throws IOException, InterruptedException {
+        return worker(List.of(), model, extra);
+    }
+
+    /** A worker JVM with extra JVM flags (e.g. another vector width). */
+    Node worker(List<String> jvmFlags, Path model, String... extra) throws IOException, InterruptedException {
         List<String> args = new ArrayList<>(List.of("worker", "--listen", "127.0.0.1:0", "-m", model.toString()));
         args.addAll(List.of(extra));
-        return start(args, List.of("-Xmx256m"));
+        List<String> flags = new ArrayList<>(List.of("-Xmx256m"));
+        flags.addAll(jvmFlags);
+        return start(args, flags);
     }
 
     Node shadow(Path model, String... extra) throws IOException, InterruptedException {
