@@ -126,7 +126,10 @@ final class ExpertRuntime implements AutoCloseable {
                             new Predictors.Context(st, shadows, cfg.predictorSettings(), Predictors.Mode.RUN, NextTokenRule.ARGMAX));
                 }
                 int width = Predictors.width(predictor, hp.nExpertUsed(), hp.nExpert());
-                done.push(new PredictorHooks(st, predictor, cfg.lookaheadFor(hp.nLayer()), width, remote));
+                // OD-MoE's schedule: a group loads layer l + groups while the others compute, so predictions must reach that far
+                int lookahead = cfg.lookahead() != null ? cfg.lookaheadFor(hp.nLayer())
+                        : Math.min(hp.nLayer(), Math.max(ExpertRuntimeConfig.DEFAULT_LOOKAHEAD, remote.groups()));
+                done.push(new PredictorHooks(st, predictor, lookahead, width, remote));
             }
             return new ExpertRuntime(null, predictor, done, remote);
         } catch (RuntimeException | Error e) {

@@ -353,6 +353,7 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
             stats.bytesReceived.addAndGet(reply.getSerializedSize());
             if (reply.getWasReady()) stats.readyOnArrival.incrementAndGet();
             stats.loadWaitNanos.addAndGet(reply.getLoadNanos());
+            stats.workerComputeNanos.addAndGet(reply.getComputeNanos());
         } catch (StatusRuntimeException | Frames.BadFrame e) {
             throw e;
         } catch (Exception e) {
