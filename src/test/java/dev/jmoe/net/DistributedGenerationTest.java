@@ -139,7 +139,7 @@ class DistributedGenerationTest {
         List<Nodes.Node> ws = new ArrayList<>(workers.subList(0, 2));
         ws.add(victim);
         long t0 = System.nanoTime();
-        Reference got = greedy(cluster(ws, null, 1, 2).build(), step -> {
+        Reference got = greedy(cluster(ws, null, 1, 5).build(), step -> {
             if (step == 3) {
                 try {
                     victim.kill();
@@ -150,8 +150,9 @@ class DistributedGenerationTest {
         });
         assertSame(reference, got);
         assertTrue(!victim.process.isAlive());
-        assertEquals(1, got.cluster().workersLost(), "the killed worker was dropped");
-        assertTrue(got.notices().stream().anyMatch(n -> n.contains("dropped from the schedule")), got.notices().toString());
+        // (on a loaded machine a live worker may also miss its lease for a moment and rejoin; the output is exact either way)
+        assertTrue(got.cluster().workersLost() >= 1, "the killed worker was dropped");
+        assertTrue(got.notices().stream().anyMatch(n -> n.contains("worker " + victim.address() + " dropped from the schedule")), got.notices().toString());
         assertTrue(System.nanoTime() - t0 < 120e9, "the run must not hang on the dead worker");
     }
 
