@@ -2,6 +2,8 @@ package dev.jmoe.cli;
 
 import dev.jmoe.engine.ExpertRuntimeConfig;
 import dev.jmoe.experts.store.Link;
+import dev.jmoe.net.ClusterConfig;
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Option;
 
 /**
@@ -47,9 +49,47 @@ final class ExpertMemoryOptions {
     @Option(names = "--loader-threads", paramLabel = "COUNT", description = "threads moving experts into fast memory (default 1)")
     Integer loaderThreads;
 
+    // ---- distributed OD-MoE: this process is the main node; routed experts are computed on worker nodes (docs/distributed.md)
+
+    @Option(names = "--workers", paramLabel = "HOST:PORT[,…]",
+            description = "worker nodes (jmoe worker) that compute every routed expert; this node keeps only the non-expert weights")
+    String workers;
+
+    @Option(names = "--shadow-node", paramLabel = "HOST:PORT", description = "a shadow node (jmoe shadow) that predicts experts (default: the shadow runs in this process)")
+    String shadowNode;
+
+    @Option(names = "--group-size", paramLabel = "G", description = "workers per group; layer l goes to group l mod (workers / G) (default: the model's k)")
+    Integer groupSize;
+
+    @Option(names = "--net", paramLabel = "BANDWIDTH[,LATENCY]",
+            description = "emulate the network between this node and the others in the transport, e.g. 1Gb/s,100us (default: the real network)")
+    String net;
+
+    @Option(names = "--worker-timeout", paramLabel = "SECONDS", description = "deadline of one expert computation on a worker, its load included (default 120)")
+    Double workerTimeout;
+
+    @Option(names = "--lease", paramLabel = "SECONDS", description = "a worker that answers no health check for this long is dropped and its calls go to another (default 3)")
+    Double lease;
+
+    @ArgGroup(validate = false, exclusive = false) NodeOptions node = new NodeOptions();
+
+    /** The cluster these flags describe, or null without --workers. */
+    ClusterConfig cluster() {
+        if (workers == null) {
+            if (shadowNode != null || groupSize != null || net != null || workerTimeout != null || lease != null || node.given()) {
+                throw new IllegalArgumentException("--shadow-node, --group-size, --net, --worker-timeout, --lease and the TLS/token flags need --workers");
+            }
+            return null;
+        }
+        return new ClusterConfig(ClusterConfig.parseList(workers, "--workers"),
+                shadowNode == null ? null : ClusterConfig.Endpoint.parse(shadowNode, "--shadow-node"), groupSize, node.security(),
+                net == null ? null : Link.parse(net), workerTimeout != null ? workerTimeout : ClusterConfig.DEFAULT_CALL_TIMEOUT,
+                lease != null ? lease : ClusterConfig.DEFAULT_LEASE_TIMEOUT);
+    }
+
     /** Puts these flags into {@code b}. */
     ExpertRuntimeConfig.Builder apply(ExpertRuntimeConfig.Builder b) {
-        return b.expertMemory(expertMemory).store(store).link(link).slowCompute(slowCompute == null ? null : Link.parseRatio(slowCompute))
+        return b.cluster(cluster()).expertMemory(expertMemory).store(store).link(link).slowCompute(slowCompute == null ? null : Link.parseRatio(slowCompute))
                 .policy(policy).eviction(eviction).alpha(alpha).scoreWindow(scoreWindow).prefetch(prefetch).balance(balance)
                 .loaderThreads(loaderThreads);
     }

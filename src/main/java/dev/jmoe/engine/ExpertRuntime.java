@@ -15,6 +15,10 @@ import dev.jmoe.experts.predict.Predictors;
 import dev.jmoe.experts.predict.ShadowModels;
 import dev.jmoe.experts.predict.ShadowPredictor;
 import dev.jmoe.model.InferenceState;
+import dev.jmoe.net.ClusterConfig;
+import dev.jmoe.net.ClusterStats;
+import dev.jmoe.net.RemoteExperts;
+import dev.jmoe.net.RemoteShadowPredictor;
 import java.io.IOException;
 import java.util.ArrayDeque;
 import java.util.function.Consumer;
@@ -36,17 +40,24 @@ final class ExpertRuntime implements AutoCloseable {
     private final OffloadStats stats;          // null when nothing offloads
     private final ExpertPredictor predictor;   // null without one
     private final ArrayDeque<AutoCloseable> installed;
+    private final RemoteExperts remote;        // null unless distributed
 
     private ExpertRuntime(OffloadStats stats, ExpertPredictor predictor, ArrayDeque<AutoCloseable> installed) {
+        this(stats, predictor, installed, null);
+    }
+
+    private ExpertRuntime(OffloadStats stats, ExpertPredictor predictor, ArrayDeque<AutoCloseable> installed, RemoteExperts remote) {
         this.stats = stats;
         this.predictor = predictor;
         this.installed = installed;
+        this.remote = remote;
     }
 
     static final ExpertRuntime NONE = new ExpertRuntime(null, null, new ArrayDeque<>());
 
     static ExpertRuntime install(InferenceState st, ExpertRuntimeConfig cfg, ShadowModels shadows, Consumer<String> notices) throws IOException {
         if (cfg.resident()) return new ExpertRuntime(null, null, new ArrayDeque<>());
+        if (cfg.distributed()) return distributed(st, cfg, shadows, notices);
         var hp = st.model().hyperparams();
         int lookahead = cfg.lookaheadFor(hp.nLayer());
         ArrayDeque<AutoCloseable> done = new ArrayDeque<>();
@@ -88,6 +99,48 @@ final class ExpertRuntime implements AutoCloseable {
             throw e;
         }
     }
+
+    /**
+     * {@code --workers}: this node keeps only the non-expert weights; every routed expert is computed on a worker
+     * ({@link RemoteExperts} as the state's expert executor) and the predictor's predictions go to the workers as load
+     * commands. The predictor is the shadow node's ({@code --shadow-node}) or one in this process.
+     */
+    private static ExpertRuntime distributed(InferenceState st, ExpertRuntimeConfig cfg, ShadowModels shadows, Consumer<String> notices)
+            throws IOException {
+        var hp = st.model().hyperparams();
+        ClusterConfig cluster = cfg.cluster();
+        ArrayDeque<AutoCloseable> done = new ArrayDeque<>();
+        ExpertPredictor predictor = null;
+        try {
+            RemoteExperts remote = RemoteExperts.connect(cluster, st.model(), notices);
+            done.push(remote);
+            st.setExpertExecutor(remote);
+            done.push(() -> st.setExpertExecutor(null));
+            notices.accept("distributed experts: " + remote.describe());
+            if (cfg.predicts()) {
+                if (cluster.shadowNode() != null && cfg.predictorName().equals("shadow")) {
+                    predictor = new RemoteShadowPredictor(cluster.shadowNode(), cluster.security(), cluster.net(), st,
+                            cfg.predictorSettings().alignment(), new dev.jmoe.experts.predict.GateLookaheadPredictor(st.model()), remote.stats(), notices);
+                } else {
+                    predictor = Predictors.create(cfg.predictorName(),
+                            new Predictors.Context(st, shadows, cfg.predictorSettings(), Predictors.Mode.RUN, NextTokenRule.ARGMAX));
+                }
+                int width = Predictors.width(predictor, hp.nExpertUsed(), hp.nExpert());
+                // OD-MoE's schedule: a group loads layer l + groups while the others compute, so predictions must reach that far
+                int lookahead = cfg.lookahead() != null ? cfg.lookaheadFor(hp.nLayer())
+                        : Math.min(hp.nLayer(), Math.max(ExpertRuntimeConfig.DEFAULT_LOOKAHEAD, remote.groups()));
+                done.push(new PredictorHooks(st, predictor, lookahead, width, remote));
+            }
+            return new ExpertRuntime(null, predictor, done, remote);
+        } catch (RuntimeException | Error e) {
+            closeAll(done);
+            if (predictor != null) predictor.close();
+            throw e;
+        }
+    }
+
+    /** The cluster's counters (distributed runs), or null. */
+    ClusterStats clusterStats() { return remote == null ? null : remote.stats(); }
 
     private static void note(OffloadStats stats, Consumer<String> notices) {
         String n = stats.settings().storeNote();

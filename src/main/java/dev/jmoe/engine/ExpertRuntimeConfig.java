@@ -9,6 +9,7 @@ import dev.jmoe.experts.predict.Predictors;
 import dev.jmoe.experts.predict.ShadowPredictor;
 import dev.jmoe.experts.store.ExpertStores;
 import dev.jmoe.experts.store.Link;
+import dev.jmoe.net.ClusterConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -41,11 +42,13 @@ import java.util.List;
  * @param alignPeriod   shadow re-alignment {@code TOKENS[,KV]} (default 1,1)
  * @param shadowMargin  runners-up within this relative distance of the shadow's k-th expert are predicted too (default 0.02)
  * @param historyDecay  the history predictor's per-token decay (default 0.8)
+ * @param cluster       distributed OD-MoE ({@code --workers}, {@code --shadow-node}, {@code --group-size}, node security,
+ *                      {@code --net}): every routed expert is computed on worker nodes; null runs on this node alone
  */
 public record ExpertRuntimeConfig(String expertMemory, String store, String link, Double slowCompute, String policy, String eviction,
                                   Double alpha, Integer scoreWindow, Boolean prefetch, Boolean balance, Integer loaderThreads,
                                   String predictor, Integer lookahead, String shadowType, Path shadowModel, String alignPeriod,
-                                  Double shadowMargin, Double historyDecay) {
+                                  Double shadowMargin, Double historyDecay, ClusterConfig cluster) {
     /** Every expert resident, no prediction. */
     public static final ExpertRuntimeConfig RESIDENT = builder().build();
 
@@ -89,20 +92,23 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
     /** Whether this is OD-MoE's just-in-time loading ({@code --policy odmoe}). */
     public boolean justInTime() { return justInTime(policy); }
 
+    /** Whether routed experts are computed on worker nodes ({@code --workers}). */
+    public boolean distributed() { return cluster != null; }
+
     /** Whether experts sit behind a budget (a cache or the just-in-time working set). */
     public boolean offloads() { return expertMemory != null || justInTime(); }
 
     /** The predictor that runs ({@code "none"} when none does; odmoe with none loads every expert on demand). */
     public String predictorName() {
         if (predictor != null) return predictor;
-        return justInTime() ? "shadow" : "none";
+        return justInTime() || distributed() ? "shadow" : "none";
     }
 
     /** Whether a predictor runs. */
     public boolean predicts() { return !predictorName().equals("none"); }
 
     /** Whether nothing is installed: every expert resident, no predictor. */
-    public boolean resident() { return !offloads() && !predicts(); }
+    public boolean resident() { return !offloads() && !predicts() && !distributed(); }
 
     public String storeName() { return store != null ? store : "direct"; }
     public String policyName() { return policy != null ? policy : "exact-smoe"; }
@@ -148,6 +154,31 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
     /** Given settings that have no effect in this configuration, one message each (e.g. a policy without a budget). */
     public List<String> warnings() {
         List<String> w = new ArrayList<>();
+        if (distributed()) {
+            List<String> idle = new ArrayList<>();
+            if (expertMemory != null) idle.add("--expert-memory");
+            if (store != null) idle.add("--store");
+            if (link != null) idle.add("--link");
+            if (slowCompute != null) idle.add("--slow-compute");
+            if (policy != null && !justInTime()) idle.add("--policy " + policy);
+            if (eviction != null) idle.add("--eviction");
+            if (alpha != null) idle.add("--alpha");
+            if (scoreWindow != null) idle.add("--score-window");
+            if (prefetch != null) idle.add("--prefetch");
+            if (balance != null) idle.add("--balance");
+            if (loaderThreads != null) idle.add("--loader-threads");
+            if (!idle.isEmpty()) {
+                w.add(String.join(", ", idle) + (idle.size() == 1 ? " has" : " have")
+                        + " no effect with --workers (the main node holds no experts; each worker's own flags set its memory, store and link)");
+            }
+            if (cluster.shadowNode() != null && !predictorName().equals("shadow")) {
+                w.add("--shadow-node has no effect with --predictor " + predictorName());
+            }
+            if (cluster.shadowNode() != null && (shadowType != null || shadowModel != null)) {
+                w.add("--shadow/--shadow-model have no effect with --shadow-node (the shadow node has its own copy)");
+            }
+            return w;
+        }
         if (!offloads()) {
             List<String> idle = given(store, "--store", link, "--link", slowCompute, "--slow-compute", policy, "--policy", eviction, "--eviction",
                     alpha, "--alpha", scoreWindow, "--score-window", prefetch, "--prefetch", balance, "--balance", loaderThreads, "--loader-threads");
@@ -180,7 +211,7 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         b.expertMemory = expertMemory; b.store = store; b.link = link; b.slowCompute = slowCompute; b.policy = policy; b.eviction = eviction;
         b.alpha = alpha; b.scoreWindow = scoreWindow; b.prefetch = prefetch; b.balance = balance; b.loaderThreads = loaderThreads;
         b.predictor = predictor; b.lookahead = lookahead; b.shadowType = shadowType; b.shadowModel = shadowModel; b.alignPeriod = alignPeriod;
-        b.shadowMargin = shadowMargin; b.historyDecay = historyDecay;
+        b.shadowMargin = shadowMargin; b.historyDecay = historyDecay; b.cluster = cluster;
         return b;
     }
 
@@ -191,6 +222,7 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         private Integer scoreWindow, loaderThreads, lookahead;
         private Boolean prefetch, balance;
         private Path shadowModel;
+        private ClusterConfig cluster;
 
         private Builder() {}
 
@@ -212,10 +244,11 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         public Builder alignPeriod(String v) { alignPeriod = v; return this; }
         public Builder shadowMargin(Double v) { shadowMargin = v; return this; }
         public Builder historyDecay(Double v) { historyDecay = v; return this; }
+        public Builder cluster(ClusterConfig v) { cluster = v; return this; }
 
         public ExpertRuntimeConfig build() {
             return new ExpertRuntimeConfig(expertMemory, store, link, slowCompute, policy, eviction, alpha, scoreWindow, prefetch, balance,
-                    loaderThreads, predictor, lookahead, shadowType, shadowModel, alignPeriod, shadowMargin, historyDecay);
+                    loaderThreads, predictor, lookahead, shadowType, shadowModel, alignPeriod, shadowMargin, historyDecay, cluster);
         }
     }
 }

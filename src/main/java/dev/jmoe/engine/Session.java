@@ -289,6 +289,11 @@ public final class Session implements AutoCloseable {
         return s.report();
     }
 
+    /** The counters of a distributed run's traffic with its workers and shadow node, or null on a single node. */
+    public dev.jmoe.net.ClusterStats clusterStats() {
+        return runtime.clusterStats();
+    }
+
     /** The live counters of the expert runtime (advanced: measuring tools), or null when every expert is resident. */
     public OffloadStats offloadStats() {
         return runtime.stats();

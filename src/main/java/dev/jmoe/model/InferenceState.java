@@ -12,6 +12,7 @@ public final class InferenceState {
     private final Parallel pool;
     private final Rope rope;
     private ExpertSource experts;
+    private ExpertExecutor expertExecutor;
     private RoutingHook routingHook;
     private LayerHook layerHook;
     private TokenHook tokenHook;
@@ -35,6 +36,9 @@ public final class InferenceState {
     public int position() { return position; }
     public ExpertSource experts() { return experts; }
     public void setExperts(ExpertSource experts) { this.experts = experts; }
+    /** Where routed experts are computed when not here (a distributed run); null: locally, from {@link #experts()}. */
+    public ExpertExecutor expertExecutor() { return expertExecutor; }
+    public void setExpertExecutor(ExpertExecutor executor) { this.expertExecutor = executor; }
     public RoutingHook routingHook() { return routingHook; }
     public void setRoutingHook(RoutingHook hook) { this.routingHook = hook; }
     public LayerHook layerHook() { return layerHook; }

@@ -318,13 +318,18 @@ public final class Model {
         // the end, so the result does not depend on the order the experts are computed in (residency).
         float[] slots = s.ensureSlots(n * k * e);
         int[] used = routing.usedExperts();
-        ExpertSource source = st.experts();
-        source.willUse(l, used, pool);
         float[] sharedOut = null;
-        // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
-        boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
-        if (n == 1 && gatedTogether && source.allReady(l, used)) sharedOut = decodeExperts(s, source, lw, l, used, pool);
-        else expertByExpert(s, source, l, n, used, pool);
+        ExpertExecutor executor = st.expertExecutor();
+        if (executor != null) {
+            executedElsewhere(s, executor, l, n, pos, used);
+        } else {
+            ExpertSource source = st.experts();
+            source.willUse(l, used, pool);
+            // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
+            boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
+            if (n == 1 && gatedTogether && source.allReady(l, used)) sharedOut = decodeExperts(s, source, lw, l, used, pool);
+            else expertByExpert(s, source, l, n, used, pool);
+        }
         float[] out = s.tmp;
         for (int t = 0; t < n; t++) {
             int o = t * e;
@@ -360,6 +365,47 @@ public final class Model {
                 System.arraycopy(d, i * e, slots, (t * k + slot) * e, e);
             }
         }
+    }
+
+    /**
+     * The layer's experts through an {@link ExpertExecutor}: each used expert's rows gathered as
+     * {@link #expertByExpert} gathers them, all handed over in one call, the outputs scattered into the same slots.
+     */
+    private void executedElsewhere(Scratch s, ExpertExecutor executor, int l, int n, int pos, int[] used) {
+        int e = hp.nEmbd(), k = hp.nExpertUsed();
+        Routing routing = s.routing;
+        float[] slots = s.slots();
+        List<ExpertExecutor.Call> calls = new ArrayList<>(used.length);
+        for (int ex : used) {
+            int m = routing.tokenCount(ex);
+            float[] in = new float[m * e];
+            for (int i = 0; i < m; i++) System.arraycopy(s.xn, routing.token(ex, i) * e, in, i * e, e);
+            calls.add(new ExpertExecutor.Call(ex, m, in, new float[m * e]));
+        }
+        executor.computeLayer(l, pos, n, calls);
+        for (ExpertExecutor.Call c : calls) {
+            for (int i = 0; i < c.rows(); i++) {
+                int t = routing.token(c.expert(), i), slot = routing.slot(c.expert(), i);
+                System.arraycopy(c.output(), i * e, slots, (t * k + slot) * e, e);
+            }
+        }
+    }
+
+    /**
+     * One expert on {@code rows} rows of normed hidden state ({@code input}, row-major, rows × nEmbd) into
+     * {@code output} (same shape): the very products and SiLU the MoE layer computes for it (a decode token's fused
+     * dispatch gives the same bits per row). Worker nodes call this so a remote expert equals a local one; the
+     * caller binds the model's activation rounding ({@link Kernels#withActivationQuantization}).
+     */
+    public static void computeExpert(Parallel pool, ExpertWeights w, float[] input, int rows, float[] output) {
+        int e = w.gate().cols(), ffE = w.gate().rows();
+        if (rows < 1 || input.length < rows * e || output.length < rows * e) {
+            throw new IllegalArgumentException("expert " + w.layer() + "/" + w.expert() + ": " + rows + " rows of " + e
+                    + " need input and output of " + rows * e + " floats, got " + input.length + " and " + output.length);
+        }
+        float[] g = new float[rows * ffE], u = new float[rows * ffE];
+        swiGlu(pool, w.gate(), w.up(), input, e, rows, g, u, ffE);
+        matmul(pool, w.down(), g, ffE, rows, output, e);
     }
 
     /**

@@ -31,8 +31,15 @@ final class RoutingBoard {
         return Math.floorMod(pos, ring) * nLayer + layer;
     }
 
+    /** Told of every entry as it is published (a shadow node forwards them to its main node); null for none. */
+    private volatile java.util.function.BiConsumer<Integer, Entry> listener;
+
+    void listen(java.util.function.BiConsumer<Integer, Entry> l) { this.listener = l; }
+
     void publish(int layer, Entry e) {
         slots.set(index(e.pos(), layer), e);
+        var l = listener;
+        if (l != null) l.accept(layer, e);
     }
 
     /** The entry for (pos, layer), or null if the shadow has not published it (or it was cleared). */

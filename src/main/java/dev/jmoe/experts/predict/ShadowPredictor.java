@@ -120,6 +120,21 @@ public final class ShadowPredictor implements ExpertPredictor {
         return this;
     }
 
+    /** Receives each routing the shadow publishes, on the shadow's thread, as soon as its router has run. */
+    public interface PublishListener {
+        /**
+         * @param ranking experts best first (not to be modified)
+         * @param probs   their probabilities, same order
+         */
+        void published(int layer, int pos, int token, int prevToken, int[] ranking, float[] probs);
+    }
+
+    /** Forwards every published routing to {@code listener} too (a shadow node sends them to its main node). */
+    public ShadowPredictor onPublish(PublishListener listener) {
+        board.listen(listener == null ? null : (layer, e) -> listener.published(layer, e.pos(), e.token(), e.prevToken(), e.ranking(), e.probs()));
+        return this;
+    }
+
     /** The predictor asked when the shadow has nothing for a layer. */
     public ExpertPredictor fallback() { return fallback; }
 

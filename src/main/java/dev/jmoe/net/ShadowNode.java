@@ -1,0 +1,219 @@
+package dev.jmoe.net;
+
+import dev.jmoe.experts.predict.Alignment;
+import dev.jmoe.experts.predict.NextTokenRule;
+import dev.jmoe.experts.predict.NoPredictor;
+import dev.jmoe.experts.predict.ShadowPredictor;
+import dev.jmoe.model.Hyperparams;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.KvCache;
+import dev.jmoe.model.Model;
+import dev.jmoe.net.proto.AlignMessage;
+import dev.jmoe.net.proto.Prediction;
+import dev.jmoe.net.proto.ShadowNodeGrpc;
+import dev.jmoe.tensor.Parallel;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The shadow node ({@code jmoe shadow}): runs a lower-precision copy of the model ahead of a main node and streams its
+ * routers' choices back as predictions. Per {@code Follow} stream (one main node's generation) it keeps a mirror of
+ * the main model's KV cache, filled with the entries the main node sends as positions complete, and a
+ * {@link ShadowPredictor} that follows the mirror exactly as an in-process shadow follows the main state: it takes
+ * the main node's tokens and KV entries on the alignment periods the main node sends, runs ahead, speculates the next
+ * token, and every routing it publishes goes out at once. Messages are validated (shape, positions, token ids, byte
+ * counts) before use; a bad one ends the stream with INVALID_ARGUMENT.
+ */
+public final class ShadowNode implements AutoCloseable {
+    /** Largest context a main node may ask a shadow for (its KV mirror and own cache are sized by it). */
+    public static final int MAX_CONTEXT = 1 << 17;
+
+    private final Model shadow;
+    private final String name;
+    private final Server server;
+    private final HealthStatusManager health = new HealthStatusManager();
+    private final AtomicLong streams = new AtomicLong(), predictionsSent = new AtomicLong();
+
+    private ShadowNode(Model shadow, String name, String host, int port, NodeSecurity security) throws IOException {
+        this.shadow = shadow;
+        this.name = name;
+        Hyperparams hp = shadow.hyperparams();
+        long kvPerPosition = 2L * hp.nLayer() * hp.kvDim() * Float.BYTES;
+        // one message carries at most a prompt batch's KV entries and tokens; 64 MiB bounds what a peer can make us hold
+        int maxMessage = (int) Math.min(64L << 20, Math.max(1L << 20, 4096 * kvPerPosition + (1 << 20)));
+        NettyServerBuilder b = NettyServerBuilder.forAddress(new InetSocketAddress(host, port)).maxInboundMessageSize(maxMessage)
+                .permitKeepAliveTime(1, TimeUnit.SECONDS).permitKeepAliveWithoutCalls(true)
+                .addService(new Service()).addService(health.getHealthService());
+        (security == null ? NodeSecurity.NONE : security).secure(b);
+        this.server = b.build().start();
+        health.setStatus("", io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
+    }
+
+    /** Serves {@code shadow} (a copy of the main model at another precision, or another file of it) on host:port. */
+    public static ShadowNode start(Model shadow, String name, String host, int port, NodeSecurity security) throws IOException {
+        return new ShadowNode(shadow, name, host, port, security);
+    }
+
+    public int port() { return server.getPort(); }
+
+    public long predictionsSent() { return predictionsSent.get(); }
+
+    public String describe() {
+        return "shadow node on port " + port() + ": " + name + " (" + ModelFingerprint.shape(shadow) + ")";
+    }
+
+    public void awaitTermination() throws InterruptedException {
+        server.awaitTermination();
+    }
+
+    @Override
+    public void close() {
+        health.enterTerminalState();
+        server.shutdownNow();
+        try {
+            server.awaitTermination(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private final class Service extends ShadowNodeGrpc.ShadowNodeImplBase {
+        @Override
+        public StreamObserver<AlignMessage> follow(StreamObserver<Prediction> out) {
+            streams.incrementAndGet();
+            return new Follower(out);
+        }
+    }
+
+    /** One main node's generation: its KV mirror and the shadow that follows it. */
+    private final class Follower implements StreamObserver<AlignMessage> {
+        private final StreamObserver<Prediction> out;
+        private Parallel pool;
+        private InferenceState mirror;
+        private ShadowPredictor predictor;
+        private int context;
+        private volatile boolean done;
+
+        Follower(StreamObserver<Prediction> out) {
+            this.out = out;
+        }
+
+        @Override
+        public void onNext(AlignMessage m) {
+            if (done) return;
+            try {
+                if (predictor == null) start(m);
+                apply(m);
+            } catch (Frames.BadFrame | IllegalArgumentException e) {
+                fail(Status.INVALID_ARGUMENT.withDescription(e.getMessage()));
+            } catch (RuntimeException e) {
+                fail(Status.INTERNAL.withDescription("shadow failed: " + e));
+            }
+        }
+
+        private void start(AlignMessage m) {
+            String mine = ModelFingerprint.shape(shadow);
+            if (!mine.equals(m.getModelFingerprint())) {
+                throw new Frames.BadFrame("the main model (" + m.getModelFingerprint() + ") does not have this shadow's shape (" + mine + ")");
+            }
+            context = Frames.index(m.getContext(), 1, MAX_CONTEXT + 1, "context");
+            Alignment align = new Alignment(Frames.index(m.getAlignTokenPeriod(), 0, 1 << 20, "token alignment period"),
+                    Frames.index(m.getAlignKvPeriod(), 0, 1 << 20, "KV alignment period"));
+            pool = new Parallel(1);
+            mirror = shadow.newState(context, pool);
+            predictor = new ShadowPredictor(name, mirror, shadow, align, NextTokenRule.ARGMAX, new NoPredictor(), ShadowPredictor.Mode.THREAD)
+                    .onPublish(this::send);
+        }
+
+        private void apply(AlignMessage m) {
+            Hyperparams hp = shadow.hyperparams();
+            int kvDim = hp.kvDim(), nLayer = hp.nLayer();
+            int count = Frames.index(m.getKvCount(), 0, context + 1, "kv_count");
+            if (count > 0) {
+                int from = Frames.index(m.getKvFrom(), 0, context - count + 1, "kv_from");
+                float[] kv = Frames.decode(m.getKv(), count * nLayer * 2 * kvDim, "kv (" + count + " positions)");
+                KvCache cache = mirror.kv();
+                int o = 0;
+                for (int p = from; p < from + count; p++) {
+                    for (int l = 0; l < nLayer; l++) {
+                        System.arraycopy(kv, o, cache.keys(l), p * kvDim, kvDim);
+                        o += kvDim;
+                        System.arraycopy(kv, o, cache.values(l), p * kvDim, kvDim);
+                        o += kvDim;
+                    }
+                }
+            } else if (!m.getKv().isEmpty()) {
+                throw new Frames.BadFrame("kv bytes without kv_count");
+            }
+            int n = m.getTokensCount();
+            if (n == 0) return;
+            int pos = Frames.index(m.getPosition(), 0, context, "position");
+            if (n > context - pos) throw new Frames.BadFrame(n + " tokens at position " + pos + " overrun the context of " + context);
+            int[] tokens = new int[n];
+            for (int i = 0; i < n; i++) tokens[i] = Frames.index(m.getTokens(i), 0, hp.nVocab(), "token");
+            predictor.onTokens(pos, tokens, 0, n);
+        }
+
+        private void send(int layer, int pos, int token, int prevToken, int[] ranking, float[] probs) {
+            if (done) return;
+            Prediction.Builder b = Prediction.newBuilder().setPosition(pos).setLayer(layer).setToken(token).setPrevToken(prevToken);
+            for (int e : ranking) b.addRanking(e);
+            if (probs != null) for (float p : probs) b.addProbs(p);
+            synchronized (out) {
+                if (done) return;
+                try {
+                    out.onNext(b.build());
+                    predictionsSent.incrementAndGet();
+                } catch (RuntimeException e) {
+                    done = true; // the main node went away
+                }
+            }
+        }
+
+        private void fail(Status s) {
+            synchronized (out) {
+                if (done) return;
+                done = true;
+                try {
+                    out.onError(s.asRuntimeException());
+                } catch (RuntimeException ignored) {
+                    // already closed
+                }
+            }
+            stop();
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            done = true;
+            stop();
+        }
+
+        @Override
+        public void onCompleted() {
+            synchronized (out) {
+                if (!done) {
+                    done = true;
+                    try {
+                        out.onCompleted();
+                    } catch (RuntimeException ignored) {
+                        // already closed
+                    }
+                }
+            }
+            stop();
+        }
+
+        private void stop() {
+            if (predictor != null) predictor.close();
+            if (pool != null) pool.close();
+        }
+    }
+}

@@ -1,0 +1,176 @@
+package dev.jmoe.net;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.EngineConfig;
+import dev.jmoe.engine.ExpertRuntimeConfig;
+import dev.jmoe.engine.Session;
+import dev.jmoe.testutil.TestModels;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.IntConsumer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Distributed OD-MoE with worker JVMs on 127.0.0.1: greedy generation equals the single-node resident run token for
+ * token and logit for logit (bit for bit), also when a worker is killed with -9 mid-generation and when the shadow
+ * node is lost.
+ */
+@Timeout(300)
+class DistributedGenerationTest {
+    static final int PROMPT = 12, DECODE = 10;
+    static Nodes nodes;
+    static Path model;
+    static List<Nodes.Node> workers = new ArrayList<>();
+    static Reference reference;
+
+    /** A greedy run's tokens, every step's logits, the engine's notices and the cluster's counters (null on one node). */
+    record Reference(int[] tokens, List<float[]> logits, List<String> notices, ClusterStats.Snapshot cluster) {}
+
+    @BeforeAll
+    static void start() throws Exception {
+        model = TestModels.mixtral(); // Q4_0: the main node packs its experts, so the workers must too
+        nodes = new Nodes();
+        for (int i = 0; i < 4; i++) workers.add(nodes.worker(model));
+        reference = greedy(ExpertRuntimeConfig.RESIDENT, null);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (nodes != null) nodes.close();
+    }
+
+    static int[] prompt() {
+        int[] p = new int[PROMPT];
+        for (int i = 0; i < PROMPT; i++) p[i] = 1 + (i * 37) % 250;
+        return p;
+    }
+
+    /** Greedy decoding with the logits of the prompt and of every step; {@code afterStep} runs after each decoded token. */
+    static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep) throws Exception {
+        EngineConfig cfg = EngineConfig.builder(model).threads(1).contextSize(64).warmup(false).experts(experts).build();
+        List<String> notices = java.util.Collections.synchronizedList(new ArrayList<>());
+        dev.jmoe.engine.EngineListener listener = new dev.jmoe.engine.EngineListener() {
+            @Override public void notice(String message) { notices.add(message); }
+        };
+        try (Engine engine = Engine.open(cfg, listener); Session s = engine.newSession()) {
+            List<float[]> logits = new ArrayList<>();
+            float[] l = s.evaluate(prompt());
+            int[] tokens = new int[DECODE];
+            for (int i = 0; i < DECODE; i++) {
+                logits.add(l.clone());
+                tokens[i] = argmax(l);
+                l = s.next(tokens[i]);
+                if (afterStep != null) afterStep.accept(i);
+            }
+            logits.add(l.clone());
+            return new Reference(tokens, logits, List.copyOf(notices), s.clusterStats() == null ? null : s.clusterStats().snapshot());
+        }
+    }
+
+    static int argmax(float[] l) {
+        int b = 0;
+        for (int i = 1; i < l.length; i++) if (l[i] > l[b]) b = i;
+        return b;
+    }
+
+    static void assertSame(Reference expected, Reference got) {
+        assertArrayEquals(expected.tokens(), got.tokens(), "tokens");
+        for (int i = 0; i < expected.logits().size(); i++) {
+            float[] a = expected.logits().get(i), b = got.logits().get(i);
+            for (int j = 0; j < a.length; j++) {
+                if (Float.floatToIntBits(a[j]) != Float.floatToIntBits(b[j])) {
+                    throw new AssertionError("step " + i + " logit " + j + ": " + a[j] + " (resident) vs " + b[j] + " (distributed)");
+                }
+            }
+        }
+    }
+
+    static ExpertRuntimeConfig.Builder cluster(List<Nodes.Node> ws, String shadow, Integer groupSize, double lease) {
+        List<ClusterConfig.Endpoint> eps = ClusterConfig.parseList(Nodes.addresses(ws), "--workers");
+        ClusterConfig c = new ClusterConfig(eps, shadow == null ? null : ClusterConfig.Endpoint.parse(shadow, "--shadow-node"), groupSize,
+                NodeSecurity.NONE, null, 60, lease);
+        return ExpertRuntimeConfig.builder().cluster(c);
+    }
+
+    @Test
+    void distributedGreedyEqualsResidentBitForBit() throws Exception {
+        // 4 workers in 2 groups of k = 2, the shadow in this process predicting for the workers
+        Reference predicted = greedy(cluster(workers, null, null, 3).build(), null);
+        assertSame(reference, predicted);
+        // every MoE layer of every step went to the workers: 3 layers x (1 prompt batch + DECODE steps)
+        assertEquals(3L * (1 + DECODE), predicted.cluster().layers());
+        assertTrue(predicted.cluster().decodeExpertUses() == 3L * 2 * DECODE, "k = 2 experts per decode layer");
+        assertTrue(predicted.cluster().prefetchMessages() > 0, "the shadow's predictions reach the workers as load commands");
+        // no prediction at all: every expert loaded on demand on its worker
+        Reference onDemand = greedy(cluster(workers, null, 1, 3).predictor("none").build(), null);
+        assertSame(reference, onDemand);
+        assertEquals(0, onDemand.cluster().prefetchMessages());
+    }
+
+    /**
+     * Expert kernels pin their vector shapes (256-bit float/int lanes, 128-bit byte lanes) and SiLU is lane-wise, so a
+     * node whose preferred vector width differs (AVX2: 256 bits; 128 bits) computes the same bits as this AVX-512 one.
+     */
+    @Test
+    void workersWithOtherVectorWidthsComputeTheSameBits() throws Exception {
+        Nodes.Node avx2 = nodes.worker(List.of("-XX:UseAVX=2"), model);
+        Nodes.Node narrow = nodes.worker(List.of("-XX:MaxVectorSize=16"), model);
+        try {
+            Reference got = greedy(cluster(List.of(avx2, narrow), null, 1, 30).predictor("none").build(), null);
+            assertSame(reference, got);
+            assertTrue(got.cluster().computeCalls() >= 3L * (1 + DECODE));
+        } finally {
+            avx2.kill();
+            narrow.kill();
+        }
+    }
+
+    @Test
+    void killingAWorkerMidGenerationChangesNothing() throws Exception {
+        Nodes.Node victim = nodes.worker(model);
+        List<Nodes.Node> ws = new ArrayList<>(workers.subList(0, 2));
+        ws.add(victim);
+        long t0 = System.nanoTime();
+        Reference got = greedy(cluster(ws, null, 1, 5).build(), step -> {
+            if (step == 3) {
+                try {
+                    victim.kill();
+                } catch (InterruptedException e) {
+                    throw new RuntimeException(e);
+                }
+            }
+        });
+        assertSame(reference, got);
+        assertTrue(!victim.process.isAlive());
+        // (on a loaded machine a live worker may also miss its lease for a moment and rejoin; the output is exact either way)
+        assertTrue(got.cluster().workersLost() >= 1, "the killed worker was dropped");
+        assertTrue(got.notices().stream().anyMatch(n -> n.contains("worker " + victim.address() + " dropped from the schedule")), got.notices().toString());
+        assertTrue(System.nanoTime() - t0 < 120e9, "the run must not hang on the dead worker");
+    }
+
+    @Test
+    void losingTheShadowNodeChangesNothing() throws Exception {
+        Nodes.Node shadow = nodes.shadow(model, "--shadow", "q8_0");
+        Reference got = greedy(cluster(workers, shadow.address(), null, 3).build(), step -> {
+            if (step == 4) {
+                try {
+                    shadow.kill();
+                } catch (InterruptedException e) {
+                    throw new RuntimeException(e);
+                }
+            }
+        });
+        assertSame(reference, got);
+        assertEquals(false, shadow.process.isAlive());
+        assertTrue(got.cluster().shadowBytesSent() > 0, "the main node fed the shadow node");
+        assertTrue(got.notices().stream().anyMatch(n -> n.contains("shadow node lost")), got.notices().toString());
+    }
+}
