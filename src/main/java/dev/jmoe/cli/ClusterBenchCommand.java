@@ -48,10 +48,10 @@ final class ClusterBenchCommand implements Callable<Integer> {
     @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "the main model (GGUF); every worker reads its experts from it")
     Path model;
 
-    @Option(names = "--workers", paramLabel = "N", description = "worker processes to start (default ${DEFAULT-VALUE})")
+    @Option(names = "--workers", paramLabel = "COUNT", description = "worker processes to start (default ${DEFAULT-VALUE})")
     int workers = 8;
 
-    @Option(names = "--group-size", paramLabel = "G", description = "workers per group (default: the model's k)")
+    @Option(names = "--group-size", paramLabel = "WORKERS", description = "workers per group (default: the model's k)")
     Integer groupSize;
 
     @Option(names = "--link", paramLabel = "LINK", description = "each worker's own emulated store link, and single-node odmoe's (default ${DEFAULT-VALUE})")
@@ -69,13 +69,13 @@ final class ClusterBenchCommand implements Callable<Integer> {
     @Option(names = "--shadow", paramLabel = "TYPE", description = "the shadow node's precision (default ${DEFAULT-VALUE})")
     String shadowType = "q4_0";
 
-    @Option(names = {"-p", "--prompt-tokens"}, paramLabel = "N", description = "prompt tokens (default ${DEFAULT-VALUE})")
+    @Option(names = "--prompt-tokens", paramLabel = "TOKENS", description = "prompt tokens (default ${DEFAULT-VALUE})")
     int promptTokens = 16;
 
-    @Option(names = {"-n", "--tokens"}, paramLabel = "N", description = "decoded tokens per run (default ${DEFAULT-VALUE})")
+    @Option(names = {"-n", "--n-predict"}, paramLabel = "TOKENS", description = "decoded tokens per run (default ${DEFAULT-VALUE})")
     int tokens = 32;
 
-    @Option(names = "--rounds", paramLabel = "R", description = "alternated rounds of the three runs (default ${DEFAULT-VALUE})")
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "COUNT", description = "alternated rounds of the three runs (default ${DEFAULT-VALUE})")
     int rounds = 2;
 
     @Option(names = {"-t", "--threads"}, paramLabel = "COUNT", description = "main node compute threads (default ${DEFAULT-VALUE})")

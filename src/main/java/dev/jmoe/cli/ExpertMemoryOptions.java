@@ -58,7 +58,7 @@ final class ExpertMemoryOptions {
     @Option(names = "--shadow-node", paramLabel = "HOST:PORT", description = "a shadow node (jmoe shadow) that predicts experts (default: the shadow runs in this process)")
     String shadowNode;
 
-    @Option(names = "--group-size", paramLabel = "G", description = "workers per group; layer l goes to group l mod (workers / G) (default: the model's k)")
+    @Option(names = "--group-size", paramLabel = "WORKERS", description = "workers per group; layer l goes to group l mod (workers / WORKERS) (default: the model's k)")
     Integer groupSize;
 
     @Option(names = "--net", paramLabel = "BANDWIDTH[,LATENCY]",

@@ -1,12 +1,8 @@
 package dev.jmoe.cli;
 
 import dev.jmoe.experts.predict.PredictorSettings;
-import dev.jmoe.experts.predict.ShadowModels;
-import dev.jmoe.gguf.GgufFile;
-import dev.jmoe.model.Model;
 import dev.jmoe.net.ShadowNode;
 import dev.jmoe.tensor.GgmlType;
-import dev.jmoe.tensor.Parallel;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -38,24 +34,8 @@ final class ShadowCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         WorkerCommand.Listen at = WorkerCommand.Listen.parse(listen);
         GgmlType type = shadowType != null ? PredictorSettings.parseShadowType(shadowType) : null;
-        GgufFile file = GgufFile.open(model);
-        Parallel pool = new Parallel(1);
-        ShadowModels shadows = null;
-        Model shadow = Model.load(file);
-        String name = "shadow " + model.getFileName();
-        if (type != null) {
-            shadows = new ShadowModels(shadow, pool);
-            shadow = shadows.copy(type);
-            name = "shadow-" + type.name().toLowerCase(java.util.Locale.ROOT) + " of " + model.getFileName();
-        }
-        ShadowNode node = ShadowNode.start(shadow, name, at.host(), at.port(), this.node.security());
-        ShadowModels made = shadows;
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            node.close();
-            if (made != null) made.close();
-            pool.close();
-            file.close();
-        }));
+        ShadowNode node = ShadowNode.open(model, type, at.host(), at.port(), this.node.security());
+        Runtime.getRuntime().addShutdownHook(new Thread(node::close));
         out.println("jmoe shadow: listening on " + at.host() + ":" + node.port());
         out.println("jmoe shadow: " + node.describe() + ", " + this.node.security().describe());
         out.flush();

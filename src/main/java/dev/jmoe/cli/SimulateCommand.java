@@ -22,10 +22,10 @@ final class SimulateCommand implements Callable<Integer> {
             + " nodes, PCIe 3.0 x16 host-to-device links, 1 GbE")
     String preset;
 
-    @Option(names = "--layers", paramLabel = "L") Integer layers;
-    @Option(names = "--k", paramLabel = "K") Integer k;
+    @Option(names = "--layers", paramLabel = "COUNT", description = "MoE layers (default: the preset's)") Integer layers;
+    @Option(names = "--k", paramLabel = "EXPERTS", description = "experts per token (default: the preset's)") Integer k;
     @Option(names = "--workers", paramLabel = "N[,N…]", split = ",", description = "worker counts to simulate (default 8)") int[] workers;
-    @Option(names = "--group-size", paramLabel = "G") Integer groupSize;
+    @Option(names = "--group-size", paramLabel = "WORKERS") Integer groupSize;
     @Option(names = "--main-ms", paramLabel = "MS", description = "main node time per layer (attention, router, combine)") Double mainMs;
     @Option(names = "--expert-ms", paramLabel = "MS", description = "one expert's compute on a worker, one token") Double expertMs;
     @Option(names = "--expert-bytes", paramLabel = "BYTES") Double expertBytes;
@@ -33,8 +33,8 @@ final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--net", paramLabel = "BANDWIDTH,LATENCY", description = "the network, e.g. 1Gb/s,200us") String net;
     @Option(names = "--message-bytes", paramLabel = "BYTES", description = "one hidden-state message") Double messageBytes;
     @Option(names = "--lookahead", paramLabel = "LAYERS") Integer lookahead;
-    @Option(names = "--recall", paramLabel = "R", description = "share of expert uses predicted (0..1)") Double recall;
-    @Option(names = {"-n", "--tokens"}, paramLabel = "N", description = "decode tokens simulated (default ${DEFAULT-VALUE})") int tokens = 128;
+    @Option(names = "--recall", paramLabel = "FRACTION", description = "share of expert uses predicted (0..1)") Double recall;
+    @Option(names = {"-n", "--n-predict"}, paramLabel = "TOKENS", description = "decode tokens simulated (default ${DEFAULT-VALUE})") int tokens = 128;
 
     @Override
     public Integer call() {

@@ -61,6 +61,42 @@ public final class ShadowNode implements AutoCloseable {
         return new ShadowNode(shadow, name, host, port, security);
     }
 
+    /**
+     * Opens {@code file} and serves it as the shadow: as it is, or re-encoded at {@code type} (q8_0, q4_0 …) when that is
+     * not null. The node owns what it opened (the file, the re-encoded copy and its one thread) and closes it with itself.
+     */
+    public static ShadowNode open(java.nio.file.Path file, dev.jmoe.tensor.GgmlType type, String host, int port, NodeSecurity security)
+            throws IOException {
+        dev.jmoe.gguf.GgufFile gguf = dev.jmoe.gguf.GgufFile.open(file);
+        dev.jmoe.tensor.Parallel pool = new dev.jmoe.tensor.Parallel(1);
+        dev.jmoe.experts.predict.ShadowModels copies = null;
+        try {
+            Model shadow = Model.load(gguf);
+            String name = "shadow " + file.getFileName();
+            if (type != null) {
+                copies = new dev.jmoe.experts.predict.ShadowModels(shadow, pool);
+                shadow = copies.copy(type);
+                name = "shadow-" + type.name().toLowerCase(java.util.Locale.ROOT) + " of " + file.getFileName();
+            }
+            ShadowNode node = new ShadowNode(shadow, name, host, port, security);
+            dev.jmoe.experts.predict.ShadowModels made = copies;
+            node.owned = () -> {
+                if (made != null) made.close();
+                pool.close();
+                gguf.close();
+            };
+            return node;
+        } catch (IOException | RuntimeException e) {
+            if (copies != null) copies.close();
+            pool.close();
+            gguf.close();
+            throw e;
+        }
+    }
+
+    /** What {@link #open} opened for the node, closed after it. */
+    private Runnable owned = () -> { };
+
     public int port() { return server.getPort(); }
 
     public long predictionsSent() { return predictionsSent.get(); }
@@ -82,6 +118,7 @@ public final class ShadowNode implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        owned.run();
     }
 
     private final class Service extends ShadowNodeGrpc.ShadowNodeImplBase {
