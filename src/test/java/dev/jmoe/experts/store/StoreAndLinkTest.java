@@ -108,6 +108,45 @@ class StoreAndLinkTest {
     }
 
     @Test
+    void manyOutstandingPiecesFromSeveralLoadersReadExactBytes() throws Exception {
+        try (GgufFile f = GgufFile.open(TestModels.mixtral())) {
+            Model m = Model.load(f);
+            ExpertLayout layout = ExpertLayout.of(m);
+            // 4 KiB pieces, four in flight: every expert is many pieces shared by the caller and three helpers
+            try (DirectStore store = new DirectStore(f.path(), layout, true, 4096, 4)) {
+                assertEquals(4, store.outstanding());
+                assertStoreReadsEveryExpert(store, m);
+                // three loader threads at once share the helpers; each must still get its own expert's bytes
+                java.util.List<Thread> ts = new java.util.ArrayList<>();
+                java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+                for (int t = 0; t < 3; t++) {
+                    int seed = t;
+                    ts.add(Thread.ofPlatform().start(() -> {
+                        try (Arena a = Arena.ofConfined()) {
+                            MemorySegment buf = a.allocate(layout.maxExpertBytes());
+                            for (int i = 0; i < 40; i++) {
+                                int l = (seed + i) % layout.layerCount();
+                                if (!layout.hasExperts(l)) continue;
+                                int e = (seed * 7 + i) % layout.nExpert(l);
+                                store.read(l, e, buf);
+                                ExpertWeights ref = m.stackedExperts().get(l).expert(e);
+                                ExpertWeights got = layout.view(l, e, buf);
+                                if (ref.down().data().mismatch(got.down().data()) != -1 || ref.gate().data().mismatch(got.gate().data()) != -1) {
+                                    throw new AssertionError("expert " + l + "/" + e + " read by loader " + seed + " differs");
+                                }
+                            }
+                        } catch (Throwable x) {
+                            failed.compareAndSet(null, x);
+                        }
+                    }));
+                }
+                for (Thread t : ts) t.join();
+                if (failed.get() != null) throw new AssertionError(failed.get());
+            }
+        }
+    }
+
+    @Test
     void missingFileIsAClearError() throws Exception {
         try (GgufFile f = GgufFile.open(TestModels.qwen2moe())) {
             Model m = Model.load(f);
