@@ -48,6 +48,20 @@ final class NativeIo {
     private static final MethodHandle FADVISE = LINKER.downcallHandle(LINKER.defaultLookup().find("posix_fadvise").orElseThrow(),
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
 
+    private static final MethodHandle MADVISE = LINKER.downcallHandle(LINKER.defaultLookup().find("madvise").orElseThrow(),
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
+
+    static final int MADV_NORMAL = 0, MADV_RANDOM = 1;
+
+    /** madvise over the pages of {@code seg} (page-aligned start, as a mapping is); returns 0 or -1 (advice only). */
+    static int madvise(MemorySegment seg, int advice) {
+        try {
+            return (int) MADVISE.invokeExact(seg, seg.byteSize(), advice);
+        } catch (Throwable t) {
+            return -1;
+        }
+    }
+
     /** A failed call: the libc function and errno. */
     static final class NativeError extends RuntimeException {
         final int errno;
