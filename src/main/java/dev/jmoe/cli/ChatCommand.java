@@ -37,7 +37,7 @@ final class ChatCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
+        try (LoadedModel lm = LoadedModel.open(modelOptions, offload)) {
             ChatTemplate template = ChatTemplate.forTokenizer(lm.tokenizer);
             if (template.isFallback() && !modelOptions.quiet) err.println("jmoe: the model has no chat template; using ChatML");
             InferenceState st = lm.newState();

@@ -37,7 +37,7 @@ final class EvalCommand implements Callable<Integer> {
         List<MultipleChoice.Item> items = MultipleChoice.read(task);
         if (modelOptions.ctxSize == null) modelOptions.ctxSize = 512;
         PrintWriter out = spec.commandLine().getOut();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
+        try (LoadedModel lm = LoadedModel.open(modelOptions, offload)) {
             InferenceState st = lm.newState();
             PredictiveOffload po = PredictiveOffload.install(offload, predict, lm, st);
             long t0 = System.nanoTime();

@@ -39,12 +39,12 @@ final class FidelityCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         ModelArgs.positional(modelOptions, positionalModel);
         if (modelOptions.ctxSize == null) modelOptions.ctxSize = 256;
-        if (!offload.enabled() && !"odmoe".equalsIgnoreCase(offload.policy.trim())) offload.expertMemory = "1/3"; // fidelity needs something to approximate
+        if (offload.expertMemory == null && !"odmoe".equalsIgnoreCase(offload.policy.trim())) offload.expertMemory = "1/3"; // fidelity needs something to approximate
         if (prompts < 0 || nPredict < 1 || promptTokens < 1) throw new IllegalArgumentException("--prompts must be at least 0, --prompt-tokens and -n at least 1");
         if (!Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
         String text = Files.readString(textFile, StandardCharsets.UTF_8);
         PrintWriter out = spec.commandLine().getOut();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
+        try (LoadedModel lm = LoadedModel.open(modelOptions, offload)) {
             int[] tokens = lm.tokenizer.encode(text, true, false);
             int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;
             InferenceState exact = lm.newState();

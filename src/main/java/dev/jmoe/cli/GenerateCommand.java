@@ -34,7 +34,7 @@ final class GenerateCommand implements Callable<Integer> {
         String text = promptText();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
+        try (LoadedModel lm = LoadedModel.open(modelOptions, offload)) {
             int[] tokens = lm.tokenizer.encode(text, true, true);
             InferenceState st = lm.newState();
             trace.install(lm, st);

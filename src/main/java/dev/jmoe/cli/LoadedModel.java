@@ -34,7 +34,15 @@ final class LoadedModel implements AutoCloseable {
     /** At most this long compiling kernels before the first prompt (a slow or busy machine stops there). */
     private static final long WARMUP_BUDGET_NANOS = 4_000_000_000L;
 
+    /** The memory plan the model was loaded under (resident or offloaded, heap, expert budget). */
+    dev.jmoe.memory.MemoryPlan plan;
+
     static LoadedModel open(ModelOptions o) throws IOException {
+        return open(o, null);
+    }
+
+    /** With {@code offload} (the command's expert-memory flags, or null), the plan may offload experts ({@link OffloadOptions#enabled(LoadedModel)}). */
+    static LoadedModel open(ModelOptions o, OffloadOptions offload) throws IOException {
         Path path = o.model != null ? o.model : DefaultModel.path(o.quiet);
         if (!Files.exists(path)) throw new IllegalArgumentException("model file not found: " + path);
         if (Files.isDirectory(path)) throw new IllegalArgumentException("model path is a directory, not a GGUF file: " + path);
@@ -46,14 +54,15 @@ final class LoadedModel implements AutoCloseable {
         try (Status status = new Status("loading " + path.getFileName(), o.quiet)) {
             file = GgufFile.open(path);
             status.update(1, 3, "mapped");
-            Model model = Model.load(file);
-            if (!o.noPack) model = model.withPackedWeights();
+            var planned = dev.jmoe.memory.ModelMemory.load(file, offload == null ? null : offload.expertMemory, o.ctxSize, o.noPack, offload != null,
+                    (spec, experts) -> dev.jmoe.experts.cache.OffloadConfig.parseBudget(spec, experts));
+            Model model = planned.model();
             if (o.int8Activations) Kernels.setActivationQuantization(true); // process-wide; close() restores it
             status.update(2, 3, "weights");
             Tokenizer tokenizer = Tokenizer.fromGguf(file);
             status.update(3, 3, "tokenizer");
-            int ctx = o.ctxSize != null ? o.ctxSize : Math.min(4096, model.hyperparams().contextLength());
-            if (ctx < 1) throw new IllegalArgumentException("--ctx-size must be at least 1, got " + ctx);
+            int ctx = planned.ctx();
+            if (planned.status() != null && !o.quiet) System.err.println("jmoe: " + planned.status());
             pool = new Parallel(threads);
             if (!o.noWarmup) {
                 try (Status warming = new Status("warming kernels", o.quiet)) {
@@ -61,6 +70,7 @@ final class LoadedModel implements AutoCloseable {
                 }
             }
             LoadedModel loaded = new LoadedModel(path, file, model, tokenizer, pool, ctx, batch);
+            loaded.plan = planned.plan();
             loaded.activationQuantizationBefore = before;
             return loaded;
         } catch (IOException | RuntimeException e) {

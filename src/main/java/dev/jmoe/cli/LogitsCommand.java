@@ -31,7 +31,7 @@ final class LogitsCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if ((tokens == null) == (prompt == null)) throw new IllegalArgumentException("give exactly one of --tokens or --prompt");
         PrintWriter out = spec.commandLine().getOut();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
+        try (LoadedModel lm = LoadedModel.open(modelOptions, offload)) {
             int[] ids = tokens != null ? tokens : lm.tokenizer.encode(prompt, true, false);
             if (ids.length == 0) throw new IllegalArgumentException("no tokens to evaluate");
             if (ids.length > lm.ctxSize) throw new IllegalArgumentException(ids.length + " tokens exceed --ctx-size " + lm.ctxSize);

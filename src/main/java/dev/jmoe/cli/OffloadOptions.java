@@ -13,8 +13,10 @@ import picocli.CommandLine.Option;
  * resident (the file mapping) and nothing here is installed.
  */
 final class OffloadOptions {
-    @Option(names = "--expert-memory", paramLabel = "BYTES|FRACTION",
-            description = "bytes of expert weights allowed in fast memory (512MiB, 2GB) or a fraction of the model's expert bytes (1/3, 0.25, 25%%); the rest are loaded as needed")
+    @Option(names = "--expert-memory", paramLabel = "BYTES|FRACTION|auto",
+            description = "bytes of expert weights allowed in fast memory (512MiB, 2GB), a fraction of the model's expert bytes (1/3, 0.25, 25%%), or auto:"
+                    + " what the memory limit (cgroup or MemAvailable) leaves after the JVM, heap and non-expert weights; the rest are loaded as needed."
+                    + " Without it, experts stay resident if the model fits and auto applies if it does not")
     String expertMemory;
 
     @Option(names = "--store", paramLabel = "KIND", defaultValue = "direct",
@@ -51,12 +53,22 @@ final class OffloadOptions {
     @Option(names = "--loader-threads", paramLabel = "N", description = "threads moving experts into fast memory (default 1)")
     Integer loaderThreads;
 
-    boolean enabled() {
-        return expertMemory != null;
+    /** Whether experts are offloaded: --expert-memory was given, or the model's memory plan offloads (it does not fit). */
+    boolean enabled(LoadedModel lm) {
+        return expertMemory != null || lm.plan != null && lm.plan.offloads();
     }
 
-    /** The configuration the flags describe (with --expert-memory given). */
-    OffloadConfig config() {
+    /** The budget to install: the plan's bytes for auto (or no flag), else the flag as given. */
+    String budget(LoadedModel lm) {
+        if ((expertMemory == null || dev.jmoe.memory.MemoryPlanner.isAuto(expertMemory)) && lm.plan != null && lm.plan.offloads()) {
+            return Long.toString(lm.plan.expertBudget());
+        }
+        return expertMemory;
+    }
+
+    /** The configuration the flags describe (offloading enabled). */
+    OffloadConfig config(LoadedModel lm) {
+        String expertMemory = budget(lm);
         Link l = Link.parse(link);
         if (slowCompute != null) l = l.withSlowCompute(Link.parseRatio(slowCompute));
         String s = store == null ? "direct" : store.trim().toLowerCase(java.util.Locale.ROOT);
@@ -81,8 +93,8 @@ final class OffloadOptions {
 
     /** Installs offloading on the state if --expert-memory was given (closed with the model); returns the runtime or null. */
     OffloadRuntime install(LoadedModel lm, InferenceState st) {
-        if (!enabled()) return null;
-        OffloadRuntime rt = OffloadRuntime.install(st, config(), null);
+        if (!enabled(lm)) return null;
+        OffloadRuntime rt = OffloadRuntime.install(st, config(lm), null);
         lm.closeFirst(rt);
         if (rt.store().note() != null) System.err.println("jmoe: note: " + rt.store().note());
         return rt;

@@ -49,7 +49,7 @@ final class PerplexityCommand implements Callable<Integer> {
         if (!Files.isRegularFile(textFile)) throw new IllegalArgumentException("text file not found: " + textFile);
         String text = Files.readString(textFile, StandardCharsets.UTF_8);
         PrintWriter out = spec.commandLine().getOut();
-        try (LoadedModel lm = LoadedModel.open(modelOptions)) {
+        try (LoadedModel lm = LoadedModel.open(modelOptions, offload)) {
             int[] tokens = lm.tokenizer.encode(text, true, false);
             if (maxChunks >= 0 && tokens.length > maxChunks * nCtx) tokens = java.util.Arrays.copyOf(tokens, Math.max(maxChunks, 1) * nCtx);
             int bos = lm.tokenizer.addBos() ? lm.tokenizer.bos() : -1;

@@ -100,9 +100,9 @@ final class PredictiveOffload implements AutoCloseable {
         if (odmoe) {
             Link link = Link.parse(offload.link);
             if (offload.slowCompute != null) link = link.withSlowCompute(Link.parseRatio(offload.slowCompute));
-            jit = new Jit(offload.store, link, offload.expertMemory, offload.loaderThreads != null ? offload.loaderThreads : 1);
-        } else if (offload.enabled()) {
-            cache = offload.config();
+            jit = new Jit(offload.store, link, offload.expertMemory == null ? null : offload.budget(lm), offload.loaderThreads != null ? offload.loaderThreads : 1);
+        } else if (offload.enabled(lm)) {
+            cache = offload.config(lm);
         }
         ExpertPredictor predictor = predict.forRun(st, shadows);
         PredictiveOffload p = attach(st, predictor, lookahead, cache, jit);

@@ -48,8 +48,16 @@ public final class OffloadRuntime implements AutoCloseable {
         OffloadedExpertSource source = null;
         try {
             ExpertLayout layout = store.layout();
-            long budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
             OffloadStats stats = new OffloadStats();
+            long budget;
+            if (dev.jmoe.memory.MemoryPlanner.isAuto(cfg.budget())) {
+                // sized from what the memory limit leaves for this state's model and KV cache (the plan bin/jmoe sized the heap with)
+                dev.jmoe.memory.MemoryPlan plan = dev.jmoe.memory.ModelMemory.autoPlan(model, st.kv().capacity());
+                budget = plan.expertBudget();
+                stats.config("expert_memory_plan", plan.explanation());
+            } else {
+                budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
+            }
             stats.config("policy", cfg.policy());
             stats.config("eviction", cfg.eviction());
             stats.config("alpha", cfg.alpha());
