@@ -73,7 +73,7 @@ public final class OffloadRuntime implements AutoCloseable {
             boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
                     && budget / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
             if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) stats.config("balance", "off (budget below two experts)");
-            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0);
+            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0, store.slotPhase());
             EvictionPolicy policy;
             try {
                 policy = EvictionPolicy.create(cfg.eviction(), layout.layerCount(), layout.nExpert(), cfg.scoreWindow(), null);

@@ -81,6 +81,68 @@ public final class DirectReadProbe {
         }
     }
 
+    /**
+     * The disk's rate for the access pattern of expert loads, without any store logic: every expert part's aligned byte
+     * range once, the parts in a shuffled order (seeded), {@code outstanding} threads each reading one range at a time
+     * in reads of {@code readBytes} into a private buffer. On a virtual disk whose host reads ahead, this is lower than
+     * the sequential {@link #measure} rate, and it is the rate expert loads can reach.
+     */
+    public static Rate measureExpertRanges(Path file, ExpertLayout layout, int outstanding, long readBytes, long seed) {
+        List<long[]> ranges = new ArrayList<>();
+        for (int l = 0; l < layout.layerCount(); l++) {
+            if (!layout.hasExperts(l)) continue;
+            for (int e = 0; e < layout.nExpert(l); e++) {
+                for (int part = 0; part < 3; part++) {
+                    long off = layout.fileOffset(l, e, part);
+                    ranges.add(new long[]{off & -DirectStore.ALIGN, (off + layout.partBytes(l, part) + DirectStore.ALIGN - 1) & -DirectStore.ALIGN});
+                }
+            }
+        }
+        java.util.Collections.shuffle(ranges, new java.util.Random(seed));
+        int fd;
+        try {
+            fd = NativeIo.open(file.toAbsolutePath().toString(), NativeIo.O_RDONLY | NativeIo.O_DIRECT | NativeIo.O_CLOEXEC);
+        } catch (NativeIo.NativeError e) {
+            throw new IllegalArgumentException("cannot open " + file + " with O_DIRECT: " + e.getMessage());
+        }
+        java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        AtomicLong bytes = new AtomicLong();
+        AtomicReference<RuntimeException> failure = new AtomicReference<>();
+        try (Arena arena = Arena.ofShared()) {
+            List<Thread> threads = new ArrayList<>();
+            long t0 = System.nanoTime();
+            for (int i = 0; i < outstanding; i++) {
+                MemorySegment buf = arena.allocate(readBytes, DirectStore.ALIGN);
+                MemorySegment state = NativeIo.newCallState(arena);
+                threads.add(Thread.ofPlatform().name("jmoe-read-probe-" + i).start(() -> {
+                    try {
+                        int k;
+                        while ((k = next.getAndIncrement()) < ranges.size()) {
+                            long[] r = ranges.get(k);
+                            for (long pos = r[0]; pos < r[1]; pos += readBytes) {
+                                long n = Math.min(readBytes, r[1] - pos);
+                                long got = NativeIo.pread(fd, buf, n, pos, state);
+                                if (got <= 0) throw new IllegalStateException(file + " ended at " + pos);
+                                bytes.addAndGet(got);
+                            }
+                        }
+                    } catch (RuntimeException e) {
+                        failure.compareAndSet(null, e);
+                    }
+                }));
+            }
+            for (Thread t : threads) t.join();
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            if (failure.get() != null) throw new IllegalStateException("direct reads of " + file + " failed: " + failure.get().getMessage(), failure.get());
+            return new Rate(outstanding, readBytes, bytes.get(), seconds);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while measuring " + file);
+        } finally {
+            NativeIo.close(fd);
+        }
+    }
+
     private static long fileSize(Path file) {
         try {
             return Files.size(file);
@@ -91,9 +153,10 @@ public final class DirectReadProbe {
 
     /**
      * Every expert of the model read once through a {@link DirectStore} with the given read size and depth, in a
-     * shuffled order, into one 4096-aligned slot (as the cache's slots are): the rate an expert load reaches.
+     * shuffled order, into one slot placed as the cache places it (at the store's {@link DirectStore#slotPhase}, or
+     * 4096-aligned with {@code phased} false): the rate an expert load reaches.
      */
-    public static Rate measureStore(dev.jmoe.model.Model model, int outstanding, long readBytes, long seed) {
+    public static Rate measureStore(dev.jmoe.model.Model model, int outstanding, long readBytes, long seed, boolean phased) {
         ExpertLayout layout = ExpertLayout.of(model);
         java.util.List<int[]> order = new ArrayList<>();
         for (int l = 0; l < layout.layerCount(); l++) {
@@ -103,7 +166,8 @@ public final class DirectReadProbe {
         java.util.Collections.shuffle(order, new java.util.Random(seed));
         try (DirectStore store = new DirectStore(model.file().path(), layout, true, readBytes, outstanding); Arena arena = Arena.ofShared()) {
             if (!store.isDirect()) throw new IllegalArgumentException(store.note());
-            MemorySegment slot = arena.allocate(layout.maxExpertBytes(), DirectStore.ALIGN);
+            long phase = phased ? Math.max(0, store.slotPhase()) : 0;
+            MemorySegment slot = arena.allocate(layout.maxExpertBytes() + DirectStore.ALIGN, DirectStore.ALIGN).asSlice(phase, layout.maxExpertBytes());
             long bytes = 0, t0 = System.nanoTime();
             for (int[] le : order) {
                 store.read(le[0], le[1], slot);
@@ -115,14 +179,24 @@ public final class DirectReadProbe {
 
     public static void main(String[] args) throws Exception {
         if (args.length >= 2 && args[0].equals("store")) {
-            // store FILE [OUTSTANDING,...] [SIZE_KIB,...] [ROUNDS]: expert loads through DirectStore
-            try (dev.jmoe.gguf.GgufFile f = dev.jmoe.gguf.GgufFile.open(Path.of(args[1]))) {
+            // store FILE [OUTSTANDING,...] [SIZE_KIB,...] [ROUNDS]: per configuration, raw reads of the file, expert loads
+            // into a slot at the store's phase (no copy) and into a 4096-aligned slot (bounce copies), alternated
+            Path file = Path.of(args[1]);
+            try (dev.jmoe.gguf.GgufFile f = dev.jmoe.gguf.GgufFile.open(file)) {
                 dev.jmoe.model.Model m = dev.jmoe.model.Model.load(f);
                 int[] depths = parse(args.length > 2 ? args[2] : "1,2,3");
                 int[] sizes = parse(args.length > 3 ? args[3] : "512,1024,2048,4096");
                 int rounds = args.length > 4 ? Integer.parseInt(args[4]) : 1;
+                long size = fileSize(file);
                 for (int r = 0; r < rounds; r++) {
-                    for (int d : depths) for (int s : sizes) System.out.println("round " + r + " store " + measureStore(m, d, (long) s << 10, r));
+                    for (int d : depths) {
+                        for (int s : sizes) {
+                            System.out.println("round " + r + " raw   " + measure(file, 0, size, d, (long) s << 10));
+                            System.out.println("round " + r + " parts " + measureExpertRanges(file, ExpertLayout.of(m), d, (long) s << 10, r));
+                            System.out.println("round " + r + " slot  " + measureStore(m, d, (long) s << 10, r, true));
+                            System.out.println("round " + r + " copy  " + measureStore(m, d, (long) s << 10, r, false));
+                        }
+                    }
                 }
             }
             return;
