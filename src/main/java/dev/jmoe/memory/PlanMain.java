@@ -76,8 +76,9 @@ public final class PlanMain {
                 noPack = true;
             }
         }
-        boolean offloading = OFFLOADING.contains(command);
-        if (model == null && (offloading || RUNNING.contains(command))) {
+        boolean offloading = command != null && OFFLOADING.contains(command);
+        boolean running = command != null && RUNNING.contains(command);
+        if (model == null && (offloading || running)) {
             for (String p : new String[]{"models/qwen2moe-tiny-q8_0.gguf", "target/default-random-model.gguf"}) {
                 if (Files.isRegularFile(home.resolve(p))) {
                     model = home.resolve(p).toString();
@@ -91,7 +92,7 @@ public final class PlanMain {
             out.add("-D" + SystemMemory.SOURCE_PROPERTY + "=" + source);
         }
         MemoryPlan plan = null;
-        if (model != null && models == 1 && (offloading || RUNNING.contains(command)) && Files.isRegularFile(Path.of(model))) {
+        if (model != null && models == 1 && (offloading || running) && Files.isRegularFile(Path.of(model))) {
             try (GgufFile f = GgufFile.open(Path.of(model))) {
                 FileAccess.adviseRandom(f.mapping());
                 Model m = Model.load(f);

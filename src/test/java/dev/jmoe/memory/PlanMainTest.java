@@ -55,6 +55,8 @@ class PlanMainTest {
         List<String> o = PlanMain.options(new String[]{"inspect", "x.gguf"}, 1024 * MIB, "s", HOME);
         assertTrue(o.contains("-XX:MaxRAM=" + 1024 * MIB), o.toString());
         assertTrue(o.contains("-XX:MaxRAMPercentage=75"), o.toString());
+        assertTrue(PlanMain.options(new String[]{}, 1024 * MIB, "s", HOME).contains("-XX:MaxRAMPercentage=75"));
+        assertTrue(PlanMain.options(new String[]{"--version"}, Long.MAX_VALUE, "s", HOME).equals(List.of("-XX:MaxRAMPercentage=75")));
         // an unreadable model is left to the real run to report
         List<String> bad = PlanMain.options(new String[]{"generate", "-m", "/nonexistent/m.gguf"}, 1024 * MIB, "s", HOME);
         assertTrue(bad.contains("-XX:MaxRAMPercentage=75"), bad.toString());
