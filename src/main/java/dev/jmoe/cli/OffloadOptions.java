@@ -10,7 +10,8 @@ import picocli.CommandLine.Option;
 
 /**
  * Expert-memory flags of every command that runs a model. Without {@code --expert-memory} the experts stay
- * resident (the file mapping) and nothing here is installed.
+ * resident (the file mapping) and nothing here is installed, unless the model does not fit in memory
+ * ({@link LoadedModel#plan}): then the automatic budget applies.
  */
 final class OffloadOptions {
     @Option(names = "--expert-memory", paramLabel = "BYTES|FRACTION|auto",
@@ -91,7 +92,7 @@ final class OffloadOptions {
         return c;
     }
 
-    /** Installs offloading on the state if --expert-memory was given (closed with the model); returns the runtime or null. */
+    /** Installs offloading on the state if --expert-memory was given or the plan offloads (closed with the model); returns the runtime or null. */
     OffloadRuntime install(LoadedModel lm, InferenceState st) {
         if (!enabled(lm)) return null;
         OffloadRuntime rt = OffloadRuntime.install(st, config(lm), null);

@@ -42,8 +42,16 @@ public final class ModelMemory {
         int ctx = ctxOption != null ? ctxOption : Math.min(4096, model.hyperparams().contextLength());
         if (ctx < 1) throw new IllegalArgumentException("--ctx-size must be at least 1, got " + ctx);
         SystemMemory.Figure mem = SystemMemory.forThisProcess();
-        MemoryPlan plan = MemoryPlanner.plan(fp, MemoryPlanner.Request.of(offloadable ? expertMemory : null, fp.expertBytes(), ctx, noPack, parse),
-                mem.available(), mem.source(), runtimeHeap());
+        MemoryPlan plan;
+        try {
+            plan = MemoryPlanner.plan(fp, MemoryPlanner.Request.of(offloadable ? expertMemory : null, fp.expertBytes(), ctx, noPack, parse),
+                    mem.available(), mem.source(), runtimeHeap());
+        } catch (MemoryPlanner.TooSmall e) {
+            // A command that cannot offload runs resident as it always did; only runs that could offload are refused.
+            if (offloadable) throw e;
+            plan = new MemoryPlan(MemoryPlan.Mode.RESIDENT, mem.available(), mem.source(), runtimeHeap(), 0, 0, !noPack, false, 0,
+                    java.util.List.of(e.getMessage()), "memory plan: none fits; running resident as asked (" + e.getMessage() + ")");
+        }
         boolean offloading = offloadable && plan.offloads();
         if (offloading) model = NonExpertWeights.copy(model, null);
         // Whatever still reads through the mapping (a resident run's weights, a resident reference run next to an

@@ -102,7 +102,8 @@ public final class PlanMain {
                         (spec, experts) -> OffloadConfig.parseBudget(spec, experts));
                 plan = MemoryPlanner.plan(fp, r, available, source, -1);
             } catch (MemoryPlanner.TooSmall e) {
-                throw e;
+                if (offloading) throw e;
+                plan = null; // a command that runs resident anyway gets the default heap
             } catch (Exception | Error e) {
                 plan = null; // the real run reports what is wrong with the file or the flags
             }

@@ -109,6 +109,13 @@ class ModelMemoryTest {
             assertTrue(inside(f.mapping(), resident.model().layer(0).wq().data()));
             // a command that does not offload is never given an offloading plan, whatever the flag
             assertFalse(ModelMemory.load(f, "auto", null, true, false, OffloadConfig::parseBudget).plan().offloads());
+            // and is not refused where nothing fits: it runs resident as it always did; a command that could offload is refused
+            System.setProperty(SystemMemory.AVAILABLE_PROPERTY, Long.toString(100L << 20));
+            ModelMemory.Loaded starved = ModelMemory.load(f, null, 64, false, false, OffloadConfig::parseBudget);
+            assertFalse(starved.plan().offloads());
+            assertTrue(starved.plan().notes().get(0).contains("needs at least"), starved.plan().notes().toString());
+            org.junit.jupiter.api.Assertions.assertThrows(MemoryPlanner.TooSmall.class,
+                    () -> ModelMemory.load(f, null, 64, false, true, OffloadConfig::parseBudget));
         } finally {
             if (before == null) System.clearProperty(SystemMemory.AVAILABLE_PROPERTY); else System.setProperty(SystemMemory.AVAILABLE_PROPERTY, before);
             if (heapBefore == null) System.clearProperty(ModelMemory.HEAP_PROPERTY); else System.setProperty(ModelMemory.HEAP_PROPERTY, heapBefore);

@@ -51,6 +51,13 @@ class PlanMainTest {
     }
 
     @Test
+    void aCommandThatCannotOffloadIsNotRefusedButKeepsTheDefaultHeap() {
+        String model = TestModels.mixtral().toString();
+        List<String> o = PlanMain.options(new String[]{"speed", "-m", model}, 120 * MIB, "s", HOME);
+        assertTrue(o.contains("-XX:MaxRAMPercentage=75"), o.toString());
+    }
+
+    @Test
     void commandsWithoutAModelKeepTheDefaultShareOfWhatIsAvailable() {
         List<String> o = PlanMain.options(new String[]{"inspect", "x.gguf"}, 1024 * MIB, "s", HOME);
         assertTrue(o.contains("-XX:MaxRAM=" + 1024 * MIB), o.toString());
