@@ -59,6 +59,11 @@ public final class LimitBench {
             }
         }
         all.put("tables", tables);
+        // the per-run files were read into the figures; leave nothing behind
+        try (var files = Files.list(s.workDir())) {
+            for (Path f : files.toList()) Files.deleteIfExists(f);
+        }
+        Files.deleteIfExists(s.workDir());
         return all;
     }
 
