@@ -70,6 +70,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--out", paramLabel = "DIR", description = "write README.md, bench.json and PNG plots there") Path out;
     @Option(names = "--json", paramLabel = "FILE", description = "write every figure as JSON") Path json;
     @Option(names = "--trace", paramLabel = "FILE", description = "record the resident run's routing on the bench prompts (first model)") Path trace;
+    @Option(names = "--memory-limit", split = ",", paramLabel = "SIZE|PCT", description = "run every configuration as bin/jmoe generate inside a memory"
+            + " limit created for it (a cgroup as root, else systemd-run), e.g. 400MB or 60%% of the model file; reports decode t/s, peak usage, OOM kills,"
+            + " refaults and the I/O bound. Configurations: --expert-memory values (default auto) x --policy values (default the run's own)") List<String> memoryLimits;
+    @Option(names = "--llama-bench", paramLabel = "EXE", description = "with --memory-limit: also run llama.cpp's llama-bench in the same limit and rounds") Path llamaBench;
 
     /** One grid point. */
     record Cell(BenchConfig.Variant variant, String budget, String link, String predictor, Double alpha, String label) {}
@@ -79,6 +83,8 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (memoryLimits != null) return limited();
+        if (llamaBench != null) throw new IllegalArgumentException("--llama-bench needs --memory-limit (jmoe speed --llama-bench compares without a limit)");
         BenchConfig cfg = config != null ? BenchConfig.read(config) : fromFlags();
         PrintWriter o = spec.commandLine().getOut();
         List<Map<String, Object>> modelResults = new ArrayList<>();
@@ -111,6 +117,31 @@ final class BenchCommand implements Callable<Integer> {
             BenchReport.write(out, all, cfg);
             o.println("report: " + out.resolve("README.md"));
         }
+        return 0;
+    }
+
+    /** --memory-limit: each configuration in its own limit, as a child bin/jmoe generate (dev.jmoe.memory.LimitBench). */
+    private Integer limited() throws Exception {
+        var pr = spec.commandLine().getParseResult();
+        if (modelOptions.model == null) throw new IllegalArgumentException("--memory-limit needs -m MODEL");
+        List<List<String>> configs = new ArrayList<>();
+        List<String> bs = pr.hasMatchedOption("--expert-memory") ? budgets : List.of("auto");
+        List<String> ps = pr.hasMatchedOption("--policy") ? policies : Arrays.asList((String) null);
+        for (String b : bs) {
+            for (String p : ps) {
+                List<String> c = new ArrayList<>(List.of("--expert-memory", b));
+                if (p != null) c.addAll(List.of("--policy", p));
+                if (pr.hasMatchedOption("--store")) c.addAll(List.of("--store", store));
+                configs.add(c);
+            }
+        }
+        int gen = pr.hasMatchedOption("-n") ? nPredict : 64;
+        int ctx = modelOptions.ctxSize != null ? modelOptions.ctxSize : 256;
+        var settings = new dev.jmoe.memory.LimitBench.Settings(List.of(modelOptions.model), memoryLimits, configs, llamaBench, modelOptions.threads != null ? modelOptions.threads : Runtime.getRuntime().availableProcessors(),
+                gen, "Once upon a time", ctx, repeat, DefaultModel.home().resolve("bin/jmoe"), Files.createTempDirectory("jmoe-limit-bench"));
+        Map<String, Object> res = new dev.jmoe.memory.LimitBench(settings, spec.commandLine().getOut()).run();
+        res.put("command", commandLine());
+        if (json != null) new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), res);
         return 0;
     }
 

@@ -13,8 +13,9 @@ import picocli.CommandLine.Option;
  */
 final class ExpertMemoryOptions {
     @Option(names = "--expert-memory", paramLabel = "BYTES",
-            description = "bytes of expert weights allowed in fast memory (512MiB, 2GB) or a fraction of the model's expert bytes (1/3, 0.25, 25%%);"
-                    + " the rest are loaded as needed (default: every expert resident)")
+            description = "bytes of expert weights allowed in fast memory (512MiB, 2GB), a fraction of the model's expert bytes (1/3, 0.25, 25%%),"
+                    + " or auto: what the memory limit (cgroup or MemAvailable) leaves after the JVM, heap and non-expert weights; the rest are loaded"
+                    + " as needed (default: every expert resident if the model fits, auto if it does not)")
     String expertMemory;
 
     @Option(names = "--store", paramLabel = "NAME", description = "where every expert lives (default: direct):%n${jmoe.stores}")

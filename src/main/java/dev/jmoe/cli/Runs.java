@@ -23,10 +23,14 @@ final class Runs {
         return b.build();
     }
 
-    /** Opens the engine the flags describe; {@code defaultContext} applies when -c is not given (0: the model's, at most 4096). */
+    /**
+     * Opens the engine the flags describe; {@code defaultContext} applies when -c is not given (0: the model's, at most 4096).
+     * A command with expert-memory flags offloads a model that does not fit on its own ({@code --expert-memory auto}); a
+     * measuring command without them (null) keeps its resident baseline resident.
+     */
     static Engine open(ModelOptions model, ExpertMemoryOptions memory, PredictionOptions prediction, int defaultContext, PrintWriter err)
             throws IOException {
-        EngineConfig cfg = model.config(experts(memory, prediction), defaultContext);
+        EngineConfig cfg = model.config(experts(memory, prediction), defaultContext).toBuilder().autoExpertMemory(memory != null).build();
         return Engine.open(cfg, listener(model.quiet, err));
     }
 

@@ -62,7 +62,7 @@ final class SpeedCommand implements Callable<Integer> {
                 if (!Files.isRegularFile(p)) throw new IllegalArgumentException("model file not found: " + p);
                 // one engine per model and layout, each with its own activation rounding; the warm-up rounds below warm the kernels
                 EngineConfig.Builder cfg = EngineConfig.builder(p).threads(nThreads).contextSize(nPrompt + nGen + 1).batchSize(nPrompt)
-                        .int8Activations(int8Activations).warmup(false);
+                        .int8Activations(int8Activations).warmup(false).autoExpertMemory(false);
                 if (!noPack) {
                     loaded.add(Engine.open(cfg.packWeights(true).build()));
                     names.add(p.getFileName().toString());

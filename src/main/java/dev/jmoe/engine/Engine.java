@@ -39,6 +39,7 @@ public final class Engine implements AutoCloseable {
     public static final int DEFAULT_MAX_CONTEXT = 4096;
 
     private final EngineConfig config;
+    private final ExpertRuntimeConfig experts;
     private final EngineListener listener;
     private final GgufFile file;
     private final Model model;
@@ -51,8 +52,10 @@ public final class Engine implements AutoCloseable {
     private ChatTemplate chatTemplate;
     private boolean closed;
 
-    private Engine(EngineConfig config, EngineListener listener, GgufFile file, Model model, Tokenizer tokenizer, Parallel pool, int contextSize) {
+    private Engine(EngineConfig config, ExpertRuntimeConfig experts, EngineListener listener, GgufFile file, Model model, Tokenizer tokenizer,
+                   Parallel pool, int contextSize) {
         this.config = config;
+        this.experts = experts;
         this.listener = listener;
         this.file = file;
         this.model = model;
@@ -95,20 +98,31 @@ public final class Engine implements AutoCloseable {
         try {
             file = GgufFile.open(path);
             listener.progress(loading, 1, 3, "mapped");
-            Model model = Model.load(file);
-            if (config.packWeights()) model = model.withPackedWeights();
-            model = model.withActivationQuantization(config.int8Activations());
+            // The memory plan decides what the model may hold: resident, or (a budget given, auto, or a model that does not
+            // fit) experts offloaded with non-expert weights copied out of the mapping; packed copies only where there is room.
+            ExpertRuntimeConfig asked = config.experts();
+            var planned = dev.jmoe.memory.ModelMemory.load(file, asked.expertMemory(), config.contextSize() > 0 ? config.contextSize() : null,
+                    !config.packWeights(), config.autoExpertMemory() || asked.offloads(),
+                    (spec, expertBytes) -> dev.jmoe.experts.cache.OffloadConfig.parseBudget(spec, expertBytes));
+            Model model = planned.model().withActivationQuantization(config.int8Activations());
             listener.progress(loading, 2, 3, "weights");
             Tokenizer tokenizer = Tokenizer.fromGguf(file);
             listener.progress(loading, 3, 3, "tokenizer");
             listener.stepDone(loading);
+            if (planned.status() != null) listener.notice(planned.status());
             int trained = model.hyperparams().contextLength();
-            int ctx = config.contextSize() > 0 ? config.contextSize() : Math.min(DEFAULT_MAX_CONTEXT, trained);
+            int ctx = planned.ctx();
             if (ctx < 1) throw new IllegalArgumentException("the model's context length is " + trained + "; give --ctx-size");
             if (trained > 0 && ctx > trained) {
                 listener.warning("--ctx-size " + ctx + " is above the " + trained + " tokens the model was trained with; quality past them is unknown");
             }
-            if (config.experts().offloads() && !model.hyperparams().hasExperts()) {
+            ExpertRuntimeConfig experts = asked;
+            boolean autoBudget = asked.expertMemory() == null ? !asked.justInTime() && config.autoExpertMemory()
+                    : dev.jmoe.memory.MemoryPlanner.isAuto(asked.expertMemory());
+            if (autoBudget && planned.plan() != null && planned.plan().offloads()) {
+                experts = asked.toBuilder().expertMemory(Long.toString(planned.plan().expertBudget())).build();
+            }
+            if (experts.offloads() && !model.hyperparams().hasExperts()) {
                 throw new IllegalArgumentException("--expert-memory and --policy need a mixture-of-experts model; this " + model.spec().name()
                         + " model has no routed experts");
             }
@@ -118,7 +132,7 @@ public final class Engine implements AutoCloseable {
                 KernelWarmup.run(model, pool, WARMUP_BUDGET_NANOS, (done, types) -> l.progress("warming kernels", done, types, "weight types"));
                 listener.stepDone("warming kernels");
             }
-            return new Engine(config, listener, file, model, tokenizer, pool, ctx);
+            return new Engine(config, experts, listener, file, model, tokenizer, pool, ctx);
         } catch (IOException | RuntimeException | Error e) {
             if (pool != null) pool.close();
             if (file != null) file.close();
@@ -127,6 +141,12 @@ public final class Engine implements AutoCloseable {
     }
 
     public EngineConfig config() { return config; }
+
+    /**
+     * The expert runtime sessions get by default: the configured one, with the budget the memory plan chose when the
+     * configuration left it to the plan ({@code auto}, or no budget for a model that does not fit).
+     */
+    public ExpertRuntimeConfig experts() { return experts; }
     public ModelInfo info() { return info; }
 
     /** Tokens of KV cache each session has. */
@@ -140,9 +160,9 @@ public final class Engine implements AutoCloseable {
     /** A session with its own options (another expert runtime, a routing trace). */
     public synchronized Session newSession(SessionOptions options) throws IOException {
         checkOpen();
-        ExpertRuntimeConfig experts = options.experts() != null ? options.experts() : config.experts();
-        if (options.experts() != null) for (String w : experts.warnings()) listener.warning(w);
-        Session s = new Session(this, experts, options.routingTrace());
+        ExpertRuntimeConfig chosen = options.experts() != null ? options.experts() : experts;
+        if (options.experts() != null) for (String w : chosen.warnings()) listener.warning(w);
+        Session s = new Session(this, chosen, options.routingTrace());
         sessions.add(s);
         return s;
     }

@@ -14,10 +14,14 @@ import java.nio.file.Path;
  *                        llama.cpp's quantized run instead of the exact one). Applies to this engine only.
  * @param warmup          compile the kernels on a few rows of each weight type before the first prompt (about halves the
  *                        time to first token; at most a few seconds)
- * @param experts         where routed experts come from (default: all resident)
+ * @param experts         where routed experts come from (default: all resident when the model fits in memory)
+ * @param autoExpertMemory when {@code experts} gives no budget and the model does not fit in the memory this process may
+ *                        use (a cgroup limit or MemAvailable), offload its experts with the budget the memory plan leaves
+ *                        ({@code --expert-memory auto}) instead of running resident; default true (measuring commands that
+ *                        need a resident baseline turn it off)
  */
 public record EngineConfig(Path model, int threads, int contextSize, int batchSize, boolean packWeights, boolean int8Activations,
-                           boolean warmup, ExpertRuntimeConfig experts) {
+                           boolean warmup, ExpertRuntimeConfig experts, boolean autoExpertMemory) {
     /** The most threads accepted per available core: more only adds hand-off cost. */
     static final int MAX_THREADS_PER_CORE = 4;
 
@@ -47,14 +51,14 @@ public record EngineConfig(Path model, int threads, int contextSize, int batchSi
 
     public Builder toBuilder() {
         return new Builder(model).threads(threads).contextSize(contextSize).batchSize(batchSize).packWeights(packWeights)
-                .int8Activations(int8Activations).warmup(warmup).experts(experts);
+                .int8Activations(int8Activations).warmup(warmup).experts(experts).autoExpertMemory(autoExpertMemory);
     }
 
     /** Builds an {@link EngineConfig}. */
     public static final class Builder {
         private Path model;
         private int threads, contextSize, batchSize = 256;
-        private boolean packWeights = true, int8Activations, warmup = true;
+        private boolean packWeights = true, int8Activations, warmup = true, autoExpertMemory = true;
         private ExpertRuntimeConfig experts = ExpertRuntimeConfig.RESIDENT;
 
         private Builder(Path model) { this.model = model; }
@@ -67,9 +71,10 @@ public record EngineConfig(Path model, int threads, int contextSize, int batchSi
         public Builder int8Activations(boolean v) { int8Activations = v; return this; }
         public Builder warmup(boolean v) { warmup = v; return this; }
         public Builder experts(ExpertRuntimeConfig v) { experts = v; return this; }
+        public Builder autoExpertMemory(boolean v) { autoExpertMemory = v; return this; }
 
         public EngineConfig build() {
-            return new EngineConfig(model, threads, contextSize, batchSize, packWeights, int8Activations, warmup, experts);
+            return new EngineConfig(model, threads, contextSize, batchSize, packWeights, int8Activations, warmup, experts, autoExpertMemory);
         }
     }
 }

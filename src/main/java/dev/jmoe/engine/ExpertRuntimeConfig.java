@@ -22,9 +22,11 @@ import java.util.List;
  * "not given": the policy preset's or the default value applies, and {@link #warnings()} can tell which given values
  * have no effect.
  *
- * @param expertMemory  bytes of expert weights allowed in fast memory ({@code 512MiB}, {@code 2GB}) or a fraction of the
- *                      model's expert bytes ({@code 1/3}, {@code 0.25}, {@code 25%}); null keeps every expert resident
- *                      (except under {@code odmoe}, whose default is its working set)
+ * @param expertMemory  bytes of expert weights allowed in fast memory ({@code 512MiB}, {@code 2GB}), a fraction of the
+ *                      model's expert bytes ({@code 1/3}, {@code 0.25}, {@code 25%}), or {@code auto} (what the memory this
+ *                      process may use leaves after the JVM, the heap and the non-expert weights); null keeps every expert
+ *                      resident when the model fits (see {@link EngineConfig#autoExpertMemory}; {@code odmoe}'s default is
+ *                      its working set)
  * @param store         slow tier: direct, host, mmap (default direct)
  * @param link          emulated store-to-fast-memory link: a preset or {@code BANDWIDTH[,LATENCY]} (default unlimited)
  * @param slowCompute   how much slower the slow side computes (default: the link preset's)
@@ -58,7 +60,8 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
     public ExpertRuntimeConfig {
         if (expertMemory != null) {
             expertMemory = expertMemory.trim();
-            OffloadConfig.parseBudget(expertMemory, 1L << 40); // syntax only: fractions resolve against the model later
+            // syntax only: fractions resolve against the model, auto against the memory plan, when a session installs them
+            if (!dev.jmoe.memory.MemoryPlanner.isAuto(expertMemory)) OffloadConfig.parseBudget(expertMemory, 1L << 40);
         }
         if (store != null) store = ExpertStores.REGISTRY.require(store).name();
         if (link != null) Link.parse(link);

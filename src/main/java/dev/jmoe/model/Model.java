@@ -90,6 +90,29 @@ public final class Model {
         return new Model(file, spec, hp, tokenEmbd, outputNorm, pack(output), ropeFreqs, packed, true, int8Activations, null);
     }
 
+    /**
+     * This model with every non-expert weight matrix (attention, dense and shared-expert FFN, routers, token
+     * embedding, output) replaced by {@code f(m)}; routed experts and vectors stay as they are, a tied output stays
+     * tied. For moving those weights out of the file mapping (dev.jmoe.memory.NonExpertWeights).
+     */
+    public Model withNonExpertMatrices(java.util.function.UnaryOperator<Matrix> f) {
+        LayerWeights[] moved = new LayerWeights[layers.length];
+        for (int l = 0; l < layers.length; l++) {
+            LayerWeights w = layers[l];
+            moved[l] = new LayerWeights(w.attnNorm(), map(f, w.wq()), map(f, w.wk()), map(f, w.wv()), map(f, w.wo()),
+                    w.bq(), w.bk(), w.bv(), w.qNorm(), w.kNorm(), w.ffnNorm(),
+                    map(f, w.ffnGate()), map(f, w.ffnUp()), map(f, w.ffnDown()), map(f, w.router()), w.experts(),
+                    w.sharedGateInp(), map(f, w.sharedGate()), map(f, w.sharedUp()), map(f, w.sharedDown()));
+        }
+        Matrix embd = map(f, tokenEmbd);
+        Matrix out = output == tokenEmbd ? embd : map(f, output);
+        return new Model(file, spec, hp, embd, outputNorm, out, ropeFreqs, moved, packsWeights, int8Activations, residentExperts);
+    }
+
+    private static Matrix map(java.util.function.UnaryOperator<Matrix> f, Matrix m) {
+        return m == null ? null : f.apply(m);
+    }
+
     private static Matrix pack(Matrix m) {
         if (m == null || m.packed() != null || !Packing.canPack(m)) return m;
         PackedMatrix p = Packing.packIfRoom(m, null);

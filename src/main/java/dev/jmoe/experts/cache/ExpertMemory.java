@@ -14,7 +14,7 @@ import java.lang.foreign.MemorySegment;
  * ({@link OffloadedExpertSource}).
  */
 public final class ExpertMemory implements AutoCloseable {
-    private static final long SLOT_ALIGN = 64;
+    private static final long SLOT_ALIGN = 64, PAGE = 4096;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment all;
     private final long slotBytes;
@@ -29,11 +29,23 @@ public final class ExpertMemory implements AutoCloseable {
 
     /** {@code scratchSlots} of the budget's slots are kept out of the cache for transient use. */
     public ExpertMemory(long budgetBytes, long expertBytes, int scratchSlots) {
+        this(budgetBytes, expertBytes, scratchSlots, -1);
+    }
+
+    /**
+     * With {@code phase} in [0, 4096): every slot starts at that offset modulo 4096 (the stride rounded up to 4096), as
+     * the store asks ({@link dev.jmoe.experts.store.ExpertStore#slotPhase}) to read experts straight into slots; the
+     * shift comes out of the budget like the slots. -1: 64-byte slots from a 4096-aligned start.
+     */
+    public ExpertMemory(long budgetBytes, long expertBytes, int scratchSlots, long phase) {
         if (expertBytes <= 0) throw new IllegalArgumentException("expert size must be positive, got " + expertBytes);
         if (budgetBytes <= 0) throw new IllegalArgumentException("--expert-memory must be positive, got " + budgetBytes + " bytes");
-        this.slotBytes = (expertBytes + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN;
+        if (phase < -1 || phase >= PAGE) throw new IllegalArgumentException("slot phase must be in [0, " + PAGE + ") or -1, got " + phase);
+        long align = phase >= 0 ? PAGE : SLOT_ALIGN;
+        this.slotBytes = (expertBytes + align - 1) / align * align;
         if (scratchSlots < 0) throw new IllegalArgumentException("scratch slots must be >= 0");
-        long n = budgetBytes / slotBytes - scratchSlots;
+        long shift = phase > 0 ? phase : 0;
+        long n = (budgetBytes - shift) / slotBytes - scratchSlots;
         if (n < 1) {
             if (scratchSlots > 0 && budgetBytes / slotBytes >= 1) {
                 throw new IllegalArgumentException("--expert-memory of " + OffloadStats.bytes(budgetBytes) + " holds " + budgetBytes / slotBytes
@@ -45,7 +57,7 @@ public final class ExpertMemory implements AutoCloseable {
         if (n > Integer.MAX_VALUE) throw new IllegalArgumentException("--expert-memory gives " + n + " slots, more than jmoe can index");
         this.slots = (int) n;
         this.budget = budgetBytes;
-        this.all = arena.allocate(slotBytes * (slots + scratchSlots), 4096);
+        this.all = arena.allocate(shift + slotBytes * (slots + scratchSlots), PAGE).asSlice(shift);
         this.scratch = new MemorySegment[scratchSlots];
         for (int i = 0; i < scratchSlots; i++) scratch[i] = all.asSlice((slots + (long) i) * slotBytes, slotBytes);
     }
@@ -62,8 +74,8 @@ public final class ExpertMemory implements AutoCloseable {
     public long slotBytes() { return slotBytes; }
     public long budgetBytes() { return budget; }
 
-    /** Bytes allocated for all slots, scratch included (≤ the budget). */
-    public long allocatedBytes() { return all.byteSize(); }
+    /** Bytes allocated for all slots, scratch and phase shift included (≤ the budget). */
+    public long allocatedBytes() { return all.byteSize() + Math.floorMod(all.address(), PAGE); }
 
     /** Slot i's memory. */
     public MemorySegment slot(int i) {

@@ -53,16 +53,29 @@ public final class OffloadRuntime implements AutoCloseable {
         OffloadedExpertSource source = null;
         try {
             ExpertLayout layout = store.layout();
-            long budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
             OffloadStats stats = new OffloadStats();
+            long budget;
+            String planNote = null;
+            if (dev.jmoe.memory.MemoryPlanner.isAuto(cfg.budget())) {
+                // sized from what the memory limit leaves for this state's model and KV cache (the plan bin/jmoe sized the heap with)
+                dev.jmoe.memory.MemoryPlan plan = dev.jmoe.memory.ModelMemory.autoPlan(model, st.kv().capacity());
+                budget = plan.expertBudget();
+                planNote = plan.explanation();
+            } else {
+                budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
+            }
+            String memoryPlan = planNote;
             stats.settings(s -> s.withPolicy(cfg.policy(), cfg.eviction(), cfg.alpha(), cfg.prefetch(), cfg.balance())
-                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), layout.totalBytes(), store.note()));
+                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), layout.totalBytes(), store.note())
+                    .withMemoryPlan(memoryPlan));
             // Slow-side compute from a store that must be read (direct) needs one transient expert buffer, taken from
             // the budget; with room for fewer than two experts there is no slow side.
             boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
                     && budget / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
-            if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) stats.settings(s -> s.withBalanceNote("off: the budget holds fewer than two experts"));
-            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0);
+            if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) {
+                stats.settings(s -> s.withBalanceNote("off: the budget holds fewer than two experts"));
+            }
+            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0, store.slotPhase());
             EvictionPolicy policy;
             try {
                 policy = EvictionPolicy.create(cfg.eviction(), layout.layerCount(), layout.nExpert(), cfg.scoreWindow(), null);

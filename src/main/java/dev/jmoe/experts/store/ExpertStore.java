@@ -21,6 +21,12 @@ public interface ExpertStore extends AutoCloseable {
     /** The expert's weights where the store keeps them, usable without copying; null if it must be read first. */
     default ExpertWeights inPlace(int layer, int expert) { return null; }
 
+    /**
+     * Where fast-memory slots should start modulo 4096, with a stride that is a multiple of 4096, for this store to read
+     * into them without copying (DirectStore); -1 for no preference.
+     */
+    default long slotPhase() { return -1; }
+
     /** A human-readable remark about how the store works on this machine (e.g. an O_DIRECT fallback), or null. */
     default String note() { return null; }
 

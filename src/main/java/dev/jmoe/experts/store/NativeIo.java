@@ -48,6 +48,85 @@ final class NativeIo {
     private static final MethodHandle FADVISE = LINKER.downcallHandle(LINKER.defaultLookup().find("posix_fadvise").orElseThrow(),
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_INT));
 
+    private static final MethodHandle MADVISE = LINKER.downcallHandle(LINKER.defaultLookup().find("madvise").orElseThrow(),
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
+
+    static final int MADV_NORMAL = 0, MADV_RANDOM = 1;
+
+    /** madvise over the pages of {@code seg} (page-aligned start, as a mapping is); returns 0 or -1 (advice only). */
+    static int madvise(MemorySegment seg, int advice) {
+        try {
+            return (int) MADVISE.invokeExact(seg, seg.byteSize(), advice);
+        } catch (Throwable t) {
+            return -1;
+        }
+    }
+
+    // ---------------------------------------------------------------- Linux native AIO (io_setup/io_submit/io_getevents)
+
+    /** syscall(2): the AIO calls have no glibc wrappers. Extra arguments are ignored by calls that take fewer. */
+    private static final MethodHandle SYSCALL = LINKER.downcallHandle(LINKER.defaultLookup().find("syscall").orElseThrow(),
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO,
+            Linker.Option.firstVariadicArg(1));
+
+    /** Syscall numbers {io_setup, io_destroy, io_getevents, io_submit}, or null where unknown. */
+    private static final long[] AIO_CALLS = switch (System.getProperty("os.arch", "").toLowerCase(Locale.ROOT)) {
+        case "amd64", "x86_64" -> new long[]{206, 207, 208, 209};
+        case "aarch64", "riscv64" -> new long[]{0, 1, 4, 2}; // asm-generic
+        default -> null;
+    };
+
+    /** struct iocb (64 bytes) and struct io_event (32 bytes) of linux/aio_abi.h, little-endian 64-bit layout. */
+    static final long IOCB_BYTES = 64, EVENT_BYTES = 32;
+    static final long IOCB_DATA = 0, IOCB_OPCODE = 16, IOCB_FD = 20, IOCB_BUF = 24, IOCB_NBYTES = 32, IOCB_OFFSET = 40;
+    static final short IOCB_CMD_PREAD = 0;
+    static final long EVENT_DATA = 0, EVENT_RES = 16;
+    static final int EAGAIN = 11, ENOSYS = 38;
+
+    static boolean aioSupported() {
+        return AIO_CALLS != null && java.nio.ByteOrder.nativeOrder() == java.nio.ByteOrder.LITTLE_ENDIAN;
+    }
+
+    private static long syscall(MemorySegment state, long nr, long a, long b, long c, long d, long e, String what) {
+        while (true) {
+            long r;
+            try {
+                r = (long) SYSCALL.invokeExact(state, nr, a, b, c, d, e);
+            } catch (Throwable t) {
+                throw new IllegalStateException(what + " could not be called: " + t, t);
+            }
+            if (r >= 0) return r;
+            int errno = (int) ERRNO.get(state, 0L);
+            if (errno != EINTR) throw new NativeError(what, errno);
+        }
+    }
+
+    /** io_setup(maxEvents): a new AIO context (its id). */
+    static long ioSetup(int maxEvents, Arena arena, MemorySegment state) {
+        MemorySegment ctx = arena.allocate(JAVA_LONG);
+        ctx.set(JAVA_LONG, 0, 0L);
+        syscall(state, AIO_CALLS[0], maxEvents, ctx.address(), 0, 0, 0, "io_setup");
+        return ctx.get(JAVA_LONG, 0);
+    }
+
+    static void ioDestroy(long ctx, MemorySegment state) {
+        try {
+            syscall(state, AIO_CALLS[1], ctx, 0, 0, 0, 0, "io_destroy");
+        } catch (NativeError ignored) {
+            // closing anyway
+        }
+    }
+
+    /** io_submit of {@code n} iocb pointers; returns how many the kernel took (at least one, or an error). */
+    static long ioSubmit(long ctx, long n, MemorySegment iocbPointers, MemorySegment state) {
+        return syscall(state, AIO_CALLS[3], ctx, n, iocbPointers.address(), 0, 0, "io_submit");
+    }
+
+    /** io_getevents waiting for at least {@code min} of at most {@code max} completions (no timeout). */
+    static long ioGetEvents(long ctx, long min, long max, MemorySegment events, MemorySegment state) {
+        return syscall(state, AIO_CALLS[2], ctx, min, max, events.address(), 0, "io_getevents");
+    }
+
     /** A failed call: the libc function and errno. */
     static final class NativeError extends RuntimeException {
         final int errno;
@@ -67,6 +146,8 @@ final class NativeIo {
             case 13 -> "permission denied";
             case 14 -> "bad address";
             case EINVAL -> "invalid argument";
+            case EAGAIN -> "resource temporarily unavailable";
+            case ENOSYS -> "function not implemented";
             case 24 -> "too many open files";
             default -> "error";
         };

@@ -108,6 +108,99 @@ class StoreAndLinkTest {
     }
 
     @Test
+    void slotsPlacedAtTheStoresPhaseAreReadWithoutACopy() throws Exception {
+        // one layer of Q8_0 experts whose parts are whole 512-byte blocks: every part sits at the same offset modulo 512
+        Path p = TestModels.get("aligned-experts", new dev.jmoe.model.RandomModel.Shape("llama", 1, 128, 4, 2, 32, 8, 2, 512, 0, 300, 256, 1e6f, 1e-5f,
+                false, 13), dev.jmoe.model.FileType.Q8_0);
+        try (GgufFile f = GgufFile.open(p)) {
+            Model m = Model.load(f);
+            ExpertLayout layout = ExpertLayout.of(m);
+            try (DirectStore store = new DirectStore(f.path(), layout)) {
+                if (!store.isDirect()) return; // a filesystem without O_DIRECT has nothing to skip
+                long phase = store.slotPhase();
+                assertTrue(phase >= 0 && phase < store.alignment(), "phase " + phase);
+                for (int e = 0; e < layout.nExpert(0); e++) {
+                    for (int part = 0; part < 3; part++) {
+                        long at = part == 0 ? 0 : part == 1 ? layout.partBytes(0, 0) : layout.partBytes(0, 0) + layout.partBytes(0, 1);
+                        assertEquals(phase, Math.floorMod(layout.fileOffset(0, e, part) - at, store.alignment()));
+                    }
+                }
+                try (ExpertMemory mem = new ExpertMemory(5 * layout.maxExpertBytes() + 8192, layout.maxExpertBytes(), 0, phase)) {
+                    assertTrue(mem.allocatedBytes() <= 5 * layout.maxExpertBytes() + 8192);
+                    for (int e = 0; e < layout.nExpert(0); e++) {
+                        MemorySegment slot = mem.slot(e % mem.slots());
+                        assertEquals(phase, Math.floorMod(slot.address(), store.alignment()));
+                        slot.fill((byte) 0x5a);
+                        store.read(0, e, slot);
+                        ExpertWeights ref = m.stackedExperts().get(0).expert(e), got = layout.view(0, e, slot);
+                        assertEquals(-1, ref.gate().data().mismatch(got.gate().data()));
+                        assertEquals(-1, ref.up().data().mismatch(got.up().data()));
+                        assertEquals(-1, ref.down().data().mismatch(got.down().data()));
+                    }
+                    // all but the partial blocks at the ends of each part went straight into the slots
+                    long total = layout.nExpert(0) * layout.expertBytes(0);
+                    assertTrue(store.directBytes() > total - layout.nExpert(0) * 6 * store.alignment(), store.directBytes() + " of " + total);
+                }
+                // a destination off the phase is still read exactly, through the bounce buffers
+                long before = store.directBytes();
+                assertStoreReadsEveryExpert(store, m);
+                assertEquals(before, store.directBytes());
+            }
+        }
+    }
+
+    /** Whether the kernel has AIO contexts to give (fs.aio-max-nr not used up). */
+    private static boolean aioContextsLeft() {
+        try {
+            long max = Long.parseLong(Files.readString(Path.of("/proc/sys/fs/aio-max-nr")).trim());
+            long used = Long.parseLong(Files.readString(Path.of("/proc/sys/fs/aio-nr")).trim());
+            return used + 64 < max;
+        } catch (Exception e) {
+            return false;
+        }
+    }
+
+    @Test
+    void manyOutstandingPiecesFromSeveralLoadersReadExactBytes() throws Exception {
+        try (GgufFile f = GgufFile.open(TestModels.mixtral())) {
+            Model m = Model.load(f);
+            ExpertLayout layout = ExpertLayout.of(m);
+            // 4 KiB pieces, four in flight: every expert is many pieces shared by the caller and three helpers
+            try (DirectStore store = new DirectStore(f.path(), layout, true, 4096, 4)) {
+                assertEquals(4, store.outstanding());
+                if (NativeIo.aioSupported() && aioContextsLeft()) assertTrue(store.asynchronous(), "Linux AIO is there but loads do not use it");
+                assertStoreReadsEveryExpert(store, m);
+                // three loader threads at once share the helpers; each must still get its own expert's bytes
+                java.util.List<Thread> ts = new java.util.ArrayList<>();
+                java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+                for (int t = 0; t < 3; t++) {
+                    int seed = t;
+                    ts.add(Thread.ofPlatform().start(() -> {
+                        try (Arena a = Arena.ofConfined()) {
+                            MemorySegment buf = a.allocate(layout.maxExpertBytes());
+                            for (int i = 0; i < 40; i++) {
+                                int l = (seed + i) % layout.layerCount();
+                                if (!layout.hasExperts(l)) continue;
+                                int e = (seed * 7 + i) % layout.nExpert(l);
+                                store.read(l, e, buf);
+                                ExpertWeights ref = m.stackedExperts().get(l).expert(e);
+                                ExpertWeights got = layout.view(l, e, buf);
+                                if (ref.down().data().mismatch(got.down().data()) != -1 || ref.gate().data().mismatch(got.gate().data()) != -1) {
+                                    throw new AssertionError("expert " + l + "/" + e + " read by loader " + seed + " differs");
+                                }
+                            }
+                        } catch (Throwable x) {
+                            failed.compareAndSet(null, x);
+                        }
+                    }));
+                }
+                for (Thread t : ts) t.join();
+                if (failed.get() != null) throw new AssertionError(failed.get());
+            }
+        }
+    }
+
+    @Test
     void missingFileIsAClearError() throws Exception {
         try (GgufFile f = GgufFile.open(TestModels.qwen2moe())) {
             Model m = Model.load(f);
@@ -166,6 +259,20 @@ class StoreAndLinkTest {
         for (String bad : new String[]{"", "1/0", "1.5", "0%", "lots", "-5"}) {
             assertThrows(IllegalArgumentException.class, () -> OffloadConfig.parseBudget(bad, total), bad);
         }
+    }
+
+    @Test
+    void expertMemoryAtAPhaseStartsEverySlotThereWithinTheBudget() {
+        try (ExpertMemory m = new ExpertMemory(3 * 8192 + 448, 5000, 0, 448)) {
+            assertEquals(8192, m.slotBytes()); // the stride is a whole number of pages, so every slot keeps the phase
+            assertEquals(3, m.slots());
+            for (int i = 0; i < 3; i++) assertEquals(448, Math.floorMod(m.slot(i).address(), 4096));
+            assertTrue(m.allocatedBytes() <= 3 * 8192 + 448);
+        }
+        try (ExpertMemory m = new ExpertMemory(3 * 8192 + 447, 5000, 0, 448)) {
+            assertEquals(2, m.slots()); // the shift comes out of the budget
+        }
+        assertThrows(IllegalArgumentException.class, () -> new ExpertMemory(100_000, 5000, 0, 4096));
     }
 
     @Test

@@ -1,0 +1,71 @@
+package dev.jmoe.memory;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.model.Model;
+import dev.jmoe.testutil.TestModels;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** bin/jmoe's plan mode: the heap from the same plan the run makes, or a clear refusal. */
+class PlanMainTest {
+    private static final long MIB = 1L << 20;
+    private static final Path HOME = Path.of("/nonexistent-jmoe-home");
+
+    @Test
+    void anOffloadingPlanGivesTheHeapItCountedAndHandsOverItsFigures() throws Exception {
+        String model = TestModels.mixtral().toString();
+        List<String> o = PlanMain.options(new String[]{"generate", "-m", model, "-c", "128", "--expert-memory", "auto", "-p", "hi"}, 400 * MIB,
+                "cgroup v2 /t limit 400.0 MiB", HOME);
+        MemoryPlan p;
+        try (GgufFile f = GgufFile.open(TestModels.mixtral())) {
+            p = MemoryPlanner.plan(ModelFootprint.of(Model.load(f)), new MemoryPlanner.Request(MemoryPlanner.Ask.AUTO, 0, 128, false), 400 * MIB, "x", -1);
+        }
+        assertTrue(o.contains("-Xmx" + (p.heapBytes() >> 20) + "m"), o.toString());
+        assertTrue(o.contains("-Xmn16m"), o.toString());
+        assertTrue(o.contains("-D" + SystemMemory.AVAILABLE_PROPERTY + "=" + 400 * MIB), o.toString());
+        assertTrue(o.contains("-D" + SystemMemory.SOURCE_PROPERTY + "=cgroup v2 /t limit 400.0 MiB"), o.toString());
+        assertTrue(o.contains("-D" + ModelMemory.HEAP_PROPERTY + "=" + p.heapBytes()), o.toString());
+    }
+
+    @Test
+    void theFlagSpellingsAreRead() {
+        String model = TestModels.mixtral().toString();
+        List<String> a = PlanMain.options(new String[]{"perplexity", "--model=" + model, "--ctx-size=4096", "--expert-memory=auto"}, 400 * MIB, "s", HOME);
+        List<String> b = PlanMain.options(new String[]{"perplexity", "-m", model, "-c", "4096", "--expert-memory", "auto"}, 400 * MIB, "s", HOME);
+        assertEquals(b, a);
+        assertTrue(a.stream().anyMatch(x -> x.startsWith("-Xmx")), a.toString());
+    }
+
+    @Test
+    void aLimitTooSmallIsRefusedBeforeTheRunStarts() {
+        String model = TestModels.mixtral().toString();
+        MemoryPlanner.TooSmall e = assertThrows(MemoryPlanner.TooSmall.class,
+                () -> PlanMain.options(new String[]{"generate", "-m", model, "-c", "4096"}, 120 * MIB, "cgroup v1 /b limit 120.0 MiB", HOME));
+        assertTrue(e.getMessage().contains("needs at least"), e.getMessage());
+        assertTrue(e.getMessage().contains("cgroup v1 /b limit 120.0 MiB"), e.getMessage());
+    }
+
+    @Test
+    void aCommandThatCannotOffloadIsNotRefusedButKeepsTheDefaultHeap() {
+        String model = TestModels.mixtral().toString();
+        List<String> o = PlanMain.options(new String[]{"speed", "-m", model}, 120 * MIB, "s", HOME);
+        assertTrue(o.contains("-XX:MaxRAMPercentage=75"), o.toString());
+    }
+
+    @Test
+    void commandsWithoutAModelKeepTheDefaultShareOfWhatIsAvailable() {
+        List<String> o = PlanMain.options(new String[]{"inspect", "x.gguf"}, 1024 * MIB, "s", HOME);
+        assertTrue(o.contains("-XX:MaxRAM=" + 1024 * MIB), o.toString());
+        assertTrue(o.contains("-XX:MaxRAMPercentage=75"), o.toString());
+        assertTrue(PlanMain.options(new String[]{}, 1024 * MIB, "s", HOME).contains("-XX:MaxRAMPercentage=75"));
+        assertTrue(PlanMain.options(new String[]{"--version"}, Long.MAX_VALUE, "s", HOME).equals(List.of("-XX:MaxRAMPercentage=75")));
+        // an unreadable model is left to the real run to report
+        List<String> bad = PlanMain.options(new String[]{"generate", "-m", "/nonexistent/m.gguf"}, 1024 * MIB, "s", HOME);
+        assertTrue(bad.contains("-XX:MaxRAMPercentage=75"), bad.toString());
+    }
+}
