@@ -109,7 +109,6 @@ public final class Engine implements AutoCloseable {
             Tokenizer tokenizer = Tokenizer.fromGguf(file);
             listener.progress(loading, 3, 3, "tokenizer");
             listener.stepDone(loading);
-            if (planned.status() != null) listener.notice(planned.status());
             int trained = model.hyperparams().contextLength();
             int ctx = planned.ctx();
             if (ctx < 1) throw new IllegalArgumentException("the model's context length is " + trained + "; give --ctx-size");
@@ -122,6 +121,8 @@ public final class Engine implements AutoCloseable {
             if (autoBudget && planned.plan() != null && planned.plan().offloads()) {
                 experts = asked.toBuilder().expertMemory(Long.toString(planned.plan().expertBudget())).build();
             }
+            // what the plan chose and why, when it chose (a budget the user gave speaks for itself unless the plan has a remark on it)
+            if (planned.status() != null && (autoBudget || !planned.plan().notes().isEmpty())) listener.notice(planned.status());
             if (experts.offloads() && !model.hyperparams().hasExperts()) {
                 throw new IllegalArgumentException("--expert-memory and --policy need a mixture-of-experts model; this " + model.spec().name()
                         + " model has no routed experts");

@@ -81,7 +81,7 @@ class LimitedRunTest {
         assertEquals(0, r.exit(), r.summary() + "\n" + log);
         assertEquals(0, r.oomKills(), r.summary());
         assertTrue(r.peak() <= limit, r.summary());
-        assertTrue(log.contains("jmoe: expert memory auto: "), log);
+        assertTrue(log.contains("expert memory auto: "), log);
         JsonNode j = new ObjectMapper().readTree(stats.toFile());
         assertEquals(7, j.path("decode_tokens").asInt());
         assertTrue(j.path("offload").path("budget_bytes").asLong() > 0, j.toString());
