@@ -126,6 +126,22 @@ public final class Model {
      * or, with {@code allLogits}, of every token ({@code n × nVocab}).
      */
     void forward(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
+        try {
+            forwardMapped(st, tokens, off, n, logits, allLogits);
+        } catch (IllegalStateException | InternalError e) {
+            // A model file changed under the run: its guard closed the mapping (reads throw IllegalStateException) or,
+            // where it could not hold the writer off, a read of a lost page faulted (InternalError). One sentence either way.
+            String change = file.fileChange();
+            if (change != null) throw new ModelException(change, e);
+            if (e instanceof InternalError) {
+                throw new ModelException(file.path() + ": reading the mapped model file failed (" + e.getMessage()
+                        + "); the file or the device it is on may be failing", e);
+            }
+            throw e;
+        }
+    }
+
+    private void forwardMapped(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
         int pos = st.position();
         if (pos + n > st.kv().capacity()) {
             throw new IllegalStateException("context is full: " + pos + " + " + n + " tokens exceed --ctx-size " + st.kv().capacity());
@@ -145,8 +161,10 @@ public final class Model {
         for (int t = 0; t < n; t++) {
             embd.dequantizeRow(tokenEmbd.data(), (long) tokens[off + t] * tokenEmbd.rowBytes(), x, t * e, e);
         }
+        checkFinite(x, n, e, pos, "the token embedding of", -1);
         for (int l = 0; l < hp.nLayer(); l++) {
             attention(st, s, l, n, pos);
+            checkFinite(x, n, e, pos, "the hidden state after the attention of", l);
             LayerWeights lw = layers[l];
             for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.ffnNorm(), hp.rmsEps(), s.xn, t * e, e);
             LayerHook layerHook = st.layerHook();
@@ -154,6 +172,7 @@ public final class Model {
             if (lw.isMoe()) moe(st, s, l, n, pos);
             else dense(st, s, lw, n);
             for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
+            checkFinite(x, n, e, pos, "the hidden state after the feed-forward of", l);
         }
         if (logits == null) {
             st.advance(n);
@@ -163,7 +182,23 @@ public final class Model {
         int rows = n - first;
         for (int t = first; t < n; t++) Ops.rmsNorm(x, t * e, outputNorm, hp.rmsEps(), s.xn, (t - first) * e, e);
         matmul(st.pool(), output, s.xn, e, rows, logits, hp.nVocab());
+        checkFinite(logits, rows, hp.nVocab(), pos + first, "the logits from", -2);
         st.advance(n);
+    }
+
+    /**
+     * Stops the pass when {@code a} (n rows of {@code width}, the first at position {@code pos}) holds a NaN or an
+     * infinity. Non-finite values come from corrupt weights, a tensor read with the wrong type or a shifted data
+     * section; carried on they make the router pick no expert and sampling print garbage. The scan is a few
+     * microseconds per layer against milliseconds of products. {@code layer} -1 = embedding, -2 = output.
+     */
+    private void checkFinite(float[] a, int n, int width, int pos, String what, int layer) {
+        int bad = Ops.firstNonFinite(a, 0, n * width);
+        if (bad < 0) return;
+        String where = layer >= 0 ? "layer " + layer : layer == -1 ? "the input" : "the output layer";
+        throw new ModelException(file.path() + ": " + what + " " + where + " at position " + (pos + bad / width)
+                + " is not finite (" + a[bad] + " at index " + bad % width + "): the model's weights are corrupt"
+                + " or were read as the wrong type");
     }
 
     private static final Kernels.Gate SILU_GATE = new Kernels.Gate() {
@@ -286,6 +321,12 @@ public final class Model {
         matmul(pool, lw.router(), s.xn, e, n, probs, nExp);
         Routing routing = s.routing;
         routing.reset(n, nExp, k);
+        int bad = Ops.firstNonFinite(probs, 0, n * nExp);
+        if (bad >= 0) {
+            throw new ModelException(file.path() + ": router scores of layer " + l + " at position " + (pos + bad / nExp)
+                    + " are not finite (expert " + bad % nExp + ": " + probs[bad] + "); blk." + l
+                    + ".ffn_gate_inp.weight or the data reaching it is corrupt");
+        }
         for (int t = 0; t < n; t++) {
             Ops.softmax(probs, t * nExp, nExp);
             routing.selectTopK(t, probs, t * nExp, spec.renormTopK());
