@@ -148,7 +148,7 @@ class GgufFuzzTest implements SeedCorpus.Seeded {
                 case 10 -> {
                     // Corrupt the data: a NaN, an infinity or a flipped byte somewhere in the tensor bytes.
                     if (img.data.length < 4) break;
-                    int at = (int) Integer.toUnsignedLong(in.u32()) % (img.data.length - 3);
+                    int at = (int) (Integer.toUnsignedLong(in.u32()) % (img.data.length - 3));
                     int kind = in.u8() % 3;
                     if (kind == 2) img.data[at] ^= (byte) in.u8();
                     else ByteBuffer.wrap(img.data, at, 4).order(ByteOrder.LITTLE_ENDIAN).putFloat(kind == 0 ? Float.NaN : Float.POSITIVE_INFINITY);
@@ -162,7 +162,7 @@ class GgufFuzzTest implements SeedCorpus.Seeded {
                 }
                 case 12 -> editArray(img, in);
                 case 13 -> {
-                    int cut = (int) Integer.toUnsignedLong(in.u32()) % (img.data.length + 1);
+                    int cut = (int) (Integer.toUnsignedLong(in.u32()) % (img.data.length + 1));
                     img.data = java.util.Arrays.copyOf(img.data, cut);
                 }
                 default -> { }

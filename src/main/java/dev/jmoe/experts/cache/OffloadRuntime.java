@@ -3,6 +3,7 @@ package dev.jmoe.experts.cache;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.experts.store.MemoryBudget;
 import dev.jmoe.experts.trace.RoutingTrace;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.LayerHook;
@@ -48,7 +49,7 @@ public final class OffloadRuntime implements AutoCloseable {
         OffloadedExpertSource source = null;
         try {
             ExpertLayout layout = store.layout();
-            long budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
+            long requested = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
             OffloadStats stats = new OffloadStats();
             stats.config("policy", cfg.policy());
             stats.config("eviction", cfg.eviction());
@@ -63,7 +64,14 @@ public final class OffloadRuntime implements AutoCloseable {
             // Slow-side compute from a store that must be read (direct) needs one transient expert buffer, taken from
             // the budget; with room for fewer than two experts there is no slow side.
             boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
-                    && budget / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
+                    && requested / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
+            // Clamped to what holds every expert (with a note), refused above what the machine has: before allocating.
+            MemoryBudget.Fit fit = MemoryBudget.fit(requested, cfg.budget(), layout, scratch ? 1 : 0);
+            long budget = fit.bytes();
+            if (fit.note() != null) {
+                System.err.println("jmoe: note: " + fit.note());
+                stats.config("expert_memory_note", fit.note());
+            }
             if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) stats.config("balance", "off (budget below two experts)");
             ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0);
             EvictionPolicy policy;

@@ -22,6 +22,7 @@ public final class DirectStore implements ExpertStore {
     static final long BOUNCE_BYTES = 4L << 20;
 
     private final Path path;
+    private final Path openPath;
     private final ExpertLayout layout;
     private final Arena arena = Arena.ofShared();
     private final long bounceBytes;
@@ -44,8 +45,14 @@ public final class DirectStore implements ExpertStore {
 
     /** {@code bounceLimit}: largest bounce buffer (a multiple of ALIGN); ranges larger than it are read in chunks. */
     DirectStore(Path path, ExpertLayout layout, boolean tryDirect, long bounceLimit) {
+        this(path, path, layout, tryDirect, bounceLimit);
+    }
+
+    /** Opens {@code open} (e.g. the model's /proc/self/fd path) and names {@code shown} in messages. */
+    DirectStore(Path open, Path shown, ExpertLayout layout, boolean tryDirect, long bounceLimit) {
         if (bounceLimit < ALIGN || bounceLimit % ALIGN != 0) throw new IllegalArgumentException("bounce buffer must be a multiple of " + ALIGN);
-        this.path = path;
+        this.path = shown;
+        this.openPath = open;
         this.layout = layout;
         long maxSpan = 0;
         for (int l = 0; l < layout.layerCount(); l++) {
@@ -53,7 +60,7 @@ public final class DirectStore implements ExpertStore {
             for (int part = 0; part < 3; part++) maxSpan = Math.max(maxSpan, layout.partBytes(l, part) + 2 * ALIGN);
         }
         this.bounceBytes = Math.min(bounceLimit, roundUp(maxSpan));
-        String p = path.toAbsolutePath().toString();
+        String p = openPath.toAbsolutePath().toString();
         if (!tryDirect) {
             try {
                 fallBack("direct I/O not requested for " + path);
@@ -75,7 +82,7 @@ public final class DirectStore implements ExpertStore {
     private synchronized void fallBack(String why) {
         if (note != null) return;
         int old = direct ? fd : -1;
-        fd = NativeIo.open(path.toAbsolutePath().toString(), NativeIo.O_RDONLY | NativeIo.O_CLOEXEC);
+        fd = NativeIo.open(openPath.toAbsolutePath().toString(), NativeIo.O_RDONLY | NativeIo.O_CLOEXEC);
         direct = false;
         note = why + "; reading through the page cache and dropping the pages after each read";
         if (old >= 0) NativeIo.close(old);

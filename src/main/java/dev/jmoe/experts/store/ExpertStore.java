@@ -34,9 +34,13 @@ public interface ExpertStore extends AutoCloseable {
     /** Opens the store of the given kind for a loaded model. */
     static ExpertStore open(String kind, Model model) {
         ExpertLayout layout = ExpertLayout.of(model);
+        // Stores that read the file themselves open the inode the model was checked and mapped from (stablePath), never
+        // the path again: a file replaced since would otherwise be read as if it were the model.
+        String change = model.file().fileChange();
+        if (change != null) throw new IllegalStateException(change);
         return switch (kind == null ? "" : kind.toLowerCase(Locale.ROOT)) {
-            case "direct" -> new DirectStore(model.file().path(), layout);
-            case "host" -> HostStore.load(model.file().path(), layout);
+            case "direct" -> new DirectStore(model.file().stablePath(), model.file().path(), layout, true, DirectStore.BOUNCE_BYTES);
+            case "host" -> HostStore.load(model.file().stablePath(), model.file().path(), layout);
             case "mmap" -> new MmapStore(model, layout);
             default -> throw new IllegalArgumentException("unknown --store '" + kind + "'; choose one of " + KINDS);
         };
