@@ -12,6 +12,7 @@ import dev.jmoe.gguf.GgufValueType;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.Model;
 import dev.jmoe.model.ModelException;
+import dev.jmoe.testutil.GgufImage;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

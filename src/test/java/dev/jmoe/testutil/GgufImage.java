@@ -1,4 +1,4 @@
-package dev.jmoe.fuzz;
+package dev.jmoe.testutil;
 
 import dev.jmoe.gguf.GgufArray;
 import dev.jmoe.gguf.GgufFile;
@@ -16,19 +16,19 @@ import java.util.List;
 
 /**
  * A GGUF file taken apart into its metadata entries, tensor table and data section, which the structured fuzz target
- * edits and writes back. Unlike GgufWriter it writes whatever it holds (unknown type ids, offsets past the end,
+ * and the corrupt-file tests edit and write back. Unlike GgufWriter it writes whatever it holds (unknown type ids, offsets past the end,
  * mismatched shapes): producing what a writer would refuse is the point.
  */
-final class GgufImage {
-    record Kv(String key, GgufValue value) {}
+public final class GgufImage {
+    public record Kv(String key, GgufValue value) {}
 
-    static final class Tensor {
-        String name;
-        long[] dims;
-        int typeId;
-        long offset;
+    public static final class Tensor {
+        public String name;
+        public long[] dims;
+        public int typeId;
+        public long offset;
 
-        Tensor(String name, long[] dims, int typeId, long offset) {
+        public Tensor(String name, long[] dims, int typeId, long offset) {
             this.name = name;
             this.dims = dims;
             this.typeId = typeId;
@@ -36,13 +36,13 @@ final class GgufImage {
         }
     }
 
-    int version = 3;
-    final List<Kv> kvs = new ArrayList<>();
-    final List<Tensor> tensors = new ArrayList<>();
-    long alignment = 32;
-    byte[] data;
+    public int version = 3;
+    public final List<Kv> kvs = new ArrayList<>();
+    public final List<Tensor> tensors = new ArrayList<>();
+    public long alignment = 32;
+    public byte[] data;
 
-    static GgufImage of(GgufFile f) {
+    public static GgufImage of(GgufFile f) {
         GgufImage img = new GgufImage();
         img.version = f.version();
         img.alignment = f.alignment();
@@ -53,7 +53,7 @@ final class GgufImage {
         return img;
     }
 
-    byte[] toBytes() {
+    public byte[] toBytes() {
         Out o = new Out();
         o.raw("GGUF".getBytes(StandardCharsets.US_ASCII));
         o.u32(version);
@@ -75,6 +75,43 @@ final class GgufImage {
         while (o.size() % a != 0) o.u8(0);
         o.raw(data);
         return o.toByteArray();
+    }
+
+    /** Sets (or adds) a metadata entry. */
+    public GgufImage set(String key, GgufValue v) {
+        for (int i = 0; i < kvs.size(); i++) {
+            if (kvs.get(i).key().equals(key)) {
+                kvs.set(i, new Kv(key, v));
+                return this;
+            }
+        }
+        kvs.add(new Kv(key, v));
+        return this;
+    }
+
+    /** The tensor entry called {@code name}. */
+    public Tensor tensor(String name) {
+        for (Tensor t : tensors) if (t.name.equals(name)) return t;
+        throw new IllegalArgumentException("no tensor " + name);
+    }
+
+    /** Writes little-endian float {@code v} at byte {@code at} of tensor {@code name}'s data. */
+    public GgufImage putFloat(String name, long at, float v) {
+        int p = (int) (tensor(name).offset + at);
+        java.nio.ByteBuffer.wrap(data, p, 4).order(java.nio.ByteOrder.LITTLE_ENDIAN).putFloat(v);
+        return this;
+    }
+
+    /** Reads a file whole. */
+    public static GgufImage read(java.nio.file.Path p) throws java.io.IOException {
+        try (GgufFile f = GgufFile.open(p)) {
+            return of(f);
+        }
+    }
+
+    public java.nio.file.Path write(java.nio.file.Path p) throws java.io.IOException {
+        java.nio.file.Files.write(p, toBytes());
+        return p;
     }
 
     private static void value(Out o, GgufValueType type, Object v) {
