@@ -324,6 +324,9 @@ public final class ChatTemplate {
         return parts;
     }
 
+    /** Largest rendered prompt (characters): 16 Mi, hundreds of times any context window. */
+    static final long MAX_OUTPUT_CHARS = 16L << 20;
+
     private static Jinjava newJinjava() {
         CompositeELResolver resolver = new CompositeELResolver();
         resolver.add(new PyMethods());
@@ -333,6 +336,14 @@ public final class ChatTemplate {
                 .withTrimBlocks(false)
                 .withLstripBlocks(false)
                 .withElResolver(resolver)
+                // Templates come from model files and messages from users: every size Jinjava would let grow without
+                // bound is capped far above any real chat prompt, so a hostile template fails with an error instead of
+                // exhausting the heap (Jinjava's own defaults leave output, strings, lists and maps unlimited).
+                .withMaxOutputSize(MAX_OUTPUT_CHARS)
+                .withMaxStringLength(MAX_OUTPUT_CHARS)
+                .withMaxListSize(1_000_000)
+                .withMaxMapSize(1_000_000)
+                .withMaxMacroRecursionDepth(64)
                 .build());
         try {
             j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",

@@ -63,6 +63,14 @@ public final class Model {
      * avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
      */
     public Model withPackedWeights() {
+        try {
+            return packed();
+        } catch (IllegalStateException | InternalError e) {
+            throw mappingFailure(file, e);
+        }
+    }
+
+    private Model packed() {
         LayerWeights[] packed = new LayerWeights[layers.length];
         for (int l = 0; l < layers.length; l++) {
             LayerWeights w = layers[l];
@@ -82,7 +90,11 @@ public final class Model {
 
     /** Loads the model described by an open GGUF file (the file must stay open while the model is used). */
     public static Model load(GgufFile file) {
-        return ModelLoader.load(file);
+        try {
+            return ModelLoader.load(file);
+        } catch (IllegalStateException | InternalError e) {
+            throw mappingFailure(file, e);
+        }
     }
 
     public GgufFile file() { return file; }
@@ -129,16 +141,25 @@ public final class Model {
         try {
             forwardMapped(st, tokens, off, n, logits, allLogits);
         } catch (IllegalStateException | InternalError e) {
-            // A model file changed under the run: its guard closed the mapping (reads throw IllegalStateException) or,
-            // where it could not hold the writer off, a read of a lost page faulted (InternalError). One sentence either way.
-            String change = file.fileChange();
-            if (change != null) throw new ModelException(change, e);
-            if (e instanceof InternalError) {
-                throw new ModelException(file.path() + ": reading the mapped model file failed (" + e.getMessage()
-                        + "); the file or the device it is on may be failing", e);
-            }
-            throw e;
+            throw mappingFailure(file, e);
         }
+    }
+
+    /**
+     * What a failed read of the mapped model file means, as one sentence: the model file changed under the run (its
+     * guard closed the mapping, so reads throw IllegalStateException; or, where it could not hold the writer off, a read
+     * of a lost page faulted, which HotSpot reports as InternalError where it can). Any other failure is returned as it
+     * was. Callers that read the mapping outside {@link #forward} (loading, packing, warm-up) rethrow this too.
+     */
+    static RuntimeException mappingFailure(GgufFile file, Throwable e) {
+        String change = file.fileChange();
+        if (change != null) return new ModelException(change, e);
+        if (e instanceof InternalError) {
+            return new ModelException(file.path() + ": reading the mapped model file failed (" + e.getMessage()
+                    + "); the file or the device it is on may be failing", e);
+        }
+        if (e instanceof RuntimeException r) return r;
+        throw (Error) e;
     }
 
     private void forwardMapped(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
