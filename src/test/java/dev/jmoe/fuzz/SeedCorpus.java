@@ -15,7 +15,7 @@ import java.util.stream.Stream;
  * as {@code seed-<name>} (Jazzer replays every file there as a regression test in {@code bin/test}). Inputs a fuzzing
  * campaign found are kept there too, under the {@code crash-…}/{@code timeout-…} name Jazzer gave them or a
  * {@code regress-<what>} name. {@code SeedCorpusTest} fails when a seed is missing or stale; this class's main writes them:
- * <pre>  mvn -q test-compile exec:java … (see docs/hardening.md: bin/fuzz seeds)</pre>
+ * {@code bin/fuzz seeds} (docs/hardening.md).
  */
 public final class SeedCorpus {
     private SeedCorpus() {}
