@@ -218,7 +218,7 @@ public final class Model {
         if (bad < 0) return;
         String where = layer >= 0 ? "layer " + layer : layer == -1 ? "the input" : "the output layer";
         throw new ModelException(file.path() + ": " + what + " " + where + " at position " + (pos + bad / width)
-                + " is not finite (" + a[bad] + " at index " + bad % width + "): the model's weights are corrupt"
+                + ": value " + bad % width + " is " + a[bad] + ", not finite; the model's weights are corrupt"
                 + " or were read as the wrong type");
     }
 
