@@ -339,6 +339,9 @@ public final class ChatTemplate {
                 // Templates come from model files and messages from users: every size Jinjava would let grow without
                 // bound is capped far above any real chat prompt, so a hostile template fails with an error instead of
                 // exhausting the heap (Jinjava's own defaults leave output, strings, lists and maps unlimited).
+                // Jinjava's default evaluates "{{ }}" and "{% %}" found inside variable values: a user's message would be
+                // run as template code (seen by fuzzing: three nested loops in a message took minutes). Jinja2 never does.
+                .withNestedInterpretationEnabled(false)
                 .withMaxOutputSize(MAX_OUTPUT_CHARS)
                 .withMaxStringLength(MAX_OUTPUT_CHARS)
                 .withMaxListSize(1_000_000)

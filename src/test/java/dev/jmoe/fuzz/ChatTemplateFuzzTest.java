@@ -42,8 +42,17 @@ class ChatTemplateFuzzTest implements SeedCorpus.Seeded {
         String source = REAL[in.u8() % REAL.length];
         List<ChatMessage> messages = messages(in);
         Tokenizer tok = TokenizerFuzzTest.tokenizers().get(0);
-        Fuzz.expectOnly(() -> ChatTemplate.of(source, "<|endoftext|>", "<|endoftext|>").encode(tok, messages, true),
-                ChatTemplateException.class);
+        Fuzz.expectOnly(() -> {
+            ChatTemplate t = ChatTemplate.of(source, "<|endoftext|>", "<|endoftext|>");
+            String text = t.render(messages, true);
+            if (source.equals(ChatTemplate.CHATML)) {
+                // Message content is data: it must come out as it went in, never be run as template code.
+                for (ChatMessage m : messages) {
+                    if (!text.contains(m.content())) throw new AssertionError("message content changed by rendering: " + m.content());
+                }
+            }
+            t.encode(tok, messages, true);
+        }, ChatTemplateException.class);
     }
 
     private static List<ChatMessage> messages(FuzzInput in) {
