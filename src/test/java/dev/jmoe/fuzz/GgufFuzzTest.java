@@ -103,12 +103,7 @@ class GgufFuzzTest implements SeedCorpus.Seeded {
      * the input running out reads as zeros, so every byte string is a program.
      */
     static byte[] mutate(byte[] program) {
-        GgufImage img;
-        try (GgufFile f = GgufFile.read(MemorySegment.ofArray(FuzzModels.base()), "base.gguf")) {
-            img = GgufImage.of(f);
-        } catch (GgufFormatException e) {
-            throw new IllegalStateException(e);
-        }
+        GgufImage img = baseImage().copy();
         String arch = "qwen2moe";
         FuzzInput in = new FuzzInput(program);
         for (int step = 0; step < 64 && in.hasMore(); step++) {
@@ -157,6 +152,7 @@ class GgufFuzzTest implements SeedCorpus.Seeded {
                 case 11 -> {
                     // Shift the whole data section: every tensor then reads its neighbour's bytes.
                     int by = in.u8() % 64 + 1;
+                    if (by >= img.data.length) break;
                     byte[] shifted = new byte[img.data.length];
                     System.arraycopy(img.data, 0, shifted, by, img.data.length - by);
                     img.data = shifted;
@@ -170,6 +166,20 @@ class GgufFuzzTest implements SeedCorpus.Seeded {
             }
         }
         return img.toBytes();
+    }
+
+    private static GgufImage base;
+
+    /** The base model taken apart once; each program edits a copy. */
+    private static synchronized GgufImage baseImage() {
+        if (base == null) {
+            try (GgufFile f = GgufFile.read(MemorySegment.ofArray(FuzzModels.base()), "base.gguf")) {
+                base = GgufImage.of(f);
+            } catch (GgufFormatException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        return base;
     }
 
     private static String archKey(String arch, FuzzInput in) {

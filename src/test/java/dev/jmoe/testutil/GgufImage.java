@@ -77,6 +77,17 @@ public final class GgufImage {
         return o.toByteArray();
     }
 
+    /** A copy whose lists, tensor entries and data can be edited without touching this one. */
+    public GgufImage copy() {
+        GgufImage c = new GgufImage();
+        c.version = version;
+        c.alignment = alignment;
+        c.kvs.addAll(kvs);
+        for (Tensor t : tensors) c.tensors.add(new Tensor(t.name, t.dims.clone(), t.typeId, t.offset));
+        c.data = data.clone();
+        return c;
+    }
+
     /** Sets (or adds) a metadata entry. */
     public GgufImage set(String key, GgufValue v) {
         for (int i = 0; i < kvs.size(); i++) {
