@@ -241,6 +241,12 @@ final class ModelLoader {
             problems.add(name + " has shape " + java.util.Arrays.toString(info.dims()) + ", expected [" + cols + ", " + rows + ", " + nExpert + "]");
             return null;
         }
+        // Found by fuzzing: a zero feed-forward length matched a tensor with an empty dimension and reached Matrix as "bad shape 0x32".
+        if (cols <= 0 || rows <= 0 || nExpert <= 0 || rows * nExpert > Integer.MAX_VALUE) {
+            problems.add(name + " has shape " + java.util.Arrays.toString(info.dims()) + ": every dimension must be positive and the"
+                    + " experts' rows together at most " + Integer.MAX_VALUE);
+            return null;
+        }
         if (!checkType(name, info.type())) return null;
         return new Matrix(info.type(), file.tensorData(info), (int) (rows * nExpert), (int) cols);
     }
@@ -253,6 +259,10 @@ final class ModelLoader {
         }
         if (info.dims().length > 2 || info.dim(0) != cols || info.dim(1) != rows) {
             problems.add(name + " has shape " + java.util.Arrays.toString(info.dims()) + ", expected [" + cols + ", " + rows + "]");
+            return null;
+        }
+        if (rows <= 0 || cols <= 0) {
+            problems.add(name + " has shape " + java.util.Arrays.toString(info.dims()) + ": every dimension must be positive");
             return null;
         }
         if (!checkType(name, info.type())) return null;
