@@ -18,6 +18,19 @@ class ChatTemplateHardeningTest {
     }
 
     @Test
+    void loopsNestedOverTheMessagesStopAtTheNodeBudget() {
+        // Found by the chat-template campaign (a 26 s "slow unit"): time grows as messages^depth.
+        String src = "{% for a in messages %}{% for b in messages %}{% for c in messages %}{% for d in messages %}"
+                + "{{ a.role }}{% endfor %}{% endfor %}{% endfor %}{% endfor %}";
+        List<ChatMessage> forty = java.util.Collections.nCopies(40, ChatMessage.user("x"));
+        ChatTemplateException e = assertTimeoutPreemptively(Duration.ofSeconds(30),
+                () -> assertThrows(ChatTemplateException.class, () -> ChatTemplate.of(src, "", "").render(forty, true)));
+        assertTrue(e.getMessage().startsWith("chat template stopped: rendering this conversation took more than 1000000 template nodes"), e.getMessage());
+        assertEquals("x".repeat(0) + "user", ChatTemplate.of(src, "", "").render(List.of(ChatMessage.user("x")), false),
+                "the same template on one message renders");
+    }
+
+    @Test
     void runawayTemplatesFailInsteadOfExhaustingMemoryOrTime() {
         assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
             for (String src : new String[] {
