@@ -5,6 +5,7 @@ import dev.jmoe.engine.FinishReason;
 import dev.jmoe.engine.GenerationRequest;
 import dev.jmoe.engine.GenerationResult;
 import dev.jmoe.engine.Session;
+import dev.jmoe.generate.StopRequest;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.PrintWriter;
@@ -69,11 +70,17 @@ final class ChatCommand implements Callable<Integer> {
                     continue;
                 }
                 if (line.isBlank()) continue;
-                GenerationResult r = session.chat(line, request, (token, text) -> {
-                    out.print(text);
-                    out.flush();
-                });
+                GenerationResult r;
+                // Ctrl-C ends the reply, not the conversation (a second one exits at once)
+                try (StopRequest stop = StopRequest.onInterrupt()) {
+                    r = session.chat(line, request, (token, text) -> {
+                        out.print(text);
+                        out.flush();
+                        if (stop.requested()) session.cancel();
+                    });
+                }
                 out.println();
+                if (r.finishReason() == FinishReason.CANCELLED) err.println("jmoe: reply interrupted");
                 if (r.finishReason() == FinishReason.CONTEXT_FULL) err.println("jmoe: the context is full; starting over with an empty conversation");
                 if (stats) {
                     err.print(r.stats().describe());

@@ -7,11 +7,10 @@ import dev.jmoe.engine.FinishReason;
 import dev.jmoe.engine.GenerationResult;
 import dev.jmoe.engine.Session;
 import dev.jmoe.engine.SessionOptions;
+import dev.jmoe.generate.StopRequest;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -56,22 +55,13 @@ final class GenerateCommand implements Callable<Integer> {
                 out.print(text);
                 out.flush();
             }
-            // Ctrl-C ends the generation, not the process: the text so far, its newline and the statistics are still printed.
-            CountDownLatch finished = new CountDownLatch(1);
-            Thread onInterrupt = new Thread(() -> {
-                session.cancel();
-                try {
-                    finished.await(5, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }, "jmoe-sigint");
-            Runtime.getRuntime().addShutdownHook(onInterrupt);
-            GenerationResult r;
-            try {
-                r = session.generate(text, request, (token, piece) -> {
+            // Ctrl-C ends the generation, not the process: the text so far, its newline and the statistics are still printed
+            // (a second Ctrl-C exits at once)
+            try (StopRequest stop = StopRequest.onInterrupt()) {
+                GenerationResult r = session.generate(text, request, (token, piece) -> {
                     out.print(piece);
                     out.flush();
+                    if (stop.requested()) session.cancel();
                 });
                 out.println();
                 out.flush();
@@ -89,13 +79,6 @@ final class GenerateCommand implements Callable<Integer> {
                     new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(output.statsJson.toFile(), r.stats());
                 }
                 err.flush();
-            } finally {
-                finished.countDown();
-                try {
-                    Runtime.getRuntime().removeShutdownHook(onInterrupt);
-                } catch (IllegalStateException shuttingDown) {
-                    // the hook is running: it waits for finished, counted down above
-                }
             }
         }
         return 0;

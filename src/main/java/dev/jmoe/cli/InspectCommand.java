@@ -6,7 +6,7 @@ import dev.jmoe.gguf.GgufTensorInfo;
 import dev.jmoe.gguf.GgufValue;
 import dev.jmoe.model.Hyperparams;
 import dev.jmoe.model.Model;
-import dev.jmoe.model.ModelException;
+import dev.jmoe.generate.ModelCheck;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -51,19 +51,23 @@ final class InspectCommand implements Callable<Integer> {
                     out.printf("  %-48s %s%n", kv.getKey(), kv.getValue());
                 }
             }
-            Model m = null;
-            try {
-                m = Model.load(file);
-            } catch (ModelException | IllegalArgumentException e) {
-                out.println("jmoe cannot run this file: " + e.getMessage());
-            }
+            // what a run would check: the model, the tokenizer, their agreement, the chat template
+            ModelCheck.Report check = ModelCheck.check(file);
+            Model m = check.model();
             if (m != null) printModel(out, m);
+            for (String note : check.notes()) out.println("note: " + note);
+            for (String problem : check.problems()) out.println("problem: " + problem);
             if (!noTensors) {
                 out.println("tensors:");
                 out.printf("  %-36s %-6s %-24s %12s%n", "name", "type", "shape", "bytes");
                 for (GgufTensorInfo t : file.tensors()) {
                     out.printf("  %-36s %-6s %-24s %12d%n", t.name(), t.type(), Arrays.toString(t.dims()), t.byteSize());
                 }
+            }
+            out.flush();
+            if (!check.runnable()) {
+                spec.commandLine().getErr().println("jmoe: error: jmoe cannot run " + model + ": " + String.join("; ", check.problems()));
+                return 1;
             }
         }
         return 0;

@@ -66,7 +66,7 @@ public final class Main implements Runnable {
         Throwable t = ex;
         if (t instanceof UncheckedIOException u && u.getCause() != null) t = u.getCause();
         if (t instanceof NoSuchFileException nf) return "no such file: " + nf.getFile();
-        if (t instanceof GgufFormatException || t instanceof ModelException || t instanceof IllegalArgumentException
+        if (t instanceof GgufFormatException || t instanceof dev.jmoe.gguf.GgufException || t instanceof ModelException || t instanceof IllegalArgumentException
                 || t instanceof IllegalStateException || t instanceof IOException) {
             return t.getMessage();
         }

@@ -45,7 +45,7 @@ final class ModelOptions {
     /** The engine configuration these flags describe, with {@code defaultContext} when -c is not given (0: the model's). */
     EngineConfig config(ExpertRuntimeConfig experts, int defaultContext) throws IOException {
         Path path = model != null ? model : DefaultModel.path(quiet);
-        if (threads != null && threads < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        if (threads != null) dev.jmoe.generate.RunChecks.threads(threads);
         if (ctxSize != null && ctxSize < 1) throw new IllegalArgumentException("--ctx-size must be at least 1, got " + ctxSize);
         return EngineConfig.builder(path).threads(threads == null ? 0 : threads).contextSize(ctxSize != null ? ctxSize : defaultContext)
                 .batchSize(batchSize).packWeights(!noPack).int8Activations(int8Activations).warmup(!noWarmup).experts(experts).build();

@@ -6,7 +6,6 @@ import dev.jmoe.engine.EngineListener;
 import dev.jmoe.engine.ExpertRuntimeConfig;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -64,14 +63,8 @@ final class Runs {
         };
     }
 
-    /** Fails now, before any work, if {@code file} cannot be written later (its directory is missing or read-only). */
+    /** Fails now, before any work, if {@code file} cannot be written later (dev.jmoe.generate.RunChecks#outputFile). */
     static void checkWritable(Path file, String flag) {
-        if (file == null) return;
-        Path dir = file.toAbsolutePath().getParent();
-        if (Files.isDirectory(file)) throw new IllegalArgumentException(flag + " " + file + " is a directory, not a file");
-        if (dir == null || !Files.isDirectory(dir)) throw new IllegalArgumentException(flag + " " + file + ": directory " + dir + " does not exist");
-        if (Files.exists(file) ? !Files.isWritable(file) : !Files.isWritable(dir)) {
-            throw new IllegalArgumentException(flag + " " + file + " cannot be written (permission denied)");
-        }
+        if (file != null) dev.jmoe.generate.RunChecks.outputFile(file, flag);
     }
 }

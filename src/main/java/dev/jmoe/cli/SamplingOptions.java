@@ -32,7 +32,7 @@ final class SamplingOptions {
 
     /** A request for {@code maxTokens} tokens with these flags; values out of range are named by their flags. */
     GenerationRequest request(int maxTokens, boolean ignoreEos) {
-        check(maxTokens >= -1, "-n must be -1 (until the end) or at least 0, got " + maxTokens);
+        dev.jmoe.generate.RunChecks.nPredict(maxTokens);
         check(Float.isFinite(temperature) && temperature >= 0, "--temp must be a number >= 0, got " + temperature);
         check(topK >= 0, "--top-k must be >= 0 (0 keeps all), got " + topK);
         check(topP >= 0 && topP <= 1, "--top-p must be in [0, 1], got " + topP);

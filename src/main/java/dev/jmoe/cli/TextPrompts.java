@@ -31,30 +31,13 @@ final class TextPrompts {
     static String promptText(String prompt, java.nio.file.Path file) throws java.io.IOException {
         if (prompt != null && file != null) throw new IllegalArgumentException("give either -p or -f, not both");
         if (file == null) return prompt != null ? prompt : "";
-        String t = readText(file, "-f");
+        String t = dev.jmoe.generate.TextFiles.readPromptFile(file);
         return t.endsWith("\n") ? t.substring(0, t.length() - 1) : t;
     }
 
-    /** A text file read as strict UTF-8: a missing file, a directory, a pipe or invalid bytes are named clearly. */
+    /** A text file given with {@code flag}: strict UTF-8, a regular file of bounded size (dev.jmoe.generate.TextFiles). */
     static String readText(java.nio.file.Path file, String flag) throws java.io.IOException {
-        if (java.nio.file.Files.isDirectory(file)) throw new IllegalArgumentException(flag + " " + file + " is a directory, not a text file");
-        if (!java.nio.file.Files.exists(file)) throw new IllegalArgumentException(flag + " " + file + ": file not found");
-        if (!java.nio.file.Files.isRegularFile(file)) throw new IllegalArgumentException(flag + " " + file + " is not a regular file (a pipe or a device?)");
-        byte[] bytes = java.nio.file.Files.readAllBytes(file);
-        var decoder = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT).onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
-        try {
-            return decoder.decode(java.nio.ByteBuffer.wrap(bytes)).toString();
-        } catch (java.nio.charset.CharacterCodingException e) {
-            int at = 0;
-            var probe = java.nio.charset.StandardCharsets.UTF_8.newDecoder()
-                    .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT).onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
-            java.nio.ByteBuffer in = java.nio.ByteBuffer.wrap(bytes);
-            java.nio.CharBuffer outBuf = java.nio.CharBuffer.allocate(bytes.length + 1);
-            var res = probe.decode(in, outBuf, true);
-            if (res.isError()) at = in.position();
-            throw new IllegalArgumentException(flag + " " + file + " is not UTF-8 text (invalid byte at offset " + at + ")");
-        }
+        return dev.jmoe.generate.TextFiles.readText(file, "text file (" + flag + ")");
     }
 
     static String describe(int[][] prompts) {

@@ -97,6 +97,8 @@ public final class Engine implements AutoCloseable {
         String loading = "loading " + path.getFileName();
         try {
             file = GgufFile.open(path);
+            // without a lease on the file (another user's file, a network filesystem) a truncation is only noticed by polling
+            if (file.protectionNote() != null) listener.notice(file.protectionNote());
             listener.progress(loading, 1, 3, "mapped");
             // The memory plan decides what the model may hold: resident, or (a budget given, auto, or a model that does not
             // fit) experts offloaded with non-expert weights copied out of the mapping; packed copies only where there is room.
@@ -112,9 +114,8 @@ public final class Engine implements AutoCloseable {
             int trained = model.hyperparams().contextLength();
             int ctx = planned.ctx();
             if (ctx < 1) throw new IllegalArgumentException("the model's context length is " + trained + "; give --ctx-size");
-            if (trained > 0 && ctx > trained) {
-                listener.warning("--ctx-size " + ctx + " is above the " + trained + " tokens the model was trained with; quality past them is unknown");
-            }
+            String ctxNote = dev.jmoe.generate.RunChecks.contextSize(ctx, model.hyperparams()); // refuses a KV cache the heap cannot hold
+            if (ctxNote != null) listener.warning(ctxNote);
             ExpertRuntimeConfig experts = asked;
             boolean autoBudget = asked.expertMemory() == null ? !asked.justInTime() && config.autoExpertMemory()
                     : dev.jmoe.memory.MemoryPlanner.isAuto(asked.expertMemory());

@@ -22,16 +22,9 @@ import java.nio.file.Path;
  */
 public record EngineConfig(Path model, int threads, int contextSize, int batchSize, boolean packWeights, boolean int8Activations,
                            boolean warmup, ExpertRuntimeConfig experts, boolean autoExpertMemory) {
-    /** The most threads accepted per available core: more only adds hand-off cost. */
-    static final int MAX_THREADS_PER_CORE = 4;
-
     public EngineConfig {
         if (model == null) throw new IllegalArgumentException("a model file is required (-m FILE)");
-        int cores = Runtime.getRuntime().availableProcessors();
-        if (threads < 0 || threads > MAX_THREADS_PER_CORE * cores) {
-            throw new IllegalArgumentException("--threads must be between 1 and " + MAX_THREADS_PER_CORE * cores + " (this machine has " + cores
-                    + " cores), got " + threads);
-        }
+        if (threads != 0) dev.jmoe.generate.RunChecks.threads(threads); // 0: every available core
         if (contextSize < 0) throw new IllegalArgumentException("--ctx-size must be at least 1, got " + contextSize);
         if (batchSize < 1) throw new IllegalArgumentException("--batch-size must be at least 1, got " + batchSize);
         if (experts == null) experts = ExpertRuntimeConfig.RESIDENT;

@@ -145,6 +145,8 @@ final class ExpertRuntime implements AutoCloseable {
     private static void note(OffloadStats stats, Consumer<String> notices) {
         String n = stats.settings().storeNote();
         if (n != null) notices.accept(n);
+        String b = stats.settings().budgetNote();
+        if (b != null) notices.accept(b);
     }
 
     /** The expert runtime's counters, or null when every expert is resident. */

@@ -10,7 +10,7 @@ import com.fasterxml.jackson.annotation.JsonUnwrapped;
  * ({@link OffloadStats}). Serialised by Jackson with the keys {@code --stats-json} has always written.
  */
 @JsonPropertyOrder({"policy", "eviction", "alpha", "prefetch", "balance", "balance_note", "store", "link", "slow_compute", "expert_bytes_total",
-        "store_note", "transient_slots", "predictor", "lookahead", "expert_memory_plan", "budget_bytes", "slots", "slot_bytes", "peak_resident_expert_bytes", "prefill",
+        "store_note", "transient_slots", "predictor", "lookahead", "expert_memory_plan", "expert_memory_note", "budget_bytes", "slots", "slot_bytes", "peak_resident_expert_bytes", "prefill",
         "decode"})
 public record OffloadReport(@JsonUnwrapped Settings settings,
                             @JsonProperty("budget_bytes") long budgetBytes,
@@ -37,37 +37,44 @@ public record OffloadReport(@JsonUnwrapped Settings settings,
                            @JsonProperty("transient_slots") Integer transientSlots,
                            @JsonProperty("predictor") String predictor,
                            @JsonProperty("lookahead") Integer lookahead,
-                           @JsonProperty("expert_memory_plan") String memoryPlan) {
-        public static final Settings NONE = new Settings(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+                           @JsonProperty("expert_memory_plan") String memoryPlan,
+                           @JsonProperty("expert_memory_note") String budgetNote) {
+        public static final Settings NONE = new Settings(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+                null);
 
         public Settings withPolicy(String policy, String eviction, Double alpha, Boolean prefetch, Boolean balance) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan);
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote);
         }
 
         public Settings withStore(String store, String link, Double slowCompute, Long expertBytesTotal, String storeNote) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan);
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote);
         }
 
         public Settings withBalanceNote(String note) {
             return new Settings(policy, eviction, alpha, prefetch, balance, note, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan);
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote);
         }
 
         public Settings withTransientSlots(int n) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    n, predictor, lookahead, memoryPlan);
+                    n, predictor, lookahead, memoryPlan, budgetNote);
+        }
+
+        public Settings withBudgetNote(String note) {
+            return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
+                    transientSlots, predictor, lookahead, memoryPlan, note);
         }
 
         public Settings withMemoryPlan(String plan) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, plan);
+                    transientSlots, predictor, lookahead, plan, budgetNote);
         }
 
         public Settings withPredictor(String predictor, Integer lookahead) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan);
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote);
         }
     }
 

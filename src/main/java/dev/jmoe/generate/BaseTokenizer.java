@@ -72,11 +72,11 @@ abstract sealed class BaseTokenizer implements Tokenizer permits BpeTokenizer, S
         addBos = d.addBos() != null ? d.addBos() : def.addBos();
         addEos = d.addEos() != null ? d.addEos() : def.addEos();
         if (addBos && bos < 0) {
-            throw new IllegalArgumentException("the tokenizer adds BOS (" + VocabData.KEY_ADD_BOS
+            throw new TokenizerException("the tokenizer adds BOS (" + VocabData.KEY_ADD_BOS
                     + ") but no valid " + VocabData.KEY_BOS + " is given");
         }
         if (addEos && eos < 0) {
-            throw new IllegalArgumentException("the tokenizer adds EOS (" + VocabData.KEY_ADD_EOS
+            throw new TokenizerException("the tokenizer adds EOS (" + VocabData.KEY_ADD_EOS
                     + ") but no valid " + VocabData.KEY_EOS + " is given");
         }
         if (eotId < 0) {

@@ -39,7 +39,7 @@ final class BpeTokenizer extends BaseTokenizer {
         super(d, new Defaults(-1, -1, -1, pre.addBosDefault(), false));
         this.pre = pre;
         if (d.merges() == null) {
-            throw new IllegalArgumentException("byte-level BPE vocabulary without " + VocabData.KEY_MERGES);
+            throw new TokenizerException("byte-level BPE vocabulary without " + VocabData.KEY_MERGES);
         }
         Map<String, Integer> extra = new HashMap<>();
         for (int b = 0; b < 256; b++) {
@@ -52,7 +52,7 @@ final class BpeTokenizer extends BaseTokenizer {
             // The separator is the first space after the first character: a left symbol never contains a space.
             int sp = m == null || m.length() < 3 ? -1 : m.indexOf(' ', 1);
             if (sp < 0 || sp == m.length() - 1) {
-                throw new IllegalArgumentException(VocabData.KEY_MERGES + "[" + i + "] = '" + m
+                throw new TokenizerException(VocabData.KEY_MERGES + "[" + i + "] = '" + m
                         + "' is not of the form 'left right'");
             }
             String left = m.substring(0, sp), right = m.substring(sp + 1);

@@ -41,6 +41,26 @@ public final class ChatTemplate {
     /** Jinjava swallows exceptions thrown by functions into a generic error; the raised message is kept here. */
     private static final ThreadLocal<String> RAISED = new ThreadLocal<>();
 
+    /**
+     * Template nodes one render may evaluate: far above any real chat prompt (tens of nodes per message), while loops
+     * nested over the messages in a hostile template (found by fuzzing: one took 15-25 s, and the time grows as
+     * messages^depth) stop with an error instead. Counted, not timed, so the limit is the same on every machine.
+     */
+    static final long MAX_RENDER_NODES = 1_000_000;
+    /**
+     * Wall time one render may take (real chat templates take milliseconds), for what a node count cannot see: a node
+     * whose expression fails costs an exception and an error record each time (the fuzzed template above spent 40 µs
+     * per node that way).
+     */
+    static final long MAX_RENDER_NANOS = 1_000_000_000L;
+    /** Per thread: nodes rendered, and the deadline of the render in progress. */
+    private static final ThreadLocal<long[]> NODES = ThreadLocal.withInitial(() -> new long[2]);
+
+    /** Thrown into Jinjava when the node budget is spent; no stack trace (it may be thrown once per node left). */
+    private static final class RenderBudgetExceeded extends RuntimeException {
+        RenderBudgetExceeded() { super("the chat template's render budget is spent", null, false, false); }
+    }
+
     private final String source;
     private final String prepared;
     private final String bosToken;
@@ -125,9 +145,13 @@ public final class ChatTemplate {
         ctx.put(CLOCK_VARIABLE, clock);
         RenderResult result;
         RAISED.remove();
+        long[] nodes = NODES.get();
+        nodes[0] = 0;
+        nodes[1] = System.nanoTime() + MAX_RENDER_NANOS;
         try {
             result = Engine.JINJAVA.renderForResult(prepared, ctx);
         } catch (RuntimeException e) {
+            if (spent(nodes)) throw budgetSpent();
             throw new ChatTemplateException("chat template failed: " + rootMessage(e), e);
         } finally {
             String raised = RAISED.get();
@@ -136,6 +160,7 @@ public final class ChatTemplate {
                 throw new ChatTemplateException("chat template rejected the conversation: " + raised);
             }
         }
+        if (spent(nodes)) throw budgetSpent();
         List<TemplateError> fatal = result.getErrors().stream()
                 // Jinjava reports some syntax errors (a stray end tag) as warnings; a chat prompt must not be guessed.
                 .filter(e -> e.getSeverity() == TemplateError.ErrorType.FATAL
@@ -160,6 +185,25 @@ public final class ChatTemplate {
             text = text.substring(bosToken.length());
         }
         return tokenizer.encode(text, true, true);
+    }
+
+    private static ChatTemplateException budgetSpent() {
+        return new ChatTemplateException("chat template stopped: rendering this conversation took more than " + MAX_RENDER_NODES
+                + " template nodes or " + MAX_RENDER_NANOS / 1_000_000_000L + " s (loops nested over the messages?); a chat prompt needs far less");
+    }
+
+    private static boolean spent(long[] nodes) {
+        return nodes[0] > MAX_RENDER_NODES || nodes[0] < 0;
+    }
+
+    /** Counts every node Jinjava is about to render; past the budget each one fails at once (marked by a negative count). */
+    private static void countNode(com.hubspot.jinjava.tree.Node node, JinjavaInterpreter interpreter) {
+        long[] n = NODES.get();
+        if (n[0] < 0) throw new RenderBudgetExceeded();
+        if (++n[0] > MAX_RENDER_NODES || ((n[0] & 63) == 0 && System.nanoTime() - n[1] > 0)) {
+            n[0] = -1;
+            throw new RenderBudgetExceeded();
+        }
     }
 
     private static String describe(TemplateError e) {
@@ -324,6 +368,9 @@ public final class ChatTemplate {
         return parts;
     }
 
+    /** Largest rendered prompt (characters): 16 Mi, hundreds of times any context window. */
+    static final long MAX_OUTPUT_CHARS = 16L << 20;
+
     private static Jinjava newJinjava() {
         CompositeELResolver resolver = new CompositeELResolver();
         resolver.add(new PyMethods());
@@ -333,6 +380,18 @@ public final class ChatTemplate {
                 .withTrimBlocks(false)
                 .withLstripBlocks(false)
                 .withElResolver(resolver)
+                // Templates come from model files and messages from users: every size Jinjava would let grow without
+                // bound is capped far above any real chat prompt, so a hostile template fails with an error instead of
+                // exhausting the heap (Jinjava's own defaults leave output, strings, lists and maps unlimited).
+                // Jinjava's default evaluates "{{ }}" and "{% %}" found inside variable values: a user's message would be
+                // run as template code (seen by fuzzing: three nested loops in a message took minutes). Jinja2 never does.
+                .withNestedInterpretationEnabled(false)
+                .withMaxOutputSize(MAX_OUTPUT_CHARS)
+                .withMaxStringLength(MAX_OUTPUT_CHARS)
+                .withMaxListSize(1_000_000)
+                .withMaxMapSize(1_000_000)
+                .withMaxMacroRecursionDepth(64)
+                .withNodePreProcessor(ChatTemplate::countNode)
                 .build());
         try {
             j.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception",

@@ -149,7 +149,7 @@ final class PreTokenizer {
         String key = pre == null || pre.isEmpty() ? "default" : pre;
         Spec spec = SPECS.get(key);
         if (spec == null) {
-            throw new IllegalArgumentException("unknown pre-tokenizer '" + pre + "' (" + VocabData.KEY_PRE
+            throw new TokenizerException("unknown pre-tokenizer '" + pre + "' (" + VocabData.KEY_PRE
                     + "); known: " + String.join(", ", new java.util.TreeSet<>(SPECS.keySet())));
         }
         return new PreTokenizer(key, spec);

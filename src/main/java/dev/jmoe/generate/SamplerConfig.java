@@ -16,12 +16,13 @@ public record SamplerConfig(float temperature, int topK, float topP, float minP,
                             int repeatLastN, long seed) {
 
     public SamplerConfig {
-        check(Float.isFinite(temperature) && temperature >= 0, "temperature must be a finite number >= 0, got " + temperature);
-        check(topK >= 0, "topK must be >= 0 (0 disables it), got " + topK);
-        check(topP >= 0 && topP <= 1, "topP must be in [0, 1] (1 disables it), got " + topP);
-        check(minP >= 0 && minP <= 1, "minP must be in [0, 1] (0 disables it), got " + minP);
-        check(Float.isFinite(repeatPenalty) && repeatPenalty > 0, "repeatPenalty must be a finite number > 0 (1 disables it), got " + repeatPenalty);
-        check(repeatLastN >= -1, "repeatLastN must be >= -1 (-1 = whole history, 0 disables), got " + repeatLastN);
+        // Messages name the command-line flags (llama.cpp's), not these fields: they are what users read.
+        check(Float.isFinite(temperature) && temperature >= 0, "--temp must be a finite number >= 0 (0 = greedy), got " + temperature);
+        check(topK >= 0, "--top-k must be >= 0 (0 disables it), got " + topK);
+        check(topP >= 0 && topP <= 1, "--top-p must be in [0, 1] (1 disables it), got " + topP);
+        check(minP >= 0 && minP <= 1, "--min-p must be in [0, 1] (0 disables it), got " + minP);
+        check(Float.isFinite(repeatPenalty) && repeatPenalty > 0, "--repeat-penalty must be a finite number > 0 (1 disables it), got " + repeatPenalty);
+        check(repeatLastN >= -1, "--repeat-last-n must be >= -1 (-1 = whole history, 0 disables it), got " + repeatLastN);
     }
 
     private static void check(boolean ok, String message) {

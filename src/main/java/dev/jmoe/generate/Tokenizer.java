@@ -23,7 +23,7 @@ public interface Tokenizer {
         return switch (data.model()) {
             case "gpt2" -> new BpeTokenizer(data);
             case "llama" -> new SpmTokenizer(data);
-            default -> throw new IllegalArgumentException("unsupported tokenizer model '" + data.model() + "' ("
+            default -> throw new TokenizerException("unsupported tokenizer model '" + data.model() + "' ("
                     + VocabData.KEY_MODEL + "); supported: gpt2 (byte-level BPE), llama (SentencePiece)");
         };
     }

@@ -1,6 +1,8 @@
 package dev.jmoe.generate;
 
 import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.gguf.GgufValue;
+import dev.jmoe.gguf.GgufValueType;
 import java.util.List;
 import java.util.Objects;
 
@@ -66,14 +68,14 @@ public record VocabData(
         Objects.requireNonNull(tokens, KEY_TOKENS + " is missing");
         tokens = List.copyOf(tokens);
         if (tokens.isEmpty()) {
-            throw new IllegalArgumentException(KEY_TOKENS + " is empty");
+            throw new TokenizerException(KEY_TOKENS + " is empty");
         }
         if (scores != null && scores.length != tokens.size()) {
-            throw new IllegalArgumentException(KEY_SCORES + " has " + scores.length + " entries but "
+            throw new TokenizerException(KEY_SCORES + " has " + scores.length + " entries but "
                     + KEY_TOKENS + " has " + tokens.size());
         }
         if (tokenTypes != null && tokenTypes.length != tokens.size()) {
-            throw new IllegalArgumentException(KEY_TOKEN_TYPE + " has " + tokenTypes.length + " entries but "
+            throw new TokenizerException(KEY_TOKEN_TYPE + " has " + tokenTypes.length + " entries but "
                     + KEY_TOKENS + " has " + tokens.size());
         }
         merges = merges == null ? null : List.copyOf(merges);
@@ -82,31 +84,52 @@ public record VocabData(
     /** Reads the {@code tokenizer.*} keys of a GGUF file. */
     public static VocabData fromGguf(GgufFile f) {
         if (!f.has(KEY_MODEL)) {
-            throw new IllegalArgumentException(f.path() + ": no " + KEY_MODEL + " key; the file has no tokenizer");
+            throw new TokenizerException(f.path() + ": no " + KEY_MODEL + " key; the file has no tokenizer");
         }
         if (!f.has(KEY_TOKENS)) {
-            throw new IllegalArgumentException(f.path() + ": no " + KEY_TOKENS + " key; the file has no vocabulary");
+            throw new TokenizerException(f.path() + ": no " + KEY_TOKENS + " key; the file has no vocabulary");
         }
+        List<String> tokens = f.getStringArray(KEY_TOKENS);
+        int n = tokens.size();
         return new VocabData(
                 f.getString(KEY_MODEL),
                 f.has(KEY_PRE) ? f.getString(KEY_PRE) : null,
-                f.getStringArray(KEY_TOKENS),
+                tokens,
                 f.has(KEY_SCORES) ? f.getFloatArray(KEY_SCORES) : null,
                 f.has(KEY_TOKEN_TYPE) ? f.getIntArray(KEY_TOKEN_TYPE) : null,
                 f.has(KEY_MERGES) ? f.getStringArray(KEY_MERGES) : null,
-                optInt(f, KEY_BOS), optInt(f, KEY_EOS), optInt(f, KEY_UNK),
-                optInt(f, KEY_EOT), optInt(f, KEY_EOM), optInt(f, KEY_PAD),
+                optId(f, KEY_BOS, n), optId(f, KEY_EOS, n), optId(f, KEY_UNK, n),
+                optId(f, KEY_EOT, n), optId(f, KEY_EOM, n), optId(f, KEY_PAD, -1),
                 optBool(f, KEY_ADD_BOS), optBool(f, KEY_ADD_EOS), optBool(f, KEY_ADD_SPACE_PREFIX),
                 f.has(KEY_CHAT_TEMPLATE) ? f.getString(KEY_CHAT_TEMPLATE) : null);
     }
 
-    private static Integer optInt(GgufFile f, String key) {
+    /**
+     * A special token id, checked against the vocabulary size {@code n} (-1: not checked). llama.cpp ignores an id
+     * outside the vocabulary; jmoe refuses it, because an end-of-sequence id that names no token means generation
+     * never stops where the model says it should, and the file is damaged anyway. The padding id is never used to
+     * generate, so it is not checked.
+     */
+    private static Integer optId(GgufFile f, String key, int n) {
         if (!f.has(key)) {
             return null;
         }
-        long v = f.getLong(key);
+        GgufValue v = f.require(key);
+        if (!v.type().isInteger()) {
+            throw new TokenizerException(f.path() + ": " + key + " must be an integer token id, but has type " + v.type());
+        }
+        long id = v.type() == GgufValueType.UINT64 || v.type() == GgufValueType.UINT32 ? unsigned(v) : v.asLong();
+        if (n >= 0 && (id < 0 || id >= n)) {
+            throw new TokenizerException(f.path() + ": " + key + " is " + Long.toUnsignedString(id) + ", outside the vocabulary of "
+                    + n + " tokens (ids 0 to " + (n - 1) + ")");
+        }
         // Ids are unsigned 32-bit in GGUF; anything beyond int range cannot name a token.
-        return v < 0 || v > Integer.MAX_VALUE ? Integer.MAX_VALUE : (int) v;
+        return id < 0 || id > Integer.MAX_VALUE ? Integer.MAX_VALUE : (int) id;
+    }
+
+    private static long unsigned(GgufValue v) {
+        Object raw = v.value();
+        return raw instanceof Integer i ? Integer.toUnsignedLong(i) : (Long) raw;
     }
 
     private static Boolean optBool(GgufFile f, String key) {

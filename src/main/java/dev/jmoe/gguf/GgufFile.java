@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Collections;
@@ -38,8 +37,11 @@ public final class GgufFile implements AutoCloseable {
     private final Arena arena;
     private final MemorySegment mapping;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private final AtomicBoolean unmapped = new AtomicBoolean();
+    /** Null for files parsed from memory ({@link #read}). */
+    private final FileGuard guard;
 
-    private GgufFile(Path path, GgufParser.Result r, Arena arena, MemorySegment mapping) {
+    private GgufFile(Path path, GgufParser.Result r, Arena arena, MemorySegment mapping, FileGuard guard) {
         this.path = path;
         this.version = r.version();
         this.alignment = r.alignment();
@@ -51,25 +53,72 @@ public final class GgufFile implements AutoCloseable {
         this.tensorsByName = byName;
         this.arena = arena;
         this.mapping = mapping;
+        this.guard = guard;
     }
 
-    /** Opens and validates {@code path}; throws {@link GgufFormatException} naming the field and byte offset on bad input. */
+    /**
+     * Opens and validates {@code path}; throws {@link GgufFormatException} naming the field and byte offset on bad
+     * input, and an IOException naming the path when it is not a non-empty regular file (a FIFO, a device, a
+     * directory: checked without opening it, so nothing here blocks). While the file is open a {@link FileGuard}
+     * keeps another process from truncating or rewriting it under the mapping (which would crash the JVM); if one
+     * tries, the mapping is closed first and {@link #fileChange()} says what happened.
+     */
     public static GgufFile open(Path path) throws IOException {
-        if (Files.isDirectory(path)) throw new IOException(path + " is a directory, not a GGUF file");
+        // An empty regular file is left to the parser, which names the missing magic at byte offset 0.
+        ModelFiles.checkRegularFile(path, "model file");
+        FileGuard guard = FileGuard.open(path);
         Arena arena = Arena.ofShared();
-        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
+        try (FileChannel ch = FileChannel.open(guard.stablePath(), StandardOpenOption.READ)) {
             long size = ch.size();
+            if (size != guard.size()) {
+                throw new IOException(path + " changed while being opened (" + guard.size() + " then " + size + " bytes)");
+            }
             // A zero-length mapping is not portable; an empty segment fails parsing at the magic just the same.
             MemorySegment mapping = size == 0 ? MemorySegment.ofArray(new byte[0]) : ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             GgufParser.Result r = new GgufParser(mapping, path.toString()).parse();
-            return new GgufFile(path, r, arena, mapping);
+            GgufFile f = new GgufFile(path, r, arena, mapping, guard);
+            guard.onChange(f::unmap);
+            if (guard.checkNow() != null) throw new IOException(guard.change());
+            return f;
         } catch (IOException | RuntimeException | Error e) {
-            arena.close();
+            guard.close();
+            if (arena.scope().isAlive()) arena.close();
             throw e;
         }
     }
 
+    /**
+     * Parses GGUF bytes already in memory (tests and fuzzing: no file, no guard). {@code name} stands for the path
+     * in messages; the caller keeps {@code data} alive while the result is used.
+     */
+    public static GgufFile read(MemorySegment data, String name) throws GgufFormatException {
+        GgufParser.Result r = new GgufParser(data, name).parse();
+        return new GgufFile(Path.of(name), r, null, data, null);
+    }
+
     public Path path() { return path; }
+
+    /**
+     * The path to open this very file by (the inode that was checked and mapped, even if {@link #path()} has been
+     * replaced since): {@code /proc/self/fd/N} on Linux. Readers that bypass the mapping (the expert stores) open this.
+     */
+    public Path stablePath() {
+        if (closed.get()) throw new IllegalStateException(path + " is closed");
+        return guard == null ? path : guard.stablePath();
+    }
+
+    /**
+     * Null while the file is as it was opened; otherwise one sentence saying how it changed (looked at now). After a
+     * change the mapping is closed: reads of tensor data throw IllegalStateException instead of crashing the JVM.
+     */
+    public String fileChange() {
+        return guard == null ? null : guard.describeChange();
+    }
+
+    /** Why the file is only watched for changes rather than protected by a lease, or null when it is protected. */
+    public String protectionNote() {
+        return guard == null ? null : guard.noLeaseReason();
+    }
     public int version() { return version; }
     public long alignment() { return alignment; }
     /** Absolute byte offset of the tensor data section. */
@@ -156,9 +205,17 @@ public final class GgufFile implements AutoCloseable {
         if (!info.equals(own)) throw new IllegalArgumentException("tensor " + info + " is not a tensor of " + path);
     }
 
+    /** Closes the mapping (a handshake with every thread: later accesses throw instead of faulting). */
+    private void unmap() {
+        if (arena != null && unmapped.compareAndSet(false, true)) arena.close();
+    }
+
     @Override
     public void close() {
-        if (closed.compareAndSet(false, true)) arena.close();
+        if (closed.compareAndSet(false, true)) {
+            unmap();
+            if (guard != null) guard.close();
+        }
     }
 
     @Override

@@ -67,6 +67,14 @@ public final class KernelWarmup {
      * passed in all; {@code progress} gets the number of types done and to do.
      */
     public static Result run(Model model, Parallel pool, long budgetNanos, BiConsumer<Integer, Integer> progress) {
+        try {
+            return warm(model, pool, budgetNanos, progress);
+        } catch (IllegalStateException | InternalError e) {
+            throw Model.mappingFailure(model.file(), e); // the model file changed while its rows were being read
+        }
+    }
+
+    private static Result warm(Model model, Parallel pool, long budgetNanos, BiConsumer<Integer, Integer> progress) {
         long start = System.nanoTime();
         Map<GgmlType, Matrix> samples = samples(model);
         samples.keySet().removeIf(t -> WARM.contains(warmKey(t, model)));

@@ -79,6 +79,14 @@ public final class Model {
      * avoids it). Matrices of other types, or without whole groups of 16 rows, stay as they are.
      */
     public Model withPackedWeights() {
+        try {
+            return packed();
+        } catch (IllegalStateException | InternalError e) {
+            throw mappingFailure(file, e);
+        }
+    }
+
+    private Model packed() {
         LayerWeights[] packed = new LayerWeights[layers.length];
         for (int l = 0; l < layers.length; l++) {
             LayerWeights w = layers[l];
@@ -121,7 +129,11 @@ public final class Model {
 
     /** Loads the model described by an open GGUF file (the file must stay open while the model is used). */
     public static Model load(GgufFile file) {
-        return ModelLoader.load(file);
+        try {
+            return ModelLoader.load(file);
+        } catch (IllegalStateException | InternalError e) {
+            throw mappingFailure(file, e);
+        }
     }
 
     public GgufFile file() { return file; }
@@ -165,11 +177,32 @@ public final class Model {
      * or, with {@code allLogits}, of every token ({@code n × nVocab}).
      */
     void forward(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
-        // The rounding of activations is this model's setting, bound for this pass's thread only.
-        Kernels.withActivationQuantization(int8Activations, () -> forwardPass(st, tokens, off, n, logits, allLogits));
+        try {
+            // The rounding of activations is this model's setting, bound for this pass's thread only.
+            Kernels.withActivationQuantization(int8Activations, () -> forwardMapped(st, tokens, off, n, logits, allLogits));
+        } catch (IllegalStateException | InternalError e) {
+            throw mappingFailure(file, e);
+        }
     }
 
-    private void forwardPass(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
+    /**
+     * What a failed read of the mapped model file means, as one sentence: the model file changed under the run (its
+     * guard closed the mapping, so reads throw IllegalStateException; or, where it could not hold the writer off, a read
+     * of a lost page faulted, which HotSpot reports as InternalError where it can). Any other failure is returned as it
+     * was. Callers that read the mapping outside {@link #forward} (loading, packing, warm-up) rethrow this too.
+     */
+    static RuntimeException mappingFailure(GgufFile file, Throwable e) {
+        String change = file.fileChange();
+        if (change != null) return new ModelException(change, e);
+        if (e instanceof InternalError) {
+            return new ModelException(file.path() + ": reading the mapped model file failed (" + e.getMessage()
+                    + "); the file or the device it is on may be failing", e);
+        }
+        if (e instanceof RuntimeException r) return r;
+        throw (Error) e;
+    }
+
+    private void forwardMapped(InferenceState st, int[] tokens, int off, int n, float[] logits, boolean allLogits) {
         int pos = st.position();
         if (pos + n > st.kv().capacity()) {
             throw new IllegalStateException("context is full: " + pos + " + " + n + " tokens exceed --ctx-size " + st.kv().capacity());
@@ -189,8 +222,10 @@ public final class Model {
         for (int t = 0; t < n; t++) {
             embd.dequantizeRow(tokenEmbd.data(), (long) tokens[off + t] * tokenEmbd.rowBytes(), x, t * e, e);
         }
+        checkFinite(x, n, e, pos, "the token embedding of", -1);
         for (int l = 0; l < hp.nLayer(); l++) {
             attention(st, s, l, n, pos);
+            checkFinite(x, n, e, pos, "the hidden state after the attention of", l);
             LayerWeights lw = layers[l];
             for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.ffnNorm(), hp.rmsEps(), s.xn, t * e, e);
             LayerHook layerHook = st.layerHook();
@@ -198,6 +233,7 @@ public final class Model {
             if (lw.isMoe()) moe(st, s, l, n, pos);
             else dense(st, s, lw, n);
             for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
+            checkFinite(x, n, e, pos, "the hidden state after the feed-forward of", l);
         }
         if (logits == null) {
             st.advance(n);
@@ -207,7 +243,23 @@ public final class Model {
         int rows = n - first;
         for (int t = first; t < n; t++) Ops.rmsNorm(x, t * e, outputNorm, hp.rmsEps(), s.xn, (t - first) * e, e);
         matmul(st.pool(), output, s.xn, e, rows, logits, hp.nVocab());
+        checkFinite(logits, rows, hp.nVocab(), pos + first, "the logits from", -2);
         st.advance(n);
+    }
+
+    /**
+     * Stops the pass when {@code a} (n rows of {@code width}, the first at position {@code pos}) holds a NaN or an
+     * infinity. Non-finite values come from corrupt weights, a tensor read with the wrong type or a shifted data
+     * section; carried on they make the router pick no expert and sampling print garbage. The scan is a few
+     * microseconds per layer against milliseconds of products. {@code layer} -1 = embedding, -2 = output.
+     */
+    private void checkFinite(float[] a, int n, int width, int pos, String what, int layer) {
+        int bad = Ops.firstNonFinite(a, 0, n * width);
+        if (bad < 0) return;
+        String where = layer >= 0 ? "layer " + layer : layer == -1 ? "the input" : "the output layer";
+        throw new ModelException(file.path() + ": " + what + " " + where + " at position " + (pos + bad / width)
+                + ": value " + bad % width + " is " + a[bad] + ", not finite; the model's weights are corrupt"
+                + " or were read as the wrong type");
     }
 
     private static final Kernels.Gate SILU_GATE = new Kernels.Gate() {
@@ -330,6 +382,12 @@ public final class Model {
         matmul(pool, lw.router(), s.xn, e, n, probs, nExp);
         Routing routing = s.routing;
         routing.reset(n, nExp, k);
+        int bad = Ops.firstNonFinite(probs, 0, n * nExp);
+        if (bad >= 0) {
+            throw new ModelException(file.path() + ": router scores of layer " + l + " at position " + (pos + bad / nExp)
+                    + " are not finite (expert " + bad % nExp + ": " + probs[bad] + "); blk." + l
+                    + ".ffn_gate_inp.weight or the data reaching it is corrupt");
+        }
         for (int t = 0; t < n; t++) {
             Ops.softmax(probs, t * nExp, nExp);
             routing.selectTopK(t, probs, t * nExp, spec.renormTopK());

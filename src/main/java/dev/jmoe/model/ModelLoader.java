@@ -1,5 +1,6 @@
 package dev.jmoe.model;
 
+import dev.jmoe.gguf.GgufException;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.gguf.GgufTensorInfo;
 import dev.jmoe.tensor.GgmlType;
@@ -8,6 +9,9 @@ import dev.jmoe.tensor.Matrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 import java.util.List;
 
 /**
@@ -24,7 +28,12 @@ final class ModelLoader {
     }
 
     static Model load(GgufFile file) {
-        return new ModelLoader(file).load();
+        try {
+            return new ModelLoader(file).load();
+        } catch (GgufException e) {
+            // A metadata key of the wrong type or out of range: the message already names the file and the key.
+            throw new ModelException(e.getMessage(), e);
+        }
     }
 
     private Model load() {
@@ -34,8 +43,13 @@ final class ModelLoader {
 
         GgufTensorInfo embdInfo = file.tensor("token_embd.weight");
         if (embdInfo == null) throw new ModelException(file.path() + ": tensor 'token_embd.weight' is missing");
+        if (embdInfo.dims().length != 2 || embdInfo.dim(1) < 1 || embdInfo.dim(1) > Integer.MAX_VALUE) {
+            throw new ModelException(file.path() + ": tensor 'token_embd.weight' has shape " + Arrays.toString(embdInfo.dims())
+                    + "; expected [embedding_length, vocabulary size]");
+        }
         int nVocab = (int) embdInfo.dim(1);
         Hyperparams hp = Hyperparams.read(file, archName, nVocab);
+        checkAgainstFile(hp, archName, embdInfo);
 
         boolean moe = spec.moe() && hp.nExpert() > 0;
         if (spec.moe() && !moe) {
@@ -63,6 +77,52 @@ final class ModelLoader {
                     + (problems.size() > 40 ? "\n  … and " + (problems.size() - 40) + " more" : ""));
         }
         return new Model(file, spec, hp, tokenEmbd, outputNorm, output, ropeFreqs, layers);
+    }
+
+    /**
+     * Counts and sizes from the metadata checked against the tensors the file really holds, before anything is
+     * allocated from them: a corrupt block_count of 2^31-1 would otherwise size an array of that many layers and
+     * then collect a "missing tensor" line for each (minutes and gigabytes before the error).
+     */
+    private void checkAgainstFile(Hyperparams hp, String arch, GgufTensorInfo embd) {
+        if (embd.dim(0) != hp.nEmbd()) {
+            throw new ModelException(file.path() + ": " + arch + ".embedding_length is " + hp.nEmbd() + " but token_embd.weight rows hold "
+                    + embd.dim(0) + " values");
+        }
+        Set<Integer> blocks = new HashSet<>();
+        for (GgufTensorInfo t : file.tensors()) {
+            String name = t.name();
+            if (!name.startsWith("blk.")) continue;
+            int dot = name.indexOf('.', 4);
+            if (dot < 0) continue;
+            try {
+                blocks.add(Integer.parseInt(name, 4, dot, 10));
+            } catch (NumberFormatException e) {
+                // not a numbered block: ignored, as a tensor jmoe does not use
+            }
+        }
+        int missing = -1;
+        for (int l = 0; l < hp.nLayer() && l <= blocks.size(); l++) {
+            if (!blocks.contains(l)) {
+                missing = l;
+                break;
+            }
+        }
+        if (hp.nLayer() > blocks.size() || missing >= 0) {
+            throw new ModelException(file.path() + ": " + arch + ".block_count is " + hp.nLayer() + " but the file holds tensors for "
+                    + blocks.size() + " block(s)" + (missing >= 0 ? " and none for blk." + missing : "")
+                    + ": the count is corrupt or the file is incomplete");
+        }
+        // Per-expert tensors (older files) are sized per expert before their shapes are checked: bound the count first.
+        if (hp.nExpert() > 0) {
+            GgufTensorInfo router = file.tensor("blk.0.ffn_gate_inp.weight");
+            long routed = router != null ? router.dim(1) : -1;
+            if (router != null ? routed != hp.nExpert() : hp.nExpert() > file.tensors().size()) {
+                throw new ModelException(file.path() + ": " + arch + ".expert_count is " + hp.nExpert() + " but "
+                        + (router != null ? "blk.0.ffn_gate_inp.weight routes to " + routed + " experts"
+                        : "the file has only " + file.tensors().size() + " tensors"));
+            }
+        }
     }
 
     private LayerWeights layer(ArchSpec spec, Hyperparams hp, int l, boolean moe) {
@@ -181,6 +241,12 @@ final class ModelLoader {
             problems.add(name + " has shape " + java.util.Arrays.toString(info.dims()) + ", expected [" + cols + ", " + rows + ", " + nExpert + "]");
             return null;
         }
+        // Found by fuzzing: a zero feed-forward length matched a tensor with an empty dimension and reached Matrix as "bad shape 0x32".
+        if (cols <= 0 || rows <= 0 || nExpert <= 0 || rows * nExpert > Integer.MAX_VALUE) {
+            problems.add(name + " has shape " + java.util.Arrays.toString(info.dims()) + ": every dimension must be positive and the"
+                    + " experts' rows together at most " + Integer.MAX_VALUE);
+            return null;
+        }
         if (!checkType(name, info.type())) return null;
         return new Matrix(info.type(), file.tensorData(info), (int) (rows * nExpert), (int) cols);
     }
@@ -193,6 +259,10 @@ final class ModelLoader {
         }
         if (info.dims().length > 2 || info.dim(0) != cols || info.dim(1) != rows) {
             problems.add(name + " has shape " + java.util.Arrays.toString(info.dims()) + ", expected [" + cols + ", " + rows + "]");
+            return null;
+        }
+        if (rows <= 0 || cols <= 0) {
+            problems.add(name + " has shape " + java.util.Arrays.toString(info.dims()) + ": every dimension must be positive");
             return null;
         }
         if (!checkType(name, info.type())) return null;
@@ -212,6 +282,14 @@ final class ModelLoader {
         if (!checkType(name, info.type())) return null;
         float[] out = new float[n];
         Kernels.forType(info.type()).dequantizeRow(file.tensorData(info), 0, out, 0, n);
+        for (int i = 0; i < n; i++) {
+            if (!Float.isFinite(out[i])) {
+                // Norm weights and biases are read whole here, so a corrupt one is named now rather than as NaN logits later.
+                problems.add(name + " holds " + out[i] + " at index " + i + " (" + info.type() + " data at file offset "
+                        + file.fileOffset(info) + "): corrupt weights, or a tensor of another type");
+                return null;
+            }
+        }
         return out;
     }
 

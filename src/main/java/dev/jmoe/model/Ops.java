@@ -298,6 +298,16 @@ final class Ops {
     }
 
     /** In-place softmax of x[off..off+n). */
+    /** Index of the first NaN or infinity in x[off, off+n), or -1 (relative to off). */
+    static int firstNonFinite(float[] x, int off, int n) {
+        // x - x is 0 for every finite x and NaN otherwise; summing keeps the common all-finite case one cheap pass.
+        float acc = 0;
+        for (int i = 0; i < n; i++) acc += x[off + i] - x[off + i];
+        if (acc == 0) return -1;
+        for (int i = 0; i < n; i++) if (!Float.isFinite(x[off + i])) return i;
+        return -1;
+    }
+
     static void softmax(float[] x, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) max = Math.max(max, x[off + i]);

@@ -52,6 +52,11 @@ public final class Routing {
                     bestP = p;
                 }
             }
+            if (best < 0) {
+                // Every remaining probability is NaN or -inf: the forward pass checks scores before this, so only a caller
+                // that skipped that check gets here; fail with the token rather than index -1 later.
+                throw new IllegalArgumentException("no expert has a finite routing probability for token " + t + " (slot " + j + ")");
+            }
             selected[base + j] = best;
             weights[base + j] = bestP;
         }

@@ -205,6 +205,6 @@ class CliTest {
     void badSamplingValueIsNamed() {
         Run r = jmoe("generate", "-m", Reference.model("tiny_qwen3moe_q8_0").toString(), "-p", "x", "--top-p", "1.5", "-q");
         assertEquals(1, r.code());
-        assertTrue(r.err().contains("--top-p"), r.err()); // the flag, not a Java field
+        assertTrue(r.err().contains("--top-p must be in [0, 1]"), r.err()); // the flag, not the Java field (issue #24)
     }
 }

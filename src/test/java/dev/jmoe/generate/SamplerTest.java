@@ -168,13 +168,13 @@ class SamplerTest {
 
     @Test
     void badConfigAndInputGiveClearErrors() {
-        assertMessage(() -> new SamplerConfig(-1f, 0, 1f, 0f, 1f, 0, 0), "temperature");
-        assertMessage(() -> new SamplerConfig(Float.NaN, 0, 1f, 0f, 1f, 0, 0), "temperature");
-        assertMessage(() -> new SamplerConfig(1f, -1, 1f, 0f, 1f, 0, 0), "topK");
-        assertMessage(() -> new SamplerConfig(1f, 0, 1.5f, 0f, 1f, 0, 0), "topP");
-        assertMessage(() -> new SamplerConfig(1f, 0, 1f, -0.1f, 1f, 0, 0), "minP");
-        assertMessage(() -> new SamplerConfig(1f, 0, 1f, 0f, 0f, 0, 0), "repeatPenalty");
-        assertMessage(() -> new SamplerConfig(1f, 0, 1f, 0f, 1f, -2, 0), "repeatLastN");
+        assertMessage(() -> new SamplerConfig(-1f, 0, 1f, 0f, 1f, 0, 0), "--temp");
+        assertMessage(() -> new SamplerConfig(Float.NaN, 0, 1f, 0f, 1f, 0, 0), "--temp");
+        assertMessage(() -> new SamplerConfig(1f, -1, 1f, 0f, 1f, 0, 0), "--top-k");
+        assertMessage(() -> new SamplerConfig(1f, 0, 1.5f, 0f, 1f, 0, 0), "--top-p");
+        assertMessage(() -> new SamplerConfig(1f, 0, 1f, -0.1f, 1f, 0, 0), "--min-p");
+        assertMessage(() -> new SamplerConfig(1f, 0, 1f, 0f, 0f, 0, 0), "--repeat-penalty");
+        assertMessage(() -> new SamplerConfig(1f, 0, 1f, 0f, 1f, -2, 0), "--repeat-last-n");
         Sampler s = new Sampler(SamplerConfig.defaults(0).withRepeatPenalty(1.1f, 8));
         assertMessage(() -> s.sample(new float[0], null), "empty");
         assertMessage(() -> s.sample(new float[] {1f, Float.NaN}, null), "NaN");

@@ -116,7 +116,9 @@ public record OffloadConfig(String budget, String store, Link link, String polic
             default -> 1;
         };
         double v = Double.parseDouble(m.group(1)) * unit;
-        if (!(v >= 1) || v > Long.MAX_VALUE) throw new IllegalArgumentException("--expert-memory must be at least one byte, got '" + spec + "'");
+        if (!(v >= 1)) throw new IllegalArgumentException("--expert-memory must be at least one byte, got '" + spec + "'");
+        // Larger than any machine: said as such, not as "at least one byte" (what a cast to long used to end in).
+        if (v >= 0x1p63) throw new IllegalArgumentException("--expert-memory '" + spec + "' is far more bytes than any machine has (the limit is 2^63)");
         return (long) v;
     }
 }

@@ -6,6 +6,7 @@ import dev.jmoe.experts.predict.PredictorHooks;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.experts.store.MemoryBudget;
 import dev.jmoe.experts.trace.RoutingTrace;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.LayerHook;
@@ -54,15 +55,15 @@ public final class OffloadRuntime implements AutoCloseable {
         try {
             ExpertLayout layout = store.layout();
             OffloadStats stats = new OffloadStats();
-            long budget;
+            long requested;
             String planNote = null;
             if (dev.jmoe.memory.MemoryPlanner.isAuto(cfg.budget())) {
                 // sized from what the memory limit leaves for this state's model and KV cache (the plan bin/jmoe sized the heap with)
                 dev.jmoe.memory.MemoryPlan plan = dev.jmoe.memory.ModelMemory.autoPlan(model, st.kv().capacity());
-                budget = plan.expertBudget();
+                requested = plan.expertBudget();
                 planNote = plan.explanation();
             } else {
-                budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
+                requested = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
             }
             String memoryPlan = planNote;
             stats.settings(s -> s.withPolicy(cfg.policy(), cfg.eviction(), cfg.alpha(), cfg.prefetch(), cfg.balance())
@@ -71,7 +72,11 @@ public final class OffloadRuntime implements AutoCloseable {
             // Slow-side compute from a store that must be read (direct) needs one transient expert buffer, taken from
             // the budget; with room for fewer than two experts there is no slow side.
             boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
-                    && budget / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
+                    && requested / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
+            // Clamped to what holds every expert (with a note), refused above what the machine has: before allocating.
+            MemoryBudget.Fit fit = MemoryBudget.fit(requested, cfg.budget(), layout, scratch ? 1 : 0);
+            long budget = fit.bytes();
+            if (fit.note() != null) stats.settings(s -> s.withBudgetNote(fit.note()));
             if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) {
                 stats.settings(s -> s.withBalanceNote("off: the budget holds fewer than two experts"));
             }

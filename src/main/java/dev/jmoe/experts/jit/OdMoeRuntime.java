@@ -3,6 +3,7 @@ package dev.jmoe.experts.jit;
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.cache.ExpertMemory;
 import dev.jmoe.experts.store.ExpertStore;
+import dev.jmoe.experts.store.MemoryBudget;
 import dev.jmoe.experts.store.Link;
 import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.OffloadStats;
@@ -53,8 +54,12 @@ public final class OdMoeRuntime implements AutoCloseable {
             store = ExpertStore.open(storeKind, model);
             ExpertLayout layout = store.layout();
             long slot = (layout.maxExpertBytes() + 63) / 64 * 64;
-            long bytes = budget != null ? OffloadConfig.parseBudget(budget, layout.totalBytes())
+            long requested = budget != null ? OffloadConfig.parseBudget(budget, layout.totalBytes())
                     : slot * model.hyperparams().nExpertUsed() * (lookahead + 1L);
+            // Clamped to what holds every expert (with a note), refused above what the machine has: before allocating.
+            MemoryBudget.Fit fit = MemoryBudget.fit(requested, budget != null ? budget : requested + " bytes", layout, 0);
+            long bytes = fit.bytes();
+            if (fit.note() != null) System.err.println("jmoe: note: " + fit.note());
             OffloadStats stats = new OffloadStats();
             ExpertStore opened = store;
             stats.settings(s -> s.withPolicy("odmoe", null, null, null, null).withPredictor(predictor.name(), lookahead)

@@ -38,6 +38,8 @@ public final class DirectStore implements ExpertStore {
     static final int OUTSTANDING = 4;
 
     private final Path path;
+    /** What is opened: the inode checked and mapped at load (see ExpertStore#open), named as {@link #path} in messages. */
+    private final Path openPath;
     private final ExpertLayout layout;
     private final Arena arena = Arena.ofShared();
     private final long pieceBytes;
@@ -65,7 +67,16 @@ public final class DirectStore implements ExpertStore {
      * size or depth differs (DirectReadProbe finds them).
      */
     DirectStore(Path path, ExpertLayout layout) {
-        this(path, layout, true, Long.getLong("jmoe.direct.readKiB", PIECE_BYTES >> 10) << 10, Integer.getInteger("jmoe.direct.outstanding", OUTSTANDING));
+        this(path, path, layout);
+    }
+
+    /**
+     * Opens {@code open} (the model's /proc/self/fd path: the inode that was checked and mapped, even if the name now points
+     * at another file) and names {@code shown} in messages.
+     */
+    DirectStore(Path open, Path shown, ExpertLayout layout) {
+        this(open, shown, layout, true, Long.getLong("jmoe.direct.readKiB", PIECE_BYTES >> 10) << 10,
+                Integer.getInteger("jmoe.direct.outstanding", OUTSTANDING));
     }
 
     /** {@code tryDirect = false} goes straight to the page-cache fallback (tests; filesystems known to refuse). */
@@ -80,9 +91,14 @@ public final class DirectStore implements ExpertStore {
 
     /** {@code outstanding}: reads in flight per expert load. */
     DirectStore(Path path, ExpertLayout layout, boolean tryDirect, long pieceLimit, int outstanding) {
+        this(path, path, layout, tryDirect, pieceLimit, outstanding);
+    }
+
+    private DirectStore(Path open, Path path, ExpertLayout layout, boolean tryDirect, long pieceLimit, int outstanding) {
         if (pieceLimit < ALIGN || pieceLimit % ALIGN != 0) throw new IllegalArgumentException("read size must be a multiple of " + ALIGN);
         if (outstanding < 1) throw new IllegalArgumentException("outstanding reads must be at least 1, got " + outstanding);
         this.path = path;
+        this.openPath = open;
         this.layout = layout;
         this.outstanding = outstanding;
         long maxSpan = 0;
@@ -91,7 +107,7 @@ public final class DirectStore implements ExpertStore {
             for (int part = 0; part < 3; part++) maxSpan = Math.max(maxSpan, layout.partBytes(l, part) + 2 * ALIGN);
         }
         this.pieceBytes = Math.min(pieceLimit, roundUp(maxSpan));
-        String p = path.toAbsolutePath().toString();
+        String p = openPath.toAbsolutePath().toString();
         if (!tryDirect) {
             try {
                 fallBack("direct I/O not requested for " + path);
@@ -118,7 +134,7 @@ public final class DirectStore implements ExpertStore {
     private synchronized void fallBack(String why) {
         if (note != null) return;
         int old = direct ? fd : -1;
-        fd = NativeIo.open(path.toAbsolutePath().toString(), NativeIo.O_RDONLY | NativeIo.O_CLOEXEC);
+        fd = NativeIo.open(openPath.toAbsolutePath().toString(), NativeIo.O_RDONLY | NativeIo.O_CLOEXEC);
         direct = false;
         note = why + "; reading through the page cache and dropping the pages after each read";
         if (old >= 0) retiredFds.add(old);

@@ -40,6 +40,10 @@ public interface ExpertStore extends AutoCloseable {
 
     /** Opens the store registered as {@code kind} ({@link ExpertStores}) for a loaded model. */
     static ExpertStore open(String kind, Model model) {
+        // Stores that read the file themselves open the inode the model was checked and mapped from (stablePath), never
+        // the path again: a file replaced since would otherwise be read as if it were the model.
+        String change = model.file().fileChange();
+        if (change != null) throw new IllegalStateException(change);
         return ExpertStores.REGISTRY.get(kind).open(model, ExpertLayout.of(model));
     }
 }

@@ -11,9 +11,9 @@ public final class ExpertStores {
 
     static {
         REGISTRY.register("direct", "the model file read with O_DIRECT, no page cache: fast memory really is bounded",
-                (model, layout) -> new DirectStore(model.file().path(), layout));
+                (model, layout) -> new DirectStore(model.file().stablePath(), model.file().path(), layout));
         REGISTRY.register("host", "every expert copied once into process memory (a GPU host's RAM)",
-                (model, layout) -> HostStore.load(model.file().path(), layout));
+                (model, layout) -> HostStore.load(model.file().stablePath(), model.file().path(), layout));
         REGISTRY.register("mmap", "the file mapping, through the page cache", MmapStore::new);
     }
 

@@ -29,8 +29,19 @@ public final class HostStore implements ExpertStore {
     }
 
     static HostStore load(Path file, ExpertLayout layout) {
+        return load(file, file, layout);
+    }
+
+    /** Reads {@code open} (e.g. the model's /proc/self/fd path), naming {@code file} in messages. */
+    static HostStore load(Path open, Path file, ExpertLayout layout) {
+        long available = MemoryBudget.available();
+        if (available > 0 && layout.totalBytes() > available) {
+            throw new IllegalArgumentException("--store host copies all " + dev.jmoe.experts.OffloadStats.bytes(layout.totalBytes())
+                    + " of experts into memory, but only about " + dev.jmoe.experts.OffloadStats.bytes(available)
+                    + " is available; use --store direct or mmap");
+        }
         Arena arena = Arena.ofShared();
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+        try (FileChannel ch = FileChannel.open(open, StandardOpenOption.READ)) {
             MemorySegment all = arena.allocate(layout.totalBytes(), 64);
             long[][] offsets = new long[layout.layerCount()][];
             long at = 0;

@@ -23,10 +23,26 @@ import java.util.regex.Pattern;
  * @param slowCompute    slow-side compute time ÷ fast-side compute time (≥ 1)
  */
 public record Link(String name, double bytesPerSecond, long latencyNanos, double slowCompute) {
+    /**
+     * Slowest bandwidth and longest latency a link may emulate. Every transfer really sleeps for its emulated time, so a
+     * typo such as {@code 1000s} for {@code 1000us} would stall each expert load for a quarter of an hour; these bounds
+     * sit three orders of magnitude beyond the slowest real device in {@link #PRESETS} (an SD card: 80 MB/s, 1 ms).
+     */
+    public static final double MIN_BYTES_PER_SECOND = 100_000;
+    public static final long MAX_LATENCY_NANOS = 1_000_000_000L;
+
     public Link {
         if (name == null || name.isBlank()) throw new IllegalArgumentException("link name is required");
         if (!(bytesPerSecond > 0)) throw new IllegalArgumentException("link bandwidth must be positive, got " + bytesPerSecond);
+        if (bytesPerSecond < MIN_BYTES_PER_SECOND) {
+            throw new IllegalArgumentException("--link bandwidth " + bytesPerSecond + " B/s is below the slowest link jmoe emulates ("
+                    + (long) MIN_BYTES_PER_SECOND + " B/s = 100kB/s): each expert load would sleep for minutes");
+        }
         if (latencyNanos < 0) throw new IllegalArgumentException("link latency must be >= 0, got " + latencyNanos);
+        if (latencyNanos > MAX_LATENCY_NANOS) {
+            throw new IllegalArgumentException("--link latency " + latencyNanos / 1e6 + " ms is above the longest jmoe emulates (1 s):"
+                    + " every expert load would sleep that long; did you mean us or ms?");
+        }
         if (!(slowCompute >= 1) || Double.isInfinite(slowCompute)) {
             throw new IllegalArgumentException("slow-compute ratio must be a finite number >= 1, got " + slowCompute);
         }
@@ -96,15 +112,23 @@ public record Link(String name, double bytesPerSecond, long latencyNanos, double
         if (m.group(4).equals("b")) unit /= 8; // bits
         double bps = v * unit;
         if (!(bps > 0)) throw new IllegalArgumentException("--link bandwidth must be positive: '" + spec + "'");
+        // "1e400GB/s" parses to infinity, which would silently mean "no throttle".
+        if (Double.isInfinite(bps)) throw new IllegalArgumentException("--link bandwidth '" + spec + "' is too large; use 'unlimited' for no throttle");
         long lat = 0;
         if (m.group(5) != null) {
             double l = Double.parseDouble(m.group(5));
-            lat = Math.round(l * switch (m.group(6)) {
+            double ns = l * switch (m.group(6)) {
                 case "ns" -> 1.0;
                 case "us", "µs" -> 1e3;
                 case "ms" -> 1e6;
                 default -> 1e9;
-            });
+            };
+            // Checked as a double: Math.round would clamp an absurd latency to Long.MAX_VALUE first.
+            if (ns > MAX_LATENCY_NANOS) {
+                throw new IllegalArgumentException("--link latency in '" + spec + "' is above the longest jmoe emulates (1 s):"
+                        + " every expert load would sleep that long; did you mean us or ms?");
+            }
+            lat = Math.round(ns);
         }
         return new Link(spec.trim(), bps, lat, 1);
     }
