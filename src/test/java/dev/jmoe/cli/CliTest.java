@@ -122,7 +122,8 @@ class CliTest {
             w.write(cut);
         }
         Run r = jmoe("inspect", cut.toString(), "--no-tensors");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(1, r.code(), "a file jmoe cannot run is an error (issue #24): " + r.err());
+        assertTrue(r.err().startsWith("jmoe: error: jmoe cannot run"), r.err());
         assertTrue(r.out().contains("missing tensor blk.1.ffn_up_exps.weight"), r.out());
         assertTrue(r.out().contains("missing tensor blk.3.attn_k.weight"), r.out());
     }
