@@ -110,6 +110,14 @@ public final class Model {
     public float[] outputNorm() { return outputNorm; }
     float[] ropeFreqFactors() { return ropeFreqs; }
 
+    private Rope rope; // the tables of the longest context asked for so far (a position's entries do not depend on the length)
+
+    /** RoPE tables for positions [0, maxPos) at least, shared by every state of this model. */
+    synchronized Rope rope(int maxPos) {
+        if (rope == null || rope.maxPositions() < maxPos) rope = new Rope(hp, spec.rope(), ropeFreqs, maxPos);
+        return rope;
+    }
+
     /** Each layer's stacked experts (null entries for layers without experts). */
     public List<StackedExperts> stackedExperts() {
         List<StackedExperts> list = new ArrayList<>();
@@ -132,6 +140,19 @@ public final class Model {
     /** A fresh inference state with its own KV cache of {@code ctxSize} positions, computing with {@code pool}. */
     public InferenceState newState(int ctxSize, Parallel pool) {
         return new InferenceState(this, ctxSize, pool, residentExperts);
+    }
+
+    /**
+     * A fresh inference state keeping its keys and values in {@code kv} (a {@link KvCache#region} of a KV memory several
+     * sequences share), computing with {@code pool}.
+     */
+    public InferenceState newState(KvCache kv, Parallel pool) {
+        return new InferenceState(this, kv, pool, residentExperts);
+    }
+
+    /** A KV memory of {@code positions} positions for this model, to be cut into {@link KvCache#region regions}. */
+    public KvCache newKvCache(int positions) {
+        return new KvCache(hp.nLayer(), positions, hp.kvDim());
     }
 
     // ---------------------------------------------------------------- forward pass
@@ -166,13 +187,14 @@ public final class Model {
         for (int t = 0; t < n; t++) {
             embd.dequantizeRow(tokenEmbd.data(), (long) tokens[off + t] * tokenEmbd.rowBytes(), x, t * e, e);
         }
+        Placement placement = Placement.of(st, pos, n);
         for (int l = 0; l < hp.nLayer(); l++) {
-            attention(st, s, l, n, pos);
+            attention(st, s, l, n, placement);
             LayerWeights lw = layers[l];
             for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.ffnNorm(), hp.rmsEps(), s.xn, t * e, e);
             LayerHook layerHook = st.layerHook();
             if (layerHook != null) layerHook.beforeFfn(l, pos, n, x, s.xn);
-            if (lw.isMoe()) moe(st, s, l, n, pos);
+            if (lw.isMoe()) moe(st, s, l, n, pos, null);
             else dense(st, s, lw, n);
             for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
         }
@@ -185,6 +207,109 @@ public final class Model {
         for (int t = first; t < n; t++) Ops.rmsNorm(x, t * e, outputNorm, hp.rmsEps(), s.xn, (t - first) * e, e);
         matmul(st.pool(), output, s.xn, e, rows, logits, hp.nVocab());
         st.advance(n);
+    }
+
+    /**
+     * One step over several sequences: every row of {@code batch} (each sequence's tokens continue it from its position),
+     * with the experts and hooks of {@code runtime} (the expert runtime the sequences share: its budget, cache, prefetch and
+     * predictors see the step's whole expert set per layer). The KV caches of the batch's sequences take the new
+     * positions and each sequence advances by its rows. For each sequence that asks for logits, {@code logits} row i
+     * (i its index in the batch, {@code nVocab} floats) receives its last row's logits; other rows are left as they are.
+     *
+     * <p>A sequence's result does not depend on the batch: the step binds {@link Kernels#withBatchInvariance}, so every
+     * product gives each row what it gives that row alone, attention reads only the row's own sequence, and each MoE
+     * layer sums every row's expert outputs in the row's own selection order. Grouping the step's rows by expert (each
+     * expert's weights read once for all the rows routed to it) changes no arithmetic.
+     */
+    public void forward(InferenceState runtime, Batch batch, float[] logits) {
+        int n = batch.rows();
+        if (n == 0) return;
+        if (logits != null && logits.length < (long) batch.sequences() * hp.nVocab()) {
+            throw new IllegalArgumentException("logits need " + batch.sequences() + " x " + hp.nVocab() + " floats, got " + logits.length);
+        }
+        for (int i = 0; i < batch.sequences(); i++) {
+            if (batch.sequence(i).model().hyperparams() != hp) throw new IllegalArgumentException("sequence " + i + " belongs to another model");
+        }
+        for (int t = 0; t < n; t++) {
+            int tok = batch.token(t);
+            if (tok < 0 || tok >= hp.nVocab()) {
+                throw new IllegalArgumentException("token id " + tok + " at row " + t + " is outside the vocabulary [0, " + hp.nVocab() + ")");
+            }
+        }
+        Kernels.withActivationQuantization(int8Activations, () -> Kernels.withBatchInvariance(true, () -> batchPass(runtime, batch, logits)));
+    }
+
+    private void batchPass(InferenceState runtime, Batch batch, float[] logits) {
+        int n = batch.rows(), e = hp.nEmbd();
+        TokenHook tokenHook = runtime.tokenHook();
+        if (tokenHook != null) tokenHook.onBatchTokens(batch);
+        Scratch s = runtime.scratch(n);
+        float[] x = s.x;
+        var embd = Kernels.forType(tokenEmbd.type());
+        for (int t = 0; t < n; t++) embd.dequantizeRow(tokenEmbd.data(), (long) batch.token(t) * tokenEmbd.rowBytes(), x, t * e, e);
+        Placement rows = Placement.of(batch);
+        for (int l = 0; l < hp.nLayer(); l++) {
+            attention(runtime, s, l, n, rows);
+            LayerWeights lw = layers[l];
+            for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.ffnNorm(), hp.rmsEps(), s.xn, t * e, e);
+            LayerHook layerHook = runtime.layerHook();
+            if (layerHook != null) layerHook.beforeBatchFfn(l, batch, x, s.xn);
+            if (lw.isMoe()) moe(runtime, s, l, n, batch.position(0), batch);
+            else dense(runtime, s, lw, n);
+            for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
+        }
+        if (logits != null) {
+            int m = 0;
+            for (int i = 0; i < batch.sequences(); i++) {
+                if (batch.wantsLogits(i)) Ops.rmsNorm(x, (batch.start(i) + batch.count(i) - 1) * e, outputNorm, hp.rmsEps(), s.xn, m++ * e, e);
+            }
+            if (m > 0) {
+                int v = hp.nVocab();
+                float[] out = s.ensureFf(m * v, 0);
+                matmul(runtime.pool(), output, s.xn, e, m, out, v);
+                m = 0;
+                for (int i = 0; i < batch.sequences(); i++) {
+                    if (batch.wantsLogits(i)) System.arraycopy(out, m++ * v, logits, i * v, v);
+                }
+            }
+        }
+        for (int i = 0; i < batch.sequences(); i++) batch.sequence(i).advance(batch.count(i));
+    }
+
+    /** Where each row of a pass sits: its sequence's KV cache, RoPE tables and position. */
+    private interface Placement {
+        KvCache kv(int row);
+
+        Rope rope(int row);
+
+        int position(int row);
+
+        /** The most positions any row attends over. */
+        int maxCount();
+
+        /** Rows [0, n) of one sequence from position pos. */
+        static Placement of(InferenceState st, int pos, int n) {
+            KvCache kv = st.kv();
+            Rope rope = st.rope();
+            return new Placement() {
+                @Override public KvCache kv(int row) { return kv; }
+                @Override public Rope rope(int row) { return rope; }
+                @Override public int position(int row) { return pos + row; }
+                @Override public int maxCount() { return pos + n; }
+            };
+        }
+
+        static Placement of(Batch b) {
+            int max = 0;
+            for (int t = 0; t < b.rows(); t++) max = Math.max(max, b.position(t) + 1);
+            int maxCount = max;
+            return new Placement() {
+                @Override public KvCache kv(int row) { return b.sequence(b.sequenceOf(row)).kv(); }
+                @Override public Rope rope(int row) { return b.sequence(b.sequenceOf(row)).rope(); }
+                @Override public int position(int row) { return b.position(row); }
+                @Override public int maxCount() { return maxCount; }
+            };
+        }
     }
 
     private static final Kernels.Gate SILU_GATE = new Kernels.Gate() {
@@ -212,7 +337,7 @@ public final class Model {
         else Kernels.matMul(pool, w, x, xStride, batch, out, outStride);
     }
 
-    private void attention(InferenceState st, Scratch s, int l, int n, int pos) {
+    private void attention(InferenceState st, Scratch s, int l, int n, Placement rows) {
         LayerWeights lw = layers[l];
         int e = hp.nEmbd(), qDim = hp.qDim(), kvDim = hp.kvDim(), hd = hp.headDim();
         float[] x = s.x, xn = s.xn;
@@ -247,14 +372,15 @@ public final class Model {
             }
             case NONE -> { }
         }
-        Rope rope = st.rope();
         for (int t = 0; t < n; t++) {
-            for (int h = 0; h < hp.nHead(); h++) rope.apply(s.q, t * qDim + h * hd, pos + t);
-            for (int h = 0; h < hp.nHeadKv(); h++) rope.apply(s.k, t * kvDim + h * hd, pos + t);
+            Rope rope = rows.rope(t);
+            int p = rows.position(t);
+            for (int h = 0; h < hp.nHead(); h++) rope.apply(s.q, t * qDim + h * hd, p);
+            for (int h = 0; h < hp.nHeadKv(); h++) rope.apply(s.k, t * kvDim + h * hd, p);
+            KvCache kv = rows.kv(t);
+            System.arraycopy(s.k, t * kvDim, kv.keys(l), kv.offset(p), kvDim);
+            System.arraycopy(s.v, t * kvDim, kv.values(l), kv.offset(p), kvDim);
         }
-        float[] kc = st.kv().keys(l), vc = st.kv().values(l);
-        System.arraycopy(s.k, 0, kc, pos * kvDim, n * kvDim);
-        System.arraycopy(s.v, 0, vc, pos * kvDim, n * kvDim);
 
         int nHead = hp.nHead(), group = nHead / hp.nHeadKv();
         float scale = (float) (1.0 / Math.sqrt(hd));
@@ -264,11 +390,13 @@ public final class Model {
         int quad = GROUPED_ATTENTION.orElse(true) && group % 4 == 0 ? 4 : 1;
         int units = n * nHead / quad;
         pool.forRange(units, 1, (start, end) -> {
-            float[][] scores = new float[quad][pos + n];
+            float[][] scores = new float[quad][rows.maxCount()];
             for (int u = start; u < end; u++) {
                 int t = u / (nHead / quad), h = (u % (nHead / quad)) * quad, kvh = h / group;
-                int qOff = t * qDim + h * hd, kOff = kvh * hd;
-                int count = pos + t + 1; // causal: this token sees positions 0..pos+t
+                KvCache kv = rows.kv(t);
+                float[] kc = kv.keys(l), vc = kv.values(l);
+                int qOff = t * qDim + h * hd, kOff = kv.offset(0) + kvh * hd;
+                int count = rows.position(t) + 1; // causal: this token sees its sequence's positions 0..its own
                 if (quad == 4) {
                     Ops.scores4(s.q, qOff, hd, kc, kOff, kvDim, count, hd, scale, scores);
                     for (int g = 0; g < 4; g++) Ops.attentionSoftmax(scores[g], 0, count);
@@ -299,7 +427,8 @@ public final class Model {
         matmul(st.pool(), lw.ffnDown(), g, ff, n, s.tmp, e);
     }
 
-    private void moe(InferenceState st, Scratch s, int l, int n, int pos) {
+    /** An MoE layer over the pass's n rows; {@code batch} is the step's rows when several sequences share it (else null). */
+    private void moe(InferenceState st, Scratch s, int l, int n, int pos, Batch batch) {
         LayerWeights lw = layers[l];
         int e = hp.nEmbd(), nExp = hp.nExpert(), k = hp.nExpertUsed();
         Parallel pool = st.pool();
@@ -312,19 +441,15 @@ public final class Model {
             routing.selectTopK(t, probs, t * nExp, spec.renormTopK());
         }
         RoutingHook hook = st.routingHook();
-        if (hook != null) hook.onRouting(l, pos, n, probs, routing);
+        if (hook != null) {
+            if (batch != null) hook.onBatchRouting(l, batch, probs, routing);
+            else hook.onRouting(l, pos, n, probs, routing);
+        }
 
         // Each selected expert's output goes to its own slot and the slots are summed in selection order at
         // the end, so the result does not depend on the order the experts are computed in (residency).
         float[] slots = s.ensureSlots(n * k * e);
-        int[] used = routing.usedExperts();
-        ExpertSource source = st.experts();
-        source.willUse(l, used, pool);
-        float[] sharedOut = null;
-        // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
-        boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
-        if (n == 1 && gatedTogether && source.allReady(l, used)) sharedOut = decodeExperts(s, source, lw, l, used, pool);
-        else expertByExpert(s, source, l, n, used, pool);
+        float[] sharedOut = routedExperts(st, s, lw, l, n);
         float[] out = s.tmp;
         for (int t = 0; t < n; t++) {
             int o = t * e;
@@ -337,6 +462,26 @@ public final class Model {
         }
         if (sharedOut != null) addShared(s, lw, sharedOut, n);
         else if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
+    }
+
+    /**
+     * The routed experts of layer l over the pass's n rows, into each row's slots: the one place the MoE layer reaches its
+     * experts. The expert set of all the rows (a batch of several sequences' tokens too) goes to the source at once
+     * ({@link ExpertSource#willUse}), then each expert is acquired, computed once over every row routed to it and released
+     * ({@link #expertByExpert}); a single token whose experts are all ready takes one fused dispatch instead
+     * ({@link #decodeExperts}, the same products). Returns the shared expert's output when the fused dispatch computed
+     * it, else null.
+     */
+    private float[] routedExperts(InferenceState st, Scratch s, LayerWeights lw, int l, int n) {
+        int[] used = s.routing.usedExperts();
+        ExpertSource source = st.experts();
+        Parallel pool = st.pool();
+        source.willUse(l, used, pool);
+        // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
+        boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
+        if (n == 1 && gatedTogether && source.allReady(l, used)) return decodeExperts(s, source, lw, l, used, pool);
+        expertByExpert(s, source, l, n, used, pool);
+        return null;
     }
 
     /** Each used expert in the order the source gives, on the batch's tokens routed to it, into their slots. */
