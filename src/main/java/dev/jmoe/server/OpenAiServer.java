@@ -46,6 +46,9 @@ import java.util.logging.Logger;
  * "param", "code"}}}.
  */
 public final class OpenAiServer implements AutoCloseable {
+    /** Held here: java.util.logging keeps loggers only weakly, and a collected one forgets its level. */
+    private static final Logger HELIDON_LOG = Logger.getLogger("io.helidon");
+
     private final Engine engine;
     private final BatchScheduler scheduler;
     private final ServerSettings settings;
@@ -59,8 +62,9 @@ public final class OpenAiServer implements AutoCloseable {
         this.scheduler = scheduler;
         this.settings = settings;
         this.page = resource("index.html");
-        // Helidon logs its start-up banner through java.util.logging; a command prints its own line
-        Logger.getLogger("io.helidon").setLevel(Level.WARNING);
+        // Helidon logs its start-up banner, and a warning for every client that leaves mid-answer, through java.util.logging;
+        // the server counts those in /metrics and a command prints its own lines
+        HELIDON_LOG.setLevel(Level.SEVERE);
         HttpRouting.Builder routing = HttpRouting.builder()
                 .addFilter(this::filter)
                 .get("/", this::page)
@@ -118,12 +122,18 @@ public final class OpenAiServer implements AutoCloseable {
             }
             chain.proceed();
         } catch (ApiException e) {
-            if (!res.isSent()) error(res, e);
+            if (answerable(res)) error(res, e);
         } catch (RuntimeException e) {
-            if (!res.isSent()) error(res, new ApiException(500, "server_error", null, null, "the server failed: " + describe(e), 0));
+            // after part of an answer went out (a stream whose client left), there is nobody to tell
+            if (answerable(res)) error(res, new ApiException(500, "server_error", null, null, "the server failed: " + describe(e), 0));
         } finally {
             http.count(endpoint, res.status().code(), System.nanoTime() - t0);
         }
+    }
+
+    /** Whether an error can still be the answer: nothing of another answer has gone out yet. */
+    private static boolean answerable(ServerResponse res) {
+        return !res.isSent() && res.bytesWritten() == 0;
     }
 
     private boolean authorized(ServerRequest req) {
