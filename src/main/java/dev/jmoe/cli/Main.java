@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
 @Command(name = "jmoe", mixinStandardHelpOptions = true, version = "jmoe 0.1.0",
         description = "Runs Mixture-of-Experts language models (GGUF) on memory-starved machines.",
         subcommands = {GenerateCommand.class, ChatCommand.class, InspectCommand.class, LogitsCommand.class,
-                PerplexityCommand.class, MakeModelCommand.class, QuantizeCommand.class, PredictEvalCommand.class, PredictBenchCommand.class, OffloadBenchCommand.class, FidelityCommand.class, EvalCommand.class, BenchCommand.class, MakeEvalTaskCommand.class, ReplayCommand.class, SpeedCommand.class, ServeCommand.class, CommandLine.HelpCommand.class})
+                PerplexityCommand.class, MakeModelCommand.class, QuantizeCommand.class, PredictEvalCommand.class, PredictBenchCommand.class, OffloadBenchCommand.class, FidelityCommand.class, EvalCommand.class, BenchCommand.class, MakeEvalTaskCommand.class, ReplayCommand.class, SpeedCommand.class, ServeCommand.class, ServeBenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

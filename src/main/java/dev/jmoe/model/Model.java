@@ -2,6 +2,7 @@ package dev.jmoe.model;
 
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.Kernels;
+import dev.jmoe.tensor.MatMulSet;
 import dev.jmoe.tensor.MatVecSet;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedMatrix;
@@ -345,6 +346,10 @@ public final class Model {
         Parallel pool = st.pool();
         if (n == 1) {
             MatVecSet.begin().add(lw.wq(), xn, 0, s.q, 0).add(lw.wk(), xn, 0, s.k, 0).add(lw.wv(), xn, 0, s.v, 0).run(pool);
+        } else if (Kernels.batchInvariance()) {
+            // a step of several sequences: the three products in one dispatch, each row as the single-token set computes it
+            MatMulSet.begin().add(lw.wq(), xn, 0, e, n, s.q, 0, qDim).add(lw.wk(), xn, 0, e, n, s.k, 0, kvDim)
+                    .add(lw.wv(), xn, 0, e, n, s.v, 0, kvDim).run(pool);
         } else {
             matmul(pool, lw.wq(), xn, e, n, s.q, qDim);
             matmul(pool, lw.wk(), xn, e, n, s.k, kvDim);
@@ -479,9 +484,68 @@ public final class Model {
         source.willUse(l, used, pool);
         // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
         boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
-        if (n == 1 && gatedTogether && source.allReady(l, used)) return decodeExperts(s, source, lw, l, used, pool);
+        if (gatedTogether && source.allReady(l, used)) {
+            if (n == 1) return decodeExperts(s, source, lw, l, used, pool);
+            if (Kernels.batchInvariance()) return batchExperts(s, source, lw, l, n, used, pool);
+        }
         expertByExpert(s, source, l, n, used, pool);
         return null;
+    }
+
+    /**
+     * A step of several rows whose experts are all ready, gate and up of one type: every expert's gate and up products
+     * over the rows routed to it (and the shared expert's over all rows) in one dispatch, then every down product in
+     * another ({@link MatMulSet}: each weight row read once for all of its expert's rows, each row computed as the
+     * single-token path computes it). Returns the shared expert's output when it joined the dispatches, else null.
+     */
+    private float[] batchExperts(Scratch s, ExpertSource source, LayerWeights lw, int l, int n, int[] used, Parallel pool) {
+        int e = hp.nEmbd(), ffE = hp.nFfExpert(), k = hp.nExpertUsed();
+        boolean shared = lw.sharedGate() != null && lw.sharedGate().type() == lw.sharedUp().type();
+        int ffS = shared ? lw.sharedGate().rows() : 0;
+        Routing routing = s.routing;
+        int rows = 0;
+        for (int ex : used) rows += routing.tokenCount(ex);
+        float[] slots = s.slots(), in = s.ensureFf(rows * e, 2), g = s.ensureFf(rows * ffE + n * ffS, 0), d = s.ensureFf(rows * e + n * e, 3);
+        ExpertWeights[] ws = s.expertWeights(used.length);
+        try {
+            for (int i = 0; i < used.length; i++) ws[i] = source.acquire(l, used[i]);
+            MatMulSet gated = MatMulSet.begin();
+            int r = 0;
+            for (int i = 0; i < used.length; i++) {
+                int m = routing.tokenCount(used[i]);
+                for (int j = 0; j < m; j++) System.arraycopy(s.xn, routing.token(used[i], j) * e, in, (r + j) * e, e);
+                gated.addGated(ws[i].gate(), ws[i].up(), SILU_GATE, in, r * e, e, m, g, r * ffE, ffE);
+                r += m;
+            }
+            if (shared) gated.addGated(lw.sharedGate(), lw.sharedUp(), SILU_GATE, s.xn, 0, e, n, g, rows * ffE, ffS);
+            gated.run(pool);
+            MatMulSet down = MatMulSet.begin();
+            r = 0;
+            for (int i = 0; i < used.length; i++) {
+                int m = routing.tokenCount(used[i]);
+                down.add(ws[i].down(), g, r * ffE, ffE, m, d, r * e, e);
+                r += m;
+            }
+            if (shared) down.add(lw.sharedDown(), g, rows * ffE, ffS, n, d, rows * e, e);
+            down.run(pool);
+            r = 0;
+            for (int ex : used) {
+                for (int j = 0; j < routing.tokenCount(ex); j++) {
+                    int t = routing.token(ex, j), slot = routing.slot(ex, j);
+                    System.arraycopy(d, (r + j) * e, slots, (t * k + slot) * e, e);
+                }
+                r += routing.tokenCount(ex);
+            }
+        } finally {
+            for (int i = 0; i < used.length; i++) {
+                if (ws[i] != null) source.release(ws[i]);
+                ws[i] = null;
+            }
+        }
+        if (!shared) return null;
+        float[] sharedOut = s.ensureSharedOut(n * e);
+        System.arraycopy(d, rows * e, sharedOut, 0, n * e);
+        return sharedOut;
     }
 
     /** Each used expert in the order the source gives, on the batch's tokens routed to it, into their slots. */
@@ -595,6 +659,14 @@ public final class Model {
         /** The slots last sized by {@link #ensureSlots}. */
         float[] slots() {
             return slots;
+        }
+
+        private float[] sharedOut = new float[0];
+
+        /** The shared expert's output of a batch fused with the routed experts (kept apart from the other buffers). */
+        float[] ensureSharedOut(int size) {
+            if (sharedOut.length < size) sharedOut = new float[size];
+            return sharedOut;
         }
 
         /** A reusable array of at least n experts' weights (entries are cleared after use). */

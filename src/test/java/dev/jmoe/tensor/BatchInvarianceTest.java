@@ -61,6 +61,51 @@ class BatchInvarianceTest {
         }
     }
 
+    /** A set of batched products gives every vector of every product what matVec / gatedMatVec give it alone. */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(MatVecSetTest.Mode.class)
+    void aMatMulSetIsItsMatVecsVectorByVector(MatVecSetTest.Mode mode) {
+        Kernels.Gate silu = new Kernels.Gate() {
+            @Override public float combine(float g, float u) { return g / (1f + (float) Math.exp(-g)) * u; }
+        };
+        mode.run(() -> {
+            Random rnd = new Random(8);
+            int cols = 512, batch = 5;
+            Matrix[] singles = matrices(rnd);
+            // gated pairs: packed Q4_0, packed Q4_K, unpacked Q8_0
+            Matrix[][] pairs = {
+                    {random(GgmlType.Q4_0, 48, cols, rnd, true), random(GgmlType.Q4_0, 48, cols, rnd, true)},
+                    {random(GgmlType.Q4_K, 32, cols, rnd, true), random(GgmlType.Q4_K, 32, cols, rnd, true)},
+                    {random(GgmlType.Q8_0, 40, cols, rnd, false), random(GgmlType.Q8_0, 40, cols, rnd, false)}};
+            float[] x = TypeKernelTest.gaussian(rnd, 3 + batch * (cols + 2), 1f);
+            for (Parallel pool : new Parallel[] {pool2, null}) {
+                MatMulSet set = MatMulSet.begin();
+                int n = singles.length + pairs.length;
+                float[][] outs = new float[n][];
+                for (int i = 0; i < n; i++) {
+                    Matrix w = i < singles.length ? singles[i] : pairs[i - singles.length][1];
+                    outs[i] = new float[1 + batch * (w.rows() + 1)];
+                    java.util.Arrays.fill(outs[i], Float.NaN);
+                    if (i < singles.length) set.add(w, x, 3, cols + 2, batch, outs[i], 1, w.rows() + 1);
+                    else set.addGated(pairs[i - singles.length][0], w, silu, x, 3, cols + 2, batch, outs[i], 1, w.rows() + 1);
+                }
+                set.run(pool);
+                for (int i = 0; i < n; i++) {
+                    Matrix w = i < singles.length ? singles[i] : pairs[i - singles.length][1];
+                    for (int b = 0; b < batch; b++) {
+                        float[] want = new float[w.rows()];
+                        if (i < singles.length) Kernels.matVec(pool, w, x, 3 + b * (cols + 2), want, 0);
+                        else Kernels.gatedMatVec(pool, pairs[i - singles.length][0], w, silu, x, 3 + b * (cols + 2), want, 0);
+                        int o = 1 + b * (w.rows() + 1);
+                        assertArrayEquals(want, java.util.Arrays.copyOfRange(outs[i], o, o + w.rows()),
+                                mode + " " + w.type() + (w.packed() != null ? " packed" : "") + (i >= singles.length ? " gated" : "") + " vector " + b);
+                    }
+                    assertTrue(Float.isNaN(outs[i][0]), "nothing written before the first vector");
+                }
+            }
+        });
+    }
+
     /** The binding matters: without it a float batch of 16 on a packed or quantized matrix takes other arithmetic. */
     @Test
     void withoutTheBindingLargeBatchesDiffer() {
