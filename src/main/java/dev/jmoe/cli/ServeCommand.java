@@ -80,6 +80,8 @@ final class ServeCommand implements Callable<Integer> {
         // checked before the model loads
         new ServerSettings(server.host, server.port, key, "x", server.maxRequestBytes, server.maxTokens != null ? server.maxTokens : 1, 1000);
         if (server.prefillChunk < 1) throw new IllegalArgumentException("--prefill-chunk must be at least 1, got " + server.prefillChunk);
+        new BatchConfig(server.parallel, 2, 0, server.queue != null ? server.queue : 0, server.prefillChunk); // slots and queue, checked early
+        if (server.kvSize != null && server.kvSize < 2) throw new IllegalArgumentException("--kv-size must be at least 2 positions, got " + server.kvSize);
         try (Engine engine = Runs.open(model, memory, prediction, 0, err)) {
             int ctx = engine.contextSize();
             int queue = server.queue != null ? server.queue : Math.max(16, 4 * server.parallel);
@@ -88,13 +90,11 @@ final class ServeCommand implements Callable<Integer> {
             ServerSettings settings = new ServerSettings(server.host, server.port, key, id, server.maxRequestBytes,
                     server.maxTokens != null ? server.maxTokens : ctx, 1000);
             try (BatchScheduler scheduler = engine.newScheduler(batching); OpenAiServer http = OpenAiServer.start(engine, scheduler, settings)) {
-                long kvBytes = 2L * engine.info().layers() * batching.kvPositions() * engine.model().hyperparams().kvDim() * Float.BYTES;
-                err.printf("jmoe serve: %s on %s — OpenAI base URL %s/v1%n", id, http.url(), http.url());
-                err.printf("jmoe serve: %d slots, context %d per request, KV memory %d positions (%s), queue %d%s%n", batching.slots(), ctx,
-                        batching.kvPositions(), OffloadStats.bytes(kvBytes), batching.queueLimit(), key != null ? ", API key required" : "");
-                err.flush();
+                // registered before the server says where it listens: a signal right after that line still stops it cleanly
                 CountDownLatch stop = new CountDownLatch(1), stopped = new CountDownLatch(1);
                 Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                    err.println("jmoe serve: stopping");
+                    err.flush();
                     stop.countDown();
                     try {
                         stopped.await(5, java.util.concurrent.TimeUnit.SECONDS); // let the server close its connections and the scheduler its slots
@@ -102,10 +102,13 @@ final class ServeCommand implements Callable<Integer> {
                         Thread.currentThread().interrupt();
                     }
                 }, "jmoe-serve-stop"));
+                long kvBytes = 2L * engine.info().layers() * batching.kvPositions() * engine.model().hyperparams().kvDim() * Float.BYTES;
+                err.printf("jmoe serve: %s on %s — OpenAI base URL %s/v1%n", id, http.url(), http.url());
+                err.printf("jmoe serve: %d slots, context %d per request, KV memory %d positions (%s), queue %d%s%n", batching.slots(), ctx,
+                        batching.kvPositions(), OffloadStats.bytes(kvBytes), batching.queueLimit(), key != null ? ", API key required" : "");
+                err.flush();
                 try {
                     stop.await();
-                    err.println("jmoe serve: stopping");
-                    err.flush();
                 } finally {
                     http.close();
                     scheduler.close();

@@ -24,8 +24,8 @@ public record BatchConfig(int slots, int maxContext, int kvPositions, int queueL
         if (kvPositions < maxContext) {
             throw new IllegalArgumentException("the KV memory (" + kvPositions + " positions) must hold at least one whole context (--ctx-size " + maxContext + ")");
         }
-        if (queueLimit < 0) throw new IllegalArgumentException("the queue limit must be >= 0, got " + queueLimit);
-        if (stepPromptTokens < 1) throw new IllegalArgumentException("prompt tokens per step must be at least 1, got " + stepPromptTokens);
+        if (queueLimit < 0) throw new IllegalArgumentException("--queue must be >= 0, got " + queueLimit);
+        if (stepPromptTokens < 1) throw new IllegalArgumentException("--prefill-chunk (prompt tokens per step) must be at least 1, got " + stepPromptTokens);
     }
 
     /** {@code slots} slots of {@code maxContext} positions each, a queue of 4 × slots (at least 16), 64 prompt tokens per step. */
