@@ -166,6 +166,36 @@ class BatchSchedulerTest {
         }
     }
 
+    /**
+     * Predictors over steps of several sequences (each decode row predicted at its own position, the step's expert set
+     * prefetched) and OD-MoE's just-in-time working set: both exact, so every generation is the resident run's.
+     */
+    @Test
+    void predictorsAndJustInTimeLoadingStayExactInBatches() throws Exception {
+        List<List<int[]>> outputs = new ArrayList<>();
+        for (ExpertRuntimeConfig cfg : List.of(ExpertRuntimeConfig.RESIDENT,
+                ExpertRuntimeConfig.builder().expertMemory("1/3").policy("exact-smoe").predictor("gate").lookahead(2).build(),
+                ExpertRuntimeConfig.builder().expertMemory("1/3").policy("exact-smoe").predictor("history").build(),
+                ExpertRuntimeConfig.builder().policy("odmoe").predictor("gate").build())) {
+            try (Engine engine = Engine.open(EngineTest.config(EngineTest.trained()).experts(cfg).build());
+                 BatchScheduler s = engine.newScheduler(new BatchConfig(4, 128, 0, 16, 16))) {
+                List<Generation> gs = new ArrayList<>();
+                for (int[] p : prompts(engine)) gs.add(s.submit(p, greedy(10), null));
+                List<int[]> tokens = new ArrayList<>();
+                for (Generation g : gs) tokens.add(g.await(120, TimeUnit.SECONDS).tokens());
+                outputs.add(tokens);
+                if (!cfg.resident()) {
+                    OffloadStats st = s.offloadStats();
+                    assertTrue(st.total(OffloadStats.Counter.PREFETCHES_ISSUED) > 0 || cfg.predictorName().equals("none"),
+                            cfg.predictorName() + " issued prefetches for batched decode steps");
+                }
+            }
+        }
+        for (int c = 1; c < outputs.size(); c++) {
+            for (int i = 0; i < outputs.get(0).size(); i++) assertArrayEquals(outputs.get(0).get(i), outputs.get(c).get(i), "config " + c + ", prompt " + i);
+        }
+    }
+
     @Test
     void theShadowPredictorIsRefusedWithAReason() throws Exception {
         ExpertRuntimeConfig odmoe = ExpertRuntimeConfig.builder().policy("odmoe").build();
