@@ -60,6 +60,8 @@ final class ServeBenchCommand implements Callable<Integer> {
     int rounds = 3;
     @Option(names = "--json", paramLabel = "FILE", description = "write the figures as JSON")
     Path json;
+    @Option(names = "--llama-args", paramLabel = "ARGS", description = "more llama-server arguments, space-separated (e.g. \"--poll 0\")")
+    String llamaArgs;
 
     @ArgGroup(validate = false, heading = "%nModel:%n") ModelOptions model = new ModelOptions();
     @ArgGroup(validate = false, heading = "%nExpert memory:%n") ExpertMemoryOptions memory = new ExpertMemoryOptions();
@@ -99,9 +101,14 @@ final class ServeBenchCommand implements Callable<Integer> {
                     port = s.getLocalPort();
                 }
                 llamaLog = Files.createTempFile("jmoe-llama-server", ".log");
-                llama = new ProcessBuilder(llamaServer.toString(), "-m", engine.info().path().toString(), "-t", Integer.toString(threads), "-tb",
+                List<String> cmd = new ArrayList<>(List.of(llamaServer.toString(), "-m", engine.info().path().toString(), "-t", Integer.toString(threads), "-tb",
                         Integer.toString(threads), "-np", Integer.toString(slots), "-c", Integer.toString(slots * ctx), "--host", "127.0.0.1", "--port",
-                        Integer.toString(port)).redirectErrorStream(true).redirectOutput(llamaLog.toFile()).start();
+                        Integer.toString(port)));
+                if (llamaArgs != null && !llamaArgs.isBlank()) cmd.addAll(Arrays.asList(llamaArgs.strip().split("\\s+")));
+                llama = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(llamaLog.toFile()).start();
+                Process started = llama;
+                // Ctrl-C or a kill of this command must not leave llama-server running
+                Runtime.getRuntime().addShutdownHook(new Thread(started::destroy, "jmoe-serve-bench-llama"));
                 llamaUrl = "http://127.0.0.1:" + port;
                 awaitHealthy(llamaUrl, llama, llamaLog);
             }
@@ -112,8 +119,9 @@ final class ServeBenchCommand implements Callable<Integer> {
             for (LoadDriver d : servers.values()) d.run(requests(rnd, 2), 2, null); // warm both up (JIT, caches)
             OffloadStats offload = scheduler.offloadStats();
             Map<Integer, Map<String, List<double[]>>> figures = new LinkedHashMap<>(); // clients -> server -> rounds of {t/s, ttft p50, bytes/token}
-            out.printf(Locale.ROOT, "serve-bench: %s, %d slots, %d threads, %d words per prompt, %d tokens per request, %d requests per client, %s%n",
-                    engine.info().path().getFileName(), slots, threads, promptWords, genTokens, requestsPerClient, cpu());
+            out.printf(Locale.ROOT, "serve-bench: %s, %d slots, %d threads, %d words per prompt, %d tokens per request, %d requests per client, %s%s%s%n",
+                    engine.info().path().getFileName(), slots, threads, promptWords, genTokens, requestsPerClient, cpu(),
+                    model.int8Activations ? ", jmoe --int8-activations" : "", llamaArgs != null ? ", llama-server " + llamaArgs.strip() : "");
             for (int round = 0; round < rounds; round++) {
                 for (int c : clients) {
                     List<LoadDriver.Request> work = requests(rnd, c * requestsPerClient);
