@@ -95,7 +95,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         if (workers < 1 || workers > 64) throw new IllegalArgumentException("--workers must be between 1 and 64");
-        if (rounds < 1 || tokens < 2 || promptTokens < 1) throw new IllegalArgumentException("--rounds >= 1, --tokens >= 2, --prompt-tokens >= 1");
+        if (rounds < 1 || tokens < 2 || promptTokens < 1) throw new IllegalArgumentException("-r/--repetitions must be at least 1, -n/--n-predict at least 2 and --prompt-tokens at least 1");
         Link.parse(link);
         Runs.checkWritable(json, "--json");
         List<Proc> procs = new ArrayList<>();

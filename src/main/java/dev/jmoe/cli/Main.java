@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
 @Command(name = "jmoe", mixinStandardHelpOptions = true, version = "jmoe 0.1.0",
         description = "Runs Mixture-of-Experts language models (GGUF) on memory-starved machines.",
         subcommands = {GenerateCommand.class, ChatCommand.class, InspectCommand.class, LogitsCommand.class,
-                PerplexityCommand.class, MakeModelCommand.class, QuantizeCommand.class, PredictEvalCommand.class, PredictBenchCommand.class, OffloadBenchCommand.class, FidelityCommand.class, EvalCommand.class, BenchCommand.class, WorkerCommand.class, ShadowCommand.class, ClusterBenchCommand.class, SimulateCommand.class, MakeEvalTaskCommand.class, ReplayCommand.class, SpeedCommand.class, CommandLine.HelpCommand.class})
+                PerplexityCommand.class, MakeModelCommand.class, QuantizeCommand.class, PredictEvalCommand.class, PredictBenchCommand.class, OffloadBenchCommand.class, FidelityCommand.class, EvalCommand.class, BenchCommand.class, WorkerCommand.class, ShadowCommand.class, ClusterBenchCommand.class, SimulateCommand.class, MakeEvalTaskCommand.class, ReplayCommand.class, SpeedCommand.class, ServeCommand.class, ServeBenchCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
@@ -65,7 +65,7 @@ public final class Main implements Runnable {
     static String describe(Throwable ex) {
         Throwable t = ex;
         if (t instanceof UncheckedIOException u && u.getCause() != null) t = u.getCause();
-        if (t instanceof NoSuchFileException nf) return "no such file: " + nf.getFile();
+        if (t instanceof NoSuchFileException nf) return (nf.getReason() != null ? nf.getReason() : "no such file") + ": " + nf.getFile();
         if (t instanceof GgufFormatException || t instanceof dev.jmoe.gguf.GgufException || t instanceof ModelException || t instanceof IllegalArgumentException
                 || t instanceof IllegalStateException || t instanceof IOException) {
             return t.getMessage();

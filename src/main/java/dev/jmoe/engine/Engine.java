@@ -49,6 +49,7 @@ public final class Engine implements AutoCloseable {
     private final int contextSize;
     private final ModelInfo info;
     private final List<Session> sessions = new ArrayList<>();
+    private final List<BatchScheduler> schedulers = new ArrayList<>();
     private ChatTemplate chatTemplate;
     private boolean closed;
 
@@ -173,6 +174,21 @@ public final class Engine implements AutoCloseable {
         sessions.remove(s);
     }
 
+    /**
+     * A scheduler that decodes many generations of this engine together ({@link BatchScheduler}), with the engine's
+     * expert runtime shared by all of them. Closed with the engine.
+     */
+    public synchronized BatchScheduler newScheduler(BatchConfig batching) throws IOException {
+        checkOpen();
+        BatchScheduler s = new BatchScheduler(this, batching);
+        schedulers.add(s);
+        return s;
+    }
+
+    synchronized void closed(BatchScheduler s) {
+        schedulers.remove(s);
+    }
+
     /** Encodes text as the model would see it: BOS added as the model says, special-token text kept as text. */
     public int[] tokenize(String text) {
         return tokenizer.encode(text, true, false);
@@ -223,16 +239,28 @@ public final class Engine implements AutoCloseable {
         if (closed) throw new IllegalStateException("the engine is closed");
     }
 
-    /** Closes every open session (their expert runtimes and predictors), the shadows, the threads and the file, in that order. */
+    /**
+     * Closes every scheduler and open session (their expert runtimes and predictors), the shadows, the threads and the file,
+     * in that order.
+     */
     @Override
     public void close() {
         List<Session> open;
+        List<BatchScheduler> running;
         synchronized (this) {
             if (closed) return;
             closed = true;
             open = new ArrayList<>(sessions);
+            running = new ArrayList<>(schedulers);
         }
         RuntimeException first = null;
+        for (BatchScheduler s : running) {
+            try {
+                s.close();
+            } catch (RuntimeException e) {
+                if (first == null) first = e;
+            }
+        }
         for (Session s : open) {
             try {
                 s.close();

@@ -20,13 +20,24 @@ public final class InferenceState {
     private int position;
 
     InferenceState(Model model, int ctxSize, Parallel pool, ExpertSource experts) {
+        this(model, newCache(model, ctxSize), pool, experts);
+    }
+
+    /** A state whose KV cache is {@code kv} (a region of a KV memory several sequences share, say). */
+    InferenceState(Model model, KvCache kv, Parallel pool, ExpertSource experts) {
         Hyperparams hp = model.hyperparams();
-        if (ctxSize <= 0) throw new IllegalArgumentException("context size must be positive, got " + ctxSize);
+        if (kv.kvDim() != hp.kvDim()) throw new IllegalArgumentException("a KV cache of " + kv.kvDim() + " floats per position does not fit this model's " + hp.kvDim());
         this.model = model;
-        this.kv = new KvCache(hp.nLayer(), ctxSize, hp.kvDim());
+        this.kv = kv;
         this.pool = pool;
         this.experts = experts;
-        this.rope = new Rope(hp, model.spec().rope(), model.ropeFreqFactors(), ctxSize);
+        this.rope = model.rope(kv.capacity());
+    }
+
+    private static KvCache newCache(Model model, int ctxSize) {
+        if (ctxSize <= 0) throw new IllegalArgumentException("context size must be positive, got " + ctxSize);
+        Hyperparams hp = model.hyperparams();
+        return new KvCache(hp.nLayer(), ctxSize, hp.kvDim());
     }
 
     public Model model() { return model; }

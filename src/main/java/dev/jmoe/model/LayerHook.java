@@ -12,4 +12,13 @@ public interface LayerHook {
      * @param pos      position of the batch's first token
      */
     void beforeFfn(int layer, int pos, int n, float[] residual, float[] normed);
+
+    /**
+     * A step over several sequences reached layer {@code layer}'s FFN; row t of the arrays is row t of {@code batch}. By
+     * default a step of one sequence is heard as {@link #beforeFfn} and a step of several is not heard (see
+     * {@link RoutingHook#onBatchRouting}).
+     */
+    default void beforeBatchFfn(int layer, Batch batch, float[] residual, float[] normed) {
+        if (batch.sequences() == 1) beforeFfn(layer, batch.position(0), batch.rows(), residual, normed);
+    }
 }

@@ -2,6 +2,7 @@ package dev.jmoe.model;
 
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.Kernels;
+import dev.jmoe.tensor.MatMulSet;
 import dev.jmoe.tensor.MatVecSet;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedMatrix;
@@ -145,6 +146,14 @@ public final class Model {
     public float[] outputNorm() { return outputNorm; }
     float[] ropeFreqFactors() { return ropeFreqs; }
 
+    private Rope rope; // the tables of the longest context asked for so far (a position's entries do not depend on the length)
+
+    /** RoPE tables for positions [0, maxPos) at least, shared by every state of this model. */
+    synchronized Rope rope(int maxPos) {
+        if (rope == null || rope.maxPositions() < maxPos) rope = new Rope(hp, spec.rope(), ropeFreqs, maxPos);
+        return rope;
+    }
+
     /** Each layer's stacked experts (null entries for layers without experts). */
     public List<StackedExperts> stackedExperts() {
         List<StackedExperts> list = new ArrayList<>();
@@ -167,6 +176,19 @@ public final class Model {
     /** A fresh inference state with its own KV cache of {@code ctxSize} positions, computing with {@code pool}. */
     public InferenceState newState(int ctxSize, Parallel pool) {
         return new InferenceState(this, ctxSize, pool, residentExperts);
+    }
+
+    /**
+     * A fresh inference state keeping its keys and values in {@code kv} (a {@link KvCache#region} of a KV memory several
+     * sequences share), computing with {@code pool}.
+     */
+    public InferenceState newState(KvCache kv, Parallel pool) {
+        return new InferenceState(this, kv, pool, residentExperts);
+    }
+
+    /** A KV memory of {@code positions} positions for this model, to be cut into {@link KvCache#region regions}. */
+    public KvCache newKvCache(int positions) {
+        return new KvCache(hp.nLayer(), positions, hp.kvDim());
     }
 
     // ---------------------------------------------------------------- forward pass
@@ -223,14 +245,15 @@ public final class Model {
             embd.dequantizeRow(tokenEmbd.data(), (long) tokens[off + t] * tokenEmbd.rowBytes(), x, t * e, e);
         }
         checkFinite(x, n, e, pos, "the token embedding of", -1);
+        Placement placement = Placement.of(st, pos, n);
         for (int l = 0; l < hp.nLayer(); l++) {
-            attention(st, s, l, n, pos);
+            attention(st, s, l, n, placement);
             checkFinite(x, n, e, pos, "the hidden state after the attention of", l);
             LayerWeights lw = layers[l];
             for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.ffnNorm(), hp.rmsEps(), s.xn, t * e, e);
             LayerHook layerHook = st.layerHook();
             if (layerHook != null) layerHook.beforeFfn(l, pos, n, x, s.xn);
-            if (lw.isMoe()) moe(st, s, l, n, pos);
+            if (lw.isMoe()) moe(st, s, l, n, pos, null);
             else dense(st, s, lw, n);
             for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
             checkFinite(x, n, e, pos, "the hidden state after the feed-forward of", l);
@@ -262,6 +285,109 @@ public final class Model {
                 + " or were read as the wrong type");
     }
 
+    /**
+     * One step over several sequences: every row of {@code batch} (each sequence's tokens continue it from its position),
+     * with the experts and hooks of {@code runtime} (the expert runtime the sequences share: its budget, cache, prefetch and
+     * predictors see the step's whole expert set per layer). The KV caches of the batch's sequences take the new
+     * positions and each sequence advances by its rows. For each sequence that asks for logits, {@code logits} row i
+     * (i its index in the batch, {@code nVocab} floats) receives its last row's logits; other rows are left as they are.
+     *
+     * <p>A sequence's result does not depend on the batch: the step binds {@link Kernels#withBatchInvariance}, so every
+     * product gives each row what it gives that row alone, attention reads only the row's own sequence, and each MoE
+     * layer sums every row's expert outputs in the row's own selection order. Grouping the step's rows by expert (each
+     * expert's weights read once for all the rows routed to it) changes no arithmetic.
+     */
+    public void forward(InferenceState runtime, Batch batch, float[] logits) {
+        int n = batch.rows();
+        if (n == 0) return;
+        if (logits != null && logits.length < (long) batch.sequences() * hp.nVocab()) {
+            throw new IllegalArgumentException("logits need " + batch.sequences() + " x " + hp.nVocab() + " floats, got " + logits.length);
+        }
+        for (int i = 0; i < batch.sequences(); i++) {
+            if (batch.sequence(i).model().hyperparams() != hp) throw new IllegalArgumentException("sequence " + i + " belongs to another model");
+        }
+        for (int t = 0; t < n; t++) {
+            int tok = batch.token(t);
+            if (tok < 0 || tok >= hp.nVocab()) {
+                throw new IllegalArgumentException("token id " + tok + " at row " + t + " is outside the vocabulary [0, " + hp.nVocab() + ")");
+            }
+        }
+        Kernels.withActivationQuantization(int8Activations, () -> Kernels.withBatchInvariance(true, () -> batchPass(runtime, batch, logits)));
+    }
+
+    private void batchPass(InferenceState runtime, Batch batch, float[] logits) {
+        int n = batch.rows(), e = hp.nEmbd();
+        TokenHook tokenHook = runtime.tokenHook();
+        if (tokenHook != null) tokenHook.onBatchTokens(batch);
+        Scratch s = runtime.scratch(n);
+        float[] x = s.x;
+        var embd = Kernels.forType(tokenEmbd.type());
+        for (int t = 0; t < n; t++) embd.dequantizeRow(tokenEmbd.data(), (long) batch.token(t) * tokenEmbd.rowBytes(), x, t * e, e);
+        Placement rows = Placement.of(batch);
+        for (int l = 0; l < hp.nLayer(); l++) {
+            attention(runtime, s, l, n, rows);
+            LayerWeights lw = layers[l];
+            for (int t = 0; t < n; t++) Ops.rmsNorm(x, t * e, lw.ffnNorm(), hp.rmsEps(), s.xn, t * e, e);
+            LayerHook layerHook = runtime.layerHook();
+            if (layerHook != null) layerHook.beforeBatchFfn(l, batch, x, s.xn);
+            if (lw.isMoe()) moe(runtime, s, l, n, batch.position(0), batch);
+            else dense(runtime, s, lw, n);
+            for (int i = 0; i < n * e; i++) x[i] += s.tmp[i];
+        }
+        if (logits != null) {
+            int m = 0;
+            for (int i = 0; i < batch.sequences(); i++) {
+                if (batch.wantsLogits(i)) Ops.rmsNorm(x, (batch.start(i) + batch.count(i) - 1) * e, outputNorm, hp.rmsEps(), s.xn, m++ * e, e);
+            }
+            if (m > 0) {
+                int v = hp.nVocab();
+                float[] out = s.ensureFf(m * v, 0);
+                matmul(runtime.pool(), output, s.xn, e, m, out, v);
+                m = 0;
+                for (int i = 0; i < batch.sequences(); i++) {
+                    if (batch.wantsLogits(i)) System.arraycopy(out, m++ * v, logits, i * v, v);
+                }
+            }
+        }
+        for (int i = 0; i < batch.sequences(); i++) batch.sequence(i).advance(batch.count(i));
+    }
+
+    /** Where each row of a pass sits: its sequence's KV cache, RoPE tables and position. */
+    private interface Placement {
+        KvCache kv(int row);
+
+        Rope rope(int row);
+
+        int position(int row);
+
+        /** The most positions any row attends over. */
+        int maxCount();
+
+        /** Rows [0, n) of one sequence from position pos. */
+        static Placement of(InferenceState st, int pos, int n) {
+            KvCache kv = st.kv();
+            Rope rope = st.rope();
+            return new Placement() {
+                @Override public KvCache kv(int row) { return kv; }
+                @Override public Rope rope(int row) { return rope; }
+                @Override public int position(int row) { return pos + row; }
+                @Override public int maxCount() { return pos + n; }
+            };
+        }
+
+        static Placement of(Batch b) {
+            int max = 0;
+            for (int t = 0; t < b.rows(); t++) max = Math.max(max, b.position(t) + 1);
+            int maxCount = max;
+            return new Placement() {
+                @Override public KvCache kv(int row) { return b.sequence(b.sequenceOf(row)).kv(); }
+                @Override public Rope rope(int row) { return b.sequence(b.sequenceOf(row)).rope(); }
+                @Override public int position(int row) { return b.position(row); }
+                @Override public int maxCount() { return maxCount; }
+            };
+        }
+    }
+
     private static final Kernels.Gate SILU_GATE = new Kernels.Gate() {
         @Override public float combine(float gate, float up) { return Ops.silu(gate) * up; }
 
@@ -287,7 +413,7 @@ public final class Model {
         else Kernels.matMul(pool, w, x, xStride, batch, out, outStride);
     }
 
-    private void attention(InferenceState st, Scratch s, int l, int n, int pos) {
+    private void attention(InferenceState st, Scratch s, int l, int n, Placement rows) {
         LayerWeights lw = layers[l];
         int e = hp.nEmbd(), qDim = hp.qDim(), kvDim = hp.kvDim(), hd = hp.headDim();
         float[] x = s.x, xn = s.xn;
@@ -295,6 +421,10 @@ public final class Model {
         Parallel pool = st.pool();
         if (n == 1) {
             MatVecSet.begin().add(lw.wq(), xn, 0, s.q, 0).add(lw.wk(), xn, 0, s.k, 0).add(lw.wv(), xn, 0, s.v, 0).run(pool);
+        } else if (Kernels.batchInvariance()) {
+            // a step of several sequences: the three products in one dispatch, each row as the single-token set computes it
+            MatMulSet.begin().add(lw.wq(), xn, 0, e, n, s.q, 0, qDim).add(lw.wk(), xn, 0, e, n, s.k, 0, kvDim)
+                    .add(lw.wv(), xn, 0, e, n, s.v, 0, kvDim).run(pool);
         } else {
             matmul(pool, lw.wq(), xn, e, n, s.q, qDim);
             matmul(pool, lw.wk(), xn, e, n, s.k, kvDim);
@@ -322,14 +452,15 @@ public final class Model {
             }
             case NONE -> { }
         }
-        Rope rope = st.rope();
         for (int t = 0; t < n; t++) {
-            for (int h = 0; h < hp.nHead(); h++) rope.apply(s.q, t * qDim + h * hd, pos + t);
-            for (int h = 0; h < hp.nHeadKv(); h++) rope.apply(s.k, t * kvDim + h * hd, pos + t);
+            Rope rope = rows.rope(t);
+            int p = rows.position(t);
+            for (int h = 0; h < hp.nHead(); h++) rope.apply(s.q, t * qDim + h * hd, p);
+            for (int h = 0; h < hp.nHeadKv(); h++) rope.apply(s.k, t * kvDim + h * hd, p);
+            KvCache kv = rows.kv(t);
+            System.arraycopy(s.k, t * kvDim, kv.keys(l), kv.offset(p), kvDim);
+            System.arraycopy(s.v, t * kvDim, kv.values(l), kv.offset(p), kvDim);
         }
-        float[] kc = st.kv().keys(l), vc = st.kv().values(l);
-        System.arraycopy(s.k, 0, kc, pos * kvDim, n * kvDim);
-        System.arraycopy(s.v, 0, vc, pos * kvDim, n * kvDim);
 
         int nHead = hp.nHead(), group = nHead / hp.nHeadKv();
         float scale = (float) (1.0 / Math.sqrt(hd));
@@ -339,11 +470,13 @@ public final class Model {
         int quad = GROUPED_ATTENTION.orElse(true) && group % 4 == 0 ? 4 : 1;
         int units = n * nHead / quad;
         pool.forRange(units, 1, (start, end) -> {
-            float[][] scores = new float[quad][pos + n];
+            float[][] scores = new float[quad][rows.maxCount()];
             for (int u = start; u < end; u++) {
                 int t = u / (nHead / quad), h = (u % (nHead / quad)) * quad, kvh = h / group;
-                int qOff = t * qDim + h * hd, kOff = kvh * hd;
-                int count = pos + t + 1; // causal: this token sees positions 0..pos+t
+                KvCache kv = rows.kv(t);
+                float[] kc = kv.keys(l), vc = kv.values(l);
+                int qOff = t * qDim + h * hd, kOff = kv.offset(0) + kvh * hd;
+                int count = rows.position(t) + 1; // causal: this token sees its sequence's positions 0..its own
                 if (quad == 4) {
                     Ops.scores4(s.q, qOff, hd, kc, kOff, kvDim, count, hd, scale, scores);
                     for (int g = 0; g < 4; g++) Ops.attentionSoftmax(scores[g], 0, count);
@@ -374,7 +507,8 @@ public final class Model {
         matmul(st.pool(), lw.ffnDown(), g, ff, n, s.tmp, e);
     }
 
-    private void moe(InferenceState st, Scratch s, int l, int n, int pos) {
+    /** An MoE layer over the pass's n rows; {@code batch} is the step's rows when several sequences share it (else null). */
+    private void moe(InferenceState st, Scratch s, int l, int n, int pos, Batch batch) {
         LayerWeights lw = layers[l];
         int e = hp.nEmbd(), nExp = hp.nExpert(), k = hp.nExpertUsed();
         Parallel pool = st.pool();
@@ -393,24 +527,15 @@ public final class Model {
             routing.selectTopK(t, probs, t * nExp, spec.renormTopK());
         }
         RoutingHook hook = st.routingHook();
-        if (hook != null) hook.onRouting(l, pos, n, probs, routing);
+        if (hook != null) {
+            if (batch != null) hook.onBatchRouting(l, batch, probs, routing);
+            else hook.onRouting(l, pos, n, probs, routing);
+        }
 
         // Each selected expert's output goes to its own slot and the slots are summed in selection order at
         // the end, so the result does not depend on the order the experts are computed in (residency).
         float[] slots = s.ensureSlots(n * k * e);
-        int[] used = routing.usedExperts();
-        float[] sharedOut = null;
-        ExpertExecutor executor = st.expertExecutor();
-        if (executor != null) {
-            executedElsewhere(s, executor, l, n, pos, used);
-        } else {
-            ExpertSource source = st.experts();
-            source.willUse(l, used, pool);
-            // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
-            boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
-            if (n == 1 && gatedTogether && source.allReady(l, used)) sharedOut = decodeExperts(s, source, lw, l, used, pool);
-            else expertByExpert(s, source, l, n, used, pool);
-        }
+        float[] sharedOut = routedExperts(st, s, lw, l, n, pos);
         float[] out = s.tmp;
         for (int t = 0; t < n; t++) {
             int o = t * e;
@@ -423,6 +548,90 @@ public final class Model {
         }
         if (sharedOut != null) addShared(s, lw, sharedOut, n);
         else if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
+    }
+
+    /**
+     * The routed experts of layer l over the pass's n rows, into each row's slots: the one place the MoE layer reaches its
+     * experts. The expert set of all the rows (a batch of several sequences' tokens too) goes to the source at once
+     * ({@link ExpertSource#willUse}), then each expert is acquired, computed once over every row routed to it and released
+     * ({@link #expertByExpert}); a single token whose experts are all ready takes one fused dispatch instead
+     * ({@link #decodeExperts}, the same products). Returns the shared expert's output when the fused dispatch computed
+     * it, else null.
+     */
+    private float[] routedExperts(InferenceState st, Scratch s, LayerWeights lw, int l, int n, int pos) {
+        int[] used = s.routing.usedExperts();
+        ExpertExecutor executor = st.expertExecutor();
+        if (executor != null) {
+            executedElsewhere(s, executor, l, n, pos, used);
+            return null;
+        }
+        ExpertSource source = st.experts();
+        Parallel pool = st.pool();
+        source.willUse(l, used, pool);
+        // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
+        boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
+        if (gatedTogether && source.allReady(l, used)) {
+            if (n == 1) return decodeExperts(s, source, lw, l, used, pool);
+            if (Kernels.batchInvariance()) return batchExperts(s, source, lw, l, n, used, pool);
+        }
+        expertByExpert(s, source, l, n, used, pool);
+        return null;
+    }
+
+    /**
+     * A step of several rows whose experts are all ready, gate and up of one type: every expert's gate and up products
+     * over the rows routed to it (and the shared expert's over all rows) in one dispatch, then every down product in
+     * another ({@link MatMulSet}: each weight row read once for all of its expert's rows, each row computed as the
+     * single-token path computes it). Returns the shared expert's output when it joined the dispatches, else null.
+     */
+    private float[] batchExperts(Scratch s, ExpertSource source, LayerWeights lw, int l, int n, int[] used, Parallel pool) {
+        int e = hp.nEmbd(), ffE = hp.nFfExpert(), k = hp.nExpertUsed();
+        boolean shared = lw.sharedGate() != null && lw.sharedGate().type() == lw.sharedUp().type();
+        int ffS = shared ? lw.sharedGate().rows() : 0;
+        Routing routing = s.routing;
+        int rows = 0;
+        for (int ex : used) rows += routing.tokenCount(ex);
+        float[] slots = s.slots(), in = s.ensureFf(rows * e, 2), g = s.ensureFf(rows * ffE + n * ffS, 0), d = s.ensureFf(rows * e + n * e, 3);
+        ExpertWeights[] ws = s.expertWeights(used.length);
+        try {
+            for (int i = 0; i < used.length; i++) ws[i] = source.acquire(l, used[i]);
+            MatMulSet gated = MatMulSet.begin();
+            int r = 0;
+            for (int i = 0; i < used.length; i++) {
+                int m = routing.tokenCount(used[i]);
+                for (int j = 0; j < m; j++) System.arraycopy(s.xn, routing.token(used[i], j) * e, in, (r + j) * e, e);
+                gated.addGated(ws[i].gate(), ws[i].up(), SILU_GATE, in, r * e, e, m, g, r * ffE, ffE);
+                r += m;
+            }
+            if (shared) gated.addGated(lw.sharedGate(), lw.sharedUp(), SILU_GATE, s.xn, 0, e, n, g, rows * ffE, ffS);
+            gated.run(pool);
+            MatMulSet down = MatMulSet.begin();
+            r = 0;
+            for (int i = 0; i < used.length; i++) {
+                int m = routing.tokenCount(used[i]);
+                down.add(ws[i].down(), g, r * ffE, ffE, m, d, r * e, e);
+                r += m;
+            }
+            if (shared) down.add(lw.sharedDown(), g, rows * ffE, ffS, n, d, rows * e, e);
+            down.run(pool);
+            r = 0;
+            for (int ex : used) {
+                for (int j = 0; j < routing.tokenCount(ex); j++) {
+                    int t = routing.token(ex, j), slot = routing.slot(ex, j);
+                    System.arraycopy(d, (r + j) * e, slots, (t * k + slot) * e, e);
+                }
+                r += routing.tokenCount(ex);
+            }
+        } finally {
+            for (int i = 0; i < used.length; i++) {
+                if (ws[i] != null) source.release(ws[i]);
+                ws[i] = null;
+            }
+        }
+        if (!shared) return null;
+        float[] sharedOut = s.ensureSharedOut(n * e);
+        System.arraycopy(d, rows * e, sharedOut, 0, n * e);
+        return sharedOut;
     }
 
     /** Each used expert in the order the source gives, on the batch's tokens routed to it, into their slots. */
@@ -577,6 +786,14 @@ public final class Model {
         /** The slots last sized by {@link #ensureSlots}. */
         float[] slots() {
             return slots;
+        }
+
+        private float[] sharedOut = new float[0];
+
+        /** The shared expert's output of a batch fused with the routed experts (kept apart from the other buffers). */
+        float[] ensureSharedOut(int size) {
+            if (sharedOut.length < size) sharedOut = new float[size];
+            return sharedOut;
         }
 
         /** A reusable array of at least n experts' weights (entries are cleared after use). */

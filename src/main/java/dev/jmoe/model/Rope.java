@@ -9,10 +9,12 @@ final class Rope {
     private final int nRot;
     private final float[] cos;
     private final float[] sin;
+    private final int maxPos;
 
     Rope(Hyperparams hp, ArchSpec.RopeStyle style, float[] freqFactors, int maxPos) {
         this.style = style;
         this.nRot = hp.nRot();
+        this.maxPos = maxPos;
         int half = nRot / 2;
         cos = new float[maxPos * half];
         sin = new float[maxPos * half];
@@ -26,6 +28,9 @@ final class Rope {
             }
         }
     }
+
+    /** Positions the tables cover. */
+    int maxPositions() { return maxPos; }
 
     /** Rotates one head's first nRot dimensions, x[off..off+headDim), at position pos. */
     void apply(float[] x, int off, int pos) {

@@ -107,6 +107,27 @@ public final class Kernels {
         return ACTIVATION_QUANTIZATION.orElse(false);
     }
 
+    /**
+     * Whether the products of the calling thread compute every vector of a batch exactly as {@link #matVec} computes it
+     * alone (see {@link #withBatchInvariance}). Read only on the thread that starts a product.
+     */
+    private static final ScopedValue<Boolean> BATCH_INVARIANCE = ScopedValue.newInstance();
+
+    /**
+     * Runs {@code body} with every batched product on this thread computing each vector exactly as {@link #matVec} computes
+     * it alone (or not): integer products on packed copies and row-by-row dots otherwise, never the float tiles or
+     * decoded panels a batch of four or more would take. Each weight row is still read once for the whole batch. A
+     * forward pass over several sequences binds it, so a sequence's tokens do not depend on the batch around it, nor on how
+     * its prompt was cut into chunks: a decode token, a prompt token and a token alone all take the same arithmetic.
+     */
+    public static void withBatchInvariance(boolean on, Runnable body) {
+        ScopedValue.where(BATCH_INVARIANCE, on).run(body);
+    }
+
+    public static boolean batchInvariance() {
+        return BATCH_INVARIANCE.orElse(false);
+    }
+
     /** The scheme activations of {@code k} are rounded with in this product, or null for float activations. */
     static QuantizedActivation.Scheme quantizing(RowKernel k) {
         return activationQuantization() ? k.activationScheme() : null;
@@ -207,7 +228,7 @@ public final class Kernels {
             return;
         }
         RowKernel rk = (RowKernel) k;
-        boolean tiles = batch >= (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch());
+        boolean tiles = !batchInvariance() && batch >= (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch());
         PackedQ4.Precision precision = w.packed() == null ? null : w.packed().precision(quantizing(rk));
         if (precision != null && (quantizing(rk) != null || !tiles)) {
             packedMatMul(pool, rk, w.packed(), precision, x, xStride, batch, out, outStride);
@@ -237,7 +258,7 @@ public final class Kernels {
                     for (int b = 0; b < batch; b++) out[b * outStride + r] = rk.dotQ8(data, r * rowBytes, qs[b], cols);
                 }
             };
-        } else if (batch < (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch())) {
+        } else if (!tiles) {
             // Few vectors: each row is dotted with every vector while it is still in L1, so the
             // weights still stream from memory once, and no decoded copy is written.
             float[][] xps = new float[batch][];

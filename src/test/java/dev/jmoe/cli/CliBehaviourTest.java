@@ -144,7 +144,7 @@ class CliBehaviourTest {
 
     @Test
     void measuringCommandsNameRepetitionsAndBudgetsAlike() {
-        for (String c : List.of("bench", "offload-bench", "predict-bench", "speed", "cluster-bench")) {
+        for (String c : List.of("bench", "offload-bench", "predict-bench", "speed", "cluster-bench", "serve-bench")) {
             String help = jmoe(c, "--help").out();
             assertTrue(help.contains("--repetitions"), c + "\n" + help);
         }

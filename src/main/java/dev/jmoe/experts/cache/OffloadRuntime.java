@@ -8,6 +8,7 @@ import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.store.ExpertStore;
 import dev.jmoe.experts.store.MemoryBudget;
 import dev.jmoe.experts.trace.RoutingTrace;
+import dev.jmoe.model.Batch;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.LayerHook;
 import dev.jmoe.model.Model;
@@ -175,6 +176,44 @@ public final class OffloadRuntime implements AutoCloseable {
                 source.markSubstituted(layer, sel[j]);
             }
             for (int j = 0; j < k; j++) if (!replaced[j]) routing.setWeight(0, j, w[j]);
+        }
+
+        /**
+         * A step over several sequences: the policy scores every row of a decode step, and substitution runs in SMoE's
+         * batch mode ({@link Substitution#applyBatch}: an expert is given up only when no row of the step still needs it).
+         */
+        @Override
+        public void onBatchRouting(int layer, Batch batch, float[] probs, Routing routing) {
+            if (previous != null) previous.onBatchRouting(layer, batch, probs, routing);
+            int n = batch.rows();
+            boolean decode = batch.decodeStep();
+            source.onRouting(layer, n, decode, probs);
+            if (trace != null && batch.sequences() == 1) trace.record(layer, n, probs, routing);
+            if (substitution == null || !decode) return;
+            int k = routing.k();
+            int[] selected = new int[n * k], done = new int[n * k];
+            float[] weights = new float[n * k];
+            for (int t = 0; t < n; t++) {
+                for (int j = 0; j < k; j++) {
+                    selected[t * k + j] = routing.expert(t, j);
+                    weights[t * k + j] = routing.weight(t, j);
+                }
+            }
+            int subs = substitution.applyBatch(probs, nExpert, n, selected, weights, k, e -> source.isResidentOrLoading(layer, e),
+                    e -> source.isResident(layer, e), done);
+            if (subs == 0) return;
+            boolean[] touched = new boolean[n], replaced = new boolean[n * k];
+            for (int i = 0; i < subs; i++) {
+                int p = done[i], t = p / k, j = p % k;
+                replaced[p] = true;
+                touched[t] = true;
+                routing.replace(t, j, selected[p], weights[p]);
+                source.markSubstituted(layer, selected[p]);
+            }
+            for (int t = 0; t < n; t++) {
+                if (!touched[t]) continue;
+                for (int j = 0; j < k; j++) if (!replaced[t * k + j]) routing.setWeight(t, j, weights[t * k + j]);
+            }
         }
     }
 }

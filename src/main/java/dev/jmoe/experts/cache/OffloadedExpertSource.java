@@ -103,11 +103,19 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
 
     /** The routing of a layer is known (called by the runtime's routing hook before substitution). */
     public void onRouting(int layer, int n, float[] probs) {
-        phase = n == 1 ? OffloadStats.DECODE : OffloadStats.PREFILL;
-        if (n == 1) {
+        onRouting(layer, n, n == 1, probs);
+    }
+
+    /**
+     * The routing of a layer over {@code n} rows is known; {@code decode}: each row is one sequence's decode token (a
+     * step of several sequences), so the step counts as decode and the policy hears every row's scores.
+     */
+    public void onRouting(int layer, int n, boolean decode, float[] probs) {
+        phase = decode ? OffloadStats.DECODE : OffloadStats.PREFILL;
+        if (decode) {
             lock.lock();
             try {
-                policy.onScores(layer, probs, 0, nExpert);
+                for (int t = 0; t < n; t++) policy.onScores(layer, probs, t * nExpert, nExpert);
             } finally {
                 lock.unlock();
             }

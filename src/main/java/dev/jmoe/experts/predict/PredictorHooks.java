@@ -1,5 +1,6 @@
 package dev.jmoe.experts.predict;
 
+import dev.jmoe.model.Batch;
 import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.LayerHook;
 import dev.jmoe.model.Routing;
@@ -73,6 +74,83 @@ public final class PredictorHooks implements TokenHook, LayerHook, RoutingHook, 
         for (int t = 0; t < n; t++) {
             for (int j = 0; j < k; j++) chosen[j] = routing.expert(t, j);
             predictor.observe(layer, pos + t, chosen, k, probs, t * nExpert);
+        }
+    }
+
+    // ------------------------------------------------------------------ steps over several sequences
+
+    /**
+     * Steps over several sequences have no one position: the sink (whose loads are ordered by pass step) sees a step
+     * counter of its own, advanced once per step, as their position.
+     */
+    private int batchStep = -1;
+    private float[] rowResidual = new float[0], rowNormed = new float[0];
+    private int[][] byDistance = new int[0][];
+
+    @Override
+    public void onBatchTokens(Batch batch) {
+        if (prevToken != null) prevToken.onBatchTokens(batch);
+        batchStep++;
+        // a predictor that follows one token stream (a shadow model) hears a step of one sequence only
+        if (batch.sequences() == 1) predictor.onTokens(batch.position(0), batch.tokens(), 0, batch.rows());
+    }
+
+    /**
+     * Each decode row of the step is predicted at its own position, and for every distance the rows' predictions go to the
+     * sink as one request, merged rank by rank (every row's best expert first, then every row's second, …): the runtime
+     * sees the whole step's predicted expert set for the layers ahead.
+     */
+    @Override
+    public void beforeBatchFfn(int layer, Batch batch, float[] residual, float[] normed) {
+        if (prevLayer != null) prevLayer.beforeBatchFfn(layer, batch, residual, normed);
+        int n = batch.rows();
+        if (sink != null) sink.at(batchStep, layer, n);
+        if (!batch.decodeStep()) return; // a prompt chunk routes to most experts: nothing to predict (as OD-MoE)
+        int e = state.model().hyperparams().nEmbd();
+        if (rowResidual.length != e) {
+            rowResidual = new float[e];
+            rowNormed = new float[e];
+        }
+        if (byDistance.length != lookahead || byDistance.length > 0 && byDistance[0].length < n * width) {
+            byDistance = new int[lookahead][n * width];
+        }
+        int[][] rowPredictions = new int[lookahead][n * width];
+        int[][] rowCounts = new int[lookahead][n];
+        for (int t = 0; t < n; t++) {
+            System.arraycopy(residual, t * e, rowResidual, 0, e);
+            System.arraycopy(normed, t * e, rowNormed, 0, e);
+            int pos = batch.position(t);
+            predictor.onLayer(layer, pos, rowResidual, rowNormed);
+            for (int d = 1; d <= lookahead; d++) {
+                int c = predictor.predict(pos, layer, d, out);
+                System.arraycopy(out, 0, rowPredictions[d - 1], t * width, c);
+                rowCounts[d - 1][t] = c;
+            }
+        }
+        if (sink == null) return;
+        for (int d = 1; d <= lookahead; d++) {
+            int[] merged = byDistance[d - 1];
+            int m = 0;
+            for (int rank = 0; rank < width; rank++) {
+                for (int t = 0; t < n; t++) {
+                    if (rank >= rowCounts[d - 1][t]) continue;
+                    int ex = rowPredictions[d - 1][t * width + rank];
+                    boolean seen = false;
+                    for (int i = 0; i < m && !seen; i++) seen = merged[i] == ex;
+                    if (!seen) merged[m++] = ex;
+                }
+            }
+            if (m > 0) sink.prefetch(Lookahead.targetPos(batchStep, layer, d, nLayer), Lookahead.targetLayer(layer, d, nLayer), merged, m, d);
+        }
+    }
+
+    @Override
+    public void onBatchRouting(int layer, Batch batch, float[] probs, Routing routing) {
+        if (prevRouting != null) prevRouting.onBatchRouting(layer, batch, probs, routing);
+        int k = routing.k();
+        for (int t = 0; t < batch.rows(); t++) {
+            for (int j = 0; j < k; j++) chosen[j] = routing.expert(t, j);
+            predictor.observe(layer, batch.position(t), chosen, k, probs, t * nExpert);
         }
     }
 

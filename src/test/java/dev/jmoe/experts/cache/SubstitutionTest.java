@@ -94,6 +94,79 @@ class SubstitutionTest {
         assertArrayEquals(new int[]{0, 3, 2}, sel); // the higher-scoring miss gets the stand-in
     }
 
+    // ---------------------------------------------------------------- batch mode
+
+    /** With one token the batch rule is the single-token rule, on random scores, residencies and α. */
+    @Test
+    void aBatchOfOneIsTheSingleTokenRule() {
+        java.util.Random rnd = new java.util.Random(4);
+        int agreed = 0, substitutedSomewhere = 0;
+        for (int trial = 0; trial < 2000; trial++) {
+            int nExpert = 4 + rnd.nextInt(12), k = 1 + rnd.nextInt(Math.min(4, nExpert - 1));
+            float[] p = new float[nExpert];
+            float sum = 0;
+            for (int e = 0; e < nExpert; e++) sum += p[e] = rnd.nextFloat();
+            for (int e = 0; e < nExpert; e++) p[e] /= sum;
+            Integer[] order = new Integer[nExpert];
+            for (int e = 0; e < nExpert; e++) order[e] = e;
+            java.util.Arrays.sort(order, (a, b) -> Float.compare(p[b], p[a]));
+            int[] sel = new int[k];
+            float[] w = new float[k];
+            for (int j = 0; j < k; j++) {
+                sel[j] = order[j];
+                w[j] = p[sel[j]];
+            }
+            boolean[] resident = new boolean[nExpert];
+            for (int e = 0; e < nExpert; e++) resident[e] = rnd.nextBoolean();
+            IntPredicate res = e -> resident[e];
+            Substitution sub = new Substitution(rnd.nextDouble() * 0.9, rnd.nextBoolean());
+            int[] s1 = sel.clone(), s2 = sel.clone();
+            float[] w1 = w.clone(), w2 = w.clone();
+            int n1 = sub.apply(p, 0, nExpert, s1, w1, k, res, res, null);
+            int n2 = sub.applyBatch(p, nExpert, 1, s2, w2, k, res, res, null);
+            assertEquals(n1, n2);
+            assertArrayEquals(s1, s2);
+            assertArrayEquals(w1, w2);
+            agreed++;
+            if (n1 > 0) substitutedSomewhere++;
+        }
+        assertEquals(2000, agreed);
+        org.junit.jupiter.api.Assertions.assertTrue(substitutedSomewhere > 100, "the trials exercise substitution: " + substitutedSomewhere);
+    }
+
+    /** A miss is given up only when every token that chose it would give it up; one token that needs it keeps it for all. */
+    @Test
+    void aMissIsGivenUpOnlyWhenNoTokenOfTheBatchNeedsIt() {
+        // k = 2 of 6 experts. Token 0: active {0, 1}, S = 0.15 (expert 2); token 1: active {3, 1}, S = 0.14.
+        float[] p = {
+                0.40f, 0.16f, 0.15f, 0.14f, 0.10f, 0.05f,
+                0.10f, 0.16f, 0.14f, 0.45f, 0.10f, 0.05f};
+        int[] sel = {0, 1, 3, 1};
+        float[] w = {0.40f, 0.16f, 0.45f, 0.16f};
+        int[] done = new int[4];
+        // expert 1 is missing; resident stand-ins: 2 for both tokens (token 1's 2 scores 0.14 > (1-0.25)·0.14)
+        int n = new Substitution(0.25, false).applyBatch(p, 6, 2, sel, w, 2, in(0, 3), in(0, 2, 3), done);
+        assertEquals(2, n);
+        assertArrayEquals(new int[] {0, 2, 3, 2}, sel);
+        assertArrayEquals(new int[] {1, 3}, java.util.Arrays.copyOf(done, 2));
+        assertArrayEquals(new float[] {0.40f, 0.15f, 0.45f, 0.14f}, w);
+
+        // token 1 now scores expert 1 high (0.30 >= (1+α)·S): it needs it, so token 0 keeps it as well
+        float[] q = p.clone();
+        q[6 + 1] = 0.30f;
+        int[] sel2 = {0, 1, 3, 1};
+        float[] w2 = {0.40f, 0.16f, 0.45f, 0.30f};
+        assertEquals(0, new Substitution(0.25, false).applyBatch(q, 6, 2, sel2, w2, 2, in(0, 3), in(0, 2, 3), null));
+        assertArrayEquals(new int[] {0, 1, 3, 1}, sel2);
+
+        // an expert that is some token's top choice is never given up
+        int[] sel3 = {0, 1, 1, 3};
+        float[] r = p.clone();
+        r[6 + 1] = 0.5f;
+        r[6 + 3] = 0.2f;
+        assertEquals(0, new Substitution(0.25, false).applyBatch(r, 6, 2, sel3, new float[4], 2, in(0, 3), in(0, 2, 3), null));
+    }
+
     @Test
     void badAlphaIsRejected() {
         assertThrows(IllegalArgumentException.class, () -> new Substitution(1.0, false));
