@@ -91,8 +91,11 @@ public final class MemoryPlanner {
             long packAll = r.noPack() ? 0 : m.packedNonExpert() + m.packedExperts();
             long fixed = jvm + margin + m.weightBytes();
             long heapPacked = heapFor(kv, packAll), heapPlain = heapFor(kv, 0);
-            boolean fitsPacked = heap < 0 ? fixed + heapPacked <= available : fixed + heap <= available && heap >= heapPacked;
-            boolean fitsPlain = heap < 0 ? fixed + heapPlain <= available : fixed + heap <= available && heap >= heapPlain;
+            // A heap already fixed (inside a running JVM) counts with what the run needs of it, not with its ceiling: the
+            // JVM commits heap as it is used, and a library user's -Xmx of three quarters of RAM must not make a model
+            // of a few megabytes look too large to run resident.
+            boolean fitsPacked = heap < 0 ? fixed + heapPacked <= available : fixed + heapPacked <= available && heap >= heapPacked;
+            boolean fitsPlain = heap < 0 ? fixed + heapPlain <= available : fixed + heapPlain <= available && heap >= heapPlain;
             if (fitsPacked || fitsPlain || !m.hasExperts()) {
                 boolean pack = !r.noPack() && fitsPacked;
                 if (!r.noPack() && !fitsPacked && packAll > 0) {
@@ -148,7 +151,10 @@ public final class MemoryPlanner {
                                 + " Raise the memory limit by %s%s.",
                         m.name(), Bytes.format(need), Bytes.format(available), source, Bytes.format(m.nonExpertBytes()), Bytes.format(h), Bytes.format(kv),
                         r.ctx(), Bytes.format(jvm), Bytes.format(margin), MIN_SLOTS, Bytes.format(m.slotBytes()), Bytes.format(need - available),
-                        kv > 16 * MIB ? " or lower --ctx-size" : ""), need, available);
+                        kv > 16 * MIB ? " or lower --ctx-size" : "")
+                        + (heap > 2 * heapFor(kv, packNE) ? String.format(Locale.ROOT, ", or give the JVM a smaller heap (its -Xmx of %s is counted whole"
+                                + " when experts are offloaded, since expert slots live outside it; bin/jmoe sizes it from this plan)", Bytes.format(heap)) : ""),
+                        need, available);
             }
             // More than every expert is of no use; the rest stays free.
             budget = Math.min(available - fixed, m.expertBytes() + m.slotBytes());

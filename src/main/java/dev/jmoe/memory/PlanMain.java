@@ -21,9 +21,11 @@ public final class PlanMain {
     private PlanMain() {}
 
     /** Commands whose expert memory the plan decides (they take --expert-memory). */
-    static final Set<String> OFFLOADING = Set.of("generate", "chat", "perplexity", "logits", "eval", "fidelity");
+    static final Set<String> OFFLOADING = Set.of("generate", "chat", "perplexity", "logits", "eval", "fidelity", "serve");
     /** Other commands that run a model resident (or install offloading themselves). */
-    static final Set<String> RUNNING = Set.of("bench", "offload-bench", "predict-bench", "predict-eval", "speed");
+    static final Set<String> RUNNING = Set.of("bench", "offload-bench", "predict-bench", "predict-eval", "speed", "serve-bench");
+    /** Slots of {@code jmoe serve} without --parallel (ServeCommand's default). */
+    static final int SERVE_SLOTS = 4;
 
     public static void main(String[] args) {
         SystemMemory mem = SystemMemory.probe();
@@ -47,7 +49,7 @@ public final class PlanMain {
     static List<String> options(String[] args, long available, String source, Path home) {
         List<String> out = new ArrayList<>();
         String command = null, model = null, expertMemory = null;
-        Integer ctx = null;
+        Integer ctx = null, parallel = null, kvSize = null;
         boolean noPack = false;
         int models = 0;
         for (int i = 0; i < args.length; i++) {
@@ -72,6 +74,16 @@ public final class PlanMain {
                 i++;
             } else if (a.startsWith("--expert-memory=")) {
                 expertMemory = a.substring("--expert-memory=".length());
+            } else if (a.equals("-np") || a.equals("--parallel")) {
+                parallel = intOrNull(next);
+                i++;
+            } else if (a.startsWith("--parallel=")) {
+                parallel = intOrNull(a.substring("--parallel=".length()));
+            } else if (a.equals("--kv-size")) {
+                kvSize = intOrNull(next);
+                i++;
+            } else if (a.startsWith("--kv-size=")) {
+                kvSize = intOrNull(a.substring("--kv-size=".length()));
             } else if (a.equals("--no-pack")) {
                 noPack = true;
             }
@@ -98,6 +110,10 @@ public final class PlanMain {
                 Model m = Model.load(f);
                 ModelFootprint fp = ModelFootprint.of(m);
                 int c = ctx != null && ctx > 0 ? ctx : Math.min(4096, m.hyperparams().contextLength());
+                // the server's KV memory holds every slot's context (or --kv-size positions): it lives on the heap too
+                if ("serve".equals(command)) {
+                    c = kvSize != null && kvSize > 0 ? kvSize : (int) Math.min(Integer.MAX_VALUE / 2, (long) (parallel != null && parallel > 0 ? parallel : SERVE_SLOTS) * c);
+                }
                 MemoryPlanner.Request r = MemoryPlanner.Request.of(offloading ? expertMemory : null, fp.expertBytes(), c, noPack,
                         (spec, experts) -> OffloadConfig.parseBudget(spec, experts));
                 plan = MemoryPlanner.plan(fp, r, available, source, -1);

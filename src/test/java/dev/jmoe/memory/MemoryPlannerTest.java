@@ -63,6 +63,18 @@ class MemoryPlannerTest {
     }
 
     @Test
+    void aJvmWithAHugeHeapCeilingStillRunsAModelThatFitsResident() {
+        // an embedding program (or a launcher that did not plan) with -Xmx above what is available: the heap is a ceiling
+        long avail = 13L << 30, hugeHeap = 16L << 30;
+        MemoryPlan p = MemoryPlanner.plan(MIXTRAL, new Request(Ask.DEFAULT, 0, 4096, false), avail, "MemAvailable 13 GiB", hugeHeap);
+        assertEquals(MemoryPlan.Mode.RESIDENT, p.mode(), p.explanation());
+        // offloading with that heap counts it whole, and the refusal says how to fix it
+        var tooSmall = assertThrows(MemoryPlanner.TooSmall.class,
+                () -> MemoryPlanner.plan(MIXTRAL, new Request(Ask.AUTO, 0, 4096, false), avail, "MemAvailable 13 GiB", hugeHeap));
+        assertTrue(tooSmall.getMessage().contains("give the JVM a smaller heap (its -Xmx of 16.00 GiB"), tooSmall.getMessage());
+    }
+
+    @Test
     void theKvCacheOfTheContextComesOutOfTheExpertBudget() {
         long avail = 600 * MIB;
         MemoryPlan small = MemoryPlanner.plan(MIXTRAL, new Request(Ask.AUTO, 0, 256, false), avail, "s", -1);

@@ -42,6 +42,22 @@ class PlanMainTest {
     }
 
     @Test
+    void theServersHeapHoldsTheKvMemoryOfEverySlot() throws Exception {
+        String model = TestModels.mixtral().toString();
+        List<String> o = PlanMain.options(new String[]{"serve", "-m", model, "-c", "128", "--parallel", "8", "--expert-memory", "auto"}, 400 * MIB, "s", HOME);
+        List<String> kv = PlanMain.options(new String[]{"serve", "-m", model, "--kv-size", "1024", "--expert-memory=auto"}, 400 * MIB, "s", HOME);
+        MemoryPlan p;
+        try (GgufFile f = GgufFile.open(TestModels.mixtral())) {
+            p = MemoryPlanner.plan(ModelFootprint.of(Model.load(f)), new MemoryPlanner.Request(MemoryPlanner.Ask.AUTO, 0, 8 * 128, false), 400 * MIB, "x", -1);
+        }
+        assertTrue(o.contains("-Xmx" + (p.heapBytes() >> 20) + "m"), o.toString());
+        assertEquals(o.stream().filter(x -> x.startsWith("-Xmx")).toList(), kv.stream().filter(x -> x.startsWith("-Xmx")).toList());
+        // serve without a budget gets a planned heap too (not three quarters of RAM, which the run's plan would count whole)
+        List<String> resident = PlanMain.options(new String[]{"serve", "-m", model}, 4096 * MIB, "s", HOME);
+        assertTrue(resident.stream().anyMatch(x -> x.startsWith("-Xmx")), resident.toString());
+    }
+
+    @Test
     void aLimitTooSmallIsRefusedBeforeTheRunStarts() {
         String model = TestModels.mixtral().toString();
         MemoryPlanner.TooSmall e = assertThrows(MemoryPlanner.TooSmall.class,
