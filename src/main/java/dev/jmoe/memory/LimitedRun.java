@@ -160,12 +160,12 @@ public final class LimitedRun {
             double seconds = (System.nanoTime() - t0) / 1e9;
             long peak, oom, refaults, majors;
             if (v2) {
-                peak = number(read(dir.resolve("memory.peak")), -1);
+                peak = SystemMemory.number(read(dir.resolve("memory.peak")), -1);
                 oom = keyed(dir.resolve("memory.events"), "oom_kill");
                 refaults = stat(dir.resolve("memory.stat"), "workingset_refault_file");
                 majors = stat(dir.resolve("memory.stat"), "pgmajfault");
             } else {
-                peak = number(read(dir.resolve("memory.max_usage_in_bytes")), -1);
+                peak = SystemMemory.number(read(dir.resolve("memory.max_usage_in_bytes")), -1);
                 oom = keyed(dir.resolve("memory.oom_control"), "oom_kill");
                 refaults = stat(dir.resolve("memory.stat"), "total_workingset_refault_file");
                 majors = stat(dir.resolve("memory.stat"), "total_pgmajfault");
@@ -258,18 +258,9 @@ public final class LimitedRun {
         String s = read(file);
         if (s == null) return otherwise;
         for (String line : s.split("\n")) {
-            if (line.startsWith(key + " ")) return number(line.substring(key.length() + 1), otherwise);
+            if (line.startsWith(key + " ")) return SystemMemory.number(line.substring(key.length() + 1), otherwise);
         }
         return otherwise;
-    }
-
-    private static long number(String s, long otherwise) {
-        if (s == null) return otherwise;
-        try {
-            return Long.parseLong(s.trim());
-        } catch (NumberFormatException e) {
-            return otherwise;
-        }
     }
 
     private static String strip(String p) {

@@ -192,7 +192,8 @@ public record SystemMemory(long memTotal, long memAvailable, long cgroupLimit, l
         return 0;
     }
 
-    private static long number(String s, long otherwise) {
+    /** The number in a cgroup or proc file's text, or {@code otherwise} when it holds none ("max", empty, missing). */
+    static long number(String s, long otherwise) {
         if (s == null) return otherwise;
         try {
             return Long.parseLong(s.trim());
