@@ -172,6 +172,12 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
             if (balance != null) idle.add("--balance");
             if (!idle.isEmpty()) w.add(String.join(", ", idle) + " do not apply to --policy odmoe (no cache: experts are loaded just in time)");
         }
+        if (offloads() && !justInTime()) {
+            OffloadConfig c = cacheConfig();
+            if (c.eviction().equals("predictive") && !c.prefetch() && !predicts()) {
+                w.add("--eviction predictive has no predictions to look ahead with (no --predictor, no prefetch): it evicts the least recently used");
+            }
+        }
         if (!predicts()) {
             List<String> idle = new ArrayList<>();
             if (lookahead != null) idle.add("--lookahead");

@@ -53,25 +53,26 @@ public final class OffloadRuntime implements AutoCloseable {
         OffloadedExpertSource source = null;
         try {
             ExpertLayout layout = store.layout();
-            long budget = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
+            SlotFormat format = SlotFormat.of(model, layout);
+            // A fraction of the experts resolves against their bytes in the form fast memory holds them (packed copies
+            // where the model packs), so "1/4" keeps room for about a quarter of the experts whatever the format.
+            long budget = OffloadConfig.parseBudget(cfg.budget(), format.totalBytes());
             OffloadStats stats = new OffloadStats();
             stats.settings(s -> s.withPolicy(cfg.policy(), cfg.eviction(), cfg.alpha(), cfg.prefetch(), cfg.balance())
-                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), layout.totalBytes(), store.note()));
-            // Slow-side compute from a store that must be read (direct) needs one transient expert buffer, taken from
-            // the budget; with room for fewer than two experts there is no slow side.
-            boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
-                    && budget / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
-            if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) stats.settings(s -> s.withBalanceNote("off: the budget holds fewer than two experts"));
-            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0);
+                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), format.totalBytes(), store.note()));
+            ExpertMemory mem = memory(cfg, store, format, budget, stats);
+            // what the predictor (or the next-layer prefetch) names, for eviction policies that look ahead
+            Predictions predictions = new Predictions(layout.layerCount(), layout.nExpert());
             EvictionPolicy policy;
             try {
-                policy = EvictionPolicy.create(cfg.eviction(), layout.layerCount(), layout.nExpert(), cfg.scoreWindow(), null);
+                policy = EvictionPolicies.create(cfg.eviction(), new EvictionPolicy.Context(layout.layerCount(), layout.nExpert(), cfg.scoreWindow(), null,
+                        predictions));
             } catch (RuntimeException e) {
                 mem.close();
                 throw e;
             }
             source = new OffloadedExpertSource(store, mem, cfg.link(), policy, stats,
-                    new OffloadedExpertSource.Options(cfg.balance(), cfg.loaderThreads()));
+                    new OffloadedExpertSource.Options(cfg.balance(), cfg.loaderThreads()), predictions);
             RoutingHook previousRouting = st.routingHook();
             LayerHook previousLayer = st.layerHook();
             Substitution substitution = cfg.alpha() > 0 ? new Substitution(cfg.alpha(), model.spec().renormTopK()) : null;
@@ -88,6 +89,25 @@ public final class OffloadRuntime implements AutoCloseable {
             store.close();
             throw e;
         }
+    }
+
+    /**
+     * The fast memory for a cache: slots in {@code format}, less what is set aside within the budget. The slow side needs a
+     * transient slot when it cannot compute from the store as it is (a store without an addressable copy, or experts held
+     * packed: the slow side computes with the same kernels as every other expert, so it packs its expert too); with room
+     * for fewer than two experts there is no slow side. Packing from a store without an addressable copy reads through a
+     * staging buffer per loader thread (and one for the slow side).
+     */
+    static ExpertMemory memory(OffloadConfig cfg, ExpertStore store, SlotFormat format, long budget, OffloadStats stats) {
+        ExpertLayout layout = store.layout();
+        boolean inPlace = store.inPlace(firstMoeLayer(layout), 0) != null;
+        boolean wantScratch = cfg.balance() && (!inPlace || format.packed());
+        int loaderStaging = format.packed() && !inPlace ? cfg.loaderThreads() : 0;
+        int scratchStaging = format.packed() && !inPlace ? 1 : 0;
+        long transientWithScratch = format.slotBytes() + loaderStaging * format.stagingBytes() + scratchStaging * format.stagingBytes();
+        boolean scratch = wantScratch && budget - transientWithScratch >= format.slotBytes();
+        if (wantScratch && !scratch) stats.settings(s -> s.withBalanceNote("off: the budget holds fewer than two experts"));
+        return new ExpertMemory(budget, format, scratch ? 1 : 0, loaderStaging + (scratch ? scratchStaging : 0));
     }
 
     private static int firstMoeLayer(ExpertLayout layout) {

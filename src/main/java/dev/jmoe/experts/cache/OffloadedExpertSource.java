@@ -7,7 +7,6 @@ import dev.jmoe.experts.store.Link;
 import dev.jmoe.model.ExpertSource;
 import dev.jmoe.model.ExpertWeights;
 import dev.jmoe.experts.OffloadStats.Counter;
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -46,6 +45,7 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
 
     private final EvictionPolicy policy;
     private final Options options;
+    private final Predictions predictions; // guarded by lock
 
     // key state (guarded by lock)
     private final boolean[] substituted;
@@ -72,8 +72,19 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
     private volatile double loadNanos, fastComputeNanos, readNanos;
 
     public OffloadedExpertSource(ExpertStore store, ExpertMemory mem, Link link, EvictionPolicy policy, OffloadStats stats, Options options) {
+        this(store, mem, link, policy, stats, options, null);
+    }
+
+    /**
+     * As above, writing the predictions it receives ({@link #prefetch(int, int, int[], int)}) and the pass's progress
+     * ({@link #at}) into {@code predictions}, the view a predictive eviction policy made for this cache reads (null: a
+     * view of its own).
+     */
+    public OffloadedExpertSource(ExpertStore store, ExpertMemory mem, Link link, EvictionPolicy policy, OffloadStats stats, Options options,
+                                 Predictions predictions) {
         super(store, mem, link, stats, options == null ? 1 : options.loaderThreads());
         if (policy == null || options == null) throw new IllegalArgumentException("policy and options are required");
+        this.predictions = predictions != null ? predictions : new Predictions(layout.layerCount(), layout.nExpert());
         this.policy = policy;
         this.options = options;
         int n = mem.slots();
@@ -87,7 +98,7 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         while (!layout.hasExperts(first)) first++;
         storeAddressable = store.inPlace(first, 0) != null;
         // Computing from a store without an addressable copy needs a transient buffer out of the budget.
-        balance = options.balance() && (storeAddressable || mem.scratchSlots() > 0);
+        balance = options.balance() && ((storeAddressable && !format.packed()) || mem.scratchSlots() > 0);
         long bytes = layout.maxExpertBytes();
         loadNanos = link.throttled() ? link.nanosFor(bytes) : bytes / 4.0; // until measured: ~4 GB/s
         readNanos = bytes / 4.0;
@@ -138,6 +149,34 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
             lock.unlock();
         }
     }
+
+    /** The pass is at ({@code pos}, {@code layer}): the predictions' clock moves there. */
+    public void at(int pos, int layer) {
+        lock.lock();
+        try {
+            predictions.advance(dev.jmoe.experts.predict.Lookahead.step(pos, layer, nLayer));
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * A prediction that layer {@code layer} of position {@code pos} will use these experts: recorded for eviction
+     * ({@link Predictions}), then asked for as a prefetch ({@link #prefetch(int, int[], int)}).
+     */
+    public void prefetch(int pos, int layer, int[] experts, int count) {
+        if (closed || count <= 0) return;
+        lock.lock();
+        try {
+            if (layer >= 0 && layer < nLayer) predictions.predict(dev.jmoe.experts.predict.Lookahead.step(pos, layer, nLayer), layer, experts, count);
+        } finally {
+            lock.unlock();
+        }
+        prefetch(layer, experts, count);
+    }
+
+    /** The view of predictions this cache keeps (tests). */
+    Predictions predictions() { return predictions; }
 
     /**
      * Asks for these experts of a coming layer to be loaded ahead of time, most wanted first. Prefetches never
@@ -338,22 +377,7 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         byte m = mode[k];
         if (m == NONE) throw new IllegalStateException("expert " + layer + "/" + expert + " acquired without willUse");
         if (m == SLOW) {
-            ExpertWeights w = store.inPlace(layer, expert);
-            if (w == null) {
-                // The store has no addressable copy (direct I/O): computing from it still pays the read, through the link.
-                MemorySegment buf = transientBuffer();
-                lock.lock();
-                try {
-                    stats.residentBytes(occupiedBytes() + layout.expertBytes(layer)); // the transient copy is expert memory too
-                } finally {
-                    lock.unlock();
-                }
-                long t0 = System.nanoTime();
-                link.transfer(layout.expertBytes(layer), () -> store.read(layer, expert, buf));
-                readNanos = ema(readNanos, System.nanoTime() - t0);
-                stats.add(phase, Counter.BYTES_MOVED, layout.expertBytes(layer));
-                w = layout.view(layer, expert, buf);
-            }
+            ExpertWeights w = slowSideWeights(layer, expert);
             acquiredAt[k] = System.nanoTime();
             return w;
         }
@@ -396,9 +420,33 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         }
     }
 
-    private MemorySegment transientBuffer() {
+    /**
+     * A slow-side expert's weights: straight from the store where it keeps an addressable copy in the form the kernels
+     * take; else in the transient slot, read through the link when the store must be read (direct I/O), and packed when
+     * the model packs experts (the slow side multiplies with the same kernels as every other expert, so its results are
+     * the same bits; the packing is this emulation's cost, not counted as slow-side compute).
+     */
+    private ExpertWeights slowSideWeights(int layer, int expert) {
+        ExpertWeights w = store.inPlace(layer, expert);
+        if (w != null && !format.packs(layer)) return w;
         if (mem.scratchSlots() < 1) throw new IllegalStateException("slow-side compute from the " + store.name() + " store needs a scratch slot");
-        return mem.scratch(0);
+        ExpertMemory.Slot scratch = mem.scratchSlot(0);
+        if (w == null) {
+            // The store has no addressable copy (direct I/O): computing from it still pays the read, through the link.
+            lock.lock();
+            try {
+                stats.residentBytes(occupiedBytes() + format.expertBytes(layer)); // the transient copy is expert memory too
+            } finally {
+                lock.unlock();
+            }
+            long t0 = System.nanoTime();
+            link.transfer(layout.expertBytes(layer), () -> format.load(store, layer, expert, scratch, mem.staging(loaderCount())));
+            readNanos = ema(readNanos, System.nanoTime() - t0);
+            stats.add(phase, Counter.BYTES_MOVED, layout.expertBytes(layer));
+        } else {
+            format.load(store, layer, expert, scratch, null);
+        }
+        return format.view(layer, expert, scratch);
     }
 
     private static double ema(double old, double sample) {
