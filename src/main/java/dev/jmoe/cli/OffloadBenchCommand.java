@@ -147,7 +147,8 @@ final class OffloadBenchCommand implements Callable<Integer> {
             out.printf("%nreplayed on the resident routing (decode hit rate; demand loads only):%n%-8s %7s", "budget", "slots");
             // every registered eviction policy (offline bounds last), and SMoE's substitution on the score window
             List<String> sims = new ArrayList<>();
-            for (var e : EvictionPolicies.REGISTRY.entries()) if (!e.value().offline()) sims.add(e.name());
+            // (policies that look ahead through a predictor are replayed by jmoe replay, which has a predictor model)
+            for (var e : EvictionPolicies.REGISTRY.entries()) if (!e.value().offline() && !e.value().usesPredictions()) sims.add(e.name());
             if (sims.contains("score")) sims.add(sims.indexOf("score") + 1, "score+a.25");
             for (var e : EvictionPolicies.REGISTRY.entries()) if (e.value().offline()) sims.add(e.name());
             for (String s : sims) out.printf(" %10s", s);

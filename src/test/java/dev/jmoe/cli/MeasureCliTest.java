@@ -144,6 +144,38 @@ class MeasureCliTest {
     }
 
     @Test
+    void replayTakesATraceRecordedElsewhereWithoutItsModelAndDrivesThePredictivePolicy() throws Exception {
+        // ids only, as a llama.cpp callback would write them: 2 layers x 8 experts, top-2, 60 decode tokens
+        StringBuilder sb = new StringBuilder("# n_layer=2 n_expert=8 k=2\n");
+        java.util.Random rnd = new java.util.Random(4);
+        for (int pos = 0; pos < 60; pos++) {
+            for (int l = 0; l < 2; l++) {
+                int a = rnd.nextInt(8), b = (a + 1 + rnd.nextInt(7)) % 8;
+                sb.append(l).append(' ').append(pos).append(' ').append(a).append(' ').append(b).append('\n');
+            }
+        }
+        Path t = dir.resolve("foreign.txt");
+        Files.writeString(t, sb.toString());
+        Path j = dir.resolve("foreign.json");
+        CliTest.Run r = jmoe("replay", "--trace", t.toString(), "--expert-memory", "1/4", "--eviction", "lru,score,predictive,belady", "--lookahead", "2",
+                "--recall", "1,0.5", "--json", j.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("score needs the router's probabilities; the trace has expert ids only: replayed as lru"), r.out());
+        assertTrue(r.out().contains("predictive H=2 r=0.50"), r.out());
+        JsonNode n = json(j);
+        assertEquals("text", n.get("trace_format").asText());
+        assertEquals(5, n.get("replays").size());
+        assertEquals(4, n.get("replays").get(0).get("slots").asInt(), "a quarter of 16 experts, counted in experts without a model");
+        double lru = n.get("replays").get(0).get("decode_hit_rate").asDouble(), belady = n.get("replays").get(4).get("decode_hit_rate").asDouble();
+        double perfect = n.get("replays").get(2).get("decode_hit_rate").asDouble();
+        assertTrue(belady >= perfect && perfect >= lru, "belady " + belady + " >= predictive " + perfect + " >= lru " + lru);
+        // a budget in bytes needs the model
+        r = jmoe("replay", "--trace", t.toString(), "--expert-memory", "1MiB");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("fraction"), r.err());
+    }
+
+    @Test
     void badTraceNamesFileAndLine() throws Exception {
         Path bad = dir.resolve("bad.trace");
         Files.writeString(bad, "{\"format\":\"jmoe-routing-trace\",\"version\":1,\"n_layer\":2,\"n_expert\":4,\"k\":2}\n{\"layer\":5,\"n\":1,\"selected\":[0,1],\"probs\":[1,0,0,0]}\n");
