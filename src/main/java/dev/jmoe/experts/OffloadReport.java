@@ -10,7 +10,7 @@ import com.fasterxml.jackson.annotation.JsonUnwrapped;
  * ({@link OffloadStats}). Serialised by Jackson with the keys {@code --stats-json} has always written.
  */
 @JsonPropertyOrder({"policy", "eviction", "alpha", "prefetch", "balance", "balance_note", "store", "link", "slow_compute", "expert_bytes_total",
-        "store_note", "transient_slots", "predictor", "lookahead", "budget_bytes", "slots", "slot_bytes", "peak_resident_expert_bytes", "prefill",
+        "store_note", "transient_slots", "predictor", "lookahead", "prefetch_rule", "balance_split", "slow_overlap", "budget_bytes", "slots", "slot_bytes", "peak_resident_expert_bytes", "prefill",
         "decode"})
 public record OffloadReport(@JsonUnwrapped Settings settings,
                             @JsonProperty("budget_bytes") long budgetBytes,
@@ -36,32 +36,41 @@ public record OffloadReport(@JsonUnwrapped Settings settings,
                            @JsonProperty("store_note") String storeNote,
                            @JsonProperty("transient_slots") Integer transientSlots,
                            @JsonProperty("predictor") String predictor,
-                           @JsonProperty("lookahead") Integer lookahead) {
-        public static final Settings NONE = new Settings(null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+                           @JsonProperty("lookahead") Integer lookahead,
+                           @JsonProperty("prefetch_rule") String prefetchRule,
+                           @JsonProperty("balance_split") String balanceSplit,
+                           @JsonProperty("slow_overlap") Boolean slowOverlap) {
+        public static final Settings NONE = new Settings(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+
+        /** The cache's scheduling: its own prefetch rule, the order misses are split in, whether the slow side runs in parallel. */
+        public Settings withScheduling(String prefetchRule, String balanceSplit, Boolean slowOverlap) {
+            return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
+                    transientSlots, predictor, lookahead, prefetchRule, balanceSplit, slowOverlap);
+        }
 
         public Settings withPolicy(String policy, String eviction, Double alpha, Boolean prefetch, Boolean balance) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead);
+                    transientSlots, predictor, lookahead, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withStore(String store, String link, Double slowCompute, Long expertBytesTotal, String storeNote) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead);
+                    transientSlots, predictor, lookahead, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withBalanceNote(String note) {
             return new Settings(policy, eviction, alpha, prefetch, balance, note, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead);
+                    transientSlots, predictor, lookahead, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withTransientSlots(int n) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    n, predictor, lookahead);
+                    n, predictor, lookahead, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withPredictor(String predictor, Integer lookahead) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead);
+                    transientSlots, predictor, lookahead, prefetchRule, balanceSplit, slowOverlap);
         }
     }
 

@@ -1,7 +1,5 @@
 package dev.jmoe.experts.cache;
 
-import dev.jmoe.experts.predict.GateLookaheadPredictor;
-import dev.jmoe.experts.predict.PredictorHooks;
 
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.store.ExpertLayout;
@@ -28,10 +26,10 @@ public final class OffloadRuntime implements AutoCloseable {
     private final RoutingTrace trace;
     private final RoutingHook previousRouting;
     private final LayerHook previousLayer;
-    private final PredictorHooks prefetcher;
+    private final AutoCloseable prefetcher;
 
     private OffloadRuntime(InferenceState state, ExpertStore store, OffloadedExpertSource source, OffloadStats stats, OffloadConfig config,
-                           RoutingTrace trace, RoutingHook previousRouting, LayerHook previousLayer, PredictorHooks prefetcher) {
+                           RoutingTrace trace, RoutingHook previousRouting, LayerHook previousLayer, AutoCloseable prefetcher) {
         this.prefetcher = prefetcher;
         this.state = state;
         this.store = store;
@@ -59,7 +57,9 @@ public final class OffloadRuntime implements AutoCloseable {
             long budget = OffloadConfig.parseBudget(cfg.budget(), format.totalBytes());
             OffloadStats stats = new OffloadStats();
             stats.settings(s -> s.withPolicy(cfg.policy(), cfg.eviction(), cfg.alpha(), cfg.prefetch(), cfg.balance())
-                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), format.totalBytes(), store.note()));
+                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), format.totalBytes(), store.note())
+                    .withScheduling(cfg.prefetch() ? cfg.prefetchRule() : null, cfg.balance() ? cfg.split().name().toLowerCase(java.util.Locale.ROOT) : null,
+                            cfg.balance() ? cfg.overlap() : null));
             ExpertMemory mem = memory(cfg, store, format, budget, stats);
             // what the predictor (or the next-layer prefetch) names, for eviction policies that look ahead
             Predictions predictions = new Predictions(layout.layerCount(), layout.nExpert());
@@ -72,16 +72,13 @@ public final class OffloadRuntime implements AutoCloseable {
                 throw e;
             }
             source = new OffloadedExpertSource(store, mem, cfg.link(), policy, stats,
-                    new OffloadedExpertSource.Options(cfg.balance(), cfg.loaderThreads()), predictions);
+                    new OffloadedExpertSource.Options(cfg.balance(), cfg.loaderThreads(), cfg.split(), cfg.overlap()), predictions);
             RoutingHook previousRouting = st.routingHook();
             LayerHook previousLayer = st.layerHook();
             Substitution substitution = cfg.alpha() > 0 ? new Substitution(cfg.alpha(), model.spec().renormTopK()) : null;
             st.setRoutingHook(new Hook(previousRouting, source, substitution, trace, model.hyperparams().nExpert()));
-            // SMoE's top-score prefetch: while layer l runs, the next layer's router on layer l's residual (gate lookahead, one
-            // layer ahead) names its likely experts, and they start loading; decode steps only (a prompt batch uses most experts)
-            PredictorHooks prefetcher = cfg.prefetch()
-                    ? new PredictorHooks(st, new GateLookaheadPredictor(model), 1, model.hyperparams().nExpertUsed(), new OffloadedSourceSink(source))
-                    : null;
+            // the cache's own next-layer prefetch, by the configured rule (decode steps only: a prompt batch uses most experts)
+            AutoCloseable prefetcher = cfg.prefetch() ? PrefetchRules.REGISTRY.get(cfg.prefetchRule()).install(st, source, cfg) : null;
             st.setExperts(source);
             return new OffloadRuntime(st, store, source, stats, cfg, trace, previousRouting, previousLayer, prefetcher);
         } catch (RuntimeException | Error e) {
@@ -124,7 +121,13 @@ public final class OffloadRuntime implements AutoCloseable {
 
     @Override
     public void close() {
-        if (prefetcher != null) prefetcher.close();
+        if (prefetcher != null) {
+            try {
+                prefetcher.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("removing the prefetch hooks failed", e);
+            }
+        }
         state.setExperts(state.model().residentExperts());
         state.setRoutingHook(previousRouting);
         state.setLayerHook(previousLayer);

@@ -36,11 +36,29 @@ import java.util.concurrent.locks.ReentrantLock;
 public final class OffloadedExpertSource extends ExpertSlots implements Residency {
     private static final byte NONE = 0, HIT = 1, INFLIGHT = 2, LOAD = 3, SLOW = 4;
 
-    /** Runtime switches. {@code balance}: decide load vs slow-side compute per decode miss from measured costs. */
-    public record Options(boolean balance, int loaderThreads) {
+    /**
+     * Runtime switches. {@code balance}: decide load vs slow-side compute per decode miss from measured costs;
+     * {@code split}: in which order misses are assigned ({@link Balancer}); {@code overlap}: the slow side computes on its
+     * own thread while the forward pass computes the other experts (else the pass computes them after the hits).
+     */
+    public record Options(boolean balance, int loaderThreads, Split split, boolean overlap) {
         public Options {
             if (loaderThreads < 1) throw new IllegalArgumentException("loader threads must be at least 1, got " + loaderThreads);
+            if (split == null) throw new IllegalArgumentException("the balance split is required");
         }
+
+        /** SMoE's split and overlap. */
+        public Options(boolean balance, int loaderThreads) {
+            this(balance, loaderThreads, Split.SCORE, true);
+        }
+    }
+
+    /** How decode misses are split between loading and the slow side ({@link Balancer}). */
+    public enum Split {
+        /** SMoE: misses by router score, two pointers (best loaded, worst computed on the slow side). */
+        SCORE,
+        /** Each miss in expert-id order to the side that ends the layer sooner then (jmoe's first balancer). */
+        ID
     }
 
     private final EvictionPolicy policy;
@@ -62,6 +80,12 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
     private final byte[] mode;
     private final long[] acquiredAt;
     private int[] order = new int[0];
+    private int[] aside = new int[0];
+    private int readyCount;
+    private final float[] scores;           // the current decode layer's router probabilities
+    private final Split split;
+    private final boolean overlap;
+    private java.util.concurrent.ExecutorService slowSide; // the overlapped slow side's thread, made on first use
     private volatile int phase = OffloadStats.PREFILL;
     private final boolean storeAddressable;
     private final boolean balance;
@@ -93,6 +117,9 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         int keys = layout.layerCount() * nExpert;
         substituted = new boolean[keys];
         mode = new byte[keys];
+        scores = new float[nExpert];
+        split = options.split();
+        overlap = options.overlap();
         acquiredAt = new long[keys];
         int first = 0;
         while (!layout.hasExperts(first)) first++;
@@ -116,6 +143,7 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
     public void onRouting(int layer, int n, float[] probs) {
         phase = n == 1 ? OffloadStats.DECODE : OffloadStats.PREFILL;
         if (n == 1) {
+            System.arraycopy(probs, 0, scores, 0, nExpert); // the score order of this layer's misses (compute thread)
             lock.lock();
             try {
                 policy.onScores(layer, probs, 0, nExpert);
@@ -233,11 +261,11 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         lock.lock();
         try {
             cancelStale(layer, experts);
-            int hits = 0, inflight = 0, loads = 0, slows = 0;
+            int hits = 0, inflight = 0, loads = 0, slows = 0, misses = 0;
             double c = fastComputeNanos, l = loadNanos;
-            double s = link.link().slowCompute() * c + (storeAddressable ? 0 : readNanos);
+            double s = link.link().slowCompute() * c + (storeAddressable && !format.packs(layer) ? 0 : readNanos);
             int[] hitList = new int[experts.length], slowList = new int[experts.length], inflightList = new int[experts.length];
-            int[] loadList = new int[experts.length];
+            int[] loadList = new int[experts.length], missList = new int[experts.length];
             for (int e : experts) {
                 int k = key(layer, e);
                 int slot = slotOf[k];
@@ -261,18 +289,34 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
                     continue;
                 }
                 substituted[k] = false;
-                // A miss: load it, or (decode, balancing on) compute it from the store if that ends the layer sooner.
-                boolean slow = balance && decode && Balancer.slowSide(hits, slows, inflight, loads, c, s, l);
-                if (slow) {
-                    mode[k] = SLOW;
-                    slowList[slows++] = e;
-                    stats.inc(ph, Counter.MISSES_COMPUTED);
+                if (split == Split.ID) {
+                    // A miss: load it, or (decode, balancing on) compute it from the store if that ends the layer sooner, deciding
+                    // in expert-id order with the hits and loads counted so far.
+                    boolean slow = balance && decode && Balancer.slowSide(hits, slows, inflight, loads, c, s, l, overlap);
+                    if (slow) slowList[slows++] = e;
+                    else loadList[loads++] = e;
                 } else {
-                    mode[k] = LOAD;
-                    loadList[loads++] = e;
-                    stats.inc(ph, Counter.MISSES_LOADED);
-                    waitingForSlot.addLast(k);
+                    missList[misses++] = e;
                 }
+            }
+            if (split == Split.SCORE && misses > 0) {
+                // SMoE's two-pointer split over the misses by router score: the best are loaded, the worst computed aside
+                int[] byScore = sortByScore(missList, misses, decode);
+                int load = balance && decode ? Balancer.scoreSplit(hits, inflight, misses, c, s, l, overlap) : misses;
+                for (int i = 0; i < misses; i++) {
+                    if (i < load) loadList[loads++] = byScore[i];
+                    else slowList[slows++] = byScore[i];
+                }
+            }
+            for (int i = 0; i < slows; i++) {
+                mode[key(layer, slowList[i])] = SLOW;
+                stats.inc(ph, Counter.MISSES_COMPUTED);
+            }
+            for (int i = 0; i < loads; i++) {
+                int k = key(layer, loadList[i]);
+                mode[k] = LOAD;
+                stats.inc(ph, Counter.MISSES_LOADED);
+                waitingForSlot.addLast(k); // slots go to loads in compute order
             }
             grantWaiting(ph);
             stats.inc(ph, Counter.LAYERS);
@@ -282,6 +326,8 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
             for (int i = 0; i < slows; i++) order[n++] = slowList[i];
             for (int i = 0; i < inflight; i++) order[n++] = inflightList[i];
             for (int i = 0; i < loads; i++) order[n++] = loadList[i];
+            aside = overlap && slows > 0 ? java.util.Arrays.copyOf(slowList, slows) : NO_EXPERTS;
+            readyCount = hits;
             lastLayer = layer; // demands are queued: prefetches for the next layer may follow them now
             slotsChanged();
         } finally {
@@ -299,6 +345,40 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
             lock.unlock();
         }
         for (int l = layer + 1; l < ready.length; l++) if (ready[l] != null) enqueuePrefetch(l, ready[l], ready[l].length);
+    }
+
+    /** The misses best router score first (decode; a prompt batch keeps the given order, loads only). */
+    private int[] sortByScore(int[] misses, int count, boolean decode) {
+        Integer[] boxed = new Integer[count];
+        for (int i = 0; i < count; i++) boxed[i] = misses[i];
+        if (decode) java.util.Arrays.sort(boxed, (a, b) -> Float.compare(scores[b], scores[a]));
+        int[] out = new int[count];
+        for (int i = 0; i < count; i++) out[i] = boxed[i];
+        return out;
+    }
+
+    /** The slow-side experts of the layer just announced, when the slow side runs on its own thread (else none). */
+    @Override
+    public int[] aside(int layer) {
+        return aside;
+    }
+
+    /** The hits of the layer just announced: {@link #order} puts them first. */
+    @Override
+    public int readyCount(int layer) {
+        return readyCount;
+    }
+
+    /** Runs the slow side's work on its own thread (one expert at a time, as a device of its own would). */
+    @Override
+    public java.util.concurrent.Future<?> runAside(Runnable work) {
+        checkOpen();
+        synchronized (this) {
+            if (slowSide == null) {
+                slowSide = java.util.concurrent.Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().daemon().name("jmoe-slow-side").unstarted(r));
+            }
+            return slowSide.submit(work);
+        }
     }
 
     @Override
@@ -509,6 +589,14 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         } finally {
             lock.unlock();
         }
+    }
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (slowSide != null) slowSide.shutdownNow();
+        }
+        super.close();
     }
 
     @Override

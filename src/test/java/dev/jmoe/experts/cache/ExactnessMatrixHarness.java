@@ -60,7 +60,15 @@ public final class ExactnessMatrixHarness {
                         resident.put(key, ref);
                     }
                     ExpertRuntimeConfig cfg = config(p[2], p[3]);
-                    why = compare(resident.get(key), run(engine, cfg), cfg);
+                    Run r = run(engine, cfg);
+                    why = compare(resident.get(key), r, cfg);
+                    if (r.stats() != null) {
+                        OffloadStats st = r.stats();
+                        int d = OffloadStats.DECODE;
+                        System.out.printf("STATS %s decode: hits %d, prefetch hits %d, loaded %d, computed aside %d%n", c,
+                                st.get(d, OffloadStats.Counter.EXACT_HITS), st.get(d, OffloadStats.Counter.PREFETCH_HITS),
+                                st.get(d, OffloadStats.Counter.MISSES_LOADED), st.get(d, OffloadStats.Counter.MISSES_COMPUTED));
+                    }
                 } catch (Throwable t) {
                     why = t.toString().replace('\n', ' ');
                 }
@@ -93,6 +101,9 @@ public final class ExactnessMatrixHarness {
                 case "link" -> b.link(v);
                 case "slow" -> b.slowCompute(Double.parseDouble(v));
                 case "shadow" -> b.shadowType(v);
+                case "prefetch-rule" -> b.prefetchRule(v);
+                case "split" -> b.balanceSplit(v);
+                case "overlap" -> b.slowOverlap(Boolean.parseBoolean(v));
                 default -> throw new IllegalArgumentException("unknown key " + e[0]);
             }
         }

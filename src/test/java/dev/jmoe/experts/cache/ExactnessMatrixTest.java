@@ -17,7 +17,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * Exactness in every format: with substitution off, an offloaded or predicted run gives the resident run's logits bit for
  * bit — prompt batches and decode steps — for every tensor type jmoe runs (formats whose experts the resident run packs,
  * Q4_0, Q4_K_M, Q5_K_M's Q6_K parts and Q6_K, included: their slots hold the same packed copies), every store, every
- * exact policy preset and every predictor. Tiny random models (2 layers, 8 experts, width 256), one per type, made and
+ * exact policy preset, scheduling variant (prefetch rule, balancer split and overlap), eviction policy that looks ahead and
+ * predictor. Tiny random models (2 layers, 8 experts, width 256), one per type, made and
  * run in a child JVM with C2's vector-reduction intrinsic off (see {@link OffloadExactnessTest} for why).
  */
 class ExactnessMatrixTest {
@@ -27,10 +28,13 @@ class ExactnessMatrixTest {
             "policy=lru-ondemand;budget=1/4",
             "policy=lfu-ondemand;budget=1/6",
             "policy=fiddler;budget=1/3;link=200MB/s,50us;slow=1",
+            // SMoE: score-window eviction, next-layer prefetch, two-pointer split with the slow side in parallel
             "policy=exact-smoe;budget=1/4;link=200MB/s,50us;slow=1",
+            // SMoE's prefetch from the approximate output; the first balancer (expert-id order, slow side after the hits)
+            "policy=exact-smoe;budget=1/4;link=200MB/s,50us;slow=1;prefetch-rule=smoe;split=id;overlap=false",
             "policy=exact-smoe;budget=1/4;predictor=shadow;lookahead=2",
-            "policy=exact-smoe;budget=1/3;predictor=history;lookahead=2",
-            "policy=exact-smoe;budget=1/4;predictor=gate;lookahead=1",
+            "policy=exact-smoe;budget=1/3;predictor=history;lookahead=2;eviction=predictive",
+            "policy=exact-smoe;budget=1/4;predictor=gate;lookahead=1;eviction=predictive",
             "policy=odmoe;predictor=shadow;lookahead=2",
             "policy=odmoe;predictor=none",
     };
