@@ -209,7 +209,35 @@ class MeasureCliTest {
             byte[] b = Files.readAllBytes(outDir.resolve(png));
             assertEquals((byte) 0x89, b[0]);
             assertEquals('P', b[1]);
+            String svg = Files.readString(outDir.resolve(png.replace(".png", ".svg")));
+            assertTrue(svg.contains("<svg"), "an SVG beside every PNG");
         }
+        // timings: an interval per configuration and a paired ratio against the reference (the first configuration)
+        JsonNode ref = cells.get(0), other = cells.get(1);
+        assertTrue(ref.has("ms_per_token_ci95") && !ref.has("ratio_to_reference"));
+        JsonNode ci = other.get("ms_per_token_ci95");
+        assertTrue(ci.get(0).asDouble() <= other.get("ms_per_token_mean").asDouble() && other.get("ms_per_token_mean").asDouble() <= ci.get(1).asDouble());
+        assertTrue(other.has("ratio_to_reference") && other.has("distinguishable_from_reference"));
+        // provenance and the CSV
+        JsonNode prov = json(outDir.resolve("bench.json")).get("provenance");
+        for (String k : new String[]{"command", "date", "processor", "jdk", "commit"}) assertTrue(prov.hasNonNull(k), k + " in " + prov);
+        List<String> csv = Files.readAllLines(outDir.resolve("bench.csv"));
+        assertEquals(1 + cells.size(), csv.size(), "a header and one row per configuration");
+        assertTrue(csv.get(0).startsWith("model,experiment,configuration,"), csv.get(0));
+        assertTrue(md.contains(Same.MEANING.replace("same = ", "same* = ")), "same is defined in the report");
+    }
+
+    @Test
+    void intervalsAndPairedRatios() {
+        double[] g = Intervals.geometric(new double[]{10, 10, 10});
+        assertEquals(10, g[0], 1e-9);
+        assertEquals(10, g[1], 1e-9);
+        double[] a = {10, 20, 30, 40}, b = {5, 10, 15, 20};
+        double[] r = Intervals.pairedRatio(a, b);
+        assertEquals(2, r[0], 1e-9, "every round twice as slow: ratio 2 with no spread");
+        assertTrue(Intervals.distinguishable(r));
+        double[] noisy = Intervals.pairedRatio(new double[]{10, 12, 9, 11}, new double[]{11, 10, 10, 10});
+        assertTrue(noisy[1] < 1 && noisy[2] > 1 && !Intervals.distinguishable(noisy), java.util.Arrays.toString(noisy));
     }
 
     @Test
