@@ -73,6 +73,8 @@ final class BenchCommand implements Callable<Integer> {
 
     /** The shadow precision of the experiment being run (null: the default). */
     private String currentShadow;
+    /** The lookahead of the experiment being run (null: the default). */
+    private Integer currentLookahead;
 
     /** One grid point. */
     record Cell(BenchConfig.Variant variant, String budget, String link, String predictor, Double alpha, String label) {}
@@ -178,6 +180,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             List<Cell> cells = cells(e);
             currentShadow = e.shadow();
+            currentLookahead = e.lookahead() == null ? null : e.lookahead() == 0 ? lmModel.hyperparams().nLayer() : e.lookahead();
             List<List<Run>> runs = new ArrayList<>();
             for (int i = 0; i < cells.size(); i++) runs.add(new ArrayList<>());
             // without timing (models too small for timings to mean anything) one run gives the hit rates and tokens
@@ -247,7 +250,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private Run measured(Engine engine, Cell c, BenchConfig cfg, int[][] ps) throws Exception {
-        try (Session session = engine.newSession(SessionOptions.experts(runtime(c, cfg, currentShadow)))) {
+        try (Session session = engine.newSession(SessionOptions.experts(runtime(c, cfg, currentShadow, currentLookahead)))) {
             if (!session.awaitPredictorWarm(120)) throw new IllegalStateException(c.predictor() + " did not warm up within 120 s");
             Run r = run(engine, session.state(), ps, cfg.nPredict());
             OffloadStats s = session.offloadStats();
@@ -283,13 +286,14 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** The expert runtime a cell describes (resident: none). */
-    private static ExpertRuntimeConfig runtime(Cell c, BenchConfig cfg, String shadow) {
+    private static ExpertRuntimeConfig runtime(Cell c, BenchConfig cfg, String shadow, Integer lookahead) {
         if (c.variant().resident()) return ExpertRuntimeConfig.RESIDENT;
         BenchConfig.Variant v = c.variant();
         boolean usesShadow = c.predictor().equals("shadow");
         ExpertRuntimeConfig.Builder b = ExpertRuntimeConfig.builder().policy(v.policy()).expertMemory(c.budget()).store(cfg.store()).link(c.link())
                 .slowCompute(cfg.slowCompute())
-                .predictor(c.predictor()).alignPeriod(usesShadow ? "1,1" : null).shadowType(usesShadow ? shadow : null);
+                .predictor(c.predictor()).alignPeriod(usesShadow ? "1,1" : null).shadowType(usesShadow ? shadow : null)
+                .lookahead(c.predictor().equals("none") && !v.odmoe() ? null : lookahead);
         if (!v.odmoe()) {
             b.eviction(v.eviction()).prefetch(v.prefetch()).balance(v.balance()).prefetchRule(v.prefetchRule()).balanceSplit(v.balanceSplit())
                     .slowOverlap(v.slowOverlap());
@@ -368,7 +372,7 @@ final class BenchCommand implements Callable<Integer> {
 
     private Map<String, Object> quality(Engine engine, Cell c, BenchConfig cfg, int[] tokens, int bos, Session exact,
                                         List<MultipleChoice.Item> task) throws Exception {
-        try (Session approx = engine.newSession(SessionOptions.experts(runtime(c, cfg, currentShadow)))) {
+        try (Session approx = engine.newSession(SessionOptions.experts(runtime(c, cfg, currentShadow, currentLookahead)))) {
             Map<String, Object> q = FidelityCommand.measure(engine, exact, approx, tokens, bos, cfg.qualityCtx(), cfg.qualityChunks(), 0, 1, 1, true);
             if (task != null) {
                 Map<String, Object> ev = EvalCommand.measure(engine, approx, task, cfg.evalLimit(), true);

@@ -51,10 +51,11 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
      * quality); {@code reference}: the label of the configuration others' times are compared with (default the first).
      */
     record Experiment(String name, String description, List<Variant> variants, List<String> budgets, List<String> links, List<String> predictors,
-                      List<Double> alphas, boolean quality, Recall recall, List<String> models, boolean timing, String reference, String shadow) {
+                      List<Double> alphas, boolean quality, Recall recall, List<String> models, boolean timing, String reference, String shadow,
+                      Integer lookahead) {
         Experiment(String name, String description, List<Variant> variants, List<String> budgets, List<String> links, List<String> predictors,
                    List<Double> alphas, boolean quality, Recall recall) {
-            this(name, description, variants, budgets, links, predictors, alphas, quality, recall, List.of(), true, null, null);
+            this(name, description, variants, budgets, links, predictors, alphas, quality, recall, List.of(), true, null, null, null);
         }
 
         /** Each configuration compared with the one before it (an ablation adding one mechanism per row). */
@@ -71,7 +72,7 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
     private static final Set<String> TOP_KEYS = Set.of("models", "text", "prompts", "prompt_tokens", "n_predict", "warmup", "repeat", "store",
             "quality_ctx", "quality_chunks", "eval_task", "eval_limit", "experiments", "comment", "slow_compute");
     private static final Set<String> EXP_KEYS = Set.of("name", "description", "policies", "budgets", "links", "predictors", "alphas", "quality",
-            "recall", "comment", "models", "timing", "reference", "shadow");
+            "recall", "comment", "models", "timing", "reference", "shadow", "lookahead");
     private static final Set<String> VARIANT_KEYS = Set.of("label", "policy", "eviction", "alpha", "prefetch", "balance", "prefetch_rule",
             "balance_split", "slow_overlap");
 
@@ -128,7 +129,7 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
                 else dev.jmoe.experts.predict.Predictors.REGISTRY.require(p);
             }
             return new Experiment(name, n.path("description").asText(""), List.of(), List.of(), List.of(), List.of(), List.of(), false, recall,
-                    strings(n.path("models"), where + " models"), false, null, null);
+                    strings(n.path("models"), where + " models"), false, null, null, null);
         }
         List<Variant> vs = new ArrayList<>();
         JsonNode ps = n.path("policies");
@@ -146,7 +147,7 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
         return new Experiment(name, n.path("description").asText(""), vs, orDefault(strings(n.path("budgets"), where), "1/3"),
                 orDefault(strings(n.path("links"), where), "unlimited"), orDefault(strings(n.path("predictors"), where), "none"), alphas,
                 n.path("quality").asBoolean(false), null, strings(n.path("models"), where + " models"), n.path("timing").asBoolean(true), reference,
-                shadow);
+                shadow, lookahead(n, where));
     }
 
     static Variant variant(JsonNode n, String where) {
@@ -177,6 +178,15 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
             p = e.name();
         }
         return new Variant(p, p, null, null, null, null);
+    }
+
+    /** Layers ahead the experiment's predictors look ("lookahead": a number, or "layers" for one token: the model's layer count). */
+    private static Integer lookahead(JsonNode n, String where) {
+        if (!n.has("lookahead")) return null;
+        JsonNode v = n.get("lookahead");
+        if (v.isTextual() && v.asText().equals("layers")) return 0;
+        if (!v.canConvertToInt() || v.asInt() < 1) throw new IllegalArgumentException(where + ": \"lookahead\" must be a positive number of layers or \"layers\"");
+        return v.asInt();
     }
 
     private static List<String> strings(JsonNode n, String where) {

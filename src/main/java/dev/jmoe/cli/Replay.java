@@ -49,7 +49,8 @@ final class Replay {
 
         /** The policy with its predictor model, as tables print it. */
         String label() {
-            return lookahead == null ? eviction : String.format(Locale.ROOT, "%s H=%d r=%.2f", eviction, lookahead, recall);
+            return lookahead == null ? eviction : String.format(Locale.ROOT, "%s H=%d r=%s", eviction, lookahead,
+                    java.math.BigDecimal.valueOf(recall).stripTrailingZeros().toPlainString());
         }
 
         Map<String, Object> toMap() {

@@ -161,7 +161,7 @@ class MeasureCliTest {
                 "--recall", "1,0.5", "--json", j.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("score needs the router's probabilities; the trace has expert ids only: replayed as lru"), r.out());
-        assertTrue(r.out().contains("predictive H=2 r=0.50"), r.out());
+        assertTrue(r.out().contains("predictive H=2 r=0.5 "), r.out());
         JsonNode n = json(j);
         assertEquals("text", n.get("trace_format").asText());
         assertEquals(5, n.get("replays").size());
