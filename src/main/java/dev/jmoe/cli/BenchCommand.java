@@ -398,7 +398,7 @@ final class BenchCommand implements Callable<Integer> {
         List<ExpertPredictor> preds = new ArrayList<>();
         List<String> names = new ArrayList<>();
         List<Double> margins = new ArrayList<>();
-        int width = k;
+        List<Integer> widths = new ArrayList<>();
         try {
             for (String spec : r.predictors()) {
                 boolean shadow = spec.startsWith("shadow");
@@ -411,7 +411,8 @@ final class BenchCommand implements Callable<Integer> {
                     preds.add(p);
                     names.add(shadow && margin > 0 ? spec + " +margin " + margin : spec);
                     margins.add(margin);
-                    width = Math.max(width, Predictors.width(p, k, nExpert));
+                    // each predictor is asked for as many experts as it names in a run: k, or up to 2k with a margin
+                    widths.add(Predictors.width(p, k, nExpert));
                 }
             }
         } catch (RuntimeException | java.io.IOException e) {
@@ -422,7 +423,7 @@ final class BenchCommand implements Callable<Integer> {
         m.put("tokens", seq.length);
         m.put("k", k);
         m.put("main_model_type", mainType(model));
-        try (PredictionEvaluator ev = new PredictionEvaluator(st, preds, depth, width);
+        try (PredictionEvaluator ev = new PredictionEvaluator(st, preds, depth, widths.stream().mapToInt(Integer::intValue).toArray());
              Status status = new Status("recall", modelOptions.quiet)) {
             for (int i = 0; i < seq.length; i++) {
                 st.next(seq[i]);

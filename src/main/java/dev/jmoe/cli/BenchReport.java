@@ -75,7 +75,7 @@ final class BenchReport {
         md.append(String.format(Locale.ROOT, "Measured %s on %s (%s cores), %s, %s; source commit `%s`%s. Every figure is in `bench.json` (with this"
                         + " provenance) and, one row per configuration, `bench.csv`; plots are PNG with an SVG of each beside it.%n%n",
                 prov.getOrDefault("date", "?"), mach.get("processor"), mach.get("cores"), mach.getOrDefault("jdk", mach.get("java")), mach.get("os"),
-                prov.getOrDefault("commit", "?"), "yes".equals(prov.get("uncommitted_changes")) ? " (with uncommitted changes)" : ""));
+                prov.getOrDefault("commit", "?"), "yes".equals(prov.get("uncommitted_changes")) ? " (with uncommitted changes to the sources)" : ""));
         md.append(String.format(Locale.ROOT, "Runs: %s prompts of %s tokens from `%s`, %s greedy tokens each; %s warm-up round(s), then %s measured rounds"
                         + " interleaved across the configurations of an experiment. Expert store `%s`%s. Quality: %s chunks of %s tokens teacher-forced"
                         + " (scored half decoded token by token) against the exact run%s.%n%n",

@@ -24,7 +24,7 @@ final class Provenance {
         m.put("jdk", System.getProperty("java.vendor") + " " + System.getProperty("java.runtime.version"));
         String[] git = commit();
         m.put("commit", git[0]);
-        m.put("uncommitted_changes", git[1]);
+        m.put("uncommitted_changes", git[1]); // to src, pom.xml or bin
         return m;
     }
 
@@ -63,7 +63,8 @@ final class Provenance {
         Path home = DefaultModel.home();
         String head = git(home, "rev-parse", "HEAD");
         if (head == null) return new String[]{"unknown", null};
-        String status = git(home, "status", "--porcelain", "--untracked-files=no");
+        // changes to what the program is built from (not, say, the report being regenerated)
+        String status = git(home, "status", "--porcelain", "--untracked-files=no", "--", "src", "pom.xml", "bin");
         return new String[]{head, status == null ? null : status.isBlank() ? "no" : "yes"};
     }
 

@@ -228,6 +228,25 @@ class MeasureCliTest {
     }
 
     @Test
+    void recallIsScoredAtWidthKAndWithTheMarginApart() throws Exception {
+        Path cfg = dir.resolve("recall.json");
+        Files.writeString(cfg, "{\"experiments\":[{\"name\":\"recall\",\"recall\":{\"predictors\":[\"shadow-q4_0\",\"gate\"],"
+                + "\"margins\":[0,0.05],\"max_lookahead\":2,\"tokens\":24}}]}");
+        Path out = dir.resolve("recall-out");
+        CliTest.Run r = jmoe("bench", "--config", cfg.toString(), "-m", model.toString(), "-f", text.toString(), "-q", "-t", "1", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode ps = json(out.resolve("bench.json")).get("models").get(0).get("experiments").get(0).get("recall").get("predictors");
+        assertEquals(3, ps.size(), "the shadow at both margins, gate once");
+        for (JsonNode p : ps) {
+            double rec = p.get("recall").get(0).asDouble(), prec = p.get("precision").get(0).asDouble();
+            // at width k a predictor names exactly as many experts as a layer uses: recall and precision are one number
+            if (p.get("margin").asDouble() == 0) assertEquals(rec, prec, 1e-9, p.toString());
+            else assertTrue(prec <= rec + 1e-9, "with runners-up it names more than k: " + p);
+        }
+        assertTrue(Files.readString(out.resolve("README.md")).contains("| shadow-q4_0 +margin 0.05 | k + runners-up within 0.05 |"));
+    }
+
+    @Test
     void intervalsAndPairedRatios() {
         double[] g = Intervals.geometric(new double[]{10, 10, 10});
         assertEquals(10, g[0], 1e-9);
