@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates bench/report/ (README.md, bench.json, bench.csv, PNG and SVG plots): timings on the mid shape (random weights,
+# Regenerates bench/report/ and bench/report/predictive-eviction/ (README.md, bench.json, bench.csv, PNG and SVG plots): timings on the mid shape (random weights,
 # made here once, not committed), quality and recall on the trained models. Hours on a busy 2-core machine; run it with nice.
 # The eval task was built with: bin/jmoe make-eval-task -f models/test.txt -o bench/eval-continuation.jsonl --items 200 --seed 1
 set -euo pipefail
@@ -9,4 +9,6 @@ if [ ! -f "$mid" ]; then
   mkdir -p "$(dirname "$mid")"
   bin/jmoe make-model --preset qwen3moe-bench --type Q8_0 -o "$mid"
 fi
-exec bin/jmoe bench --config bench/report.json --out bench/report "$@"
+bin/jmoe bench --config bench/report.json --out bench/report "$@"
+# eviction by a shadow's predictions one token ahead, against the other policies with the same predictor
+bin/jmoe bench --config bench/predictive-eviction.json --out bench/report/predictive-eviction "$@"
