@@ -594,7 +594,8 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
     @Override
     public void close() {
         synchronized (this) {
-            if (slowSide != null) slowSide.shutdownNow();
+            // work that never started is cancelled, so a pass waiting for it is told instead of waiting forever
+            if (slowSide != null) for (Runnable r : slowSide.shutdownNow()) if (r instanceof java.util.concurrent.Future<?> f) f.cancel(false);
         }
         super.close();
     }
