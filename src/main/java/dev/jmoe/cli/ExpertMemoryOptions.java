@@ -87,11 +87,20 @@ final class ExpertMemoryOptions {
                 net == null ? null : Link.parse(net), workerTimeout != null ? workerTimeout : ClusterConfig.DEFAULT_CALL_TIMEOUT,
                 lease != null ? lease : ClusterConfig.DEFAULT_LEASE_TIMEOUT);
     }
+    @Option(names = "--prefetch-rule", paramLabel = "NAME", description = "how the cache's own prefetch predicts the next layer (default: gate):%n${jmoe.prefetchRules}")
+    String prefetchRule;
+
+    @Option(names = "--balance-split", paramLabel = "ORDER", description = "order decode misses are split between loading and the slow side in:"
+            + " score (SMoE's two pointers: best loaded, worst computed; default) or id (each miss in expert-id order)")
+    String balanceSplit;
+
+    @Option(names = "--slow-overlap", negatable = true, description = "the slow side computes in parallel with the fast side (default), or after the hits")
+    Boolean slowOverlap;
 
     /** Puts these flags into {@code b}. */
     ExpertRuntimeConfig.Builder apply(ExpertRuntimeConfig.Builder b) {
         return b.cluster(cluster()).expertMemory(expertMemory).store(store).link(link).slowCompute(slowCompute == null ? null : Link.parseRatio(slowCompute))
                 .policy(policy).eviction(eviction).alpha(alpha).scoreWindow(scoreWindow).prefetch(prefetch).balance(balance)
-                .loaderThreads(loaderThreads);
+                .loaderThreads(loaderThreads).prefetchRule(prefetchRule).balanceSplit(balanceSplit).slowOverlap(slowOverlap);
     }
 }

@@ -23,6 +23,26 @@ public final class Packing {
         return m.type() == GgmlType.Q6_K ? PackedQ6.pack(m, pool) : PackedQ4.pack(m, pool);
     }
 
+    /** Length of the short array of quants a packed copy of {@code m} takes ({@link #canPack} must hold). */
+    public static int quantShorts(Matrix m) {
+        return m.type() == GgmlType.Q6_K ? PackedQ6.quantShorts(m) : PackedQ4.quantShorts(m);
+    }
+
+    /** Length of the float array of scales (and offsets) a packed copy of {@code m} takes ({@link #canPack} must hold). */
+    public static int scaleFloats(Matrix m) {
+        return m.type() == GgmlType.Q6_K ? PackedQ6.scaleFloats(m) : PackedQ4.scaleFloats(m);
+    }
+
+    /**
+     * Regroups {@code m} ({@link #canPack} must hold) into arrays the caller owns, at least {@link #quantShorts} and
+     * {@link #scaleFloats} long: an expert's slot in fast memory keeps its arrays and packs each expert it receives into
+     * them. The copy equals {@link #pack}'s value for value, so products on it give the same bits; it is valid until the
+     * arrays are overwritten.
+     */
+    public static PackedMatrix packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
+        return m.type() == GgmlType.Q6_K ? PackedQ6.packInto(m, quants, scales, pool) : PackedQ4.packInto(m, quants, scales, pool);
+    }
+
     /** {@code m} with a packed copy if it can be packed (on this thread), else {@code m} itself. */
     public static Matrix packed(Matrix m) {
         return canPack(m) ? m.withPacked(pack(m, null)) : m;
