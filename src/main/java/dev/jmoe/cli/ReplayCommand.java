@@ -38,9 +38,9 @@ final class ReplayCommand implements Callable<Integer> {
     @Option(names = "--score-window", paramLabel = "STEPS", description = "decode steps the score eviction averages over (default: ${DEFAULT-VALUE})") int scoreWindow = 16;
     @Option(names = "--lookahead", split = ",", paramLabel = "STEPS", description = "predictor model for look-ahead policies: layer steps it sees ahead,"
             + " comma-separated (default: 1 and the layer count, i.e. the next layer and the next token)") List<Integer> lookaheads;
-    @Option(names = "--recall", split = ",", paramLabel = "R", description = "predictor model: share of the true experts it names (the rest are wrong"
+    @Option(names = "--recall", split = ",", paramLabel = "RECALL", description = "predictor model: share of the true experts it names (the rest are wrong"
             + " experts drawn with --seed), comma-separated (default: 1,0.95)") List<Double> recalls = List.of(1.0, 0.95);
-    @Option(names = "--seed", paramLabel = "N", description = "seed of the predictor model's mispredictions (default: ${DEFAULT-VALUE})") long seed = 1;
+    @Option(names = "--seed", paramLabel = "SEED", description = "seed of the predictor model's mispredictions (default: ${DEFAULT-VALUE})") long seed = 1;
     @Option(names = "--json", paramLabel = "FILE", description = "write every replay's counters as JSON") Path json;
 
     private static String percent(double rate, long uses) {
