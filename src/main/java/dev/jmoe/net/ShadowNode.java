@@ -152,7 +152,14 @@ public final class ShadowNode implements AutoCloseable {
         float[] kv = new float[0];
         if (count > 0) {
             from = Frames.index(m.getKvFrom(), 0, context - count + 1, "kv_from");
-            kv = Frames.decode(m.getKv(), count * nLayer * 2 * kvDim, "kv (" + count + " positions)");
+            // in long: on a real model (32 layers of kv_dim 1024) 2^15 positions already pass 2^31 floats, and a wrapped
+            // int product could match a short (even empty) kv field
+            long floats = (long) count * nLayer * 2 * kvDim;
+            if (floats * Float.BYTES > Integer.MAX_VALUE) {
+                throw new Frames.BadFrame("kv_count " + count + " asks for " + floats + " float32 of KV entries (" + nLayer + " layers x 2 x " + kvDim
+                        + " per position), more than one message can carry");
+            }
+            kv = Frames.decode(m.getKv(), (int) floats, "kv (" + count + " positions)");
         } else if (!m.getKv().isEmpty()) {
             throw new Frames.BadFrame("kv bytes without kv_count");
         }
