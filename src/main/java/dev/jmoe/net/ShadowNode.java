@@ -121,6 +121,57 @@ public final class ShadowNode implements AutoCloseable {
         owned.run();
     }
 
+    /** The settings a stream's first message sets, checked. */
+    record Start(int context, Alignment alignment) {}
+
+    /**
+     * Checks a stream's first message against the shadow's shape ({@link ModelFingerprint#shape}): the fingerprint,
+     * the context and the alignment periods. Package-visible, as {@link #checkUpdate}, so that the node-message fuzz
+     * target runs the shadow's own checks.
+     */
+    static Start checkStart(AlignMessage m, String shape) {
+        if (!shape.equals(m.getModelFingerprint())) {
+            throw new Frames.BadFrame("the main model (" + m.getModelFingerprint() + ") does not have this shadow's shape (" + shape + ")");
+        }
+        int context = Frames.index(m.getContext(), 1, MAX_CONTEXT + 1, "context");
+        Alignment align = new Alignment(Frames.index(m.getAlignTokenPeriod(), 0, 1 << 20, "token alignment period"),
+                Frames.index(m.getAlignKvPeriod(), 0, 1 << 20, "KV alignment period"));
+        return new Start(context, align);
+    }
+
+    /** A message's KV entries (positions [kvFrom, kvFrom + kvCount), per position per layer keys then values) and tokens from {@code position}. */
+    record Update(int kvFrom, int kvCount, float[] kv, int position, int[] tokens) {}
+
+    /**
+     * Checks a message's KV entries and tokens against the shadow's shape and the stream's context before anything
+     * is written: every position and token id in range, the KV byte count exact and its values finite.
+     */
+    static Update checkUpdate(AlignMessage m, int nLayer, int kvDim, int nVocab, int context) {
+        int count = Frames.index(m.getKvCount(), 0, context + 1, "kv_count");
+        int from = 0;
+        float[] kv = new float[0];
+        if (count > 0) {
+            from = Frames.index(m.getKvFrom(), 0, context - count + 1, "kv_from");
+            // in long: on a real model (32 layers of kv_dim 1024) 2^15 positions already pass 2^31 floats, and a wrapped
+            // int product could match a short (even empty) kv field
+            long floats = (long) count * nLayer * 2 * kvDim;
+            if (floats * Float.BYTES > Integer.MAX_VALUE) {
+                throw new Frames.BadFrame("kv_count " + count + " asks for " + floats + " float32 of KV entries (" + nLayer + " layers x 2 x " + kvDim
+                        + " per position), more than one message can carry");
+            }
+            kv = Frames.decode(m.getKv(), (int) floats, "kv (" + count + " positions)");
+        } else if (!m.getKv().isEmpty()) {
+            throw new Frames.BadFrame("kv bytes without kv_count");
+        }
+        int n = m.getTokensCount();
+        if (n == 0) return new Update(from, count, kv, m.getPosition(), new int[0]);
+        int pos = Frames.index(m.getPosition(), 0, context, "position");
+        if (n > context - pos) throw new Frames.BadFrame(n + " tokens at position " + pos + " overrun the context of " + context);
+        int[] tokens = new int[n];
+        for (int i = 0; i < n; i++) tokens[i] = Frames.index(m.getTokens(i), 0, nVocab, "token");
+        return new Update(from, count, kv, pos, tokens);
+    }
+
     private final class Service extends ShadowNodeGrpc.ShadowNodeImplBase {
         @Override
         public StreamObserver<AlignMessage> follow(StreamObserver<Prediction> out) {
@@ -156,13 +207,9 @@ public final class ShadowNode implements AutoCloseable {
         }
 
         private void start(AlignMessage m) {
-            String mine = ModelFingerprint.shape(shadow);
-            if (!mine.equals(m.getModelFingerprint())) {
-                throw new Frames.BadFrame("the main model (" + m.getModelFingerprint() + ") does not have this shadow's shape (" + mine + ")");
-            }
-            context = Frames.index(m.getContext(), 1, MAX_CONTEXT + 1, "context");
-            Alignment align = new Alignment(Frames.index(m.getAlignTokenPeriod(), 0, 1 << 20, "token alignment period"),
-                    Frames.index(m.getAlignKvPeriod(), 0, 1 << 20, "KV alignment period"));
+            Start s = checkStart(m, ModelFingerprint.shape(shadow));
+            context = s.context();
+            Alignment align = s.alignment();
             pool = new Parallel(1);
             mirror = shadow.newState(context, pool);
             predictor = new ShadowPredictor(name, mirror, shadow, align, NextTokenRule.ARGMAX, new NoPredictor(), ShadowPredictor.Mode.THREAD)
@@ -172,13 +219,12 @@ public final class ShadowNode implements AutoCloseable {
         private void apply(AlignMessage m) {
             Hyperparams hp = shadow.hyperparams();
             int kvDim = hp.kvDim(), nLayer = hp.nLayer();
-            int count = Frames.index(m.getKvCount(), 0, context + 1, "kv_count");
-            if (count > 0) {
-                int from = Frames.index(m.getKvFrom(), 0, context - count + 1, "kv_from");
-                float[] kv = Frames.decode(m.getKv(), count * nLayer * 2 * kvDim, "kv (" + count + " positions)");
+            Update u = checkUpdate(m, nLayer, kvDim, hp.nVocab(), context);
+            if (u.kvCount() > 0) {
+                float[] kv = u.kv();
                 KvCache cache = mirror.kv();
                 int o = 0;
-                for (int p = from; p < from + count; p++) {
+                for (int p = u.kvFrom(); p < u.kvFrom() + u.kvCount(); p++) {
                     for (int l = 0; l < nLayer; l++) {
                         System.arraycopy(kv, o, cache.keys(l), p * kvDim, kvDim);
                         o += kvDim;
@@ -186,16 +232,9 @@ public final class ShadowNode implements AutoCloseable {
                         o += kvDim;
                     }
                 }
-            } else if (!m.getKv().isEmpty()) {
-                throw new Frames.BadFrame("kv bytes without kv_count");
             }
-            int n = m.getTokensCount();
-            if (n == 0) return;
-            int pos = Frames.index(m.getPosition(), 0, context, "position");
-            if (n > context - pos) throw new Frames.BadFrame(n + " tokens at position " + pos + " overrun the context of " + context);
-            int[] tokens = new int[n];
-            for (int i = 0; i < n; i++) tokens[i] = Frames.index(m.getTokens(i), 0, hp.nVocab(), "token");
-            predictor.onTokens(pos, tokens, 0, n);
+            if (u.tokens().length == 0) return;
+            predictor.onTokens(u.position(), u.tokens(), 0, u.tokens().length);
         }
 
         private void send(int layer, int pos, int token, int prevToken, int[] ranking, float[] probs) {

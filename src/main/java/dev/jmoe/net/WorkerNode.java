@@ -177,13 +177,9 @@ public final class WorkerNode implements AutoCloseable {
         @Override
         public void prefetch(PrefetchRequest r, StreamObserver<PrefetchReply> reply) {
             try {
-                int layer = checkLayer(r.getLayer());
-                Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
-                int n = r.getExpertsCount();
-                if (n < 1 || n > hp.nExpert()) throw new Frames.BadFrame("prefetch names " + n + " experts, expected 1.." + hp.nExpert());
-                int[] experts = new int[n];
-                for (int i = 0; i < n; i++) experts[i] = Frames.index(r.getExperts(i), 0, hp.nExpert(), "expert");
-                source.prefetch(r.getPosition(), layer, experts, n, 1);
+                int[] experts = checkPrefetch(r, hp, store.layout());
+                int n = experts.length;
+                source.prefetch(r.getPosition(), r.getLayer(), experts, n, 1);
                 prefetches.incrementAndGet();
                 reply.onNext(PrefetchReply.newBuilder().setAccepted(n).build());
                 reply.onCompleted();
@@ -197,11 +193,11 @@ public final class WorkerNode implements AutoCloseable {
             int layer, expert, rows;
             float[] input;
             try {
-                layer = checkLayer(r.getLayer());
-                expert = Frames.index(r.getExpert(), 0, hp.nExpert(), "expert");
-                rows = Frames.index(r.getRows(), 1, MAX_ROWS + 1, "rows");
-                Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
-                input = Frames.decode(r.getHidden(), rows * hp.nEmbd(), "hidden (" + rows + " rows of " + hp.nEmbd() + ")");
+                CheckedCompute c = checkCompute(r, hp, store.layout());
+                layer = c.layer();
+                expert = c.expert();
+                rows = c.rows();
+                input = c.input();
             } catch (Frames.BadFrame e) {
                 refuse(reply, e);
                 return;
@@ -241,16 +237,44 @@ public final class WorkerNode implements AutoCloseable {
             reply.onCompleted();
         }
 
-        private int checkLayer(int layer) {
-            Frames.index(layer, 0, hp.nLayer(), "layer");
-            if (!store.layout().hasExperts(layer)) throw new Frames.BadFrame("layer " + layer + " has no experts");
-            return layer;
-        }
-
         private void refuse(StreamObserver<?> reply, Frames.BadFrame e) {
             rejected.incrementAndGet();
             reply.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
         }
+    }
+
+    /** A Compute request's fields, checked against the served model: what the computation may use. */
+    record CheckedCompute(int layer, int expert, int rows, float[] input) {}
+
+    /**
+     * Checks a Compute request from a main node (layer, expert, row count, position, hidden-state bytes and their
+     * finiteness) before anything is allocated or loaded for it; a bad one is a {@link Frames.BadFrame} naming the
+     * field. Package-visible so that the node-message fuzz target runs the worker's own checks.
+     */
+    static CheckedCompute checkCompute(ComputeRequest r, Hyperparams hp, ExpertLayout layout) {
+        int layer = checkLayer(r.getLayer(), hp, layout);
+        int expert = Frames.index(r.getExpert(), 0, hp.nExpert(), "expert");
+        int rows = Frames.index(r.getRows(), 1, MAX_ROWS + 1, "rows");
+        Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
+        float[] input = Frames.decode(r.getHidden(), rows * hp.nEmbd(), "hidden (" + rows + " rows of " + hp.nEmbd() + ")");
+        return new CheckedCompute(layer, expert, rows, input);
+    }
+
+    /** Checks a Prefetch request (layer, position, expert count and ids); the experts it names. */
+    static int[] checkPrefetch(PrefetchRequest r, Hyperparams hp, ExpertLayout layout) {
+        checkLayer(r.getLayer(), hp, layout);
+        Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
+        int n = r.getExpertsCount();
+        if (n < 1 || n > hp.nExpert()) throw new Frames.BadFrame("prefetch names " + n + " experts, expected 1.." + hp.nExpert());
+        int[] experts = new int[n];
+        for (int i = 0; i < n; i++) experts[i] = Frames.index(r.getExperts(i), 0, hp.nExpert(), "expert");
+        return experts;
+    }
+
+    private static int checkLayer(int layer, Hyperparams hp, ExpertLayout layout) {
+        Frames.index(layer, 0, hp.nLayer(), "layer");
+        if (!layout.hasExperts(layer)) throw new Frames.BadFrame("layer " + layer + " has no experts");
+        return layer;
     }
 
     /** The expert with its packable matrices packed as the main model packs them (so the products are the same). */
