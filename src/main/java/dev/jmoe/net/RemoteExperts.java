@@ -12,6 +12,7 @@ import dev.jmoe.net.proto.DescribeRequest;
 import dev.jmoe.net.proto.ExpertWorkerGrpc;
 import dev.jmoe.net.proto.PrefetchRequest;
 import dev.jmoe.net.proto.WorkerInfo;
+import dev.jmoe.tensor.Kernels;
 import io.grpc.CallCredentials;
 import io.grpc.Context;
 import io.grpc.ManagedChannel;
@@ -130,6 +131,10 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
                 } catch (StatusRuntimeException e) {
                     throw new IllegalStateException("worker " + w.endpoint + " " + refusal(e));
                 }
+                if (info.getProtocol() < WorkerNode.PROTOCOL) {
+                    throw new IllegalStateException("worker " + w.endpoint + " speaks protocol revision " + info.getProtocol() + ", this node needs "
+                            + WorkerNode.PROTOCOL + " (it would ignore batch-invariance and mini-batch fields): run the same jmoe version on every node");
+                }
                 if (!mine.equals(info.getModelFingerprint())) {
                     throw new IllegalStateException("worker " + w.endpoint + " serves another model (" + ModelFingerprint.shortForm(info.getModelFingerprint())
                             + ") than this node's (" + ModelFingerprint.shortForm(mine) + ")");
@@ -241,6 +246,8 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
     @Override
     public void computeLayer(int layer, int position, int tokens, List<Call> calls) {
         long t0 = System.nanoTime();
+        // read on the pass's thread (a scoped value): a step over several sequences computes each row as matVec does
+        boolean invariant = Kernels.batchInvariance();
         int n = calls.size();
         int[] chosen = new int[n];
         Arrays.fill(chosen, -1);
@@ -279,7 +286,7 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
         for (int i = 0; i < n; i++) {
             Call c = calls.get(i);
             int first = chosen[i];
-            pending.add(CompletableFuture.runAsync(() -> computeWithFailover(layer, position, c, first), io));
+            pending.add(CompletableFuture.runAsync(() -> computeWithFailover(layer, position, c, first, invariant), io));
         }
         try {
             for (CompletableFuture<Void> f : pending) f.get();
@@ -300,9 +307,10 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
         return false;
     }
 
-    private void computeWithFailover(int layer, int position, Call c, int first) {
+    private void computeWithFailover(int layer, int position, Call c, int first, boolean invariant) {
         ComputeRequest req = ComputeRequest.newBuilder().setPosition(position).setLayer(layer).setExpert(c.expert()).setRows(c.rows())
-                .setHidden(Frames.encode(c.input(), 0, c.rows() * nEmbd)).setPackedWeights(packed).setInt8Activations(int8).build();
+                .setHidden(Frames.encode(c.input(), 0, c.rows() * nEmbd)).setPackedWeights(packed).setInt8Activations(int8)
+                .setBatchInvariant(invariant).build();
         boolean[] tried = new boolean[workers.length];
         int w = first;
         while (true) {

@@ -52,6 +52,12 @@ public final class WorkerNode implements AutoCloseable {
     /** Largest number of rows one Compute may carry (a prompt batch's tokens routed to one expert). */
     public static final int MAX_ROWS = 4096;
 
+    /**
+     * Protocol revision: 2 added {@code batch_invariant} and {@code rows_following} to {@code ComputeRequest}. A main
+     * node refuses a worker below its own revision, which would ignore those fields and compute other bits.
+     */
+    public static final int PROTOCOL = 2;
+
     /** Settings of a worker (the {@code jmoe worker} flags). */
     public record Settings(Path model, String host, int port, String expertMemory, String store, Link link, int threads, NodeSecurity security) {
         public Settings {
@@ -170,7 +176,7 @@ public final class WorkerNode implements AutoCloseable {
         public void describe(DescribeRequest request, StreamObserver<WorkerInfo> reply) {
             reply.onNext(WorkerInfo.newBuilder().setModelFingerprint(fingerprint).setNLayer(hp.nLayer()).setNExpert(hp.nExpert())
                     .setNEmbd(hp.nEmbd()).setNFfExpert(hp.nFfExpert()).setSlotBytes(source.memory().slotBytes())
-                    .setSlots(source.memory().slots()).setLink(settings.link().toString()).setStore(store.name()).build());
+                    .setSlots(source.memory().slots()).setLink(settings.link().toString()).setStore(store.name()).setProtocol(PROTOCOL).build());
             reply.onCompleted();
         }
 
@@ -220,7 +226,9 @@ public final class WorkerNode implements AutoCloseable {
                 long t1 = System.nanoTime();
                 try {
                     ExpertWeights use = r.getPackedWeights() ? packed(w) : w;
-                    Kernels.withActivationQuantization(r.getInt8Activations(), () -> Model.computeExpert(pool, use, input, rows, output));
+                    // the main node's step over several sequences computes each row as a single-vector product: so must we
+                    Kernels.withActivationQuantization(r.getInt8Activations(), () -> Kernels.withBatchInvariance(r.getBatchInvariant(),
+                            () -> Model.computeExpert(pool, use, input, rows, output)));
                 } finally {
                     source.release(w);
                 }

@@ -4,11 +4,23 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jmoe.engine.BatchConfig;
+import dev.jmoe.engine.BatchScheduler;
 import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.Generation;
+import dev.jmoe.engine.GenerationRequest;
 import dev.jmoe.engine.EngineConfig;
 import dev.jmoe.engine.ExpertRuntimeConfig;
 import dev.jmoe.engine.Session;
+import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.model.Batch;
+import dev.jmoe.model.ExpertExecutor;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.KvCache;
+import dev.jmoe.model.Model;
+import dev.jmoe.tensor.Parallel;
 import dev.jmoe.testutil.TestModels;
+import java.util.Arrays;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -172,5 +184,82 @@ class DistributedGenerationTest {
         assertEquals(false, shadow.process.isAlive());
         assertTrue(got.cluster().shadowBytesSent() > 0, "the main node fed the shadow node");
         assertTrue(got.notices().stream().anyMatch(n -> n.contains("shadow node lost")), got.notices().toString());
+    }
+
+    /**
+     * Steps over several sequences ({@code Model.forward} with a {@link Batch}, as continuous batching runs them): every
+     * prompt in the first step, then {@code decode} greedy steps together. The MoE layers' experts go to
+     * {@code executor} (null: computed here). Returns each sequence's logits of every sampling row, concatenated.
+     */
+    static List<float[]> steps(Model m, int[][] prompts, int decode, ExpertExecutor executor) {
+        int v = m.hyperparams().nVocab(), n = prompts.length;
+        Parallel pool = new Parallel(1);
+        InferenceState runtime = m.newState(1, pool);
+        runtime.setExpertExecutor(executor);
+        KvCache kv = m.newKvCache(n * 32);
+        InferenceState[] seq = new InferenceState[n];
+        for (int i = 0; i < n; i++) seq[i] = m.newState(kv.region(i * 32, 32), pool);
+        float[][] out = new float[n][(decode + 1) * v];
+        int[] next = new int[n];
+        float[] logits = new float[n * v];
+        Batch batch = new Batch();
+        for (int step = 0; step <= decode; step++) {
+            batch.clear();
+            for (int i = 0; i < n; i++) batch.add(seq[i], step == 0 ? prompts[i] : new int[] {next[i]}, 0, step == 0 ? prompts[i].length : 1, true);
+            m.forward(runtime, batch, logits);
+            for (int i = 0; i < n; i++) {
+                System.arraycopy(logits, i * v, out[i], step * v, v);
+                next[i] = argmax(Arrays.copyOfRange(logits, i * v, i * v + v));
+            }
+        }
+        pool.close();
+        return Arrays.asList(out);
+    }
+
+    /**
+     * A step over several sequences computes every row as a single-vector product (batch invariance), and an expert's
+     * rows from four sequences are enough for the batch tiles: the workers must be told, or their bits differ. Each
+     * sequence's logits in a batch on the workers equal its logits alone on this node, bit for bit; and continuous
+     * batching ({@link BatchScheduler}, what {@code jmoe serve --workers} runs) generates what each prompt generates alone.
+     */
+    @Test
+    void batchesOverSeveralSequencesOnWorkersGiveEachSequenceItsResidentResult() throws Exception {
+        int[][] prompts = new int[4][];
+        for (int i = 0; i < prompts.length; i++) {
+            prompts[i] = new int[7 + i];
+            for (int j = 0; j < prompts[i].length; j++) prompts[i][j] = 1 + (i * 53 + j * 37) % 250;
+        }
+        ExpertRuntimeConfig distributed = cluster(workers, null, null, 10).predictor("none").build();
+        try (GgufFile f = GgufFile.open(model)) {
+            Model m = Model.load(f).withPackedWeights();
+            List<float[]> together;
+            try (RemoteExperts remote = RemoteExperts.connect(distributed.cluster(), m, null)) {
+                together = steps(m, prompts, 3, remote);
+                assertTrue(remote.stats().snapshot().computeCalls() > 0);
+            }
+            for (int i = 0; i < prompts.length; i++) {
+                float[] alone = steps(m, new int[][] {prompts[i]}, 3, null).getFirst();
+                float[] got = together.get(i);
+                for (int j = 0; j < alone.length; j++) {
+                    if (Float.floatToIntBits(alone[j]) != Float.floatToIntBits(got[j])) {
+                        throw new AssertionError("sequence " + i + " logit " + j + ": " + alone[j] + " alone resident vs " + got[j] + " in a batch on workers");
+                    }
+                }
+            }
+        }
+        GenerationRequest greedy = GenerationRequest.builder().maxTokens(6).temperature(0).ignoreEos(true).build();
+        List<int[]> alone = new ArrayList<>();
+        try (Engine engine = Engine.open(EngineConfig.builder(model).threads(1).contextSize(64).warmup(false).experts(ExpertRuntimeConfig.RESIDENT).build());
+             BatchScheduler s = engine.newScheduler(new BatchConfig(4, 64, 0, 8, 64))) {
+            for (int[] p : prompts) alone.add(s.submit(p, greedy, null).await().tokens());
+        }
+        try (Engine engine = Engine.open(EngineConfig.builder(model).threads(1).contextSize(64).warmup(false).experts(distributed).build());
+             BatchScheduler s = engine.newScheduler(new BatchConfig(4, 64, 0, 8, 64))) {
+            List<Generation> together = new ArrayList<>();
+            for (int[] p : prompts) together.add(s.submit(p, greedy, null));
+            for (int i = 0; i < prompts.length; i++) {
+                assertArrayEquals(alone.get(i), together.get(i).await(120, java.util.concurrent.TimeUnit.SECONDS).tokens(), "prompt " + i);
+            }
+        }
     }
 }
