@@ -325,7 +325,8 @@ final class ClusterBenchCommand implements Callable<Integer> {
                 a.prefetchMessages() + b.prefetchMessages(), a.failovers() + b.failovers(), a.workersLost() + b.workersLost(),
                 a.decodeExpertUses() + b.decodeExpertUses(), a.decodePredicted() + b.decodePredicted(), a.readyOnArrival() + b.readyOnArrival(),
                 a.loadWaitMillis() + b.loadWaitMillis(), a.layerWaitMillis() + b.layerWaitMillis(), a.layers() + b.layers(),
-                a.shadowBytesSent() + b.shadowBytesSent(), a.shadowBytesReceived() + b.shadowBytesReceived(), a.workerComputeMillis() + b.workerComputeMillis());
+                a.shadowBytesSent() + b.shadowBytesSent(), a.shadowBytesReceived() + b.shadowBytesReceived(), a.workerComputeMillis() + b.workerComputeMillis(),
+                a.miniBatched() + b.miniBatched());
     }
 
     private static double orZero(Double d) { return d == null ? 0 : d; }

@@ -126,6 +126,7 @@ final class ExpertRuntime implements AutoCloseable {
                             new Predictors.Context(st, shadows, cfg.predictorSettings(), Predictors.Mode.RUN, NextTokenRule.ARGMAX));
                 }
                 int width = Predictors.width(predictor, hp.nExpertUsed(), hp.nExpert());
+                if (cluster.shadowToWorkers() && predictor instanceof RemoteShadowPredictor direct) direct.sendLoadsDirectly(remote, width);
                 // OD-MoE's schedule: a group loads layer l + groups while the others compute, so predictions must reach that far
                 int lookahead = cfg.lookahead() != null ? cfg.lookaheadFor(hp.nLayer())
                         : Math.min(hp.nLayer(), Math.max(ExpertRuntimeConfig.DEFAULT_LOOKAHEAD, remote.groups()));

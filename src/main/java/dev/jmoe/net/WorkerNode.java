@@ -5,6 +5,7 @@ import dev.jmoe.experts.OffloadStats.Counter;
 import dev.jmoe.experts.cache.ExpertMemory;
 import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.jit.JustInTimeExpertSource;
+import dev.jmoe.experts.predict.Lookahead;
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.store.ExpertStore;
 import dev.jmoe.experts.store.Link;
@@ -81,6 +82,9 @@ public final class WorkerNode implements AutoCloseable {
     private final HealthStatusManager health = new HealthStatusManager();
     private final String fingerprint;
     private final ReentrantLock computeLock = new ReentrantLock(true);
+    // experts kept pinned between the mini-batches of one prompt step (under computeLock), oldest first
+    private final java.util.LinkedHashMap<Integer, ExpertWeights> held = new java.util.LinkedHashMap<>();
+    private long heldStep = -1;
     private final AtomicLong computes = new AtomicLong(), prefetches = new AtomicLong(), rejected = new AtomicLong();
 
     private WorkerNode(Settings s) throws IOException {
@@ -158,6 +162,12 @@ public final class WorkerNode implements AutoCloseable {
             server.shutdownNow();
             Thread.currentThread().interrupt();
         }
+        computeLock.lock();
+        try {
+            releaseHeld();
+        } finally {
+            computeLock.unlock();
+        }
         source.close();
         store.close();
         pool.close();
@@ -200,12 +210,13 @@ public final class WorkerNode implements AutoCloseable {
 
         @Override
         public void compute(ComputeRequest r, StreamObserver<ComputeReply> reply) {
-            int layer, expert, rows;
+            int layer, expert, rows, following;
             float[] input;
             try {
                 layer = checkLayer(r.getLayer());
                 expert = Frames.index(r.getExpert(), 0, hp.nExpert(), "expert");
                 rows = Frames.index(r.getRows(), 1, MAX_ROWS + 1, "rows");
+                following = Frames.index(r.getRowsFollowing(), 0, MAX_ROWS + 1, "rows_following");
                 Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
                 input = Frames.decode(r.getHidden(), rows * hp.nEmbd(), "hidden (" + rows + " rows of " + hp.nEmbd() + ")");
             } catch (Frames.BadFrame e) {
@@ -217,20 +228,35 @@ public final class WorkerNode implements AutoCloseable {
             boolean ready;
             computeLock.lock();
             try {
-                long missesBefore = source.stats().total(Counter.MISSES_LOADED);
-                source.at(r.getPosition(), layer, rows);
-                source.willUse(layer, new int[]{expert});
-                ready = source.stats().total(Counter.MISSES_LOADED) == missesBefore;
+                long step = Lookahead.step(r.getPosition(), layer, hp.nLayer());
+                if (step != heldStep) releaseHeld(); // parts of an earlier step that never came (they went elsewhere)
+                heldStep = step;
+                int key = layer * hp.nExpert() + expert;
+                ExpertWeights w = held.remove(key);
                 long t0 = System.nanoTime();
-                ExpertWeights w = source.acquire(layer, expert);
+                if (w != null) {
+                    ready = true; // an earlier part of this expert's rows loaded it
+                } else {
+                    // a slot must stay unpinned for this load: give up the oldest held part first (it reloads if its rest comes)
+                    while (!held.isEmpty() && held.size() >= source.memory().slots()) releaseOldestHeld();
+                    long missesBefore = source.stats().total(Counter.MISSES_LOADED);
+                    source.at(r.getPosition(), layer, rows);
+                    source.willUse(layer, new int[]{expert});
+                    ready = source.stats().total(Counter.MISSES_LOADED) == missesBefore;
+                    t0 = System.nanoTime();
+                    w = source.acquire(layer, expert);
+                }
                 long t1 = System.nanoTime();
+                boolean keep = false;
                 try {
                     ExpertWeights use = r.getPackedWeights() ? packed(w) : w;
                     // the main node's step over several sequences computes each row as a single-vector product: so must we
                     Kernels.withActivationQuantization(r.getInt8Activations(), () -> Kernels.withBatchInvariance(r.getBatchInvariant(),
                             () -> Model.computeExpert(pool, use, input, rows, output)));
+                    keep = following > 0;
                 } finally {
-                    source.release(w);
+                    if (keep) held.put(key, w); // more rows of this expert are on the way: keep it loaded (and pinned)
+                    else source.release(w);
                 }
                 long t2 = System.nanoTime();
                 waited = t1 - t0;
@@ -259,6 +285,17 @@ public final class WorkerNode implements AutoCloseable {
             rejected.incrementAndGet();
             reply.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
         }
+    }
+
+    private void releaseHeld() {
+        while (!held.isEmpty()) releaseOldestHeld();
+    }
+
+    private void releaseOldestHeld() {
+        var it = held.entrySet().iterator();
+        ExpertWeights w = it.next().getValue();
+        it.remove();
+        source.release(w);
     }
 
     /** The expert with its packable matrices packed as the main model packs them (so the products are the same). */

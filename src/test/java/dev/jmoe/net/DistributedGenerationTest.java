@@ -67,14 +67,18 @@ class DistributedGenerationTest {
 
     /** Greedy decoding with the logits of the prompt and of every step; {@code afterStep} runs after each decoded token. */
     static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep) throws Exception {
-        EngineConfig cfg = EngineConfig.builder(model).threads(1).contextSize(64).warmup(false).experts(experts).build();
+        return greedy(experts, afterStep, prompt());
+    }
+
+    static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep, int[] prompt) throws Exception {
+        EngineConfig cfg = EngineConfig.builder(model).threads(1).contextSize(96).warmup(false).experts(experts).build();
         List<String> notices = java.util.Collections.synchronizedList(new ArrayList<>());
         dev.jmoe.engine.EngineListener listener = new dev.jmoe.engine.EngineListener() {
             @Override public void notice(String message) { notices.add(message); }
         };
         try (Engine engine = Engine.open(cfg, listener); Session s = engine.newSession()) {
             List<float[]> logits = new ArrayList<>();
-            float[] l = s.evaluate(prompt());
+            float[] l = s.evaluate(prompt);
             int[] tokens = new int[DECODE];
             for (int i = 0; i < DECODE; i++) {
                 logits.add(l.clone());
@@ -260,6 +264,48 @@ class DistributedGenerationTest {
             for (int i = 0; i < prompts.length; i++) {
                 assertArrayEquals(alone.get(i), together.get(i).await(120, java.util.concurrent.TimeUnit.SECONDS).tokens(), "prompt " + i);
             }
+        }
+    }
+
+    /**
+     * A prompt step sends an expert's rows in mini-batches where the parts' products keep the whole product's bits
+     * (Q4_0 packed, float activations: parts of at least the 4-vector panel threshold): with a 48-token prompt many
+     * experts get 8 or more rows and travel in parts of 4, and the logits are still the resident run's, bit for bit.
+     */
+    @Test
+    void promptMiniBatchesKeepTheResidentBits() throws Exception {
+        int[] prompt = new int[48];
+        for (int i = 0; i < prompt.length; i++) prompt[i] = 1 + (i * 29 + 7) % 250;
+        Reference resident = greedy(ExpertRuntimeConfig.RESIDENT, null, prompt);
+        ExpertRuntimeConfig.Builder b = cluster(workers, null, 1, 10).predictor("none");
+        Reference parts = greedy(b.cluster(b.build().cluster().withMiniBatch(4)).build(), null, prompt);
+        assertSame(resident, parts);
+        assertTrue(parts.cluster().miniBatched() > 0, "some expert's rows went in parts");
+        Reference whole = greedy(b.cluster(b.build().cluster().withMiniBatch(0)).build(), null, prompt);
+        assertSame(resident, whole);
+        assertEquals(0, whole.cluster().miniBatched());
+        assertTrue(parts.cluster().computeCalls() > whole.cluster().computeCalls(), "mini-batches are more messages");
+    }
+
+    /**
+     * {@code --shadow-to-workers}: the shadow node sends its load commands straight to the workers; this node sends none
+     * and follows the plan the shadow's predictions imply. Exact, and the loads arrive (calls find their expert ready).
+     */
+    @Test
+    void shadowLoadCommandsStraightToTheWorkersStayExact() throws Exception {
+        Nodes.Node shadow = nodes.shadow(model, "--shadow", "q8_0");
+        try {
+            ExpertRuntimeConfig.Builder b = cluster(workers, shadow.address(), null, 10);
+            // first through this node (the shadow node's JIT warms up meanwhile), then straight from the shadow node
+            Reference forwarded = greedy(b.build(), null);
+            assertSame(reference, forwarded);
+            Reference got = greedy(b.cluster(b.build().cluster().withShadowToWorkers(true)).build(), null);
+            assertSame(reference, got);
+            assertEquals(0, got.cluster().prefetchMessages(), "this node sent no load commands");
+            assertTrue(got.cluster().decodePredicted() > 0, "decode calls went to the workers the shadow told to load: " + got.cluster());
+            assertTrue(got.cluster().readyOnArrival() > 0, "the shadow's loads reached the workers: " + got.cluster());
+        } finally {
+            shadow.kill();
         }
     }
 }
