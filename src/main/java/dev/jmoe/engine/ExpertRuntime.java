@@ -161,6 +161,7 @@ final class ExpertRuntime implements AutoCloseable {
 
     /** Waits until a shadow predictor has warmed up (benchmarks measure steady state); true if it has or there is none. */
     boolean awaitPredictorWarm(double seconds) throws InterruptedException {
+        if (predictor instanceof RemoteShadowPredictor remote) return remote.awaitFirstPrediction(seconds); // a shadow node's stream
         return !(predictor instanceof ShadowPredictor sp) || sp.awaitWarm(seconds);
     }
 

@@ -161,6 +161,8 @@ public final class ShadowNode implements AutoCloseable {
             try {
                 if (predictor == null) start(m);
                 apply(m);
+                Throwable failed = predictor.failure();
+                if (failed != null) fail(Status.INTERNAL.withDescription("the shadow stopped: " + failed));
             } catch (Frames.BadFrame | IllegalArgumentException e) {
                 fail(Status.INVALID_ARGUMENT.withDescription(e.getMessage()));
             } catch (RuntimeException e) {

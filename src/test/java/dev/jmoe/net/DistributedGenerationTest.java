@@ -71,6 +71,11 @@ class DistributedGenerationTest {
     }
 
     static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep, int[] prompt) throws Exception {
+        return greedy(experts, afterStep, prompt, false);
+    }
+
+    /** {@code awaitShadow}: after the first decoded token, wait until the shadow node has published (its per-stream warm-up is done). */
+    static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep, int[] prompt, boolean awaitShadow) throws Exception {
         EngineConfig cfg = EngineConfig.builder(model).threads(1).contextSize(96).warmup(false).experts(experts).build();
         List<String> notices = java.util.Collections.synchronizedList(new ArrayList<>());
         dev.jmoe.engine.EngineListener listener = new dev.jmoe.engine.EngineListener() {
@@ -79,11 +84,14 @@ class DistributedGenerationTest {
         try (Engine engine = Engine.open(cfg, listener); Session s = engine.newSession()) {
             List<float[]> logits = new ArrayList<>();
             float[] l = s.evaluate(prompt);
+
             int[] tokens = new int[DECODE];
             for (int i = 0; i < DECODE; i++) {
                 logits.add(l.clone());
                 tokens[i] = argmax(l);
                 l = s.next(tokens[i]);
+                // the shadow starts once the prompt batch is done (it adopts the batch's KV entries): wait for its first routing
+                if (awaitShadow && i == 0) assertTrue(s.awaitPredictorWarm(60), "the shadow node published within 60 s: " + notices);
                 if (afterStep != null) afterStep.accept(i);
             }
             logits.add(l.clone());
@@ -299,7 +307,7 @@ class DistributedGenerationTest {
             // first through this node (the shadow node's JIT warms up meanwhile), then straight from the shadow node
             Reference forwarded = greedy(b.build(), null);
             assertSame(reference, forwarded);
-            Reference got = greedy(b.cluster(b.build().cluster().withShadowToWorkers(true)).build(), null);
+            Reference got = greedy(b.cluster(b.build().cluster().withShadowToWorkers(true)).build(), null, prompt(), true);
             assertSame(reference, got);
             assertEquals(0, got.cluster().prefetchMessages(), "this node sent no load commands");
             assertTrue(got.cluster().decodePredicted() > 0, "decode calls went to the workers the shadow told to load: " + got.cluster());
