@@ -200,6 +200,9 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
             if (cluster.shadowNode() != null && !predictorName().equals("shadow")) {
                 w.add("--shadow-node has no effect with --predictor " + predictorName());
             }
+            if (cluster.shadowToWorkers() && !predictorName().equals("shadow")) {
+                w.add("--shadow-to-workers has no effect with --predictor " + predictorName());
+            }
             if (cluster.shadowNode() != null && (shadowType != null || shadowModel != null)) {
                 w.add("--shadow/--shadow-model have no effect with --shadow-node (the shadow node has its own copy)");
             }

@@ -9,6 +9,11 @@ import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.KvCache;
 import dev.jmoe.model.Model;
 import dev.jmoe.net.proto.AlignMessage;
+import dev.jmoe.net.proto.ExpertWorkerGrpc;
+import dev.jmoe.net.proto.PrefetchRequest;
+import io.grpc.CallCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import dev.jmoe.net.proto.Prediction;
 import dev.jmoe.net.proto.ShadowNodeGrpc;
 import dev.jmoe.tensor.Parallel;
@@ -39,11 +44,13 @@ public final class ShadowNode implements AutoCloseable {
     private final String name;
     private final Server server;
     private final HealthStatusManager health = new HealthStatusManager();
-    private final AtomicLong streams = new AtomicLong(), predictionsSent = new AtomicLong();
+    private final AtomicLong streams = new AtomicLong(), predictionsSent = new AtomicLong(), loadCommandsSent = new AtomicLong();
+    private final NodeSecurity security;
 
     private ShadowNode(Model shadow, String name, String host, int port, NodeSecurity security) throws IOException {
         this.shadow = shadow;
         this.name = name;
+        this.security = security == null ? NodeSecurity.NONE : security;
         Hyperparams hp = shadow.hyperparams();
         long kvPerPosition = 2L * hp.nLayer() * hp.kvDim() * Float.BYTES;
         // one message carries at most a prompt batch's KV entries and tokens; 64 MiB bounds what a peer can make us hold
@@ -78,6 +85,8 @@ public final class ShadowNode implements AutoCloseable {
                 shadow = copies.copy(type);
                 name = "shadow-" + type.name().toLowerCase(java.util.Locale.ROOT) + " of " + file.getFileName();
             }
+            // compile the shadow's kernels before the first stream: interpreted, it would predict nothing for many seconds
+            dev.jmoe.model.KernelWarmup.run(shadow, pool, 3_000_000_000L, (done, types) -> { });
             ShadowNode node = new ShadowNode(shadow, name, host, port, security);
             dev.jmoe.experts.predict.ShadowModels made = copies;
             node.owned = () -> {
@@ -100,6 +109,9 @@ public final class ShadowNode implements AutoCloseable {
     public int port() { return server.getPort(); }
 
     public long predictionsSent() { return predictionsSent.get(); }
+
+    /** Load commands this node sent straight to workers (--shadow-to-workers). */
+    public long loadCommandsSent() { return loadCommandsSent.get(); }
 
     public String describe() {
         return "shadow node on port " + port() + ": " + name + " (" + ModelFingerprint.shape(shadow) + ")";
@@ -186,6 +198,7 @@ public final class ShadowNode implements AutoCloseable {
         private Parallel pool;
         private InferenceState mirror;
         private ShadowPredictor predictor;
+        private DirectLoads loads; // null: predictions go to the main node only
         private int context;
         private volatile boolean done;
 
@@ -199,6 +212,8 @@ public final class ShadowNode implements AutoCloseable {
             try {
                 if (predictor == null) start(m);
                 apply(m);
+                Throwable failed = predictor.failure();
+                if (failed != null) fail(Status.INTERNAL.withDescription("the shadow stopped: " + failed));
             } catch (Frames.BadFrame | IllegalArgumentException e) {
                 fail(Status.INVALID_ARGUMENT.withDescription(e.getMessage()));
             } catch (RuntimeException e) {
@@ -210,6 +225,7 @@ public final class ShadowNode implements AutoCloseable {
             Start s = checkStart(m, ModelFingerprint.shape(shadow));
             context = s.context();
             Alignment align = s.alignment();
+            if (m.getLoadWorkersCount() > 0) loads = new DirectLoads(m);
             pool = new Parallel(1);
             mirror = shadow.newState(context, pool);
             predictor = new ShadowPredictor(name, mirror, shadow, align, NextTokenRule.ARGMAX, new NoPredictor(), ShadowPredictor.Mode.THREAD)
@@ -251,6 +267,7 @@ public final class ShadowNode implements AutoCloseable {
                     done = true; // the main node went away
                 }
             }
+            if (loads != null && !done) loads.send(layer, pos, ranking);
         }
 
         private void fail(Status s) {
@@ -288,8 +305,74 @@ public final class ShadowNode implements AutoCloseable {
         }
 
         private void stop() {
+            if (loads != null) loads.close();
             if (predictor != null) predictor.close();
             if (pool != null) pool.close();
+        }
+    }
+
+    /**
+     * {@code --shadow-to-workers}: the load commands of one followed generation, sent from here straight to the workers
+     * that will compute the predicted experts (the schedule the main node sent: {@link RemoteExperts#assignedWorker}),
+     * without waiting for the main node's pass to reach a prediction hook. Fire and forget: a lost command only costs
+     * an on-demand load on the worker.
+     */
+    private final class DirectLoads {
+        private final ManagedChannel[] channels;
+        private final ExpertWorkerGrpc.ExpertWorkerFutureStub[] stubs;
+        private final int groupSize, width, nLayer, nExpert;
+
+        DirectLoads(AlignMessage m) {
+            Hyperparams hp = shadow.hyperparams();
+            nLayer = hp.nLayer();
+            nExpert = hp.nExpert();
+            int n = m.getLoadWorkersCount();
+            if (n > 1024) throw new Frames.BadFrame("load_workers lists " + n + " workers; at most 1024");
+            groupSize = Frames.index(m.getLoadGroupSize(), 1, n + 1, "load_group_size");
+            width = Frames.index(m.getLoadWidth(), 1, nExpert + 1, "load_width");
+            ClusterConfig.Endpoint[] eps = new ClusterConfig.Endpoint[n];
+            for (int i = 0; i < n; i++) {
+                try {
+                    eps[i] = ClusterConfig.Endpoint.parse(m.getLoadWorkers(i), "load_workers");
+                } catch (IllegalArgumentException e) {
+                    throw new Frames.BadFrame(e.getMessage());
+                }
+            }
+            channels = new ManagedChannel[n];
+            stubs = new ExpertWorkerGrpc.ExpertWorkerFutureStub[n];
+            CallCredentials creds = security.credentials();
+            for (int i = 0; i < n; i++) {
+                NettyChannelBuilder b = NettyChannelBuilder.forAddress(eps[i].host(), eps[i].port()).maxInboundMessageSize(1 << 16)
+                        .keepAliveTime(10, TimeUnit.SECONDS).keepAliveTimeout(5, TimeUnit.SECONDS);
+                security.secure(b);
+                channels[i] = b.build();
+                var stub = ExpertWorkerGrpc.newFutureStub(channels[i]);
+                stubs[i] = creds != null ? stub.withCallCredentials(creds) : stub;
+            }
+        }
+
+        void send(int layer, int pos, int[] ranking) {
+            if (layer < 0 || layer >= nLayer) return;
+            int count = Math.min(width, ranking.length);
+            PrefetchRequest.Builder[] per = new PrefetchRequest.Builder[stubs.length];
+            for (int i = 0; i < count; i++) {
+                int w = RemoteExperts.assignedWorker(layer, i, stubs.length, groupSize);
+                if (per[w] == null) per[w] = PrefetchRequest.newBuilder().setPosition(pos).setLayer(layer);
+                per[w].addExperts(ranking[i]);
+            }
+            for (int w = 0; w < per.length; w++) {
+                if (per[w] == null) continue;
+                try {
+                    stubs[w].withDeadlineAfter(5, TimeUnit.SECONDS).prefetch(per[w].build()); // the reply is not awaited
+                    loadCommandsSent.incrementAndGet();
+                } catch (RuntimeException e) {
+                    // a worker that is gone loads nothing; the main node's compute call finds another
+                }
+            }
+        }
+
+        void close() {
+            for (ManagedChannel c : channels) c.shutdownNow();
         }
     }
 }

@@ -292,6 +292,32 @@ public final class Kernels {
     }
 
     /**
+     * Whether cutting a {@link #matMul} over {@code batch} vectors into consecutive products of {@code part} vectors
+     * (the last one also taking the remainder, so every part has {@code part} to {@code 2·part − 1} vectors) gives
+     * every vector exactly the bits the whole product gives it, on this thread's settings (activation rounding, batch
+     * invariance). {@code packed}: the matrix multiplies with a packed copy. A distributed prompt step cuts an expert's
+     * rows into mini-batches only when this holds for each of its products.
+     *
+     * <p>Why it can hold: below the tile threshold, with rounded activations and under batch invariance, every vector
+     * takes the single-vector arithmetic whatever the batch; a packed matrix's float panels accumulate each vector
+     * column by column in one order whatever the batch, so any parts at or above the threshold agree; a file-layout
+     * matrix's float tiles give the last vector of an odd batch its own two-accumulator sweep, so parts must be even
+     * except the last (which then keeps the whole batch's parity). Parts of one vector are never allowed (a gated
+     * product of one vector fuses gate and up). The scalar reference is not analysed: false.
+     */
+    public static boolean splitKeepsBits(Matrix w, boolean packed, int batch, int part) {
+        if (part < 2 || batch < 1) return false;
+        if (batch < 2 * part) return true; // one part: the whole product
+        if (scalarReference()) return false;
+        if (!(forType(w.type()) instanceof RowKernel rk)) return false;
+        int min = TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch();
+        if (batchInvariance() || quantizing(rk) != null || batch < min) return true;
+        if (part < min) return false;
+        boolean panels = packed && Packing.canPack(w);
+        return panels || part % 2 == 0;
+    }
+
+    /**
      * A few vectors, or rounded activations, on a packed matrix: the integer products vector by vector, each group
      * of 16 rows still in L1 for the next vector. Larger float batches multiply decoded panels ({@link #panelMatMul}):
      * one float decode per weight shared by the whole batch.
