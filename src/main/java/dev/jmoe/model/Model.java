@@ -2,6 +2,7 @@ package dev.jmoe.model;
 
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.tensor.Kernels;
+import dev.jmoe.tensor.MatMulSet;
 import dev.jmoe.tensor.MatVecSet;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedMatrix;
@@ -200,9 +201,8 @@ public final class Model {
         if (n == 1) {
             MatVecSet.begin().add(lw.wq(), xn, 0, s.q, 0).add(lw.wk(), xn, 0, s.k, 0).add(lw.wv(), xn, 0, s.v, 0).run(pool);
         } else {
-            matmul(pool, lw.wq(), xn, e, n, s.q, qDim);
-            matmul(pool, lw.wk(), xn, e, n, s.k, kvDim);
-            matmul(pool, lw.wv(), xn, e, n, s.v, kvDim);
+            MatMulSet.begin().add(lw.wq(), xn, 0, e, n, s.q, 0, qDim).add(lw.wk(), xn, 0, e, n, s.k, 0, kvDim)
+                    .add(lw.wv(), xn, 0, e, n, s.v, 0, kvDim).run(pool);
         }
         if (lw.bq() != null) {
             for (int t = 0; t < n; t++) {
@@ -303,6 +303,7 @@ public final class Model {
         // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
         boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
         if (n == 1 && gatedTogether && source.allReady(l, used)) sharedOut = decodeExperts(s, source, lw, l, used, pool);
+        else if (gatedTogether && source.allReady(l, used)) promptExperts(s, source, l, n, used, pool);
         else expertByExpert(s, source, l, n, used, pool);
         float[] out = s.tmp;
         for (int t = 0; t < n; t++) {
@@ -337,6 +338,49 @@ public final class Model {
             for (int i = 0; i < m; i++) {
                 int t = routing.token(ex, i), slot = routing.slot(ex, i);
                 System.arraycopy(d, i * e, slots, (t * k + slot) * e, e);
+            }
+        }
+    }
+
+    /**
+     * A batch's experts, all ready, gate and up of one type: each expert's tokens are gathered into one input block,
+     * every expert's gated gate/up product runs in one dispatch and every down product in another (what
+     * {@link #expertByExpert} computes, expert by expert, in three dispatches each), then each token's outputs go to
+     * its slots.
+     */
+    private void promptExperts(Scratch s, ExpertSource source, int l, int n, int[] used, Parallel pool) {
+        int e = hp.nEmbd(), k = hp.nExpertUsed(), ffE = hp.nFfExpert(), m = used.length;
+        Routing routing = s.routing;
+        float[] slots = s.slots();
+        int total = 0;
+        for (int ex : used) total += routing.tokenCount(ex);
+        float[] in = s.ensureFf(total * e, 2), g = s.ensureFf(total * ffE, 0), d = s.ensureFf(total * e, 3);
+        ExpertWeights[] ws = s.expertWeights(m);
+        try {
+            for (int i = 0; i < m; i++) ws[i] = source.acquire(l, used[i]);
+            MatMulSet gated = MatMulSet.begin();
+            for (int i = 0, row = 0; i < m; row += routing.tokenCount(used[i]), i++) {
+                int ex = used[i], c = routing.tokenCount(ex);
+                for (int j = 0; j < c; j++) System.arraycopy(s.xn, routing.token(ex, j) * e, in, (row + j) * e, e);
+                gated.addGated(ws[i].gate(), ws[i].up(), SILU_GATE, in, row * e, e, c, g, row * ffE, ffE);
+            }
+            gated.run(pool);
+            MatMulSet down = MatMulSet.begin();
+            for (int i = 0, row = 0; i < m; row += routing.tokenCount(used[i]), i++) {
+                down.add(ws[i].down(), g, row * ffE, ffE, routing.tokenCount(used[i]), d, row * e, e);
+            }
+            down.run(pool);
+            for (int i = 0, row = 0; i < m; row += routing.tokenCount(used[i]), i++) {
+                int ex = used[i];
+                for (int j = 0; j < routing.tokenCount(ex); j++) {
+                    int t = routing.token(ex, j), slot = routing.slot(ex, j);
+                    System.arraycopy(d, (row + j) * e, slots, (t * k + slot) * e, e);
+                }
+            }
+        } finally {
+            for (int i = 0; i < m; i++) {
+                if (ws[i] != null) source.release(ws[i]);
+                ws[i] = null;
             }
         }
     }

@@ -10,119 +10,6 @@ final class FloatGemm {
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
 
-    /**
-     * out[b·outStride + row0 + i] = w[i]·x[b·xStride ..] for i &lt; nr, b &lt; batch, where w holds nr
-     * decoded rows of {@code cols} floats. Works on 2 rows × 4 vectors at a time so each loaded weight
-     * vector feeds four FMAs and each activation vector two.
-     */
-    static void tile(float[] w, int nr, int cols, float[] x, int xStride, int batch, float[] out, int outStride, int row0) {
-        int vecCols = cols & ~7;
-        int i = 0;
-        for (; i + 2 <= nr; i += 2) {
-            int w0 = i * cols, w1 = w0 + cols;
-            int b = 0;
-            for (; b + 4 <= batch; b += 4) {
-                int x0 = b * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
-                FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-                FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-                for (int c = 0; c < vecCols; c += 8) {
-                    FloatVector r0 = FloatVector.fromArray(F, w, w0 + c);
-                    FloatVector r1 = FloatVector.fromArray(F, w, w1 + c);
-                    FloatVector v = FloatVector.fromArray(F, x, x0 + c);
-                    a00 = r0.fma(v, a00);
-                    a10 = r1.fma(v, a10);
-                    v = FloatVector.fromArray(F, x, x1 + c);
-                    a01 = r0.fma(v, a01);
-                    a11 = r1.fma(v, a11);
-                    v = FloatVector.fromArray(F, x, x2 + c);
-                    a02 = r0.fma(v, a02);
-                    a12 = r1.fma(v, a12);
-                    v = FloatVector.fromArray(F, x, x3 + c);
-                    a03 = r0.fma(v, a03);
-                    a13 = r1.fma(v, a13);
-                }
-                float s00 = Lanes.sum(a00), s01 = Lanes.sum(a01);
-                float s02 = Lanes.sum(a02), s03 = Lanes.sum(a03);
-                float s10 = Lanes.sum(a10), s11 = Lanes.sum(a11);
-                float s12 = Lanes.sum(a12), s13 = Lanes.sum(a13);
-                for (int c = vecCols; c < cols; c++) {
-                    s00 += w[w0 + c] * x[x0 + c];
-                    s01 += w[w0 + c] * x[x1 + c];
-                    s02 += w[w0 + c] * x[x2 + c];
-                    s03 += w[w0 + c] * x[x3 + c];
-                    s10 += w[w1 + c] * x[x0 + c];
-                    s11 += w[w1 + c] * x[x1 + c];
-                    s12 += w[w1 + c] * x[x2 + c];
-                    s13 += w[w1 + c] * x[x3 + c];
-                }
-                int o = b * outStride + row0 + i;
-                out[o] = s00;
-                out[o + 1] = s10;
-                out[o + outStride] = s01;
-                out[o + outStride + 1] = s11;
-                out[o + 2 * outStride] = s02;
-                out[o + 2 * outStride + 1] = s12;
-                out[o + 3 * outStride] = s03;
-                out[o + 3 * outStride + 1] = s13;
-            }
-            for (; b + 2 <= batch; b += 2) pair2x2(w, w0, w1, cols, x, b * xStride, (b + 1) * xStride, out, b * outStride + row0 + i, outStride);
-            for (; b < batch; b++) pair2x1(w, w0, w1, cols, x, b * xStride, out, b * outStride + row0 + i);
-        }
-        for (; i < nr; i++) {
-            for (int b = 0; b < batch; b++) {
-                out[b * outStride + row0 + i] = F32Kernel.dotArrays(w, i * cols, x, b * xStride, cols);
-            }
-        }
-    }
-
-    /** Two rows × two vectors (the remainder of a 4-vector sweep). */
-    private static void pair2x2(float[] w, int w0, int w1, int cols, float[] x, int x0, int x1, float[] out, int o, int outStride) {
-        int vecCols = cols & ~7;
-        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
-        for (int c = 0; c < vecCols; c += 8) {
-            FloatVector r0 = FloatVector.fromArray(F, w, w0 + c);
-            FloatVector r1 = FloatVector.fromArray(F, w, w1 + c);
-            FloatVector v = FloatVector.fromArray(F, x, x0 + c);
-            a00 = r0.fma(v, a00);
-            a10 = r1.fma(v, a10);
-            v = FloatVector.fromArray(F, x, x1 + c);
-            a01 = r0.fma(v, a01);
-            a11 = r1.fma(v, a11);
-        }
-        float s00 = Lanes.sum(a00), s01 = Lanes.sum(a01);
-        float s10 = Lanes.sum(a10), s11 = Lanes.sum(a11);
-        for (int c = vecCols; c < cols; c++) {
-            s00 += w[w0 + c] * x[x0 + c];
-            s01 += w[w0 + c] * x[x1 + c];
-            s10 += w[w1 + c] * x[x0 + c];
-            s11 += w[w1 + c] * x[x1 + c];
-        }
-        out[o] = s00;
-        out[o + 1] = s10;
-        out[o + outStride] = s01;
-        out[o + outStride + 1] = s11;
-    }
-
-    /** Two rows × one vector, with two accumulators per row to hide FMA latency. */
-    private static void pair2x1(float[] w, int w0, int w1, int cols, float[] x, int x0, float[] out, int o) {
-        int vecCols = cols & ~15;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
-        for (int c = 0; c < vecCols; c += 16) {
-            FloatVector v = FloatVector.fromArray(F, x, x0 + c), u = FloatVector.fromArray(F, x, x0 + c + 8);
-            a0 = FloatVector.fromArray(F, w, w0 + c).fma(v, a0);
-            b0 = FloatVector.fromArray(F, w, w1 + c).fma(v, b0);
-            a1 = FloatVector.fromArray(F, w, w0 + c + 8).fma(u, a1);
-            b1 = FloatVector.fromArray(F, w, w1 + c + 8).fma(u, b1);
-        }
-        float s0 = Lanes.sum(a0.add(a1)), s1 = Lanes.sum(b0.add(b1));
-        for (int c = vecCols; c < cols; c++) {
-            s0 += w[w0 + c] * x[x0 + c];
-            s1 += w[w1 + c] * x[x0 + c];
-        }
-        out[o] = s0;
-        out[o + 1] = s1;
-    }
-
     // ---- panels: 16 rows stored column by column ------------------------------------------------------------
 
     /**
@@ -131,8 +18,8 @@ final class FloatGemm {
      *
      * <p>Why a panel: with 16 rows' weights of one column in two vectors, each column costs two loads and one
      * broadcast per token, and six tokens give twelve independent FMAs: the accumulators stay in registers and the
-     * FMA units stay busy. The row-by-row tile above needs a load per FMA and a reduction per row and token; on a
-     * 16-row × 1024-column block with 24 tokens it measured 54 against 93 GFLOP/s for this form.
+     * FMA units stay busy. A row-by-row tile (a load per FMA and a reduction per row and token) measured 54 against
+     * 93 GFLOP/s for this form on a 16-row × 1024-column block with 24 tokens.
      */
     static void panel16(float[] p, int kn, float[] x, int xOff, int xStride, int batch, float[] out, int outStride, int row0,
                         boolean accumulate) {
@@ -221,5 +108,195 @@ final class FloatGemm {
         }
         c0.intoArray(out, o);
         c1.intoArray(out, o + 8);
+    }
+
+    // ---- row tiles against transposed tokens: weights broadcast, tokens in lanes -------------------------------
+
+    /** Tokens side by side in a transposed batch: one vector for up to 8 tokens, else two (16). */
+    static int tokenWidth(int batch) {
+        return batch <= 8 ? 8 : 16;
+    }
+
+    /** Floats {@link #transpose} writes for {@code batch} vectors of {@code cols} values. */
+    static int transposedLength(int batch, int cols) {
+        int w = tokenWidth(batch);
+        return (batch + w - 1) / w * w * cols;
+    }
+
+    /**
+     * xt[(blk·cols + k)·W + j] = x[xOff + (blk·W + j)·xStride + k] for W = {@link #tokenWidth}(batch): the batch cut into blocks of W
+     * tokens, each block stored column by column, zero past the last token.
+     */
+    static void transpose(float[] x, int xOff, int xStride, int batch, int cols, float[] xt) {
+        int w = tokenWidth(batch), blocks = (batch + w - 1) / w;
+        for (int blk = 0; blk < blocks; blk++) {
+            int base = blk * cols * w;
+            for (int j = 0; j < w; j++) {
+                int b = blk * w + j;
+                if (b < batch) {
+                    int xo = xOff + b * xStride;
+                    for (int k = 0; k < cols; k++) xt[base + k * w + j] = x[xo + k];
+                } else {
+                    for (int k = 0; k < cols; k++) xt[base + k * w + j] = 0f;
+                }
+            }
+        }
+    }
+
+    /**
+     * out[outOff + b·outStride + row0 + i] = Σ_k w[i·cols + k]·x_b[k] for i &lt; nr and b &lt; batch, with w holding nr decoded rows
+     * and xt the batch {@link #transpose transposed}. buf is scratch of at least 12·16 floats.
+     *
+     * <p>Why tokens in lanes: the rows decode in their own (row-major) order, so nothing has to be transposed per
+     * weight; each weight is one broadcast load for W tokens, and a tile of 12 rows × 8 tokens (or 6 × 16) gives twelve
+     * independent FMA chains per column. Every lane sums its token's products column by column in order, so a token's
+     * result does not depend on the batch around it.
+     */
+    static void rowTile(float[] w, int nr, int cols, float[] xt, int batch, float[] out, int outOff, int outStride, int row0, float[] buf) {
+        int width = tokenWidth(batch), blocks = (batch + width - 1) / width;
+        for (int blk = 0; blk < blocks; blk++) {
+            int x0 = blk * cols * width, b0 = blk * width, tn = Math.min(width, batch - b0);
+            int i = 0;
+            if (width == 8) {
+                for (; i + 12 <= nr; i += 12) {
+                    rows12x8(w, i * cols, cols, xt, x0, buf);
+                    scatter(buf, 12, 8, tn, out, outOff, outStride, b0, row0 + i);
+                }
+                for (; i + 4 <= nr; i += 4) {
+                    rows4x8(w, i * cols, cols, xt, x0, buf);
+                    scatter(buf, 4, 8, tn, out, outOff, outStride, b0, row0 + i);
+                }
+                for (; i < nr; i++) {
+                    rows1x8(w, i * cols, cols, xt, x0, buf);
+                    scatter(buf, 1, 8, tn, out, outOff, outStride, b0, row0 + i);
+                }
+            } else {
+                for (; i + 6 <= nr; i += 6) {
+                    rows6x16(w, i * cols, cols, xt, x0, buf);
+                    scatter(buf, 6, 16, tn, out, outOff, outStride, b0, row0 + i);
+                }
+                for (; i < nr; i++) {
+                    rows1x16(w, i * cols, cols, xt, x0, buf);
+                    scatter(buf, 1, 16, tn, out, outOff, outStride, b0, row0 + i);
+                }
+            }
+        }
+    }
+
+    /** Rows of buf (nr rows of {@code width} token lanes) into out, tokens b0 .. b0 + tn. */
+    private static void scatter(float[] buf, int nr, int width, int tn, float[] out, int outOff, int outStride, int b0, int row) {
+        for (int j = 0; j < tn; j++) {
+            int o = outOff + (b0 + j) * outStride + row;
+            for (int i = 0; i < nr; i++) out[o + i] = buf[i * width + j];
+        }
+    }
+
+    /** Twelve rows × eight tokens: twelve accumulators, one token vector and a broadcast per row and column. */
+    private static void rows12x8(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
+        int w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols, w4 = w3 + cols, w5 = w4 + cols;
+        int w6 = w5 + cols, w7 = w6 + cols, w8 = w7 + cols, w9 = w8 + cols, w10 = w9 + cols, w11 = w10 + cols;
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+        FloatVector c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+        for (int k = 0; k < cols; k++) {
+            FloatVector v = FloatVector.fromArray(F, xt, x0 + 8 * k);
+            c0 = FloatVector.broadcast(F, w[w0 + k]).fma(v, c0);
+            c1 = FloatVector.broadcast(F, w[w1 + k]).fma(v, c1);
+            c2 = FloatVector.broadcast(F, w[w2 + k]).fma(v, c2);
+            c3 = FloatVector.broadcast(F, w[w3 + k]).fma(v, c3);
+            c4 = FloatVector.broadcast(F, w[w4 + k]).fma(v, c4);
+            c5 = FloatVector.broadcast(F, w[w5 + k]).fma(v, c5);
+            c6 = FloatVector.broadcast(F, w[w6 + k]).fma(v, c6);
+            c7 = FloatVector.broadcast(F, w[w7 + k]).fma(v, c7);
+            c8 = FloatVector.broadcast(F, w[w8 + k]).fma(v, c8);
+            c9 = FloatVector.broadcast(F, w[w9 + k]).fma(v, c9);
+            c10 = FloatVector.broadcast(F, w[w10 + k]).fma(v, c10);
+            c11 = FloatVector.broadcast(F, w[w11 + k]).fma(v, c11);
+        }
+        c0.intoArray(buf, 0);
+        c1.intoArray(buf, 8);
+        c2.intoArray(buf, 16);
+        c3.intoArray(buf, 24);
+        c4.intoArray(buf, 32);
+        c5.intoArray(buf, 40);
+        c6.intoArray(buf, 48);
+        c7.intoArray(buf, 56);
+        c8.intoArray(buf, 64);
+        c9.intoArray(buf, 72);
+        c10.intoArray(buf, 80);
+        c11.intoArray(buf, 88);
+    }
+
+    /** Four rows × eight tokens (what twelve at a time leave). */
+    private static void rows4x8(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
+        int w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
+        for (int k = 0; k < cols; k++) {
+            FloatVector v = FloatVector.fromArray(F, xt, x0 + 8 * k);
+            c0 = FloatVector.broadcast(F, w[w0 + k]).fma(v, c0);
+            c1 = FloatVector.broadcast(F, w[w1 + k]).fma(v, c1);
+            c2 = FloatVector.broadcast(F, w[w2 + k]).fma(v, c2);
+            c3 = FloatVector.broadcast(F, w[w3 + k]).fma(v, c3);
+        }
+        c0.intoArray(buf, 0);
+        c1.intoArray(buf, 8);
+        c2.intoArray(buf, 16);
+        c3.intoArray(buf, 24);
+    }
+
+    private static void rows1x8(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
+        FloatVector c0 = FloatVector.zero(F);
+        for (int k = 0; k < cols; k++) c0 = FloatVector.broadcast(F, w[w0 + k]).fma(FloatVector.fromArray(F, xt, x0 + 8 * k), c0);
+        c0.intoArray(buf, 0);
+    }
+
+    /** Six rows × sixteen tokens: twelve accumulators, two token vectors and a broadcast per row and column. */
+    private static void rows6x16(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
+        int w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols, w4 = w3 + cols, w5 = w4 + cols;
+        FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        for (int k = 0; k < cols; k++) {
+            FloatVector u = FloatVector.fromArray(F, xt, x0 + 16 * k), v = FloatVector.fromArray(F, xt, x0 + 16 * k + 8);
+            FloatVector t = FloatVector.broadcast(F, w[w0 + k]);
+            c00 = t.fma(u, c00);
+            c01 = t.fma(v, c01);
+            t = FloatVector.broadcast(F, w[w1 + k]);
+            c10 = t.fma(u, c10);
+            c11 = t.fma(v, c11);
+            t = FloatVector.broadcast(F, w[w2 + k]);
+            c20 = t.fma(u, c20);
+            c21 = t.fma(v, c21);
+            t = FloatVector.broadcast(F, w[w3 + k]);
+            c30 = t.fma(u, c30);
+            c31 = t.fma(v, c31);
+            t = FloatVector.broadcast(F, w[w4 + k]);
+            c40 = t.fma(u, c40);
+            c41 = t.fma(v, c41);
+            t = FloatVector.broadcast(F, w[w5 + k]);
+            c50 = t.fma(u, c50);
+            c51 = t.fma(v, c51);
+        }
+        c00.intoArray(buf, 0);
+        c01.intoArray(buf, 8);
+        c10.intoArray(buf, 16);
+        c11.intoArray(buf, 24);
+        c20.intoArray(buf, 32);
+        c21.intoArray(buf, 40);
+        c30.intoArray(buf, 48);
+        c31.intoArray(buf, 56);
+        c40.intoArray(buf, 64);
+        c41.intoArray(buf, 72);
+        c50.intoArray(buf, 80);
+        c51.intoArray(buf, 88);
+    }
+
+    private static void rows1x16(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
+        FloatVector c0 = FloatVector.zero(F), c1 = c0;
+        for (int k = 0; k < cols; k++) {
+            FloatVector t = FloatVector.broadcast(F, w[w0 + k]);
+            c0 = t.fma(FloatVector.fromArray(F, xt, x0 + 16 * k), c0);
+            c1 = t.fma(FloatVector.fromArray(F, xt, x0 + 16 * k + 8), c1);
+        }
+        c0.intoArray(buf, 0);
+        c1.intoArray(buf, 8);
     }
 }
