@@ -117,15 +117,20 @@ final class FloatGemm {
         return batch <= 8 ? 8 : 16;
     }
 
+    /** The batch rounded up to whole blocks of {@link #tokenWidth} tokens. */
+    static int paddedBatch(int batch) {
+        int w = tokenWidth(batch);
+        return (batch + w - 1) / w * w;
+    }
+
     /** Floats {@link #transpose} writes for {@code batch} vectors of {@code cols} values. */
     static int transposedLength(int batch, int cols) {
-        int w = tokenWidth(batch);
-        return (batch + w - 1) / w * w * cols;
+        return paddedBatch(batch) * cols;
     }
 
     /**
-     * xt[(blk·cols + k)·W + j] = x[xOff + (blk·W + j)·xStride + k] for W = {@link #tokenWidth}(batch): the batch cut into blocks of W
-     * tokens, each block stored column by column, zero past the last token.
+     * xt[(blk·cols + k)·W + j] = x[xOff + (blk·W + j)·xStride + k] for W = {@link #tokenWidth}(batch): the batch cut into blocks
+     * of W tokens, each block stored column by column, zero past the last token.
      */
     static void transpose(float[] x, int xOff, int xStride, int batch, int cols, float[] xt) {
         int w = tokenWidth(batch), blocks = (batch + w - 1) / w;
@@ -144,159 +149,149 @@ final class FloatGemm {
     }
 
     /**
-     * out[outOff + b·outStride + row0 + i] = Σ_k w[i·cols + k]·x_b[k] for i &lt; nr and b &lt; batch, with w holding nr decoded rows
-     * and xt the batch {@link #transpose transposed}. buf is scratch of at least 12·16 floats.
-     *
-     * <p>Why tokens in lanes: the rows decode in their own (row-major) order, so nothing has to be transposed per
-     * weight; each weight is one broadcast load for W tokens, and a tile of 12 rows × 8 tokens (or 6 × 16) gives twelve
-     * independent FMA chains per column. Every lane sums its token's products column by column in order, so a token's
-     * result does not depend on the batch around it.
+     * Columns of a decoded row tile: the tile is {@link #tileRows} rows of TILE_COLS floats (12 KB: it stays in L1 beside
+     * the batch's columns), the rows of a longer matrix decoded and multiplied TILE_COLS columns at a time. A whole
+     * number of blocks of every format (K-quants: one super-block).
      */
-    static void rowTile(float[] w, int nr, int cols, float[] xt, int batch, float[] out, int outOff, int outStride, int row0, float[] buf) {
-        int width = tokenWidth(batch), blocks = (batch + width - 1) / width;
+    static final int TILE_COLS = 256;
+
+    /** Rows of a tile: twelve for 8 tokens side by side, six for 16 (twelve accumulators either way). */
+    static int tileRows(int batch) {
+        return tokenWidth(batch) == 8 ? 12 : 6;
+    }
+
+    /**
+     * acc[i·P + b] (+)= Σ_{k &lt; kc} w[i·TILE_COLS + k]·x_b[c0 + k] for rows i &lt; nr and every token b (P = the
+     * {@link #paddedBatch padded batch}), w holding nr rows' columns c0 .. c0 + kc decoded, xt the batch
+     * {@link #transpose transposed}; {@code accumulate} adds to acc (a later chunk of the same rows' columns).
+     *
+     * <p>Why tokens in lanes: the rows decode in their own (row-major) order, so nothing is transposed per weight; each
+     * weight is one broadcast load for W tokens, and a tile of 12 rows × 8 tokens (or 6 × 16) gives twelve independent
+     * FMA chains per column. A row's weights sit at a fixed stride (TILE_COLS), so every broadcast addresses its row by a
+     * constant displacement from one column index: with the matrix's own width as the stride, C2 kept twelve row offsets
+     * in registers (spilled to vector registers) and spent two more instructions per broadcast. Every lane sums its
+     * token's products column by column in order, across chunks too, so a token's result does not depend on the
+     * batch around it.
+     */
+    static void rowTile(float[] w, int nr, int kc, float[] xt, int cols, int c0, int batch, float[] acc, boolean accumulate) {
+        int width = tokenWidth(batch), blocks = (batch + width - 1) / width, pb = blocks * width;
         for (int blk = 0; blk < blocks; blk++) {
-            int x0 = blk * cols * width, b0 = blk * width, tn = Math.min(width, batch - b0);
+            int x0 = (blk * cols + c0) * width, a0 = blk * width;
             int i = 0;
             if (width == 8) {
-                for (; i + 12 <= nr; i += 12) {
-                    rows12x8(w, i * cols, cols, xt, x0, buf);
-                    scatter(buf, 12, 8, tn, out, outOff, outStride, b0, row0 + i);
-                }
-                for (; i + 4 <= nr; i += 4) {
-                    rows4x8(w, i * cols, cols, xt, x0, buf);
-                    scatter(buf, 4, 8, tn, out, outOff, outStride, b0, row0 + i);
-                }
-                for (; i < nr; i++) {
-                    rows1x8(w, i * cols, cols, xt, x0, buf);
-                    scatter(buf, 1, 8, tn, out, outOff, outStride, b0, row0 + i);
-                }
+                for (; i + 12 <= nr; i += 12) rows12x8(w, i * TILE_COLS, kc, xt, x0, acc, i * pb + a0, pb, accumulate);
+                for (; i < nr; i++) rows1x8(w, i * TILE_COLS, kc, xt, x0, acc, i * pb + a0, accumulate);
             } else {
-                for (; i + 6 <= nr; i += 6) {
-                    rows6x16(w, i * cols, cols, xt, x0, buf);
-                    scatter(buf, 6, 16, tn, out, outOff, outStride, b0, row0 + i);
-                }
-                for (; i < nr; i++) {
-                    rows1x16(w, i * cols, cols, xt, x0, buf);
-                    scatter(buf, 1, 16, tn, out, outOff, outStride, b0, row0 + i);
-                }
+                for (; i + 6 <= nr; i += 6) rows6x16(w, i * TILE_COLS, kc, xt, x0, acc, i * pb + a0, pb, accumulate);
+                for (; i < nr; i++) rows1x16(w, i * TILE_COLS, kc, xt, x0, acc, i * pb + a0, accumulate);
             }
         }
     }
 
-    /** Rows of buf (nr rows of {@code width} token lanes) into out, tokens b0 .. b0 + tn. */
-    private static void scatter(float[] buf, int nr, int width, int tn, float[] out, int outOff, int outStride, int b0, int row) {
-        for (int j = 0; j < tn; j++) {
-            int o = outOff + (b0 + j) * outStride + row;
-            for (int i = 0; i < nr; i++) out[o + i] = buf[i * width + j];
+    /** out[outOff + b·outStride + row0 + i] = acc[i·P + b] for rows i &lt; nr and tokens b &lt; batch. */
+    static void scatter(float[] acc, int nr, int batch, float[] out, int outOff, int outStride, int row0) {
+        int pb = paddedBatch(batch);
+        for (int b = 0; b < batch; b++) {
+            int o = outOff + b * outStride + row0;
+            for (int i = 0; i < nr; i++) out[o + i] = acc[i * pb + b];
         }
     }
 
     /** Twelve rows × eight tokens: twelve accumulators, one token vector and a broadcast per row and column. */
-    private static void rows12x8(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
-        int w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols, w4 = w3 + cols, w5 = w4 + cols;
-        int w6 = w5 + cols, w7 = w6 + cols, w8 = w7 + cols, w9 = w8 + cols, w10 = w9 + cols, w11 = w10 + cols;
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-        FloatVector c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-        for (int k = 0; k < cols; k++) {
-            FloatVector v = FloatVector.fromArray(F, xt, x0 + 8 * k);
-            c0 = FloatVector.broadcast(F, w[w0 + k]).fma(v, c0);
-            c1 = FloatVector.broadcast(F, w[w1 + k]).fma(v, c1);
-            c2 = FloatVector.broadcast(F, w[w2 + k]).fma(v, c2);
-            c3 = FloatVector.broadcast(F, w[w3 + k]).fma(v, c3);
-            c4 = FloatVector.broadcast(F, w[w4 + k]).fma(v, c4);
-            c5 = FloatVector.broadcast(F, w[w5 + k]).fma(v, c5);
-            c6 = FloatVector.broadcast(F, w[w6 + k]).fma(v, c6);
-            c7 = FloatVector.broadcast(F, w[w7 + k]).fma(v, c7);
-            c8 = FloatVector.broadcast(F, w[w8 + k]).fma(v, c8);
-            c9 = FloatVector.broadcast(F, w[w9 + k]).fma(v, c9);
-            c10 = FloatVector.broadcast(F, w[w10 + k]).fma(v, c10);
-            c11 = FloatVector.broadcast(F, w[w11 + k]).fma(v, c11);
+    private static void rows12x8(float[] w, int w0, int kc, float[] xt, int x0, float[] acc, int a, int pb, boolean accumulate) {
+        FloatVector c0 = start(acc, a, accumulate), c1 = start(acc, a + pb, accumulate), c2 = start(acc, a + 2 * pb, accumulate);
+        FloatVector c3 = start(acc, a + 3 * pb, accumulate), c4 = start(acc, a + 4 * pb, accumulate), c5 = start(acc, a + 5 * pb, accumulate);
+        FloatVector c6 = start(acc, a + 6 * pb, accumulate), c7 = start(acc, a + 7 * pb, accumulate), c8 = start(acc, a + 8 * pb, accumulate);
+        FloatVector c9 = start(acc, a + 9 * pb, accumulate), c10 = start(acc, a + 10 * pb, accumulate), c11 = start(acc, a + 11 * pb, accumulate);
+        for (int k = w0; k < w0 + kc; k++) {
+            FloatVector v = FloatVector.fromArray(F, xt, x0 + 8 * (k - w0));
+            c0 = FloatVector.broadcast(F, w[k]).fma(v, c0);
+            c1 = FloatVector.broadcast(F, w[k + TILE_COLS]).fma(v, c1);
+            c2 = FloatVector.broadcast(F, w[k + 2 * TILE_COLS]).fma(v, c2);
+            c3 = FloatVector.broadcast(F, w[k + 3 * TILE_COLS]).fma(v, c3);
+            c4 = FloatVector.broadcast(F, w[k + 4 * TILE_COLS]).fma(v, c4);
+            c5 = FloatVector.broadcast(F, w[k + 5 * TILE_COLS]).fma(v, c5);
+            c6 = FloatVector.broadcast(F, w[k + 6 * TILE_COLS]).fma(v, c6);
+            c7 = FloatVector.broadcast(F, w[k + 7 * TILE_COLS]).fma(v, c7);
+            c8 = FloatVector.broadcast(F, w[k + 8 * TILE_COLS]).fma(v, c8);
+            c9 = FloatVector.broadcast(F, w[k + 9 * TILE_COLS]).fma(v, c9);
+            c10 = FloatVector.broadcast(F, w[k + 10 * TILE_COLS]).fma(v, c10);
+            c11 = FloatVector.broadcast(F, w[k + 11 * TILE_COLS]).fma(v, c11);
         }
-        c0.intoArray(buf, 0);
-        c1.intoArray(buf, 8);
-        c2.intoArray(buf, 16);
-        c3.intoArray(buf, 24);
-        c4.intoArray(buf, 32);
-        c5.intoArray(buf, 40);
-        c6.intoArray(buf, 48);
-        c7.intoArray(buf, 56);
-        c8.intoArray(buf, 64);
-        c9.intoArray(buf, 72);
-        c10.intoArray(buf, 80);
-        c11.intoArray(buf, 88);
+        c0.intoArray(acc, a);
+        c1.intoArray(acc, a + pb);
+        c2.intoArray(acc, a + 2 * pb);
+        c3.intoArray(acc, a + 3 * pb);
+        c4.intoArray(acc, a + 4 * pb);
+        c5.intoArray(acc, a + 5 * pb);
+        c6.intoArray(acc, a + 6 * pb);
+        c7.intoArray(acc, a + 7 * pb);
+        c8.intoArray(acc, a + 8 * pb);
+        c9.intoArray(acc, a + 9 * pb);
+        c10.intoArray(acc, a + 10 * pb);
+        c11.intoArray(acc, a + 11 * pb);
     }
 
-    /** Four rows × eight tokens (what twelve at a time leave). */
-    private static void rows4x8(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
-        int w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
-        FloatVector c0 = FloatVector.zero(F), c1 = c0, c2 = c0, c3 = c0;
-        for (int k = 0; k < cols; k++) {
-            FloatVector v = FloatVector.fromArray(F, xt, x0 + 8 * k);
-            c0 = FloatVector.broadcast(F, w[w0 + k]).fma(v, c0);
-            c1 = FloatVector.broadcast(F, w[w1 + k]).fma(v, c1);
-            c2 = FloatVector.broadcast(F, w[w2 + k]).fma(v, c2);
-            c3 = FloatVector.broadcast(F, w[w3 + k]).fma(v, c3);
-        }
-        c0.intoArray(buf, 0);
-        c1.intoArray(buf, 8);
-        c2.intoArray(buf, 16);
-        c3.intoArray(buf, 24);
-    }
-
-    private static void rows1x8(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
-        FloatVector c0 = FloatVector.zero(F);
-        for (int k = 0; k < cols; k++) c0 = FloatVector.broadcast(F, w[w0 + k]).fma(FloatVector.fromArray(F, xt, x0 + 8 * k), c0);
-        c0.intoArray(buf, 0);
+    /** One row × eight tokens (what twelve at a time leave). */
+    private static void rows1x8(float[] w, int w0, int kc, float[] xt, int x0, float[] acc, int a, boolean accumulate) {
+        FloatVector c0 = start(acc, a, accumulate);
+        for (int k = 0; k < kc; k++) c0 = FloatVector.broadcast(F, w[w0 + k]).fma(FloatVector.fromArray(F, xt, x0 + 8 * k), c0);
+        c0.intoArray(acc, a);
     }
 
     /** Six rows × sixteen tokens: twelve accumulators, two token vectors and a broadcast per row and column. */
-    private static void rows6x16(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
-        int w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols, w4 = w3 + cols, w5 = w4 + cols;
-        FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-        FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-        for (int k = 0; k < cols; k++) {
-            FloatVector u = FloatVector.fromArray(F, xt, x0 + 16 * k), v = FloatVector.fromArray(F, xt, x0 + 16 * k + 8);
-            FloatVector t = FloatVector.broadcast(F, w[w0 + k]);
+    private static void rows6x16(float[] w, int w0, int kc, float[] xt, int x0, float[] acc, int a, int pb, boolean accumulate) {
+        FloatVector c00 = start(acc, a, accumulate), c01 = start(acc, a + 8, accumulate);
+        FloatVector c10 = start(acc, a + pb, accumulate), c11 = start(acc, a + pb + 8, accumulate);
+        FloatVector c20 = start(acc, a + 2 * pb, accumulate), c21 = start(acc, a + 2 * pb + 8, accumulate);
+        FloatVector c30 = start(acc, a + 3 * pb, accumulate), c31 = start(acc, a + 3 * pb + 8, accumulate);
+        FloatVector c40 = start(acc, a + 4 * pb, accumulate), c41 = start(acc, a + 4 * pb + 8, accumulate);
+        FloatVector c50 = start(acc, a + 5 * pb, accumulate), c51 = start(acc, a + 5 * pb + 8, accumulate);
+        for (int k = w0; k < w0 + kc; k++) {
+            int xi = x0 + 16 * (k - w0);
+            FloatVector u = FloatVector.fromArray(F, xt, xi), v = FloatVector.fromArray(F, xt, xi + 8);
+            FloatVector t = FloatVector.broadcast(F, w[k]);
             c00 = t.fma(u, c00);
             c01 = t.fma(v, c01);
-            t = FloatVector.broadcast(F, w[w1 + k]);
+            t = FloatVector.broadcast(F, w[k + TILE_COLS]);
             c10 = t.fma(u, c10);
             c11 = t.fma(v, c11);
-            t = FloatVector.broadcast(F, w[w2 + k]);
+            t = FloatVector.broadcast(F, w[k + 2 * TILE_COLS]);
             c20 = t.fma(u, c20);
             c21 = t.fma(v, c21);
-            t = FloatVector.broadcast(F, w[w3 + k]);
+            t = FloatVector.broadcast(F, w[k + 3 * TILE_COLS]);
             c30 = t.fma(u, c30);
             c31 = t.fma(v, c31);
-            t = FloatVector.broadcast(F, w[w4 + k]);
+            t = FloatVector.broadcast(F, w[k + 4 * TILE_COLS]);
             c40 = t.fma(u, c40);
             c41 = t.fma(v, c41);
-            t = FloatVector.broadcast(F, w[w5 + k]);
+            t = FloatVector.broadcast(F, w[k + 5 * TILE_COLS]);
             c50 = t.fma(u, c50);
             c51 = t.fma(v, c51);
         }
-        c00.intoArray(buf, 0);
-        c01.intoArray(buf, 8);
-        c10.intoArray(buf, 16);
-        c11.intoArray(buf, 24);
-        c20.intoArray(buf, 32);
-        c21.intoArray(buf, 40);
-        c30.intoArray(buf, 48);
-        c31.intoArray(buf, 56);
-        c40.intoArray(buf, 64);
-        c41.intoArray(buf, 72);
-        c50.intoArray(buf, 80);
-        c51.intoArray(buf, 88);
+        c00.intoArray(acc, a);
+        c01.intoArray(acc, a + 8);
+        c10.intoArray(acc, a + pb);
+        c11.intoArray(acc, a + pb + 8);
+        c20.intoArray(acc, a + 2 * pb);
+        c21.intoArray(acc, a + 2 * pb + 8);
+        c30.intoArray(acc, a + 3 * pb);
+        c31.intoArray(acc, a + 3 * pb + 8);
+        c40.intoArray(acc, a + 4 * pb);
+        c41.intoArray(acc, a + 4 * pb + 8);
+        c50.intoArray(acc, a + 5 * pb);
+        c51.intoArray(acc, a + 5 * pb + 8);
     }
 
-    private static void rows1x16(float[] w, int w0, int cols, float[] xt, int x0, float[] buf) {
-        FloatVector c0 = FloatVector.zero(F), c1 = c0;
-        for (int k = 0; k < cols; k++) {
+    /** One row × sixteen tokens. */
+    private static void rows1x16(float[] w, int w0, int kc, float[] xt, int x0, float[] acc, int a, boolean accumulate) {
+        FloatVector c0 = start(acc, a, accumulate), c1 = start(acc, a + 8, accumulate);
+        for (int k = 0; k < kc; k++) {
             FloatVector t = FloatVector.broadcast(F, w[w0 + k]);
             c0 = t.fma(FloatVector.fromArray(F, xt, x0 + 16 * k), c0);
             c1 = t.fma(FloatVector.fromArray(F, xt, x0 + 16 * k + 8), c1);
         }
-        c0.intoArray(buf, 0);
-        c1.intoArray(buf, 8);
+        c0.intoArray(acc, a);
+        c1.intoArray(acc, a + 8);
     }
 }

@@ -129,8 +129,17 @@ public final class MatMulSet {
     private static final int PANEL_COLS = 512;
 
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
-    /** A row tile's results before they are spread over the batch's outputs (12 rows × 8 tokens or 6 × 16). */
-    private static final ThreadLocal<float[]> TILE_OUT = ThreadLocal.withInitial(() -> new float[12 * 16]);
+    /** A row tile's sums over its column chunks, before they are spread over the batch's outputs. */
+    private static final ThreadLocal<float[]> ACCUMULATORS = new ThreadLocal<>();
+
+    private static float[] accumulators(int n) {
+        float[] s = ACCUMULATORS.get();
+        if (s == null || s.length < n) {
+            s = new float[n];
+            ACCUMULATORS.set(s);
+        }
+        return s;
+    }
 
     /** This thread's scratch of at least n floats (decoded tiles and panels). */
     private static float[] scratch(int n) {
@@ -224,7 +233,7 @@ public final class MatMulSet {
                 grain = 4;
             } else {
                 kind = Kind.TILES;
-                grain = FloatGemm.tokenWidth(batch) == 8 ? 12 : 6;
+                grain = FloatGemm.tileRows(batch);
             }
             if (u != null && up.length < batch * rows) up = new float[batch * rows];
             input = this;
@@ -325,14 +334,21 @@ public final class MatMulSet {
                     }
                 }
                 case TILES -> {
-                    // rows decoded a tile at a time, in their own order, against the batch transposed once by prepare
+                    // rows decoded a tile at a time (TILE_COLS columns of them), in their own order, against the batch
+                    // transposed once by prepare; a row tile's sums gather in acc over its column chunks
                     MemorySegment data = m.data();
                     long rowBytes = m.rowBytes();
-                    float[] tile = scratch(grain * cols), buf = TILE_OUT.get();
+                    GgmlType type = m.type();
+                    float[] tile = scratch(grain * FloatGemm.TILE_COLS), acc = accumulators(grain * FloatGemm.paddedBatch(batch));
                     for (int t0 = r0; t0 < r1; t0 += grain) {
                         int nr = Math.min(grain, r1 - t0);
-                        for (int i = 0; i < nr; i++) kernel.dequantize(data, (t0 + i) * rowBytes, tile, i * cols, cols);
-                        FloatGemm.rowTile(tile, nr, cols, in.transposed, batch, o, oOff, oStride, t0, buf);
+                        for (int c0 = 0; c0 < cols; c0 += FloatGemm.TILE_COLS) {
+                            int kc = Math.min(FloatGemm.TILE_COLS, cols - c0);
+                            long at = type.bytesFor(c0);
+                            for (int i = 0; i < nr; i++) kernel.dequantize(data, (t0 + i) * rowBytes + at, tile, i * FloatGemm.TILE_COLS, kc);
+                            FloatGemm.rowTile(tile, nr, kc, in.transposed, cols, c0, batch, acc, c0 > 0);
+                        }
+                        FloatGemm.scatter(acc, nr, batch, o, oOff, oStride, t0);
                     }
                 }
             }
