@@ -24,6 +24,11 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * copies live) and from native memory (where a mapped model file's rows are read). Decode's bytes per token divided
  * by its time per token is compared with this figure.
  *
+ * <p>{@code ops} adds that many vector instructions per 32 bytes read (integer multiplies and adds on the loaded
+ * data, as a kernel would do) and {@code bits} picks 256- or 512-bit loads: a core keeps only as many loads in
+ * flight as its reorder window holds instructions, so a kernel with more instructions per byte can fall below the
+ * machine's bandwidth even while its arithmetic units have room.
+ *
  * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.StreamBench [JMH options]</pre>
  * prints a GB/s table after the JMH run.
  */
@@ -44,6 +49,13 @@ public class StreamBench {
     /** heap: an int[]; native: an off-heap segment. */
     @Param({"heap", "native"})
     public String memory;
+
+    /** Vector instructions per 32 bytes on top of the load and add (0, or as many as a decode kernel spends). */
+    @Param({"0"})
+    public int ops;
+
+    @Param({"256"})
+    public int bits;
 
     private Parallel pool;
     private int[] heap;
@@ -78,7 +90,11 @@ public class StreamBench {
     public int read() {
         int units = BYTES / UNIT;
         pool.forRange(units, 1, (u0, u1) -> {
-            int s = heap != null ? sumHeap(heap, u0 * (UNIT / 4), u1 * (UNIT / 4)) : sumNative(seg, (long) u0 * UNIT, (long) u1 * UNIT);
+            int s;
+            if (heap == null) s = sumNative(seg, (long) u0 * UNIT, (long) u1 * UNIT);
+            else if (bits == 512) s = sumHeap512(heap, u0 * (UNIT / 4), u1 * (UNIT / 4));
+            else if (ops > 0) s = workHeap(heap, u0 * (UNIT / 4), u1 * (UNIT / 4), ops);
+            else s = sumHeap(heap, u0 * (UNIT / 4), u1 * (UNIT / 4));
             sums.set(u0 & 63, s);
         });
         return sums.get(0);
@@ -92,6 +108,35 @@ public class StreamBench {
             s1 = s1.add(IntVector.fromArray(I, a, i + 8));
             s2 = s2.add(IntVector.fromArray(I, a, i + 16));
             s3 = s3.add(IntVector.fromArray(I, a, i + 24));
+        }
+        return s0.add(s1).add(s2).add(s3).reduceLanes(VectorOperators.ADD);
+    }
+
+    private static int sumHeap512(int[] a, int from, int to) {
+        IntVector s0 = IntVector.zero(IntVector.SPECIES_512), s1 = s0;
+        for (int i = from; i < to; i += 32) {
+            s0 = s0.add(IntVector.fromArray(IntVector.SPECIES_512, a, i));
+            s1 = s1.add(IntVector.fromArray(IntVector.SPECIES_512, a, i + 16));
+        }
+        return s0.add(s1).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Per 32 bytes: the load, then {@code ops} multiplies and adds on four independent chains. */
+    private static int workHeap(int[] a, int from, int to, int ops) {
+        IntVector s0 = IntVector.zero(I), s1 = s0, s2 = s0, s3 = s0;
+        for (int i = from; i < to; i += 32) {
+            IntVector v0 = IntVector.fromArray(I, a, i), v1 = IntVector.fromArray(I, a, i + 8);
+            IntVector v2 = IntVector.fromArray(I, a, i + 16), v3 = IntVector.fromArray(I, a, i + 24);
+            for (int k = 0; k < ops; k += 2) {
+                v0 = v0.mul(v0).add(v0);
+                v1 = v1.mul(v1).add(v1);
+                v2 = v2.mul(v2).add(v2);
+                v3 = v3.mul(v3).add(v3);
+            }
+            s0 = s0.add(v0);
+            s1 = s1.add(v1);
+            s2 = s2.add(v2);
+            s3 = s3.add(v3);
         }
         return s0.add(s1).add(s2).add(s3).reduceLanes(VectorOperators.ADD);
     }
@@ -113,11 +158,12 @@ public class StreamBench {
         Options opts = new OptionsBuilder().parent(new CommandLineOptions(args)).include(StreamBench.class.getName()).build();
         Collection<RunResult> results = new Runner(opts).run();
         System.out.println();
-        System.out.printf("%-3s %-7s %10s %8s%n", "thr", "memory", "ms/op", "GB/s");
+        System.out.printf("%-3s %-7s %-4s %-4s %10s %8s%n", "thr", "memory", "ops", "bits", "ms/op", "GB/s");
         for (RunResult r : results) {
             var p = r.getParams();
             double ms = r.getPrimaryResult().getScore();
-            System.out.printf("%-3s %-7s %10.2f %8.2f%n", p.getParam("threads"), p.getParam("memory"), ms, BYTES / (ms * 1e6));
+            System.out.printf("%-3s %-7s %-4s %-4s %10.2f %8.2f%n", p.getParam("threads"), p.getParam("memory"), p.getParam("ops"), p.getParam("bits"), ms,
+                    BYTES / (ms * 1e6));
         }
     }
 }
