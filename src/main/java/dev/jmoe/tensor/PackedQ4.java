@@ -18,21 +18,16 @@ import java.nio.ByteOrder;
  * when {@link Matrix#packed} is set).
  *
  * <p>Why: a row-by-row dot spends most of its time turning nibbles into floats and handling each block's
- * scale. Here a block of 32 values of 16 rows is 16 scales and eight 16-lane vectors of shorts; each vector lane holds four nibbles of one row, and four 16-bit multiplies per vector
+ * scale. Here a block of 32 values of 16 rows is 16 float scales (Q4_K: then 16 float offsets) and eight
+ * 16-lane vectors of shorts; each vector lane holds four nibbles of one row, and four 16-bit multiplies per vector
  * (the nibbles shifted down by 0, 4, 8, 12 bits, times activations arranged so the neighbouring nibbles
- * cancel) give 64 products at once. The scales of 16 rows are two vectors, so a block costs a few
+ * cancel) give 64 products at once. The scales of 16 rows are one vector load, so a block costs a few
  * instructions for 16 rows.
  *
  * <p>The sums are exact integers computed modulo 2^16: a block's Σ(q−8)·x stays within the 16-bit range, so
  * wrapping in the middle of the sum does not matter. A Q4_K sub-block of 32 values is w = d·sc·q − dmin·m
- * with q in [0, 15]; its dot is d·sc·Σ(q−8)·x + (8·d·sc − dmin·m)·Σx, so it is computed as a Q4_0-like block
+ * with q in [0, 15]; its dot is d·sc·Σ(q−8)·x + (8·d·sc − dmin·m)·Σx, so it is stored as a Q4_0-like block
  * with scale d·sc plus the per-row offset 8·d·sc − dmin·m, which multiplies the block's activation sum.
- *
- * <p>The scales stay as compact as the file's: Q4_0's half-float d per block, Q4_K's half-float d and dmin per 256
- * values and 6-bit sc and m per block (one short). The kernels turn those of 8 blocks into floats at a time (a few
- * vector instructions per block, into a 2 KB buffer that stays in L1), so a packed copy is the file's size (Q4_0) or
- * 1.03× it (Q4_K) rather than 1.11× and 1.33× with float scales and offsets: decode reads every weight once per
- * token, and those bytes are its time.
  * Activations are integers per block of 32:
  * <ul>
  *   <li>{@link Precision#BITS_8}: llama.cpp's rounding (Q8_0 per 32 values for Q4_0, Q8_K per 256 for Q4_K;
@@ -81,23 +76,17 @@ public final class PackedQ4 implements PackedMatrix {
 
     /** Per block of each group: 128 shorts of quants (8 vectors of 16 lanes). */
     private final short[] quants;
-    /**
-     * Q4_0: per block of each group its 16 rows' d (half floats, row order). Q4_K: per super-block of 8 blocks of each
-     * group its 16 rows' d, then their dmin (half floats), then per block the 16 rows' sc | m &lt;&lt; 8.
-     */
-    private final short[] scales;
+    /** Per block of each group: 16 scales, then for Q4_K 16 offsets. */
+    private final float[] scales;
     /** The first group of this copy in the arrays (a row slice shares them). */
     private final int firstGroup;
     private final int rows, cols;
     /** Q4_K: each block carries per-row offsets (the mins) after its scales. */
     private final boolean offsets;
-    /** Floats per block of a group in the kernels' float scales ({@link #floatScales}): 16 scales, or 16 scales and 16 offsets. */
+    /** Floats per block of a group in {@link #scales}: 16, or 32 with offsets. */
     private final int blockFloats;
 
-    /** Shorts of {@link #scales} per Q4_K super-block of a group: d and dmin of 16 rows, then sc | m of 8 blocks. */
-    private static final int SUPER_SHORTS = 2 * ROWS + 8 * ROWS;
-
-    private PackedQ4(short[] quants, short[] scales, int firstGroup, int rows, int cols, boolean offsets) {
+    private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets) {
         this.quants = quants;
         this.scales = scales;
         this.firstGroup = firstGroup;
@@ -117,18 +106,13 @@ public final class PackedQ4 implements PackedMatrix {
                 && (m.type() == GgmlType.Q4_0 && m.cols() % QK == 0 || m.type() == GgmlType.Q4_K && m.cols() % KQuant.QK_K == 0);
     }
 
-    /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold): quants, plus half-float scales (Q4_K: and 6-bit sc and m). */
+    /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold): quants plus float scales (and offsets) per block. */
     public static long packedBytes(Matrix m) {
         return bytes(m.rows(), m.cols(), m.type() == GgmlType.Q4_K);
     }
 
     private static long bytes(int rows, int cols, boolean offsets) {
-        long blocks = (long) rows / ROWS * (cols / QK);
-        return blocks * QUANT_SHORTS * 2L + 2L * scaleShorts(rows, cols, offsets);
-    }
-
-    private static long scaleShorts(int rows, int cols, boolean offsets) {
-        return offsets ? (long) rows / ROWS * (cols / KQuant.QK_K) * SUPER_SHORTS : (long) rows * (cols / QK);
+        return (long) rows / ROWS * (cols / QK) * (QUANT_SHORTS * 2L + blockFloats(offsets) * 4L);
     }
 
     /** Regroups {@code m} on this thread; {@link #canPack} must hold. */
@@ -148,7 +132,7 @@ public final class PackedQ4 implements PackedMatrix {
         boolean k = m.type() == GgmlType.Q4_K;
         int groups = m.rows() / ROWS, nb = m.cols() / QK;
         short[] quants = new short[groups * nb * QUANT_SHORTS];
-        short[] scales = new short[(int) scaleShorts(m.rows(), m.cols(), k)];
+        float[] scales = new float[groups * nb * blockFloats(k)];
         Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, quants, scales, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
         else pool.forRange(groups, 1, task);
@@ -158,7 +142,7 @@ public final class PackedQ4 implements PackedMatrix {
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     /** Groups [g0, g1) of {@code m}, through a heap copy of one group's rows at a time (element-wise segment accesses cost several times more). */
-    private static void packGroups(Matrix m, boolean k, short[] quants, short[] scales, int g0, int g1) {
+    private static void packGroups(Matrix m, boolean k, short[] quants, float[] scales, int g0, int g1) {
         int nb = m.cols() / QK, rowBytes = (int) m.rowBytes();
         byte[] in = new byte[ROWS * rowBytes];
         for (int g = g0; g < g1; g++) {
@@ -181,25 +165,24 @@ public final class PackedQ4 implements PackedMatrix {
     }
 
     /** Row r of a group, Q4_0: each block's scale, and its eight quant byte pairs to their lanes. */
-    private static void packRowQ4_0(byte[] in, int off, int nb, int r, short[] quants, short[] scales, int block) {
+    private static void packRowQ4_0(byte[] in, int off, int nb, int r, short[] quants, float[] scales, int block) {
         for (int b = 0; b < nb; b++) {
             int sp = off + b * Q4_0Kernel.BLOCK, qo = (block + b) * QUANT_SHORTS + lane(r);
-            scales[(block + b) * ROWS + r] = (short) SHORT_LE.get(in, sp);
+            scales[(block + b) * ROWS + r] = Float.float16ToFloat((short) SHORT_LE.get(in, sp));
             for (int q = 0; q < 8; q++) quants[qo + 16 * q] = (short) SHORT_LE.get(in, sp + 2 + 2 * q);
         }
     }
 
     /**
-     * Row r of a group, Q4_K: each super-block's d and dmin, each 32-value block's 6-bit sc and m, and the quants
-     * re-paired from Q4_K's layout (byte l of a 64-value chunk: value l low, value 32 + l high) into Q4_0's (byte t:
-     * value t low, value t + 16 high).
+     * Row r of a group, Q4_K, as 32-value blocks: scale d·sc, offset 8·d·sc − dmin·m, and the quants re-paired from
+     * Q4_K's layout (byte l of a 64-value chunk: value l low, value 32 + l high) into Q4_0's (byte t: value t low,
+     * value t + 16 high).
      */
-    private static void packRowQ4_K(byte[] in, int off, int nb, int r, short[] quants, short[] scales, int block) {
+    private static void packRowQ4_K(byte[] in, int off, int nb, int r, short[] quants, float[] scales, int block) {
         int superBytes = GgmlType.Q4_K.blockBytes();
         for (int s = 0; s < nb / 8; s++) {
-            int p = off + s * superBytes, sp = (block / 8 + s) * SUPER_SHORTS;
-            scales[sp + r] = (short) SHORT_LE.get(in, p);
-            scales[sp + ROWS + r] = (short) SHORT_LE.get(in, p + 2);
+            int p = off + s * superBytes;
+            float d = Float.float16ToFloat((short) SHORT_LE.get(in, p)), dmin = Float.float16ToFloat((short) SHORT_LE.get(in, p + 2));
             for (int j = 0; j < 8; j++) {
                 // ggml's get_scale_min_k4 on the 12 bytes at p + 4
                 int sc, mn;
@@ -211,7 +194,9 @@ public final class PackedQ4 implements PackedMatrix {
                     mn = (in[p + 8 + j] & 0xFF) >>> 4 | ((in[p + 4 + j] & 0xFF) >>> 6) << 4;
                 }
                 int b = block + 8 * s + j, qo = b * QUANT_SHORTS + lane(r);
-                scales[sp + 2 * ROWS + j * ROWS + r] = (short) (sc | mn << 8);
+                float scale = d * sc;
+                scales[b * 2 * ROWS + r] = scale;
+                scales[b * 2 * ROWS + ROWS + r] = 8 * scale - dmin * mn;
                 int q = p + 16 + 32 * (j / 2), shift = 4 * (j % 2);
                 for (int t = 0; t < 16; t += 2) {
                     int b0 = (in[q + t] >>> shift) & 0xF | ((in[q + t + 16] >>> shift) & 0xF) << 4;
@@ -238,53 +223,6 @@ public final class PackedQ4 implements PackedMatrix {
         return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets);
     }
 
-    private static final VectorSpecies<Short> S8 = ShortVector.SPECIES_128;
-    /** Blocks whose scales are turned into floats at a time ({@link #floatScales}): one Q4_K super-block. */
-    static final int SCALE_BLOCKS = 8;
-    /** Floats of a {@link #scaleBuffer}: float scales and offsets of 8 blocks of two groups, then room for d and dmin. */
-    private static final int SCALE_BUFFER = 2 * SCALE_BLOCKS * 2 * ROWS + 2 * ROWS;
-    private static final ThreadLocal<float[]> SCALE_BUFFER_OF_THREAD = ThreadLocal.withInitial(() -> new float[SCALE_BUFFER]);
-
-    /** This thread's buffer for {@link #floatScales} (2.3 KB: it stays in L1 beside the activation). */
-    static float[] scaleBuffer() {
-        return SCALE_BUFFER_OF_THREAD.get();
-    }
-
-    /**
-     * Group g's scales of blocks [b0, b0 + n) as floats into buf[at ..], block b0 + j at at + j·blockFloats: for Q4_0
-     * the file's d of 16 rows; for Q4_K the scale d·sc of 16 rows, then their offset 8·d·sc − dmin·m, computed as the
-     * scalar arithmetic does it (d·sc is exact; the product dmin·m is rounded, then the difference). Q4_K asks for at
-     * most one super-block (b0 a multiple of 8, n ≤ 8). buf holds {@link #SCALE_BUFFER} floats; its last 32 are scratch.
-     */
-    private void floatScales(int g, int b0, int n, float[] buf, int at) {
-        short[] sc = scales;
-        int nb = cols / QK;
-        if (!offsets) {
-            halvesToFloats(sc, ((firstGroup + g) * nb + b0) * ROWS, buf, at, n * ROWS);
-            return;
-        }
-        int sp = ((firstGroup + g) * nb + b0) / SCALE_BLOCKS * SUPER_SHORTS, tmp = SCALE_BUFFER - 2 * ROWS;
-        halvesToFloats(sc, sp, buf, tmp, 2 * ROWS); // d, then dmin, of the 16 rows
-        FloatVector d0 = FloatVector.fromArray(F, buf, tmp), d1 = FloatVector.fromArray(F, buf, tmp + 8);
-        FloatVector m0 = FloatVector.fromArray(F, buf, tmp + 16), m1 = FloatVector.fromArray(F, buf, tmp + 24);
-        for (int j = 0; j < n; j++) {
-            int q = sp + 2 * ROWS + j * ROWS, o = at + j * 2 * ROWS;
-            IntVector v0 = (IntVector) ShortVector.fromArray(S8, sc, q).convertShape(VectorOperators.S2I, I, 0);
-            IntVector v1 = (IntVector) ShortVector.fromArray(S8, sc, q + 8).convertShape(VectorOperators.S2I, I, 0);
-            FloatVector scale0 = d0.mul((FloatVector) v0.and(0xFF).convert(VectorOperators.I2F, 0));
-            FloatVector scale1 = d1.mul((FloatVector) v1.and(0xFF).convert(VectorOperators.I2F, 0));
-            scale0.intoArray(buf, o);
-            scale1.intoArray(buf, o + 8);
-            scale0.mul(8f).sub(m0.mul((FloatVector) v0.lanewise(VectorOperators.LSHR, 8).convert(VectorOperators.I2F, 0))).intoArray(buf, o + 16);
-            scale1.mul(8f).sub(m1.mul((FloatVector) v1.lanewise(VectorOperators.LSHR, 8).convert(VectorOperators.I2F, 0))).intoArray(buf, o + 24);
-        }
-    }
-
-    /** dst[dstOff + i] = the half float src[srcOff + i], for i &lt; n (C2 compiles the loop to vcvtph2ps). */
-    private static void halvesToFloats(short[] src, int srcOff, float[] dst, int dstOff, int n) {
-        for (int i = 0; i < n; i++) dst[dstOff + i] = Float.float16ToFloat(src[srcOff + i]);
-    }
-
     /**
      * The weights of group g's 16 rows in columns [c0, c1) (multiples of 32) as floats, column by column:
      * p[16·(c − c0) + r] is row 16·g + r, column c ({@link FloatGemm#panel16} multiplies such panels). Each value is
@@ -294,12 +232,10 @@ public final class PackedQ4 implements PackedMatrix {
     @Override
     public void panel(int g, int c0, int c1, float[] p) {
         short[] qs = quants;
-        float[] sc = scaleBuffer();
+        float[] sc = scales;
         int block0 = (firstGroup + g) * (cols / QK);
         for (int b = c0 / QK; b < c1 / QK; b++) {
-            int j = (b - c0 / QK) % SCALE_BLOCKS;
-            if (j == 0) floatScales(g, b, Math.min(SCALE_BLOCKS, c1 / QK - b), sc, 0);
-            int qp = (block0 + b) * QUANT_SHORTS, sp = j * blockFloats;
+            int qp = (block0 + b) * QUANT_SHORTS, sp = (block0 + b) * blockFloats;
             FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
             FloatVector m0 = s0.mul(-8f), m1 = s1.mul(-8f);
             if (offsets) {
@@ -530,7 +466,6 @@ public final class PackedQ4 implements PackedMatrix {
     public void product(Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
         int g = g0;
-        float[] sc = scaleBuffer();
         if (a.precision == Precision.BITS_16) {
             // two groups per pass over the activation (each multiplier broadcast once for both): measured 5-15%
             // faster than one group at a time, where at 8 bits pairs were no faster or slower. The pairs are
@@ -540,27 +475,26 @@ public final class PackedQ4 implements PackedMatrix {
             // than its down (112 blocks per group).
             int half = (g1 - g0) / 2;
             for (int i = 0; i < half; i++) {
-                group16Pair(g0 + i, g0 + i + half, a.v, vOff, a.d, a.sums, dOff, out, outOff + i * ROWS, outOff + (i + half) * ROWS, sc);
+                group16Pair(g0 + i, g0 + i + half, a.v, vOff, a.d, a.sums, dOff, out, outOff + i * ROWS, outOff + (i + half) * ROWS);
             }
             g = g0 + 2 * half;
         }
         for (; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
-            if (a.precision == Precision.BITS_8) group8(g, a.v, vOff, a.d, a.sums, dOff, out, o, sc);
-            else group16(g, a.v, vOff, a.d, a.sums, dOff, out, o, sc);
+            if (a.precision == Precision.BITS_8) group8(g, a.v, vOff, a.d, a.sums, dOff, out, o);
+            else group16(g, a.v, vOff, a.d, a.sums, dOff, out, o);
         }
     }
 
     // group8 and group16 share their frame on purpose: each is a single hot loop that C2 compiles tightly, where one
     // loop branching on the precision inside would not be.
-    // Each loop over blocks first turns the scales of its next 8 blocks into floats (sc, a buffer in L1): see floatScales.
-    private void group8(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff, float[] sc) {
+    private void group8(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
         short[] qs = quants;
+        float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            if (b % SCALE_BLOCKS == 0) floatScales(g, b, Math.min(SCALE_BLOCKS, nb - b), sc, 0);
-            int qp = (block0 + b) * QUANT_SHORTS, p = b % SCALE_BLOCKS * blockFloats;
+            int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
             int o = vOff + b * Precision.BITS_8.blockShorts;
             ShortVector s0 = lanes(act, o), s1 = ShortVector.zero(S), s2 = ShortVector.zero(S), s3 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
@@ -588,13 +522,13 @@ public final class PackedQ4 implements PackedMatrix {
         acc1.intoArray(out, outOff + 8);
     }
 
-    private void group16(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff, float[] sc) {
+    private void group16(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
         short[] qs = quants;
+        float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            if (b % SCALE_BLOCKS == 0) floatScales(g, b, Math.min(SCALE_BLOCKS, nb - b), sc, 0);
-            int qp = (block0 + b) * QUANT_SHORTS, p = b % SCALE_BLOCKS * blockFloats;
+            int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
             int o = vOff + b * Precision.BITS_16.blockShorts;
             ShortVector h0 = lanes(act, o), h1 = ShortVector.zero(S);
             ShortVector l0 = lanes(act, o + 1), l1 = ShortVector.zero(S);
@@ -629,18 +563,14 @@ public final class PackedQ4 implements PackedMatrix {
      * {@link #group16} for groups g and g2 at once, into out[outG ..] and out[outH ..]: each activation vector is loaded
      * once for both.
      */
-    private void group16Pair(int g, int g2, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outG, int outH,
-                             float[] sc) {
+    private void group16Pair(int g, int g2, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outG, int outH) {
         short[] qs = quants;
-        int nb = cols / QK, block0 = (firstGroup + g) * nb, other = (g2 - g) * nb, second = SCALE_BLOCKS * blockFloats;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb, other = (g2 - g) * nb;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            if (b % SCALE_BLOCKS == 0) {
-                floatScales(g, b, Math.min(SCALE_BLOCKS, nb - b), sc, 0);
-                floatScales(g2, b, Math.min(SCALE_BLOCKS, nb - b), sc, second);
-            }
             // this block of group g, and the same block of group g2
-            int qp = (block0 + b) * QUANT_SHORTS, qq = qp + other * QUANT_SHORTS, p = b % SCALE_BLOCKS * blockFloats, q = p + second;
+            int qp = (block0 + b) * QUANT_SHORTS, qq = qp + other * QUANT_SHORTS, p = (block0 + b) * blockFloats, q = p + other * blockFloats;
             int o = vOff + b * Precision.BITS_16.blockShorts;
             ShortVector kh = lanes(act, o), kl = lanes(act, o + 1);
             // one high and one low accumulator per group: four chains, and registers left for both groups' weights

@@ -22,13 +22,11 @@ import java.nio.ByteOrder;
  * weight as Q4 (one 16-bit multiply per weight and activation byte).
  *
  * <p>Layout per group and 16-value sub-block (Q6_K's scale granularity): eight vectors, vector 4h + i pairing values
- * 8h + i and 8h + i + 4. The scales stay as compact as the file's: per group and super-block the 16 rows' half-float d,
- * then their 8-bit scales, two sub-blocks per short; the kernels turn a super-block's into floats d·scale (exact) at a
- * time, 1 KB per group that stays in L1 (float scales per sub-block were a fifth of the copy's bytes). Activations are the 16-bit ones of the Q4 kernels
+ * 8h + i and 8h + i + 4, and 16 float scales d·scale (one per row). Activations are the 16-bit ones of the Q4 kernels
  * (x = 256·hi + lo per block of 32, hi in [−127, 127], lo in [−127, 128]); Σ(q − 32)·hi and Σ(q − 32)·lo over 8 values
  * stay within the 16-bit range (|q − 32| ≤ 32), so the 16-bit sums are widened after each half of a sub-block.
  * With activations rounded as llama.cpp does (Q8_K, |q| ≤ 127) there is one product per weight, and the integer sums
- * per sub-block are ggml's; only the float order in which the sub-blocks are added differs. The copy takes 8.6 bits per
+ * per sub-block are ggml's; only the float order in which the sub-blocks are added differs. The copy takes 10 bits per
  * weight (the file 6.56).
  */
 public final class PackedQ6 implements PackedMatrix {
@@ -48,21 +46,12 @@ public final class PackedQ6 implements PackedMatrix {
 
     /** Per sub-block of each group: 128 shorts of quants (8 vectors of 16 lanes). */
     private final short[] quants;
-    /**
-     * Per super-block of each group: the 16 rows' d (half floats, row order), then per pair of sub-blocks (2k, 2k + 1) the
-     * 16 rows' 8-bit scales, sub-block 2k in the low byte.
-     */
-    private final short[] scales;
-    /** Shorts of {@link #scales} per super-block of a group. */
-    private static final int SUPER_SHORTS = ROWS + (QK / SUB / 2) * ROWS;
-    /** Floats of a super-block's scales of one group, as the kernels read them: 16 sub-blocks × 16 rows. */
-    private static final int SUPER_FLOATS = (QK / SUB) * ROWS;
-    private static final ThreadLocal<float[]> SCALE_BUFFER = ThreadLocal.withInitial(() -> new float[2 * SUPER_FLOATS + ROWS]);
-    private static final VectorSpecies<Short> S8 = ShortVector.SPECIES_128;
+    /** Per sub-block of each group: 16 scales. */
+    private final float[] scales;
     private final int firstGroup;
     private final int rows, cols;
 
-    private PackedQ6(short[] quants, short[] scales, int firstGroup, int rows, int cols) {
+    private PackedQ6(short[] quants, float[] scales, int firstGroup, int rows, int cols) {
         this.quants = quants;
         this.scales = scales;
         this.firstGroup = firstGroup;
@@ -81,7 +70,7 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     private static long bytes(int rows, int cols) {
-        return (long) rows / ROWS * ((cols / SUB) * QUANT_SHORTS * 2L + (cols / QK) * SUPER_SHORTS * 2L);
+        return (long) rows / ROWS * (cols / SUB) * (QUANT_SHORTS * 2L + ROWS * 4L);
     }
 
     /** Regroups {@code m} ({@link #canPack} must hold), the groups split over {@code pool} (null: this thread). */
@@ -92,7 +81,7 @@ public final class PackedQ6 implements PackedMatrix {
         }
         int groups = m.rows() / ROWS, subs = m.cols() / SUB;
         short[] quants = new short[groups * subs * QUANT_SHORTS];
-        short[] scales = new short[groups * (m.cols() / QK) * SUPER_SHORTS];
+        float[] scales = new float[groups * subs * ROWS];
         Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
         else pool.forRange(groups, 1, task);
@@ -101,7 +90,7 @@ public final class PackedQ6 implements PackedMatrix {
 
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
-    private static void packGroups(Matrix m, short[] quants, short[] scales, int g0, int g1) {
+    private static void packGroups(Matrix m, short[] quants, float[] scales, int g0, int g1) {
         int rowBytes = (int) m.rowBytes(), subs = m.cols() / SUB;
         byte[] in = new byte[ROWS * rowBytes];
         int[] q = new int[QK];
@@ -112,11 +101,10 @@ public final class PackedQ6 implements PackedMatrix {
                 for (int s = 0; s < m.cols() / QK; s++) {
                     int p = r * rowBytes + s * BLOCK;
                     quants(in, p, q);
-                    int sp = (g * (m.cols() / QK) + s) * SUPER_SHORTS;
-                    scales[sp + r] = (short) SHORT_LE.get(in, p + 208);
-                    for (int j = 0; j < QK / SUB; j += 2) scales[sp + ROWS + (j / 2) * ROWS + r] = (short) (in[p + 192 + j] & 0xFF | in[p + 193 + j] << 8);
+                    float d = Float.float16ToFloat((short) SHORT_LE.get(in, p + 208));
                     for (int j = 0; j < QK / SUB; j++) {
                         int sub = g * subs + s * (QK / SUB) + j;
+                        scales[sub * ROWS + r] = d * in[p + 192 + j];
                         for (int k = 0; k < 8; k++) {
                             int a = SUB * j + 8 * (k / 4) + k % 4;
                             quants[sub * QUANT_SHORTS + 16 * k + lane] = (short) (q[a] | q[a + 4] << 6);
@@ -137,38 +125,16 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     /**
-     * Group g's scales of super-block s as floats d·scale into buf[at ..], sub-block j's 16 rows at at + 16·j (the product
-     * of a half float and an 8-bit integer: exact, the float the file's rows decode with). buf's last 16 floats are scratch.
-     */
-    private void floatScales(int g, int s, float[] buf, int at) {
-        short[] sc = scales;
-        int sp = ((firstGroup + g) * (cols / QK) + s) * SUPER_SHORTS, tmp = 2 * SUPER_FLOATS;
-        for (int r = 0; r < ROWS; r++) buf[tmp + r] = Float.float16ToFloat(sc[sp + r]);
-        FloatVector d0 = FloatVector.fromArray(F, buf, tmp), d1 = FloatVector.fromArray(F, buf, tmp + 8);
-        for (int k = 0; k < QK / SUB / 2; k++) {
-            int q = sp + ROWS + k * ROWS, o = at + 2 * k * ROWS;
-            // each short sign-extended to an int lane: sub-block 2k's scale is its low byte, 2k + 1's the rest
-            IntVector v0 = (IntVector) ShortVector.fromArray(S8, sc, q).convertShape(VectorOperators.S2I, I, 0);
-            IntVector v1 = (IntVector) ShortVector.fromArray(S8, sc, q + 8).convertShape(VectorOperators.S2I, I, 0);
-            d0.mul((FloatVector) v0.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0)).intoArray(buf, o);
-            d1.mul((FloatVector) v1.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convert(VectorOperators.I2F, 0)).intoArray(buf, o + 8);
-            d0.mul((FloatVector) v0.lanewise(VectorOperators.ASHR, 8).convert(VectorOperators.I2F, 0)).intoArray(buf, o + ROWS);
-            d1.mul((FloatVector) v1.lanewise(VectorOperators.ASHR, 8).convert(VectorOperators.I2F, 0)).intoArray(buf, o + ROWS + 8);
-        }
-    }
-
-    /**
      * Group g's weights in columns [c0, c1) (multiples of 16) column by column, as {@link PackedMatrix#panel}: each value
      * n·(d·scale) − 32·(d·scale) in one FMA, which is (n − 32)·d·scale rounded once, what the file's rows decode to.
      */
     @Override
     public void panel(int g, int c0, int c1, float[] p) {
         short[] qs = quants;
-        float[] sc = SCALE_BUFFER.get();
-        int sub0 = (firstGroup + g) * (cols / SUB), per = QK / SUB;
+        float[] sc = scales;
+        int sub0 = (firstGroup + g) * (cols / SUB);
         for (int j = c0 / SUB; j < c1 / SUB; j++) {
-            if (j == c0 / SUB || j % per == 0) floatScales(g, j / per, sc, 0);
-            int qp = (sub0 + j) * QUANT_SHORTS, sp = j % per * ROWS;
+            int qp = (sub0 + j) * QUANT_SHORTS, sp = (sub0 + j) * ROWS;
             FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
             FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
             int at = (SUB * j - c0) * ROWS;
@@ -275,14 +241,10 @@ public final class PackedQ6 implements PackedMatrix {
      */
     private void pair16(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
         short[] qs = quants;
-        float[] sc = SCALE_BUFFER.get();
-        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs, per = QK / SUB;
+        float[] sc = scales;
+        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int j = 0; j < subs; j++) {
-            if (j % per == 0) { // the next super-block's scales of both groups, as floats
-                floatScales(g, j / per, sc, 0);
-                floatScales(h, j / per, sc, SUPER_FLOATS);
-            }
             int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
             IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
             for (int half = 0; half < 2; half++) {
@@ -315,7 +277,7 @@ public final class PackedQ6 implements PackedMatrix {
                 r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
             }
             float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
-            int p = j % per * ROWS, q = SUPER_FLOATS + p;
+            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
             a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
             a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
             c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
@@ -333,14 +295,10 @@ public final class PackedQ6 implements PackedMatrix {
      */
     private void pair8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
         short[] qs = quants;
-        float[] sc = SCALE_BUFFER.get();
-        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs, per = QK / SUB;
+        float[] sc = scales;
+        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int j = 0; j < subs; j++) {
-            if (j % per == 0) { // the next super-block's scales of both groups, as floats
-                floatScales(g, j / per, sc, 0);
-                floatScales(h, j / per, sc, SUPER_FLOATS);
-            }
             int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
             IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
             for (int half = 0; half < 2; half++) {
@@ -360,7 +318,7 @@ public final class PackedQ6 implements PackedMatrix {
                 r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
             }
             float d = dx[dOff + j / 2];
-            int p = j % per * ROWS, q = SUPER_FLOATS + p;
+            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
             a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
             a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
             c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);

@@ -31,7 +31,7 @@ class PackedWeightsTest {
             assertNotNull(w.up().packed());
             assertNotNull(w.down().packed());
             long once = experts.packedBytes();
-            assertEquals(w.byteSize(), once, "packed Q4_0 copies keep the file's half-float scales: as many bytes as its rows");
+            assertTrue(once > w.byteSize(), "packed copies hold float scales: " + once + " vs " + w.byteSize());
             assertSame(w, experts.acquire(1, 3), "a second use reuses the packed copy");
             assertEquals(once, experts.packedBytes());
             assertNull(plain.residentExperts().acquire(1, 3).gate().packed());

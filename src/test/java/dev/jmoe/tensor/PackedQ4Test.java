@@ -213,11 +213,9 @@ class PackedQ4Test {
     void packedCopiesLiveOnTheHeapAndAreDeclinedWhenItIsFull() {
         Random rnd = new Random(9);
         Matrix q40 = randomQ4_0(32, 256, rnd), q4k = random(GgmlType.Q4_K, 32, 256, rnd);
-        // 2 groups x 8 blocks: 128 shorts of quants plus 16 half-float scales per block, the bytes of the file's rows;
-        // Q4_K: per super-block 16 half-float d and 16 dmin, and per block 16 shorts of 6-bit sc and m (1.03x the file)
-        assertEquals(2 * 8 * (256 + 32), PackedQ4.packedBytes(q40));
-        assertEquals(q40.byteSize(), PackedQ4.packedBytes(q40));
-        assertEquals(2 * 8 * 256 + 2 * (32 + 8 * 16) * 2, PackedQ4.packedBytes(q4k));
+        // 2 groups x 8 blocks: 128 shorts of quants plus 16 scales (Q4_K: and 16 offsets) per block
+        assertEquals(2 * 8 * (256 + 64), PackedQ4.packedBytes(q40));
+        assertEquals(2 * 8 * (256 + 128), PackedQ4.packedBytes(q4k));
         assertEquals(PackedQ4.packedBytes(q4k), PackedQ4.pack(q4k).byteSize());
         assertEquals(PackedQ4.packedBytes(q40) / 2, PackedQ4.pack(q40).rows(16, 16).byteSize());
         long mib = 1L << 20, gib = 1L << 30;
