@@ -27,7 +27,7 @@ import java.util.concurrent.TimeUnit;
  * bound around each measured call);
  * {@code packed=true} runs Q4_0, Q4_K and Q6_K on their {@link PackedMatrix} copies (bytes still counted in the file's layout).
  *
- * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.MatVecBench [JMH options]</pre>
+ * <pre>bench/jmh MatVecBench [JMH options]</pre>
  * prints a GB/s table after the JMH run.
  */
 @State(Scope.Benchmark)
