@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * Batched product (prompt processing, tokens grouped by expert), against the same number of separate matVecs:
  * a Mixtral-like expert's gate (3584×1024) and a Qwen3-MoE-like one's (768×1024, about 8 tokens per expert in a
- * 64-token prompt). {@code packed=true} runs Q4_0, Q4_K and Q6_K on their {@link Packing packed} copies (the default
+ * 64-token prompt). {@code packed=true} runs Q4_0, Q4_K, Q6_K and Q8_0 on their {@link Packing packed} copies (the default
  * layout). GFLOP/s = 2·rows·cols·batch / time, printed after the JMH run.
  *
  * <pre>bench/jmh MatMulBench [JMH options]</pre>
