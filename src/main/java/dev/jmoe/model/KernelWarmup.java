@@ -30,8 +30,11 @@ public final class KernelWarmup {
      * little work at interpreted speed.
      */
     private static final int ROWS = 32, COLS = 256; // two groups of 16 rows: the packed 16-bit products run them as a pair
-    /** Vectors of the batched products: one below and one at or above every kernel's tile threshold. */
-    private static final int SMALL_BATCH = 2, TILE_BATCH = 8;
+    /**
+     * Vectors of the batched products: one below and two at or above every kernel's tile threshold (float tiles take 8
+     * tokens side by side up to 8, 16 above: two sets of microkernels).
+     */
+    private static final int SMALL_BATCH = 2, TILE_BATCH = 8, WIDE_BATCH = 16;
     /**
      * Weights per second (of one round's products) above which a type counts as compiled. Compiled kernels do
      * several billion per second per thread, interpreted or C1-compiled Vector API code tens of millions.
@@ -105,11 +108,11 @@ public final class KernelWarmup {
         if (packed) m = Packing.packed(m);
         rows = m.rows();
         cols = m.cols();
-        float[] x = new float[TILE_BATCH * cols];
+        float[] x = new float[WIDE_BATCH * cols];
         java.util.Random r = new java.util.Random(7);
         for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
-        float[] out = new float[TILE_BATCH * rows];
-        double weightsPerRound = (double) rows * cols * (1 + SMALL_BATCH + TILE_BATCH);
+        float[] out = new float[WIDE_BATCH * rows];
+        double weightsPerRound = (double) rows * cols * (1 + SMALL_BATCH + TILE_BATCH + WIDE_BATCH);
         long start = System.nanoTime();
         int stable = 0;
         while (System.nanoTime() - start < budgetNanos) {
@@ -117,6 +120,7 @@ public final class KernelWarmup {
             Kernels.matVec(pool, m, x, 0, out, 0);
             Kernels.matMul(pool, m, x, cols, SMALL_BATCH, out, rows);
             Kernels.matMul(pool, m, x, cols, TILE_BATCH, out, rows);
+            Kernels.matMul(pool, m, x, cols, WIDE_BATCH, out, rows);
             double perSecond = weightsPerRound / Math.max(1, System.nanoTime() - t0) * 1e9;
             stable = perSecond >= COMPILED_WEIGHTS_PER_SECOND ? stable + 1 : 0;
             if (stable >= STABLE_ROUNDS) return true;

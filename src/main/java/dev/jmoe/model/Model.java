@@ -421,14 +421,11 @@ public final class Model {
         Parallel pool = st.pool();
         if (n == 1) {
             MatVecSet.begin().add(lw.wq(), xn, 0, s.q, 0).add(lw.wk(), xn, 0, s.k, 0).add(lw.wv(), xn, 0, s.v, 0).run(pool);
-        } else if (Kernels.batchInvariance()) {
-            // a step of several sequences: the three products in one dispatch, each row as the single-token set computes it
-            MatMulSet.begin().add(lw.wq(), xn, 0, e, n, s.q, 0, qDim).add(lw.wk(), xn, 0, e, n, s.k, 0, kvDim)
-                    .add(lw.wv(), xn, 0, e, n, s.v, 0, kvDim).run(pool);
         } else {
-            matmul(pool, lw.wq(), xn, e, n, s.q, qDim);
-            matmul(pool, lw.wk(), xn, e, n, s.k, kvDim);
-            matmul(pool, lw.wv(), xn, e, n, s.v, kvDim);
+            // the three products in one dispatch (under batch invariance, a step of several sequences, each row as the
+            // single-token set computes it; else a prompt's tiles)
+            MatMulSet.beginTiled().add(lw.wq(), xn, 0, e, n, s.q, 0, qDim).add(lw.wk(), xn, 0, e, n, s.k, 0, kvDim)
+                    .add(lw.wv(), xn, 0, e, n, s.v, 0, kvDim).run(pool);
         }
         if (lw.bq() != null) {
             for (int t = 0; t < n; t++) {
@@ -554,9 +551,10 @@ public final class Model {
      * The routed experts of layer l over the pass's n rows, into each row's slots: the one place the MoE layer reaches its
      * experts. The expert set of all the rows (a batch of several sequences' tokens too) goes to the source at once
      * ({@link ExpertSource#willUse}), then each expert is acquired, computed once over every row routed to it and released
-     * ({@link #expertByExpert}); a single token whose experts are all ready takes one fused dispatch instead
-     * ({@link #decodeExperts}, the same products). Returns the shared expert's output when the fused dispatch computed
-     * it, else null.
+     * ({@link #expertByExpert}); when the experts are all ready, a single token takes one fused pair of dispatches instead
+     * ({@link #decodeExperts}, the same products) and several rows another ({@link #batchExperts}: the products
+     * {@link Kernels#matMul} computes for each expert). Returns the shared expert's output when the fused dispatches
+     * computed it, else null.
      */
     private float[] routedExperts(InferenceState st, Scratch s, LayerWeights lw, int l, int n, int pos) {
         int[] used = s.routing.usedExperts();
@@ -576,17 +574,19 @@ public final class Model {
                 if (st.partialOutputHook() != null) reportPartial(st.partialOutputHook(), s, l, pos, used, used.length);
                 return sharedOut;
             }
-            if (Kernels.batchInvariance()) return batchExperts(s, source, lw, l, n, used, pool);
+            return batchExperts(s, source, lw, l, n, used, pool);
         }
         expertByExpert(st, s, source, l, n, pos, used, pool);
         return null;
     }
 
     /**
-     * A step of several rows whose experts are all ready, gate and up of one type: every expert's gate and up products
-     * over the rows routed to it (and the shared expert's over all rows) in one dispatch, then every down product in
-     * another ({@link MatMulSet}: each weight row read once for all of its expert's rows, each row computed as the
-     * single-token path computes it). Returns the shared expert's output when it joined the dispatches, else null.
+     * Several rows whose experts are all ready, gate and up of one type (a prompt, or a step of several sequences):
+     * every expert's gate and up products over the rows routed to it (and the shared expert's over all rows) in one
+     * dispatch, then every down product in another, instead of three dispatches per expert ({@link MatMulSet}: each
+     * weight read once for all of its expert's rows). The sets are tiled: a prompt's larger groups take float tiles or
+     * decoded panels, while under {@link Kernels#withBatchInvariance} (several sequences) each row is computed as the
+     * single-token path computes it. Returns the shared expert's output when it joined the dispatches, else null.
      */
     private float[] batchExperts(Scratch s, ExpertSource source, LayerWeights lw, int l, int n, int[] used, Parallel pool) {
         int e = hp.nEmbd(), ffE = hp.nFfExpert(), k = hp.nExpertUsed();
@@ -599,7 +599,7 @@ public final class Model {
         ExpertWeights[] ws = s.expertWeights(used.length);
         try {
             for (int i = 0; i < used.length; i++) ws[i] = source.acquire(l, used[i]);
-            MatMulSet gated = MatMulSet.begin();
+            MatMulSet gated = MatMulSet.beginTiled();
             int r = 0;
             for (int i = 0; i < used.length; i++) {
                 int m = routing.tokenCount(used[i]);
@@ -609,7 +609,7 @@ public final class Model {
             }
             if (shared) gated.addGated(lw.sharedGate(), lw.sharedUp(), SILU_GATE, s.xn, 0, e, n, g, rows * ffE, ffS);
             gated.run(pool);
-            MatMulSet down = MatMulSet.begin();
+            MatMulSet down = MatMulSet.beginTiled();
             r = 0;
             for (int i = 0; i < used.length; i++) {
                 int m = routing.tokenCount(used[i]);

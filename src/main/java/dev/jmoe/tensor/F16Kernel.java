@@ -77,17 +77,19 @@ final class F16Kernel extends RowKernel {
     public void dequantize(MemorySegment src, long off, float[] dst, int dstOff, int n) {
         Num.blocks(GgmlType.F16, n);
         short[] h = HALVES.get();
-        float[] f = FLOATS.get();
         for (int c = 0; c < n; c += CHUNK) {
             int len = Math.min(CHUNK, n - c);
             MemorySegment.copy(src, Num.LE_SHORT, off + 2L * c, h, 0, len);
-            widen(h, f, len);
-            System.arraycopy(f, 0, dst, dstOff + c, len);
+            widenInto(h, dst, dstOff + c, len); // straight into dst: no third pass through a float chunk
         }
     }
 
     private static void widenChunk(short[] h, float[] f) {
         for (int i = 0; i < CHUNK; i++) f[i] = Float.float16ToFloat(h[i]);
+    }
+
+    private static void widenInto(short[] h, float[] dst, int dstOff, int len) {
+        for (int i = 0; i < len; i++) dst[dstOff + i] = Float.float16ToFloat(h[i]);
     }
 
     private static void widen(short[] h, float[] f, int len) {

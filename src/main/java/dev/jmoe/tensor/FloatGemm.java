@@ -10,119 +10,6 @@ final class FloatGemm {
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
 
-    /**
-     * out[b·outStride + row0 + i] = w[i]·x[b·xStride ..] for i &lt; nr, b &lt; batch, where w holds nr
-     * decoded rows of {@code cols} floats. Works on 2 rows × 4 vectors at a time so each loaded weight
-     * vector feeds four FMAs and each activation vector two.
-     */
-    static void tile(float[] w, int nr, int cols, float[] x, int xStride, int batch, float[] out, int outStride, int row0) {
-        int vecCols = cols & ~7;
-        int i = 0;
-        for (; i + 2 <= nr; i += 2) {
-            int w0 = i * cols, w1 = w0 + cols;
-            int b = 0;
-            for (; b + 4 <= batch; b += 4) {
-                int x0 = b * xStride, x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride;
-                FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-                FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-                for (int c = 0; c < vecCols; c += 8) {
-                    FloatVector r0 = FloatVector.fromArray(F, w, w0 + c);
-                    FloatVector r1 = FloatVector.fromArray(F, w, w1 + c);
-                    FloatVector v = FloatVector.fromArray(F, x, x0 + c);
-                    a00 = r0.fma(v, a00);
-                    a10 = r1.fma(v, a10);
-                    v = FloatVector.fromArray(F, x, x1 + c);
-                    a01 = r0.fma(v, a01);
-                    a11 = r1.fma(v, a11);
-                    v = FloatVector.fromArray(F, x, x2 + c);
-                    a02 = r0.fma(v, a02);
-                    a12 = r1.fma(v, a12);
-                    v = FloatVector.fromArray(F, x, x3 + c);
-                    a03 = r0.fma(v, a03);
-                    a13 = r1.fma(v, a13);
-                }
-                float s00 = Lanes.sum(a00), s01 = Lanes.sum(a01);
-                float s02 = Lanes.sum(a02), s03 = Lanes.sum(a03);
-                float s10 = Lanes.sum(a10), s11 = Lanes.sum(a11);
-                float s12 = Lanes.sum(a12), s13 = Lanes.sum(a13);
-                for (int c = vecCols; c < cols; c++) {
-                    s00 += w[w0 + c] * x[x0 + c];
-                    s01 += w[w0 + c] * x[x1 + c];
-                    s02 += w[w0 + c] * x[x2 + c];
-                    s03 += w[w0 + c] * x[x3 + c];
-                    s10 += w[w1 + c] * x[x0 + c];
-                    s11 += w[w1 + c] * x[x1 + c];
-                    s12 += w[w1 + c] * x[x2 + c];
-                    s13 += w[w1 + c] * x[x3 + c];
-                }
-                int o = b * outStride + row0 + i;
-                out[o] = s00;
-                out[o + 1] = s10;
-                out[o + outStride] = s01;
-                out[o + outStride + 1] = s11;
-                out[o + 2 * outStride] = s02;
-                out[o + 2 * outStride + 1] = s12;
-                out[o + 3 * outStride] = s03;
-                out[o + 3 * outStride + 1] = s13;
-            }
-            for (; b + 2 <= batch; b += 2) pair2x2(w, w0, w1, cols, x, b * xStride, (b + 1) * xStride, out, b * outStride + row0 + i, outStride);
-            for (; b < batch; b++) pair2x1(w, w0, w1, cols, x, b * xStride, out, b * outStride + row0 + i);
-        }
-        for (; i < nr; i++) {
-            for (int b = 0; b < batch; b++) {
-                out[b * outStride + row0 + i] = F32Kernel.dotArrays(w, i * cols, x, b * xStride, cols);
-            }
-        }
-    }
-
-    /** Two rows × two vectors (the remainder of a 4-vector sweep). */
-    private static void pair2x2(float[] w, int w0, int w1, int cols, float[] x, int x0, int x1, float[] out, int o, int outStride) {
-        int vecCols = cols & ~7;
-        FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
-        for (int c = 0; c < vecCols; c += 8) {
-            FloatVector r0 = FloatVector.fromArray(F, w, w0 + c);
-            FloatVector r1 = FloatVector.fromArray(F, w, w1 + c);
-            FloatVector v = FloatVector.fromArray(F, x, x0 + c);
-            a00 = r0.fma(v, a00);
-            a10 = r1.fma(v, a10);
-            v = FloatVector.fromArray(F, x, x1 + c);
-            a01 = r0.fma(v, a01);
-            a11 = r1.fma(v, a11);
-        }
-        float s00 = Lanes.sum(a00), s01 = Lanes.sum(a01);
-        float s10 = Lanes.sum(a10), s11 = Lanes.sum(a11);
-        for (int c = vecCols; c < cols; c++) {
-            s00 += w[w0 + c] * x[x0 + c];
-            s01 += w[w0 + c] * x[x1 + c];
-            s10 += w[w1 + c] * x[x0 + c];
-            s11 += w[w1 + c] * x[x1 + c];
-        }
-        out[o] = s00;
-        out[o + 1] = s10;
-        out[o + outStride] = s01;
-        out[o + outStride + 1] = s11;
-    }
-
-    /** Two rows × one vector, with two accumulators per row to hide FMA latency. */
-    private static void pair2x1(float[] w, int w0, int w1, int cols, float[] x, int x0, float[] out, int o) {
-        int vecCols = cols & ~15;
-        FloatVector a0 = FloatVector.zero(F), a1 = a0, b0 = a0, b1 = a0;
-        for (int c = 0; c < vecCols; c += 16) {
-            FloatVector v = FloatVector.fromArray(F, x, x0 + c), u = FloatVector.fromArray(F, x, x0 + c + 8);
-            a0 = FloatVector.fromArray(F, w, w0 + c).fma(v, a0);
-            b0 = FloatVector.fromArray(F, w, w1 + c).fma(v, b0);
-            a1 = FloatVector.fromArray(F, w, w0 + c + 8).fma(u, a1);
-            b1 = FloatVector.fromArray(F, w, w1 + c + 8).fma(u, b1);
-        }
-        float s0 = Lanes.sum(a0.add(a1)), s1 = Lanes.sum(b0.add(b1));
-        for (int c = vecCols; c < cols; c++) {
-            s0 += w[w0 + c] * x[x0 + c];
-            s1 += w[w1 + c] * x[x0 + c];
-        }
-        out[o] = s0;
-        out[o + 1] = s1;
-    }
-
     // ---- panels: 16 rows stored column by column ------------------------------------------------------------
 
     /**
@@ -131,8 +18,8 @@ final class FloatGemm {
      *
      * <p>Why a panel: with 16 rows' weights of one column in two vectors, each column costs two loads and one
      * broadcast per token, and six tokens give twelve independent FMAs: the accumulators stay in registers and the
-     * FMA units stay busy. The row-by-row tile above needs a load per FMA and a reduction per row and token; on a
-     * 16-row × 1024-column block with 24 tokens it measured 54 against 93 GFLOP/s for this form.
+     * FMA units stay busy. A row-by-row tile (a load per FMA and a reduction per row and token) measured 54 against
+     * 93 GFLOP/s for this form on a 16-row × 1024-column block with 24 tokens.
      */
     static void panel16(float[] p, int kn, float[] x, int xOff, int xStride, int batch, float[] out, int outStride, int row0,
                         boolean accumulate) {
@@ -221,5 +108,190 @@ final class FloatGemm {
         }
         c0.intoArray(out, o);
         c1.intoArray(out, o + 8);
+    }
+
+    // ---- row tiles against transposed tokens: weights broadcast, tokens in lanes -------------------------------
+
+    /** Tokens side by side in a transposed batch: one vector for up to 8 tokens, else two (16). */
+    static int tokenWidth(int batch) {
+        return batch <= 8 ? 8 : 16;
+    }
+
+    /** The batch rounded up to whole blocks of {@link #tokenWidth} tokens. */
+    static int paddedBatch(int batch) {
+        int w = tokenWidth(batch);
+        return (batch + w - 1) / w * w;
+    }
+
+    /** Floats {@link #transpose} writes for {@code batch} vectors of {@code cols} values. */
+    static int transposedLength(int batch, int cols) {
+        return paddedBatch(batch) * cols;
+    }
+
+    /**
+     * xt[(blk·cols + k)·W + j] = x[xOff + (blk·W + j)·xStride + k] for W = {@link #tokenWidth}(batch): the batch cut into blocks
+     * of W tokens, each block stored column by column, zero past the last token.
+     */
+    static void transpose(float[] x, int xOff, int xStride, int batch, int cols, float[] xt) {
+        int w = tokenWidth(batch), blocks = (batch + w - 1) / w;
+        for (int blk = 0; blk < blocks; blk++) {
+            int base = blk * cols * w;
+            for (int j = 0; j < w; j++) {
+                int b = blk * w + j;
+                if (b < batch) {
+                    int xo = xOff + b * xStride;
+                    for (int k = 0; k < cols; k++) xt[base + k * w + j] = x[xo + k];
+                } else {
+                    for (int k = 0; k < cols; k++) xt[base + k * w + j] = 0f;
+                }
+            }
+        }
+    }
+
+    /**
+     * Columns of a decoded row tile: the tile is {@link #tileRows} rows of TILE_COLS floats (12 KB: it stays in L1 beside
+     * the batch's columns), the rows of a longer matrix decoded and multiplied TILE_COLS columns at a time. A whole
+     * number of blocks of every format (K-quants: one super-block).
+     */
+    static final int TILE_COLS = 256;
+
+    /** Rows of a tile: twelve for 8 tokens side by side, six for 16 (twelve accumulators either way). */
+    static int tileRows(int batch) {
+        return tokenWidth(batch) == 8 ? 12 : 6;
+    }
+
+    /**
+     * acc[i·P + b] (+)= Σ_{k &lt; kc} w[i·TILE_COLS + k]·x_b[c0 + k] for rows i &lt; nr and every token b (P = the
+     * {@link #paddedBatch padded batch}), w holding nr rows' columns c0 .. c0 + kc decoded, xt the batch
+     * {@link #transpose transposed}; {@code accumulate} adds to acc (a later chunk of the same rows' columns).
+     *
+     * <p>Why tokens in lanes: the rows decode in their own (row-major) order, so nothing is transposed per weight; each
+     * weight is one broadcast load for W tokens, and a tile of 12 rows × 8 tokens (or 6 × 16) gives twelve independent
+     * FMA chains per column. A row's weights sit at a fixed stride (TILE_COLS), so every broadcast addresses its row by a
+     * constant displacement from one column index: with the matrix's own width as the stride, C2 kept twelve row offsets
+     * in registers (spilled to vector registers) and spent two more instructions per broadcast. Every lane sums its
+     * token's products column by column in order, across chunks too, so a token's result does not depend on the
+     * batch around it.
+     */
+    static void rowTile(float[] w, int nr, int kc, float[] xt, int cols, int c0, int batch, float[] acc, boolean accumulate) {
+        int width = tokenWidth(batch), blocks = (batch + width - 1) / width, pb = blocks * width;
+        for (int blk = 0; blk < blocks; blk++) {
+            int x0 = (blk * cols + c0) * width, a0 = blk * width;
+            int i = 0;
+            if (width == 8) {
+                for (; i + 12 <= nr; i += 12) rows12x8(w, i * TILE_COLS, kc, xt, x0, acc, i * pb + a0, pb, accumulate);
+                for (; i < nr; i++) rows1x8(w, i * TILE_COLS, kc, xt, x0, acc, i * pb + a0, accumulate);
+            } else {
+                for (; i + 6 <= nr; i += 6) rows6x16(w, i * TILE_COLS, kc, xt, x0, acc, i * pb + a0, pb, accumulate);
+                for (; i < nr; i++) rows1x16(w, i * TILE_COLS, kc, xt, x0, acc, i * pb + a0, accumulate);
+            }
+        }
+    }
+
+    /** out[outOff + b·outStride + row0 + i] = acc[i·P + b] for rows i &lt; nr and tokens b &lt; batch. */
+    static void scatter(float[] acc, int nr, int batch, float[] out, int outOff, int outStride, int row0) {
+        int pb = paddedBatch(batch);
+        for (int b = 0; b < batch; b++) {
+            int o = outOff + b * outStride + row0;
+            for (int i = 0; i < nr; i++) out[o + i] = acc[i * pb + b];
+        }
+    }
+
+    /** Twelve rows × eight tokens: twelve accumulators, one token vector and a broadcast per row and column. */
+    private static void rows12x8(float[] w, int w0, int kc, float[] xt, int x0, float[] acc, int a, int pb, boolean accumulate) {
+        FloatVector c0 = start(acc, a, accumulate), c1 = start(acc, a + pb, accumulate), c2 = start(acc, a + 2 * pb, accumulate);
+        FloatVector c3 = start(acc, a + 3 * pb, accumulate), c4 = start(acc, a + 4 * pb, accumulate), c5 = start(acc, a + 5 * pb, accumulate);
+        FloatVector c6 = start(acc, a + 6 * pb, accumulate), c7 = start(acc, a + 7 * pb, accumulate), c8 = start(acc, a + 8 * pb, accumulate);
+        FloatVector c9 = start(acc, a + 9 * pb, accumulate), c10 = start(acc, a + 10 * pb, accumulate), c11 = start(acc, a + 11 * pb, accumulate);
+        for (int k = w0; k < w0 + kc; k++) {
+            FloatVector v = FloatVector.fromArray(F, xt, x0 + 8 * (k - w0));
+            c0 = FloatVector.broadcast(F, w[k]).fma(v, c0);
+            c1 = FloatVector.broadcast(F, w[k + TILE_COLS]).fma(v, c1);
+            c2 = FloatVector.broadcast(F, w[k + 2 * TILE_COLS]).fma(v, c2);
+            c3 = FloatVector.broadcast(F, w[k + 3 * TILE_COLS]).fma(v, c3);
+            c4 = FloatVector.broadcast(F, w[k + 4 * TILE_COLS]).fma(v, c4);
+            c5 = FloatVector.broadcast(F, w[k + 5 * TILE_COLS]).fma(v, c5);
+            c6 = FloatVector.broadcast(F, w[k + 6 * TILE_COLS]).fma(v, c6);
+            c7 = FloatVector.broadcast(F, w[k + 7 * TILE_COLS]).fma(v, c7);
+            c8 = FloatVector.broadcast(F, w[k + 8 * TILE_COLS]).fma(v, c8);
+            c9 = FloatVector.broadcast(F, w[k + 9 * TILE_COLS]).fma(v, c9);
+            c10 = FloatVector.broadcast(F, w[k + 10 * TILE_COLS]).fma(v, c10);
+            c11 = FloatVector.broadcast(F, w[k + 11 * TILE_COLS]).fma(v, c11);
+        }
+        c0.intoArray(acc, a);
+        c1.intoArray(acc, a + pb);
+        c2.intoArray(acc, a + 2 * pb);
+        c3.intoArray(acc, a + 3 * pb);
+        c4.intoArray(acc, a + 4 * pb);
+        c5.intoArray(acc, a + 5 * pb);
+        c6.intoArray(acc, a + 6 * pb);
+        c7.intoArray(acc, a + 7 * pb);
+        c8.intoArray(acc, a + 8 * pb);
+        c9.intoArray(acc, a + 9 * pb);
+        c10.intoArray(acc, a + 10 * pb);
+        c11.intoArray(acc, a + 11 * pb);
+    }
+
+    /** One row × eight tokens (what twelve at a time leave). */
+    private static void rows1x8(float[] w, int w0, int kc, float[] xt, int x0, float[] acc, int a, boolean accumulate) {
+        FloatVector c0 = start(acc, a, accumulate);
+        for (int k = 0; k < kc; k++) c0 = FloatVector.broadcast(F, w[w0 + k]).fma(FloatVector.fromArray(F, xt, x0 + 8 * k), c0);
+        c0.intoArray(acc, a);
+    }
+
+    /** Six rows × sixteen tokens: twelve accumulators, two token vectors and a broadcast per row and column. */
+    private static void rows6x16(float[] w, int w0, int kc, float[] xt, int x0, float[] acc, int a, int pb, boolean accumulate) {
+        FloatVector c00 = start(acc, a, accumulate), c01 = start(acc, a + 8, accumulate);
+        FloatVector c10 = start(acc, a + pb, accumulate), c11 = start(acc, a + pb + 8, accumulate);
+        FloatVector c20 = start(acc, a + 2 * pb, accumulate), c21 = start(acc, a + 2 * pb + 8, accumulate);
+        FloatVector c30 = start(acc, a + 3 * pb, accumulate), c31 = start(acc, a + 3 * pb + 8, accumulate);
+        FloatVector c40 = start(acc, a + 4 * pb, accumulate), c41 = start(acc, a + 4 * pb + 8, accumulate);
+        FloatVector c50 = start(acc, a + 5 * pb, accumulate), c51 = start(acc, a + 5 * pb + 8, accumulate);
+        for (int k = w0; k < w0 + kc; k++) {
+            int xi = x0 + 16 * (k - w0);
+            FloatVector u = FloatVector.fromArray(F, xt, xi), v = FloatVector.fromArray(F, xt, xi + 8);
+            FloatVector t = FloatVector.broadcast(F, w[k]);
+            c00 = t.fma(u, c00);
+            c01 = t.fma(v, c01);
+            t = FloatVector.broadcast(F, w[k + TILE_COLS]);
+            c10 = t.fma(u, c10);
+            c11 = t.fma(v, c11);
+            t = FloatVector.broadcast(F, w[k + 2 * TILE_COLS]);
+            c20 = t.fma(u, c20);
+            c21 = t.fma(v, c21);
+            t = FloatVector.broadcast(F, w[k + 3 * TILE_COLS]);
+            c30 = t.fma(u, c30);
+            c31 = t.fma(v, c31);
+            t = FloatVector.broadcast(F, w[k + 4 * TILE_COLS]);
+            c40 = t.fma(u, c40);
+            c41 = t.fma(v, c41);
+            t = FloatVector.broadcast(F, w[k + 5 * TILE_COLS]);
+            c50 = t.fma(u, c50);
+            c51 = t.fma(v, c51);
+        }
+        c00.intoArray(acc, a);
+        c01.intoArray(acc, a + 8);
+        c10.intoArray(acc, a + pb);
+        c11.intoArray(acc, a + pb + 8);
+        c20.intoArray(acc, a + 2 * pb);
+        c21.intoArray(acc, a + 2 * pb + 8);
+        c30.intoArray(acc, a + 3 * pb);
+        c31.intoArray(acc, a + 3 * pb + 8);
+        c40.intoArray(acc, a + 4 * pb);
+        c41.intoArray(acc, a + 4 * pb + 8);
+        c50.intoArray(acc, a + 5 * pb);
+        c51.intoArray(acc, a + 5 * pb + 8);
+    }
+
+    /** One row × sixteen tokens. */
+    private static void rows1x16(float[] w, int w0, int kc, float[] xt, int x0, float[] acc, int a, boolean accumulate) {
+        FloatVector c0 = start(acc, a, accumulate), c1 = start(acc, a + 8, accumulate);
+        for (int k = 0; k < kc; k++) {
+            FloatVector t = FloatVector.broadcast(F, w[w0 + k]);
+            c0 = t.fma(FloatVector.fromArray(F, xt, x0 + 16 * k), c0);
+            c1 = t.fma(FloatVector.fromArray(F, xt, x0 + 16 * k + 8), c1);
+        }
+        c0.intoArray(acc, a);
+        c1.intoArray(acc, a + 8);
     }
 }

@@ -7,7 +7,7 @@ import java.util.Map;
 /**
  * Matrix products of a quantized or float weight matrix with float activations, split over output
  * rows across the threads of a {@link Parallel} pool. Every type has a scalar reference in
- * {@link TypeKernel} beside its Vector API path. With {@link #setActivationQuantization} the activations
+ * {@link TypeKernel} beside its Vector API path. With {@link #withActivationQuantization} the activations
  * of quantized matrices are first rounded to 8 bits as llama.cpp does, and the products run on integer paths.
  */
 public final class Kernels {
@@ -116,7 +116,7 @@ public final class Kernels {
     /**
      * Runs {@code body} with every batched product on this thread computing each vector exactly as {@link #matVec} computes
      * it alone (or not): integer products on packed copies and row-by-row dots otherwise, never the float tiles or
-     * decoded panels a batch of four or more would take. Each weight row is still read once for the whole batch. A
+     * decoded panels a large enough batch would take. Each weight row is still read once for the whole batch. A
      * forward pass over several sequences binds it, so a sequence's tokens do not depend on the batch around it, nor on how
      * its prompt was cut into chunks: a decode token, a prompt token and a token alone all take the same arithmetic.
      */
@@ -133,7 +133,7 @@ public final class Kernels {
         return activationQuantization() ? k.activationScheme() : null;
     }
 
-    private static void scalarProduct(Parallel pool, Matrix w, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
+    static void scalarProduct(Parallel pool, Matrix w, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
         RowKernel k = rowKernel(w.type());
         MemorySegment data = w.data();
         long rowBytes = w.rowBytes();
@@ -208,10 +208,12 @@ public final class Kernels {
 
     /**
      * Batched product: for b in [0, batch): out[b·outStride + r] = Σ_c w[r][c]·x[b·xStride + c].
-     * Each weight row is read once per batch (the prompt / grouped-expert path).
+     * Each weight row is read once per batch (the prompt / grouped-expert path). A {@link MatMulSet#beginTiled tiled}
+     * {@link MatMulSet} of one product: large enough float batches take tiles or decoded panels, except under
+     * {@link #withBatchInvariance}, where every vector is computed exactly as {@link #matVec} computes it.
      */
     public static void matMul(Parallel pool, Matrix w, float[] x, int xStride, int batch, float[] out, int outStride) {
-        TypeKernel k = forType(w.type());
+        forType(w.type());
         if (batch < 0) throw new IllegalArgumentException("batch must be >= 0, got " + batch);
         if (batch == 0) return;
         int rows = w.rows(), cols = w.cols();
@@ -227,68 +229,7 @@ public final class Kernels {
             scalarProduct(pool, w, x, 0, xStride, batch, out, 0, outStride);
             return;
         }
-        RowKernel rk = (RowKernel) k;
-        boolean tiles = !batchInvariance() && batch >= (TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch());
-        PackedQ4.Precision precision = w.packed() == null ? null : w.packed().precision(quantizing(rk));
-        if (precision != null && (quantizing(rk) != null || !tiles)) {
-            packedMatMul(pool, rk, w.packed(), precision, x, xStride, batch, out, outStride);
-            return;
-        }
-        if (tiles && quantizing(rk) == null && w.packed() != null) {
-            panelMatMul(pool, w.packed(), x, xStride, batch, out, outStride);
-            return;
-        }
-        MemorySegment data = w.data();
-        long rowBytes = w.rowBytes();
-        QuantizedActivation.Scheme scheme = quantizing(rk);
-        Parallel.RangeTask task;
-        int grain;
-        if (scheme != null) {
-            // Rounded activations take the integer dots at every batch size: these reproduce llama.cpp's
-            // arithmetic exactly, where decoded tiles times d·q would differ in the last bits, and later
-            // roundings of activations can turn such bits into whole quantization steps.
-            QuantizedActivation[] qs = quantized(batch);
-            for (int b = 0; b < batch; b++) {
-                qs[b].quantize(scheme, x, b * xStride, cols);
-                rk.prepareQ8(qs[b]);
-            }
-            grain = 4;
-            task = (start, end) -> {
-                for (int r = start; r < end; r++) {
-                    for (int b = 0; b < batch; b++) out[b * outStride + r] = rk.dotQ8(data, r * rowBytes, qs[b], cols);
-                }
-            };
-        } else if (!tiles) {
-            // Few vectors: each row is dotted with every vector while it is still in L1, so the
-            // weights still stream from memory once, and no decoded copy is written.
-            float[][] xps = new float[batch][];
-            for (int b = 0; b < batch; b++) {
-                xps[b] = new float[rk.preparedLength(cols)];
-                rk.prepare(x, b * xStride, cols, xps[b]);
-            }
-            grain = 4;
-            task = (start, end) -> {
-                for (int r = start; r < end; r++) {
-                    for (int b = 0; b < batch; b++) out[b * outStride + r] = rk.dotPrepared(data, r * rowBytes, xps[b], cols);
-                }
-            };
-        } else {
-            int tile = tileRows(cols);
-            grain = tile;
-            task = (start, end) -> {
-                float[] scratch = scratch(tile * cols);
-                for (int r0 = start; r0 < end; r0 += tile) {
-                    int nr = Math.min(tile, end - r0);
-                    for (int i = 0; i < nr; i++) k.dequantize(data, (r0 + i) * rowBytes, scratch, i * cols, cols);
-                    FloatGemm.tile(scratch, nr, cols, x, xStride, batch, out, outStride, r0);
-                }
-            };
-        }
-        if (pool == null || pool.threads() == 1 || (long) rows * cols * batch < 1 << 16) {
-            task.run(0, rows);
-        } else {
-            pool.forRange(rows, grain, task);
-        }
+        MatMulSet.single().add(w, x, 0, xStride, batch, out, 0, outStride).run(pool);
     }
 
     /**
@@ -317,83 +258,10 @@ public final class Kernels {
         return panels || part % 2 == 0;
     }
 
-    /**
-     * A few vectors, or rounded activations, on a packed matrix: the integer products vector by vector, each group
-     * of 16 rows still in L1 for the next vector. Larger float batches multiply decoded panels ({@link #panelMatMul}):
-     * one float decode per weight shared by the whole batch.
-     */
-    private static void packedMatMul(Parallel pool, RowKernel k, PackedMatrix p, PackedQ4.Precision precision, float[] x, int xStride, int batch,
-                                     float[] out, int outStride) {
-        int rows = p.rows(), cols = p.cols();
-        PackedQ4.Activation a = packedActivation();
-        a.prepare(precision, quantizing(k), x, 0, xStride, batch, cols);
-        int stride = a.stride(), nb = cols / 32;
-        forGroups(pool, rows, (long) rows * cols * batch < 1 << 16, (g0, g1) -> {
-            for (int g = g0; g < g1; g += 2) { // two groups at a time: the 16-bit products run them as a pair
-                int end = Math.min(g + 2, g1);
-                for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, end, out, b * outStride + g * PackedMatrix.ROWS);
-            }
-        });
-    }
-
-    /** Columns of a panel decoded at a time: 16 rows of 512 floats (32 KB) stay in L1 while every token passes over them. */
-    private static final int PANEL_COLS = 512;
-
-    /**
-     * A float batch on a packed matrix: each group of 16 rows is decoded from the packed copy (rows already side by
-     * side there) into column-major panels and multiplied by {@link FloatGemm#panel16}. Every token's sums run over
-     * the columns in order, so a token's result does not depend on the batch around it.
-     */
-    private static void panelMatMul(Parallel pool, PackedMatrix w, float[] x, int xStride, int batch, float[] out, int outStride) {
-        int rows = w.rows(), cols = w.cols();
-        forGroups(pool, rows, (long) rows * cols * batch < 1 << 16, (g0, g1) -> {
-            float[] panel = scratch(PackedMatrix.ROWS * Math.min(cols, PANEL_COLS));
-            for (int g = g0; g < g1; g++) {
-                for (int c0 = 0; c0 < cols; c0 += PANEL_COLS) {
-                    int c1 = Math.min(cols, c0 + PANEL_COLS);
-                    w.panel(g, c0, c1, panel);
-                    FloatGemm.panel16(panel, c1 - c0, x, c0, xStride, batch, out, outStride, g * PackedMatrix.ROWS, c0 > 0);
-                }
-            }
-        });
-    }
-
-    /** Runs task over the 16-row groups of {@code rows} rows: on this thread when {@code small}, else split over the pool. */
-    private static void forGroups(Parallel pool, int rows, boolean small, Parallel.RangeTask task) {
-        int groups = rows / PackedMatrix.ROWS;
-        if (pool == null || pool.threads() == 1 || small) task.run(0, groups);
-        else pool.forRange(groups, 2, task); // whole pairs of groups where possible: 16-bit products take two at a time
-    }
-
-    private static final ThreadLocal<PackedQ4.Activation> PACKED_ACTIVATION = ThreadLocal.withInitial(PackedQ4.Activation::new);
-
-    /** This thread's activation buffers for packed products (prepared by the caller, then only read by the workers). */
-    private static PackedQ4.Activation packedActivation() {
-        return PACKED_ACTIVATION.get();
-    }
-
     /** Overrides every kernel's {@link RowKernel#tileMinBatch} when set (for measuring the crossover). */
     static final int TILE_MIN_BATCH = Integer.getInteger("jmoe.matmul.tileMinBatch", 0);
 
-    /** Rows decoded at a time: enough to amortise the activation loads, small enough to stay in L1/L2. */
-    static int tileRows(int cols) {
-        return Math.max(2, Math.min(16, (16 * 1024) / cols) & ~1);
-    }
-
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
-    private static final ThreadLocal<QuantizedActivation[]> QUANTIZED = new ThreadLocal<>();
-
-    /** At least n rounded-activation buffers of this thread (their arrays are reused across products). */
-    private static QuantizedActivation[] quantized(int n) {
-        QuantizedActivation[] qs = QUANTIZED.get();
-        if (qs == null || qs.length < n) {
-            QuantizedActivation[] grown = new QuantizedActivation[n];
-            for (int i = 0; i < n; i++) grown[i] = qs != null && i < qs.length ? qs[i] : new QuantizedActivation();
-            QUANTIZED.set(grown);
-            qs = grown;
-        }
-        return qs;
-    }
 
     private static float[] scratch(int n) {
         float[] s = SCRATCH.get();

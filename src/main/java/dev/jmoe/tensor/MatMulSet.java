@@ -5,42 +5,83 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Several batched products in one dispatch over the pool, each vector of each product computed exactly as
- * {@link Kernels#matVec} (or {@link Kernels#gatedMatVec}) computes it alone: a decode step of several sequences runs
- * every expert of an MoE layer over the rows routed to it, or q, k and v over all rows, as one set instead of a dispatch
- * per product. Each unit of work (16 rows of one product) reads its weights once for every vector of its batch while
- * they are in L1. Packed matrices take the integer products vector by vector; other matrices the row kernels'
- * prepared dots (or 8-bit dots when activations are rounded), the arithmetic the single-vector path takes.
+ * Several batched products computed in one dispatch over the pool: a prompt's q, k and v projections, or the gate/up
+ * (then the down) products of every expert a batch's rows selected, each on the rows routed to it. Product by product,
+ * a fine-grained MoE layer is dozens of small dispatches (32 experts × 3 for a Qwen3-MoE-like layer), each starting
+ * with the caller preparing its activations alone and ending with the threads waiting for the slowest chunk; one
+ * dispatch for the set pays that once, and the gate of a gated product is applied by the threads that computed its
+ * rows instead of by the caller afterwards. Each unit of work reads its weights once for every vector of its batch.
  *
- * <p>A set is reused per thread: {@link #begin()} clears this thread's set, {@code add…} describes the products,
+ * <p>Two kinds of set, chosen where it is begun:
+ * <ul>
+ * <li>{@link #begin()}: every vector of every product exactly as {@link Kernels#matVec} (or {@link Kernels#gatedMatVec})
+ * computes it alone — integer products on packed copies, the row kernels' prepared dots (8-bit dots when activations
+ * are rounded) otherwise — so a row's result does not depend on the batch around it.</li>
+ * <li>{@link #beginTiled()}: batches large enough for it multiply float tiles of the file's rows against the batch
+ * transposed ({@link FloatGemm#rowTile}), or panels decoded from a packed copy ({@link FloatGemm#panel16}): one decode
+ * per weight for the whole batch, but other float rounding than the vector kernels. Under
+ * {@link Kernels#withBatchInvariance} (a forward step over several sequences) a tiled set computes as {@link #begin()}'s.
+ * {@link Kernels#matMul} is a tiled set of one product, so every product of a tiled set gives exactly what matMul gives
+ * for it.</li>
+ * </ul>
+ *
+ * <p>A set is reused per thread: {@code begin…} clears this thread's set, {@code add…} describes the products,
  * {@link #run} computes them. Outputs must not overlap each other or any input.
  */
 public final class MatMulSet {
-    private static final int UNIT_ROWS = PackedMatrix.ROWS;
     private static final ThreadLocal<MatMulSet> THIS_THREAD = ThreadLocal.withInitial(MatMulSet::new);
+    /** This thread's set for {@link Kernels#matMul}: it leaves a set being built alone. */
+    private static final ThreadLocal<MatMulSet> SINGLE = ThreadLocal.withInitial(MatMulSet::new);
+
+    /** Weight values × vectors below which a set runs on the calling thread: waking workers would cost more. */
+    private static final long PARALLEL_MIN_WORK = 1 << 16;
 
     private final List<Product> products = new ArrayList<>();
     private int count;
     private boolean running;
+    /** Whether large enough float batches may take tiles or panels (unless batch invariance is bound when the set runs). */
+    private boolean tiled;
 
     private MatMulSet() {}
 
-    /** This thread's set, emptied. */
+    /** This thread's set, emptied: every vector computed exactly as {@link Kernels#matVec} computes it alone. */
     public static MatMulSet begin() {
-        MatMulSet s = THIS_THREAD.get();
-        if (s.running) return new MatMulSet();
+        return emptied(THIS_THREAD, false);
+    }
+
+    /**
+     * This thread's set, emptied: large enough float batches take tiles or decoded panels (as {@link Kernels#matMul}
+     * does), except under {@link Kernels#withBatchInvariance}, where it computes as {@link #begin()}'s set.
+     */
+    public static MatMulSet beginTiled() {
+        return emptied(THIS_THREAD, true);
+    }
+
+    /** This thread's tiled set for {@link Kernels#matMul}. */
+    static MatMulSet single() {
+        return emptied(SINGLE, true);
+    }
+
+    private static MatMulSet emptied(ThreadLocal<MatMulSet> local, boolean tiled) {
+        MatMulSet s = local.get();
+        if (s.running) s = new MatMulSet(); // asked for from inside a product of this very set: a fresh one
         s.count = 0;
+        s.tiled = tiled;
         return s;
     }
 
-    /** For b in [0, batch): out[outOff + b·outStride + r] = w_r·x[xOff + b·xStride ..] for every row r of w. */
+    /** out[outOff + b·outStride + r] = w_r · x[xOff + b·xStride ..] for b in [0, batch) and every row r of w. */
     public MatMulSet add(Matrix w, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
         next().set(w, null, null, x, xOff, xStride, batch, out, outOff, outStride);
         return this;
     }
 
-    /** For b in [0, batch): out[outOff + b·outStride + r] = gate.combine(g_r·x_b, u_r·x_b); g and u of one type and shape. */
-    public MatMulSet addGated(Matrix g, Matrix u, Kernels.Gate gate, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
+    /**
+     * out[outOff + b·outStride + r] = gate.combine(g_r·x_b, u_r·x_b) for b in [0, batch) and every row r; g and u of one type
+     * and shape (an expert's gate and up projections).
+     */
+    public MatMulSet addGated(Matrix g, Matrix u, Kernels.Gate gate, float[] x, int xOff, int xStride, int batch, float[] out, int outOff,
+                              int outStride) {
         Kernels.checkGatedPair(g, u);
         if (gate == null) throw new IllegalArgumentException("a gated product needs its gate function");
         next().set(g, u, gate, x, xOff, xStride, batch, out, outOff, outStride);
@@ -56,33 +97,84 @@ public final class MatMulSet {
     public void run(Parallel pool) {
         running = true;
         try {
-            if (count == 0) return;
-            if (Kernels.scalarReference()) {
-                for (int i = 0; i < count; i++) products.get(i).runAlone(pool);
-                return;
-            }
-            int units = 0;
-            long bytes = 0;
-            for (int i = 0; i < count; i++) {
-                Product p = products.get(i);
-                p.prepare();
-                p.firstUnit = units;
-                units += p.units;
-                bytes += p.bytes;
-            }
-            if (pool == null || pool.threads() == 1 || bytes < Kernels.PARALLEL_MIN_BYTES) runUnits(0, units);
-            else pool.forRange(units, 2, this::runUnits);
+            runProducts(pool);
         } finally {
             running = false;
         }
     }
 
+    private void runProducts(Parallel pool) {
+        int n = count;
+        if (n == 0) return;
+        if (Kernels.scalarReference()) {
+            for (int i = 0; i < n; i++) products.get(i).runScalar(pool);
+            return;
+        }
+        // read on the thread that starts the set (the workers only compute what it prepared)
+        boolean tilesAllowed = tiled && !Kernels.batchInvariance();
+        int units = 0;
+        long work = 0;
+        for (int i = 0; i < n; i++) {
+            Product p = products.get(i);
+            p.prepare(tilesAllowed, i == 0 ? null : products.subList(0, i));
+            p.firstUnit = units;
+            units += p.units();
+            work += p.work();
+        }
+        if (pool == null || pool.threads() == 1 || work < PARALLEL_MIN_WORK) {
+            runUnits(0, units);
+        } else {
+            pool.forRange(units, 1, this::runUnits);
+        }
+    }
+
+    /** Units [u0, u1) of the concatenated products. */
     private void runUnits(int u0, int u1) {
         for (int i = 0; i < count; i++) {
             Product p = products.get(i);
-            int a = Math.max(u0, p.firstUnit), b = Math.min(u1, p.firstUnit + p.units);
+            int a = Math.max(u0, p.firstUnit), b = Math.min(u1, p.firstUnit + p.units());
             if (a < b) p.run(a - p.firstUnit, b - p.firstUnit);
         }
+    }
+
+    /** How a product's rows are computed, chosen from its matrix, its batch and the activation rounding. */
+    private enum Kind {
+        /** Integer products on a packed copy, vector by vector (a few vectors, or rounded activations). */
+        PACKED,
+        /** Float panels decoded from a packed copy ({@link FloatGemm#panel16}). */
+        PANELS,
+        /** Integer dots of the file's rows with rounded activations (llama.cpp's arithmetic). */
+        ROUNDED_ROWS,
+        /** Prepared dots of the file's rows, vector by vector (a few vectors). */
+        ROWS,
+        /** Tiles of the file's rows decoded to floats, against the batch transposed ({@link FloatGemm#rowTile}). */
+        TILES
+    }
+
+    /** Columns of a panel decoded at a time: 16 rows of 512 floats (32 KB) stay in L1 while every token passes over them. */
+    private static final int PANEL_COLS = 512;
+
+    private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
+    /** A row tile's sums over its column chunks, before they are spread over the batch's outputs. */
+    private static final ThreadLocal<float[]> ACCUMULATORS = new ThreadLocal<>();
+
+    private static float[] accumulators(int n) {
+        float[] s = ACCUMULATORS.get();
+        if (s == null || s.length < n) {
+            s = new float[n];
+            ACCUMULATORS.set(s);
+        }
+        return s;
+    }
+
+    /** This thread's scratch of at least n floats (decoded tiles and panels). */
+    private static float[] scratch(int n) {
+        float[] s = SCRATCH.get();
+        if (s == null || s.length < n) {
+            s = new float[n];
+            SCRATCH.set(s);
+        }
+        return s;
     }
 
     private static final class Product {
@@ -91,22 +183,27 @@ public final class MatMulSet {
         float[] x, out;
         int xOff, xStride, batch, outOff, outStride;
         // set by prepare
-        int units, firstUnit;
-        long bytes;
+        Kind kind;
         RowKernel kernel;
-        PackedQ4.Precision precision;
         QuantizedActivation.Scheme scheme;
+        PackedQ4.Precision precision;
+        int grain, firstUnit;
+        /** The prepared activations: this product's own buffers, or those of an earlier product of the set with the same input. */
+        Product input;
         final PackedQ4.Activation packed = new PackedQ4.Activation();
         QuantizedActivation[] rounded = new QuantizedActivation[0];
         float[][] floats = new float[0][];
+        float[] transposed = new float[0];
+        /** The up projection's outputs of a gated product, batch × rows, before the gate combines them. */
         float[] up = new float[0];
 
         void set(Matrix w, Matrix u, Kernels.Gate gate, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
-            if (batch < 1) throw new IllegalArgumentException("batch must be at least 1, got " + batch);
-            if (batch > 1 && xStride < w.cols()) throw new IllegalArgumentException("xStride " + xStride + " is less than the " + w.cols() + " columns");
-            if (batch > 1 && outStride < w.rows()) throw new IllegalArgumentException("outStride " + outStride + " is less than the " + w.rows() + " rows");
-            Kernels.checkRange("x", x, xOff, (long) (batch - 1) * xStride + w.cols());
-            Kernels.checkRange("out", out, outOff, (long) (batch - 1) * outStride + w.rows());
+            int rows = w.rows(), cols = w.cols();
+            if (batch < 1) throw new IllegalArgumentException("batch must be >= 1, got " + batch);
+            if (batch > 1 && xStride < cols) throw new IllegalArgumentException("xStride " + xStride + " is less than the " + cols + " columns");
+            if (batch > 1 && outStride < rows) throw new IllegalArgumentException("outStride " + outStride + " is less than the " + rows + " rows");
+            Kernels.checkRange("x", x, xOff, (long) (batch - 1) * xStride + cols);
+            Kernels.checkRange("out", out, outOff, (long) (batch - 1) * outStride + rows);
             this.w = w;
             this.u = u;
             this.gate = gate;
@@ -119,85 +216,170 @@ public final class MatMulSet {
             this.outStride = outStride;
         }
 
-        void runAlone(Parallel pool) {
-            for (int b = 0; b < batch; b++) {
-                if (u == null) Kernels.matVec(pool, w, x, xOff + b * xStride, out, outOff + b * outStride);
-                else Kernels.gatedMatVec(pool, w, u, gate, x, xOff + b * xStride, out, outOff + b * outStride);
-            }
+        int units() {
+            return (w.rows() + grain - 1) / grain;
         }
 
-        /** Lays out the batch's activations the way the single-vector path lays out each one. */
-        void prepare() {
+        long work() {
+            return (long) w.rows() * w.cols() * batch * (u == null ? 1 : 2);
+        }
+
+        /** The scalar reference, product by product (the plain products, then the gate). */
+        void runScalar(Parallel pool) {
+            int rows = w.rows();
+            if (u == null) {
+                Kernels.scalarProduct(pool, w, x, xOff, xStride, batch, out, outOff, outStride);
+                return;
+            }
+            if (up.length < batch * rows) up = new float[batch * rows];
+            Kernels.scalarProduct(pool, w, x, xOff, xStride, batch, out, outOff, outStride);
+            Kernels.scalarProduct(pool, u, x, xOff, xStride, batch, up, 0, rows);
+            for (int b = 0; b < batch; b++) gate.combine(out, outOff + b * outStride, up, b * rows, rows);
+        }
+
+        /**
+         * Chooses the kind and prepares the activations (on the calling thread), sharing those of an earlier product with
+         * the same input. Without {@code tilesAllowed} every kind left is the arithmetic matVec takes for each vector.
+         */
+        void prepare(boolean tilesAllowed, List<Product> earlier) {
+            int rows = w.rows(), cols = w.cols();
             kernel = Kernels.rowKernel(w.type());
             scheme = Kernels.quantizing(kernel);
-            int cols = w.cols(), rows = w.rows();
-            precision = w.packed() != null && (u == null || u.packed() != null) ? w.packed().precision(scheme) : null;
-            if (precision != null) {
-                packed.prepare(precision, scheme, x, xOff, xStride, batch, cols);
+            boolean tiles = tilesAllowed && batch >= (Kernels.TILE_MIN_BATCH > 0 ? Kernels.TILE_MIN_BATCH : kernel.tileMinBatch());
+            boolean packedAll = w.packed() != null && (u == null || u.packed() != null);
+            precision = packedAll ? w.packed().precision(scheme) : null;
+            if (precision != null && (scheme != null || !tiles)) {
+                kind = Kind.PACKED;
+                grain = 2 * PackedMatrix.ROWS; // the 16-bit products take groups in pairs
+            } else if (packedAll && tiles && scheme == null) {
+                kind = Kind.PANELS;
+                grain = PackedMatrix.ROWS;
             } else if (scheme != null) {
-                if (rounded.length < batch) {
-                    QuantizedActivation[] grown = new QuantizedActivation[batch];
-                    for (int b = 0; b < batch; b++) grown[b] = b < rounded.length ? rounded[b] : new QuantizedActivation();
-                    rounded = grown;
-                }
-                for (int b = 0; b < batch; b++) {
-                    rounded[b].quantize(scheme, x, xOff + b * xStride, cols);
-                    kernel.prepareQ8(rounded[b]);
-                }
+                kind = Kind.ROUNDED_ROWS;
+                grain = 4;
+            } else if (!tiles) {
+                kind = Kind.ROWS;
+                grain = 4;
             } else {
-                if (floats.length < batch) floats = java.util.Arrays.copyOf(floats, batch);
-                int len = kernel.preparedLength(cols);
-                for (int b = 0; b < batch; b++) {
-                    if (floats[b] == null || floats[b].length < len) floats[b] = new float[len];
-                    kernel.prepare(x, xOff + b * xStride, cols, floats[b]);
-                }
+                kind = Kind.TILES;
+                grain = FloatGemm.tileRows(batch);
             }
             if (u != null && up.length < batch * rows) up = new float[batch * rows];
-            // packed groups go in pairs (see PackedQ4.product): a product's units start even so pairs stay whole
-            units = (rows + UNIT_ROWS - 1) / UNIT_ROWS;
-            units = (units + 1) / 2 * 2;
-            bytes = (u == null ? 1L : 2L) * w.byteSize();
+            input = this;
+            if (earlier != null) {
+                for (Product p : earlier) {
+                    if (p.kind == kind && p.precision == precision && p.scheme == scheme && p.kernel == kernel && p.x == x && p.xOff == xOff
+                            && p.xStride == xStride && p.batch == batch && p.w.cols() == cols) {
+                        input = p.input;
+                        return;
+                    }
+                }
+            }
+            switch (kind) {
+                case PACKED -> packed.prepare(precision, scheme, x, xOff, xStride, batch, cols);
+                case PANELS -> { } // the panels read x as it is
+                case ROUNDED_ROWS -> {
+                    // Rounded activations take the integer dots at every batch size: these reproduce llama.cpp's
+                    // arithmetic exactly, where decoded tiles times d·q would differ in the last bits, and later
+                    // roundings of activations can turn such bits into whole quantization steps.
+                    if (rounded.length < batch) {
+                        QuantizedActivation[] grown = new QuantizedActivation[batch];
+                        for (int b = 0; b < batch; b++) grown[b] = b < rounded.length ? rounded[b] : new QuantizedActivation();
+                        rounded = grown;
+                    }
+                    for (int b = 0; b < batch; b++) {
+                        rounded[b].quantize(scheme, x, xOff + b * xStride, cols);
+                        kernel.prepareQ8(rounded[b]);
+                    }
+                }
+                case ROWS -> {
+                    if (floats.length < batch) floats = java.util.Arrays.copyOf(floats, batch);
+                    int len = kernel.preparedLength(cols);
+                    for (int b = 0; b < batch; b++) {
+                        if (floats[b] == null || floats[b].length < len) floats[b] = new float[len];
+                        kernel.prepare(x, xOff + b * xStride, cols, floats[b]);
+                    }
+                }
+                case TILES -> {
+                    int len = FloatGemm.transposedLength(batch, cols);
+                    if (transposed.length < len) transposed = new float[len];
+                    FloatGemm.transpose(x, xOff, xStride, batch, cols, transposed);
+                }
+            }
         }
 
-        /** Rows [16·u0, 16·u1) of every vector (clipped to the rows). */
+        /** Units [u0, u1) of this product: rows [u0·grain, u1·grain), clipped to its rows. */
         void run(int u0, int u1) {
             int rows = w.rows();
-            int r0 = Math.min(u0 * UNIT_ROWS, rows), r1 = Math.min(u1 * UNIT_ROWS, rows);
+            int r0 = Math.min(u0 * grain, rows), r1 = Math.min(u1 * grain, rows);
             if (r0 >= r1) return;
-            if (precision != null) {
-                int g0 = r0 / UNIT_ROWS, g1 = r1 / UNIT_ROWS, stride = packed.stride(), nb = w.cols() / 32;
-                // two groups at a time (the 16-bit products run them as a pair), every vector while their weights are in L1
-                for (int g = g0; g < g1; g += 2) {
-                    int end = Math.min(g + 2, g1), gr0 = g * UNIT_ROWS, gr1 = Math.min(end * UNIT_ROWS, rows);
-                    for (int b = 0; b < batch; b++) {
-                        int o = outOff + b * outStride;
-                        w.packed().product(packed, b * stride, b * nb, g, end, out, o + gr0);
-                        if (u != null) {
-                            u.packed().product(packed, b * stride, b * nb, g, end, up, b * rows + gr0);
-                            gate.combine(out, o + gr0, up, b * rows + gr0, gr1 - gr0);
+            compute(w, out, outOff, outStride, r0, r1);
+            if (u != null) {
+                compute(u, up, 0, rows, r0, r1);
+                for (int b = 0; b < batch; b++) gate.combine(out, outOff + b * outStride + r0, up, b * rows + r0, r1 - r0);
+            }
+        }
+
+        /** Rows [r0, r1) of m (w or u) into o[oOff + b·oStride + r]. */
+        private void compute(Matrix m, float[] o, int oOff, int oStride, int r0, int r1) {
+            int cols = m.cols();
+            Product in = input;
+            switch (kind) {
+                case PACKED -> {
+                    PackedMatrix p = m.packed();
+                    PackedQ4.Activation a = in.packed;
+                    int stride = a.stride(), nb = cols / 32;
+                    int g0 = r0 / PackedMatrix.ROWS, g1 = r1 / PackedMatrix.ROWS;
+                    for (int g = g0; g < g1; g += 2) { // two groups at a time: the 16-bit products run them as a pair
+                        int end = Math.min(g + 2, g1);
+                        for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, end, o, oOff + b * oStride + g * PackedMatrix.ROWS);
+                    }
+                }
+                case PANELS -> {
+                    PackedMatrix p = m.packed();
+                    float[] panel = scratch(PackedMatrix.ROWS * Math.min(cols, PANEL_COLS));
+                    for (int g = r0 / PackedMatrix.ROWS; g < r1 / PackedMatrix.ROWS; g++) {
+                        for (int c0 = 0; c0 < cols; c0 += PANEL_COLS) {
+                            int c1 = Math.min(cols, c0 + PANEL_COLS);
+                            p.panel(g, c0, c1, panel);
+                            FloatGemm.panel16(panel, c1 - c0, x, xOff + c0, xStride, batch, o, oStride, oOff + g * PackedMatrix.ROWS, c0 > 0);
                         }
                     }
                 }
-                return;
-            }
-            RowKernel k = kernel;
-            int cols = w.cols();
-            long rowBytes = w.rowBytes();
-            MemorySegment data = w.data(), ud = u == null ? null : u.data();
-            for (int r = r0; r < r1; r++) {
-                for (int b = 0; b < batch; b++) {
-                    int o = outOff + b * outStride;
-                    if (scheme != null) {
-                        out[o + r] = k.dotQ8(data, r * rowBytes, rounded[b], cols);
-                        if (u != null) up[b * rows + r] = k.dotQ8(ud, r * rowBytes, rounded[b], cols);
-                    } else {
-                        out[o + r] = k.dotPrepared(data, r * rowBytes, floats[b], cols);
-                        if (u != null) up[b * rows + r] = k.dotPrepared(ud, r * rowBytes, floats[b], cols);
+                case ROUNDED_ROWS -> {
+                    MemorySegment data = m.data();
+                    long rowBytes = m.rowBytes();
+                    for (int r = r0; r < r1; r++) {
+                        for (int b = 0; b < batch; b++) o[oOff + b * oStride + r] = kernel.dotQ8(data, r * rowBytes, in.rounded[b], cols);
                     }
                 }
-            }
-            if (u != null) {
-                for (int b = 0; b < batch; b++) gate.combine(out, outOff + b * outStride + r0, up, b * rows + r0, r1 - r0);
+                case ROWS -> {
+                    // Few vectors: each row is dotted with every vector while it is still in L1, so the
+                    // weights still stream from memory once, and no decoded copy is written.
+                    MemorySegment data = m.data();
+                    long rowBytes = m.rowBytes();
+                    for (int r = r0; r < r1; r++) {
+                        for (int b = 0; b < batch; b++) o[oOff + b * oStride + r] = kernel.dotPrepared(data, r * rowBytes, in.floats[b], cols);
+                    }
+                }
+                case TILES -> {
+                    // rows decoded a tile at a time (TILE_COLS columns of them), in their own order, against the batch
+                    // transposed once by prepare; a row tile's sums gather in acc over its column chunks
+                    MemorySegment data = m.data();
+                    long rowBytes = m.rowBytes();
+                    GgmlType type = m.type();
+                    float[] tile = scratch(grain * FloatGemm.TILE_COLS), acc = accumulators(grain * FloatGemm.paddedBatch(batch));
+                    for (int t0 = r0; t0 < r1; t0 += grain) {
+                        int nr = Math.min(grain, r1 - t0);
+                        for (int c0 = 0; c0 < cols; c0 += FloatGemm.TILE_COLS) {
+                            int kc = Math.min(FloatGemm.TILE_COLS, cols - c0);
+                            long at = type.bytesFor(c0);
+                            for (int i = 0; i < nr; i++) kernel.dequantize(data, (t0 + i) * rowBytes + at, tile, i * FloatGemm.TILE_COLS, kc);
+                            FloatGemm.rowTile(tile, nr, kc, in.transposed, cols, c0, batch, acc, c0 > 0);
+                        }
+                        FloatGemm.scatter(acc, nr, batch, o, oOff, oStride, t0);
+                    }
+                }
             }
         }
     }

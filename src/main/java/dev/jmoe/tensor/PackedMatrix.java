@@ -1,11 +1,11 @@
 package dev.jmoe.tensor;
 
 /**
- * A copy of a quantized matrix regrouped 16 rows at a time for integer matrix-vector products: {@link PackedQ4} (Q4_0,
- * Q4_K) or {@link PackedQ6} (Q6_K), made by {@link Packing}. A {@link Matrix} carrying one computes single vectors and
+ * A copy of a quantized matrix regrouped 16 rows at a time for matrix-vector products: {@link PackedQ4} (Q4_0, Q4_K) and
+ * {@link PackedQ6} (Q6_K), integer products, or {@link PackedQ8} (Q8_0), float products; made by {@link Packing}. A {@link Matrix} carrying one computes single vectors and
  * small batches on it.
  */
-public sealed interface PackedMatrix permits PackedQ4, PackedQ6 {
+public sealed interface PackedMatrix permits PackedQ4, PackedQ6, PackedQ8 {
     /** Rows per group: one per 16-bit lane of a 256-bit vector. */
     int ROWS = 16;
 

@@ -61,7 +61,9 @@ public final class PackedQ4 implements PackedMatrix {
         /** {@link PackedQ6}'s kernels, 8-bit activations (Q8_K): per 16 values two halves of 1 + 8 multipliers. */
         Q6_BITS_8(36, true),
         /** {@link PackedQ6}'s kernels, 16-bit activations: per 16 values two halves of 2 + 16 multipliers. */
-        Q6_BITS_16(72, false);
+        Q6_BITS_16(72, false),
+        /** {@link PackedQ8}'s kernels: the float activations as they are ({@link Activation#f}). */
+        FLOAT(0, false);
 
         /** Shorts of prepared activation per block of 32 values: one per multiplier, which the kernels broadcast to 16 lanes. */
         final int blockShorts;
@@ -295,12 +297,14 @@ public final class PackedQ4 implements PackedMatrix {
         short[] v = new short[0];
         float[] d = new float[0];
         float[] sums = new float[0];
+        /** {@link Precision#FLOAT}: the vectors' floats, {@link #stride} apart. */
+        float[] f = new float[0];
         private byte[] q8 = new byte[0];
         private float[] d8 = new float[0];
 
-        /** Shorts per vector of x. */
+        /** Shorts per vector of x (floats, for {@link Precision#FLOAT}). */
         int stride() {
-            return cols / QK * precision.blockShorts;
+            return precision == Precision.FLOAT ? cols : cols / QK * precision.blockShorts;
         }
 
         /**
@@ -343,7 +347,11 @@ public final class PackedQ4 implements PackedMatrix {
             this.cols = cols;
             int nb = cols / QK;
             int stride = stride();
-            if (v.length < stride * batch) v = new short[stride * batch];
+            if (precision == Precision.FLOAT) {
+                if (f.length < stride * batch) f = new float[stride * batch];
+            } else if (v.length < stride * batch) {
+                v = new short[stride * batch];
+            }
             if (d.length < nb * batch) {
                 d = new float[nb * batch];
                 sums = new float[nb * batch];
@@ -356,7 +364,8 @@ public final class PackedQ4 implements PackedMatrix {
 
         /** Blocks [b0, b1) of x[xOff ..], laid out at vOff / dOff (block b at vOff + b·blockShorts, dOff + b). */
         private void blocks(QuantizedActivation.Scheme rounding, float[] x, int xOff, int b0, int b1, int vOff, int dOff) {
-            if (rounding == null) prepare16(x, xOff, b0, b1, vOff, dOff);
+            if (precision == Precision.FLOAT) System.arraycopy(x, xOff + QK * b0, f, vOff + QK * b0, QK * (b1 - b0));
+            else if (rounding == null) prepare16(x, xOff, b0, b1, vOff, dOff);
             else prepare8(rounding, x, xOff, b0, b1, vOff, dOff);
         }
 

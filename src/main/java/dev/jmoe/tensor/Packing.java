@@ -8,19 +8,27 @@ public final class Packing {
 
     private Packing() {}
 
-    /** Whether {@code m} can be packed: Q4_0, Q4_K or Q6_K with whole groups of 16 rows whose quants fit Java arrays. */
+    /** Whether {@code m} can be packed: Q4_0, Q4_K, Q6_K or Q8_0 with whole groups of 16 rows whose quants fit Java arrays. */
     public static boolean canPack(Matrix m) {
-        return PackedQ4.canPack(m) || PackedQ6.canPack(m);
+        return PackedQ4.canPack(m) || PackedQ6.canPack(m) || PackedQ8.canPack(m);
     }
 
     /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold). */
     public static long packedBytes(Matrix m) {
-        return m.type() == GgmlType.Q6_K ? PackedQ6.packedBytes(m) : PackedQ4.packedBytes(m);
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.packedBytes(m);
+            case Q8_0 -> PackedQ8.packedBytes(m);
+            default -> PackedQ4.packedBytes(m);
+        };
     }
 
     /** Regroups {@code m} ({@link #canPack} must hold), with the groups split over {@code pool} (null: this thread). */
     public static PackedMatrix pack(Matrix m, Parallel pool) {
-        return m.type() == GgmlType.Q6_K ? PackedQ6.pack(m, pool) : PackedQ4.pack(m, pool);
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.pack(m, pool);
+            case Q8_0 -> PackedQ8.pack(m, pool);
+            default -> PackedQ4.pack(m, pool);
+        };
     }
 
     /** Length of the short array of quants a packed copy of {@code m} takes ({@link #canPack} must hold). */

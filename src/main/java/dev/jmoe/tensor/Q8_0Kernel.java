@@ -103,12 +103,18 @@ final class Q8_0Kernel extends RowKernel {
         }
     }
 
+    /**
+     * Per block, lane i sums values 4i .. 4i + 3 (a product, then three FMAs) and adds that times d to its accumulator;
+     * one accumulator for all blocks, in block order, and a fixed sum of its lanes at the end. {@link PackedQ8} runs the
+     * same float operations in the same order with 16 rows in lanes, so a packed copy gives these products bit for bit.
+     * (Two blocks per step: their partial sums are independent, only the accumulator's FMAs chain.)
+     */
     @Override
     float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
         int nb = n / QK;
-        FloatVector acc0 = FloatVector.zero(F), acc1 = acc0;
-        // Two blocks per step on separate accumulators, so consecutive blocks' FMA chains overlap.
-        for (int b = 0; b + 1 < nb; b += 2) {
+        FloatVector acc = FloatVector.zero(F);
+        int b = 0;
+        for (; b + 1 < nb; b += 2) {
             long p = off + (long) b * BLOCK;
             int xi = b * QK;
             // Scalar reads first: C2 stops inlining once a method's IR grows large, and a non-inlined
@@ -125,23 +131,23 @@ final class Q8_0Kernel extends RowKernel {
             t = ((FloatVector) v.lanewise(VectorOperators.LSHL, 8).and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 48), t);
             s = ((FloatVector) w.and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
             t = ((FloatVector) v.and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 56), t);
-            acc0 = s.fma(FloatVector.broadcast(F, d0), acc0);
-            acc1 = t.fma(FloatVector.broadcast(F, d1), acc1);
+            acc = s.fma(FloatVector.broadcast(F, d0), acc);
+            acc = t.fma(FloatVector.broadcast(F, d1), acc);
         }
-        FloatVector h = acc0.add(acc1);
-        h = h.add(h.rearrange(Lanes.HALF_256));
+        for (; b < nb; b++) { // an odd last block
+            long p = off + (long) b * BLOCK;
+            int xi = b * QK;
+            float d0 = Float.float16ToFloat(src.get(Num.LE_SHORT, p)) * UNSHIFT;
+            IntVector w = IntVector.fromMemorySegment(I, src, p + 2, LE);
+            FloatVector s = ((FloatVector) w.lanewise(VectorOperators.LSHL, 24).convert(VectorOperators.I2F, 0)).mul(FloatVector.fromArray(F, xp, xi));
+            s = ((FloatVector) w.lanewise(VectorOperators.LSHL, 16).and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 8), s);
+            s = ((FloatVector) w.lanewise(VectorOperators.LSHL, 8).and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 16), s);
+            s = ((FloatVector) w.and(TOP).convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, xp, xi + 24), s);
+            acc = s.fma(FloatVector.broadcast(F, d0), acc);
+        }
+        FloatVector h = acc.add(acc.rearrange(Lanes.HALF_256));
         h = h.add(h.rearrange(Lanes.QUARTER_256));
-        float sum = h.add(h.rearrange(Lanes.PAIR_256)).lane(0);
-        return (nb & 1) == 0 ? sum : sum + lastBlock(src, off + (long) (nb - 1) * BLOCK, xp, (nb - 1) * QK);
-    }
-
-    /** The odd block at the end of a row, kept out of the hot loop's compiled body. */
-    private static float lastBlock(MemorySegment src, long p, float[] xp, int xi) {
-        float s = 0;
-        for (int i = 0; i < 8; i++) {
-            for (int j = 0; j < 4; j++) s += src.get(Num.BYTE, p + 2 + 4 * i + j) * xp[xi + 8 * j + i];
-        }
-        return s * Num.f16(src, p);
+        return h.add(h.rearrange(Lanes.PAIR_256)).lane(0);
     }
 
     @Override

@@ -92,7 +92,8 @@ class KernelsTest {
         Random rnd = new Random(100 + t.ordinal());
         int rows = 67, cols = 512;
         Matrix w = randomMatrix(t, rows, cols, rnd);
-        for (int batch : new int[] {1, 2, 3, 5, 7, 9}) {
+        // 9, 17 and 40: batches of more than one block of transposed tokens (FloatGemm.rowTile), the last one partial
+        for (int batch : new int[] {1, 2, 3, 5, 7, 9, 17, 40}) {
             int xStride = cols + 8, outStride = rows + 3;
             float[] x = TypeKernelTest.gaussian(rnd, xStride * batch, 1f);
             for (Parallel pool : new Parallel[] {pool1, pool2}) {
@@ -108,6 +109,26 @@ class KernelsTest {
                 }
             }
         }
+    }
+
+    /**
+     * A vector's products in a batch are the ones it gets in any other batch, bit for bit: the float tiles sum each token's
+     * products in column order whatever the batch width (8 or 16 tokens side by side) and whichever row tile computes them.
+     */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q5_K"})
+    void batchedRowsDoNotDependOnTheBatchAround(GgmlType t) {
+        Random rnd = new Random(7 + t.ordinal());
+        int rows = 40, cols = 256;
+        Matrix w = randomMatrix(t, rows, cols, rnd);
+        int big = 21;
+        float[] x = TypeKernelTest.gaussian(rnd, cols * big, 1f);
+        float[] all = new float[rows * big];
+        Kernels.matMul(pool2, w, x, cols, big, all, rows);
+        // vectors 15..19 of the big batch (across its blocks of 16) as a batch of five (one block of 8)
+        float[] part = new float[rows * 5];
+        Kernels.matMul(pool1, w, java.util.Arrays.copyOfRange(x, 15 * cols, 20 * cols), cols, 5, part, rows);
+        assertArrayEquals(java.util.Arrays.copyOfRange(all, 15 * rows, 20 * rows), part, t + ": a batch of 5 against the same vectors in a batch of 21");
     }
 
     @Test

@@ -3,17 +3,28 @@ package dev.jmoe.tensor.bench;
 import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
+import dev.jmoe.tensor.Packing;
 import dev.jmoe.tensor.Parallel;
 import org.openjdk.jmh.annotations.*;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.options.CommandLineOptions;
+import org.openjdk.jmh.runner.options.Options;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Collection;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Batched product (prompt processing, tokens grouped by expert) of a 3584×1024 matrix, against the
- * same number of separate matVecs. GFLOP/s = 2·rows·cols·batch / time.
+ * Batched product (prompt processing, tokens grouped by expert), against the same number of separate matVecs:
+ * a Mixtral-like expert's gate (3584×1024) and a Qwen3-MoE-like one's (768×1024, about 8 tokens per expert in a
+ * 64-token prompt). {@code packed=true} runs Q4_0, Q4_K, Q6_K and Q8_0 on their {@link Packing packed} copies (the default
+ * layout). GFLOP/s = 2·rows·cols·batch / time, printed after the JMH run.
+ *
+ * <pre>bench/jmh MatMulBench [JMH options]</pre>
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -25,7 +36,10 @@ public class MatMulBench {
     @Param({"Q8_0", "Q4_0", "Q4_K", "F16"})
     public String type;
 
-    @Param({"4", "16", "64"})
+    @Param({"3584x1024", "768x1024"})
+    public String shape;
+
+    @Param({"4", "8", "16", "64"})
     public int batch;
 
     @Param({"1", "2"})
@@ -35,7 +49,10 @@ public class MatMulBench {
     @Param({"false"})
     public boolean q8act;
 
-    private static final int ROWS = 3584, COLS = 1024;
+    @Param({"true"})
+    public boolean packed;
+
+    private int rows, cols;
     private Parallel pool;
     private Matrix w;
     private float[] x, out;
@@ -44,17 +61,21 @@ public class MatMulBench {
     @Setup
     public void setup() {
         GgmlType t = GgmlType.valueOf(type);
+        String[] sh = shape.split("x");
+        rows = Integer.parseInt(sh[0]);
+        cols = Integer.parseInt(sh[1]);
         Random rnd = new Random(1);
-        float[] src = new float[ROWS * COLS];
+        float[] src = new float[rows * cols];
         for (int i = 0; i < src.length; i++) src[i] = (float) rnd.nextGaussian() * 0.05f;
         arena = Arena.ofShared();
-        long rowBytes = t.bytesFor(COLS);
-        MemorySegment seg = arena.allocate(ROWS * rowBytes, 64);
-        for (int r = 0; r < ROWS; r++) Kernels.forType(t).quantizeRow(src, r * COLS, COLS, seg, r * rowBytes);
-        w = new Matrix(t, seg, ROWS, COLS);
-        x = new float[COLS * batch];
+        long rowBytes = t.bytesFor(cols);
+        MemorySegment seg = arena.allocate(rows * rowBytes, 64);
+        for (int r = 0; r < rows; r++) Kernels.forType(t).quantizeRow(src, r * cols, cols, seg, r * rowBytes);
+        w = new Matrix(t, seg, rows, cols);
+        if (packed) w = Packing.packed(w);
+        x = new float[cols * batch];
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
-        out = new float[ROWS * batch];
+        out = new float[rows * batch];
         pool = new Parallel(threads);
     }
 
@@ -66,15 +87,31 @@ public class MatMulBench {
 
     @Benchmark
     public float matMul() {
-        Kernels.withActivationQuantization(q8act, () -> Kernels.matMul(pool, w, x, COLS, batch, out, ROWS));
+        Kernels.withActivationQuantization(q8act, () -> Kernels.matMul(pool, w, x, cols, batch, out, rows));
         return out[0];
     }
 
     @Benchmark
     public float matVecs() {
         Kernels.withActivationQuantization(q8act, () -> {
-            for (int b = 0; b < batch; b++) Kernels.matVec(pool, w, x, b * COLS, out, b * ROWS);
+            for (int b = 0; b < batch; b++) Kernels.matVec(pool, w, x, b * cols, out, b * rows);
         });
         return out[0];
+    }
+
+    public static void main(String[] args) throws Exception {
+        Options opts = new OptionsBuilder().parent(new CommandLineOptions(args)).include(MatMulBench.class.getName()).build();
+        Collection<RunResult> results = new Runner(opts).run();
+        System.out.println();
+        System.out.printf("%-9s %-6s %-10s %-5s %-3s %-6s %10s %8s%n", "bench", "type", "shape", "batch", "thr", "packed", "us/op", "GFLOP/s");
+        for (RunResult r : results) {
+            var p = r.getParams();
+            String[] sh = p.getParam("shape").split("x");
+            double flops = 2.0 * Long.parseLong(sh[0]) * Long.parseLong(sh[1]) * Integer.parseInt(p.getParam("batch"));
+            double us = r.getPrimaryResult().getScore();
+            String name = r.getParams().getBenchmark();
+            System.out.printf("%-9s %-6s %-10s %-5s %-3s %-6s %10.1f %8.1f%n", name.substring(name.lastIndexOf('.') + 1), p.getParam("type"),
+                    p.getParam("shape"), p.getParam("batch"), p.getParam("threads"), p.getParam("packed"), us, flops / (us * 1e3));
+        }
     }
 }

@@ -25,9 +25,9 @@ import java.util.concurrent.TimeUnit;
  * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling). {@code q8act=true}
  * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#withActivationQuantization},
  * bound around each measured call);
- * {@code packed=true} runs Q4_0, Q4_K and Q6_K on their {@link PackedMatrix} copies (bytes still counted in the file's layout).
+ * {@code packed=true} runs Q4_0, Q4_K, Q6_K and Q8_0 on their {@link PackedMatrix} copies (bytes still counted in the file's layout).
  *
- * <pre>java --add-modules jdk.incubator.vector -cp target/jmoe.jar dev.jmoe.tensor.bench.MatVecBench [JMH options]</pre>
+ * <pre>bench/jmh MatVecBench [JMH options]</pre>
  * prints a GB/s table after the JMH run.
  */
 @State(Scope.Benchmark)

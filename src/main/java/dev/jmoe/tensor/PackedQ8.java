@@ -1,0 +1,228 @@
+package dev.jmoe.tensor;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+
+/**
+ * A Q8_0 matrix regrouped 16 rows at a time, for products with float activations: per group and block of 32 values, the
+ * 16 rows' scales d as floats, then for each of the 32 columns the 16 rows' quants side by side (16 bytes). A column is
+ * one 16-byte load widened to 16 floats (one 512-bit vector, a row per lane) and one FMA with the activation value
+ * broadcast; a block ends with one FMA by its 16 scales.
+ *
+ * <p>Why: on the file's rows a Q8_0 dot costs about one instruction per weight (the 32 quants of a block split into
+ * four float vectors by shifts and masks, plus the bounds checks of long segment offsets in every block), and a
+ * decode step is bound by that, not by memory: one thread reached ~12 GB/s from cache or memory alike. Here a weight
+ * costs about a quarter of an instruction, in Java arrays C2 compiles without bounds checks, on the heap's transparent huge
+ * pages (the file's mapping has 4 KB pages, at whose boundaries the hardware prefetchers stop). A prompt batch
+ * decodes the same groups to column-major float panels for {@link FloatGemm#panel16}.
+ *
+ * <p>A row's product is bit for bit the row kernel's ({@link Q8_0Kernel#dotPrepared}: the same float operations in the same
+ * order), so packing changes no result. With 8-bit activations (llama.cpp's rounding) the file's rows keep llama.cpp's
+ * integer arithmetic ({@link #precision} is null then).
+ */
+public final class PackedQ8 implements PackedMatrix {
+    private static final int QK = 32;
+    private static final int BLOCK = Q8_0Kernel.BLOCK;
+    /** Bytes of the quants of one block of a group: 32 columns × 16 rows. */
+    private static final int QUANT_BYTES = QK * ROWS;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+
+    /** Per block of each group: 32 columns of 16 quants. */
+    private final byte[] quants;
+    /** Per block of each group: the 16 rows' d. */
+    private final float[] scales;
+    private final int firstGroup;
+    private final int rows, cols;
+
+    private PackedQ8(byte[] quants, float[] scales, int firstGroup, int rows, int cols) {
+        this.quants = quants;
+        this.scales = scales;
+        this.firstGroup = firstGroup;
+        this.rows = rows;
+        this.cols = cols;
+    }
+
+    /** Whether {@code m} can be packed: Q8_0 with whole groups of 16 rows, its quants fitting one Java array. */
+    public static boolean canPack(Matrix m) {
+        return m.type() == GgmlType.Q8_0 && m.rows() % ROWS == 0 && m.cols() % QK == 0 && (long) m.rows() * m.cols() <= Integer.MAX_VALUE - 64;
+    }
+
+    /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold): the quants, and a float scale per row and block. */
+    public static long packedBytes(Matrix m) {
+        return bytes(m.rows(), m.cols());
+    }
+
+    private static long bytes(int rows, int cols) {
+        return (long) rows * cols + (long) rows * (cols / QK) * 4L;
+    }
+
+    /** Regroups {@code m} ({@link #canPack} must hold), the groups split over {@code pool} (null: this thread). */
+    public static PackedQ8 pack(Matrix m, Parallel pool) {
+        if (!canPack(m)) {
+            throw new IllegalArgumentException("only Q8_0 matrices with a multiple of " + ROWS + " rows can be packed as Q8, got " + m.type() + " "
+                    + m.rows() + "x" + m.cols());
+        }
+        int groups = m.rows() / ROWS, nb = m.cols() / QK;
+        byte[] quants = new byte[groups * nb * QUANT_BYTES];
+        float[] scales = new float[groups * nb * ROWS];
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
+        if (pool == null || groups < 2) task.run(0, groups);
+        else pool.forRange(groups, 1, task);
+        return new PackedQ8(quants, scales, 0, m.rows(), m.cols());
+    }
+
+    private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
+
+    /** Groups [g0, g1), through a heap copy of one group's rows at a time (element-wise segment reads cost several times more). */
+    private static void packGroups(Matrix m, byte[] quants, float[] scales, int g0, int g1) {
+        int nb = m.cols() / QK, rowBytes = (int) m.rowBytes();
+        byte[] in = new byte[ROWS * rowBytes];
+        for (int g = g0; g < g1; g++) {
+            MemorySegment.copy(m.data(), ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
+            for (int r = 0; r < ROWS; r++) {
+                for (int b = 0; b < nb; b++) {
+                    int p = r * rowBytes + b * BLOCK, block = g * nb + b;
+                    scales[block * ROWS + r] = Float.float16ToFloat((short) SHORT_LE.get(in, p));
+                    for (int c = 0; c < QK; c++) quants[block * QUANT_BYTES + c * ROWS + r] = in[p + 2 + c];
+                }
+            }
+        }
+    }
+
+    @Override public GgmlType type() { return GgmlType.Q8_0; }
+    @Override public int rows() { return rows; }
+    @Override public int cols() { return cols; }
+    @Override public long byteSize() { return bytes(rows, cols); }
+
+    /** Float activations only: with 8-bit rounding the file's rows keep llama.cpp's integer sums. */
+    @Override
+    public PackedQ4.Precision precision(QuantizedActivation.Scheme rounding) {
+        return rounding == null ? PackedQ4.Precision.FLOAT : null;
+    }
+
+    @Override
+    public PackedQ8 rows(int first, int count) {
+        if (first % ROWS != 0 || count % ROWS != 0) return null;
+        return new PackedQ8(quants, scales, firstGroup + first / ROWS, count, cols);
+    }
+
+    /** out[outOff + 16·(g − g0) + i] = row (16·g + i) · x for groups g in [g0, g1), x the floats at a.f[vOff ..]. */
+    @Override
+    public void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
+        if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT) {
+            throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q8 matrix of " + cols + " columns");
+        }
+        for (int g = g0; g < g1; g++) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
+    }
+
+    /**
+     * One group, each row the float operations of {@link Q8_0Kernel#dotPrepared} in its order, so that a packed product
+     * is bit for bit the product of the file's rows (the scalar reference's rows and offloaded experts, which are never
+     * packed, agree with resident packed ones): per block eight partial sums of four values each (values 4i .. 4i + 3:
+     * a product, then three FMAs), each times d into its own accumulator, blocks in order; then the accumulators' fixed
+     * sum ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)). With 16 rows in lanes the row kernel's eight lanes are eight
+     * vectors. (The row kernel scales quants by 2^24 and d by 2^-24, which changes no rounding of normal floats.)
+     */
+    private void group(int g, float[] x, int xOff, float[] out, int outOff) {
+        byte[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
+        FloatVector z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
+        // written out: a helper returning each partial sum was not inlined, and its vectors were boxed on the heap
+        for (int b = 0; b < nb; b++) {
+            int qp = (block0 + b) * QUANT_BYTES, xp = xOff + b * QK;
+            FloatVector d = FloatVector.fromArray(F, sc, (block0 + b) * ROWS), s;
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 1]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 32).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 2]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 48).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 3]), s);
+            a0 = s.fma(d, a0);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 64).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 4]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 80).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 5]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 96).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 6]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 112).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 7]), s);
+            a1 = s.fma(d, a1);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 128).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 8]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 144).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 9]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 160).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 10]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 176).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 11]), s);
+            a2 = s.fma(d, a2);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 192).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 12]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 208).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 13]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 224).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 14]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 240).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 15]), s);
+            a3 = s.fma(d, a3);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 256).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 16]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 272).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 17]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 288).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 18]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 304).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 19]), s);
+            a4 = s.fma(d, a4);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 320).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 20]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 336).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 21]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 352).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 22]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 368).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 23]), s);
+            a5 = s.fma(d, a5);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 384).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 24]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 400).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 25]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 416).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 26]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 432).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 27]), s);
+            a6 = s.fma(d, a6);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 448).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 28]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 464).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 29]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 480).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 30]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 496).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 31]), s);
+            a7 = s.fma(d, a7);
+        }
+        a0.add(a4).add(a2.add(a6)).add(a1.add(a5).add(a3.add(a7))).intoArray(out, outOff);
+    }
+
+    /** {@link #group} one value at a time, in the same order: the definition the vector form must equal bit for bit. */
+    void groupScalar(int g, float[] x, int xOff, float[] out, int outOff) {
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
+        for (int r = 0; r < ROWS; r++) {
+            float[] a = new float[8];
+            for (int b = 0; b < nb; b++) {
+                int qp = (block0 + b) * QUANT_BYTES, xp = xOff + b * QK;
+                float d = scales[(block0 + b) * ROWS + r];
+                for (int i = 0; i < 8; i++) {
+                    float s = quants[qp + 4 * i * ROWS + r] * x[xp + 4 * i];
+                    for (int j = 1; j < 4; j++) s = Math.fma(quants[qp + (4 * i + j) * ROWS + r], x[xp + 4 * i + j], s);
+                    a[i] = Math.fma(s, d, a[i]);
+                }
+            }
+            out[outOff + r] = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+        }
+    }
+
+    /**
+     * Group g's weights in columns [c0, c1) (multiples of 32) as floats, column by column, as {@link PackedMatrix#panel}:
+     * each value q·d, what the file's rows decode to.
+     */
+    @Override
+    public void panel(int g, int c0, int c1, float[] p) {
+        byte[] qs = quants;
+        float[] sc = scales;
+        int block0 = (firstGroup + g) * (cols / QK);
+        for (int b = c0 / QK; b < c1 / QK; b++) {
+            int qp = (block0 + b) * QUANT_BYTES, sp = (block0 + b) * ROWS, at = (QK * b - c0) * ROWS;
+            FloatVector d0 = FloatVector.fromArray(F8, sc, sp), d1 = FloatVector.fromArray(F8, sc, sp + 8);
+            for (int c = 0; c < QK; c++) {
+                int q = qp + c * ROWS, o = at + c * ROWS;
+                ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0).intoArray(p, o);
+                ((FloatVector) ByteVector.fromArray(B8, qs, q + 8).convertShape(VectorOperators.B2F, F8, 0)).mul(d1).intoArray(p, o + 8);
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+package dev.jmoe.tensor;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class PackedQ8Test {
+    private static Parallel pool2;
+
+    @BeforeAll static void start() { pool2 = new Parallel(2); }
+    @AfterAll static void stop() { pool2.close(); }
+
+    private static Matrix random(int rows, int cols, Random rnd) {
+        float[] src = TypeKernelTest.gaussian(rnd, rows * cols, 0.05f);
+        return new Matrix(GgmlType.Q8_0, TypeKernelTest.quantize(GgmlType.Q8_0, src, rows, cols), rows, cols);
+    }
+
+    /** The vector kernel against its scalar definition (same float operations in the same order), bit for bit. */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 96, 1024, 3584})
+    void groupKernelEqualsItsScalarDefinition(int cols) {
+        Random rnd = new Random(cols);
+        Matrix m = random(48, cols, rnd);
+        PackedQ8 p = PackedQ8.pack(m, null);
+        float[] x = TypeKernelTest.gaussian(rnd, cols, 1f);
+        PackedQ4.Activation a = new PackedQ4.Activation();
+        a.prepare(PackedQ4.Precision.FLOAT, null, x, 0, 0, 1, cols);
+        float[] got = new float[48], want = new float[48];
+        p.product(a, 0, 0, 0, 3, got, 0);
+        for (int g = 0; g < 3; g++) p.groupScalar(g, x, 0, want, 16 * g);
+        assertArrayEquals(want, got);
+    }
+
+    /**
+     * Products on the packed copy are the file's float products up to the order of the sums (against the scalar
+     * reference, within 1e-5 of Σ|w·x|), on one and two threads, for single vectors and small and tile-sized batches.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 3, 9})
+    void productsFollowTheFileRows(int batch) {
+        Random rnd = new Random(batch);
+        int rows = 80, cols = 1024;
+        Matrix m = random(rows, cols, rnd), p = Packing.packed(m);
+        assertInstanceOf(PackedQ8.class, p.packed());
+        float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
+        float[] w = new float[cols];
+        TypeKernel k = Kernels.forType(GgmlType.Q8_0);
+        for (Parallel pool : new Parallel[] {null, pool2}) {
+            float[] got = new float[batch * rows];
+            Kernels.matMul(pool, p, x, cols, batch, got, rows);
+            for (int r = 0; r < rows; r++) {
+                k.dequantize(m.data(), r * m.rowBytes(), w, 0, cols);
+                for (int b = 0; b < batch; b++) {
+                    double want = 0, mag = 0;
+                    for (int c = 0; c < cols; c++) {
+                        want += (double) w[c] * x[b * cols + c];
+                        mag += Math.abs((double) w[c] * x[b * cols + c]);
+                    }
+                    assertEquals(want, got[b * rows + r], 1e-5 * mag, "row " + r + " vector " + b + " batch " + batch);
+                }
+            }
+        }
+    }
+
+    /**
+     * A packed product is bit for bit the file rows' product (the row kernel's float operations in its order), so
+     * packing changes no result: even and odd numbers of blocks, single vectors, small batches and float panels, one and two threads.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 96, 1024, 3584})
+    void productsEqualTheFileRowsBitForBit(int cols) {
+        Random rnd = new Random(cols + 1);
+        int rows = 48;
+        Matrix m = random(rows, cols, rnd), p = Packing.packed(m);
+        for (int batch : new int[] {1, 2, 3, 9}) { // 9: float panels against float row tiles, each token a column-ordered FMA chain
+            float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
+            for (Parallel pool : new Parallel[] {null, pool2}) {
+                float[] plain = new float[batch * rows], packed = new float[batch * rows];
+                Kernels.matMul(pool, m, x, cols, batch, plain, rows);
+                Kernels.matMul(pool, p, x, cols, batch, packed, rows);
+                assertArrayEquals(plain, packed, cols + " columns, batch " + batch);
+            }
+        }
+    }
+
+    /** Panels hold exactly the values the file's rows decode to (q·d in float). */
+    @Test
+    void panelsDecodeTheFileValues() {
+        Random rnd = new Random(3);
+        Matrix m = random(32, 1024, rnd);
+        PackedProducts.checkPanels(m, PackedQ8.pack(m, null), 512, 0f);
+        PackedProducts.checkPanels(m, PackedQ8.pack(m, null), 0, 0f);
+    }
+
+    /** Rounded activations keep the file's rows (llama.cpp's integer sums): the packed copy offers no layout for them. */
+    @Test
+    void roundedActivationsTakeTheFileRows() {
+        Random rnd = new Random(4);
+        Matrix m = random(32, 256, rnd), p = Packing.packed(m);
+        assertNull(p.packed().precision(QuantizedActivation.Scheme.Q8_0));
+        float[] x = TypeKernelTest.gaussian(rnd, 256, 1f), fromPacked = new float[32], plain = new float[32];
+        Kernels.withActivationQuantization(true, () -> {
+            Kernels.matVec(pool2, p, x, 0, fromPacked, 0);
+            Kernels.matVec(pool2, m, x, 0, plain, 0);
+        });
+        assertArrayEquals(plain, fromPacked);
+    }
+
+    @Test
+    void onlyQ8_0WithWholeGroupsIsPacked() {
+        Random rnd = new Random(5);
+        assertFalse(PackedQ8.canPack(random(24, 64, rnd)));
+        assertFalse(Packing.canPack(random(24, 64, rnd)));
+        Matrix m = random(32, 64, rnd);
+        // 2 groups × 2 blocks: 512 bytes of quants and 16 float scales each
+        assertEquals(2 * 2 * (512 + 64), Packing.packedBytes(m));
+        assertEquals(Packing.packedBytes(m), Packing.packed(m).packed().byteSize());
+        assertEquals(Packing.packedBytes(m) / 2, Packing.packed(m).rows(16, 16).packed().byteSize());
+    }
+}
