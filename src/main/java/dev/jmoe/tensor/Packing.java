@@ -33,22 +33,39 @@ public final class Packing {
 
     /** Length of the short array of quants a packed copy of {@code m} takes ({@link #canPack} must hold). */
     public static int quantShorts(Matrix m) {
-        return m.type() == GgmlType.Q6_K ? PackedQ6.quantShorts(m) : PackedQ4.quantShorts(m);
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.quantShorts(m);
+            case Q8_0 -> 0; // 8-bit quants: a byte array (quantBytes)
+            default -> PackedQ4.quantShorts(m);
+        };
+    }
+
+    /** Length of the byte array of quants a packed copy of {@code m} takes ({@link #canPack} must hold): Q8_0's; 0 for the others. */
+    public static int quantBytes(Matrix m) {
+        return m.type() == GgmlType.Q8_0 ? PackedQ8.quantBytes(m) : 0;
     }
 
     /** Length of the float array of scales (and offsets) a packed copy of {@code m} takes ({@link #canPack} must hold). */
     public static int scaleFloats(Matrix m) {
-        return m.type() == GgmlType.Q6_K ? PackedQ6.scaleFloats(m) : PackedQ4.scaleFloats(m);
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.scaleFloats(m);
+            case Q8_0 -> PackedQ8.scaleFloats(m);
+            default -> PackedQ4.scaleFloats(m);
+        };
     }
 
     /**
-     * Regroups {@code m} ({@link #canPack} must hold) into arrays the caller owns, at least {@link #quantShorts} and
-     * {@link #scaleFloats} long: an expert's slot in fast memory keeps its arrays and packs each expert it receives into
-     * them. The copy equals {@link #pack}'s value for value, so products on it give the same bits; it is valid until the
-     * arrays are overwritten.
+     * Regroups {@code m} ({@link #canPack} must hold) into arrays the caller owns, at least {@link #quantShorts} (or, for
+     * Q8_0, {@link #quantBytes}) and {@link #scaleFloats} long: an expert's slot in fast memory keeps its arrays and packs
+     * each expert it receives into them. The copy equals {@link #pack}'s value for value, so products on it give the same
+     * bits; it is valid until the arrays are overwritten.
      */
-    public static PackedMatrix packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
-        return m.type() == GgmlType.Q6_K ? PackedQ6.packInto(m, quants, scales, pool) : PackedQ4.packInto(m, quants, scales, pool);
+    public static PackedMatrix packInto(Matrix m, short[] quants, byte[] quantBytes, float[] scales, Parallel pool) {
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.packInto(m, quants, scales, pool);
+            case Q8_0 -> PackedQ8.packInto(m, quantBytes, scales, pool);
+            default -> PackedQ4.packInto(m, quants, scales, pool);
+        };
     }
 
     /** {@code m} with a packed copy if it can be packed (on this thread), else {@code m} itself. */

@@ -38,7 +38,7 @@ public final class SlotFormat {
     private final boolean[][] packs;            // [layer][part]; null row for layers without experts
     private final long[] layerBytes;            // an expert of layer l in this form
     private final long rawBytes;                // off-heap bytes per slot: the largest sum of unpacked parts
-    private final int[] quantShorts = new int[PARTS], scaleFloats = new int[PARTS]; // heap arrays per slot and part
+    private final int[] quantShorts = new int[PARTS], quantBytes = new int[PARTS], scaleFloats = new int[PARTS]; // heap arrays per slot and part
     private final boolean anyPacked;
 
     private SlotFormat(ExpertLayout layout, List<StackedExperts> stacked, boolean[][] packs) {
@@ -55,6 +55,7 @@ public final class SlotFormat {
                 if (packs != null && packs[l][p]) {
                     Matrix m = part(stacked.get(l).expert(0), p);
                     quantShorts[p] = Math.max(quantShorts[p], Packing.quantShorts(m));
+                    quantBytes[p] = Math.max(quantBytes[p], Packing.quantBytes(m));
                     scaleFloats[p] = Math.max(scaleFloats[p], Packing.scaleFloats(m));
                     packed += Packing.packedBytes(m);
                     any = true;
@@ -122,7 +123,7 @@ public final class SlotFormat {
     /** Bytes one slot allocates: its off-heap bytes plus its packed arrays, each sized for the largest expert of the model. */
     public long slotBytes() {
         long b = rawSlotBytes();
-        for (int p = 0; p < PARTS; p++) b += 2L * quantShorts[p] + 4L * scaleFloats[p];
+        for (int p = 0; p < PARTS; p++) b += 2L * quantShorts[p] + quantBytes[p] + 4L * scaleFloats[p];
         return b;
     }
 
@@ -135,12 +136,14 @@ public final class SlotFormat {
     /** A slot's memory. */
     ExpertMemory.Slot newSlot(MemorySegment raw) {
         short[][] q = new short[PARTS][];
+        byte[][] qb = new byte[PARTS][];
         float[][] s = new float[PARTS][];
         for (int p = 0; p < PARTS; p++) {
             if (quantShorts[p] > 0) q[p] = new short[quantShorts[p]];
+            if (quantBytes[p] > 0) qb[p] = new byte[quantBytes[p]];
             if (scaleFloats[p] > 0) s[p] = new float[scaleFloats[p]];
         }
-        return new ExpertMemory.Slot(raw, q, s);
+        return new ExpertMemory.Slot(raw, q, qb, s);
     }
 
     /**
@@ -163,7 +166,7 @@ public final class SlotFormat {
         for (int p = 0; p < PARTS; p++) {
             Matrix m = part(src, p);
             if (packs[layer][p]) {
-                slot.packed()[p] = Packing.packInto(m, slot.quants()[p], slot.scales()[p], null);
+                slot.packed()[p] = Packing.packInto(m, slot.quants()[p], slot.quantBytes()[p], slot.scales()[p], null);
             } else {
                 MemorySegment.copy(m.data(), 0, slot.raw(), at, m.byteSize());
                 at += m.byteSize();
