@@ -660,13 +660,7 @@ public final class Model {
                 int m = routing.tokenCount(ex);
                 float[] in = s.ensureFf(m * e, 2), g = s.ensureFf(m * ffE, 0), u = s.ensureFf(m * ffE, 1), d = s.ensureFf(m * e, 3);
                 for (int i = 0; i < m; i++) System.arraycopy(s.xn, routing.token(ex, i) * e, in, i * e, e);
-                ExpertWeights w = source.acquire(l, ex);
-                try {
-                    swiGlu(pool, w.gate(), w.up(), in, e, m, g, u, ffE);
-                    matmul(pool, w.down(), g, ffE, m, d, e);
-                } finally {
-                    source.release(w);
-                }
+                acquiredExpert(pool, source, l, ex, in, m, g, u, d);
                 for (int i = 0; i < m; i++) {
                     int t = routing.token(ex, i), slot = routing.slot(ex, i);
                     System.arraycopy(d, i * e, slots, (t * k + slot) * e, e);
@@ -679,6 +673,21 @@ public final class Model {
             throw t;
         } finally {
             if (slowSide != null) joinAside(slowSide, failure);
+        }
+    }
+
+    /**
+     * Expert (l, ex) from {@code source} on {@code m} gathered rows of {@code in} into {@code d}, {@code g} and {@code u}
+     * its scratch: acquired for the products and released after them, whatever happens.
+     */
+    private void acquiredExpert(Parallel pool, ExpertSource source, int l, int ex, float[] in, int m, float[] g, float[] u, float[] d) {
+        int e = hp.nEmbd(), ffE = hp.nFfExpert();
+        ExpertWeights w = source.acquire(l, ex);
+        try {
+            swiGlu(pool, w.gate(), w.up(), in, e, m, g, u, ffE);
+            matmul(pool, w.down(), g, ffE, m, d, e);
+        } finally {
+            source.release(w);
         }
     }
 
@@ -705,13 +714,7 @@ public final class Model {
                 int m = routing.tokenCount(ex);
                 float[] in = buf[0], g = buf[1], u = buf[2], d = buf[3];
                 for (int i = 0; i < m; i++) System.arraycopy(xn, routing.token(ex, i) * e, in, i * e, e);
-                ExpertWeights w = source.acquire(l, ex);
-                try {
-                    swiGlu(null, w.gate(), w.up(), in, e, m, g, u, ffE);
-                    matmul(null, w.down(), g, ffE, m, d, e);
-                } finally {
-                    source.release(w);
-                }
+                acquiredExpert(null, source, l, ex, in, m, g, u, d);
                 for (int i = 0; i < m; i++) System.arraycopy(d, i * e, slots, (routing.token(ex, i) * k + routing.slot(ex, i)) * e, e);
             }
         };
