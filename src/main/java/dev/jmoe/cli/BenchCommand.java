@@ -75,6 +75,11 @@ final class BenchCommand implements Callable<Integer> {
             + " refaults and the I/O bound. Configurations: --expert-memory values (default auto) x --policy values (default the run's own)") List<String> memoryLimits;
     @Option(names = "--llama-bench", paramLabel = "EXE", description = "with --memory-limit: also run llama.cpp's llama-bench in the same limit and rounds") Path llamaBench;
 
+    /** The shadow precision of the experiment being run (null: the default). */
+    private String currentShadow;
+    /** The lookahead of the experiment being run (null: the default). */
+    private Integer currentLookahead;
+
     /** One grid point. */
     record Cell(BenchConfig.Variant variant, String budget, String link, String predictor, Double alpha, String label) {}
 
@@ -86,6 +91,9 @@ final class BenchCommand implements Callable<Integer> {
         if (memoryLimits != null) return limited();
         if (llamaBench != null) throw new IllegalArgumentException("--llama-bench needs --memory-limit (jmoe speed --llama-bench compares without a limit)");
         BenchConfig cfg = config != null ? BenchConfig.read(config) : fromFlags();
+        // where the figures come from, taken before the run (the source tree may change while it runs)
+        Map<String, Object> provenance = new LinkedHashMap<>(Provenance.of(commandLine()));
+        provenance.put("started", Provenance.at("start"));
         PrintWriter o = spec.commandLine().getOut();
         List<Map<String, Object>> modelResults = new ArrayList<>();
         List<String> models = cfg.models().isEmpty() ? Arrays.asList((String) null) : cfg.models();
@@ -99,13 +107,17 @@ final class BenchCommand implements Callable<Integer> {
         for (String model : models) {
             modelOptions.model = model == null ? null : Path.of(model);
             modelOptions.ctxSize = Math.max(Math.max(256, cfg.qualityCtx()), cfg.promptTokens() + cfg.nPredict());
+            String key = model;
+            if (cfg.experiments().stream().noneMatch(e -> e.runsOn(key))) continue;
             try (Engine engine = Runs.open(modelOptions, null, null, 0, spec.commandLine().getErr())) {
-                modelResults.add(benchModel(engine, cfg, body, task, first ? trace : null, o));
+                modelResults.add(benchModel(engine, cfg, body, task, first ? trace : null, o, key));
             }
             first = false;
         }
         Map<String, Object> all = new LinkedHashMap<>();
         all.put("command", commandLine());
+        provenance.put("finished", Provenance.at("finish"));
+        all.put("provenance", provenance);
         all.put("machine", machine());
         all.put("settings", settings(cfg));
         all.put("models", modelResults);
@@ -154,8 +166,8 @@ final class BenchCommand implements Callable<Integer> {
                 128, 2, evalTask == null ? null : evalTask.toString(), evalLimit, List.of(e)).validated("flags");
     }
 
-    private Map<String, Object> benchModel(Engine engine, BenchConfig cfg, String body, List<MultipleChoice.Item> task, Path tracePath, PrintWriter o)
-            throws Exception {
+    private Map<String, Object> benchModel(Engine engine, BenchConfig cfg, String body, List<MultipleChoice.Item> task, Path tracePath, PrintWriter o,
+                                           String modelKey) throws Exception {
         var lmModel = engine.model();
         var tokenizer = engine.tokenizer();
         int bos = tokenizer.addBos() ? tokenizer.bos() : -1;
@@ -183,6 +195,7 @@ final class BenchCommand implements Callable<Integer> {
         Double residentEval = null;
         List<Map<String, Object>> exps = new ArrayList<>();
         for (BenchConfig.Experiment e : cfg.experiments()) {
+            if (!e.runsOn(modelKey)) continue;
             Map<String, Object> em = new LinkedHashMap<>();
             em.put("name", e.name());
             em.put("description", e.description());
@@ -197,22 +210,34 @@ final class BenchCommand implements Callable<Integer> {
                 }
             }
             List<Cell> cells = cells(e);
+            currentShadow = e.shadow();
+            currentLookahead = e.lookahead() == null ? null : e.lookahead() == 0 ? lmModel.hyperparams().nLayer() : e.lookahead();
             List<List<Run>> runs = new ArrayList<>();
             for (int i = 0; i < cells.size(); i++) runs.add(new ArrayList<>());
-            int total = cells.size() * (cfg.warmup() + cfg.repeat()), done = 0;
+            // without timing (models too small for timings to mean anything) one run gives the hit rates and tokens
+            int warmup = e.timing() ? cfg.warmup() : 0, repeat = e.timing() ? cfg.repeat() : 1;
+            int total = cells.size() * (warmup + repeat), done = 0;
+            em.put("timing", e.timing());
+            em.put("load_average_before", Provenance.loadAverage());
             try (Status status = new Status("bench " + e.name(), modelOptions.quiet)) {
-                for (int round = 0; round < cfg.warmup() + cfg.repeat(); round++) {
+                for (int round = 0; round < warmup + repeat; round++) {
                     // interleaved: every configuration once per round, so load from other processes spreads evenly
                     for (int i = 0; i < cells.size(); i++) {
                         Run r = measured(engine, cells.get(i), cfg, ps);
-                        if (round >= cfg.warmup()) runs.get(i).add(r);
+                        if (round >= warmup) runs.get(i).add(r);
                         status.update(++done, total, cells.get(i).label());
                     }
                 }
             }
+            em.put("load_average_after", Provenance.loadAverage());
+            int ref = reference(cells, e);
+            em.put("reference", e.comparesWithPrevious() ? "the configuration above" : cells.get(ref).label());
             List<Map<String, Object>> cellMaps = new ArrayList<>();
             for (int i = 0; i < cells.size(); i++) {
                 Map<String, Object> cm = summary(cells.get(i), runs.get(i), residentTokens, cfg);
+                int against = e.comparesWithPrevious() ? Math.max(0, i - 1) : ref;
+                if (e.timing()) compare(cm, runs.get(i), runs.get(against), i == against);
+                else timingRemoved(cm);
                 if (e.quality()) {
                     if (exact == null) exact = engine.newSession(SessionOptions.experts(ExpertRuntimeConfig.RESIDENT));
                     cm.put("quality", quality(engine, cells.get(i), cfg, tokens, bos, exact, task));
@@ -256,7 +281,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private Run measured(Engine engine, Cell c, BenchConfig cfg, int[][] ps) throws Exception {
-        try (Session session = engine.newSession(SessionOptions.experts(runtime(c, cfg.store())))) {
+        try (Session session = engine.newSession(SessionOptions.experts(runtime(c, cfg, currentShadow, currentLookahead)))) {
             if (!session.awaitPredictorWarm(120)) throw new IllegalStateException(c.predictor() + " did not warm up within 120 s");
             Run r = run(engine, session.state(), ps, cfg.nPredict());
             OffloadStats s = session.offloadStats();
@@ -265,14 +290,44 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
+    /** The cell others are compared with: the experiment's named reference, else the first. */
+    private static int reference(List<Cell> cells, BenchConfig.Experiment e) {
+        if (e.reference() != null) {
+            for (int i = 0; i < cells.size(); i++) if (cells.get(i).variant().label().equals(e.reference())) return i;
+        }
+        return 0;
+    }
+
+    /** The cell's time against the reference's, paired by round (they ran side by side), with its 95% interval. */
+    private static void compare(Map<String, Object> cm, List<Run> runs, List<Run> ref, boolean isReference) {
+        double[] ms = runs.stream().mapToDouble(Run::msPerToken).toArray();
+        double[] mean = Intervals.geometric(ms);
+        cm.put("ms_per_token_mean", mean[0]);
+        cm.put("ms_per_token_ci95", new double[]{mean[1], mean[2]});
+        if (isReference) return;
+        double[] r = Intervals.pairedRatio(ms, ref.stream().mapToDouble(Run::msPerToken).toArray());
+        cm.put("ratio_to_reference", r[0]);
+        cm.put("ratio_to_reference_ci95", new double[]{r[1], r[2]});
+        cm.put("distinguishable_from_reference", Intervals.distinguishable(r));
+    }
+
+    /** Without timing, the figures that come from wall time are left out (the hit rates and tokens stay). */
+    private static void timingRemoved(Map<String, Object> cm) {
+        for (String k : List.of("ms_per_token", "ms_per_token_min", "ms_per_token_max", "ms_per_token_runs", "tokens_per_s", "ttft_ms", "stall_ms")) cm.remove(k);
+    }
+
     /** The expert runtime a cell describes (resident: none). */
-    private static ExpertRuntimeConfig runtime(Cell c, String store) {
+    private static ExpertRuntimeConfig runtime(Cell c, BenchConfig cfg, String shadow, Integer lookahead) {
         if (c.variant().resident()) return ExpertRuntimeConfig.RESIDENT;
         BenchConfig.Variant v = c.variant();
-        ExpertRuntimeConfig.Builder b = ExpertRuntimeConfig.builder().policy(v.policy()).expertMemory(c.budget()).store(store).link(c.link())
-                .predictor(c.predictor()).alignPeriod(c.predictor().equals("shadow") ? "1,1" : null);
+        boolean usesShadow = c.predictor().equals("shadow");
+        ExpertRuntimeConfig.Builder b = ExpertRuntimeConfig.builder().policy(v.policy()).expertMemory(c.budget()).store(cfg.store()).link(c.link())
+                .slowCompute(cfg.slowCompute())
+                .predictor(c.predictor()).alignPeriod(usesShadow ? "1,1" : null).shadowType(usesShadow ? shadow : null)
+                .lookahead(c.predictor().equals("none") && !v.odmoe() ? null : lookahead);
         if (!v.odmoe()) {
-            b.eviction(v.eviction()).prefetch(v.prefetch()).balance(v.balance());
+            b.eviction(v.eviction()).prefetch(v.prefetch()).balance(v.balance()).prefetchRule(v.prefetchRule()).balanceSplit(v.balanceSplit())
+                    .slowOverlap(v.slowOverlap());
             Double alpha = c.alpha() != null ? c.alpha() : v.alpha();
             b.alpha(alpha);
         }
@@ -322,9 +377,7 @@ final class BenchCommand implements Callable<Integer> {
         m.put("ttft_ms", median(runs.stream().mapToDouble(Run::ttftMs).sorted().toArray()));
         int same = 0, all = 0;
         for (int p = 0; p < resident.length; p++) {
-            int i = 0;
-            while (i < resident[p].length && resident[p][i] == mid.tokens()[p][i]) i++;
-            same += i;
+            same += Same.prefix(resident[p], mid.tokens()[p]);
             all += resident[p].length;
         }
         m.put("greedy_identical_tokens", same);
@@ -339,6 +392,8 @@ final class BenchCommand implements Callable<Integer> {
             m.put("miss_loaded_rate", s.get(d, Counter.MISSES_LOADED) / u);
             m.put("miss_computed_rate", s.get(d, Counter.MISSES_COMPUTED) / u);
             m.put("bytes_moved", s.total(Counter.BYTES_MOVED));
+            int decodeTokens = cfg.prompts() * (cfg.nPredict() - 1);
+            m.put("decode_bytes_per_token", decodeTokens == 0 ? 0.0 : (double) s.get(d, Counter.BYTES_MOVED) / decodeTokens);
             m.put("stall_ms", s.total(Counter.STALL_NANOS) / 1e6);
             m.put("peak_resident_expert_bytes", s.peakResidentBytes());
             m.put("offload", s.report());
@@ -348,7 +403,7 @@ final class BenchCommand implements Callable<Integer> {
 
     private Map<String, Object> quality(Engine engine, Cell c, BenchConfig cfg, int[] tokens, int bos, Session exact,
                                         List<MultipleChoice.Item> task) throws Exception {
-        try (Session approx = engine.newSession(SessionOptions.experts(runtime(c, cfg.store())))) {
+        try (Session approx = engine.newSession(SessionOptions.experts(runtime(c, cfg, currentShadow, currentLookahead)))) {
             Map<String, Object> q = FidelityCommand.measure(engine, exact, approx, tokens, bos, cfg.qualityCtx(), cfg.qualityChunks(), 0, 1, 1, true);
             if (task != null) {
                 Map<String, Object> ev = EvalCommand.measure(engine, approx, task, cfg.evalLimit(), true);
@@ -360,19 +415,36 @@ final class BenchCommand implements Callable<Integer> {
         }
     }
 
+    /**
+     * Recall (and precision) of each predictor per lookahead, teacher-forced over the text, shadows inline (their quality
+     * without timing effects). Each shadow is scored at every margin asked for: at 0 it names exactly k experts (recall at
+     * width k, the papers' metric), above 0 it adds runners-up, so its precision is reported beside.
+     */
     private Map<String, Object> recall(Engine engine, BenchConfig.Recall r, int[] tokens) throws Exception {
         var model = engine.model();
-        int nLayer = model.hyperparams().nLayer();
+        int nLayer = model.hyperparams().nLayer(), k = model.hyperparams().nExpertUsed(), nExpert = model.hyperparams().nExpert();
         int depth = Math.min(r.maxLookahead(), nLayer);
         int[] seq = Arrays.copyOf(tokens, Math.min(tokens.length, Math.min(r.tokens(), engine.contextSize())));
         InferenceState st = model.newState(engine.contextSize(), engine.pool());
-        // the report compares predictors at width k (no shadow margin), shadows inline: their quality without timing effects
-        PredictorSettings settings = PredictorSettings.DEFAULTS.withMargin(0);
         List<ExpertPredictor> preds = new ArrayList<>();
+        List<String> names = new ArrayList<>();
+        List<Double> margins = new ArrayList<>();
+        List<Integer> widths = new ArrayList<>();
         try {
-            for (String name : r.predictors()) {
-                preds.add(Predictors.create(name, new Predictors.Context(st, engine.shadows(), settings, Predictors.Mode.EVALUATE_INLINE,
-                        NextTokenRule.text(seq))));
+            for (String spec : r.predictors()) {
+                boolean shadow = spec.startsWith("shadow");
+                for (double margin : shadow ? r.margins() : List.of(0.0)) {
+                    PredictorSettings settings = PredictorSettings.DEFAULTS.withMargin(margin);
+                    String name = spec;
+                    if (spec.startsWith("shadow-")) settings = settings.withShadowType(PredictorSettings.parseShadowType(spec.substring(7)));
+                    ExpertPredictor p = Predictors.create(shadow ? "shadow" : name, new Predictors.Context(st, engine.shadows(), settings,
+                            Predictors.Mode.EVALUATE_INLINE, NextTokenRule.text(seq)));
+                    preds.add(p);
+                    names.add(shadow && margin > 0 ? spec + " +margin " + margin : spec);
+                    margins.add(margin);
+                    // each predictor is asked for as many experts as it names in a run: k, or up to 2k with a margin
+                    widths.add(Predictors.width(p, k, nExpert));
+                }
             }
         } catch (RuntimeException | java.io.IOException e) {
             preds.forEach(ExpertPredictor::close);
@@ -380,20 +452,28 @@ final class BenchCommand implements Callable<Integer> {
         }
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("tokens", seq.length);
-        m.put("width", model.hyperparams().nExpertUsed());
-        try (PredictionEvaluator ev = new PredictionEvaluator(st, preds, depth, model.hyperparams().nExpertUsed());
+        m.put("k", k);
+        m.put("main_model_type", mainType(model));
+        try (PredictionEvaluator ev = new PredictionEvaluator(st, preds, depth, widths.stream().mapToInt(Integer::intValue).toArray());
              Status status = new Status("recall", modelOptions.quiet)) {
             for (int i = 0; i < seq.length; i++) {
                 st.next(seq[i]);
                 status.update(i + 1, seq.length, "tokens");
             }
             List<Map<String, Object>> ps = new ArrayList<>();
-            for (PredictionMetrics pm : ev.metrics()) {
+            List<PredictionMetrics> metrics = ev.metrics();
+            for (int i = 0; i < metrics.size(); i++) {
+                PredictionMetrics pm = metrics.get(i);
                 Map<String, Object> pmap = new LinkedHashMap<>();
-                pmap.put("predictor", pm.name());
-                double[] rec = new double[depth];
-                for (int d = 1; d <= depth; d++) rec[d - 1] = pm.recall(d);
+                pmap.put("predictor", names.get(i));
+                pmap.put("margin", margins.get(i));
+                double[] rec = new double[depth], prec = new double[depth];
+                for (int d = 1; d <= depth; d++) {
+                    rec[d - 1] = pm.recall(d);
+                    prec[d - 1] = pm.precision(d);
+                }
                 pmap.put("recall", rec);
+                pmap.put("precision", prec);
                 ps.add(pmap);
             }
             m.put("predictors", ps);
@@ -401,6 +481,12 @@ final class BenchCommand implements Callable<Integer> {
             preds.forEach(ExpertPredictor::close);
         }
         return m;
+    }
+
+    /** The type of the main model's routed experts (what a shadow is compared with: it must be of lower precision). */
+    private static String mainType(dev.jmoe.model.Model model) {
+        for (dev.jmoe.model.StackedExperts s : model.stackedExperts()) if (s != null) return s.gate().type().name();
+        return "?";
     }
 
     static double median(double[] sorted) {
@@ -414,12 +500,16 @@ final class BenchCommand implements Callable<Integer> {
 
     private static Map<String, Object> machine() {
         Map<String, Object> m = new LinkedHashMap<>();
+        m.put("processor", Provenance.processor());
         m.put("cores", Runtime.getRuntime().availableProcessors());
         m.put("java", System.getProperty("java.version"));
+        m.put("jdk", System.getProperty("java.vm.vendor") + " " + System.getProperty("java.vm.name") + " " + System.getProperty("java.vm.version"));
         m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
         m.put("max_heap_mib", Runtime.getRuntime().maxMemory() >> 20);
         return m;
     }
+
+
 
     private static Map<String, Object> settings(BenchConfig c) {
         Map<String, Object> m = new LinkedHashMap<>();
@@ -430,6 +520,7 @@ final class BenchCommand implements Callable<Integer> {
         m.put("warmup", c.warmup());
         m.put("repeat", c.repeat());
         m.put("store", c.store());
+        m.put("slow_compute", c.slowCompute());
         m.put("quality_ctx", c.qualityCtx());
         m.put("quality_chunks", c.qualityChunks());
         m.put("eval_task", c.evalTask());

@@ -66,6 +66,14 @@ final class ClusterBenchCommand implements Callable<Integer> {
     @Option(names = "--net", paramLabel = "BANDWIDTH[,LATENCY]", description = "network emulated in the transport, e.g. 1Gb/s,100us (default: loopback, not emulated)")
     String net;
 
+    @Option(names = "--netns", paramLabel = "RATE[,DELAY]",
+            description = "a real network: workers and the shadow node in network namespaces behind veth pairs and a bridge, every port shaped"
+                    + " with tc, e.g. 1gbit,100us (needs root; without netem in the kernel only the rate is shaped)")
+    String netns;
+
+    @Option(names = "--shadow-to-workers", description = "also measure distributed odmoe with the shadow node sending load commands straight to the workers")
+    boolean shadowToWorkers;
+
     @Option(names = "--shadow", paramLabel = "TYPE", description = "the shadow node's precision (default ${DEFAULT-VALUE})")
     String shadowType = "q4_0";
 
@@ -87,9 +95,13 @@ final class ClusterBenchCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "also write the results as JSON")
     Path json;
 
+    private static final String DIRECT = "distributed, shadow->workers";
+
     private static final Pattern LISTENING = Pattern.compile("listening on ([^\\s]+):(\\d+)");
 
-    private record Proc(String role, Process process, int port) {}
+    private record Proc(String role, Process process, String host, int port) {}
+
+    private NetNamespaces namespaces; // --netns, else null
 
     @Override
     public Integer call() throws Exception {
@@ -98,23 +110,44 @@ final class ClusterBenchCommand implements Callable<Integer> {
         if (rounds < 1 || tokens < 2 || promptTokens < 1) throw new IllegalArgumentException("-r/--repetitions must be at least 1, -n/--n-predict at least 2 and --prompt-tokens at least 1");
         Link.parse(link);
         Runs.checkWritable(json, "--json");
-        List<Proc> procs = new ArrayList<>();
-        Thread hook = new Thread(() -> procs.forEach(p -> p.process().destroyForcibly()));
+        List<Proc> procs = java.util.Collections.synchronizedList(new ArrayList<>());
+        NetNamespaces ns = netns != null ? new NetNamespaces(netns) : null;
+        Thread hook = new Thread(() -> {
+            synchronized (procs) {
+                procs.forEach(p -> p.process().destroyForcibly());
+                procs.forEach(p -> {
+                    try {
+                        p.process().waitFor(5, TimeUnit.SECONDS);
+                    } catch (InterruptedException ignored) {
+                        // shutting down
+                    }
+                });
+            }
+            if (ns != null) ns.close(); // Ctrl-C or kill: the namespaces go too
+        });
         Runtime.getRuntime().addShutdownHook(hook);
         try {
-            for (int i = 0; i < workers; i++) {
-                List<String> a = new ArrayList<>(List.of("worker", "--listen", "127.0.0.1:0", "-m", model.toString(), "--link", link, "--store", store));
-                if (workerMemory != null) a.addAll(List.of("--expert-memory", workerMemory));
-                procs.add(start("worker-" + i, a, "-Xmx160m"));
+            if (ns != null) {
+                ns.create(workers + 1);
+                namespaces = ns;
             }
-            procs.add(start("shadow", List.of("shadow", "--listen", "127.0.0.1:0", "-m", model.toString(), "--shadow", shadowType), "-Xmx3g"));
-            out.println("cluster-bench: " + workers + " worker processes and a shadow node (" + shadowType + ") on 127.0.0.1; worker link " + link
-                    + "; network " + (net == null ? "loopback, not emulated" : "emulated in the transport: " + net));
+            for (int i = 0; i < workers; i++) {
+                String host = ns != null ? ns.address(i) : "127.0.0.1";
+                List<String> a = new ArrayList<>(List.of("worker", "--listen", host + ":0", "-m", model.toString(), "--link", link, "--store", store));
+                if (workerMemory != null) a.addAll(List.of("--expert-memory", workerMemory));
+                procs.add(start("worker-" + i, ns != null ? ns.exec(i) : List.of(), host, a, "-Xmx160m"));
+            }
+            String shadowHost = ns != null ? ns.address(workers) : "127.0.0.1";
+            procs.add(start("shadow", ns != null ? ns.exec(workers) : List.of(), shadowHost,
+                    List.of("shadow", "--listen", shadowHost + ":0", "-m", model.toString(), "--shadow", shadowType), "-Xmx3g"));
+            out.println("cluster-bench: " + workers + " worker processes and a shadow node (" + shadowType + "); worker link " + link + "; network "
+                    + networkMode());
             out.flush();
             return measure(out, procs);
         } finally {
             for (Proc p : procs) p.process().destroyForcibly();
             for (Proc p : procs) p.process().waitFor(10, TimeUnit.SECONDS);
+            if (ns != null) ns.close();
             try {
                 Runtime.getRuntime().removeShutdownHook(hook);
             } catch (IllegalStateException ignored) {
@@ -123,11 +156,17 @@ final class ClusterBenchCommand implements Callable<Integer> {
         }
     }
 
+    /** Which network the run used, for every report line. */
+    private String networkMode() {
+        String real = namespaces != null ? namespaces.describe() : "loopback on 127.0.0.1";
+        return net == null ? real + ", not emulated" : real + "; plus emulated in the transport: " + net;
+    }
+
     private int measure(PrintWriter out, List<Proc> procs) throws Exception {
         List<ClusterConfig.Endpoint> eps = new ArrayList<>();
         ClusterConfig.Endpoint shadowEp = null;
         for (Proc p : procs) {
-            ClusterConfig.Endpoint ep = new ClusterConfig.Endpoint("127.0.0.1", p.port());
+            ClusterConfig.Endpoint ep = new ClusterConfig.Endpoint(p.host(), p.port());
             if (p.role().equals("shadow")) shadowEp = ep;
             else eps.add(ep);
         }
@@ -137,11 +176,12 @@ final class ClusterBenchCommand implements Callable<Integer> {
         runs.put("resident", ExpertRuntimeConfig.RESIDENT);
         if (!noSingle) runs.put("single-node odmoe", ExpertRuntimeConfig.builder().policy("odmoe").link(link).store(store).build());
         runs.put("distributed odmoe", ExpertRuntimeConfig.builder().cluster(cluster).build());
+        if (shadowToWorkers) runs.put(DIRECT, ExpertRuntimeConfig.builder().cluster(cluster.withShadowToWorkers(true)).build());
         int[] prompt = new int[promptTokens];
         Map<String, List<double[]>> results = new LinkedHashMap<>(); // run -> [ttft s, decode tok/s] per round
         Map<String, int[]> outputs = new LinkedHashMap<>();
-        ClusterStats.Snapshot clusterTotals = null;
-        long decodeTokensDistributed = 0;
+        ClusterStats.Snapshot clusterTotals = null, directTotals = null;
+        long decodeTokensDistributed = 0, decodeTokensDirect = 0;
         double decodeSecondsDistributed = 0;
         for (int r = 0; r < rounds; r++) {
             for (var e : runs.entrySet()) {
@@ -164,7 +204,11 @@ final class ClusterBenchCommand implements Callable<Integer> {
                     results.computeIfAbsent(e.getKey(), k -> new ArrayList<>()).add(new double[]{(t1 - t0) / 1e9, tokens / ((t2 - t1) / 1e9)});
                     int[] prev = outputs.putIfAbsent(e.getKey(), gen);
                     outputs.put(e.getKey(), gen);
-                    if (s.clusterStats() != null) {
+                    if (s.clusterStats() != null && e.getKey().equals(DIRECT)) {
+                        ClusterStats.Snapshot d = s.clusterStats().snapshot().minus(afterPrompt);
+                        directTotals = directTotals == null ? d : add(directTotals, d);
+                        decodeTokensDirect += tokens;
+                    } else if (s.clusterStats() != null) {
                         ClusterStats.Snapshot d = s.clusterStats().snapshot().minus(afterPrompt);
                         clusterTotals = clusterTotals == null ? d : add(clusterTotals, d);
                         decodeTokensDistributed += tokens;
@@ -176,10 +220,10 @@ final class ClusterBenchCommand implements Callable<Integer> {
         }
         boolean same = outputs.values().stream().allMatch(g -> java.util.Arrays.equals(g, outputs.get("resident")));
         double resident = median(results.get("resident"), 1);
-        out.printf(Locale.ROOT, "%n%-20s %12s %12s %10s%n", "run", "decode tok/s", "TTFT s", "vs resident");
+        out.printf(Locale.ROOT, "%n%-30s %12s %12s %10s%n", "run", "decode tok/s", "TTFT s", "vs resident");
         for (var e : results.entrySet()) {
             double d = median(e.getValue(), 1);
-            out.printf(Locale.ROOT, "%-20s %12.2f %12.3f %9.1f%%   (rounds: %s)%n", e.getKey(), d, median(e.getValue(), 0), 100 * d / resident,
+            out.printf(Locale.ROOT, "%-30s %12.2f %12.3f %9.1f%%   (rounds: %s)%n", e.getKey(), d, median(e.getValue(), 0), 100 * d / resident,
                     spread(e.getValue()));
         }
         out.println("greedy outputs identical across runs: " + same);
@@ -187,7 +231,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
         report.put("model", model.toString());
         report.put("workers", workers);
         report.put("worker_link", link);
-        report.put("network", net == null ? "loopback (not emulated)" : "emulated in transport: " + net);
+        report.put("network", networkMode());
         report.put("outputs_identical", same);
         Map<String, Object> rs = new LinkedHashMap<>();
         for (var e : results.entrySet()) rs.put(e.getKey(), Map.of("decode_tok_s_median", median(e.getValue(), 1), "ttft_s_median", median(e.getValue(), 0),
@@ -202,6 +246,14 @@ final class ClusterBenchCommand implements Callable<Integer> {
             report.put("distributed_decode", clusterTotals);
             report.put("network_bytes_per_token", perToken);
             report.put("simulator", simulate(out, clusterTotals, decodeTokensDistributed, decodeSecondsDistributed, cluster));
+        }
+        if (directTotals != null) {
+            double perToken = (double) (directTotals.bytesSent() + directTotals.bytesReceived() + directTotals.shadowBytesSent()
+                    + directTotals.shadowBytesReceived()) / decodeTokensDirect;
+            out.printf(Locale.ROOT, "shadow->workers decode: %.1f KB main-node network per token, load commands from the main node %d, prediction recall %.3f,"
+                            + " %.1f%% of calls found their expert loaded, worker load waits %.1f ms per token%n", perToken / 1e3, directTotals.prefetchMessages(),
+                    orZero(directTotals.recall()), 100 * orZero(directTotals.readyRate()), directTotals.loadWaitMillis() / decodeTokensDirect);
+            report.put("shadow_to_workers_decode", directTotals);
         }
         report.put("memory", memory(out, procs));
         if (json != null) {
@@ -222,7 +274,9 @@ final class ClusterBenchCommand implements Callable<Integer> {
             double mainLayer = Math.max(0, (decodeSeconds - c.layerWaitMillis() / 1e3) / decodeTokens / hp.nLayer());
             double expert = c.workerComputeMillis() / 1e3 / Math.max(1, c.computeCalls());
             Link l = Link.parse(link);
-            Link n = net != null ? Link.parse(net) : new Link("loopback", 2e9, 30_000, 1); // loopback: ~2 GB/s, ~30 us per gRPC call here
+            Link n = net != null ? Link.parse(net) : namespaces != null
+                    ? new Link("netns", namespaces.bytesPerSecond(), 30_000 + namespaces.appliedDelayNanos(), 1)
+                    : new Link("loopback", 2e9, 30_000, 1); // loopback: ~2 GB/s, ~30 us per gRPC call here
             ClusterSimulator sim = new ClusterSimulator(hp.nLayer(), hp.nExpertUsed(), workers, cluster.groupSizeFor(hp.nExpertUsed()), mainLayer, expert,
                     layout.maxExpertBytes(), l.bytesPerSecond(), l.latencyNanos() / 1e9, n.bytesPerSecond(), n.latencyNanos() / 1e9,
                     hp.nEmbd() * 4.0 + 64,
@@ -285,8 +339,8 @@ final class ClusterBenchCommand implements Callable<Integer> {
         return -1;
     }
 
-    private Proc start(String role, List<String> args, String heap) throws Exception {
-        List<String> cmd = new ArrayList<>();
+    private Proc start(String role, List<String> prefix, String host, List<String> args, String heap) throws Exception {
+        List<String> cmd = new ArrayList<>(prefix);
         cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         cmd.addAll(List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", heap, "-XX:+UseSerialGC"));
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
@@ -317,7 +371,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
             p.destroyForcibly();
             throw new IllegalStateException(role + " did not start: " + log.toString().strip());
         }
-        return new Proc(role, p, got);
+        return new Proc(role, p, host, got);
     }
 
     private static ClusterStats.Snapshot add(ClusterStats.Snapshot a, ClusterStats.Snapshot b) {
@@ -325,7 +379,8 @@ final class ClusterBenchCommand implements Callable<Integer> {
                 a.prefetchMessages() + b.prefetchMessages(), a.failovers() + b.failovers(), a.workersLost() + b.workersLost(),
                 a.decodeExpertUses() + b.decodeExpertUses(), a.decodePredicted() + b.decodePredicted(), a.readyOnArrival() + b.readyOnArrival(),
                 a.loadWaitMillis() + b.loadWaitMillis(), a.layerWaitMillis() + b.layerWaitMillis(), a.layers() + b.layers(),
-                a.shadowBytesSent() + b.shadowBytesSent(), a.shadowBytesReceived() + b.shadowBytesReceived(), a.workerComputeMillis() + b.workerComputeMillis());
+                a.shadowBytesSent() + b.shadowBytesSent(), a.shadowBytesReceived() + b.shadowBytesReceived(), a.workerComputeMillis() + b.workerComputeMillis(),
+                a.miniBatched() + b.miniBatched());
     }
 
     private static double orZero(Double d) { return d == null ? 0 : d; }

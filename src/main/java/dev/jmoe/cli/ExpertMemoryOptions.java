@@ -72,26 +72,45 @@ final class ExpertMemoryOptions {
     @Option(names = "--lease", paramLabel = "SECONDS", description = "a worker that answers no health check for this long is dropped and its calls go to another (default 3)")
     Double lease;
 
+    @Option(names = "--mini-batch", paramLabel = "ROWS",
+            description = "a prompt step sends an expert's rows to its worker in messages of ROWS, so the worker starts before all arrived;"
+                    + " only where that keeps the bits (0: one message per expert; default " + ClusterConfig.DEFAULT_MINI_BATCH + ")")
+    Integer miniBatch;
+
+    @Option(names = "--shadow-to-workers", description = "the shadow node (--shadow-node) sends load commands straight to the workers, not through this node")
+    boolean shadowToWorkers;
+
     @ArgGroup(validate = false, exclusive = false) NodeOptions node = new NodeOptions();
 
     /** The cluster these flags describe, or null without --workers. */
     ClusterConfig cluster() {
         if (workers == null) {
-            if (shadowNode != null || groupSize != null || net != null || workerTimeout != null || lease != null || node.given()) {
-                throw new IllegalArgumentException("--shadow-node, --group-size, --net, --worker-timeout, --lease and the TLS/token flags need --workers");
+            if (shadowNode != null || groupSize != null || net != null || workerTimeout != null || lease != null || node.given() || miniBatch != null
+                    || shadowToWorkers) {
+                throw new IllegalArgumentException("--shadow-node, --group-size, --net, --worker-timeout, --lease, --mini-batch, --shadow-to-workers"
+                        + " and the TLS/token flags need --workers");
             }
             return null;
         }
         return new ClusterConfig(ClusterConfig.parseList(workers, "--workers"),
                 shadowNode == null ? null : ClusterConfig.Endpoint.parse(shadowNode, "--shadow-node"), groupSize, node.security(),
                 net == null ? null : Link.parse(net), workerTimeout != null ? workerTimeout : ClusterConfig.DEFAULT_CALL_TIMEOUT,
-                lease != null ? lease : ClusterConfig.DEFAULT_LEASE_TIMEOUT);
+                lease != null ? lease : ClusterConfig.DEFAULT_LEASE_TIMEOUT, miniBatch != null ? miniBatch : ClusterConfig.DEFAULT_MINI_BATCH, shadowToWorkers);
     }
+    @Option(names = "--prefetch-rule", paramLabel = "NAME", description = "how the cache's own prefetch predicts the next layer (default: gate):%n${jmoe.prefetchRules}")
+    String prefetchRule;
+
+    @Option(names = "--balance-split", paramLabel = "ORDER", description = "order decode misses are split between loading and the slow side in:"
+            + " score (SMoE's two pointers: best loaded, worst computed; default) or id (each miss in expert-id order)")
+    String balanceSplit;
+
+    @Option(names = "--slow-overlap", negatable = true, description = "the slow side computes in parallel with the fast side (default), or after the hits")
+    Boolean slowOverlap;
 
     /** Puts these flags into {@code b}. */
     ExpertRuntimeConfig.Builder apply(ExpertRuntimeConfig.Builder b) {
         return b.cluster(cluster()).expertMemory(expertMemory).store(store).link(link).slowCompute(slowCompute == null ? null : Link.parseRatio(slowCompute))
                 .policy(policy).eviction(eviction).alpha(alpha).scoreWindow(scoreWindow).prefetch(prefetch).balance(balance)
-                .loaderThreads(loaderThreads);
+                .loaderThreads(loaderThreads).prefetchRule(prefetchRule).balanceSplit(balanceSplit).slowOverlap(slowOverlap);
     }
 }

@@ -119,7 +119,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
             Result resident = median(results.get(0));
             List<Map<String, Object>> rows = new ArrayList<>();
             out.printf("%n%-14s %-8s %9s %9s %7s %7s %7s %7s %7s %7s %7s %10s %9s %6s%n", "policy", "budget", "ms/token", "TTFT ms", "hit%",
-                    "exact", "subst", "pref", "loaded", "slow", "wasted", "moved", "stall ms", "same");
+                    "exact", "subst", "pref", "loaded", "slow", "wasted", "moved", "stall ms", greedy ? "same" : "top-1=");
             out.printf("%-14s %-8s %9.2f %9.1f %7s %7s %7s %7s %7s %7s %7s %10s %9s %6s%n", "resident", "all", resident.msPerToken(),
                     resident.ttftNanos / 1e6, "100.0", "-", "-", "-", "-", "-", "-", "-", "-", "yes");
             out.flush();
@@ -129,7 +129,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
                     Result r = median(results.get(i));
                     OffloadStats s = r.stats;
                     int d = OffloadStats.DECODE;
-                    int same = greedy ? sameTokens(resident.tokens, r.tokens) : agreeing(resident.tokens, r.tokens);
+                    int same = greedy ? Same.prefix(resident.tokens, r.tokens) : agreeing(resident.tokens, r.tokens);
                     out.printf(Locale.ROOT, "%-14s %-8s %9.2f %9.1f %7.1f %7d %7d %7d %7d %7d %7d %10s %9.1f %6s%n", p, b, r.msPerToken(), r.ttftNanos / 1e6,
                             100 * s.hitRate(d), s.get(d, Counter.EXACT_HITS), s.get(d, Counter.SUBSTITUTIONS), s.get(d, Counter.PREFETCH_HITS),
                             s.get(d, Counter.MISSES_LOADED), s.get(d, Counter.MISSES_COMPUTED), s.get(d, Counter.PREFETCHES_WASTED),
@@ -147,7 +147,8 @@ final class OffloadBenchCommand implements Callable<Integer> {
             out.printf("%nreplayed on the resident routing (decode hit rate; demand loads only):%n%-8s %7s", "budget", "slots");
             // every registered eviction policy (offline bounds last), and SMoE's substitution on the score window
             List<String> sims = new ArrayList<>();
-            for (var e : EvictionPolicies.REGISTRY.entries()) if (!e.value().offline()) sims.add(e.name());
+            // (policies that look ahead through a predictor are replayed by jmoe replay, which has a predictor model)
+            for (var e : EvictionPolicies.REGISTRY.entries()) if (!e.value().offline() && !e.value().usesPredictions()) sims.add(e.name());
             if (sims.contains("score")) sims.add(sims.indexOf("score") + 1, "score+a.25");
             for (var e : EvictionPolicies.REGISTRY.entries()) if (e.value().offline()) sims.add(e.name());
             for (String s : sims) out.printf(" %10s", s);
@@ -179,8 +180,7 @@ final class OffloadBenchCommand implements Callable<Integer> {
                 simRows.add(row);
             }
             out.println("(hit% = exact + prefetch hits over decode expert uses; replay hit rates count substitutions as hits, as SMoE does;");
-            out.println(greedy ? " same = greedy tokens equal to the resident run's, or the length of the common prefix)"
-                    : " same = decode steps whose top-1 token is the resident run's)");
+            out.println(greedy ? " " + Same.MEANING + ")" : " top-1= = decode steps whose top-1 token is the resident run's)");
             if (json != null) {
                 Map<String, Object> j = new LinkedHashMap<>();
                 j.put("model", engine.info().path().toString());
@@ -261,12 +261,6 @@ final class OffloadBenchCommand implements Callable<Integer> {
         int n = 0;
         for (int i = 0; i < Math.min(a.length, b.length); i++) if (a[i] == b[i]) n++;
         return n;
-    }
-
-    private static int sameTokens(int[] a, int[] b) {
-        int i = 0;
-        while (i < Math.min(a.length, b.length) && a[i] == b[i]) i++;
-        return i;
     }
 
     /** Byte counts as the stats print them. */

@@ -152,8 +152,7 @@ final class PredictBenchCommand implements Callable<Integer> {
             ShadowPredictor.Stats sh = last.shadow();
             String shadowPct = sh == null ? "-" : String.format(Locale.ROOT, "%.1f", 100.0 * sh.served() / Math.max(1, sh.served() + sh.fallbacks()));
             String shadowCpu = sh == null ? "-" : String.format(Locale.ROOT, "%.2f", last.shadowCpu() / 1e6 / nPredict);
-            int same = 0;
-            while (same < reference.length && same < last.tokens().length && reference[same] == last.tokens()[same]) same++;
+            int same = Same.prefix(reference, last.tokens());
             out.printf(Locale.ROOT, "%-18s %-7s %9.2f %7.2f %8.1f %7s %9s %9s %8s %9s %9.2f %6s%n", c.name(), c.budget() == null ? "-" : c.budget(), ms,
                     ms / residentMs, last.ttft() / 1e6, hit, stall, moved, shadowPct, shadowCpu, last.cpu() / 1e6 / nPredict,
                     same == reference.length ? "yes" : same + "/" + reference.length);
@@ -177,7 +176,7 @@ final class PredictBenchCommand implements Callable<Integer> {
         }
         out.println("(ms/token: median decode time; x res.: over resident; hit%: decode expert uses found loaded or arriving; stall/tok: ms waited for loads;"
                 + " shadow%: predictions the shadow answered (the rest fell back to gate lookahead); shadowCPU / procCPU: CPU ms per decode token of the"
-                + " shadow thread / the whole process; same: greedy tokens equal to resident)");
+                + " shadow thread / the whole process; " + Same.MEANING + ")");
         if (json != null) {
             Map<String, Object> j = new LinkedHashMap<>();
             j.put("model", engine.info().path().toString());

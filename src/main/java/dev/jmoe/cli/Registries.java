@@ -3,6 +3,7 @@ package dev.jmoe.cli;
 import dev.jmoe.experts.PolicyPresets;
 import dev.jmoe.experts.Registry;
 import dev.jmoe.experts.cache.EvictionPolicies;
+import dev.jmoe.experts.cache.PrefetchRules;
 import dev.jmoe.experts.predict.Predictors;
 import dev.jmoe.experts.store.ExpertStores;
 import dev.jmoe.experts.store.Link;
@@ -39,6 +40,7 @@ final class Registries {
                 {"jmoe.evictions.online", EvictionPolicies.REGISTRY.entries().stream().filter(e -> !e.value().offline())
                         .map(Registries::line).collect(Collectors.joining("\n"))},
                 {"jmoe.predictors", list(Predictors.REGISTRY)},
+                {"jmoe.prefetchRules", list(PrefetchRules.REGISTRY)},
                 {"jmoe.policy.names", String.join(", ", PolicyPresets.REGISTRY.names())},
                 {"jmoe.eviction.names", String.join(", ", EvictionPolicies.REGISTRY.names())},
                 {"jmoe.predictor.names", String.join(", ", Predictors.REGISTRY.names())},

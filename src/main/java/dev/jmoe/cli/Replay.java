@@ -2,12 +2,13 @@ package dev.jmoe.cli;
 
 import dev.jmoe.experts.cache.EvictionPolicies;
 import dev.jmoe.experts.cache.EvictionPolicy;
-import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
+import dev.jmoe.experts.cache.Predictions;
 import dev.jmoe.experts.trace.PolicySimulator;
 import dev.jmoe.experts.trace.RoutingTrace;
+import dev.jmoe.experts.trace.SimulatedPredictor;
 import dev.jmoe.experts.cache.Substitution;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -15,16 +16,41 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
-/** Eviction policies (and the Belady bound) replayed on a recorded routing trace, per budget: the policy alone, demand loads only. */
+/**
+ * Eviction policies (and the Belady bound) replayed on a recorded routing trace, per budget: the policy alone, demand
+ * loads only. Policies that look ahead are driven by a predictor model ({@link SimulatedPredictor}) at each lookahead and
+ * recall asked for; policies that need the router's full probabilities fall back, with a note, on traces that lack them.
+ */
 final class Replay {
     private Replay() {}
 
-    /** One replayed configuration. */
-    record Row(String budget, int slots, String eviction, double alpha, OffloadStats stats) {
+    /**
+     * Expert sizes for a replay: bytes per expert of each layer and the slot size, from the model; or, for a trace recorded
+     * elsewhere without its model, one unit per expert (budgets are then fractions of the expert count).
+     */
+    record Sizes(long[] perLayer, long slotBytes, boolean bytes) {
+        long total(RoutingTrace t) {
+            long sum = 0;
+            for (long b : perLayer) sum += b * t.nExpert();
+            return sum;
+        }
+    }
+
+    /** Predictor models to drive look-ahead policies with: lookaheads (layer steps) × recalls, reproducible with the seed. */
+    record PredictorModels(List<Integer> lookaheads, List<Double> recalls, long seed) {}
+
+    /** One replayed configuration. {@code lookahead}/{@code recall} are null for policies that do not look ahead. */
+    record Row(String budget, int slots, String eviction, double alpha, Integer lookahead, Double recall, String note, OffloadStats stats) {
         double decodeHitRate() {
             long u = stats.uses(OffloadStats.DECODE);
             // substitutions count as hits here, as SMoE's paper counts them
             return u == 0 ? Double.NaN : (double) (stats.get(OffloadStats.DECODE, Counter.EXACT_HITS) + stats.get(OffloadStats.DECODE, Counter.SUBSTITUTIONS)) / u;
+        }
+
+        /** The policy with its predictor model, as tables print it. */
+        String label() {
+            return lookahead == null ? eviction : String.format(Locale.ROOT, "%s H=%d r=%s", eviction, lookahead,
+                    java.math.BigDecimal.valueOf(recall).stripTrailingZeros().toPlainString());
         }
 
         Map<String, Object> toMap() {
@@ -33,31 +59,69 @@ final class Replay {
             m.put("slots", slots);
             m.put("eviction", eviction);
             m.put("alpha", alpha);
+            if (lookahead != null) {
+                m.put("lookahead", lookahead);
+                m.put("recall", recall);
+            }
+            if (note != null) m.put("note", note);
             m.put("decode_hit_rate", decodeHitRate());
             m.put("stats", stats.toMap());
             return m;
         }
     }
 
-    static List<Row> run(RoutingTrace trace, ExpertLayout layout, boolean renormalize, List<String> budgets, List<String> evictions, double alpha,
-                         int scoreWindow) {
-        if (layout.nExpert() != trace.nExpert() || layout.layerCount() != trace.nLayer()) {
-            throw new IllegalArgumentException("the trace has " + trace.nLayer() + " layers x " + trace.nExpert() + " experts but the model "
-                    + layout.layerCount() + " x " + layout.nExpert() + "; give the model the trace was recorded with");
-        }
+    static List<Row> run(RoutingTrace trace, Sizes sizes, boolean renormalize, List<String> budgets, List<String> evictions, double alpha,
+                         int scoreWindow, PredictorModels models) {
         List<Row> rows = new ArrayList<>();
+        long slotUnit = sizes.bytes() ? (sizes.slotBytes() + 63) / 64 * 64 : 1;
         for (String b : budgets) {
-            long budget = OffloadConfig.parseBudget(b.trim(), layout.totalBytes());
-            int slots = (int) (budget / ((layout.maxExpertBytes() + 63) / 64 * 64));
-            if (slots < 1) throw new IllegalArgumentException("budget " + b + " holds no expert (one is " + Units.bytes(layout.maxExpertBytes()) + ")");
+            String spec = b.trim();
+            if (!sizes.bytes() && !isFraction(spec)) {
+                throw new IllegalArgumentException("--expert-memory " + spec + ": without the trace's model (-m) a budget is a fraction of the experts (1/4, 25%)");
+            }
+            long budget = OffloadConfig.parseBudget(spec, sizes.total(trace));
+            int slots = (int) Math.min(Integer.MAX_VALUE, budget / slotUnit);
+            if (slots < 1) throw new IllegalArgumentException("budget " + spec + " holds no expert" + (sizes.bytes() ? " (one is " + Units.bytes(sizes.slotBytes()) + ")" : ""));
             for (String e : evictions) {
-                String name = EvictionPolicies.REGISTRY.require(e).name();
+                var entry = EvictionPolicies.REGISTRY.require(e);
+                String name = entry.name();
+                String note = null;
+                String replayed = name;
+                if (entry.value().needsProbabilities() && trace.detail() != RoutingTrace.Detail.PROBABILITIES) {
+                    if (trace.detail() == RoutingTrace.Detail.WEIGHTS) {
+                        note = name + " needs every expert's router probability; the trace has the selected experts' weights only: scored by those (0 for the rest)";
+                    } else {
+                        note = name + " needs the router's probabilities; the trace has expert ids only: replayed as lru";
+                        replayed = "lru";
+                    }
+                }
+                if (entry.value().usesPredictions()) {
+                    for (int h : models.lookaheads()) {
+                        for (double r : models.recalls()) {
+                            Predictions view = new Predictions(trace.nLayer(), trace.nExpert());
+                            EvictionPolicy pol = EvictionPolicies.create(replayed, new EvictionPolicy.Context(trace.nLayer(), trace.nExpert(), scoreWindow,
+                                    trace.keySteps(), view));
+                            SimulatedPredictor p = new SimulatedPredictor(trace, h, r, models.seed());
+                            OffloadStats st = PolicySimulator.simulate(trace, sizes.perLayer(), sizes.slotBytes(), slots, pol, substitution(alpha, renormalize), p, view);
+                            rows.add(new Row(spec, slots, name, alpha, h, r, note, st));
+                        }
+                    }
+                    continue;
+                }
                 // every policy sees the recorded future; only offline bounds (belady) use it
-                EvictionPolicy pol = EvictionPolicies.create(name, new EvictionPolicy.Context(trace.nLayer(), trace.nExpert(), scoreWindow, trace.keySteps()));
-                OffloadStats st = PolicySimulator.simulate(trace, layout, slots, pol, alpha > 0 ? new Substitution(alpha, renormalize) : null, renormalize);
-                rows.add(new Row(b.trim(), slots, name, alpha, st));
+                EvictionPolicy pol = EvictionPolicies.create(replayed, new EvictionPolicy.Context(trace.nLayer(), trace.nExpert(), scoreWindow, trace.keySteps()));
+                OffloadStats st = PolicySimulator.simulate(trace, sizes.perLayer(), sizes.slotBytes(), slots, pol, substitution(alpha, renormalize), null, null);
+                rows.add(new Row(spec, slots, name, alpha, null, null, note, st));
             }
         }
         return rows;
+    }
+
+    private static Substitution substitution(double alpha, boolean renormalize) {
+        return alpha > 0 ? new Substitution(alpha, renormalize) : null;
+    }
+
+    private static boolean isFraction(String s) {
+        return s.matches("\\s*[0-9]+\\s*/\\s*[0-9]+\\s*") || s.endsWith("%") || s.matches("[0-9]*\\.[0-9]+");
     }
 }

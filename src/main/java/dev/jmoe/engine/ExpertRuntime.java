@@ -126,6 +126,7 @@ final class ExpertRuntime implements AutoCloseable {
                             new Predictors.Context(st, shadows, cfg.predictorSettings(), Predictors.Mode.RUN, NextTokenRule.ARGMAX));
                 }
                 int width = Predictors.width(predictor, hp.nExpertUsed(), hp.nExpert());
+                if (cluster.shadowToWorkers() && predictor instanceof RemoteShadowPredictor direct) direct.sendLoadsDirectly(remote, width);
                 // OD-MoE's schedule: a group loads layer l + groups while the others compute, so predictions must reach that far
                 int lookahead = cfg.lookahead() != null ? cfg.lookaheadFor(hp.nLayer())
                         : Math.min(hp.nLayer(), Math.max(ExpertRuntimeConfig.DEFAULT_LOOKAHEAD, remote.groups()));
@@ -160,6 +161,7 @@ final class ExpertRuntime implements AutoCloseable {
 
     /** Waits until a shadow predictor has warmed up (benchmarks measure steady state); true if it has or there is none. */
     boolean awaitPredictorWarm(double seconds) throws InterruptedException {
+        if (predictor instanceof RemoteShadowPredictor remote) return remote.awaitFirstPrediction(seconds); // a shadow node's stream
         return !(predictor instanceof ShadowPredictor sp) || sp.awaitWarm(seconds);
     }
 

@@ -3,6 +3,8 @@ package dev.jmoe.engine;
 import dev.jmoe.experts.PolicyPresets;
 import dev.jmoe.experts.cache.EvictionPolicies;
 import dev.jmoe.experts.cache.OffloadConfig;
+import dev.jmoe.experts.cache.OffloadedExpertSource;
+import dev.jmoe.experts.cache.PrefetchRules;
 import dev.jmoe.experts.predict.Alignment;
 import dev.jmoe.experts.predict.PredictorSettings;
 import dev.jmoe.experts.predict.Predictors;
@@ -44,13 +46,18 @@ import java.util.List;
  * @param alignPeriod   shadow re-alignment {@code TOKENS[,KV]} (default 1,1)
  * @param shadowMargin  runners-up within this relative distance of the shadow's k-th expert are predicted too (default 0.02)
  * @param historyDecay  the history predictor's per-token decay (default 0.8)
+ * @param prefetchRule  how the cache predicts the next layer for its own prefetch: gate, smoe (default gate)
+ * @param balanceSplit  the order decode misses are split in between loading and the slow side: score (SMoE's two pointers,
+ *                      default) or id (each miss in expert-id order)
+ * @param slowOverlap   whether the slow side computes in parallel with the fast side (default true) or after the hits
  * @param cluster       distributed OD-MoE ({@code --workers}, {@code --shadow-node}, {@code --group-size}, node security,
  *                      {@code --net}): every routed expert is computed on worker nodes; null runs on this node alone
  */
 public record ExpertRuntimeConfig(String expertMemory, String store, String link, Double slowCompute, String policy, String eviction,
                                   Double alpha, Integer scoreWindow, Boolean prefetch, Boolean balance, Integer loaderThreads,
                                   String predictor, Integer lookahead, String shadowType, Path shadowModel, String alignPeriod,
-                                  Double shadowMargin, Double historyDecay, ClusterConfig cluster) {
+                                  Double shadowMargin, Double historyDecay, String prefetchRule, String balanceSplit, Boolean slowOverlap,
+                                  ClusterConfig cluster) {
     /** Every expert resident, no prediction. */
     public static final ExpertRuntimeConfig RESIDENT = builder().build();
 
@@ -86,6 +93,16 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         if (historyDecay != null && !(historyDecay >= 0 && historyDecay <= 1)) {
             throw new IllegalArgumentException("--history-decay must be in [0, 1], got " + historyDecay);
         }
+        if (prefetchRule != null) prefetchRule = PrefetchRules.REGISTRY.require(prefetchRule).name();
+        if (balanceSplit != null) balanceSplit = parseSplit(balanceSplit).name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    private static OffloadedExpertSource.Split parseSplit(String s) {
+        return switch (s.trim().toLowerCase(java.util.Locale.ROOT)) {
+            case "score" -> OffloadedExpertSource.Split.SCORE;
+            case "id", "expert-id" -> OffloadedExpertSource.Split.ID;
+            default -> throw new IllegalArgumentException("--balance-split must be score or id, got '" + s + "'");
+        };
     }
 
     private static boolean justInTime(String policy) {
@@ -151,6 +168,9 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         if (prefetch != null) c = c.withPrefetch(prefetch);
         if (balance != null) c = c.withBalance(balance);
         if (loaderThreads != null) c = c.withLoaderThreads(loaderThreads);
+        if (prefetchRule != null) c = c.withPrefetchRule(prefetchRule);
+        if (balanceSplit != null) c = c.withSplit(parseSplit(balanceSplit));
+        if (slowOverlap != null) c = c.withOverlap(slowOverlap);
         return c;
     }
 
@@ -170,12 +190,18 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
             if (prefetch != null) idle.add("--prefetch");
             if (balance != null) idle.add("--balance");
             if (loaderThreads != null) idle.add("--loader-threads");
+            if (prefetchRule != null) idle.add("--prefetch-rule");
+            if (balanceSplit != null) idle.add("--balance-split");
+            if (slowOverlap != null) idle.add("--slow-overlap");
             if (!idle.isEmpty()) {
                 w.add(String.join(", ", idle) + (idle.size() == 1 ? " has" : " have")
                         + " no effect with --workers (the main node holds no experts; each worker's own flags set its memory, store and link)");
             }
             if (cluster.shadowNode() != null && !predictorName().equals("shadow")) {
                 w.add("--shadow-node has no effect with --predictor " + predictorName());
+            }
+            if (cluster.shadowToWorkers() && !predictorName().equals("shadow")) {
+                w.add("--shadow-to-workers has no effect with --predictor " + predictorName());
             }
             if (cluster.shadowNode() != null && (shadowType != null || shadowModel != null)) {
                 w.add("--shadow/--shadow-model have no effect with --shadow-node (the shadow node has its own copy)");
@@ -184,11 +210,23 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         }
         if (!offloads()) {
             List<String> idle = given(store, "--store", link, "--link", slowCompute, "--slow-compute", policy, "--policy", eviction, "--eviction",
-                    alpha, "--alpha", scoreWindow, "--score-window", prefetch, "--prefetch", balance, "--balance", loaderThreads, "--loader-threads");
+                    alpha, "--alpha", scoreWindow, "--score-window", prefetch, "--prefetch", balance, "--balance", loaderThreads, "--loader-threads",
+                    prefetchRule, "--prefetch-rule", balanceSplit, "--balance-split", slowOverlap, "--slow-overlap");
             if (!idle.isEmpty()) w.add(String.join(", ", idle) + (idle.size() == 1 ? " has" : " have") + " no effect without --expert-memory (every expert stays resident)");
         } else if (justInTime()) {
-            List<String> idle = given(eviction, "--eviction", alpha, "--alpha", scoreWindow, "--score-window", prefetch, "--prefetch", balance, "--balance");
+            List<String> idle = given(eviction, "--eviction", alpha, "--alpha", scoreWindow, "--score-window", prefetch, "--prefetch", balance, "--balance",
+                    prefetchRule, "--prefetch-rule", balanceSplit, "--balance-split", slowOverlap, "--slow-overlap");
             if (!idle.isEmpty()) w.add(String.join(", ", idle) + " do not apply to --policy odmoe (no cache: experts are loaded just in time)");
+        }
+        if (offloads() && !justInTime()) {
+            OffloadConfig c = cacheConfig();
+            if (prefetchRule != null && (predicts() || !c.prefetch())) {
+                w.add("--prefetch-rule has no effect " + (predicts() ? "with --predictor (the predictor drives the prefetch)" : "without prefetch"));
+            }
+            if ((balanceSplit != null || slowOverlap != null) && !c.balance()) w.add("--balance-split and --slow-overlap have no effect without --balance");
+            if (c.eviction().equals("predictive") && !c.prefetch() && !predicts()) {
+                w.add("--eviction predictive has no predictions to look ahead with (no --predictor, no prefetch): it evicts the least recently used");
+            }
         }
         if (!predicts()) {
             List<String> idle = given(lookahead, "--lookahead", shadowType, "--shadow", shadowModel, "--shadow-model", alignPeriod, "--align-period",
@@ -214,13 +252,15 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         b.expertMemory = expertMemory; b.store = store; b.link = link; b.slowCompute = slowCompute; b.policy = policy; b.eviction = eviction;
         b.alpha = alpha; b.scoreWindow = scoreWindow; b.prefetch = prefetch; b.balance = balance; b.loaderThreads = loaderThreads;
         b.predictor = predictor; b.lookahead = lookahead; b.shadowType = shadowType; b.shadowModel = shadowModel; b.alignPeriod = alignPeriod;
-        b.shadowMargin = shadowMargin; b.historyDecay = historyDecay; b.cluster = cluster;
+        b.shadowMargin = shadowMargin; b.historyDecay = historyDecay; b.prefetchRule = prefetchRule; b.balanceSplit = balanceSplit;
+        b.slowOverlap = slowOverlap; b.cluster = cluster;
         return b;
     }
 
     /** Builds an {@link ExpertRuntimeConfig}; unset fields keep their defaults. */
     public static final class Builder {
-        private String expertMemory, store, link, policy, eviction, predictor, shadowType, alignPeriod;
+        private String expertMemory, store, link, policy, eviction, predictor, shadowType, alignPeriod, prefetchRule, balanceSplit;
+        private Boolean slowOverlap;
         private Double slowCompute, alpha, shadowMargin, historyDecay;
         private Integer scoreWindow, loaderThreads, lookahead;
         private Boolean prefetch, balance;
@@ -247,11 +287,15 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         public Builder alignPeriod(String v) { alignPeriod = v; return this; }
         public Builder shadowMargin(Double v) { shadowMargin = v; return this; }
         public Builder historyDecay(Double v) { historyDecay = v; return this; }
+        public Builder prefetchRule(String v) { prefetchRule = v; return this; }
+        public Builder balanceSplit(String v) { balanceSplit = v; return this; }
+        public Builder slowOverlap(Boolean v) { slowOverlap = v; return this; }
         public Builder cluster(ClusterConfig v) { cluster = v; return this; }
 
         public ExpertRuntimeConfig build() {
             return new ExpertRuntimeConfig(expertMemory, store, link, slowCompute, policy, eviction, alpha, scoreWindow, prefetch, balance,
-                    loaderThreads, predictor, lookahead, shadowType, shadowModel, alignPeriod, shadowMargin, historyDecay, cluster);
+                    loaderThreads, predictor, lookahead, shadowType, shadowModel, alignPeriod, shadowMargin, historyDecay, prefetchRule, balanceSplit,
+                    slowOverlap, cluster);
         }
     }
 }

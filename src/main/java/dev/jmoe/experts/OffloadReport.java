@@ -10,7 +10,7 @@ import com.fasterxml.jackson.annotation.JsonUnwrapped;
  * ({@link OffloadStats}). Serialised by Jackson with the keys {@code --stats-json} has always written.
  */
 @JsonPropertyOrder({"policy", "eviction", "alpha", "prefetch", "balance", "balance_note", "store", "link", "slow_compute", "expert_bytes_total",
-        "store_note", "transient_slots", "predictor", "lookahead", "expert_memory_plan", "expert_memory_note", "budget_bytes", "slots", "slot_bytes", "peak_resident_expert_bytes", "prefill",
+        "store_note", "transient_slots", "predictor", "lookahead", "prefetch_rule", "balance_split", "slow_overlap", "expert_memory_plan", "expert_memory_note", "budget_bytes", "slots", "slot_bytes", "peak_resident_expert_bytes", "prefill",
         "decode"})
 public record OffloadReport(@JsonUnwrapped Settings settings,
                             @JsonProperty("budget_bytes") long budgetBytes,
@@ -38,43 +38,52 @@ public record OffloadReport(@JsonUnwrapped Settings settings,
                            @JsonProperty("predictor") String predictor,
                            @JsonProperty("lookahead") Integer lookahead,
                            @JsonProperty("expert_memory_plan") String memoryPlan,
-                           @JsonProperty("expert_memory_note") String budgetNote) {
+                           @JsonProperty("expert_memory_note") String budgetNote,
+                           @JsonProperty("prefetch_rule") String prefetchRule,
+                           @JsonProperty("balance_split") String balanceSplit,
+                           @JsonProperty("slow_overlap") Boolean slowOverlap) {
         public static final Settings NONE = new Settings(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-                null);
+                null, null, null, null);
+
+        /** The cache's scheduling: its own prefetch rule, the order misses are split in, whether the slow side runs in parallel. */
+        public Settings withScheduling(String prefetchRule, String balanceSplit, Boolean slowOverlap) {
+            return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote, prefetchRule, balanceSplit, slowOverlap);
+        }
 
         public Settings withPolicy(String policy, String eviction, Double alpha, Boolean prefetch, Boolean balance) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan, budgetNote);
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withStore(String store, String link, Double slowCompute, Long expertBytesTotal, String storeNote) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan, budgetNote);
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withBalanceNote(String note) {
             return new Settings(policy, eviction, alpha, prefetch, balance, note, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan, budgetNote);
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withTransientSlots(int n) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    n, predictor, lookahead, memoryPlan, budgetNote);
+                    n, predictor, lookahead, memoryPlan, budgetNote, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withBudgetNote(String note) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan, note);
+                    transientSlots, predictor, lookahead, memoryPlan, note, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withMemoryPlan(String plan) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, plan, budgetNote);
+                    transientSlots, predictor, lookahead, plan, budgetNote, prefetchRule, balanceSplit, slowOverlap);
         }
 
         public Settings withPredictor(String predictor, Integer lookahead) {
             return new Settings(policy, eviction, alpha, prefetch, balance, balanceNote, store, link, slowCompute, expertBytesTotal, storeNote,
-                    transientSlots, predictor, lookahead, memoryPlan, budgetNote);
+                    transientSlots, predictor, lookahead, memoryPlan, budgetNote, prefetchRule, balanceSplit, slowOverlap);
         }
     }
 

@@ -118,59 +118,85 @@ public final class MemoryPlanner {
 
         // Offloaded: non-expert weights copied out of the mapping (anonymous memory, never reclaimed), experts in slots.
         long packNE = r.noPack() ? 0 : m.packedNonExpert();
-        long minSlots = MIN_SLOTS * m.slotBytes();
+        // A model that packs its weights holds its slots packed too (the offloaded run computes an expert as the resident
+        // run does), and packed copies are Java arrays: then a slot is mostly heap, and the heap grows with the slots.
+        boolean packsSlots = !r.noPack() && m.slotHeapBytes() > 0;
         long h;
         boolean pack;
         if (heap >= 0) {
             h = heap;
-            pack = packNE > 0 && heap >= heapFor(kv, packNE);
-            if (packNE > 0 && !pack) notes.add("packed copies skipped: the Java heap of " + Bytes.format(heap) + " has no room for their " + Bytes.format(packNE));
+            long need = heapFor(kv, packNE) + (packsSlots ? MIN_SLOTS * m.slotHeapBytes() : 0);
+            pack = (packNE > 0 || packsSlots) && heap >= need;
+            if ((packNE > 0 || packsSlots) && !pack) {
+                notes.add("packed copies skipped: the Java heap of " + Bytes.format(heap) + " has no room for them (" + Bytes.format(need) + " needed)");
+            }
         } else {
             h = Bytes.ceilMib(heapFor(kv, packNE));
-            pack = packNE > 0;
-            if (pack && available - (jvm + margin + m.nonExpertBytes() + h) < minSlots) {
+            pack = packNE > 0 || packsSlots;
+            long slot = packsSlots ? m.slotRawBytes() + m.slotHeapBytes() : m.slotBytes();
+            if (pack && available - (jvm + margin + m.nonExpertBytes() + h) < MIN_SLOTS * slot) {
                 h = Bytes.ceilMib(heapFor(kv, 0));
                 pack = false;
-                notes.add("packed copies skipped: their " + Bytes.format(packNE) + " would leave no room for expert slots");
+                notes.add("packed copies skipped: their " + Bytes.format(packNE + MIN_SLOTS * m.slotHeapBytes()) + " would leave no room for expert slots");
             }
         }
+        boolean packedSlots = pack && packsSlots;
+        long slotOff = packedSlots ? m.slotRawBytes() : m.slotBytes(), slotHeap = packedSlots ? m.slotHeapBytes() : 0;
+        long slotAll = slotOff + slotHeap;
+        long minSlots = MIN_SLOTS * slotAll;
         long fixed = jvm + margin + m.nonExpertBytes() + h;
         long budget;
         if (r.ask() == Ask.GIVEN) {
             budget = r.givenBudget();
-            if (fixed + budget > available) {
+            long offHeap = budget; // what the slots take outside the heap
+            if (packedSlots) {
+                long n = budget / slotAll;
+                if (heap < 0) h = Bytes.ceilMib(h + n * (slotHeap + SLOT_HEAP_SLACK));
+                offHeap = budget - n * slotHeap;
+            }
+            fixed = jvm + margin + m.nonExpertBytes() + h;
+            if (fixed + offHeap > available) {
                 notes.add(String.format(Locale.ROOT, "warning: the given %s of expert memory and the rest need %s, more than the %s available",
-                        Bytes.format(budget), Bytes.format(fixed + budget), Bytes.format(available)));
+                        Bytes.format(budget), Bytes.format(fixed + offHeap), Bytes.format(available)));
             }
         } else {
-            if (available - fixed < minSlots) {
-                long need = fixed + minSlots;
+            // a fixed heap holds the packed part of the slots already: what is left outside it holds their off-heap part
+            long room = heap >= 0 && packedSlots ? Math.min((heap - heapFor(kv, packNE)) / slotHeap * slotAll, (available - fixed) / slotOff * slotAll)
+                    : available - fixed;
+            if (room < minSlots) {
+                long need = fixed + minSlots - (heap >= 0 && packedSlots ? heap - heapFor(kv, packNE) : 0);
                 throw new TooSmall(String.format(Locale.ROOT,
                         "%s needs at least %s of memory to run with its experts offloaded, but only %s is available (%s): non-expert weights %s,"
                                 + " Java heap %s (KV cache %s for --ctx-size %d), JVM %s, margin %s, %d expert slots of %s."
                                 + " Raise the memory limit by %s%s.",
                         m.name(), Bytes.format(need), Bytes.format(available), source, Bytes.format(m.nonExpertBytes()), Bytes.format(h), Bytes.format(kv),
-                        r.ctx(), Bytes.format(jvm), Bytes.format(margin), MIN_SLOTS, Bytes.format(m.slotBytes()), Bytes.format(need - available),
+                        r.ctx(), Bytes.format(jvm), Bytes.format(margin), MIN_SLOTS, Bytes.format(slotAll), Bytes.format(Math.max(0, need - available)),
                         kv > 16 * MIB ? " or lower --ctx-size" : "")
-                        + (heap > 2 * heapFor(kv, packNE) ? String.format(Locale.ROOT, ", or give the JVM a smaller heap (its -Xmx of %s is counted whole"
-                                + " when experts are offloaded, since expert slots live outside it; bin/jmoe sizes it from this plan)", Bytes.format(heap)) : ""),
+                        + (heap > 2 * (heapFor(kv, packNE) + minSlots) ? String.format(Locale.ROOT, ", or give the JVM a smaller heap (its -Xmx of %s is"
+                                + " counted whole when experts are offloaded, since expert slots live mostly outside it; bin/jmoe sizes it from this plan)",
+                                Bytes.format(heap)) : ""),
                         need, available);
             }
             // More than every expert is of no use; the rest stays free.
-            budget = Math.min(available - fixed, m.expertBytes() + m.slotBytes());
+            budget = Math.min(room, (m.expertCount() + 1L) * slotAll);
+            if (heap < 0 && packedSlots) h = Bytes.ceilMib(h + budget / slotAll * (slotHeap + SLOT_HEAP_SLACK));
         }
-        int slots = (int) Math.min(Integer.MAX_VALUE, budget / Math.max(1, m.slotBytes()));
+        int slots = (int) Math.min(Integer.MAX_VALUE, budget / Math.max(1, slotAll));
         String what = r.ask() == Ask.GIVEN ? "expert memory " + Bytes.format(budget) + " (given)"
                 : "expert memory auto: " + Bytes.format(budget);
-        String expl = String.format(Locale.ROOT, "%s = %d of %d experts (%s each); %s available (%s), less Java heap %s (KV cache %s), non-expert weights %s"
+        String expl = String.format(Locale.ROOT, "%s = %d of %d experts (%s each%s); %s available (%s), less Java heap %s (KV cache %s), non-expert weights %s"
                         + " (copied out of the file mapping), JVM %s, margin %s%s",
-                what, Math.min(slots, m.expertCount()), m.expertCount(), Bytes.format(m.slotBytes()), Bytes.format(available), source, Bytes.format(h),
+                what, Math.min(slots, m.expertCount()), m.expertCount(), Bytes.format(slotAll), packedSlots ? ", packed, on the heap" : "",
+                Bytes.format(available), source, Bytes.format(h),
                 Bytes.format(kv), Bytes.format(m.nonExpertBytes()), Bytes.format(jvm), Bytes.format(margin),
                 notes.isEmpty() ? "" : "; " + String.join("; ", notes));
         return new MemoryPlan(MemoryPlan.Mode.OFFLOAD, available, source, h, budget, slots, pack, true, margin, notes, expl);
     }
 
     /** Heap for a KV cache of {@code kv} bytes and {@code packed} bytes of packed copies. */
+    /** Heap per packed slot beyond its arrays' payload: array headers and the slot's objects. */
+    static final long SLOT_HEAP_SLACK = 4096;
+
     static long heapFor(long kv, long packed) {
         return HEAP_BASE + kv + packed;
     }

@@ -21,9 +21,22 @@ import java.util.Map;
  * @param packedExperts       heap bytes of packed copies of every routed expert (a resident run packs them on first use)
  * @param kvBytesPerPosition  KV cache bytes per context position (F32 keys and values, every layer)
  * @param contextLength       the model's trained context length
+ * @param slotHeapBytes       heap bytes of one fast-memory slot when the model packs its weights: the packed copies of
+ *                            the largest expert's packable parts (slots hold experts in the form the resident run
+ *                            computes them in, dev.jmoe.experts.cache.SlotFormat); 0 when nothing of an expert packs
+ * @param slotRawBytes        off-heap bytes of such a slot: the parts that do not pack, in the file's layout
  */
 public record ModelFootprint(String name, long weightBytes, long expertBytes, long slotBytes, int expertCount,
-                             long packedNonExpert, long packedExperts, long kvBytesPerPosition, int contextLength) {
+                             long packedNonExpert, long packedExperts, long kvBytesPerPosition, int contextLength,
+                             long slotHeapBytes, long slotRawBytes) {
+    /** Figures without the packed slot split: an expert's packed copies on average, every part packed. */
+    public ModelFootprint(String name, long weightBytes, long expertBytes, long slotBytes, int expertCount, long packedNonExpert,
+                          long packedExperts, long kvBytesPerPosition, int contextLength) {
+        this(name, weightBytes, expertBytes, slotBytes, expertCount, packedNonExpert, packedExperts, kvBytesPerPosition, contextLength,
+                expertCount > 0 ? (packedExperts + expertCount - 1) / expertCount : 0,
+                expertCount > 0 && packedExperts > 0 ? SLOT_ALIGN : slotBytes);
+    }
+
     /** ExpertMemory's slot rounding (vector loads). */
     static final long SLOT_ALIGN = 64;
 
@@ -37,7 +50,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
 
     public static ModelFootprint of(Model model) {
         Map<Matrix, Boolean> seen = new IdentityHashMap<>();
-        long weights = 0, packedNonExpert = 0, experts = 0, packedExperts = 0, maxExpert = 0;
+        long weights = 0, packedNonExpert = 0, experts = 0, packedExperts = 0, maxExpert = 0, slotHeap = 0, slotRaw = 0;
         int count = 0;
         long vectors = 0;
         for (int l = 0; l < model.hyperparams().nLayer(); l++) {
@@ -58,6 +71,12 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
                 maxExpert = Math.max(maxExpert, one);
                 var e = s.expert(0);
                 packedExperts += (packed(e.gate()) + packed(e.up()) + packed(e.down())) * s.nExpert();
+                // a slot packs only the integer-product parts (Packing.canPackInto); Q8_0 parts keep the file's bytes
+                long heapOne = slotPacked(e.gate()) + slotPacked(e.up()) + slotPacked(e.down());
+                long rawOne = 0;
+                for (Matrix part : new Matrix[]{e.gate(), e.up(), e.down()}) if (slotPacked(part) == 0) rawOne += part.byteSize();
+                slotHeap = Math.max(slotHeap, heapOne);
+                slotRaw = Math.max(slotRaw, (Math.max(rawOne, 1) + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN);
             }
         }
         Matrix embd = model.tokenEmbedding(), out = model.output();
@@ -71,11 +90,16 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
         long kv = 2L * hp.nLayer() * hp.kvDim() * Float.BYTES;
         long slot = maxExpert == 0 ? 0 : (maxExpert + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN;
         return new ModelFootprint(model.file().path().getFileName().toString(), weights, experts, slot, count, packedNonExpert, packedExperts,
-                kv, hp.contextLength());
+                kv, hp.contextLength(), slotHeap, slotHeap > 0 ? slotRaw : slot);
     }
 
     private static long packed(Matrix m) {
         return m != null && m.packed() == null && Packing.canPack(m) ? Packing.packedBytes(m) : 0;
+    }
+
+    /** Heap bytes of {@code m}'s packed copy in a fast-memory slot (dev.jmoe.experts.cache.SlotFormat), 0 if a slot keeps its bytes. */
+    private static long slotPacked(Matrix m) {
+        return m != null && m.packed() == null && Packing.canPackInto(m) ? Packing.packedBytes(m) : 0;
     }
 
     private static long floats(float[] v) {

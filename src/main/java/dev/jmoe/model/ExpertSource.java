@@ -34,6 +34,29 @@ public interface ExpertSource extends AutoCloseable {
      */
     default boolean allReady(int layer, int[] experts) { return false; }
 
+    /** No experts. */
+    int[] NO_EXPERTS = {};
+
+    /**
+     * Of the experts just announced by {@link #willUse}, those this source computes on a side of its own, in parallel with
+     * the forward pass (SMoE's and Fiddler's slow side: a slower device computing from the store while the fast side
+     * computes the rest). The pass hands their computation to {@link #runAside}, computes the others itself and waits
+     * for both before it combines the outputs. Default: none.
+     */
+    default int[] aside(int layer) { return NO_EXPERTS; }
+
+    /** Runs the aside experts' computation ({@link #aside}) on the source's side; the future completes when it has. */
+    default java.util.concurrent.Future<?> runAside(Runnable work) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " computes no experts aside");
+    }
+
+    /**
+     * How many of the experts {@link #order} returned come first because they were ready in fast memory when the layer
+     * began (a single-token step's hits): the pass reports its partial output once it has computed them, for predictions
+     * of the next layer made from it ({@link PartialOutputHook}). Default 0.
+     */
+    default int readyCount(int layer) { return 0; }
+
     /** The weights of (layer, expert), waiting for them if they are still being brought in. */
     ExpertWeights acquire(int layer, int expert);
 

@@ -16,6 +16,7 @@ public final class InferenceState {
     private RoutingHook routingHook;
     private LayerHook layerHook;
     private TokenHook tokenHook;
+    private PartialOutputHook partialOutputHook;
     private Model.Scratch scratch;
     private int position;
 
@@ -56,6 +57,8 @@ public final class InferenceState {
     public void setLayerHook(LayerHook hook) { this.layerHook = hook; }
     public TokenHook tokenHook() { return tokenHook; }
     public void setTokenHook(TokenHook hook) { this.tokenHook = hook; }
+    public PartialOutputHook partialOutputHook() { return partialOutputHook; }
+    public void setPartialOutputHook(PartialOutputHook hook) { this.partialOutputHook = hook; }
 
     /** Forgets everything after position {@code p} (the cache entries past it will be overwritten). */
     public void rewind(int p) {

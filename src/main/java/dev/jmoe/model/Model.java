@@ -569,9 +569,14 @@ public final class Model {
         // (every expert of a layer has the types of the stacked tensors; a gate and up of two types take the plain path)
         boolean gatedTogether = lw.experts() != null && lw.experts().gate().type() == lw.experts().up().type();
         if (gatedTogether && source.allReady(l, used)) {
-            return n == 1 ? decodeExperts(s, source, lw, l, used, pool) : batchExperts(s, source, lw, l, n, used, pool);
+            if (n == 1) {
+                float[] sharedOut = decodeExperts(s, source, lw, l, used, pool);
+                if (st.partialOutputHook() != null) reportPartial(st.partialOutputHook(), s, l, pos, used, used.length);
+                return sharedOut;
+            }
+            return batchExperts(s, source, lw, l, n, used, pool);
         }
-        expertByExpert(s, source, l, n, used, pool);
+        expertByExpert(st, s, source, l, n, pos, used, pool);
         return null;
     }
 
@@ -633,27 +638,131 @@ public final class Model {
         return sharedOut;
     }
 
-    /** Each used expert in the order the source gives, on the batch's tokens routed to it, into their slots. */
-    private void expertByExpert(Scratch s, ExpertSource source, int l, int n, int[] used, Parallel pool) {
+    /**
+     * Each used expert in the order the source gives, on the batch's tokens routed to it, into their slots. Experts the
+     * source computes aside (its slow side) run on its thread meanwhile ({@link #startAside}); a single-token step reports
+     * its partial output once the experts that were ready are done ({@link PartialOutputHook}).
+     */
+    private void expertByExpert(InferenceState st, Scratch s, ExpertSource source, int l, int n, int pos, int[] used, Parallel pool) {
         int e = hp.nEmbd(), k = hp.nExpertUsed(), ffE = hp.nFfExpert();
         Routing routing = s.routing;
         float[] slots = s.slots();
-        for (int ex : source.order(l, used)) {
-            int m = routing.tokenCount(ex);
-            float[] in = s.ensureFf(m * e, 2), g = s.ensureFf(m * ffE, 0), u = s.ensureFf(m * ffE, 1), d = s.ensureFf(m * e, 3);
-            for (int i = 0; i < m; i++) System.arraycopy(s.xn, routing.token(ex, i) * e, in, i * e, e);
-            ExpertWeights w = source.acquire(l, ex);
-            try {
-                swiGlu(pool, w.gate(), w.up(), in, e, m, g, u, ffE);
-                matmul(pool, w.down(), g, ffE, m, d, e);
-            } finally {
-                source.release(w);
+        int[] aside = source.aside(l);
+        java.util.concurrent.Future<?> slowSide = aside.length > 0 ? startAside(s, source, l, aside) : null;
+        PartialOutputHook hook = n == 1 ? st.partialOutputHook() : null;
+        int ready = hook != null ? source.readyCount(l) : -1, done = 0;
+        int[] computed = s.computedExperts(used.length);
+        if (ready == 0) reportPartial(hook, s, l, pos, computed, 0);
+        Throwable failure = null;
+        try {
+            for (int ex : source.order(l, used)) {
+                if (contains(aside, ex)) continue;
+                int m = routing.tokenCount(ex);
+                float[] in = s.ensureFf(m * e, 2), g = s.ensureFf(m * ffE, 0), u = s.ensureFf(m * ffE, 1), d = s.ensureFf(m * e, 3);
+                for (int i = 0; i < m; i++) System.arraycopy(s.xn, routing.token(ex, i) * e, in, i * e, e);
+                ExpertWeights w = source.acquire(l, ex);
+                try {
+                    swiGlu(pool, w.gate(), w.up(), in, e, m, g, u, ffE);
+                    matmul(pool, w.down(), g, ffE, m, d, e);
+                } finally {
+                    source.release(w);
+                }
+                for (int i = 0; i < m; i++) {
+                    int t = routing.token(ex, i), slot = routing.slot(ex, i);
+                    System.arraycopy(d, i * e, slots, (t * k + slot) * e, e);
+                }
+                computed[done] = ex;
+                if (++done == ready) reportPartial(hook, s, l, pos, computed, done);
             }
-            for (int i = 0; i < m; i++) {
-                int t = routing.token(ex, i), slot = routing.slot(ex, i);
-                System.arraycopy(d, i * e, slots, (t * k + slot) * e, e);
-            }
+        } catch (RuntimeException | Error t) {
+            failure = t;
+            throw t;
+        } finally {
+            if (slowSide != null) joinAside(slowSide, failure);
         }
+    }
+
+    private static boolean contains(int[] a, int v) {
+        for (int x : a) if (x == v) return true;
+        return false;
+    }
+
+    /**
+     * Starts the experts the source computes aside on its own thread, one thread's products each (a slow device of its
+     * own), into their slots, which the pass does not touch until {@link #joinAside}. The products are the ones the pass
+     * computes for any expert, with this model's activation rounding bound on that thread, so the result is the same bits.
+     */
+    private java.util.concurrent.Future<?> startAside(Scratch s, ExpertSource source, int l, int[] aside) {
+        int e = hp.nEmbd(), k = hp.nExpertUsed(), ffE = hp.nFfExpert();
+        Routing routing = s.routing;
+        float[] slots = s.slots(), xn = s.xn;
+        int most = 0;
+        for (int ex : aside) most = Math.max(most, routing.tokenCount(ex));
+        float[][] buf = s.asideBuffers(most * e, most * ffE);
+        boolean int8 = int8Activations, scalar = Kernels.scalarReference(), invariant = Kernels.batchInvariance();
+        Runnable work = () -> {
+            for (int ex : aside) {
+                int m = routing.tokenCount(ex);
+                float[] in = buf[0], g = buf[1], u = buf[2], d = buf[3];
+                for (int i = 0; i < m; i++) System.arraycopy(xn, routing.token(ex, i) * e, in, i * e, e);
+                ExpertWeights w = source.acquire(l, ex);
+                try {
+                    swiGlu(null, w.gate(), w.up(), in, e, m, g, u, ffE);
+                    matmul(null, w.down(), g, ffE, m, d, e);
+                } finally {
+                    source.release(w);
+                }
+                for (int i = 0; i < m; i++) System.arraycopy(d, i * e, slots, (routing.token(ex, i) * k + routing.slot(ex, i)) * e, e);
+            }
+        };
+        // the pass's bindings, on the aside thread too: a step of several sequences keeps every row's arithmetic there
+        return source.runAside(() -> Kernels.withScalarReference(scalar, () -> {
+            Kernels.withActivationQuantization(int8, () -> Kernels.withBatchInvariance(invariant, work));
+            return null;
+        }));
+    }
+
+    /** Waits for the aside experts; their failure is this pass's, unless the pass already failed (then it is attached). */
+    private static void joinAside(java.util.concurrent.Future<?> f, Throwable failure) {
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    f.get();
+                    return;
+                } catch (InterruptedException ie) {
+                    interrupted = true; // the slots are shared: the aside work must end before the pass moves on
+                } catch (java.util.concurrent.ExecutionException ee) {
+                    Throwable c = ee.getCause();
+                    if (failure != null) {
+                        failure.addSuppressed(c);
+                        return;
+                    }
+                    if (c instanceof RuntimeException r) throw r;
+                    if (c instanceof Error err) throw err;
+                    throw new IllegalStateException("slow-side expert computation failed: " + c, c);
+                } catch (java.util.concurrent.CancellationException ce) {
+                    if (failure == null) throw new IllegalStateException("the slow side was shut down while computing experts");
+                    return;
+                }
+            }
+        } finally {
+            if (interrupted) Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Tells the hook the weighted sum of the first {@code count} experts of {@code computed} (a single-token step). */
+    private void reportPartial(PartialOutputHook hook, Scratch s, int l, int pos, int[] computed, int count) {
+        int e = hp.nEmbd();
+        float[] partial = s.partial();
+        java.util.Arrays.fill(partial, 0f);
+        float[] slots = s.slots();
+        for (int c = 0; c < count; c++) {
+            int j = s.routing.slot(computed[c], 0);
+            float wgt = s.routing.weight(0, j);
+            for (int i = 0; i < e; i++) partial[i] += slots[j * e + i] * wgt;
+        }
+        hook.afterReadyExperts(l, pos, s.x, partial, count);
     }
 
     /**
@@ -756,6 +865,9 @@ public final class Model {
         private final float[][] ff = new float[4][];
         private float[] slots = new float[0];
         private ExpertWeights[] held = new ExpertWeights[0];
+        private final float[][] aside = {new float[0], new float[0], new float[0], new float[0]};
+        private int[] computed = new int[0];
+        private final float[] partial;
 
         Scratch(Hyperparams hp, int capacity) {
             this.capacity = capacity;
@@ -770,6 +882,31 @@ public final class Model {
             routerProbs = new float[capacity * Math.max(1, hp.nExpert())];
             routing = new Routing(capacity, Math.max(1, hp.nExpert()), Math.max(1, hp.nExpertUsed()));
             for (int i = 0; i < ff.length; i++) ff[i] = new float[0];
+            partial = new float[e];
+        }
+
+        /** Input, gate, up and down buffers of the experts computed aside (the pass's own are in use meanwhile). */
+        float[][] asideBuffers(int embd, int ff) {
+            if (aside[0].length < embd) {
+                aside[0] = new float[embd];
+                aside[3] = new float[embd];
+            }
+            if (aside[1].length < ff) {
+                aside[1] = new float[ff];
+                aside[2] = new float[ff];
+            }
+            return aside;
+        }
+
+        /** A reusable array of at least n expert ids (which experts a step has computed). */
+        int[] computedExperts(int n) {
+            if (computed.length < n) computed = new int[n];
+            return computed;
+        }
+
+        /** One token's partial MoE output (see PartialOutputHook). */
+        float[] partial() {
+            return partial;
         }
 
         float[] ensureFf(int size, int which) {

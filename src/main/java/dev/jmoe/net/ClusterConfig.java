@@ -16,10 +16,30 @@ import java.util.List;
  * @param net         emulated network between the main node and the others (null: the real one, unthrottled)
  * @param callTimeout deadline of one expert computation, its load included (seconds)
  * @param leaseTimeout a worker that has not answered a health check for this long loses its lease (seconds)
+ * @param miniBatch   rows per message when a prompt step sends an expert's rows in mini-batches (0: one message per
+ *                    expert); applied only where the parts' products give the whole product's bits
+ *                    ({@link dev.jmoe.tensor.Kernels#splitKeepsBits})
+ * @param shadowToWorkers the shadow node sends its load commands straight to the workers (it is told the schedule)
+ *                    instead of through this node
  */
 public record ClusterConfig(List<Endpoint> workers, Endpoint shadowNode, Integer groupSize, NodeSecurity security, Link net,
-                            double callTimeout, double leaseTimeout) {
+                            double callTimeout, double leaseTimeout, int miniBatch, boolean shadowToWorkers) {
     public static final double DEFAULT_CALL_TIMEOUT = 120, DEFAULT_LEASE_TIMEOUT = 3;
+    public static final int DEFAULT_MINI_BATCH = 16;
+
+    /** Mini-batches of {@link #DEFAULT_MINI_BATCH} rows, load commands through this node. */
+    public ClusterConfig(List<Endpoint> workers, Endpoint shadowNode, Integer groupSize, NodeSecurity security, Link net,
+                         double callTimeout, double leaseTimeout) {
+        this(workers, shadowNode, groupSize, security, net, callTimeout, leaseTimeout, DEFAULT_MINI_BATCH, false);
+    }
+
+    public ClusterConfig withMiniBatch(int rows) {
+        return new ClusterConfig(workers, shadowNode, groupSize, security, net, callTimeout, leaseTimeout, rows, shadowToWorkers);
+    }
+
+    public ClusterConfig withShadowToWorkers(boolean on) {
+        return new ClusterConfig(workers, shadowNode, groupSize, security, net, callTimeout, leaseTimeout, miniBatch, on);
+    }
 
     /** A node's address. */
     public record Endpoint(String host, int port) {
@@ -54,6 +74,10 @@ public record ClusterConfig(List<Endpoint> workers, Endpoint shadowNode, Integer
         }
         if (security == null) security = NodeSecurity.NONE;
         if (!(callTimeout > 0) || !(leaseTimeout > 0)) throw new IllegalArgumentException("timeouts must be positive");
+        if (miniBatch != 0 && (miniBatch < 2 || miniBatch > WorkerNode.MAX_ROWS)) {
+            throw new IllegalArgumentException("--mini-batch must be 0 (off) or between 2 and " + WorkerNode.MAX_ROWS + " rows, got " + miniBatch);
+        }
+        if (shadowToWorkers && shadowNode == null) throw new IllegalArgumentException("--shadow-to-workers needs --shadow-node");
     }
 
     /** Parses {@code HOST:PORT[,HOST:PORT…]}. */

@@ -9,7 +9,7 @@ public final class ClusterStats {
             prefetchMessages = new AtomicLong(), failovers = new AtomicLong(), workersLost = new AtomicLong(),
             decodeExpertUses = new AtomicLong(), decodePredicted = new AtomicLong(), readyOnArrival = new AtomicLong(),
             loadWaitNanos = new AtomicLong(), layerWaitNanos = new AtomicLong(), layers = new AtomicLong(), shadowBytesSent = new AtomicLong(),
-            shadowBytesReceived = new AtomicLong(), workerComputeNanos = new AtomicLong();
+            shadowBytesReceived = new AtomicLong(), workerComputeNanos = new AtomicLong(), miniBatched = new AtomicLong();
 
     /** A snapshot, as a report's JSON shows it. */
     public record Snapshot(@JsonProperty("bytes_sent") long bytesSent, @JsonProperty("bytes_received") long bytesReceived,
@@ -23,7 +23,8 @@ public final class ClusterStats {
                            @JsonProperty("moe_layers") long layers,
                            @JsonProperty("shadow_bytes_sent") long shadowBytesSent,
                            @JsonProperty("shadow_bytes_received") long shadowBytesReceived,
-                           @JsonProperty("worker_compute_ms") double workerComputeMillis) {
+                           @JsonProperty("worker_compute_ms") double workerComputeMillis,
+                           @JsonProperty("experts_in_mini_batches") long miniBatched) {
         /** Share of decode expert uses whose expert had been predicted for that worker (OD-MoE's prediction recall). */
         @JsonProperty("prediction_recall")
         public Double recall() {
@@ -41,13 +42,14 @@ public final class ClusterStats {
                     prefetchMessages - o.prefetchMessages, failovers - o.failovers, workersLost - o.workersLost,
                     decodeExpertUses - o.decodeExpertUses, decodePredicted - o.decodePredicted, readyOnArrival - o.readyOnArrival,
                     loadWaitMillis - o.loadWaitMillis, layerWaitMillis - o.layerWaitMillis, layers - o.layers,
-                    shadowBytesSent - o.shadowBytesSent, shadowBytesReceived - o.shadowBytesReceived, workerComputeMillis - o.workerComputeMillis);
+                    shadowBytesSent - o.shadowBytesSent, shadowBytesReceived - o.shadowBytesReceived, workerComputeMillis - o.workerComputeMillis,
+                    miniBatched - o.miniBatched);
         }
     }
 
     public Snapshot snapshot() {
         return new Snapshot(bytesSent.get(), bytesReceived.get(), computeCalls.get(), prefetchMessages.get(), failovers.get(), workersLost.get(),
                 decodeExpertUses.get(), decodePredicted.get(), readyOnArrival.get(), loadWaitNanos.get() / 1e6, layerWaitNanos.get() / 1e6,
-                layers.get(), shadowBytesSent.get(), shadowBytesReceived.get(), workerComputeNanos.get() / 1e6);
+                layers.get(), shadowBytesSent.get(), shadowBytesReceived.get(), workerComputeNanos.get() / 1e6, miniBatched.get());
     }
 }

@@ -12,6 +12,8 @@ import dev.jmoe.net.proto.DescribeRequest;
 import dev.jmoe.net.proto.ExpertWorkerGrpc;
 import dev.jmoe.net.proto.PrefetchRequest;
 import dev.jmoe.net.proto.WorkerInfo;
+import dev.jmoe.tensor.Kernels;
+import dev.jmoe.tensor.Matrix;
 import io.grpc.CallCredentials;
 import io.grpc.Context;
 import io.grpc.ManagedChannel;
@@ -43,7 +45,8 @@ import java.util.function.Consumer;
  * loading it at once, so a group loads layer l + groups while the others compute. The real router's experts go to the
  * worker that was told to load them; one nobody predicted goes to a group member without work in this layer and is
  * loaded on demand (exact, only slower). A prompt batch's experts are spread over all workers, each expert's tokens in
- * one message, all of a layer's messages in flight at once.
+ * mini-batches of {@code --mini-batch} rows where that keeps the bits (else in one message), all of a layer's messages
+ * in flight at once.
  *
  * <p>Failure: each worker holds a lease renewed by health checks (and by every answer); a worker whose lease expires or
  * whose call fails at the transport is dropped from the schedule, its in-flight calls are cancelled and sent to another
@@ -56,6 +59,7 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
     private final Worker[] workers;
     private final int groupSize, nGroups, nLayer, nExpert, nEmbd;
     private final boolean packed, int8;
+    private final Model model;
     private final ExecutorService io = Executors.newVirtualThreadPerTaskExecutor();
     private final Link.Channel up, down; // the main node's emulated network interface (null: real network only)
     private final ClusterStats stats = new ClusterStats();
@@ -63,6 +67,7 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
     private final Thread leases;
     private final Consumer<String> notices;
     private volatile boolean closed;
+    private volatile boolean directLoads; // the shadow node sends the load commands (--shadow-to-workers)
 
     private static final class Worker {
         final int index;
@@ -96,6 +101,7 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
         this.nEmbd = hp.nEmbd();
         this.groupSize = cfg.groupSizeFor(hp.nExpertUsed());
         this.nGroups = (workers.length + groupSize - 1) / groupSize;
+        this.model = model;
         this.packed = model.packsWeights();
         this.int8 = model.activationQuantization();
         this.up = cfg.net() != null ? new Link.Channel(cfg.net()) : null;
@@ -129,6 +135,10 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
                     info = w.stub.withDeadlineAfter(15, TimeUnit.SECONDS).describe(DescribeRequest.getDefaultInstance());
                 } catch (StatusRuntimeException e) {
                     throw new IllegalStateException("worker " + w.endpoint + " " + refusal(e));
+                }
+                if (info.getProtocol() < WorkerNode.PROTOCOL) {
+                    throw new IllegalStateException("worker " + w.endpoint + " speaks protocol revision " + info.getProtocol() + ", this node needs "
+                            + WorkerNode.PROTOCOL + " (it would ignore batch-invariance and mini-batch fields): run the same jmoe version on every node");
                 }
                 if (!mine.equals(info.getModelFingerprint())) {
                     throw new IllegalStateException("worker " + w.endpoint + " serves another model (" + ModelFingerprint.shortForm(info.getModelFingerprint())
@@ -174,6 +184,40 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
 
     private int group(int layer) { return layer % nGroups; }
 
+    /**
+     * The worker told to load the {@code i}-th predicted expert of {@code layer} when every worker is up: the layer's
+     * group (l mod groups), its (i mod members)-th member. A shadow node sending load commands itself uses this too.
+     */
+    public static int assignedWorker(int layer, int i, int nWorkers, int groupSize) {
+        int groups = (nWorkers + groupSize - 1) / groupSize;
+        int first = (layer % groups) * groupSize, members = Math.min(nWorkers, first + groupSize) - first;
+        return first + i % members;
+    }
+
+    /** Workers' addresses in schedule order (what a shadow node sending load commands itself needs). */
+    public List<String> workerAddresses() {
+        List<String> out = new ArrayList<>(workers.length);
+        for (Worker w : workers) out.add(w.endpoint.toString());
+        return out;
+    }
+
+    /**
+     * {@code --shadow-to-workers}: the shadow node has sent the load commands for its prediction of (pos, layer) to the
+     * workers itself; record the same plan (the first {@code width} experts of {@code ranking}, {@link #assignedWorker})
+     * so the compute calls go where the loads went. From then on this node sends no load commands of its own.
+     */
+    public void plannedByShadow(int pos, int layer, int[] ranking, int width) {
+        directLoads = true;
+        if (closed || layer < 0 || layer >= nLayer) return;
+        int[] plan = new int[nExpert];
+        Arrays.fill(plan, -1);
+        for (int i = 0; i < Math.min(width, ranking.length); i++) plan[ranking[i]] = assignedWorker(layer, i, workers.length, groupSize);
+        plans.put(Lookahead.step(pos, layer, nLayer), plan);
+    }
+
+    /** Whether the shadow node sends the load commands (this node then only follows its plan). */
+    public void shadowSendsLoads(boolean on) { directLoads = on; }
+
     /** Live members of layer's group, in order (empty when the whole group is down). */
     private List<Integer> members(int layer) {
         List<Integer> m = new ArrayList<>(groupSize);
@@ -207,7 +251,7 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
 
     @Override
     public void prefetch(int pos, int layer, int[] experts, int count, int distance) {
-        if (closed || count <= 0) return;
+        if (closed || count <= 0 || directLoads) return; // (with --shadow-to-workers the shadow node has sent them)
         List<Integer> m = candidates(layer);
         if (m.isEmpty()) return;
         long step = Lookahead.step(pos, layer, nLayer);
@@ -241,6 +285,8 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
     @Override
     public void computeLayer(int layer, int position, int tokens, List<Call> calls) {
         long t0 = System.nanoTime();
+        // read on the pass's thread (a scoped value): a step over several sequences computes each row as matVec does
+        boolean invariant = Kernels.batchInvariance();
         int n = calls.size();
         int[] chosen = new int[n];
         Arrays.fill(chosen, -1);
@@ -279,7 +325,17 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
         for (int i = 0; i < n; i++) {
             Call c = calls.get(i);
             int first = chosen[i];
-            pending.add(CompletableFuture.runAsync(() -> computeWithFailover(layer, position, c, first), io));
+            // a prompt step: the expert's rows in mini-batches, all in flight, so the worker starts on the first part
+            // while the others are still on the wire (only where the parts' products keep the whole product's bits)
+            int part = tokens > 1 && miniBatchExact(layer, c.rows()) ? cfg.miniBatch() : c.rows();
+            int parts = Math.max(1, c.rows() / part);
+            if (parts > 1) stats.miniBatched.incrementAndGet();
+            for (int p = 0, at = 0; p < parts; p++) {
+                int from = at, rows = p == parts - 1 ? c.rows() - at : part;
+                at += rows;
+                int following = c.rows() - at;
+                pending.add(CompletableFuture.runAsync(() -> computeWithFailover(layer, position, c, from, rows, following, first, invariant), io));
+            }
         }
         try {
             for (CompletableFuture<Void> f : pending) f.get();
@@ -300,16 +356,34 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
         return false;
     }
 
-    private void computeWithFailover(int layer, int position, Call c, int first) {
-        ComputeRequest req = ComputeRequest.newBuilder().setPosition(position).setLayer(layer).setExpert(c.expert()).setRows(c.rows())
-                .setHidden(Frames.encode(c.input(), 0, c.rows() * nEmbd)).setPackedWeights(packed).setInt8Activations(int8).build();
+    /**
+     * Whether an expert's {@code rows} of a prompt step may travel in mini-batches of {@code --mini-batch} rows: each of
+     * its products (gate and up over the rows, down over their outputs) gives every row the same bits in parts as whole,
+     * with this pass's activation rounding and batch invariance (read on the pass's thread).
+     */
+    private boolean miniBatchExact(int layer, int rows) {
+        int part = cfg.miniBatch();
+        if (part < 2 || rows < 2 * part) return false;
+        var experts = model.layer(layer).experts();
+        if (experts == null) return false;
+        for (Matrix m : new Matrix[] {experts.gate(), experts.up(), experts.down()}) {
+            if (!Kernels.splitKeepsBits(m, packed, rows, part)) return false;
+        }
+        return true;
+    }
+
+    /** Rows [from, from + rows) of call {@code c} on a worker ({@code following}: rows of it still to come after these). */
+    private void computeWithFailover(int layer, int position, Call c, int from, int rows, int following, int first, boolean invariant) {
+        ComputeRequest req = ComputeRequest.newBuilder().setPosition(position).setLayer(layer).setExpert(c.expert()).setRows(rows)
+                .setHidden(Frames.encode(c.input(), from * nEmbd, rows * nEmbd)).setPackedWeights(packed).setInt8Activations(int8)
+                .setBatchInvariant(invariant).setRowsFollowing(following).build();
         boolean[] tried = new boolean[workers.length];
         int w = first;
         while (true) {
             tried[w] = true;
             Worker wk = workers[w];
             try {
-                callOnce(wk, req, c);
+                callOnce(wk, req, c, from);
                 return;
             } catch (StatusRuntimeException e) {
                 if (closed) throw new IllegalStateException("the cluster connection was closed");
@@ -334,7 +408,7 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
         return -1;
     }
 
-    private void callOnce(Worker wk, ComputeRequest req, Call c) {
+    private void callOnce(Worker wk, ComputeRequest req, Call c, int from) {
         if (!wk.alive) throw Status.UNAVAILABLE.withDescription("lease expired").asRuntimeException();
         Context.CancellableContext ctx = Context.current().withCancellation();
         wk.inflight.add(ctx);
@@ -345,8 +419,8 @@ public final class RemoteExperts implements ExpertExecutor, PrefetchSink, AutoCl
                 return wk.stub.withDeadlineAfter((long) (cfg.callTimeout() * 1000), TimeUnit.MILLISECONDS).compute(req);
             });
             emulate(down, reply.getSerializedSize());
-            float[] out = Frames.decode(reply.getOutput(), c.rows() * nEmbd, "worker " + wk.endpoint + "'s output for expert " + req.getLayer() + "/" + req.getExpert());
-            System.arraycopy(out, 0, c.output(), 0, out.length);
+            float[] out = Frames.decode(reply.getOutput(), req.getRows() * nEmbd, "worker " + wk.endpoint + "'s output for expert " + req.getLayer() + "/" + req.getExpert());
+            System.arraycopy(out, 0, c.output(), from * nEmbd, out.length);
             wk.lastAnswer = System.nanoTime();
             stats.computeCalls.incrementAndGet();
             stats.bytesSent.addAndGet(req.getSerializedSize());

@@ -50,6 +50,9 @@ public final class RemoteShadowPredictor implements ExpertPredictor {
     private boolean first = true;
     private volatile boolean lost;
     private volatile String lostWhy;
+    private final java.util.concurrent.CountDownLatch firstPrediction = new java.util.concurrent.CountDownLatch(1);
+    private volatile RemoteExperts directTo; // --shadow-to-workers: the schedule the shadow node sends load commands by
+    private int directWidth;
 
     public RemoteShadowPredictor(ClusterConfig.Endpoint node, NodeSecurity security, Link net, InferenceState main, Alignment align,
                                  ExpertPredictor fallback, ClusterStats stats, Consumer<String> notices) {
@@ -84,6 +87,30 @@ public final class RemoteShadowPredictor implements ExpertPredictor {
 
     @Override public String name() { return "shadow-node"; }
 
+    /**
+     * {@code --shadow-to-workers}: asks the shadow node (in the stream's first message, so call this before the first
+     * tokens) to send its load commands straight to {@code remote}'s workers, the first {@code width} experts of each
+     * ranking; every prediction received then records the same plan on {@code remote}, which sends none itself.
+     */
+    public void sendLoadsDirectly(RemoteExperts remote, int width) {
+        if (!first) throw new IllegalStateException("the shadow node's stream has started already");
+        directWidth = width;
+        directTo = remote;
+        remote.shadowSendsLoads(true);
+    }
+
+    /**
+     * Once tokens have been sent, waits until the shadow node has published its first prediction (its per-stream
+     * warm-up is done), at most {@code seconds}; true if one came. Before any token there is nothing to predict yet:
+     * returns at once. The shadow starts after the first batch is complete (it adopts that batch's KV entries), so call
+     * this after the first decoded token. Tests call it so as not to depend on the shadow node's warm-up time.
+     */
+    public boolean awaitFirstPrediction(double seconds) throws InterruptedException {
+        if (firstPrediction.getCount() == 0) return true;
+        if (announcedEnd == 0 || lost) return false;
+        return firstPrediction.await((long) (seconds * 1000), java.util.concurrent.TimeUnit.MILLISECONDS);
+    }
+
     /** Whether the shadow node was lost (predictions then stop); why, or null. */
     public String lostReason() { return lost ? lostWhy : null; }
 
@@ -104,6 +131,9 @@ public final class RemoteShadowPredictor implements ExpertPredictor {
             ranking[i] = e;
         }
         stats.shadowBytesReceived.addAndGet(p.getSerializedSize());
+        firstPrediction.countDown();
+        RemoteExperts direct = directTo;
+        if (direct != null) direct.plannedByShadow(p.getPosition(), p.getLayer(), ranking, directWidth);
         board.set(Math.floorMod(p.getPosition(), RING) * nLayer + p.getLayer(), new Entry(p.getPosition(), p.getToken(), p.getPrevToken(), ranking));
     }
 
@@ -117,6 +147,8 @@ public final class RemoteShadowPredictor implements ExpertPredictor {
         AlignMessage.Builder m = AlignMessage.newBuilder().setPosition(pos);
         if (first) {
             m.setModelFingerprint(shape).setContext(main.kv().capacity()).setAlignTokenPeriod(align.tokenPeriod()).setAlignKvPeriod(align.kvPeriod());
+            RemoteExperts direct = directTo;
+            if (direct != null) m.addAllLoadWorkers(direct.workerAddresses()).setLoadGroupSize(direct.groupSize()).setLoadWidth(directWidth);
             first = false;
         }
         // positions before pos are complete: send their KV entries (the shadow aligns to them on its period)

@@ -5,6 +5,7 @@ import dev.jmoe.experts.OffloadStats.Counter;
 import dev.jmoe.experts.cache.ExpertMemory;
 import dev.jmoe.experts.cache.OffloadConfig;
 import dev.jmoe.experts.jit.JustInTimeExpertSource;
+import dev.jmoe.experts.predict.Lookahead;
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.store.ExpertStore;
 import dev.jmoe.experts.store.Link;
@@ -52,6 +53,12 @@ public final class WorkerNode implements AutoCloseable {
     /** Largest number of rows one Compute may carry (a prompt batch's tokens routed to one expert). */
     public static final int MAX_ROWS = 4096;
 
+    /**
+     * Protocol revision: 2 added {@code batch_invariant} and {@code rows_following} to {@code ComputeRequest}. A main
+     * node refuses a worker below its own revision, which would ignore those fields and compute other bits.
+     */
+    public static final int PROTOCOL = 2;
+
     /** Settings of a worker (the {@code jmoe worker} flags). */
     public record Settings(Path model, String host, int port, String expertMemory, String store, Link link, int threads, NodeSecurity security) {
         public Settings {
@@ -75,6 +82,9 @@ public final class WorkerNode implements AutoCloseable {
     private final HealthStatusManager health = new HealthStatusManager();
     private final String fingerprint;
     private final ReentrantLock computeLock = new ReentrantLock(true);
+    // experts kept pinned between the mini-batches of one prompt step (under computeLock), oldest first
+    private final java.util.LinkedHashMap<Integer, ExpertWeights> held = new java.util.LinkedHashMap<>();
+    private long heldStep = -1;
     private final AtomicLong computes = new AtomicLong(), prefetches = new AtomicLong(), rejected = new AtomicLong();
 
     private WorkerNode(Settings s) throws IOException {
@@ -152,6 +162,12 @@ public final class WorkerNode implements AutoCloseable {
             server.shutdownNow();
             Thread.currentThread().interrupt();
         }
+        computeLock.lock();
+        try {
+            releaseHeld();
+        } finally {
+            computeLock.unlock();
+        }
         source.close();
         store.close();
         pool.close();
@@ -170,20 +186,16 @@ public final class WorkerNode implements AutoCloseable {
         public void describe(DescribeRequest request, StreamObserver<WorkerInfo> reply) {
             reply.onNext(WorkerInfo.newBuilder().setModelFingerprint(fingerprint).setNLayer(hp.nLayer()).setNExpert(hp.nExpert())
                     .setNEmbd(hp.nEmbd()).setNFfExpert(hp.nFfExpert()).setSlotBytes(source.memory().slotBytes())
-                    .setSlots(source.memory().slots()).setLink(settings.link().toString()).setStore(store.name()).build());
+                    .setSlots(source.memory().slots()).setLink(settings.link().toString()).setStore(store.name()).setProtocol(PROTOCOL).build());
             reply.onCompleted();
         }
 
         @Override
         public void prefetch(PrefetchRequest r, StreamObserver<PrefetchReply> reply) {
             try {
-                int layer = checkLayer(r.getLayer());
-                Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
-                int n = r.getExpertsCount();
-                if (n < 1 || n > hp.nExpert()) throw new Frames.BadFrame("prefetch names " + n + " experts, expected 1.." + hp.nExpert());
-                int[] experts = new int[n];
-                for (int i = 0; i < n; i++) experts[i] = Frames.index(r.getExperts(i), 0, hp.nExpert(), "expert");
-                source.prefetch(r.getPosition(), layer, experts, n, 1);
+                int[] experts = checkPrefetch(r, hp, store.layout());
+                int n = experts.length;
+                source.prefetch(r.getPosition(), r.getLayer(), experts, n, 1);
                 prefetches.incrementAndGet();
                 reply.onNext(PrefetchReply.newBuilder().setAccepted(n).build());
                 reply.onCompleted();
@@ -194,14 +206,15 @@ public final class WorkerNode implements AutoCloseable {
 
         @Override
         public void compute(ComputeRequest r, StreamObserver<ComputeReply> reply) {
-            int layer, expert, rows;
+            int layer, expert, rows, following;
             float[] input;
             try {
-                layer = checkLayer(r.getLayer());
-                expert = Frames.index(r.getExpert(), 0, hp.nExpert(), "expert");
-                rows = Frames.index(r.getRows(), 1, MAX_ROWS + 1, "rows");
-                Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
-                input = Frames.decode(r.getHidden(), rows * hp.nEmbd(), "hidden (" + rows + " rows of " + hp.nEmbd() + ")");
+                CheckedCompute c = checkCompute(r, hp, store.layout());
+                layer = c.layer();
+                expert = c.expert();
+                rows = c.rows();
+                following = c.following();
+                input = c.input();
             } catch (Frames.BadFrame e) {
                 refuse(reply, e);
                 return;
@@ -211,18 +224,35 @@ public final class WorkerNode implements AutoCloseable {
             boolean ready;
             computeLock.lock();
             try {
-                long missesBefore = source.stats().total(Counter.MISSES_LOADED);
-                source.at(r.getPosition(), layer, rows);
-                source.willUse(layer, new int[]{expert});
-                ready = source.stats().total(Counter.MISSES_LOADED) == missesBefore;
+                long step = Lookahead.step(r.getPosition(), layer, hp.nLayer());
+                if (step != heldStep) releaseHeld(); // parts of an earlier step that never came (they went elsewhere)
+                heldStep = step;
+                int key = layer * hp.nExpert() + expert;
+                ExpertWeights w = held.remove(key);
                 long t0 = System.nanoTime();
-                ExpertWeights w = source.acquire(layer, expert);
+                if (w != null) {
+                    ready = true; // an earlier part of this expert's rows loaded it
+                } else {
+                    // a slot must stay unpinned for this load: give up the oldest held part first (it reloads if its rest comes)
+                    while (!held.isEmpty() && held.size() >= source.memory().slots()) releaseOldestHeld();
+                    long missesBefore = source.stats().total(Counter.MISSES_LOADED);
+                    source.at(r.getPosition(), layer, rows);
+                    source.willUse(layer, new int[]{expert});
+                    ready = source.stats().total(Counter.MISSES_LOADED) == missesBefore;
+                    t0 = System.nanoTime();
+                    w = source.acquire(layer, expert);
+                }
                 long t1 = System.nanoTime();
+                boolean keep = false;
                 try {
                     ExpertWeights use = r.getPackedWeights() ? packed(w) : w;
-                    Kernels.withActivationQuantization(r.getInt8Activations(), () -> Model.computeExpert(pool, use, input, rows, output));
+                    // the main node's step over several sequences computes each row as a single-vector product: so must we
+                    Kernels.withActivationQuantization(r.getInt8Activations(), () -> Kernels.withBatchInvariance(r.getBatchInvariant(),
+                            () -> Model.computeExpert(pool, use, input, rows, output)));
+                    keep = following > 0;
                 } finally {
-                    source.release(w);
+                    if (keep) held.put(key, w); // more rows of this expert are on the way: keep it loaded (and pinned)
+                    else source.release(w);
                 }
                 long t2 = System.nanoTime();
                 waited = t1 - t0;
@@ -241,16 +271,56 @@ public final class WorkerNode implements AutoCloseable {
             reply.onCompleted();
         }
 
-        private int checkLayer(int layer) {
-            Frames.index(layer, 0, hp.nLayer(), "layer");
-            if (!store.layout().hasExperts(layer)) throw new Frames.BadFrame("layer " + layer + " has no experts");
-            return layer;
-        }
-
         private void refuse(StreamObserver<?> reply, Frames.BadFrame e) {
             rejected.incrementAndGet();
             reply.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
         }
+    }
+
+    /** A Compute request's fields, checked against the served model: what the computation may use. */
+    record CheckedCompute(int layer, int expert, int rows, int following, float[] input) {}
+
+    /**
+     * Checks a Compute request from a main node (layer, expert, row count, position, hidden-state bytes and their
+     * finiteness) before anything is allocated or loaded for it; a bad one is a {@link Frames.BadFrame} naming the
+     * field. Package-visible so that the node-message fuzz target runs the worker's own checks.
+     */
+    static CheckedCompute checkCompute(ComputeRequest r, Hyperparams hp, ExpertLayout layout) {
+        int layer = checkLayer(r.getLayer(), hp, layout);
+        int expert = Frames.index(r.getExpert(), 0, hp.nExpert(), "expert");
+        int rows = Frames.index(r.getRows(), 1, MAX_ROWS + 1, "rows");
+        int following = Frames.index(r.getRowsFollowing(), 0, MAX_ROWS + 1, "rows_following");
+        Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
+        float[] input = Frames.decode(r.getHidden(), rows * hp.nEmbd(), "hidden (" + rows + " rows of " + hp.nEmbd() + ")");
+        return new CheckedCompute(layer, expert, rows, following, input);
+    }
+
+    /** Checks a Prefetch request (layer, position, expert count and ids); the experts it names. */
+    static int[] checkPrefetch(PrefetchRequest r, Hyperparams hp, ExpertLayout layout) {
+        checkLayer(r.getLayer(), hp, layout);
+        Frames.index(r.getPosition(), 0, Integer.MAX_VALUE, "position");
+        int n = r.getExpertsCount();
+        if (n < 1 || n > hp.nExpert()) throw new Frames.BadFrame("prefetch names " + n + " experts, expected 1.." + hp.nExpert());
+        int[] experts = new int[n];
+        for (int i = 0; i < n; i++) experts[i] = Frames.index(r.getExperts(i), 0, hp.nExpert(), "expert");
+        return experts;
+    }
+
+    private static int checkLayer(int layer, Hyperparams hp, ExpertLayout layout) {
+        Frames.index(layer, 0, hp.nLayer(), "layer");
+        if (!layout.hasExperts(layer)) throw new Frames.BadFrame("layer " + layer + " has no experts");
+        return layer;
+    }
+
+    private void releaseHeld() {
+        while (!held.isEmpty()) releaseOldestHeld();
+    }
+
+    private void releaseOldestHeld() {
+        var it = held.entrySet().iterator();
+        ExpertWeights w = it.next().getValue();
+        it.remove();
+        source.release(w);
     }
 
     /** The expert with its packable matrices packed as the main model packs them (so the products are the same). */

@@ -232,6 +232,34 @@ public final class Kernels {
         MatMulSet.single().add(w, x, 0, xStride, batch, out, 0, outStride).run(pool);
     }
 
+    /**
+     * Whether cutting a {@link #matMul} over {@code batch} vectors into consecutive products of {@code part} vectors
+     * (the last one also taking the remainder, so every part has {@code part} to {@code 2·part − 1} vectors) gives
+     * every vector exactly the bits the whole product gives it, on this thread's settings (activation rounding, batch
+     * invariance). {@code packed}: the matrix multiplies with a packed copy. A distributed prompt step cuts an expert's
+     * rows into mini-batches only when this holds for each of its products.
+     *
+     * <p>Why it can hold: below the tile threshold, with rounded activations and under batch invariance, every vector
+     * takes the single-vector arithmetic whatever the batch; a packed matrix's float panels accumulate each vector
+     * column by column in one order whatever the batch, so any parts at or above the threshold agree. A file-layout
+     * matrix's float row tiles ({@link FloatGemm#rowTile}) also sum each vector in column order whatever the batch
+     * (KernelsTest.batchedRowsDoNotDependOnTheBatchAround); the even-parts rule below dates from the earlier 2×4 dot
+     * tiles, which gave the last vector of an odd batch its own sweep, and is kept as a conservative bound. Parts of one
+     * vector are never allowed (a gated product of one vector fuses gate and up). The scalar reference is not
+     * analysed: false.
+     */
+    public static boolean splitKeepsBits(Matrix w, boolean packed, int batch, int part) {
+        if (part < 2 || batch < 1) return false;
+        if (batch < 2 * part) return true; // one part: the whole product
+        if (scalarReference()) return false;
+        if (!(forType(w.type()) instanceof RowKernel rk)) return false;
+        int min = TILE_MIN_BATCH > 0 ? TILE_MIN_BATCH : rk.tileMinBatch();
+        if (batchInvariance() || quantizing(rk) != null || batch < min) return true;
+        if (part < min) return false;
+        boolean panels = packed && Packing.canPack(w);
+        return panels || part % 2 == 0;
+    }
+
     /** Overrides every kernel's {@link RowKernel#tileMinBatch} when set (for measuring the crossover). */
     static final int TILE_MIN_BATCH = Integer.getInteger("jmoe.matmul.tileMinBatch", 0);
 

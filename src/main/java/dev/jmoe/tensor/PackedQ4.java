@@ -141,6 +141,31 @@ public final class PackedQ4 implements PackedMatrix {
         return new PackedQ4(quants, scales, 0, m.rows(), m.cols(), k);
     }
 
+    /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */
+    static int quantShorts(Matrix m) {
+        return m.rows() / ROWS * (m.cols() / QK) * QUANT_SHORTS;
+    }
+
+    /** Length of the scale array a packed copy of {@code m} needs ({@link #canPack} must hold). */
+    static int scaleFloats(Matrix m) {
+        return m.rows() / ROWS * (m.cols() / QK) * blockFloats(m.type() == GgmlType.Q4_K);
+    }
+
+    /**
+     * As {@link #pack(Matrix, Parallel)}, into arrays the caller owns and reuses (a fast-memory slot): at least
+     * {@link #quantShorts} and {@link #scaleFloats} long. The copy is valid until the caller overwrites them.
+     */
+    static PackedQ4 packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
+        if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q4");
+        if (quants.length < quantShorts(m) || scales.length < scaleFloats(m)) throw new IllegalArgumentException("arrays too small for the packed copy");
+        boolean k = m.type() == GgmlType.Q4_K;
+        int groups = m.rows() / ROWS;
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, quants, scales, g0, g1);
+        if (pool == null || groups < 2) task.run(0, groups);
+        else pool.forRange(groups, 1, task);
+        return new PackedQ4(quants, scales, 0, m.rows(), m.cols(), k);
+    }
+
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     /** Groups [g0, g1) of {@code m}, through a heap copy of one group's rows at a time (element-wise segment accesses cost several times more). */

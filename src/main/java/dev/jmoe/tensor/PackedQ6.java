@@ -88,6 +88,27 @@ public final class PackedQ6 implements PackedMatrix {
         return new PackedQ6(quants, scales, 0, m.rows(), m.cols());
     }
 
+    /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */
+    static int quantShorts(Matrix m) {
+        return m.rows() / ROWS * (m.cols() / SUB) * QUANT_SHORTS;
+    }
+
+    /** Length of the scale array a packed copy of {@code m} needs ({@link #canPack} must hold). */
+    static int scaleFloats(Matrix m) {
+        return m.rows() / ROWS * (m.cols() / SUB) * ROWS;
+    }
+
+    /** As {@link #pack}, into arrays the caller owns and reuses (a fast-memory slot), at least {@link #quantShorts}/{@link #scaleFloats} long. */
+    static PackedQ6 packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
+        if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q6");
+        if (quants.length < quantShorts(m) || scales.length < scaleFloats(m)) throw new IllegalArgumentException("arrays too small for the packed copy");
+        int groups = m.rows() / ROWS;
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
+        if (pool == null || groups < 2) task.run(0, groups);
+        else pool.forRange(groups, 1, task);
+        return new PackedQ6(quants, scales, 0, m.rows(), m.cols());
+    }
+
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     private static void packGroups(Matrix m, short[] quants, float[] scales, int g0, int g1) {

@@ -31,6 +31,45 @@ public final class Packing {
         };
     }
 
+    /**
+     * Whether {@code m} can be packed into a fast-memory slot's arrays ({@link #packInto}): the integer-product copies,
+     * Q4_0, Q4_K and Q6_K. A {@link PackedQ8} copy gives the file's rows' bits at every batch size (its products are
+     * the Q8_0 row kernel's float operations in their order, its panels decode the same values), so a slot keeps a
+     * Q8_0 expert in the file's layout and still computes what a resident run on the packed copy computes.
+     */
+    public static boolean canPackInto(Matrix m) {
+        return PackedQ4.canPack(m) || PackedQ6.canPack(m);
+    }
+
+    /** Length of the short array of quants a packed copy of {@code m} takes ({@link #canPackInto} must hold). */
+    public static int quantShorts(Matrix m) {
+        requireIntoForm(m);
+        return m.type() == GgmlType.Q6_K ? PackedQ6.quantShorts(m) : PackedQ4.quantShorts(m);
+    }
+
+    /** Length of the float array of scales (and offsets) a packed copy of {@code m} takes ({@link #canPackInto} must hold). */
+    public static int scaleFloats(Matrix m) {
+        requireIntoForm(m);
+        return m.type() == GgmlType.Q6_K ? PackedQ6.scaleFloats(m) : PackedQ4.scaleFloats(m);
+    }
+
+    /**
+     * Regroups {@code m} ({@link #canPackInto} must hold) into arrays the caller owns, at least {@link #quantShorts} and
+     * {@link #scaleFloats} long: an expert's slot in fast memory keeps its arrays and packs each expert it receives into
+     * them. The copy equals {@link #pack}'s value for value, so products on it give the same bits; it is valid until the
+     * arrays are overwritten.
+     */
+    public static PackedMatrix packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
+        requireIntoForm(m);
+        return m.type() == GgmlType.Q6_K ? PackedQ6.packInto(m, quants, scales, pool) : PackedQ4.packInto(m, quants, scales, pool);
+    }
+
+    private static void requireIntoForm(Matrix m) {
+        if (!canPackInto(m)) {
+            throw new IllegalArgumentException("a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix has no packed form for a slot's arrays");
+        }
+    }
+
     /** {@code m} with a packed copy if it can be packed (on this thread), else {@code m} itself. */
     public static Matrix packed(Matrix m) {
         return canPack(m) ? m.withPacked(pack(m, null)) : m;

@@ -144,6 +144,38 @@ class MeasureCliTest {
     }
 
     @Test
+    void replayTakesATraceRecordedElsewhereWithoutItsModelAndDrivesThePredictivePolicy() throws Exception {
+        // ids only, as a llama.cpp callback would write them: 2 layers x 8 experts, top-2, 60 decode tokens
+        StringBuilder sb = new StringBuilder("# n_layer=2 n_expert=8 k=2\n");
+        java.util.Random rnd = new java.util.Random(4);
+        for (int pos = 0; pos < 60; pos++) {
+            for (int l = 0; l < 2; l++) {
+                int a = rnd.nextInt(8), b = (a + 1 + rnd.nextInt(7)) % 8;
+                sb.append(l).append(' ').append(pos).append(' ').append(a).append(' ').append(b).append('\n');
+            }
+        }
+        Path t = dir.resolve("foreign.txt");
+        Files.writeString(t, sb.toString());
+        Path j = dir.resolve("foreign.json");
+        CliTest.Run r = jmoe("replay", "--trace", t.toString(), "--expert-memory", "1/4", "--eviction", "lru,score,predictive,belady", "--lookahead", "2",
+                "--recall", "1,0.5", "--json", j.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("score needs the router's probabilities; the trace has expert ids only: replayed as lru"), r.out());
+        assertTrue(r.out().contains("predictive H=2 r=0.5 "), r.out());
+        JsonNode n = json(j);
+        assertEquals("text", n.get("trace_format").asText());
+        assertEquals(5, n.get("replays").size());
+        assertEquals(4, n.get("replays").get(0).get("slots").asInt(), "a quarter of 16 experts, counted in experts without a model");
+        double lru = n.get("replays").get(0).get("decode_hit_rate").asDouble(), belady = n.get("replays").get(4).get("decode_hit_rate").asDouble();
+        double perfect = n.get("replays").get(2).get("decode_hit_rate").asDouble();
+        assertTrue(belady >= perfect && perfect >= lru, "belady " + belady + " >= predictive " + perfect + " >= lru " + lru);
+        // a budget in bytes needs the model
+        r = jmoe("replay", "--trace", t.toString(), "--expert-memory", "1MiB");
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("fraction"), r.err());
+    }
+
+    @Test
     void badTraceNamesFileAndLine() throws Exception {
         Path bad = dir.resolve("bad.trace");
         Files.writeString(bad, "{\"format\":\"jmoe-routing-trace\",\"version\":1,\"n_layer\":2,\"n_expert\":4,\"k\":2}\n{\"layer\":5,\"n\":1,\"selected\":[0,1],\"probs\":[1,0,0,0]}\n");
@@ -177,7 +209,54 @@ class MeasureCliTest {
             byte[] b = Files.readAllBytes(outDir.resolve(png));
             assertEquals((byte) 0x89, b[0]);
             assertEquals('P', b[1]);
+            String svg = Files.readString(outDir.resolve(png.replace(".png", ".svg")));
+            assertTrue(svg.contains("<svg"), "an SVG beside every PNG");
         }
+        // timings: an interval per configuration and a paired ratio against the reference (the first configuration)
+        JsonNode ref = cells.get(0), other = cells.get(1);
+        assertTrue(ref.has("ms_per_token_ci95") && !ref.has("ratio_to_reference"));
+        JsonNode ci = other.get("ms_per_token_ci95");
+        assertTrue(ci.get(0).asDouble() <= other.get("ms_per_token_mean").asDouble() && other.get("ms_per_token_mean").asDouble() <= ci.get(1).asDouble());
+        assertTrue(other.has("ratio_to_reference") && other.has("distinguishable_from_reference"));
+        // provenance and the CSV
+        JsonNode prov = json(outDir.resolve("bench.json")).get("provenance");
+        for (String k : new String[]{"command", "date", "processor", "jdk", "commit"}) assertTrue(prov.hasNonNull(k), k + " in " + prov);
+        List<String> csv = Files.readAllLines(outDir.resolve("bench.csv"));
+        assertEquals(1 + cells.size(), csv.size(), "a header and one row per configuration");
+        assertTrue(csv.get(0).startsWith("model,experiment,configuration,"), csv.get(0));
+        assertTrue(md.contains(Same.MEANING.replace("same = ", "same* = ")), "same is defined in the report");
+    }
+
+    @Test
+    void recallIsScoredAtWidthKAndWithTheMarginApart() throws Exception {
+        Path cfg = dir.resolve("recall.json");
+        Files.writeString(cfg, "{\"experiments\":[{\"name\":\"recall\",\"recall\":{\"predictors\":[\"shadow-q4_0\",\"gate\"],"
+                + "\"margins\":[0,0.05],\"max_lookahead\":2,\"tokens\":24}}]}");
+        Path out = dir.resolve("recall-out");
+        CliTest.Run r = jmoe("bench", "--config", cfg.toString(), "-m", model.toString(), "-f", text.toString(), "-q", "-t", "1", "--out", out.toString());
+        assertEquals(0, r.code(), r.err());
+        JsonNode ps = json(out.resolve("bench.json")).get("models").get(0).get("experiments").get(0).get("recall").get("predictors");
+        assertEquals(3, ps.size(), "the shadow at both margins, gate once");
+        for (JsonNode p : ps) {
+            double rec = p.get("recall").get(0).asDouble(), prec = p.get("precision").get(0).asDouble();
+            // at width k a predictor names exactly as many experts as a layer uses: recall and precision are one number
+            if (p.get("margin").asDouble() == 0) assertEquals(rec, prec, 1e-9, p.toString());
+            else assertTrue(prec <= rec + 1e-9, "with runners-up it names more than k: " + p);
+        }
+        assertTrue(Files.readString(out.resolve("README.md")).contains("| shadow-q4_0 +margin 0.05 | k + runners-up within 0.05 |"));
+    }
+
+    @Test
+    void intervalsAndPairedRatios() {
+        double[] g = Intervals.geometric(new double[]{10, 10, 10});
+        assertEquals(10, g[0], 1e-9);
+        assertEquals(10, g[1], 1e-9);
+        double[] a = {10, 20, 30, 40}, b = {5, 10, 15, 20};
+        double[] r = Intervals.pairedRatio(a, b);
+        assertEquals(2, r[0], 1e-9, "every round twice as slow: ratio 2 with no spread");
+        assertTrue(Intervals.distinguishable(r));
+        double[] noisy = Intervals.pairedRatio(new double[]{10, 12, 9, 11}, new double[]{11, 10, 10, 10});
+        assertTrue(noisy[1] < 1 && noisy[2] > 1 && !Intervals.distinguishable(noisy), java.util.Arrays.toString(noisy));
     }
 
     @Test

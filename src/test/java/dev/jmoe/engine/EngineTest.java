@@ -215,8 +215,21 @@ class EngineTest {
         assertTrue(e.getMessage().contains("--batch-size"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> GenerationRequest.builder().topP(2).build());
         assertTrue(e.getMessage().contains("top-p"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> ExpertRuntimeConfig.builder().prefetchRule("oracle").build());
+        assertTrue(e.getMessage().contains("--prefetch-rule") && e.getMessage().contains("gate") && e.getMessage().contains("smoe"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> ExpertRuntimeConfig.builder().balanceSplit("random").build());
+        assertTrue(e.getMessage().contains("--balance-split") && e.getMessage().contains("score or id"), e.getMessage());
         assertEquals(List.of(), ExpertRuntimeConfig.RESIDENT.warnings());
         assertTrue(ExpertRuntimeConfig.builder().policy("smoe").build().warnings().getFirst().contains("without --expert-memory"));
+        // scheduling flags that cannot act say so
+        assertTrue(ExpertRuntimeConfig.builder().expertMemory("1/4").policy("lru-ondemand").slowOverlap(false).build().warnings().stream()
+                .anyMatch(w -> w.contains("without --balance")));
+        assertTrue(ExpertRuntimeConfig.builder().expertMemory("1/4").predictor("gate").prefetchRule("smoe").build().warnings().stream()
+                .anyMatch(w -> w.contains("the predictor drives the prefetch")));
+        assertTrue(ExpertRuntimeConfig.builder().expertMemory("1/4").policy("lru-ondemand").eviction("predictive").build().warnings().stream()
+                .anyMatch(w -> w.contains("no predictions")));
+        assertTrue(ExpertRuntimeConfig.builder().expertMemory("1/4").policy("exact-smoe").eviction("predictive").build().warnings().isEmpty(),
+                "the next-layer prefetch feeds the predictive policy");
     }
 
     @Test

@@ -30,6 +30,13 @@ final class FuzzInput {
         return s;
     }
 
+    /** The next {@code n} bytes (fewer at the end). */
+    byte[] bytes(int n) {
+        int start = Math.min(pos, data.length);
+        pos = Math.min(data.length, start + n);
+        return java.util.Arrays.copyOfRange(data, start, pos);
+    }
+
     /** The bytes up to (not including) the next {@code sep}, or to the end. */
     byte[] until(int sep) {
         int start = pos;

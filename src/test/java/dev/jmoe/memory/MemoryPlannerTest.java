@@ -126,7 +126,15 @@ class MemoryPlannerTest {
         MemoryPlan off = MemoryPlanner.plan(Q4, new Request(Ask.DEFAULT, 0, 512, false), 400 * MIB, "s", -1);
         assertEquals(MemoryPlan.Mode.OFFLOAD, off.mode());
         assertTrue(off.pack());
-        assertEquals(Bytes.ceilMib(MemoryPlanner.HEAP_BASE + 512 * 16384L + 30 * MIB), off.heapBytes());
+        // (and the slots hold packed copies, which are Java arrays: the heap grows by their share of every slot)
+        long base = Bytes.ceilMib(MemoryPlanner.HEAP_BASE + 512 * 16384L + 30 * MIB);
+        assertEquals(Bytes.ceilMib(base + off.slots() * (Q4.slotHeapBytes() + MemoryPlanner.SLOT_HEAP_SLACK)), off.heapBytes());
+        assertEquals(off.slots(), off.expertBudget() / (Q4.slotHeapBytes() + Q4.slotRawBytes()));
+        assertTrue(off.explanation().contains("packed, on the heap"), off.explanation());
+        // the run inside the JVM, given that heap, plans the same slots
+        MemoryPlan inside = MemoryPlanner.plan(Q4, new Request(Ask.DEFAULT, 0, 512, false), 400 * MIB, "s", off.heapBytes());
+        assertEquals(off.slots(), inside.slots());
+        assertTrue(inside.pack());
         // ...and are skipped when they would take the last slots
         long justTwoSlotsWithout = JVM + 16 * MIB + 20 * MIB + Bytes.ceilMib(MemoryPlanner.HEAP_BASE + 512 * 16384L) + 2 * Q4.slotBytes();
         MemoryPlan tight = MemoryPlanner.plan(Q4, new Request(Ask.DEFAULT, 0, 512, false), justTwoSlotsWithout, "s", -1);

@@ -34,6 +34,15 @@ class ClusterFlagsTest {
         assertTrue(!r[2].contains("\tat "), r[2]);
         r = run("worker", "--listen", "127.0.0.1:99999", "-m", model);
         assertTrue(r[2].contains("port is outside"), r[2]);
+        r = run("generate", "-m", model, "-p", "hi", "--workers", "127.0.0.1:1", "--mini-batch", "1");
+        assertTrue(r[2].contains("jmoe: error: --mini-batch must be 0 (off) or between 2 and"), r[2]);
+        r = run("generate", "-m", model, "-p", "hi", "--workers", "127.0.0.1:1", "--shadow-to-workers");
+        assertTrue(r[2].contains("jmoe: error: --shadow-to-workers needs --shadow-node"), r[2]);
+        r = run("generate", "-m", model, "-p", "hi", "--mini-batch", "8");
+        assertTrue(r[2].contains("need --workers"), r[2]);
+        r = run("cluster-bench", "-m", model, "--netns", "fast");
+        assertEquals("1", r[0]);
+        assertTrue(r[2].contains("jmoe: error: --netns 'fast' is not RATE[,DELAY]"), r[2]);
     }
 
     @Test

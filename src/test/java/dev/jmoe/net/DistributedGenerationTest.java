@@ -4,11 +4,23 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jmoe.engine.BatchConfig;
+import dev.jmoe.engine.BatchScheduler;
 import dev.jmoe.engine.Engine;
+import dev.jmoe.engine.Generation;
+import dev.jmoe.engine.GenerationRequest;
 import dev.jmoe.engine.EngineConfig;
 import dev.jmoe.engine.ExpertRuntimeConfig;
 import dev.jmoe.engine.Session;
+import dev.jmoe.gguf.GgufFile;
+import dev.jmoe.model.Batch;
+import dev.jmoe.model.ExpertExecutor;
+import dev.jmoe.model.InferenceState;
+import dev.jmoe.model.KvCache;
+import dev.jmoe.model.Model;
+import dev.jmoe.tensor.Parallel;
 import dev.jmoe.testutil.TestModels;
+import java.util.Arrays;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -55,19 +67,31 @@ class DistributedGenerationTest {
 
     /** Greedy decoding with the logits of the prompt and of every step; {@code afterStep} runs after each decoded token. */
     static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep) throws Exception {
-        EngineConfig cfg = EngineConfig.builder(model).threads(1).contextSize(64).warmup(false).experts(experts).build();
+        return greedy(experts, afterStep, prompt());
+    }
+
+    static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep, int[] prompt) throws Exception {
+        return greedy(experts, afterStep, prompt, false);
+    }
+
+    /** {@code awaitShadow}: after the first decoded token, wait until the shadow node has published (its per-stream warm-up is done). */
+    static Reference greedy(ExpertRuntimeConfig experts, IntConsumer afterStep, int[] prompt, boolean awaitShadow) throws Exception {
+        EngineConfig cfg = EngineConfig.builder(model).threads(1).contextSize(96).warmup(false).experts(experts).build();
         List<String> notices = java.util.Collections.synchronizedList(new ArrayList<>());
         dev.jmoe.engine.EngineListener listener = new dev.jmoe.engine.EngineListener() {
             @Override public void notice(String message) { notices.add(message); }
         };
         try (Engine engine = Engine.open(cfg, listener); Session s = engine.newSession()) {
             List<float[]> logits = new ArrayList<>();
-            float[] l = s.evaluate(prompt());
+            float[] l = s.evaluate(prompt);
+
             int[] tokens = new int[DECODE];
             for (int i = 0; i < DECODE; i++) {
                 logits.add(l.clone());
                 tokens[i] = argmax(l);
                 l = s.next(tokens[i]);
+                // the shadow starts once the prompt batch is done (it adopts the batch's KV entries): wait for its first routing
+                if (awaitShadow && i == 0) assertTrue(s.awaitPredictorWarm(60), "the shadow node published within 60 s: " + notices);
                 if (afterStep != null) afterStep.accept(i);
             }
             logits.add(l.clone());
@@ -172,5 +196,124 @@ class DistributedGenerationTest {
         assertEquals(false, shadow.process.isAlive());
         assertTrue(got.cluster().shadowBytesSent() > 0, "the main node fed the shadow node");
         assertTrue(got.notices().stream().anyMatch(n -> n.contains("shadow node lost")), got.notices().toString());
+    }
+
+    /**
+     * Steps over several sequences ({@code Model.forward} with a {@link Batch}, as continuous batching runs them): every
+     * prompt in the first step, then {@code decode} greedy steps together. The MoE layers' experts go to
+     * {@code executor} (null: computed here). Returns each sequence's logits of every sampling row, concatenated.
+     */
+    static List<float[]> steps(Model m, int[][] prompts, int decode, ExpertExecutor executor) {
+        int v = m.hyperparams().nVocab(), n = prompts.length;
+        Parallel pool = new Parallel(1);
+        InferenceState runtime = m.newState(1, pool);
+        runtime.setExpertExecutor(executor);
+        KvCache kv = m.newKvCache(n * 32);
+        InferenceState[] seq = new InferenceState[n];
+        for (int i = 0; i < n; i++) seq[i] = m.newState(kv.region(i * 32, 32), pool);
+        float[][] out = new float[n][(decode + 1) * v];
+        int[] next = new int[n];
+        float[] logits = new float[n * v];
+        Batch batch = new Batch();
+        for (int step = 0; step <= decode; step++) {
+            batch.clear();
+            for (int i = 0; i < n; i++) batch.add(seq[i], step == 0 ? prompts[i] : new int[] {next[i]}, 0, step == 0 ? prompts[i].length : 1, true);
+            m.forward(runtime, batch, logits);
+            for (int i = 0; i < n; i++) {
+                System.arraycopy(logits, i * v, out[i], step * v, v);
+                next[i] = argmax(Arrays.copyOfRange(logits, i * v, i * v + v));
+            }
+        }
+        pool.close();
+        return Arrays.asList(out);
+    }
+
+    /**
+     * A step over several sequences computes every row as a single-vector product (batch invariance), and an expert's
+     * rows from four sequences are enough for the batch tiles: the workers must be told, or their bits differ. Each
+     * sequence's logits in a batch on the workers equal its logits alone on this node, bit for bit; and continuous
+     * batching ({@link BatchScheduler}, what {@code jmoe serve --workers} runs) generates what each prompt generates alone.
+     */
+    @Test
+    void batchesOverSeveralSequencesOnWorkersGiveEachSequenceItsResidentResult() throws Exception {
+        int[][] prompts = new int[4][];
+        for (int i = 0; i < prompts.length; i++) {
+            prompts[i] = new int[7 + i];
+            for (int j = 0; j < prompts[i].length; j++) prompts[i][j] = 1 + (i * 53 + j * 37) % 250;
+        }
+        ExpertRuntimeConfig distributed = cluster(workers, null, null, 10).predictor("none").build();
+        try (GgufFile f = GgufFile.open(model)) {
+            Model m = Model.load(f).withPackedWeights();
+            List<float[]> together;
+            try (RemoteExperts remote = RemoteExperts.connect(distributed.cluster(), m, null)) {
+                together = steps(m, prompts, 3, remote);
+                assertTrue(remote.stats().snapshot().computeCalls() > 0);
+            }
+            for (int i = 0; i < prompts.length; i++) {
+                float[] alone = steps(m, new int[][] {prompts[i]}, 3, null).getFirst();
+                float[] got = together.get(i);
+                for (int j = 0; j < alone.length; j++) {
+                    if (Float.floatToIntBits(alone[j]) != Float.floatToIntBits(got[j])) {
+                        throw new AssertionError("sequence " + i + " logit " + j + ": " + alone[j] + " alone resident vs " + got[j] + " in a batch on workers");
+                    }
+                }
+            }
+        }
+        GenerationRequest greedy = GenerationRequest.builder().maxTokens(6).temperature(0).ignoreEos(true).build();
+        List<int[]> alone = new ArrayList<>();
+        try (Engine engine = Engine.open(EngineConfig.builder(model).threads(1).contextSize(64).warmup(false).experts(ExpertRuntimeConfig.RESIDENT).build());
+             BatchScheduler s = engine.newScheduler(new BatchConfig(4, 64, 0, 8, 64))) {
+            for (int[] p : prompts) alone.add(s.submit(p, greedy, null).await().tokens());
+        }
+        try (Engine engine = Engine.open(EngineConfig.builder(model).threads(1).contextSize(64).warmup(false).experts(distributed).build());
+             BatchScheduler s = engine.newScheduler(new BatchConfig(4, 64, 0, 8, 64))) {
+            List<Generation> together = new ArrayList<>();
+            for (int[] p : prompts) together.add(s.submit(p, greedy, null));
+            for (int i = 0; i < prompts.length; i++) {
+                assertArrayEquals(alone.get(i), together.get(i).await(120, java.util.concurrent.TimeUnit.SECONDS).tokens(), "prompt " + i);
+            }
+        }
+    }
+
+    /**
+     * A prompt step sends an expert's rows in mini-batches where the parts' products keep the whole product's bits
+     * (Q4_0 packed, float activations: parts of at least the 4-vector panel threshold): with a 48-token prompt many
+     * experts get 8 or more rows and travel in parts of 4, and the logits are still the resident run's, bit for bit.
+     */
+    @Test
+    void promptMiniBatchesKeepTheResidentBits() throws Exception {
+        int[] prompt = new int[48];
+        for (int i = 0; i < prompt.length; i++) prompt[i] = 1 + (i * 29 + 7) % 250;
+        Reference resident = greedy(ExpertRuntimeConfig.RESIDENT, null, prompt);
+        ExpertRuntimeConfig.Builder b = cluster(workers, null, 1, 10).predictor("none");
+        Reference parts = greedy(b.cluster(b.build().cluster().withMiniBatch(4)).build(), null, prompt);
+        assertSame(resident, parts);
+        assertTrue(parts.cluster().miniBatched() > 0, "some expert's rows went in parts");
+        Reference whole = greedy(b.cluster(b.build().cluster().withMiniBatch(0)).build(), null, prompt);
+        assertSame(resident, whole);
+        assertEquals(0, whole.cluster().miniBatched());
+        assertTrue(parts.cluster().computeCalls() > whole.cluster().computeCalls(), "mini-batches are more messages");
+    }
+
+    /**
+     * {@code --shadow-to-workers}: the shadow node sends its load commands straight to the workers; this node sends none
+     * and follows the plan the shadow's predictions imply. Exact, and the loads arrive (calls find their expert ready).
+     */
+    @Test
+    void shadowLoadCommandsStraightToTheWorkersStayExact() throws Exception {
+        Nodes.Node shadow = nodes.shadow(model, "--shadow", "q8_0");
+        try {
+            ExpertRuntimeConfig.Builder b = cluster(workers, shadow.address(), null, 10);
+            // first through this node (the shadow node's JIT warms up meanwhile), then straight from the shadow node
+            Reference forwarded = greedy(b.build(), null);
+            assertSame(reference, forwarded);
+            Reference got = greedy(b.cluster(b.build().cluster().withShadowToWorkers(true)).build(), null, prompt(), true);
+            assertSame(reference, got);
+            assertEquals(0, got.cluster().prefetchMessages(), "this node sent no load commands");
+            assertTrue(got.cluster().decodePredicted() > 0, "decode calls went to the workers the shadow told to load: " + got.cluster());
+            assertTrue(got.cluster().readyOnArrival() > 0, "the shadow's loads reached the workers: " + got.cluster());
+        } finally {
+            shadow.kill();
+        }
     }
 }

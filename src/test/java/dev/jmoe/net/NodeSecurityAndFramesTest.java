@@ -104,13 +104,15 @@ class NodeSecurityAndFramesTest {
         assertInvalid(valid(1).setExpert(16).build(), "expert 16");
         assertInvalid(valid(1).setRows(0).setHidden(ByteString.EMPTY).build(), "rows 0");
         assertInvalid(valid(1).setRows(WorkerNode.MAX_ROWS + 1).build(), "rows");
+        assertInvalid(valid(1).setRowsFollowing(-1).build(), "rows_following -1");
+        assertInvalid(valid(1).setRowsFollowing(WorkerNode.MAX_ROWS + 1).build(), "rows_following");
         assertInvalid(valid(1).setRows(2).build(), "hidden");                          // bytes for 1 row, says 2
         assertInvalid(valid(1).setHidden(ByteString.copyFrom(new byte[e * 4 - 1])).build(), "bytes");
         float[] nan = hidden(1);
         nan[7] = Float.NaN;
         assertInvalid(valid(1).setHidden(floats(nan)).build(), "non-finite");
         assertInvalid(valid(1).setPosition(-5).build(), "position");
-        assertEquals(before + 9, plain.rejected());
+        assertEquals(before + 11, plain.rejected());
         StatusRuntimeException p = assertThrows(StatusRuntimeException.class,
                 () -> stub.prefetch(PrefetchRequest.newBuilder().setLayer(1).setPosition(0).build()));
         assertEquals(Status.Code.INVALID_ARGUMENT, p.getStatus().getCode());
@@ -131,6 +133,17 @@ class NodeSecurityAndFramesTest {
             }
             assertArrayEquals(want, got, "worker output for " + rows + " rows (1 worker thread vs 2 local threads)");
         }
+        // a step over several sequences: every row as a single-vector product (batch invariance), not the batch tiles
+        ComputeReply inv = ExpertWorkerGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS).compute(valid(9).setBatchInvariant(true).build());
+        float[] want = new float[9 * e];
+        try (Parallel pool = new Parallel(2)) {
+            Kernels.withBatchInvariance(true, () -> Model.computeExpert(pool, model.stackedExperts().get(1).expert(5), hidden(9), 9, want));
+        }
+        assertArrayEquals(want, Frames.decode(inv.getOutput(), 9 * e, "output"), "batch-invariant rows");
+        // mini-batches: the first part keeps the expert loaded for the rest of its rows
+        var blocking = ExpertWorkerGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS);
+        blocking.compute(valid(2).setPosition(40).setExpert(6).setRowsFollowing(3).build());
+        assertTrue(blocking.compute(valid(3).setPosition(40).setExpert(6).build()).getWasReady(), "the rest found the expert loaded");
     }
 
     @Test

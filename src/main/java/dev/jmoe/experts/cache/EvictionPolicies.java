@@ -11,8 +11,17 @@ import dev.jmoe.experts.Registry;
 public final class EvictionPolicies {
     private EvictionPolicies() {}
 
-    /** A registered policy: its factory, and whether it needs the run's future (an offline bound, replay only). */
-    public record Kind(EvictionPolicy.Factory factory, boolean offline) {}
+    /**
+     * A registered policy: its factory; whether it needs the run's future (an offline bound, replay only); whether it
+     * needs the router's full probabilities (a replay of a trace that records less falls back, saying so); whether it
+     * looks ahead through a predictor's view ({@link EvictionPolicy.Context#predictions()}: replays drive it with a
+     * predictor model, runs with their predictor or next-layer prefetch).
+     */
+    public record Kind(EvictionPolicy.Factory factory, boolean offline, boolean needsProbabilities, boolean usesPredictions) {
+        public Kind(EvictionPolicy.Factory factory, boolean offline) {
+            this(factory, offline, false, false);
+        }
+    }
 
     public static final Registry<Kind> REGISTRY = new Registry<>("eviction policy", "--eviction");
 
@@ -20,7 +29,11 @@ public final class EvictionPolicies {
         register("lru", "least recently used: evict the expert whose last use is oldest", c -> new EvictionPolicy.Lru(c.keys()));
         register("lfu", "least frequently used over the whole run, ties to the least recent", c -> new EvictionPolicy.Lfu(c.keys()));
         REGISTRY.register("score", "SMoE's score window: evict the lowest mean router probability over the last --score-window decode steps",
-                new Kind(c -> new EvictionPolicy.ScoreWindow(c.nLayer(), c.nExpert(), c.scoreWindow()), false), "score-window", "smoe");
+                new Kind(c -> new EvictionPolicy.ScoreWindow(c.nLayer(), c.nExpert(), c.scoreWindow()), false, true, false), "score-window", "smoe");
+        REGISTRY.register("predictive", "evict the expert whose predicted next use is farthest (the predictor's or the next-layer prefetch's"
+                + " view of the next layers and tokens); unpredicted experts least used lately first (use counts with a half-life)",
+                new Kind(c -> new EvictionPolicy.Predictive(c.keys(), c.predictions() != null ? c.predictions() : new Predictions(c.nLayer(), c.nExpert()),
+                        (double) EvictionPolicy.Predictive.HALF_LIFE_PER_LAYER * c.nLayer()), false, false, true), "lookahead");
         REGISTRY.register("belady", "Belady's MIN, the offline optimum: evict the expert used farthest in the future (replay only)",
                 new Kind(c -> {
                     if (c.future() == null) {

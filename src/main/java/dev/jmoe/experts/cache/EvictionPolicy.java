@@ -28,11 +28,20 @@ public interface EvictionPolicy {
     /** Picks the expert to evict among {@code candidates[0..count)} (count ≥ 1); returns the key. */
     int victim(int[] candidates, int count);
 
-    /** What a policy is made from: the model's shape, the score window, and for offline bounds the run's future. */
-    record Context(int nLayer, int nExpert, int scoreWindow, int[][] future) {
+    /**
+     * What a policy is made from: the model's shape, the score window, for offline bounds the run's future, and for
+     * policies that look ahead the predictor's view of the near future ({@link Predictions}; null when no predictor feeds
+     * the cache).
+     */
+    record Context(int nLayer, int nExpert, int scoreWindow, int[][] future, Predictions predictions) {
         public Context {
             if (nLayer < 1 || nExpert < 1) throw new IllegalArgumentException("a policy needs at least one layer and one expert");
             if (scoreWindow < 1) throw new IllegalArgumentException("--score-window must be at least 1, got " + scoreWindow);
+        }
+
+        /** Without predictions. */
+        public Context(int nLayer, int nExpert, int scoreWindow, int[][] future) {
+            this(nLayer, nExpert, scoreWindow, future, null);
         }
 
         /** Keys are layer · nExpert + expert. */
@@ -240,6 +249,70 @@ public interface EvictionPolicy {
                 if (n > bestNext) {
                     best = candidates[i];
                     bestNext = n;
+                }
+            }
+            return best;
+        }
+    }
+
+    /**
+     * Eviction driven by a predictor's view of the future: evict the expert whose predicted next use is farthest, so the
+     * experts the next layers and tokens are predicted to use stay (the online counterpart of {@link Belady}, which knows
+     * the whole future; a predictor knows the next few layer steps, and not always right). Experts no live prediction
+     * names are all "farthest"; among them (and among equal predicted steps) the one least used lately goes, by LRFU's
+     * recency-weighted frequency: each use adds 1 to a count that halves every {@code halfLife} uses of the cache. Beyond
+     * the predictor's horizon, how often an expert has been used is the best guess of how soon it is used again (on the
+     * trained models' traces a long half-life beat recency and SMoE's score window); the decay lets it follow a drift
+     * that plain counts over a whole run would not (docs/smoe.md).
+     */
+    final class Predictive implements EvictionPolicy {
+        /** Half-life of the use counts, in cache uses per layer of the model (the default is about 64-128 tokens at k = 4-2). */
+        public static final int HALF_LIFE_PER_LAYER = 256;
+
+        private final Predictions predictions;
+        private final double[] count;   // decayed use count as of lastUse
+        private final long[] lastUse;
+        private final double lambda;    // ln 2 / half-life
+        private long clock;
+
+        public Predictive(int keys, Predictions predictions, double halfLife) {
+            if (predictions == null) throw new IllegalArgumentException("the predictive policy needs a predictions view");
+            if (!(halfLife > 0)) throw new IllegalArgumentException("the half-life must be positive, got " + halfLife);
+            this.predictions = predictions;
+            this.count = new double[keys];
+            this.lastUse = new long[keys];
+            this.lambda = Math.log(2) / halfLife;
+        }
+
+        @Override public String name() { return "predictive"; }
+
+        /** The key's decayed use count now. */
+        private double countNow(int key) {
+            return count[key] * Math.exp(-lambda * (clock - lastUse[key]));
+        }
+
+        @Override
+        public void onAccess(int key) {
+            double c = countNow(key);
+            clock++;
+            count[key] = c * Math.exp(-lambda) + 1;
+            lastUse[key] = clock;
+            predictions.used(key);
+        }
+
+        @Override
+        public int victim(int[] candidates, int count) {
+            int best = candidates[0];
+            long bestNext = predictions.nextUse(best);
+            double bestCount = countNow(best);
+            for (int i = 1; i < count; i++) {
+                int c = candidates[i];
+                long n = predictions.nextUse(c);
+                double u = countNow(c);
+                if (n > bestNext || (n == bestNext && (u < bestCount || (u == bestCount && lastUse[c] < lastUse[best])))) {
+                    best = c;
+                    bestNext = n;
+                    bestCount = u;
                 }
             }
             return best;

@@ -29,6 +29,8 @@ public abstract class ExpertSlots implements ExpertSource {
 
     protected final ExpertStore store;
     protected final ExpertLayout layout;
+    /** The form experts take in the slots: the file's bytes, or packed copies where the model packs (exactness). */
+    protected final SlotFormat format;
     protected final ExpertMemory mem;
     protected final Link.Channel link;
     protected final OffloadStats stats;
@@ -64,8 +66,15 @@ public abstract class ExpertSlots implements ExpertSource {
         this.stats = stats;
         this.nExpert = layout.nExpert();
         this.nLayer = layout.layerCount();
-        if (mem.slotBytes() < layout.maxExpertBytes()) {
+        this.format = mem.format() != null ? mem.format() : SlotFormat.fileLayout(layout);
+        if (format.layout() != layout && format.layout().totalBytes() != layout.totalBytes()) {
+            throw new IllegalArgumentException("the fast memory's slot format was made for another model's experts");
+        }
+        if (mem.format() == null && mem.slotBytes() < layout.maxExpertBytes()) {
             throw new IllegalArgumentException("slots of " + mem.slotBytes() + " bytes cannot hold experts of " + layout.maxExpertBytes());
+        }
+        if (format.packed() && mem.stagingBuffers() < loaderThreads && store.inPlace(firstLayer(layout), 0) == null) {
+            throw new IllegalArgumentException("packing experts from the " + store.name() + " store needs a staging buffer per loader thread");
         }
         int n = mem.slots();
         slotKey = new int[n];
@@ -82,7 +91,10 @@ public abstract class ExpertSlots implements ExpertSource {
 
     /** Starts the loader threads (named {@code name-i}); call once the subclass's own state is set up. */
     protected final void startLoaders(String name) {
-        for (int i = 0; i < loaders.length; i++) loaders[i] = Thread.ofPlatform().daemon().name(name + "-" + i).start(this::loaderLoop);
+        for (int i = 0; i < loaders.length; i++) {
+            int index = i;
+            loaders[i] = Thread.ofPlatform().daemon().name(name + "-" + i).start(() -> loaderLoop(index));
+        }
     }
 
     public OffloadStats stats() { return stats; }
@@ -91,6 +103,9 @@ public abstract class ExpertSlots implements ExpertSource {
     public int nExpert() { return nExpert; }
 
     protected final int key(int layer, int expert) { return layer * nExpert + expert; }
+
+    /** Loader threads (the staging buffers past theirs belong to the slow side). */
+    protected final int loaderCount() { return loaders.length; }
 
     // ---------------------------------------------------------------- policy (subclasses, under lock)
 
@@ -115,7 +130,7 @@ public abstract class ExpertSlots implements ExpertSource {
         slotState[s] = LOADING;
         prefetchedUnused[s] = prefetch;
         failure[key] = null;
-        residentBytes += layout.expertBytes(key / nExpert);
+        residentBytes += format.expertBytes(key / nExpert);
         stats.residentBytes(residentBytes);
         occupied(s, key, prefetch);
     }
@@ -127,7 +142,7 @@ public abstract class ExpertSlots implements ExpertSource {
         slotKey[s] = -1;
         slotState[s] = FREE;
         prefetchedUnused[s] = false;
-        residentBytes -= layout.expertBytes(k / nExpert);
+        residentBytes -= format.expertBytes(k / nExpert);
         freed(s, k);
     }
 
@@ -173,12 +188,18 @@ public abstract class ExpertSlots implements ExpertSource {
 
     /** The weights in slot {@code s} for (layer, expert). */
     protected final ExpertWeights view(int layer, int expert, int s) {
-        return layout.view(layer, expert, mem.slot(s));
+        return format.view(layer, expert, mem.memory(s));
+    }
+
+    static int firstLayer(ExpertLayout layout) {
+        int l = 0;
+        while (!layout.hasExperts(l)) l++;
+        return l;
     }
 
     // ---------------------------------------------------------------- loaders
 
-    private void loaderLoop() {
+    private void loaderLoop(int index) {
         while (true) {
             Load l;
             lock.lock();
@@ -193,17 +214,18 @@ public abstract class ExpertSlots implements ExpertSource {
             } finally {
                 lock.unlock();
             }
-            run(l);
+            run(l, index);
         }
     }
 
-    private void run(Load l) {
+    private void run(Load l, int loader) {
         int layer = l.key() / nExpert, expert = l.key() % nExpert;
         long bytes = layout.expertBytes(layer);
         long t0 = System.nanoTime();
         RuntimeException error = null;
         try {
-            link.transfer(bytes, () -> store.read(layer, expert, mem.slot(l.slot())));
+            // the link carries the file's bytes; packing (if any) happens on this side, inside the transfer's time
+            link.transfer(bytes, () -> format.load(store, layer, expert, mem.memory(l.slot()), mem.staging(loader)));
         } catch (RuntimeException e) {
             error = e;
         }

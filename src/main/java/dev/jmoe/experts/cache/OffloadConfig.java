@@ -22,10 +22,23 @@ import java.util.regex.Pattern;
  * @param prefetch      top-score prefetch of the next layer from the next-layer gate prediction
  * @param balance       per decode miss, load it or compute it from the store, whichever finishes sooner
  * @param loaderThreads threads moving experts store → fast memory
+ * @param prefetchRule  how the next layer's experts are predicted for the prefetch ({@link PrefetchRules})
+ * @param split         the order decode misses are split between loading and the slow side in ({@link Balancer})
+ * @param overlap       the slow side computes in parallel with the fast side (else after the hits, on the same thread)
  */
 public record OffloadConfig(String budget, String store, Link link, String policy, String eviction, double alpha, int scoreWindow,
-                            boolean prefetch, boolean balance, int loaderThreads) {
+                            boolean prefetch, boolean balance, int loaderThreads, String prefetchRule, OffloadedExpertSource.Split split,
+                            boolean overlap) {
+    /** With SMoE's scheduling: the default prefetch rule, score-order split, overlapped slow side. */
+    public OffloadConfig(String budget, String store, Link link, String policy, String eviction, double alpha, int scoreWindow, boolean prefetch,
+                         boolean balance, int loaderThreads) {
+        this(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, loaderThreads, PrefetchRules.DEFAULT,
+                OffloadedExpertSource.Split.SCORE, true);
+    }
+
     public OffloadConfig {
+        prefetchRule = PrefetchRules.REGISTRY.require(prefetchRule == null ? PrefetchRules.DEFAULT : prefetchRule).name();
+        if (split == null) split = OffloadedExpertSource.Split.SCORE;
         if (budget == null || budget.isBlank()) throw new IllegalArgumentException("--expert-memory is required to offload experts");
         if (store == null) throw new IllegalArgumentException("--store is required");
         store = ExpertStores.REGISTRY.require(store).name();
@@ -47,31 +60,43 @@ public record OffloadConfig(String budget, String store, Link link, String polic
     }
 
     public OffloadConfig withEviction(String e) {
-        return new OffloadConfig(budget, store, link, policy, e == null ? eviction : e.toLowerCase(Locale.ROOT), alpha, scoreWindow, prefetch, balance, loaderThreads);
+        return new OffloadConfig(budget, store, link, policy, e == null ? eviction : e.toLowerCase(Locale.ROOT), alpha, scoreWindow, prefetch, balance, loaderThreads, prefetchRule, split, overlap);
     }
 
     public OffloadConfig withAlpha(double a) {
-        return new OffloadConfig(budget, store, link, policy, eviction, a, scoreWindow, prefetch, balance, loaderThreads);
+        return new OffloadConfig(budget, store, link, policy, eviction, a, scoreWindow, prefetch, balance, loaderThreads, prefetchRule, split, overlap);
     }
 
     public OffloadConfig withScoreWindow(int n) {
-        return new OffloadConfig(budget, store, link, policy, eviction, alpha, n, prefetch, balance, loaderThreads);
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, n, prefetch, balance, loaderThreads, prefetchRule, split, overlap);
     }
 
     public OffloadConfig withPrefetch(boolean p) {
-        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, p, balance, loaderThreads);
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, p, balance, loaderThreads, prefetchRule, split, overlap);
     }
 
     public OffloadConfig withBalance(boolean b) {
-        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, b, loaderThreads);
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, b, loaderThreads, prefetchRule, split, overlap);
     }
 
     public OffloadConfig withLoaderThreads(int n) {
-        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, n);
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, n, prefetchRule, split, overlap);
+    }
+
+    public OffloadConfig withPrefetchRule(String rule) {
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, loaderThreads, rule, split, overlap);
+    }
+
+    public OffloadConfig withSplit(OffloadedExpertSource.Split s) {
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, loaderThreads, prefetchRule, s, overlap);
+    }
+
+    public OffloadConfig withOverlap(boolean o) {
+        return new OffloadConfig(budget, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, loaderThreads, prefetchRule, split, o);
     }
 
     public OffloadConfig withBudget(String b) {
-        return new OffloadConfig(b, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, loaderThreads);
+        return new OffloadConfig(b, store, link, policy, eviction, alpha, scoreWindow, prefetch, balance, loaderThreads, prefetchRule, split, overlap);
     }
 
     private static final Pattern BYTES = Pattern.compile("\\s*([0-9]*\\.?[0-9]+)\\s*([kKmMgGtT]?)(i?)[bB]?\\s*");

@@ -1,7 +1,5 @@
 package dev.jmoe.experts.cache;
 
-import dev.jmoe.experts.predict.GateLookaheadPredictor;
-import dev.jmoe.experts.predict.PredictorHooks;
 
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.store.ExpertLayout;
@@ -30,10 +28,10 @@ public final class OffloadRuntime implements AutoCloseable {
     private final RoutingTrace trace;
     private final RoutingHook previousRouting;
     private final LayerHook previousLayer;
-    private final PredictorHooks prefetcher;
+    private final AutoCloseable prefetcher;
 
     private OffloadRuntime(InferenceState state, ExpertStore store, OffloadedExpertSource source, OffloadStats stats, OffloadConfig config,
-                           RoutingTrace trace, RoutingHook previousRouting, LayerHook previousLayer, PredictorHooks prefetcher) {
+                           RoutingTrace trace, RoutingHook previousRouting, LayerHook previousLayer, AutoCloseable prefetcher) {
         this.prefetcher = prefetcher;
         this.state = state;
         this.store = store;
@@ -55,6 +53,8 @@ public final class OffloadRuntime implements AutoCloseable {
         OffloadedExpertSource source = null;
         try {
             ExpertLayout layout = store.layout();
+            SlotFormat format = SlotFormat.of(model, layout);
+            long phase = store.slotPhase();
             OffloadStats stats = new OffloadStats();
             long requested;
             String planNote = null;
@@ -64,42 +64,41 @@ public final class OffloadRuntime implements AutoCloseable {
                 requested = plan.expertBudget();
                 planNote = plan.explanation();
             } else {
-                requested = OffloadConfig.parseBudget(cfg.budget(), layout.totalBytes());
+                // A fraction of the experts resolves against their bytes in the form fast memory holds them (packed copies
+                // where the model packs), so "1/4" keeps room for about a quarter of the experts whatever the format.
+                requested = OffloadConfig.parseBudget(cfg.budget(), format.totalBytes());
             }
             String memoryPlan = planNote;
             stats.settings(s -> s.withPolicy(cfg.policy(), cfg.eviction(), cfg.alpha(), cfg.prefetch(), cfg.balance())
-                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), layout.totalBytes(), store.note())
-                    .withMemoryPlan(memoryPlan));
-            // Slow-side compute from a store that must be read (direct) needs one transient expert buffer, taken from
-            // the budget; with room for fewer than two experts there is no slow side.
-            boolean scratch = cfg.balance() && store.inPlace(firstMoeLayer(layout), 0) == null
-                    && requested / ((layout.maxExpertBytes() + 63) / 64 * 64) >= 2;
-            // Clamped to what holds every expert (with a note), refused above what the machine has: before allocating.
-            MemoryBudget.Fit fit = MemoryBudget.fit(requested, cfg.budget(), layout, scratch ? 1 : 0);
+                    .withStore(store.name(), cfg.link().name(), cfg.link().slowCompute(), format.totalBytes(), store.note())
+                    .withMemoryPlan(memoryPlan)
+                    .withScheduling(cfg.prefetch() ? cfg.prefetchRule() : null, cfg.balance() ? cfg.split().name().toLowerCase(java.util.Locale.ROOT) : null,
+                            cfg.balance() ? cfg.overlap() : null));
+            // Clamped to what holds every expert in the form fast memory holds it (with a note), refused above what the
+            // machine has: before allocating.
+            MemoryBudget.Fit fit = MemoryBudget.fit(requested, cfg.budget(), layout, ExpertMemory.slotBytes(format, phase),
+                    ExpertMemory.slotBytes(format, phase) + (cfg.loaderThreads() + 1L) * ExpertMemory.stagingBytes(format, phase) + Math.max(0, phase));
             long budget = fit.bytes();
             if (fit.note() != null) stats.settings(s -> s.withBudgetNote(fit.note()));
-            if (cfg.balance() && !scratch && store.inPlace(firstMoeLayer(layout), 0) == null) {
-                stats.settings(s -> s.withBalanceNote("off: the budget holds fewer than two experts"));
-            }
-            ExpertMemory mem = new ExpertMemory(budget, layout.maxExpertBytes(), scratch ? 1 : 0, store.slotPhase());
+            ExpertMemory mem = memory(cfg, store, format, budget, phase, stats);
+            // what the predictor (or the next-layer prefetch) names, for eviction policies that look ahead
+            Predictions predictions = new Predictions(layout.layerCount(), layout.nExpert());
             EvictionPolicy policy;
             try {
-                policy = EvictionPolicy.create(cfg.eviction(), layout.layerCount(), layout.nExpert(), cfg.scoreWindow(), null);
+                policy = EvictionPolicies.create(cfg.eviction(), new EvictionPolicy.Context(layout.layerCount(), layout.nExpert(), cfg.scoreWindow(), null,
+                        predictions));
             } catch (RuntimeException e) {
                 mem.close();
                 throw e;
             }
             source = new OffloadedExpertSource(store, mem, cfg.link(), policy, stats,
-                    new OffloadedExpertSource.Options(cfg.balance(), cfg.loaderThreads()));
+                    new OffloadedExpertSource.Options(cfg.balance(), cfg.loaderThreads(), cfg.split(), cfg.overlap()), predictions);
             RoutingHook previousRouting = st.routingHook();
             LayerHook previousLayer = st.layerHook();
             Substitution substitution = cfg.alpha() > 0 ? new Substitution(cfg.alpha(), model.spec().renormTopK()) : null;
             st.setRoutingHook(new Hook(previousRouting, source, substitution, trace, model.hyperparams().nExpert()));
-            // SMoE's top-score prefetch: while layer l runs, the next layer's router on layer l's residual (gate lookahead, one
-            // layer ahead) names its likely experts, and they start loading; decode steps only (a prompt batch uses most experts)
-            PredictorHooks prefetcher = cfg.prefetch()
-                    ? new PredictorHooks(st, new GateLookaheadPredictor(model), 1, model.hyperparams().nExpertUsed(), new OffloadedSourceSink(source))
-                    : null;
+            // the cache's own next-layer prefetch, by the configured rule (decode steps only: a prompt batch uses most experts)
+            AutoCloseable prefetcher = cfg.prefetch() ? PrefetchRules.REGISTRY.get(cfg.prefetchRule()).install(st, source, cfg) : null;
             st.setExperts(source);
             return new OffloadRuntime(st, store, source, stats, cfg, trace, previousRouting, previousLayer, prefetcher);
         } catch (RuntimeException | Error e) {
@@ -107,6 +106,26 @@ public final class OffloadRuntime implements AutoCloseable {
             store.close();
             throw e;
         }
+    }
+
+    /**
+     * The fast memory for a cache: slots in {@code format}, less what is set aside within the budget. The slow side needs a
+     * transient slot when it cannot compute from the store as it is (a store without an addressable copy, or experts held
+     * packed: the slow side computes with the same kernels as every other expert, so it packs its expert too); with room
+     * for fewer than two experts there is no slow side. Packing from a store without an addressable copy reads through a
+     * staging buffer per loader thread (and one for the slow side).
+     */
+    static ExpertMemory memory(OffloadConfig cfg, ExpertStore store, SlotFormat format, long budget, long phase, OffloadStats stats) {
+        ExpertLayout layout = store.layout();
+        boolean inPlace = store.inPlace(firstMoeLayer(layout), 0) != null;
+        boolean wantScratch = cfg.balance() && (!inPlace || format.packed());
+        int loaderStaging = format.packed() && !inPlace ? cfg.loaderThreads() : 0;
+        int scratchStaging = format.packed() && !inPlace ? 1 : 0;
+        long slot = ExpertMemory.slotBytes(format, phase), staging = ExpertMemory.stagingBytes(format, phase);
+        long transientWithScratch = slot + loaderStaging * staging + scratchStaging * staging + Math.max(0, phase);
+        boolean scratch = wantScratch && budget - transientWithScratch >= slot;
+        if (wantScratch && !scratch) stats.settings(s -> s.withBalanceNote("off: the budget holds fewer than two experts"));
+        return new ExpertMemory(budget, format, scratch ? 1 : 0, loaderStaging + (scratch ? scratchStaging : 0), phase);
     }
 
     private static int firstMoeLayer(ExpertLayout layout) {
@@ -123,7 +142,13 @@ public final class OffloadRuntime implements AutoCloseable {
 
     @Override
     public void close() {
-        if (prefetcher != null) prefetcher.close();
+        if (prefetcher != null) {
+            try {
+                prefetcher.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("removing the prefetch hooks failed", e);
+            }
+        }
         state.setExperts(state.model().residentExperts());
         state.setRoutingHook(previousRouting);
         state.setLayerHook(previousLayer);

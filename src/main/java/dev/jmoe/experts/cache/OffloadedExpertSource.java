@@ -7,7 +7,6 @@ import dev.jmoe.experts.store.Link;
 import dev.jmoe.model.ExpertSource;
 import dev.jmoe.model.ExpertWeights;
 import dev.jmoe.experts.OffloadStats.Counter;
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Iterator;
@@ -37,15 +36,34 @@ import java.util.concurrent.locks.ReentrantLock;
 public final class OffloadedExpertSource extends ExpertSlots implements Residency {
     private static final byte NONE = 0, HIT = 1, INFLIGHT = 2, LOAD = 3, SLOW = 4;
 
-    /** Runtime switches. {@code balance}: decide load vs slow-side compute per decode miss from measured costs. */
-    public record Options(boolean balance, int loaderThreads) {
+    /**
+     * Runtime switches. {@code balance}: decide load vs slow-side compute per decode miss from measured costs;
+     * {@code split}: in which order misses are assigned ({@link Balancer}); {@code overlap}: the slow side computes on its
+     * own thread while the forward pass computes the other experts (else the pass computes them after the hits).
+     */
+    public record Options(boolean balance, int loaderThreads, Split split, boolean overlap) {
         public Options {
             if (loaderThreads < 1) throw new IllegalArgumentException("loader threads must be at least 1, got " + loaderThreads);
+            if (split == null) throw new IllegalArgumentException("the balance split is required");
         }
+
+        /** SMoE's split and overlap. */
+        public Options(boolean balance, int loaderThreads) {
+            this(balance, loaderThreads, Split.SCORE, true);
+        }
+    }
+
+    /** How decode misses are split between loading and the slow side ({@link Balancer}). */
+    public enum Split {
+        /** SMoE: misses by router score, two pointers (best loaded, worst computed on the slow side). */
+        SCORE,
+        /** Each miss in expert-id order to the side that ends the layer sooner then (jmoe's first balancer). */
+        ID
     }
 
     private final EvictionPolicy policy;
     private final Options options;
+    private final Predictions predictions; // guarded by lock
 
     // key state (guarded by lock)
     private final boolean[] substituted;
@@ -62,6 +80,12 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
     private final byte[] mode;
     private final long[] acquiredAt;
     private int[] order = new int[0];
+    private int[] aside = new int[0];
+    private int readyCount;
+    private final float[] scores;           // the current decode layer's router probabilities
+    private final Split split;
+    private final boolean overlap;
+    private java.util.concurrent.ExecutorService slowSide; // the overlapped slow side's thread, made on first use
     private volatile int phase = OffloadStats.PREFILL;
     private final boolean storeAddressable;
     private final boolean balance;
@@ -72,8 +96,19 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
     private volatile double loadNanos, fastComputeNanos, readNanos;
 
     public OffloadedExpertSource(ExpertStore store, ExpertMemory mem, Link link, EvictionPolicy policy, OffloadStats stats, Options options) {
+        this(store, mem, link, policy, stats, options, null);
+    }
+
+    /**
+     * As above, writing the predictions it receives ({@link #prefetch(int, int, int[], int)}) and the pass's progress
+     * ({@link #at}) into {@code predictions}, the view a predictive eviction policy made for this cache reads (null: a
+     * view of its own).
+     */
+    public OffloadedExpertSource(ExpertStore store, ExpertMemory mem, Link link, EvictionPolicy policy, OffloadStats stats, Options options,
+                                 Predictions predictions) {
         super(store, mem, link, stats, options == null ? 1 : options.loaderThreads());
         if (policy == null || options == null) throw new IllegalArgumentException("policy and options are required");
+        this.predictions = predictions != null ? predictions : new Predictions(layout.layerCount(), layout.nExpert());
         this.policy = policy;
         this.options = options;
         int n = mem.slots();
@@ -82,12 +117,15 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         int keys = layout.layerCount() * nExpert;
         substituted = new boolean[keys];
         mode = new byte[keys];
+        scores = new float[nExpert];
+        split = options.split();
+        overlap = options.overlap();
         acquiredAt = new long[keys];
         int first = 0;
         while (!layout.hasExperts(first)) first++;
         storeAddressable = store.inPlace(first, 0) != null;
         // Computing from a store without an addressable copy needs a transient buffer out of the budget.
-        balance = options.balance() && (storeAddressable || mem.scratchSlots() > 0);
+        balance = options.balance() && ((storeAddressable && !format.packed()) || mem.scratchSlots() > 0);
         long bytes = layout.maxExpertBytes();
         loadNanos = link.throttled() ? link.nanosFor(bytes) : bytes / 4.0; // until measured: ~4 GB/s
         readNanos = bytes / 4.0;
@@ -113,6 +151,12 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
     public void onRouting(int layer, int n, boolean decode, float[] probs) {
         phase = decode ? OffloadStats.DECODE : OffloadStats.PREFILL;
         if (decode) {
+            // the score order of this layer's misses (compute thread): a row's own scores, or over a step of several
+            // sequences each expert's best score in any row (a miss matters as much as the row that wants it most)
+            System.arraycopy(probs, 0, scores, 0, nExpert);
+            for (int t = 1; t < n; t++) {
+                for (int x = 0; x < nExpert; x++) scores[x] = Math.max(scores[x], probs[t * nExpert + x]);
+            }
             lock.lock();
             try {
                 for (int t = 0; t < n; t++) policy.onScores(layer, probs, t * nExpert, nExpert);
@@ -146,6 +190,34 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
             lock.unlock();
         }
     }
+
+    /** The pass is at ({@code pos}, {@code layer}): the predictions' clock moves there. */
+    public void at(int pos, int layer) {
+        lock.lock();
+        try {
+            predictions.advance(dev.jmoe.experts.predict.Lookahead.step(pos, layer, nLayer));
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * A prediction that layer {@code layer} of position {@code pos} will use these experts: recorded for eviction
+     * ({@link Predictions}), then asked for as a prefetch ({@link #prefetch(int, int[], int)}).
+     */
+    public void prefetch(int pos, int layer, int[] experts, int count) {
+        if (closed || count <= 0) return;
+        lock.lock();
+        try {
+            if (layer >= 0 && layer < nLayer) predictions.predict(dev.jmoe.experts.predict.Lookahead.step(pos, layer, nLayer), layer, experts, count);
+        } finally {
+            lock.unlock();
+        }
+        prefetch(layer, experts, count);
+    }
+
+    /** The view of predictions this cache keeps (tests). */
+    Predictions predictions() { return predictions; }
 
     /**
      * Asks for these experts of a coming layer to be loaded ahead of time, most wanted first. Prefetches never
@@ -202,11 +274,11 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         lock.lock();
         try {
             cancelStale(layer, experts);
-            int hits = 0, inflight = 0, loads = 0, slows = 0;
+            int hits = 0, inflight = 0, loads = 0, slows = 0, misses = 0;
             double c = fastComputeNanos, l = loadNanos;
-            double s = link.link().slowCompute() * c + (storeAddressable ? 0 : readNanos);
+            double s = link.link().slowCompute() * c + (storeAddressable && !format.packs(layer) ? 0 : readNanos);
             int[] hitList = new int[experts.length], slowList = new int[experts.length], inflightList = new int[experts.length];
-            int[] loadList = new int[experts.length];
+            int[] loadList = new int[experts.length], missList = new int[experts.length];
             for (int e : experts) {
                 int k = key(layer, e);
                 int slot = slotOf[k];
@@ -230,18 +302,34 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
                     continue;
                 }
                 substituted[k] = false;
-                // A miss: load it, or (decode, balancing on) compute it from the store if that ends the layer sooner.
-                boolean slow = balance && decode && Balancer.slowSide(hits, slows, inflight, loads, c, s, l);
-                if (slow) {
-                    mode[k] = SLOW;
-                    slowList[slows++] = e;
-                    stats.inc(ph, Counter.MISSES_COMPUTED);
+                if (split == Split.ID) {
+                    // A miss: load it, or (decode, balancing on) compute it from the store if that ends the layer sooner, deciding
+                    // in expert-id order with the hits and loads counted so far.
+                    boolean slow = balance && decode && Balancer.slowSide(hits, slows, inflight, loads, c, s, l, overlap);
+                    if (slow) slowList[slows++] = e;
+                    else loadList[loads++] = e;
                 } else {
-                    mode[k] = LOAD;
-                    loadList[loads++] = e;
-                    stats.inc(ph, Counter.MISSES_LOADED);
-                    waitingForSlot.addLast(k);
+                    missList[misses++] = e;
                 }
+            }
+            if (split == Split.SCORE && misses > 0) {
+                // SMoE's two-pointer split over the misses by router score: the best are loaded, the worst computed aside
+                int[] byScore = sortByScore(missList, misses, decode);
+                int load = balance && decode ? Balancer.scoreSplit(hits, inflight, misses, c, s, l, overlap) : misses;
+                for (int i = 0; i < misses; i++) {
+                    if (i < load) loadList[loads++] = byScore[i];
+                    else slowList[slows++] = byScore[i];
+                }
+            }
+            for (int i = 0; i < slows; i++) {
+                mode[key(layer, slowList[i])] = SLOW;
+                stats.inc(ph, Counter.MISSES_COMPUTED);
+            }
+            for (int i = 0; i < loads; i++) {
+                int k = key(layer, loadList[i]);
+                mode[k] = LOAD;
+                stats.inc(ph, Counter.MISSES_LOADED);
+                waitingForSlot.addLast(k); // slots go to loads in compute order
             }
             grantWaiting(ph);
             stats.inc(ph, Counter.LAYERS);
@@ -251,6 +339,8 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
             for (int i = 0; i < slows; i++) order[n++] = slowList[i];
             for (int i = 0; i < inflight; i++) order[n++] = inflightList[i];
             for (int i = 0; i < loads; i++) order[n++] = loadList[i];
+            aside = overlap && slows > 0 ? java.util.Arrays.copyOf(slowList, slows) : NO_EXPERTS;
+            readyCount = hits;
             lastLayer = layer; // demands are queued: prefetches for the next layer may follow them now
             slotsChanged();
         } finally {
@@ -268,6 +358,40 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
             lock.unlock();
         }
         for (int l = layer + 1; l < ready.length; l++) if (ready[l] != null) enqueuePrefetch(l, ready[l], ready[l].length);
+    }
+
+    /** The misses best router score first (decode; a prompt batch keeps the given order, loads only). */
+    private int[] sortByScore(int[] misses, int count, boolean decode) {
+        Integer[] boxed = new Integer[count];
+        for (int i = 0; i < count; i++) boxed[i] = misses[i];
+        if (decode) java.util.Arrays.sort(boxed, (a, b) -> Float.compare(scores[b], scores[a]));
+        int[] out = new int[count];
+        for (int i = 0; i < count; i++) out[i] = boxed[i];
+        return out;
+    }
+
+    /** The slow-side experts of the layer just announced, when the slow side runs on its own thread (else none). */
+    @Override
+    public int[] aside(int layer) {
+        return aside;
+    }
+
+    /** The hits of the layer just announced: {@link #order} puts them first. */
+    @Override
+    public int readyCount(int layer) {
+        return readyCount;
+    }
+
+    /** Runs the slow side's work on its own thread (one expert at a time, as a device of its own would). */
+    @Override
+    public java.util.concurrent.Future<?> runAside(Runnable work) {
+        checkOpen();
+        synchronized (this) {
+            if (slowSide == null) {
+                slowSide = java.util.concurrent.Executors.newSingleThreadExecutor(r -> Thread.ofPlatform().daemon().name("jmoe-slow-side").unstarted(r));
+            }
+            return slowSide.submit(work);
+        }
     }
 
     @Override
@@ -346,22 +470,7 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         byte m = mode[k];
         if (m == NONE) throw new IllegalStateException("expert " + layer + "/" + expert + " acquired without willUse");
         if (m == SLOW) {
-            ExpertWeights w = store.inPlace(layer, expert);
-            if (w == null) {
-                // The store has no addressable copy (direct I/O): computing from it still pays the read, through the link.
-                MemorySegment buf = transientBuffer();
-                lock.lock();
-                try {
-                    stats.residentBytes(occupiedBytes() + layout.expertBytes(layer)); // the transient copy is expert memory too
-                } finally {
-                    lock.unlock();
-                }
-                long t0 = System.nanoTime();
-                link.transfer(layout.expertBytes(layer), () -> store.read(layer, expert, buf));
-                readNanos = ema(readNanos, System.nanoTime() - t0);
-                stats.add(phase, Counter.BYTES_MOVED, layout.expertBytes(layer));
-                w = layout.view(layer, expert, buf);
-            }
+            ExpertWeights w = slowSideWeights(layer, expert);
             acquiredAt[k] = System.nanoTime();
             return w;
         }
@@ -404,9 +513,33 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         }
     }
 
-    private MemorySegment transientBuffer() {
+    /**
+     * A slow-side expert's weights: straight from the store where it keeps an addressable copy in the form the kernels
+     * take; else in the transient slot, read through the link when the store must be read (direct I/O), and packed when
+     * the model packs experts (the slow side multiplies with the same kernels as every other expert, so its results are
+     * the same bits; the packing is this emulation's cost, not counted as slow-side compute).
+     */
+    private ExpertWeights slowSideWeights(int layer, int expert) {
+        ExpertWeights w = store.inPlace(layer, expert);
+        if (w != null && !format.packs(layer)) return w;
         if (mem.scratchSlots() < 1) throw new IllegalStateException("slow-side compute from the " + store.name() + " store needs a scratch slot");
-        return mem.scratch(0);
+        ExpertMemory.Slot scratch = mem.scratchSlot(0);
+        if (w == null) {
+            // The store has no addressable copy (direct I/O): computing from it still pays the read, through the link.
+            lock.lock();
+            try {
+                stats.residentBytes(occupiedBytes() + format.expertBytes(layer)); // the transient copy is expert memory too
+            } finally {
+                lock.unlock();
+            }
+            long t0 = System.nanoTime();
+            link.transfer(layout.expertBytes(layer), () -> format.load(store, layer, expert, scratch, mem.staging(loaderCount())));
+            readNanos = ema(readNanos, System.nanoTime() - t0);
+            stats.add(phase, Counter.BYTES_MOVED, layout.expertBytes(layer));
+        } else {
+            format.load(store, layer, expert, scratch, null);
+        }
+        return format.view(layer, expert, scratch);
     }
 
     private static double ema(double old, double sample) {
@@ -469,6 +602,15 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         } finally {
             lock.unlock();
         }
+    }
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            // work that never started is cancelled, so a pass waiting for it is told instead of waiting forever
+            if (slowSide != null) for (Runnable r : slowSide.shutdownNow()) if (r instanceof java.util.concurrent.Future<?> f) f.cancel(false);
+        }
+        super.close();
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.jmoe.experts.jit;
 
 import dev.jmoe.experts.store.ExpertLayout;
 import dev.jmoe.experts.cache.ExpertMemory;
+import dev.jmoe.experts.cache.SlotFormat;
 import dev.jmoe.experts.store.ExpertStore;
 import dev.jmoe.experts.store.MemoryBudget;
 import dev.jmoe.experts.store.Link;
@@ -53,18 +54,22 @@ public final class OdMoeRuntime implements AutoCloseable {
         try {
             store = ExpertStore.open(storeKind, model);
             ExpertLayout layout = store.layout();
-            long slot = (layout.maxExpertBytes() + 63) / 64 * 64;
-            long requested = budget != null ? OffloadConfig.parseBudget(budget, layout.totalBytes())
-                    : slot * model.hyperparams().nExpertUsed() * (lookahead + 1L);
+            SlotFormat format = SlotFormat.of(model, layout);
+            int first = 0;
+            while (!layout.hasExperts(first)) first++;
+            int staging = format.packed() && store.inPlace(first, 0) == null ? loaderThreads : 0;
+            long requested = budget != null ? OffloadConfig.parseBudget(budget, format.totalBytes())
+                    : format.slotBytes() * model.hyperparams().nExpertUsed() * (lookahead + 1L) + staging * format.stagingBytes();
             // Clamped to what holds every expert (with a note), refused above what the machine has: before allocating.
-            MemoryBudget.Fit fit = MemoryBudget.fit(requested, budget != null ? budget : requested + " bytes", layout, 0);
+            MemoryBudget.Fit fit = MemoryBudget.fit(requested, budget != null ? budget : requested + " bytes", layout, format.slotBytes(),
+                    staging * format.stagingBytes());
             long bytes = fit.bytes();
             if (fit.note() != null) System.err.println("jmoe: note: " + fit.note());
             OffloadStats stats = new OffloadStats();
             ExpertStore opened = store;
             stats.settings(s -> s.withPolicy("odmoe", null, null, null, null).withPredictor(predictor.name(), lookahead)
-                    .withStore(opened.name(), link.name(), link.slowCompute(), layout.totalBytes(), opened.note()));
-            source = new JustInTimeExpertSource(store, new ExpertMemory(bytes, layout.maxExpertBytes()), link, stats, loaderThreads);
+                    .withStore(opened.name(), link.name(), link.slowCompute(), format.totalBytes(), opened.note()));
+            source = new JustInTimeExpertSource(store, new ExpertMemory(bytes, format, 0, staging), link, stats, loaderThreads);
             PredictorHooks hooks = new PredictorHooks(st, predictor, lookahead, width, source);
             st.setExperts(source);
             return new OdMoeRuntime(st, store, source, hooks);

@@ -1,11 +1,11 @@
 package dev.jmoe.experts.predict;
 
 /** Ranks expert ids by score, as routers do: higher score first, lower id first on ties. */
-final class Ranking {
+public final class Ranking {
     private Ranking() {}
 
     /** Writes the best {@code min(out.length, n)} of {@code scores[off .. off+n)} into {@code out}; returns the count. */
-    static int top(float[] scores, int off, int n, int[] out) {
+    public static int top(float[] scores, int off, int n, int[] out) {
         int w = Math.min(out.length, n);
         for (int j = 0; j < w; j++) {
             int best = -1;

@@ -32,9 +32,22 @@ public final class MemoryBudget {
     /** Like {@link #fit(long, String, ExpertLayout, int)} with the memory available given (tests). */
     static Fit fit(long requested, String spec, ExpertLayout layout, int scratchSlots, long available) {
         long slot = (layout.maxExpertBytes() + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN;
+        return fit(requested, spec, layout, slot, slot * Math.max(0, scratchSlots), available);
+    }
+
+    /**
+     * Like {@link #fit(long, String, ExpertLayout, int)} for slots of {@code slotBytes} each (an expert in the form fast
+     * memory holds it: packed copies, page-aligned placement) and {@code transientBytes} set aside besides them.
+     */
+    public static Fit fit(long requested, String spec, ExpertLayout layout, long slotBytes, long transientBytes) {
+        return fit(requested, spec, layout, slotBytes, transientBytes, available());
+    }
+
+    static Fit fit(long requested, String spec, ExpertLayout layout, long slotBytes, long transientBytes, long available) {
+        long slot = slotBytes;
         long experts = 0;
         for (int l = 0; l < layout.layerCount(); l++) if (layout.hasExperts(l)) experts += layout.nExpert(l);
-        long needed = slot * (experts + Math.max(0, scratchSlots));
+        long needed = slot * experts + Math.max(0, transientBytes);
         if (requested > needed) {
             return new Fit(Math.min(needed, checked(needed, spec, available)), "--expert-memory " + spec.trim() + " is more than the "
                     + OffloadStats.bytes(needed) + " that hold all " + experts + " experts of this model; using "

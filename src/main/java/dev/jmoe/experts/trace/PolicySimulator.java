@@ -2,6 +2,7 @@ package dev.jmoe.experts.trace;
 
 import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.cache.EvictionPolicy;
+import dev.jmoe.experts.cache.Predictions;
 import dev.jmoe.experts.cache.OffloadedExpertSource;
 import dev.jmoe.experts.cache.Substitution;
 import dev.jmoe.experts.store.ExpertLayout;
@@ -14,30 +15,58 @@ import java.util.Arrays;
  * counters as a live run. It models demand caching the way {@link OffloadedExpertSource} does it: a step's
  * resident experts are used first, then its misses are loaded one by one, each evicting the policy's choice
  * among experts the step does not use (or, when the step needs more experts than there are slots, among those
- * it has already used). No prefetching and no slow-side compute: this is the policy alone.
+ * it has already used). No prefetching and no slow-side compute: this is the policy alone. A predictive policy gets its view
+ * of the future from a {@link SimulatedPredictor} that announces the coming steps before each step.
  */
 public final class PolicySimulator {
     private PolicySimulator() {}
 
     public static OffloadStats simulate(RoutingTrace trace, ExpertLayout layout, int slots, EvictionPolicy policy, Substitution substitution,
                                         boolean renormalize) {
+        long[] bytes = new long[trace.nLayer()];
+        for (int l = 0; l < bytes.length; l++) bytes[l] = layout.hasExperts(l) ? layout.expertBytes(l) : layout.maxExpertBytes();
+        return simulate(trace, bytes, layout.maxExpertBytes(), slots, policy, substitution, null, null);
+    }
+
+    /**
+     * The general replay.
+     *
+     * @param expertBytes bytes of one expert per layer (counted as moved per load); all 1 to count experts instead
+     * @param slotBytes   bytes of a slot (reported)
+     * @param predictor   a predictor model announcing the coming steps to {@code view} before each step, or null
+     * @param view        the predictions the policy was made with (its {@link EvictionPolicy.Context#predictions()}), or null
+     */
+    public static OffloadStats simulate(RoutingTrace trace, long[] expertBytes, long slotBytes, int slots, EvictionPolicy policy,
+                                        Substitution substitution, SimulatedPredictor predictor, Predictions view) {
         if (slots < 1) throw new IllegalArgumentException("a cache needs at least one slot");
+        if ((predictor == null) != (view == null)) throw new IllegalArgumentException("a predictor model needs the view it writes to, and back");
+        if (substitution != null && trace.detail() != RoutingTrace.Detail.PROBABILITIES) {
+            throw new IllegalArgumentException("substitution (--alpha > 0) needs the router's full probabilities; this trace records "
+                    + trace.detail().name().toLowerCase(java.util.Locale.ROOT) + " only");
+        }
         int nExpert = trace.nExpert(), k = trace.k();
         int[] slotKey = new int[slots];
         Arrays.fill(slotKey, -1);
         boolean[] resident = new boolean[trace.nLayer() * nExpert];
         int used = 0;
         OffloadStats stats = new OffloadStats();
-        stats.memory(slots * layout.maxExpertBytes(), slots, layout.maxExpertBytes());
+        stats.memory(slots * slotBytes, slots, slotBytes);
         long residentBytes = 0;
         int[] candidates = new int[slots];
         int[] sel = new int[k];
         float[] w = new float[k];
         int[] subSlots = new int[k];
+        int index = -1;
         for (RoutingTrace.Step step : trace.steps()) {
+            index++;
+            if (predictor != null) predictor.announce(index, view);
             int layer = step.layer(), base = layer * nExpert;
             int phase = step.n() == 1 ? OffloadStats.DECODE : OffloadStats.PREFILL;
-            if (step.n() == 1) policy.onScores(layer, step.probs(), 0, nExpert);
+            if (step.n() == 1) {
+                // scores where the trace has them: every probability, or the selected experts' weights (0 for the rest)
+                float[] scores = step.scores(0, nExpert);
+                if (scores != null) policy.onScores(layer, scores, 0, nExpert);
+            }
             int[] chosen = step.selected();
             boolean[] isSub = new boolean[nExpert];
             if (substitution != null && step.n() == 1) {
@@ -74,16 +103,16 @@ public final class PolicySimulator {
                     slot = indexOf(slotKey, victim);
                     resident[victim] = false;
                     policy.onRemove(victim);
-                    residentBytes -= layout.expertBytes(victim / nExpert);
+                    residentBytes -= expertBytes[victim / nExpert];
                     stats.inc(phase, Counter.EVICTIONS);
                 }
                 slotKey[slot] = key;
                 resident[key] = true;
                 policy.onInsert(key);
-                residentBytes += layout.expertBytes(layer);
+                residentBytes += expertBytes[layer];
                 stats.residentBytes(residentBytes);
                 stats.inc(phase, Counter.LOADS);
-                stats.add(phase, Counter.BYTES_MOVED, layout.expertBytes(layer));
+                stats.add(phase, Counter.BYTES_MOVED, expertBytes[layer]);
                 policy.onAccess(key);
                 done[e] = true;
             }

@@ -6,13 +6,14 @@ import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.Model;
 import dev.jmoe.model.Routing;
 import dev.jmoe.model.RoutingHook;
-import java.io.BufferedReader;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A {@link RoutingTrace} on disk, as JSON Lines (documented in docs/trace-format.md): a header object
@@ -27,7 +28,12 @@ public final class RoutingTraceFile {
     private RoutingTraceFile() {}
 
     /** What a trace file says about the run that made it, and its steps. */
-    public record Loaded(String model, String architecture, boolean renormalize, RoutingTrace trace, int[] positions) {}
+    /**
+     * What a trace file says about the run that made it, and its steps. {@code format}: "jmoe", "jsonl" or "text"
+     * (recorded elsewhere: no model, ids and maybe weights only); {@code notes}: what the reader had to infer.
+     */
+    public record Loaded(String model, String architecture, boolean renormalize, RoutingTrace trace, int[] positions, String format,
+                         List<String> notes) {}
 
     /** Streams every routing decision of a state to a file; installed in front of hooks installed later. */
     public static final class Recorder implements RoutingHook, AutoCloseable {
@@ -93,42 +99,251 @@ public final class RoutingTraceFile {
         }
     }
 
-    /** Reads a trace file; errors name the file and line. */
+    /**
+     * Reads a trace file in any form docs/trace-format.md describes: jmoe's own (a header line with {@code "format":
+     * "jmoe-routing-trace"}), or one recorded elsewhere — JSON Lines or plain text with one line per token and layer,
+     * expert ids in rank order, optionally with the selected experts' weights. Errors name the file and line.
+     */
     public static Loaded read(Path file) throws IOException {
         if (!Files.isRegularFile(file)) throw new IllegalArgumentException("trace file not found: " + file);
-        ObjectMapper om = new ObjectMapper();
-        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            String line = r.readLine();
-            if (line == null) throw new IllegalArgumentException(file + ": empty trace file");
-            JsonNode h = parse(om, line, file, 1);
-            if (!FORMAT.equals(h.path("format").asText())) throw new IllegalArgumentException(file + " line 1: not a jmoe routing trace (format is not \"" + FORMAT + "\")");
-            if (h.path("version").asInt() != VERSION) throw new IllegalArgumentException(file + " line 1: trace version " + h.path("version") + ", this jmoe reads " + VERSION);
-            int nLayer = positive(h, "n_layer", file), nExpert = positive(h, "n_expert", file), k = positive(h, "k", file);
-            RoutingTrace trace = new RoutingTrace(nLayer, nExpert, k);
-            java.util.List<Integer> positions = new java.util.ArrayList<>();
-            int no = 1;
-            while ((line = r.readLine()) != null) {
-                no++;
-                if (line.isBlank()) continue;
-                JsonNode s = parse(om, line, file, no);
-                int n = s.path("n").asInt(0), layer = s.path("layer").asInt(-1);
-                JsonNode sel = s.path("selected"), pr = s.path("probs");
-                if (n < 1 || layer < 0 || layer >= nLayer || sel.size() != n * k || pr.size() != n * nExpert) {
-                    throw new IllegalArgumentException(file + " line " + no + ": a step needs layer in [0," + nLayer + "), n ≥ 1, n·k selected and n·n_expert probs");
-                }
-                int[] selected = new int[n * k];
-                for (int i = 0; i < selected.length; i++) {
-                    selected[i] = sel.get(i).asInt();
-                    if (selected[i] < 0 || selected[i] >= nExpert) throw new IllegalArgumentException(file + " line " + no + ": expert " + selected[i] + " out of range");
-                }
-                float[] probs = new float[n * nExpert];
-                for (int i = 0; i < probs.length; i++) probs[i] = (float) pr.get(i).asDouble();
-                trace.add(new RoutingTrace.Step(layer, n, probs, selected));
-                positions.add(s.path("pos").asInt(-1));
-            }
-            return new Loaded(h.path("model").asText(null), h.path("architecture").asText(""), h.path("renormalize").asBoolean(true), trace,
-                    positions.stream().mapToInt(Integer::intValue).toArray());
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (java.nio.charset.MalformedInputException e) {
+            throw new IllegalArgumentException(file + ": not a text file (not UTF-8)");
         }
+        int first = 0;
+        while (first < lines.size() && (lines.get(first).isBlank() || (lines.get(first).strip().startsWith("#") && !lines.get(first).strip().startsWith("{")))) first++;
+        if (first == lines.size()) throw new IllegalArgumentException(file + ": empty trace file");
+        ObjectMapper om = new ObjectMapper();
+        if (lines.get(first).strip().startsWith("{")) {
+            JsonNode h = parse(om, lines.get(first), file, first + 1);
+            if (h.has("format")) return readNative(om, lines, first, h, file);
+            return readForeign(om, lines, file, true);
+        }
+        return readForeign(om, lines, file, false);
+    }
+
+    /** Largest shapes a trace may declare (the arrays a replay allocates are n_layer × n_expert). */
+    private static final int MAX_LAYERS = 1 << 12, MAX_EXPERTS = 1 << 14, MAX_BATCH = 1 << 16;
+
+    private static Loaded readNative(ObjectMapper om, List<String> lines, int first, JsonNode h, Path file) {
+        int hl = first + 1;
+        if (!FORMAT.equals(h.path("format").asText())) {
+            throw new IllegalArgumentException(file + " line " + hl + ": not a jmoe routing trace (format is not \"" + FORMAT + "\")");
+        }
+        if (h.path("version").asInt() != VERSION) throw new IllegalArgumentException(file + " line " + hl + ": trace version " + h.path("version") + ", this jmoe reads " + VERSION);
+        int nLayer = positive(h, "n_layer", file, hl, MAX_LAYERS), nExpert = positive(h, "n_expert", file, hl, MAX_EXPERTS), k = positive(h, "k", file, hl, nExpert);
+        RoutingTrace trace = new RoutingTrace(nLayer, nExpert, k);
+        List<Integer> positions = new ArrayList<>();
+        for (int i = first + 1; i < lines.size(); i++) {
+            int no = i + 1;
+            String line = lines.get(i);
+            if (line.isBlank()) continue;
+            JsonNode s = parse(om, line, file, no);
+            int n = s.path("n").asInt(0), layer = s.path("layer").asInt(-1);
+            JsonNode sel = s.path("selected"), pr = s.path("probs"), wt = s.path("weights");
+            if (n < 1 || n > MAX_BATCH || layer < 0 || layer >= nLayer || sel.size() != n * k || (!pr.isMissingNode() && pr.size() != n * nExpert)
+                    || (!wt.isMissingNode() && wt.size() != n * k)) {
+                throw new IllegalArgumentException(file + " line " + no + ": a step needs layer in [0," + nLayer + "), n ≥ 1, n·k selected and, if given,"
+                        + " n·n_expert probs and n·k weights");
+            }
+            int[] selected = ids(sel, nExpert, file, no);
+            trace.add(new RoutingTrace.Step(layer, n, pr.isMissingNode() ? null : floats(pr, file, no), selected, wt.isMissingNode() ? null : floats(wt, file, no)));
+            positions.add(s.path("pos").asInt(-1));
+        }
+        return new Loaded(h.path("model").asText(null), h.path("architecture").asText(""), h.path("renormalize").asBoolean(true), trace,
+                positions.stream().mapToInt(Integer::intValue).toArray(), "jmoe", List.of());
+    }
+
+    /** One line of a trace recorded elsewhere: one token (or n, JSON with "n") at one layer. */
+    private record Row(int line, int layer, int pos, int n, int[] ids, float[] weights, float[] probs) {}
+
+    /**
+     * A trace recorded elsewhere, JSON Lines or text. Consecutive rows of one layer at consecutive positions are one batch
+     * step (a prompt batch); anything else starts a new step. The shape comes from a header (JSON: an object without
+     * "layer"; text: a comment {@code # n_layer=L n_expert=E k=K}) or, where absent, from the rows: layers and experts
+     * seen, ids per token.
+     */
+    private static Loaded readForeign(ObjectMapper om, List<String> lines, Path file, boolean json) {
+        int nLayer = 0, nExpert = 0, k = 0;
+        List<Row> rows = new ArrayList<>();
+        List<String> notes = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            int no = i + 1;
+            String line = lines.get(i).strip();
+            if (line.isEmpty()) continue;
+            if (!json || line.startsWith("#")) {
+                if (line.startsWith("#")) {
+                    for (String kv : line.substring(1).trim().split("[\\s,]+")) {
+                        String[] e = kv.split("=", 2);
+                        if (e.length != 2) continue;
+                        switch (e[0]) {
+                            case "n_layer" -> nLayer = headerInt(e[1], "n_layer", file, no, MAX_LAYERS);
+                            case "n_expert" -> nExpert = headerInt(e[1], "n_expert", file, no, MAX_EXPERTS);
+                            case "k" -> k = headerInt(e[1], "k", file, no, MAX_EXPERTS);
+                            default -> { }
+                        }
+                    }
+                    continue;
+                }
+                rows.add(textRow(line, file, no));
+                continue;
+            }
+            JsonNode o = parse(om, line, file, no);
+            if (!o.has("layer")) {
+                if (o.has("n_layer")) nLayer = positive(o, "n_layer", file, no, MAX_LAYERS);
+                if (o.has("n_expert")) nExpert = positive(o, "n_expert", file, no, MAX_EXPERTS);
+                if (o.has("k")) k = positive(o, "k", file, no, MAX_EXPERTS);
+                if (!o.has("n_layer") && !o.has("n_expert") && !o.has("k")) {
+                    throw new IllegalArgumentException(file + " line " + no + ": a step needs \"layer\" (a header line gives n_layer, n_expert or k)");
+                }
+                continue;
+            }
+            rows.add(jsonRow(o, file, no));
+        }
+        if (rows.isEmpty()) throw new IllegalArgumentException(file + ": the trace has no steps");
+        int maxLayer = 0, maxId = 0;
+        for (Row r : rows) {
+            maxLayer = Math.max(maxLayer, r.layer());
+            for (int id : r.ids()) maxId = Math.max(maxId, id);
+        }
+        if (nLayer == 0) {
+            nLayer = maxLayer + 1;
+            notes.add("n_layer " + nLayer + " inferred from the layers seen (a header line can give it)");
+        }
+        if (nExpert == 0) {
+            nExpert = maxId + 1;
+            notes.add("n_expert " + nExpert + " inferred from the largest expert id seen: experts never chosen are not counted (a header line can give it)");
+        }
+        if (k == 0) {
+            Row r0 = rows.get(0);
+            k = r0.ids().length / r0.n();
+        }
+        if (maxLayer >= nLayer) throw new IllegalArgumentException(file + ": layer " + maxLayer + " is outside the header's n_layer " + nLayer);
+        if (maxId >= nExpert) throw new IllegalArgumentException(file + ": expert " + maxId + " is outside the header's n_expert " + nExpert);
+        if (k < 1 || k > nExpert) throw new IllegalArgumentException(file + ": k = " + k + " experts per token does not fit " + nExpert + " experts");
+        for (Row r : rows) {
+            if (r.ids().length != r.n() * k) {
+                throw new IllegalArgumentException(file + " line " + r.line() + ": " + r.ids().length + " expert ids for " + r.n() + " token(s), expected "
+                        + r.n() + " x " + k + " (k from the header or the first step)");
+            }
+            if (r.probs() != null && r.probs().length != r.n() * nExpert) {
+                throw new IllegalArgumentException(file + " line " + r.line() + ": probs must hold n x n_expert = " + r.n() * nExpert + " values");
+            }
+        }
+        RoutingTrace trace = new RoutingTrace(nLayer, nExpert, k);
+        List<Integer> positions = new ArrayList<>();
+        for (int i = 0; i < rows.size(); ) {
+            Row r = rows.get(i);
+            int j = i + 1, n = r.n();
+            // rows of one layer at consecutive positions, one token each, are one batch
+            while (r.pos() >= 0 && r.n() == 1 && j < rows.size() && rows.get(j).layer() == r.layer() && rows.get(j).n() == 1
+                    && rows.get(j).pos() == r.pos() + n && sameDetail(r, rows.get(j)) && n < MAX_BATCH) {
+                n++;
+                j++;
+            }
+            int[] ids = new int[n * k];
+            float[] w = r.weights() == null ? null : new float[n * k];
+            float[] p = r.probs() == null ? null : new float[n * nExpert];
+            int at = 0;
+            for (int x = i; x < j; x++) {
+                Row q = rows.get(x);
+                System.arraycopy(q.ids(), 0, ids, at * k, q.ids().length);
+                if (w != null) System.arraycopy(q.weights(), 0, w, at * k, q.weights().length);
+                if (p != null) System.arraycopy(q.probs(), 0, p, at * nExpert, q.probs().length);
+                at += q.n();
+            }
+            trace.add(new RoutingTrace.Step(r.layer(), n, p, ids, w));
+            positions.add(r.pos());
+            i = j;
+        }
+        return new Loaded(null, "", true, trace, positions.stream().mapToInt(Integer::intValue).toArray(), json ? "jsonl" : "text", notes);
+    }
+
+    private static boolean sameDetail(Row a, Row b) {
+        return (a.weights() == null) == (b.weights() == null) && (a.probs() == null) == (b.probs() == null);
+    }
+
+    /** {@code LAYER POS ID[:WEIGHT] ID[:WEIGHT] ...} */
+    private static Row textRow(String line, Path file, int no) {
+        String[] t = line.split("\\s+");
+        if (t.length < 3) throw new IllegalArgumentException(file + " line " + no + ": expected LAYER POS ID [ID ...] (ids optionally ID:WEIGHT)");
+        int layer = parseInt(t[0], "layer", file, no, MAX_LAYERS - 1), pos = parseInt(t[1], "position", file, no, Integer.MAX_VALUE);
+        int[] ids = new int[t.length - 2];
+        float[] w = t[2].contains(":") ? new float[ids.length] : null;
+        for (int i = 0; i < ids.length; i++) {
+            String[] e = t[i + 2].split(":", 2);
+            if ((e.length == 2) != (w != null)) throw new IllegalArgumentException(file + " line " + no + ": give a weight for every expert of the line or for none");
+            ids[i] = parseInt(e[0], "expert id", file, no, MAX_EXPERTS - 1);
+            if (w != null) w[i] = parseFloat(e[1], file, no);
+        }
+        return new Row(no, layer, pos, 1, ids, w, null);
+    }
+
+    /** {@code {"layer":L,"pos":P,"experts":[...],"weights":[...]}} ("selected" for "experts", "token" for "pos", optional "n", "probs"). */
+    private static Row jsonRow(JsonNode o, Path file, int no) {
+        JsonNode l = o.path("layer");
+        if (!l.canConvertToInt() || l.asInt() < 0 || l.asInt() >= MAX_LAYERS) throw new IllegalArgumentException(file + " line " + no + ": \"layer\" must be a layer index");
+        JsonNode ids = o.has("experts") ? o.path("experts") : o.path("selected");
+        if (!ids.isArray() || ids.isEmpty()) throw new IllegalArgumentException(file + " line " + no + ": a step needs \"experts\": [ids in rank order]");
+        int n = o.path("n").asInt(1);
+        if (n < 1 || n > MAX_BATCH || ids.size() % n != 0) throw new IllegalArgumentException(file + " line " + no + ": \"n\" must divide the expert ids into tokens");
+        JsonNode pos = o.has("pos") ? o.path("pos") : o.path("token");
+        int[] sel = ids(ids, MAX_EXPERTS, file, no);
+        JsonNode w = o.path("weights"), p = o.path("probs");
+        if (!w.isMissingNode() && w.size() != sel.length) throw new IllegalArgumentException(file + " line " + no + ": \"weights\" must have one value per expert id");
+        return new Row(no, l.asInt(), pos.isMissingNode() ? -1 : pos.asInt(-1), n, sel, w.isMissingNode() ? null : floats(w, file, no),
+                p.isMissingNode() ? null : floats(p, file, no));
+    }
+
+    private static int[] ids(JsonNode a, int nExpert, Path file, int no) {
+        int[] out = new int[a.size()];
+        for (int i = 0; i < out.length; i++) {
+            JsonNode v = a.get(i);
+            if (!v.canConvertToInt() || v.asInt() < 0 || v.asInt() >= nExpert) {
+                throw new IllegalArgumentException(file + " line " + no + ": expert " + v + " out of range [0, " + nExpert + ")");
+            }
+            out[i] = v.asInt();
+        }
+        return out;
+    }
+
+    private static float[] floats(JsonNode a, Path file, int no) {
+        if (!a.isArray()) throw new IllegalArgumentException(file + " line " + no + ": expected an array of numbers");
+        float[] out = new float[a.size()];
+        for (int i = 0; i < out.length; i++) {
+            JsonNode v = a.get(i);
+            if (!v.isNumber() || !Double.isFinite(v.asDouble())) throw new IllegalArgumentException(file + " line " + no + ": " + v + " is not a finite number");
+            out[i] = (float) v.asDouble();
+        }
+        return out;
+    }
+
+    private static int parseInt(String s, String what, Path file, int no, int max) {
+        try {
+            int v = Integer.parseInt(s);
+            if (v < 0 || v > max) throw new NumberFormatException();
+            return v;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(file + " line " + no + ": " + what + " '" + s + "' is not an integer in [0, " + max + "]");
+        }
+    }
+
+    private static float parseFloat(String s, Path file, int no) {
+        try {
+            float v = Float.parseFloat(s);
+            if (!Float.isFinite(v)) throw new NumberFormatException();
+            return v;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(file + " line " + no + ": weight '" + s + "' is not a finite number");
+        }
+    }
+
+    private static int headerInt(String s, String what, Path file, int no, int max) {
+        int v = parseInt(s, what, file, no, max);
+        if (v < 1) throw new IllegalArgumentException(file + " line " + no + ": " + what + " must be positive");
+        return v;
     }
 
     private static JsonNode parse(ObjectMapper om, String line, Path file, int no) {
@@ -141,9 +356,9 @@ public final class RoutingTraceFile {
         }
     }
 
-    private static int positive(JsonNode h, String field, Path file) {
+    private static int positive(JsonNode h, String field, Path file, int no, int max) {
         int v = h.path(field).asInt(0);
-        if (v < 1) throw new IllegalArgumentException(file + " line 1: header field \"" + field + "\" must be a positive integer");
+        if (v < 1 || v > max) throw new IllegalArgumentException(file + " line " + no + ": header field \"" + field + "\" must be an integer in [1, " + max + "]");
         return v;
     }
 }

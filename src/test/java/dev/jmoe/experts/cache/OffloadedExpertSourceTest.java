@@ -28,6 +28,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import dev.jmoe.experts.predict.Lookahead;
 
 /** The cache mechanics of {@link OffloadedExpertSource}, driven directly with a store whose reads the test controls. */
 class OffloadedExpertSourceTest {
@@ -254,6 +255,35 @@ class OffloadedExpertSourceTest {
                 assertTrue(stats.peakResidentBytes() <= slots * slotBytes, "peak " + stats.peakResidentBytes());
                 assertTrue(mem.allocatedBytes() <= slots * slotBytes);
             }
+        }
+    }
+
+    @Test
+    void predictionsReachTheViewAPredictiveEvictionReadsAndSteerItsVictim() throws Exception {
+        GatedStore store = new GatedStore();
+        int nLayer = layout.layerCount();
+        Predictions view = new Predictions(nLayer, nExpert);
+        EvictionPolicy policy = EvictionPolicies.create("predictive", new EvictionPolicy.Context(nLayer, nExpert, 16, null, view));
+        ExpertMemory mem = new ExpertMemory(2 * ((layout.maxExpertBytes() + 63) / 64 * 64), layout.maxExpertBytes());
+        try (OffloadedExpertSource src = new OffloadedExpertSource(store, mem, Link.UNLIMITED, policy, new OffloadStats(),
+                new OffloadedExpertSource.Options(false, 1), view)) {
+            OffloadedSourceSink sink = new OffloadedSourceSink(src);
+            // experts 1 and 2 of layer 0 resident, used once each, 1 before 2
+            sink.at(0, 0, 1);
+            src.willUse(0, new int[]{1, 2});
+            src.release(src.acquire(0, 1));
+            src.release(src.acquire(0, 2));
+            src.awaitIdle();
+            // the predictor says layer 0 of the next position uses expert 1: LRU would evict 1, the predictive policy keeps it
+            sink.prefetch(1, 0, new int[]{1}, 1, nLayer);
+            assertEquals(Lookahead.step(1, 0, nLayer), view.nextUse(key(0, 1)));
+            sink.at(0, 1, 1);
+            src.willUse(1, new int[]{3});
+            src.release(src.acquire(1, 3));
+            src.awaitIdle();
+            int[] resident = src.residentKeys();
+            assertTrue(java.util.Arrays.stream(resident).anyMatch(k -> k == key(0, 1)), "the predicted expert stays: " + java.util.Arrays.toString(resident));
+            assertTrue(java.util.Arrays.stream(resident).noneMatch(k -> k == key(0, 2)), "the unpredicted one went");
         }
     }
 }
