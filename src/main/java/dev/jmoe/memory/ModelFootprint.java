@@ -70,11 +70,10 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
                 count += s.nExpert();
                 maxExpert = Math.max(maxExpert, one);
                 var e = s.expert(0);
-                packedExperts += (packed(e.gate()) + packed(e.up()) + packed(e.down())) * s.nExpert();
-                // a slot packs only the integer-product parts (Packing.canPackInto); Q8_0 parts keep the file's bytes
-                long heapOne = slotPacked(e.gate()) + slotPacked(e.up()) + slotPacked(e.down());
+                long heapOne = packed(e.gate()) + packed(e.up()) + packed(e.down());
+                packedExperts += heapOne * s.nExpert();
                 long rawOne = 0;
-                for (Matrix part : new Matrix[]{e.gate(), e.up(), e.down()}) if (slotPacked(part) == 0) rawOne += part.byteSize();
+                for (Matrix part : new Matrix[]{e.gate(), e.up(), e.down()}) if (packed(part) == 0) rawOne += part.byteSize();
                 slotHeap = Math.max(slotHeap, heapOne);
                 slotRaw = Math.max(slotRaw, (Math.max(rawOne, 1) + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN);
             }
@@ -95,11 +94,6 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
 
     private static long packed(Matrix m) {
         return m != null && m.packed() == null && Packing.canPack(m) ? Packing.packedBytes(m) : 0;
-    }
-
-    /** Heap bytes of {@code m}'s packed copy in a fast-memory slot (dev.jmoe.experts.cache.SlotFormat), 0 if a slot keeps its bytes. */
-    private static long slotPacked(Matrix m) {
-        return m != null && m.packed() == null && Packing.canPackInto(m) ? Packing.packedBytes(m) : 0;
     }
 
     private static long floats(float[] v) {

@@ -82,6 +82,33 @@ public final class PackedQ8 implements PackedMatrix {
         return new PackedQ8(quants, scales, 0, m.rows(), m.cols());
     }
 
+    /** Length of the byte array of quants a packed copy of {@code m} takes ({@link #canPack} must hold). */
+    static int quantBytes(Matrix m) {
+        return m.rows() / ROWS * (m.cols() / QK) * QUANT_BYTES;
+    }
+
+    /** Length of the scale array a packed copy of {@code m} takes ({@link #canPack} must hold). */
+    static int scaleFloats(Matrix m) {
+        return m.rows() / ROWS * (m.cols() / QK) * ROWS;
+    }
+
+    /**
+     * As {@link #pack}, into arrays the caller owns and reuses (a fast-memory slot), at least {@link #quantBytes} and
+     * {@link #scaleFloats} long. The copy equals {@link #pack}'s value for value; it is valid until the arrays are
+     * overwritten.
+     */
+    static PackedQ8 packInto(Matrix m, byte[] quants, float[] scales, Parallel pool) {
+        if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q8");
+        if (quants == null || scales == null || quants.length < quantBytes(m) || scales.length < scaleFloats(m)) {
+            throw new IllegalArgumentException("arrays too small for the packed copy");
+        }
+        int groups = m.rows() / ROWS;
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
+        if (pool == null || groups < 2) task.run(0, groups);
+        else pool.forRange(groups, 1, task);
+        return new PackedQ8(quants, scales, 0, m.rows(), m.cols());
+    }
+
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     /** Groups [g0, g1), through a heap copy of one group's rows at a time (element-wise segment reads cost several times more). */

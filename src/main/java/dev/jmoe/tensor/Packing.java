@@ -31,43 +31,41 @@ public final class Packing {
         };
     }
 
-    /**
-     * Whether {@code m} can be packed into a fast-memory slot's arrays ({@link #packInto}): the integer-product copies,
-     * Q4_0, Q4_K and Q6_K. A {@link PackedQ8} copy gives the file's rows' bits at every batch size (its products are
-     * the Q8_0 row kernel's float operations in their order, its panels decode the same values), so a slot keeps a
-     * Q8_0 expert in the file's layout and still computes what a resident run on the packed copy computes.
-     */
-    public static boolean canPackInto(Matrix m) {
-        return PackedQ4.canPack(m) || PackedQ6.canPack(m);
-    }
-
-    /** Length of the short array of quants a packed copy of {@code m} takes ({@link #canPackInto} must hold). */
+    /** Length of the short array of quants a packed copy of {@code m} takes ({@link #canPack} must hold). */
     public static int quantShorts(Matrix m) {
-        requireIntoForm(m);
-        return m.type() == GgmlType.Q6_K ? PackedQ6.quantShorts(m) : PackedQ4.quantShorts(m);
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.quantShorts(m);
+            case Q8_0 -> 0; // 8-bit quants: a byte array (quantBytes)
+            default -> PackedQ4.quantShorts(m);
+        };
     }
 
-    /** Length of the float array of scales (and offsets) a packed copy of {@code m} takes ({@link #canPackInto} must hold). */
+    /** Length of the byte array of quants a packed copy of {@code m} takes ({@link #canPack} must hold): Q8_0's; 0 for the others. */
+    public static int quantBytes(Matrix m) {
+        return m.type() == GgmlType.Q8_0 ? PackedQ8.quantBytes(m) : 0;
+    }
+
+    /** Length of the float array of scales (and offsets) a packed copy of {@code m} takes ({@link #canPack} must hold). */
     public static int scaleFloats(Matrix m) {
-        requireIntoForm(m);
-        return m.type() == GgmlType.Q6_K ? PackedQ6.scaleFloats(m) : PackedQ4.scaleFloats(m);
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.scaleFloats(m);
+            case Q8_0 -> PackedQ8.scaleFloats(m);
+            default -> PackedQ4.scaleFloats(m);
+        };
     }
 
     /**
-     * Regroups {@code m} ({@link #canPackInto} must hold) into arrays the caller owns, at least {@link #quantShorts} and
-     * {@link #scaleFloats} long: an expert's slot in fast memory keeps its arrays and packs each expert it receives into
-     * them. The copy equals {@link #pack}'s value for value, so products on it give the same bits; it is valid until the
-     * arrays are overwritten.
+     * Regroups {@code m} ({@link #canPack} must hold) into arrays the caller owns, at least {@link #quantShorts} (or, for
+     * Q8_0, {@link #quantBytes}) and {@link #scaleFloats} long: an expert's slot in fast memory keeps its arrays and packs
+     * each expert it receives into them. The copy equals {@link #pack}'s value for value, so products on it give the same
+     * bits; it is valid until the arrays are overwritten.
      */
-    public static PackedMatrix packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
-        requireIntoForm(m);
-        return m.type() == GgmlType.Q6_K ? PackedQ6.packInto(m, quants, scales, pool) : PackedQ4.packInto(m, quants, scales, pool);
-    }
-
-    private static void requireIntoForm(Matrix m) {
-        if (!canPackInto(m)) {
-            throw new IllegalArgumentException("a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix has no packed form for a slot's arrays");
-        }
+    public static PackedMatrix packInto(Matrix m, short[] quants, byte[] quantBytes, float[] scales, Parallel pool) {
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.packInto(m, quants, scales, pool);
+            case Q8_0 -> PackedQ8.packInto(m, quantBytes, scales, pool);
+            default -> PackedQ4.packInto(m, quants, scales, pool);
+        };
     }
 
     /** {@code m} with a packed copy if it can be packed (on this thread), else {@code m} itself. */

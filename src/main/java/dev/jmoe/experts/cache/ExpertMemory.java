@@ -20,9 +20,9 @@ public final class ExpertMemory implements AutoCloseable {
      * One slot's memory: off-heap bytes for the parts held in the file's layout, and per part (gate, up, down) the
      * arrays its packed copy lives in (null for a part never packed) with the packed copy now there.
      */
-    public record Slot(MemorySegment raw, short[][] quants, float[][] scales, dev.jmoe.tensor.PackedMatrix[] packed) {
-        Slot(MemorySegment raw, short[][] quants, float[][] scales) {
-            this(raw, quants, scales, new dev.jmoe.tensor.PackedMatrix[3]);
+    public record Slot(MemorySegment raw, short[][] quants, byte[][] quantBytes, float[][] scales, dev.jmoe.tensor.PackedMatrix[] packed) {
+        Slot(MemorySegment raw, short[][] quants, byte[][] quantBytes, float[][] scales) {
+            this(raw, quants, quantBytes, scales, new dev.jmoe.tensor.PackedMatrix[3]);
         }
     }
 
@@ -113,7 +113,7 @@ public final class ExpertMemory implements AutoCloseable {
     }
 
     private Slot newSlot(MemorySegment raw) {
-        return format != null ? format.newSlot(raw) : new Slot(raw, new short[3][], new float[3][]);
+        return format != null ? format.newSlot(raw) : new Slot(raw, new short[3][], new byte[3][], new float[3][]);
     }
 
     /**

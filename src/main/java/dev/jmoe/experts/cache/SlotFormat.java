@@ -18,13 +18,12 @@ import java.util.List;
  *   <li>File layout ({@link #fileLayout}): the file's bytes, gate | up | down, multiplied by the file-layout kernels.
  *       This is what a model that does not pack its weights computes resident too.</li>
  *   <li>Packed ({@link #of} on a model that packs, {@link Model#packsWeights}): every part the resident source packs on
- *       first use for integer products (Q4_0, Q4_K, Q6_K with whole 16-row groups, {@link Packing#canPackInto}) is held as its packed copy
+ *       first use (Q4_0, Q4_K, Q6_K with whole 16-row groups, {@link Packing#canPack}) is held as its packed copy
  *       instead of its bytes, made by the loader thread as the expert arrives with the regrouping the resident source
  *       uses, so the integer kernels and the 16-bit activations are the same; the other parts keep the file's bytes.
  *       The packed copies live in Java arrays each slot owns and reuses (the kernels read arrays, see
  *       {@link dev.jmoe.tensor.PackedQ4}). A packed matrix still names its rows in the file mapping, which no packed
- *       product reads (only the scalar reference does); fast memory holds the packed copy alone. Q8_0 parts, which the
- *       resident source packs too, keep the file's bytes: their packed products give the file rows' bits.</li>
+ *       product reads (only the scalar reference does); fast memory holds the packed copy alone.</li>
  * </ul>
  * A slot is sized for the largest expert in this form, part by part: {@link #slotBytes} is what one slot really
  * allocates, and the cache's budget counts it. Stores without an addressable copy (direct I/O) read a packed expert
@@ -39,7 +38,7 @@ public final class SlotFormat {
     private final boolean[][] packs;            // [layer][part]; null row for layers without experts
     private final long[] layerBytes;            // an expert of layer l in this form
     private final long rawBytes;                // off-heap bytes per slot: the largest sum of unpacked parts
-    private final int[] quantShorts = new int[PARTS], scaleFloats = new int[PARTS]; // heap arrays per slot and part
+    private final int[] quantShorts = new int[PARTS], quantBytes = new int[PARTS], scaleFloats = new int[PARTS]; // heap arrays per slot and part
     private final boolean anyPacked;
 
     private SlotFormat(ExpertLayout layout, List<StackedExperts> stacked, boolean[][] packs) {
@@ -56,6 +55,7 @@ public final class SlotFormat {
                 if (packs != null && packs[l][p]) {
                     Matrix m = part(stacked.get(l).expert(0), p);
                     quantShorts[p] = Math.max(quantShorts[p], Packing.quantShorts(m));
+                    quantBytes[p] = Math.max(quantBytes[p], Packing.quantBytes(m));
                     scaleFloats[p] = Math.max(scaleFloats[p], Packing.scaleFloats(m));
                     packed += Packing.packedBytes(m);
                     any = true;
@@ -86,7 +86,7 @@ public final class SlotFormat {
             packs[l] = new boolean[PARTS];
             ExpertWeights w = stacked.get(l).expert(0);
             for (int p = 0; p < PARTS; p++) {
-                packs[l][p] = Packing.canPackInto(part(w, p));
+                packs[l][p] = Packing.canPack(part(w, p));
                 any |= packs[l][p];
             }
         }
@@ -123,7 +123,7 @@ public final class SlotFormat {
     /** Bytes one slot allocates: its off-heap bytes plus its packed arrays, each sized for the largest expert of the model. */
     public long slotBytes() {
         long b = rawSlotBytes();
-        for (int p = 0; p < PARTS; p++) b += 2L * quantShorts[p] + 4L * scaleFloats[p];
+        for (int p = 0; p < PARTS; p++) b += 2L * quantShorts[p] + quantBytes[p] + 4L * scaleFloats[p];
         return b;
     }
 
@@ -136,12 +136,14 @@ public final class SlotFormat {
     /** A slot's memory. */
     ExpertMemory.Slot newSlot(MemorySegment raw) {
         short[][] q = new short[PARTS][];
+        byte[][] qb = new byte[PARTS][];
         float[][] s = new float[PARTS][];
         for (int p = 0; p < PARTS; p++) {
             if (quantShorts[p] > 0) q[p] = new short[quantShorts[p]];
+            if (quantBytes[p] > 0) qb[p] = new byte[quantBytes[p]];
             if (scaleFloats[p] > 0) s[p] = new float[scaleFloats[p]];
         }
-        return new ExpertMemory.Slot(raw, q, s);
+        return new ExpertMemory.Slot(raw, q, qb, s);
     }
 
     /**
@@ -164,7 +166,7 @@ public final class SlotFormat {
         for (int p = 0; p < PARTS; p++) {
             Matrix m = part(src, p);
             if (packs[layer][p]) {
-                slot.packed()[p] = Packing.packInto(m, slot.quants()[p], slot.scales()[p], null);
+                slot.packed()[p] = Packing.packInto(m, slot.quants()[p], slot.quantBytes()[p], slot.scales()[p], null);
             } else {
                 MemorySegment.copy(m.data(), 0, slot.raw(), at, m.byteSize());
                 at += m.byteSize();
