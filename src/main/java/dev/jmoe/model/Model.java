@@ -708,7 +708,7 @@ public final class Model {
         int most = 0;
         for (int ex : aside) most = Math.max(most, routing.tokenCount(ex));
         float[][] buf = s.asideBuffers(most * e, most * ffE);
-        boolean int8 = int8Activations, scalar = Kernels.scalarReference();
+        boolean int8 = int8Activations, scalar = Kernels.scalarReference(), invariant = Kernels.batchInvariance();
         Runnable work = () -> {
             for (int ex : aside) {
                 int m = routing.tokenCount(ex);
@@ -718,8 +718,9 @@ public final class Model {
                 for (int i = 0; i < m; i++) System.arraycopy(d, i * e, slots, (routing.token(ex, i) * k + routing.slot(ex, i)) * e, e);
             }
         };
+        // the pass's bindings, on the aside thread too: a step of several sequences keeps every row's arithmetic there
         return source.runAside(() -> Kernels.withScalarReference(scalar, () -> {
-            Kernels.withActivationQuantization(int8, work);
+            Kernels.withActivationQuantization(int8, () -> Kernels.withBatchInvariance(invariant, work));
             return null;
         }));
     }

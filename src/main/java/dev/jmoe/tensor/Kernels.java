@@ -241,10 +241,12 @@ public final class Kernels {
      *
      * <p>Why it can hold: below the tile threshold, with rounded activations and under batch invariance, every vector
      * takes the single-vector arithmetic whatever the batch; a packed matrix's float panels accumulate each vector
-     * column by column in one order whatever the batch, so any parts at or above the threshold agree; a file-layout
-     * matrix's float tiles give the last vector of an odd batch its own two-accumulator sweep, so parts must be even
-     * except the last (which then keeps the whole batch's parity). Parts of one vector are never allowed (a gated
-     * product of one vector fuses gate and up). The scalar reference is not analysed: false.
+     * column by column in one order whatever the batch, so any parts at or above the threshold agree. A file-layout
+     * matrix's float row tiles ({@link FloatGemm#rowTile}) also sum each vector in column order whatever the batch
+     * (KernelsTest.batchedRowsDoNotDependOnTheBatchAround); the even-parts rule below dates from the earlier 2×4 dot
+     * tiles, which gave the last vector of an odd batch its own sweep, and is kept as a conservative bound. Parts of one
+     * vector are never allowed (a gated product of one vector fuses gate and up). The scalar reference is not
+     * analysed: false.
      */
     public static boolean splitKeepsBits(Matrix w, boolean packed, int batch, int part) {
         if (part < 2 || batch < 1) return false;
