@@ -14,22 +14,18 @@ import dev.jmoe.net.ClusterConfig;
 import dev.jmoe.net.ClusterSimulator;
 import dev.jmoe.net.ClusterStats;
 import dev.jmoe.net.NodeSecurity;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
+import dev.jmoe.net.NodeProcess;
 import java.io.PrintWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -97,7 +93,6 @@ final class ClusterBenchCommand implements Callable<Integer> {
 
     private static final String DIRECT = "distributed, shadow->workers";
 
-    private static final Pattern LISTENING = Pattern.compile("listening on ([^\\s]+):(\\d+)");
 
     private record Proc(String role, Process process, String host, int port) {}
 
@@ -340,38 +335,8 @@ final class ClusterBenchCommand implements Callable<Integer> {
     }
 
     private Proc start(String role, List<String> prefix, String host, List<String> args, String heap) throws Exception {
-        List<String> cmd = new ArrayList<>(prefix);
-        cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        cmd.addAll(List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", heap, "-XX:+UseSerialGC"));
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
-        cmd.addAll(args);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        p.getOutputStream().close();
-        CompletableFuture<Integer> port = new CompletableFuture<>();
-        StringBuilder log = new StringBuilder();
-        Thread.ofPlatform().daemon().start(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                for (String line; (line = r.readLine()) != null; ) {
-                    if (log.length() < 20_000) log.append(line).append('\n');
-                    Matcher m = LISTENING.matcher(line);
-                    if (m.find()) port.complete(Integer.parseInt(m.group(2)));
-                }
-            } catch (Exception ignored) {
-                // ended
-            }
-            port.complete(-1);
-        });
-        int got;
-        try {
-            got = port.get(300, TimeUnit.SECONDS);
-        } catch (java.util.concurrent.TimeoutException e) {
-            got = -1;
-        }
-        if (got < 0) {
-            p.destroyForcibly();
-            throw new IllegalStateException(role + " did not start: " + log.toString().strip());
-        }
-        return new Proc(role, p, host, got);
+        NodeProcess.Started n = NodeProcess.start(role, NodeProcess.javaCommand(prefix, List.of(heap), Main.class.getName(), args), Duration.ofSeconds(300));
+        return new Proc(role, n.process(), host, n.port());
     }
 
     private static ClusterStats.Snapshot add(ClusterStats.Snapshot a, ClusterStats.Snapshot b) {

@@ -1,17 +1,12 @@
 package dev.jmoe.net;
 
 import dev.jmoe.cli.Main;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Worker and shadow nodes as separate JVMs on 127.0.0.1 (any free port), for the multi-process tests. Each node is
@@ -19,7 +14,6 @@ import java.util.regex.Pattern;
  * shutdown hook does the same should the test JVM end first.
  */
 final class Nodes implements AutoCloseable {
-    private static final Pattern LISTENING = Pattern.compile("listening on ([^\\s]+):(\\d+)");
 
     /** One running node. */
     static final class Node {
@@ -67,44 +61,17 @@ final class Nodes implements AutoCloseable {
         return start(args, List.of("-Xmx512m"));
     }
 
-    /** Starts a node and waits (at most 60 s) for its "listening on" line. */
+    /** Starts a node and waits (at most 90 s) for its "listening on" line. */
     Node start(List<String> args, List<String> jvmFlags) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.addAll(List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=4"));
-        cmd.addAll(jvmFlags);
-        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
-        cmd.addAll(args);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        p.getOutputStream().close();
-        CompletableFuture<Integer> port = new CompletableFuture<>();
-        StringBuilder log = new StringBuilder();
-        Thread.ofPlatform().daemon().start(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                for (String line; (line = r.readLine()) != null; ) {
-                    synchronized (log) {
-                        if (log.length() < 100_000) log.append(line).append('\n');
-                    }
-                    Matcher m = LISTENING.matcher(line);
-                    if (m.find()) port.complete(Integer.parseInt(m.group(2)));
-                }
-            } catch (IOException ignored) {
-                // the process ended
-            }
-            port.complete(-1);
-        });
-        try {
-            int got = port.get(90, TimeUnit.SECONDS);
-            if (got < 0) throw new AssertionError("node " + args + " ended before listening:\n" + log);
-            Node n = new Node(p, got);
-            synchronized (nodes) {
-                nodes.add(n);
-            }
-            return n;
-        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
-            p.destroyForcibly();
-            throw new AssertionError("node " + args + " did not start listening within 90 s:\n" + log);
+        List<String> flags = new ArrayList<>(List.of("-XX:TieredStopAtLevel=4"));
+        flags.addAll(jvmFlags);
+        NodeProcess.Started started = NodeProcess.start("node " + args, NodeProcess.javaCommand(List.of(), flags, Main.class.getName(), args),
+                Duration.ofSeconds(90));
+        Node n = new Node(started.process(), started.port());
+        synchronized (nodes) {
+            nodes.add(n);
         }
+        return n;
     }
 
     static String addresses(List<Node> ns) {
