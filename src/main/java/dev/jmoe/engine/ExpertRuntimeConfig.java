@@ -178,21 +178,10 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
     public List<String> warnings() {
         List<String> w = new ArrayList<>();
         if (distributed()) {
-            List<String> idle = new ArrayList<>();
-            if (expertMemory != null) idle.add("--expert-memory");
-            if (store != null) idle.add("--store");
-            if (link != null) idle.add("--link");
-            if (slowCompute != null) idle.add("--slow-compute");
-            if (policy != null && !justInTime()) idle.add("--policy " + policy);
-            if (eviction != null) idle.add("--eviction");
-            if (alpha != null) idle.add("--alpha");
-            if (scoreWindow != null) idle.add("--score-window");
-            if (prefetch != null) idle.add("--prefetch");
-            if (balance != null) idle.add("--balance");
-            if (loaderThreads != null) idle.add("--loader-threads");
-            if (prefetchRule != null) idle.add("--prefetch-rule");
-            if (balanceSplit != null) idle.add("--balance-split");
-            if (slowOverlap != null) idle.add("--slow-overlap");
+            List<String> idle = given(expertMemory, "--expert-memory", store, "--store", link, "--link", slowCompute, "--slow-compute",
+                    justInTime() ? null : policy, "--policy " + policy, eviction, "--eviction", alpha, "--alpha", scoreWindow, "--score-window",
+                    prefetch, "--prefetch", balance, "--balance", loaderThreads, "--loader-threads", prefetchRule, "--prefetch-rule",
+                    balanceSplit, "--balance-split", slowOverlap, "--slow-overlap");
             if (!idle.isEmpty()) {
                 w.add(String.join(", ", idle) + (idle.size() == 1 ? " has" : " have")
                         + " no effect with --workers (the main node holds no experts; each worker's own flags set its memory, store and link)");

@@ -75,13 +75,12 @@ public final class ExpertMemory implements AutoCloseable {
         long raw = format != null ? format.rawSlotBytes() : (expertBytes + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN;
         // Phased slots (and staging buffers, which a direct store reads into too) sit a whole number of pages apart, so
         // each keeps the phase; the padding is fast memory like the rest and counts against the budget.
-        long align = phase >= 0 ? PAGE : SLOT_ALIGN;
-        long stride = (raw + align - 1) / align * align;
+        long stride = stride(raw, phase);
         this.format = format;
         this.rawStride = stride;
         this.slotBytes = (format != null ? format.slotBytes() - raw : 0) + stride;
         long stagingBytes = format != null ? format.stagingBytes() : 0;
-        long stagingStride = (stagingBytes + align - 1) / align * align;
+        long stagingStride = stride(stagingBytes, phase);
         long shift = phase > 0 ? phase : 0;
         long transientBytes = scratchSlots * slotBytes + stagingBuffers * stagingStride;
         long n = (budgetBytes - shift - transientBytes) / slotBytes;
@@ -121,14 +120,18 @@ public final class ExpertMemory implements AutoCloseable {
      * off-heap bytes at their stride plus the arrays of its packed copies.
      */
     public static long slotBytes(SlotFormat format, long phase) {
-        long raw = format.rawSlotBytes(), align = phase >= 0 ? PAGE : SLOT_ALIGN;
-        return format.slotBytes() - raw + (raw + align - 1) / align * align;
+        return format.slotBytes() - format.rawSlotBytes() + stride(format.rawSlotBytes(), phase);
     }
 
     /** The budget bytes of one staging buffer of {@code format} at {@code phase}, and of the phase shift: what is set aside besides slots. */
     public static long stagingBytes(SlotFormat format, long phase) {
+        return stride(format.stagingBytes(), phase);
+    }
+
+    /** {@code bytes} rounded up to whole pages when slots are phased (each then keeps the phase), else to 64 for vector loads. */
+    private static long stride(long bytes, long phase) {
         long align = phase >= 0 ? PAGE : SLOT_ALIGN;
-        return (format.stagingBytes() + align - 1) / align * align;
+        return (bytes + align - 1) / align * align;
     }
 
     private static String describeTransient(int scratch, int staging) {
