@@ -26,7 +26,11 @@ final class FloatGemm {
         int b = 0;
         for (; b + 6 <= batch; b += 6) panel16x6(p, kn, x, b * xStride + xOff, xStride, out, b * outStride + row0, outStride, accumulate);
         for (; b + 2 <= batch; b += 2) panel16x2(p, kn, x, b * xStride + xOff, xStride, out, b * outStride + row0, outStride, accumulate);
-        if (b < batch) panel16x1(p, kn, x, b * xStride + xOff, out, b * outStride + row0, accumulate);
+        // The last token of an odd batch runs as a pair with itself (both strides 0): the two columns compute the same
+        // bits and store them to the same place. A one-token form of its own ran too rarely for C2 to compile it well:
+        // in some JVM runs its FMAs were not inlined, boxed every vector on the heap (~15 GB over a 10-round speed
+        // run) and made prompt rounds 4-8x slower (JFR, qwen3moe-bench Q8_0, one thread).
+        if (b < batch) panel16x2(p, kn, x, b * xStride + xOff, 0, out, b * outStride + row0, 0, accumulate);
     }
 
     private static FloatVector start(float[] out, int o, boolean accumulate) {
@@ -96,18 +100,6 @@ final class FloatGemm {
         c01.intoArray(out, o + 8);
         c10.intoArray(out, o1);
         c11.intoArray(out, o1 + 8);
-    }
-
-    /** The last token of an odd batch. */
-    private static void panel16x1(float[] p, int kn, float[] x, int x0, float[] out, int o, boolean accumulate) {
-        FloatVector c0 = start(out, o, accumulate), c1 = start(out, o + 8, accumulate);
-        for (int k = 0; k < kn; k++) {
-            FloatVector t = FloatVector.broadcast(F, x[x0 + k]);
-            c0 = FloatVector.fromArray(F, p, 16 * k).fma(t, c0);
-            c1 = FloatVector.fromArray(F, p, 16 * k + 8).fma(t, c1);
-        }
-        c0.intoArray(out, o);
-        c1.intoArray(out, o + 8);
     }
 
     // ---- row tiles against transposed tokens: weights broadcast, tokens in lanes -------------------------------

@@ -150,7 +150,8 @@ public final class PackedQ8 implements PackedMatrix {
         if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT) {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q8 matrix of " + cols + " columns");
         }
-        for (int g = g0; g < g1; g++) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
+        float[] acc = new float[8 * ROWS];
+        for (int g = g0; g < g1; g++) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS, acc);
     }
 
     /**
@@ -161,57 +162,32 @@ public final class PackedQ8 implements PackedMatrix {
      * sum ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)). With 16 rows in lanes the row kernel's eight lanes are eight
      * vectors. (The row kernel scales quants by 2^24 and d by 2^-24, which changes no rounding of normal floats.)
      */
-    private void group(int g, float[] x, int xOff, float[] out, int outOff) {
+    private void group(int g, float[] x, int xOff, float[] out, int outOff, float[] acc) {
+        // Accumulator i (columns 4i .. 4i + 3 of every block) lives in acc[16i .. 16i + 15] between blocks: storing and
+        // reloading a float changes no bit, and the loop body stays small. The 32 columns of a block written out
+        // (eight accumulators in registers) sometimes exceeded C2's inlining budget: the Vector API calls past that
+        // point were not inlined and every vector was boxed on the heap, ~0.6-1 GB of garbage per 32 decode tokens,
+        // and decode rounds ran 2-10x slower (JFR, qwen3moe-bench Q8_0, one thread).
         byte[] qs = quants;
         float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
-        FloatVector z = FloatVector.zero(F);
-        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
-        // written out: a helper returning each partial sum was not inlined, and its vectors were boxed on the heap
+        java.util.Arrays.fill(acc, 0, 8 * ROWS, 0f);
         for (int b = 0; b < nb; b++) {
             int qp = (block0 + b) * QUANT_BYTES, xp = xOff + b * QK;
-            FloatVector d = FloatVector.fromArray(F, sc, (block0 + b) * ROWS), s;
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 1]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 32).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 2]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 48).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 3]), s);
-            a0 = s.fma(d, a0);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 64).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 4]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 80).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 5]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 96).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 6]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 112).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 7]), s);
-            a1 = s.fma(d, a1);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 128).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 8]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 144).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 9]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 160).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 10]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 176).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 11]), s);
-            a2 = s.fma(d, a2);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 192).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 12]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 208).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 13]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 224).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 14]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 240).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 15]), s);
-            a3 = s.fma(d, a3);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 256).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 16]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 272).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 17]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 288).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 18]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 304).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 19]), s);
-            a4 = s.fma(d, a4);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 320).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 20]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 336).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 21]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 352).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 22]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 368).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 23]), s);
-            a5 = s.fma(d, a5);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 384).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 24]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 400).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 25]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 416).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 26]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 432).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 27]), s);
-            a6 = s.fma(d, a6);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 448).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 28]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 464).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 29]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 480).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 30]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 496).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 31]), s);
-            a7 = s.fma(d, a7);
+            FloatVector d = FloatVector.fromArray(F, sc, (block0 + b) * ROWS);
+            for (int i = 0; i < 8; i++) {
+                int q = qp + 4 * ROWS * i, xi = xp + 4 * i;
+                FloatVector s = ((FloatVector) ByteVector.fromArray(B, qs, q).convertShape(VectorOperators.B2F, F, 0)).mul(x[xi]);
+                s = ((FloatVector) ByteVector.fromArray(B, qs, q + ROWS).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xi + 1]), s);
+                s = ((FloatVector) ByteVector.fromArray(B, qs, q + 2 * ROWS).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xi + 2]), s);
+                s = ((FloatVector) ByteVector.fromArray(B, qs, q + 3 * ROWS).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xi + 3]), s);
+                s.fma(d, FloatVector.fromArray(F, acc, ROWS * i)).intoArray(acc, ROWS * i);
+            }
         }
+        FloatVector a0 = FloatVector.fromArray(F, acc, 0), a1 = FloatVector.fromArray(F, acc, ROWS);
+        FloatVector a2 = FloatVector.fromArray(F, acc, 2 * ROWS), a3 = FloatVector.fromArray(F, acc, 3 * ROWS);
+        FloatVector a4 = FloatVector.fromArray(F, acc, 4 * ROWS), a5 = FloatVector.fromArray(F, acc, 5 * ROWS);
+        FloatVector a6 = FloatVector.fromArray(F, acc, 6 * ROWS), a7 = FloatVector.fromArray(F, acc, 7 * ROWS);
         a0.add(a4).add(a2.add(a6)).add(a1.add(a5).add(a3.add(a7))).intoArray(out, outOff);
     }
 
