@@ -14,7 +14,7 @@ import java.util.SplittableRandom;
  * <p>Realistic settings: the Q8_0 shadow of the trained F16 models named 99.5–99.9% of the next layers' experts inline
  * and 84–96% on its own thread with one main thread (docs/prediction.md), at most one token ahead.
  */
-public final class SimulatedPredictor {
+public final class SimulatedPredictor implements ReplayPredictor {
     private final RoutingTrace trace;
     private final int lookahead;
     private final double recall;
@@ -35,6 +35,7 @@ public final class SimulatedPredictor {
     public double recall() { return recall; }
 
     /** At step {@code i}: moves the view's clock there and announces the steps i+1 … i+H (the nearest one last wins ties). */
+    @Override
     public void announce(int i, Predictions view) {
         view.advance(i);
         int end = Math.min(trace.steps().size() - 1, i + lookahead);
