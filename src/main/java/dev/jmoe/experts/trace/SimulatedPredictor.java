@@ -12,7 +12,9 @@ import java.util.SplittableRandom;
  * and every policy of a replay sees the same predictions. Prompt batches are not predicted (as in runs).
  *
  * <p>Realistic settings: the Q8_0 shadow of the trained F16 models named 99.5–99.9% of the next layers' experts inline
- * and 84–96% on its own thread with one main thread (docs/prediction.md), at most one token ahead.
+ * and 84–96% on its own thread with one main thread (docs/prediction.md); speculating the next two tokens it names
+ * 99.5–99.9% up to two tokens ahead (H = 2 × the layer count), teacher-forced and in greedy decoding (docs/smoe.md). A
+ * {@link RecordedPredictor} replays such a shadow's own predictions instead of this model of them.
  */
 public final class SimulatedPredictor implements ReplayPredictor {
     private final RoutingTrace trace;
