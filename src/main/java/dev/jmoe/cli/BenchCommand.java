@@ -324,7 +324,7 @@ final class BenchCommand implements Callable<Integer> {
         ExpertRuntimeConfig.Builder b = ExpertRuntimeConfig.builder().policy(v.policy()).expertMemory(c.budget()).store(cfg.store()).link(c.link())
                 .slowCompute(cfg.slowCompute())
                 .predictor(c.predictor()).alignPeriod(usesShadow ? "1,1" : null).shadowType(usesShadow ? shadow : null)
-                .lookahead(c.predictor().equals("none") && !v.odmoe() ? null : lookahead);
+                .lookahead(c.predictor().equals("none") && !v.odmoe() ? null : v.lookahead() != null ? v.lookahead() : lookahead);
         if (!v.odmoe()) {
             b.eviction(v.eviction()).prefetch(v.prefetch()).balance(v.balance()).prefetchRule(v.prefetchRule()).balanceSplit(v.balanceSplit())
                     .slowOverlap(v.slowOverlap());
