@@ -15,6 +15,9 @@ bin/jmoe bench --config bench/report.json --out bench/report "$@"
 bin/jmoe bench --config bench/predictive-eviction.json --out bench/report/predictive-eviction "$@"
 # the same on mixtral-tiny with 10 rounds, every policy paired with predictive (5 rounds on a loaded machine could not tell them apart)
 bin/jmoe bench --config bench/predictive-eviction-mixtral.json --out bench/report/predictive-eviction-mixtral "$@"
+# the shadow two tokens ahead (predictions past one token's layers reach the predictive policy only), against the same
+# policy one token ahead and the other policies, on both trained models, 15 rounds
+bin/jmoe bench --config bench/predictive-eviction-two-tokens.json --out bench/report/predictive-eviction-two-tokens "$@"
 # the SVGs draw their text as outlines with 8-decimal coordinates; 2 decimals (1/100 px) halve their size
 python3 - bench/report/*.svg bench/report/predictive-eviction*/*.svg <<'PY'
 import re, sys
@@ -38,3 +41,5 @@ for m in qwen2moe-tiny-f16 mixtral-tiny-f16; do
   bin/jmoe predict-eval -q -m models/$m.gguf -f models/test.txt --mode greedy --prompts 8 --prompt-tokens 32 -n 64 --predictor shadow \
     --shadow q8_0,q4_0 --shadow-margin 0,0.02 --lookahead "$layers" --json "bench/report/replay/recall-$m.json" > "bench/report/replay/recall-$m.txt"
 done
+# a shadow predicting across the token boundary (two tokens ahead): its recall, its recorded predictions and the replays they drive
+bench/replay-next-token.sh

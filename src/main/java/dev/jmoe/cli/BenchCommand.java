@@ -324,7 +324,7 @@ final class BenchCommand implements Callable<Integer> {
         ExpertRuntimeConfig.Builder b = ExpertRuntimeConfig.builder().policy(v.policy()).expertMemory(c.budget()).store(cfg.store()).link(c.link())
                 .slowCompute(cfg.slowCompute())
                 .predictor(c.predictor()).alignPeriod(usesShadow ? "1,1" : null).shadowType(usesShadow ? shadow : null)
-                .lookahead(c.predictor().equals("none") && !v.odmoe() ? null : lookahead);
+                .lookahead(c.predictor().equals("none") && !v.odmoe() ? null : v.lookahead() != null ? v.lookahead() : lookahead);
         if (!v.odmoe()) {
             b.eviction(v.eviction()).prefetch(v.prefetch()).balance(v.balance()).prefetchRule(v.prefetchRule()).balanceSplit(v.balanceSplit())
                     .slowOverlap(v.slowOverlap());
@@ -358,7 +358,10 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private static Map<String, Object> summary(Cell c, List<Run> runs, int[][] resident, BenchConfig cfg) {
-        double[] ms = runs.stream().mapToDouble(Run::msPerToken).sorted().toArray();
+        // the rounds in the order they ran, so any two configurations' times can be paired round by round from bench.json
+        double[] rounds = runs.stream().mapToDouble(Run::msPerToken).toArray();
+        double[] ms = rounds.clone();
+        java.util.Arrays.sort(ms);
         double med = median(ms);
         Run mid = runs.stream().min((a, b) -> Double.compare(Math.abs(a.msPerToken() - med), Math.abs(b.msPerToken() - med))).orElseThrow();
         Map<String, Object> m = new LinkedHashMap<>();
@@ -372,7 +375,7 @@ final class BenchCommand implements Callable<Integer> {
         m.put("ms_per_token", med);
         m.put("ms_per_token_min", ms[0]);
         m.put("ms_per_token_max", ms[ms.length - 1]);
-        m.put("ms_per_token_runs", ms);
+        m.put("ms_per_token_runs", rounds);
         m.put("tokens_per_s", med == 0 ? 0 : 1000 / med);
         m.put("ttft_ms", median(runs.stream().mapToDouble(Run::ttftMs).sorted().toArray()));
         int same = 0, all = 0;

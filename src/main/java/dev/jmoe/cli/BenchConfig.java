@@ -29,9 +29,9 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
      * {@link dev.jmoe.experts.cache.OffloadConfig} preset) with optional overrides; {@code label} names it in tables and plots.
      */
     record Variant(String label, String policy, String eviction, Double alpha, Boolean prefetch, Boolean balance, String prefetchRule,
-                   String balanceSplit, Boolean slowOverlap) {
+                   String balanceSplit, Boolean slowOverlap, Integer lookahead) {
         Variant(String label, String policy, String eviction, Double alpha, Boolean prefetch, Boolean balance) {
-            this(label, policy, eviction, alpha, prefetch, balance, null, null, null);
+            this(label, policy, eviction, alpha, prefetch, balance, null, null, null, null);
         }
 
         boolean resident() { return policy.equals("resident"); }
@@ -73,7 +73,7 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
             "quality_ctx", "quality_chunks", "eval_task", "eval_limit", "experiments", "comment", "slow_compute");
     private static final Set<String> EXP_KEYS = Set.of("name", "description", "policies", "budgets", "links", "predictors", "alphas", "quality",
             "recall", "comment", "models", "timing", "reference", "shadow", "lookahead");
-    private static final Set<String> VARIANT_KEYS = Set.of("label", "policy", "eviction", "alpha", "prefetch", "balance", "prefetch_rule",
+    private static final Set<String> VARIANT_KEYS = Set.of("label", "policy", "eviction", "alpha", "prefetch", "balance", "prefetch_rule", "lookahead",
             "balance_split", "slow_overlap");
 
     static BenchConfig read(Path file) throws IOException {
@@ -164,7 +164,15 @@ record BenchConfig(List<String> models, String text, int prompts, int promptToke
         return new Variant(n.path("label").asText(policy), base.policy(), n.has("eviction") ? n.get("eviction").asText() : null,
                 n.has("alpha") ? n.get("alpha").asDouble() : null, n.has("prefetch") ? n.get("prefetch").asBoolean() : null,
                 n.has("balance") ? n.get("balance").asBoolean() : null, n.has("prefetch_rule") ? n.get("prefetch_rule").asText() : null, split,
-                n.has("slow_overlap") ? n.get("slow_overlap").asBoolean() : null);
+                n.has("slow_overlap") ? n.get("slow_overlap").asBoolean() : null, variantLookahead(n, where));
+    }
+
+    /** A variant's own lookahead (layer steps), overriding the experiment's: compares one predictor's horizons in the same rounds. */
+    private static Integer variantLookahead(JsonNode n, String where) {
+        if (!n.has("lookahead")) return null;
+        JsonNode v = n.get("lookahead");
+        if (!v.canConvertToInt() || v.asInt() < 1) throw new IllegalArgumentException(where + ": a policy's \"lookahead\" must be a positive number of layers");
+        return v.asInt();
     }
 
     static Variant variant(String name, String where) {

@@ -13,6 +13,7 @@ import dev.jmoe.experts.predict.NextTokenRule;
 import dev.jmoe.experts.predict.PredictionEvaluator;
 import dev.jmoe.experts.predict.PredictionMetrics;
 import dev.jmoe.experts.predict.ShadowPredictor;
+import dev.jmoe.experts.trace.RoutingTraceFile;
 import dev.jmoe.generate.Sampler;
 import dev.jmoe.model.InferenceState;
 import java.io.PrintWriter;
@@ -44,7 +45,8 @@ final class PredictEvalCommand implements Callable<Integer> {
     @Option(names = "--predictor", split = ",", paramLabel = "NAME", description = "predictors to measure side by side, comma-separated"
             + " (default: shadow,gate,history):%n${jmoe.predictors}")
     List<String> predictors = List.of("shadow", "gate", "history");
-    @Option(names = "--lookahead", paramLabel = "LAYERS", description = "layers ahead to measure (default: 4, at most the layer count)") Integer lookahead;
+    @Option(names = "--lookahead", paramLabel = "LAYERS", description = "layers ahead to measure (default: 4, at most twice the layer count: past the"
+            + " layer count a shadow speculates two tokens)") Integer lookahead;
     @Option(names = "--shadow", split = ",", paramLabel = "TYPE", description = "shadow precisions, comma-separated (default: q8_0 unless --shadow-model)")
     List<String> shadowTypes;
     @Option(names = "--shadow-model", paramLabel = "FILE", description = "also measure another GGUF file of the same model as a shadow") Path shadowModel;
@@ -77,6 +79,8 @@ final class PredictEvalCommand implements Callable<Integer> {
     @Option(names = "--shadow-thread", description = "run each shadow on its own thread as in a real run (layers it has not reached fall back to gate"
             + " lookahead), instead of inline with every layer ready") boolean shadowThread;
     @Option(names = "--json", paramLabel = "FILE", description = "write every figure as JSON") Path json;
+    @Option(names = "--trace", paramLabel = "FILE", description = "record the main model's routing with the predictor's predictions at every decode"
+            + " step (1..--lookahead ahead) as a routing trace, for jmoe replay (needs exactly one predictor configuration)") Path trace;
 
     @Override
     public Integer call() throws Exception {
@@ -90,6 +94,7 @@ final class PredictEvalCommand implements Callable<Integer> {
         if (nPredict < 1 || prompts < 1 || promptTokens < 1) throw new IllegalArgumentException("-n, --prompts and --prompt-tokens must be at least 1");
         String text = null;
         if (textFile != null) text = TextPrompts.readText(textFile, "-f");
+        if (trace != null) Runs.checkWritable(trace, "--trace");
         PrintWriter out = spec.commandLine().getOut();
         for (String p : predictors) Predictors.REGISTRY.require(p);
         List<Double> margins = shadowMargins == null || shadowMargins.isEmpty() ? List.of(0.0, PredictorSettings.DEFAULT_MARGIN) : shadowMargins;
@@ -104,7 +109,7 @@ final class PredictEvalCommand implements Callable<Integer> {
             int ctxSize = engine.contextSize(), batch = engine.config().batchSize();
             if (!lmModel.hyperparams().hasExperts()) throw new IllegalArgumentException(engine.info().path() + " has no routed experts to predict");
             int nLayer = lmModel.hyperparams().nLayer();
-            int depth = lookahead != null ? Math.min(lookahead, nLayer) : Math.min(4, nLayer);
+            int depth = lookahead != null ? Math.min(lookahead, 2 * nLayer) : Math.min(4, nLayer);
             int w = width != null ? width : lmModel.hyperparams().nExpertUsed();
             // teacher forcing: the text, cut into context-sized chunks; greedy: the prompts
             List<int[]> sequences = new ArrayList<>();
@@ -169,8 +174,18 @@ final class PredictEvalCommand implements Callable<Integer> {
             for (int i = 0; i < widths.length; i++) {
                 widths[i] = width != null ? w : Predictors.width(predictors.get(i), w, lmModel.hyperparams().nExpert());
             }
-            try (PredictionEvaluator ev = new PredictionEvaluator(st, predictors, depth, widths);
+            if (trace != null && predictors.size() != 1) {
+                predictors.forEach(ExpertPredictor::close);
+                throw new IllegalArgumentException("--trace records one predictor's predictions; " + predictors.size() + " are configured (give one"
+                        + " --predictor, one --shadow and one --shadow-margin)");
+            }
+            // the recorder goes in before the evaluator, so the evaluator's predictions for a step are there when the step's routing is written
+            String recorded = trace == null ? null : predictors.get(0).name() + ", " + m + (m.equals("teacher") ? " (" + textFile + ")" : "")
+                    + ", next token by " + guess + ", " + (shadowThread ? "threaded" : "inline") + ", width " + widths[0];
+            try (RoutingTraceFile.Recorder recorder = trace == null ? null : new RoutingTraceFile.Recorder(st, trace, engine.info().path().toString(), recorded, depth);
+                 PredictionEvaluator ev = new PredictionEvaluator(st, predictors, depth, widths);
                  Status status = new Status("predict-eval", modelOptions.quiet)) {
+                if (recorder != null) ev.listen((i, pos, layer, d, experts, count) -> recorder.predicted(pos, layer, d, experts, count));
                 int total = 0;
                 for (int[] s : sequences) total += m.equals("teacher") ? s.length : nPredict;
                 for (int[] s : sequences) {

@@ -10,7 +10,8 @@ final class PredictionOptions {
             + " (default: none; --policy odmoe: shadow):%n${jmoe.predictors}")
     String predictor;
 
-    @Option(names = "--lookahead", paramLabel = "LAYERS", description = "layers ahead to predict and prefetch (default 2)")
+    @Option(names = "--lookahead", paramLabel = "LAYERS", description = "layers ahead to predict and prefetch (default 2); up to"
+            + " twice the layer count: predictions beyond one token's layers are not prefetched, they guide --eviction predictive")
     Integer lookahead;
 
     @Option(names = "--shadow", paramLabel = "TYPE", description = "the shadow: a copy of the model re-encoded at load, q8_0 or q4_0 (default q8_0)")

@@ -7,6 +7,8 @@ import dev.jmoe.experts.OffloadStats;
 import dev.jmoe.experts.OffloadStats.Counter;
 import dev.jmoe.experts.cache.Predictions;
 import dev.jmoe.experts.trace.PolicySimulator;
+import dev.jmoe.experts.trace.RecordedPredictor;
+import dev.jmoe.experts.trace.RoutingTraceFile;
 import dev.jmoe.experts.trace.RoutingTrace;
 import dev.jmoe.experts.trace.SimulatedPredictor;
 import dev.jmoe.experts.cache.Substitution;
@@ -36,11 +38,22 @@ final class Replay {
         }
     }
 
-    /** Predictor models to drive look-ahead policies with: lookaheads (layer steps) × recalls, reproducible with the seed. */
-    record PredictorModels(List<Integer> lookaheads, List<Double> recalls, long seed) {}
+    /**
+     * Predictor models to drive look-ahead policies with: lookaheads (layer steps) × recalls, reproducible with the seed;
+     * and, when the trace carries a real predictor's recorded predictions ({@code recorded}, else null), those at each
+     * lookahead within their depth.
+     */
+    record PredictorModels(List<Integer> lookaheads, List<Double> recalls, long seed, RoutingTraceFile.Loaded recorded) {
+        PredictorModels(List<Integer> lookaheads, List<Double> recalls, long seed) {
+            this(lookaheads, recalls, seed, null);
+        }
+    }
 
-    /** One replayed configuration. {@code lookahead}/{@code recall} are null for policies that do not look ahead. */
-    record Row(String budget, int slots, String eviction, double alpha, Integer lookahead, Double recall, String note, OffloadStats stats) {
+    /**
+     * One replayed configuration. {@code lookahead}/{@code recall} are null for policies that do not look ahead;
+     * {@code recorded} names the real predictor whose recorded predictions drove it (recall then null), else null.
+     */
+    record Row(String budget, int slots, String eviction, double alpha, Integer lookahead, Double recall, String recorded, String note, OffloadStats stats) {
         double decodeHitRate() {
             long u = stats.uses(OffloadStats.DECODE);
             // substitutions count as hits here, as SMoE's paper counts them
@@ -49,8 +62,9 @@ final class Replay {
 
         /** The policy with its predictor model, as tables print it. */
         String label() {
-            return lookahead == null ? eviction : String.format(Locale.ROOT, "%s H=%d r=%s", eviction, lookahead,
-                    java.math.BigDecimal.valueOf(recall).stripTrailingZeros().toPlainString());
+            if (lookahead == null) return eviction;
+            if (recorded != null) return String.format(Locale.ROOT, "%s H=%d recorded", eviction, lookahead);
+            return String.format(Locale.ROOT, "%s H=%d r=%s", eviction, lookahead, java.math.BigDecimal.valueOf(recall).stripTrailingZeros().toPlainString());
         }
 
         Map<String, Object> toMap() {
@@ -62,6 +76,7 @@ final class Replay {
             if (lookahead != null) {
                 m.put("lookahead", lookahead);
                 m.put("recall", recall);
+                if (recorded != null) m.put("recorded_predictions", recorded);
             }
             if (note != null) m.put("note", note);
             m.put("decode_hit_rate", decodeHitRate());
@@ -103,7 +118,16 @@ final class Replay {
                                     trace.keySteps(), view));
                             SimulatedPredictor p = new SimulatedPredictor(trace, h, r, models.seed());
                             OffloadStats st = PolicySimulator.simulate(trace, sizes.perLayer(), sizes.slotBytes(), slots, pol, substitution(alpha, renormalize), p, view);
-                            rows.add(new Row(spec, slots, name, alpha, h, r, note, st));
+                            rows.add(new Row(spec, slots, name, alpha, h, r, null, note, st));
+                        }
+                        RoutingTraceFile.Loaded rec = models.recorded();
+                        if (rec != null && rec.predictions() != null && h <= rec.predictions().depth()) {
+                            Predictions view = new Predictions(trace.nLayer(), trace.nExpert());
+                            EvictionPolicy pol = EvictionPolicies.create(replayed, new EvictionPolicy.Context(trace.nLayer(), trace.nExpert(), scoreWindow,
+                                    trace.keySteps(), view));
+                            OffloadStats st = PolicySimulator.simulate(trace, sizes.perLayer(), sizes.slotBytes(), slots, pol, substitution(alpha, renormalize),
+                                    new RecordedPredictor(rec, h), view);
+                            rows.add(new Row(spec, slots, name, alpha, h, null, rec.predictions().predictor(), note, st));
                         }
                     }
                     continue;
@@ -111,7 +135,7 @@ final class Replay {
                 // every policy sees the recorded future; only offline bounds (belady) use it
                 EvictionPolicy pol = EvictionPolicies.create(replayed, new EvictionPolicy.Context(trace.nLayer(), trace.nExpert(), scoreWindow, trace.keySteps()));
                 OffloadStats st = PolicySimulator.simulate(trace, sizes.perLayer(), sizes.slotBytes(), slots, pol, substitution(alpha, renormalize), null, null);
-                rows.add(new Row(spec, slots, name, alpha, null, null, note, st));
+                rows.add(new Row(spec, slots, name, alpha, null, null, null, note, st));
             }
         }
         return rows;

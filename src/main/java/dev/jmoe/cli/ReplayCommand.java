@@ -26,7 +26,8 @@ import picocli.CommandLine.Spec;
 /** {@code jmoe replay --trace FILE}: eviction policies and the Belady bound on a recorded routing trace. */
 @Command(name = "replay", description = {"Replay eviction policies and the offline Belady bound on a routing trace: one recorded with --trace, or one"
         + " recorded elsewhere (JSON Lines or text, expert ids in rank order, optionally the selected experts' weights; docs/trace-format.md).",
-        "Policies that look ahead (predictive) are driven by a predictor model that sees --lookahead layer steps ahead with --recall."})
+        "Policies that look ahead (predictive) are driven by a predictor model that sees --lookahead layer steps ahead with --recall, and,"
+        + " on a trace with a real predictor's recorded predictions (jmoe predict-eval --trace), by those."})
 final class ReplayCommand implements Callable<Integer> {
     @Spec picocli.CommandLine.Model.CommandSpec spec;
     @Option(names = "--trace", required = true, paramLabel = "FILE", description = "the routing trace") Path traceFile;
@@ -79,10 +80,14 @@ final class ReplayCommand implements Callable<Integer> {
             sizes = new Replay.Sizes(per, 1, false);
         }
         List<Integer> hs = lookaheads != null ? lookaheads : trace.nLayer() == 1 ? List.of(1) : List.of(1, trace.nLayer());
-        List<Replay.Row> rows = Replay.run(trace, sizes, t.renormalize(), budgets, policies, alpha, scoreWindow, new Replay.PredictorModels(hs, recalls, seed));
+        List<Replay.Row> rows = Replay.run(trace, sizes, t.renormalize(), budgets, policies, alpha, scoreWindow, new Replay.PredictorModels(hs, recalls, seed, t));
         out.printf(Locale.ROOT, "%s (%s trace, %s): %d steps, %d layers x %d experts, top-%d; alpha %.2f%n", traceFile, t.format(),
                 trace.detail().name().toLowerCase(Locale.ROOT).replace('_', ' '), trace.steps().size(), trace.nLayer(), trace.nExpert(), trace.k(), alpha);
         for (String n : t.notes()) out.println("note: " + n);
+        if (t.predictions() != null) {
+            out.printf(Locale.ROOT, "recorded predictions: %s, 1..%d layer steps ahead (rows \"recorded\"; at lookaheads within that depth)%n",
+                    t.predictions().predictor(), t.predictions().depth());
+        }
         int w = 10;
         for (Replay.Row r : rows) w = Math.max(w, r.label().length());
         String fmt = "%-8s %6s %-" + w + "s %12s %11s %9s %9s %9s %10s%n";
@@ -110,6 +115,10 @@ final class ReplayCommand implements Callable<Integer> {
             j.put("model", mp == null ? null : mp.toString());
             j.put("seed", seed);
             j.put("notes", t.notes());
+            if (t.predictions() != null) {
+                j.put("recorded_predictor", t.predictions().predictor());
+                j.put("recorded_prediction_depth", t.predictions().depth());
+            }
             j.put("replays", list);
             new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), j);
         }

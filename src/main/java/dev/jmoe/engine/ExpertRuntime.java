@@ -71,7 +71,8 @@ final class ExpertRuntime implements AutoCloseable {
             if (cfg.justInTime()) {
                 if (predictor == null) predictor = new NoPredictor(); // every expert demand-loaded, still exact
                 int loaders = cfg.loaderThreads() != null ? cfg.loaderThreads() : 1;
-                OdMoeRuntime rt = OdMoeRuntime.install(st, predictor, lookahead, width, cfg.storeName(), cfg.resolvedLink(), cfg.expertMemory(), loaders);
+                // just-in-time loading has no use for predictions beyond the next token's layers (they would only widen its working set)
+                OdMoeRuntime rt = OdMoeRuntime.install(st, predictor, Math.min(lookahead, hp.nLayer()), width, cfg.storeName(), cfg.resolvedLink(), cfg.expertMemory(), loaders);
                 done.push(rt);
                 note(rt.stats(), notices);
                 return new ExpertRuntime(rt.stats(), predictor, done);

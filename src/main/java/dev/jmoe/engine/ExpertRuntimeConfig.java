@@ -139,10 +139,13 @@ public record ExpertRuntimeConfig(String expertMemory, String store, String link
         return slowCompute != null ? l.withSlowCompute(slowCompute) : l;
     }
 
-    /** Layers ahead to predict for a model of {@code nLayer} layers (a given --lookahead above the layer count is an error). */
+    /**
+     * Layers ahead to predict for a model of {@code nLayer} layers (a given --lookahead above twice the layer count is an
+     * error; beyond the layer count, predictions guide a predictive eviction but are not prefetched).
+     */
     public int lookaheadFor(int nLayer) {
-        if (lookahead != null && lookahead > nLayer) {
-            throw new IllegalArgumentException("--lookahead " + lookahead + " is more than the model's " + nLayer + " layers");
+        if (lookahead != null && lookahead > dev.jmoe.experts.predict.Lookahead.MAX_TOKENS * nLayer) {
+            throw new IllegalArgumentException("--lookahead " + lookahead + " is more than twice the model's " + nLayer + " layers (two tokens ahead)");
         }
         return lookahead != null ? lookahead : Math.min(DEFAULT_LOOKAHEAD, nLayer);
     }

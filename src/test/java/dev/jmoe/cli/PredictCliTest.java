@@ -106,6 +106,38 @@ class PredictCliTest {
     }
 
     @Test
+    void predictEvalRecordsTheShadowsPredictionsTwoTokensAheadAndReplayIsDrivenByThem() throws Exception {
+        Path trace = dir.resolve("recorded.trace.jsonl"), json = dir.resolve("rec.json");
+        Run r = jmoe("predict-eval", "-m", model.toString(), "-f", text.toString(), "--max-tokens", "48", "--predictor", "shadow", "--shadow", "f16",
+                "--shadow-margin", "0", "--lookahead", "6", "-q", "--trace", trace.toString(), "--json", json.toString());
+        assertEquals(0, r.code(), r.err());
+        // two tokens' worth of layers (3 layers): a same-weights shadow speculating the text's tokens names every expert at every distance
+        JsonNode las = new ObjectMapper().readTree(json.toFile()).get("predictors").get(0).get("lookaheads");
+        assertEquals(6, las.size());
+        for (JsonNode d : las) assertEquals(1.0, d.get("recall").asDouble(), d.toString());
+        Run rep = jmoe("replay", "--trace", trace.toString(), "--expert-memory", "1/4", "--eviction", "lru,predictive,belady", "--lookahead", "3,6",
+                "--recall", "1");
+        assertEquals(0, rep.code(), rep.err());
+        assertTrue(rep.out().contains("recorded predictions: shadow-f16"), rep.out());
+        // exact predictions: the recorded rows equal the r = 1 predictor model's at the same lookahead
+        for (String h : new String[] {"3", "6"}) {
+            String model1 = row(rep.out(), "predictive H=" + h + " r=1"), recorded = row(rep.out(), "predictive H=" + h + " recorded");
+            assertEquals(model1.substring(model1.indexOf(" r=1") + 4).trim(), recorded.substring(recorded.indexOf(" recorded") + 9).trim(), rep.out());
+        }
+        Run deeper = jmoe("replay", "--trace", trace.toString(), "--expert-memory", "1/4", "--eviction", "predictive", "--lookahead", "7", "--recall", "1");
+        assertEquals(0, deeper.code(), deeper.err());
+        assertFalse(deeper.out().contains("H=7 recorded"), "beyond the recorded depth only the predictor model runs: " + deeper.out());
+        Run two = jmoe("predict-eval", "-m", model.toString(), "-f", text.toString(), "--max-tokens", "8", "--predictor", "shadow,gate", "-q",
+                "--trace", dir.resolve("x.jsonl").toString());
+        assertEquals(1, two.code());
+        assertTrue(two.err().contains("jmoe: error: --trace records one predictor"), two.err());
+    }
+
+    private static String row(String out, String label) {
+        return out.lines().filter(l -> l.contains(label)).findFirst().orElseThrow(() -> new AssertionError(label + " not in " + out));
+    }
+
+    @Test
     void badPredictionFlagsGiveClearErrors() {
         String[][] cases = {
                 {"--predictor", "oracle"}, {"--predictor", "gate", "--lookahead", "9"}, {"--predictor", "shadow", "--align-period", "1;2"},

@@ -216,6 +216,20 @@ public final class OffloadedExpertSource extends ExpertSlots implements Residenc
         prefetch(layer, experts, count);
     }
 
+    /**
+     * A prediction too far ahead to load now (beyond a token's worth of layers): recorded for eviction only, so a
+     * predictive policy keeps what the token after next is predicted to use.
+     */
+    public void foresee(int pos, int layer, int[] experts, int count) {
+        if (closed || count <= 0 || layer < 0 || layer >= nLayer) return;
+        lock.lock();
+        try {
+            predictions.predict(dev.jmoe.experts.predict.Lookahead.step(pos, layer, nLayer), layer, experts, count);
+        } finally {
+            lock.unlock();
+        }
+    }
+
     /** The view of predictions this cache keeps (tests). */
     Predictions predictions() { return predictions; }
 

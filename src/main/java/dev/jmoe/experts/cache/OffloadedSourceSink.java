@@ -25,4 +25,9 @@ public final class OffloadedSourceSink implements PrefetchSink {
     public void prefetch(int pos, int layer, int[] experts, int count, int distance) {
         source.prefetch(pos, layer, experts, count);
     }
+
+    @Override
+    public void foresee(int pos, int layer, int[] experts, int count, int distance) {
+        source.foresee(pos, layer, experts, count);
+    }
 }

@@ -38,5 +38,11 @@ public interface ExpertPredictor extends AutoCloseable {
      */
     int predict(int pos, int layer, int distance, int[] out);
 
+    /**
+     * Told once, before the first token, how many layer steps ahead the caller will ask ({@link #predict}'s largest
+     * distance), so a predictor that runs ahead can run far enough: a shadow speculates as many tokens as that spans.
+     */
+    default void lookahead(int depth) {}
+
     @Override default void close() {}
 }

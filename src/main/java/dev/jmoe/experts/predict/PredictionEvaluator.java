@@ -44,6 +44,7 @@ public final class PredictionEvaluator implements TokenHook, LayerHook, RoutingH
         this.nExpert = state.model().hyperparams().nExpert();
         if (nExpert == 0) throw new IllegalArgumentException("expert prediction needs a mixture-of-experts model");
         this.depth = Lookahead.requireDepth(depth, nLayer);
+        for (ExpertPredictor p : predictors) p.lookahead(depth);
         if (widths.length != predictors.size()) throw new IllegalArgumentException(widths.length + " widths for " + predictors.size() + " predictors");
         for (int w : widths) if (w < 1 || w > nExpert) throw new IllegalArgumentException("--width must be between 1 and " + nExpert + ", got " + w);
         this.width = widths.clone();
@@ -69,6 +70,17 @@ public final class PredictionEvaluator implements TokenHook, LayerHook, RoutingH
 
     public List<PredictionMetrics> metrics() { return List.of(metrics); }
 
+    /** Receives every prediction as it is made (to record it beside the routing); ids are only valid during the call. */
+    @FunctionalInterface
+    public interface Listener {
+        void predicted(int predictor, int pos, int layer, int distance, int[] experts, int count);
+    }
+
+    private Listener listener;
+
+    /** Tells {@code l} of every prediction made from now on (null: nobody). */
+    public void listen(Listener l) { this.listener = l; }
+
     @Override
     public void onTokens(int pos, int[] tokens, int off, int n) {
         if (prevToken != null) prevToken.onTokens(pos, tokens, off, n);
@@ -91,6 +103,7 @@ public final class PredictionEvaluator implements TokenHook, LayerHook, RoutingH
                 int c = p.predict(pos, layer, d, buf);
                 pendingCount[i][slot] = dedupe(buf, Math.min(c, width[i]));
                 pendingStep[i][slot] = target;
+                if (listener != null) listener.predicted(i, pos, layer, d, buf, pendingCount[i][slot]);
             }
         }
     }

@@ -33,6 +33,7 @@ public final class PredictorHooks implements TokenHook, LayerHook, RoutingHook, 
         this.nLayer = state.model().hyperparams().nLayer();
         this.nExpert = state.model().hyperparams().nExpert();
         this.lookahead = Lookahead.requireDepth(lookahead, nLayer);
+        predictor.lookahead(this.lookahead);
         if (width < 1 || width > nExpert) throw new IllegalArgumentException("prediction width must be between 1 and " + nExpert + ", got " + width);
         this.width = width;
         this.out = new int[width];
@@ -63,8 +64,14 @@ public final class PredictorHooks implements TokenHook, LayerHook, RoutingHook, 
         if (sink == null) return;
         for (int d = 1; d <= lookahead; d++) {
             int c = predictor.predict(pos, layer, d, out);
-            if (c > 0) sink.prefetch(Lookahead.targetPos(pos, layer, d, nLayer), Lookahead.targetLayer(layer, d, nLayer), out, c, d);
+            if (c > 0) send(Lookahead.targetPos(pos, layer, d, nLayer), Lookahead.targetLayer(layer, d, nLayer), out, c, d);
         }
+    }
+
+    /** Within a token's worth of layers a prediction is a prefetch; beyond, it is only foreseen (see {@link PrefetchSink#foresee}). */
+    private void send(int pos, int layer, int[] experts, int count, int d) {
+        if (d <= nLayer) sink.prefetch(pos, layer, experts, count, d);
+        else sink.foresee(pos, layer, experts, count, d);
     }
 
     @Override
@@ -140,7 +147,7 @@ public final class PredictorHooks implements TokenHook, LayerHook, RoutingHook, 
                     if (!seen) merged[m++] = ex;
                 }
             }
-            if (m > 0) sink.prefetch(Lookahead.targetPos(batchStep, layer, d, nLayer), Lookahead.targetLayer(layer, d, nLayer), merged, m, d);
+            if (m > 0) send(Lookahead.targetPos(batchStep, layer, d, nLayer), Lookahead.targetLayer(layer, d, nLayer), merged, m, d);
         }
     }
 

@@ -14,4 +14,11 @@ public interface PrefetchSink {
      * pass comes closer.
      */
     void prefetch(int pos, int layer, int[] experts, int count, int distance);
+
+    /**
+     * Experts predicted for a layer more than a token's worth of layers ahead: too far to load now (a prefetch for that
+     * layer would displace the nearer one), but what a cache that evicts by predicted next use wants to know. Ignored by
+     * default.
+     */
+    default void foresee(int pos, int layer, int[] experts, int count, int distance) {}
 }

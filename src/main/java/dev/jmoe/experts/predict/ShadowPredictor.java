@@ -88,7 +88,8 @@ public final class ShadowPredictor implements ExpertPredictor {
         this.mode = mode;
         this.nLayer = main.model().hyperparams().nLayer();
         this.k = Math.max(1, main.model().hyperparams().nExpertUsed());
-        this.board = new RoutingBoard(nLayer, 4);
+        // positions t − 1 … t + 2 (two speculated tokens) must not share a slot
+        this.board = new RoutingBoard(nLayer, Lookahead.MAX_TOKENS + 2);
         this.pool = new Parallel(1);
         InferenceState shadow = shadowModel.newState(main.kv().capacity(), pool);
         this.runner = new ShadowRunner(main, shadow, board, align, rule, 1, mode == Mode.THREAD);
@@ -99,6 +100,20 @@ public final class ShadowPredictor implements ExpertPredictor {
     }
 
     @Override public String name() { return name; }
+
+    /**
+     * Speculates as many tokens past the main model's as {@code depth} layer steps span (one up to the layer count, two
+     * beyond it), so a lookahead across the token boundary is answered by the shadow's run of the next token rather
+     * than by the fallback. Its speculative positions are redone (token alignment) or overwritten with the main
+     * model's KV entries (KV alignment) once the main model runs them, as with one token.
+     */
+    @Override
+    public void lookahead(int depth) {
+        runner.speculate(Lookahead.tokensAhead(depth, nLayer));
+    }
+
+    /** Tokens the shadow runs past the main model's current one. */
+    public int speculationDepth() { return runner.speculation(); }
 
     /** The adaptive-width margin (0 = exactly k experts per prediction). */
     public double margin() { return margin; }

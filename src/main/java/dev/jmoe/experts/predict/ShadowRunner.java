@@ -40,7 +40,8 @@ final class ShadowRunner {
     private final RoutingBoard board;
     private final Alignment align;
     private final NextTokenRule rule;
-    private final int ahead, nExpert, publishWidth;
+    private final int nExpert, publishWidth;
+    private volatile int ahead;
     private final boolean abandonStale;
 
     // main → shadow
@@ -90,6 +91,16 @@ final class ShadowRunner {
     }
 
     InferenceState shadowState() { return shadow; }
+
+    /** Sets how many positions past the main model's the shadow speculates (before the first token). */
+    void speculate(int tokens) {
+        if (tokens < 0 || tokens > Lookahead.MAX_TOKENS) {
+            throw new IllegalArgumentException("shadow speculation depth must be between 0 and " + Lookahead.MAX_TOKENS + ", got " + tokens);
+        }
+        this.ahead = tokens;
+    }
+
+    int speculation() { return ahead; }
 
     /** Called with each layer index the shadow reaches (tests use it to slow or stall the shadow). */
     void setLayerListener(IntConsumer listener) { this.layerListener = listener; }

@@ -16,7 +16,8 @@ import java.util.Arrays;
  * resident experts are used first, then its misses are loaded one by one, each evicting the policy's choice
  * among experts the step does not use (or, when the step needs more experts than there are slots, among those
  * it has already used). No prefetching and no slow-side compute: this is the policy alone. A predictive policy gets its view
- * of the future from a {@link SimulatedPredictor} that announces the coming steps before each step.
+ * of the future from a {@link ReplayPredictor} that announces the coming steps before each step: a {@link SimulatedPredictor}
+ * (a model of a predictor) or a {@link RecordedPredictor} (a real predictor's recorded predictions).
  */
 public final class PolicySimulator {
     private PolicySimulator() {}
@@ -37,7 +38,7 @@ public final class PolicySimulator {
      * @param view        the predictions the policy was made with (its {@link EvictionPolicy.Context#predictions()}), or null
      */
     public static OffloadStats simulate(RoutingTrace trace, long[] expertBytes, long slotBytes, int slots, EvictionPolicy policy,
-                                        Substitution substitution, SimulatedPredictor predictor, Predictions view) {
+                                        Substitution substitution, ReplayPredictor predictor, Predictions view) {
         if (slots < 1) throw new IllegalArgumentException("a cache needs at least one slot");
         if ((predictor == null) != (view == null)) throw new IllegalArgumentException("a predictor model needs the view it writes to, and back");
         if (substitution != null && trace.detail() != RoutingTrace.Detail.PROBABILITIES) {

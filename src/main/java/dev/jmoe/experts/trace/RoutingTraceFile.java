@@ -33,7 +33,20 @@ public final class RoutingTraceFile {
      * (recorded elsewhere: no model, ids and maybe weights only); {@code notes}: what the reader had to infer.
      */
     public record Loaded(String model, String architecture, boolean renormalize, RoutingTrace trace, int[] positions, String format,
-                         List<String> notes) {}
+                         List<String> notes, RecordedPredictions predictions) {
+        public Loaded(String model, String architecture, boolean renormalize, RoutingTrace trace, int[] positions, String format, List<String> notes) {
+            this(model, architecture, renormalize, trace, positions, format, notes, null);
+        }
+    }
+
+    /**
+     * A predictor's predictions recorded beside the routing ({@code jmoe predict-eval --trace}): at decode step i, the experts
+     * it named for the layer steps 1 … depth ahead ({@code sets[i][d − 1]}, null where it named none; {@code sets[i]} null on
+     * steps it was not asked at).
+     *
+     * @param predictor what made them (the predictor's name and how the run was driven)
+     */
+    public record RecordedPredictions(String predictor, int depth, int[][][] sets) {}
 
     /** Streams every routing decision of a state to a file; installed in front of hooks installed later. */
     public static final class Recorder implements RoutingHook, AutoCloseable {
@@ -42,8 +55,19 @@ public final class RoutingTraceFile {
         private final BufferedWriter w;
         private final int nExpert, k;
         private long steps;
+        private final int depth;
+        private int predictedLayer = -1, predictedPos = -1;
+        private int[][] predicted;
 
         public Recorder(InferenceState state, Path file, String modelName) throws IOException {
+            this(state, file, modelName, null, 0);
+        }
+
+        /**
+         * A recorder that also writes a predictor's predictions at each decode step ({@link #predicted}); {@code predictor}
+         * names it in the header, {@code depth} is the farthest distance it is asked.
+         */
+        public Recorder(InferenceState state, Path file, String modelName, String predictor, int depth) throws IOException {
             Model m = state.model();
             if (!m.hyperparams().hasExperts()) throw new IllegalArgumentException("--trace needs a mixture-of-experts model; this one has no routed experts");
             this.state = state;
@@ -59,15 +83,38 @@ public final class RoutingTraceFile {
             header.put("n_expert", nExpert);
             header.put("k", k);
             header.put("renormalize", m.spec().renormTopK());
+            this.depth = predictor == null ? 0 : depth;
+            if (predictor != null) {
+                if (depth < 1) throw new IllegalArgumentException("recorded predictions need a depth of at least 1, got " + depth);
+                header.put("predictor", predictor);
+                header.put("prediction_depth", depth);
+                predicted = new int[depth][];
+            }
             w.write(new ObjectMapper().writeValueAsString(header));
             w.write('\n');
             this.previous = state.routingHook();
             state.setRoutingHook(this);
         }
 
+        /**
+         * The predictor named {@code experts[0..count)} at step ({@code pos}, {@code layer}) for the layer step
+         * {@code distance} ahead; written with that step's routing (call before the step's router runs).
+         */
+        public void predicted(int pos, int layer, int distance, int[] experts, int count) {
+            if (depth == 0) throw new IllegalStateException("this recorder was not made to record predictions");
+            if (distance < 1 || distance > depth) throw new IllegalArgumentException("distance " + distance + " outside 1.." + depth);
+            if (pos != predictedPos || layer != predictedLayer) {
+                java.util.Arrays.fill(predicted, null);
+                predictedPos = pos;
+                predictedLayer = layer;
+            }
+            predicted[distance - 1] = java.util.Arrays.copyOf(experts, count);
+        }
+
         @Override
         public void onRouting(int layer, int pos, int n, float[] probs, Routing routing) {
             if (previous != null) previous.onRouting(layer, pos, n, probs, routing);
+            boolean withPredictions = depth > 0 && n == 1 && pos == predictedPos && layer == predictedLayer;
             StringBuilder sb = new StringBuilder(32 + n * (k * 3 + nExpert * 12));
             sb.append("{\"layer\":").append(layer).append(",\"pos\":").append(pos).append(",\"n\":").append(n).append(",\"selected\":[");
             for (int t = 0; t < n; t++) {
@@ -81,7 +128,23 @@ public final class RoutingTraceFile {
                 if (i > 0) sb.append(',');
                 sb.append(probs[i]); // Float.toString: the shortest text that reads back to the same float
             }
-            sb.append("]}\n");
+            sb.append(']');
+            if (withPredictions) {
+                sb.append(",\"predicted\":[");
+                for (int d = 0; d < depth; d++) {
+                    if (d > 0) sb.append(',');
+                    int[] p = predicted[d];
+                    sb.append('[');
+                    for (int i = 0; p != null && i < p.length; i++) {
+                        if (i > 0) sb.append(',');
+                        sb.append(p[i]);
+                    }
+                    sb.append(']');
+                }
+                sb.append(']');
+                predictedPos = -1;
+            }
+            sb.append("}\n");
             try {
                 w.write(sb.toString());
             } catch (IOException e) {
@@ -136,6 +199,12 @@ public final class RoutingTraceFile {
         int nLayer = positive(h, "n_layer", file, hl, MAX_LAYERS), nExpert = positive(h, "n_expert", file, hl, MAX_EXPERTS), k = positive(h, "k", file, hl, nExpert);
         RoutingTrace trace = new RoutingTrace(nLayer, nExpert, k);
         List<Integer> positions = new ArrayList<>();
+        String predictor = h.path("predictor").isTextual() ? h.path("predictor").asText() : null;
+        int depth = predictor == null ? 0 : h.path("prediction_depth").asInt(0);
+        if (predictor != null && (depth < 1 || depth > 2 * nLayer)) {
+            throw new IllegalArgumentException(file + " line " + hl + ": prediction_depth must be between 1 and 2·n_layer (" + 2 * nLayer + "), got " + h.path("prediction_depth"));
+        }
+        List<int[][]> sets = new ArrayList<>();
         for (int i = first + 1; i < lines.size(); i++) {
             int no = i + 1;
             String line = lines.get(i);
@@ -151,9 +220,26 @@ public final class RoutingTraceFile {
             int[] selected = ids(sel, nExpert, file, no);
             trace.add(new RoutingTrace.Step(layer, n, pr.isMissingNode() ? null : floats(pr, file, no), selected, wt.isMissingNode() ? null : floats(wt, file, no)));
             positions.add(s.path("pos").asInt(-1));
+            JsonNode pd = s.path("predicted");
+            if (pd.isMissingNode() || predictor == null) {
+                sets.add(null);
+            } else {
+                if (!pd.isArray() || pd.size() != depth) {
+                    throw new IllegalArgumentException(file + " line " + no + ": \"predicted\" must hold prediction_depth (" + depth + ") lists of expert ids");
+                }
+                int[][] byDistance = new int[depth][];
+                for (int d = 0; d < depth; d++) {
+                    if (!pd.get(d).isArray() || pd.get(d).size() > nExpert) {
+                        throw new IllegalArgumentException(file + " line " + no + ": \"predicted\" entry " + (d + 1) + " must be a list of at most n_expert ids");
+                    }
+                    byDistance[d] = pd.get(d).isEmpty() ? null : ids(pd.get(d), nExpert, file, no);
+                }
+                sets.add(byDistance);
+            }
         }
+        RecordedPredictions recorded = predictor == null ? null : new RecordedPredictions(predictor, depth, sets.toArray(new int[0][][]));
         return new Loaded(h.path("model").asText(null), h.path("architecture").asText(""), h.path("renormalize").asBoolean(true), trace,
-                positions.stream().mapToInt(Integer::intValue).toArray(), "jmoe", List.of());
+                positions.stream().mapToInt(Integer::intValue).toArray(), "jmoe", List.of(), recorded);
     }
 
     /** One line of a trace recorded elsewhere: one token (or n, JSON with "n") at one layer. */

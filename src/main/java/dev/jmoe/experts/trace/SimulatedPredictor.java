@@ -12,9 +12,11 @@ import java.util.SplittableRandom;
  * and every policy of a replay sees the same predictions. Prompt batches are not predicted (as in runs).
  *
  * <p>Realistic settings: the Q8_0 shadow of the trained F16 models named 99.5–99.9% of the next layers' experts inline
- * and 84–96% on its own thread with one main thread (docs/prediction.md), at most one token ahead.
+ * and 84–96% on its own thread with one main thread (docs/prediction.md); speculating the next two tokens it names
+ * 99.5–99.9% up to two tokens ahead (H = 2 × the layer count), teacher-forced and in greedy decoding (docs/smoe.md). A
+ * {@link RecordedPredictor} replays such a shadow's own predictions instead of this model of them.
  */
-public final class SimulatedPredictor {
+public final class SimulatedPredictor implements ReplayPredictor {
     private final RoutingTrace trace;
     private final int lookahead;
     private final double recall;
@@ -35,6 +37,7 @@ public final class SimulatedPredictor {
     public double recall() { return recall; }
 
     /** At step {@code i}: moves the view's clock there and announces the steps i+1 … i+H (the nearest one last wins ties). */
+    @Override
     public void announce(int i, Predictions view) {
         view.advance(i);
         int end = Math.min(trace.steps().size() - 1, i + lookahead);

@@ -38,6 +38,11 @@ class ExactnessMatrixTest {
             "policy=odmoe;predictor=shadow;lookahead=2",
             "policy=odmoe;predictor=none",
     };
+    /**
+     * Predictive eviction by a shadow that looks two tokens ahead (lookahead 4 on the 2-layer models): the shadow
+     * speculates two tokens and its speculative KV entries must never reach the main run. A few types and stores.
+     */
+    static final String TWO_TOKENS_AHEAD = "policy=exact-smoe;budget=1/4;predictor=shadow;lookahead=4;eviction=predictive";
     /** A shared expert (qwen2moe) joins the fused decode dispatch resident: a few runtimes on the packed types. */
     static final String[] SHARED_TYPES = {"Q4_0", "Q4_K_M", "Q8_0"};
 
@@ -51,7 +56,9 @@ class ExactnessMatrixTest {
         for (String t : SHARED_TYPES) {
             out.add(String.join("|", t, "qwen2moe", "direct", RUNTIMES[3]));
             out.add(String.join("|", t, "qwen2moe", "host", RUNTIMES[4]));
+            out.add(String.join("|", t, "qwen2moe", "host", TWO_TOKENS_AHEAD));
         }
+        for (String t : new String[] {"F32", "F16"}) out.add(String.join("|", t, "llama", "direct", TWO_TOKENS_AHEAD));
         return out;
     }
 

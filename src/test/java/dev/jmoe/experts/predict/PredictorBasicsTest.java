@@ -111,9 +111,14 @@ class PredictorBasicsTest {
         assertEquals(8, Lookahead.targetPos(7, 4, 3, 6));
         assertEquals(1, Lookahead.targetLayer(4, 3, 6));
         assertEquals(Lookahead.step(8, 1, 6), Lookahead.step(7, 4, 6) + 3);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Lookahead.requireDepth(7, 6));
+        assertEquals(12, Lookahead.requireDepth(12, 6), "two tokens' worth of layers is allowed");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Lookahead.requireDepth(13, 6));
         assertTrue(e.getMessage().contains("--lookahead"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Lookahead.requireDepth(0, 6));
+        assertEquals(1, Lookahead.tokensAhead(1, 6));
+        assertEquals(1, Lookahead.tokensAhead(6, 6), "up to the layer count: the next token");
+        assertEquals(2, Lookahead.tokensAhead(7, 6), "beyond it the token after");
+        assertEquals(2, Lookahead.tokensAhead(12, 6));
     }
 
     @Test
