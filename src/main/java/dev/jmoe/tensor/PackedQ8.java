@@ -34,6 +34,8 @@ public final class PackedQ8 implements PackedMatrix {
     /** Bytes of the quants of one block of a group: 32 columns × 16 rows. */
     private static final int QUANT_BYTES = QK * ROWS;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
+    /** Each thread's accumulators for {@link #group} (a fresh array per call was gigabytes of garbage per run). */
+    private static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[8 * ROWS]);
     private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
@@ -150,7 +152,7 @@ public final class PackedQ8 implements PackedMatrix {
         if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT) {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q8 matrix of " + cols + " columns");
         }
-        float[] acc = new float[8 * ROWS];
+        float[] acc = ACCUMULATORS.get();
         for (int g = g0; g < g1; g++) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS, acc);
     }
 
