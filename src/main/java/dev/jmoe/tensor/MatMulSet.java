@@ -332,7 +332,7 @@ public final class MatMulSet {
                     int g0 = r0 / PackedMatrix.ROWS, g1 = r1 / PackedMatrix.ROWS;
                     for (int g = g0; g < g1; g += 2) { // two groups at a time: the 16-bit products run them as a pair
                         int end = Math.min(g + 2, g1);
-                        for (int b = 0; b < batch; b++) p.product(a, b * stride, b * nb, g, end, o, oOff + b * oStride + g * PackedMatrix.ROWS);
+                        p.productBatch(a, batch, stride, nb, g, end, o, oOff + g * PackedMatrix.ROWS, oStride);
                     }
                 }
                 case PANELS -> {

@@ -35,6 +35,15 @@ public sealed interface PackedMatrix permits PackedQ4, PackedQ6, PackedQ8 {
     void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff);
 
     /**
+     * {@link #product} for {@code batch} vectors laid out in {@code a} one after another (vector b at offsets
+     * b·stride and b·blocks), vector b's results at out[outOff + b·outStride ..]: each exactly what {@link #product}
+     * gives it alone. A copy may share work between the vectors (decoding its weights once for all of them).
+     */
+    default void productBatch(PackedQ4.Activation a, int batch, int stride, int blocks, int g0, int g1, float[] out, int outOff, int outStride) {
+        for (int b = 0; b < batch; b++) product(a, b * stride, b * blocks, g0, g1, out, outOff + b * outStride);
+    }
+
+    /**
      * The weights of group g's 16 rows in columns [c0, c1) as floats, column by column: p[16·(c − c0) + r] is row
      * 16·g + r, column c, for {@link FloatGemm#panel16}. c0 and c1 are multiples of 32.
      */

@@ -34,8 +34,9 @@ public final class PackedQ8 implements PackedMatrix {
     /** Bytes of the quants of one block of a group: 32 columns × 16 rows. */
     private static final int QUANT_BYTES = QK * ROWS;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
-    /** Each thread's accumulators for {@link #group} (a fresh array per call was gigabytes of garbage per run). */
-    private static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[8 * ROWS]);
+    /** Vectors per pass of {@link #productBatch}: their accumulators stay in L1 between blocks. */
+    private static final int BATCH_TILE = 4;
+    private static final ThreadLocal<float[]> BATCH_ACCUMULATORS = ThreadLocal.withInitial(() -> new float[BATCH_TILE * 8 * ROWS]);
     private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
@@ -152,8 +153,65 @@ public final class PackedQ8 implements PackedMatrix {
         if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT) {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q8 matrix of " + cols + " columns");
         }
-        float[] acc = ACCUMULATORS.get();
-        for (int g = g0; g < g1; g++) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS, acc);
+        for (int g = g0; g < g1; g++) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
+    }
+
+    /**
+     * Several vectors against the same groups, four at a time: each column's 16 weights are widened to floats once for
+     * the four, and each vector's operations are exactly {@link #group}'s, in its order, so every vector gets the bits
+     * it gets alone (a batch of sequences decoding together stays batch-invariant).
+     */
+    @Override
+    public void productBatch(PackedQ4.Activation a, int batch, int stride, int blocks, int g0, int g1, float[] out, int outOff, int outStride) {
+        if (batch == 1) {
+            product(a, 0, 0, g0, g1, out, outOff);
+            return;
+        }
+        if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT) {
+            throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q8 matrix of " + cols + " columns");
+        }
+        float[] acc = BATCH_ACCUMULATORS.get();
+        for (int b0 = 0; b0 < batch; b0 += BATCH_TILE) {
+            int tokens = Math.min(BATCH_TILE, batch - b0);
+            for (int g = g0; g < g1; g++) {
+                groupBatch(g, a.f, b0 * stride, stride, tokens, out, outOff + b0 * outStride + (g - g0) * ROWS, outStride, acc);
+            }
+        }
+    }
+
+    /** {@link #group} for {@code tokens} vectors (x at xOff + t·xStride, results at outOff + t·outStride), weights widened once. */
+    private void groupBatch(int g, float[] x, int xOff, int xStride, int tokens, float[] out, int outOff, int outStride, float[] acc) {
+        byte[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
+        java.util.Arrays.fill(acc, 0, tokens * 8 * ROWS, 0f);
+        for (int b = 0; b < nb; b++) {
+            int qp = (block0 + b) * QUANT_BYTES, xb = xOff + b * QK;
+            FloatVector d = FloatVector.fromArray(F, sc, (block0 + b) * ROWS);
+            for (int i = 0; i < 8; i++) {
+                int q = qp + 4 * ROWS * i;
+                FloatVector w0 = (FloatVector) ByteVector.fromArray(B, qs, q).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector w1 = (FloatVector) ByteVector.fromArray(B, qs, q + ROWS).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector w2 = (FloatVector) ByteVector.fromArray(B, qs, q + 2 * ROWS).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector w3 = (FloatVector) ByteVector.fromArray(B, qs, q + 3 * ROWS).convertShape(VectorOperators.B2F, F, 0);
+                for (int t = 0; t < tokens; t++) {
+                    int xi = xb + t * xStride + 4 * i, ao = (8 * t + i) * ROWS;
+                    FloatVector s = w0.mul(x[xi]);
+                    s = w1.fma(FloatVector.broadcast(F, x[xi + 1]), s);
+                    s = w2.fma(FloatVector.broadcast(F, x[xi + 2]), s);
+                    s = w3.fma(FloatVector.broadcast(F, x[xi + 3]), s);
+                    s.fma(d, FloatVector.fromArray(F, acc, ao)).intoArray(acc, ao);
+                }
+            }
+        }
+        for (int t = 0; t < tokens; t++) {
+            int ao = 8 * t * ROWS;
+            FloatVector a0 = FloatVector.fromArray(F, acc, ao), a1 = FloatVector.fromArray(F, acc, ao + ROWS);
+            FloatVector a2 = FloatVector.fromArray(F, acc, ao + 2 * ROWS), a3 = FloatVector.fromArray(F, acc, ao + 3 * ROWS);
+            FloatVector a4 = FloatVector.fromArray(F, acc, ao + 4 * ROWS), a5 = FloatVector.fromArray(F, acc, ao + 5 * ROWS);
+            FloatVector a6 = FloatVector.fromArray(F, acc, ao + 6 * ROWS), a7 = FloatVector.fromArray(F, acc, ao + 7 * ROWS);
+            a0.add(a4).add(a2.add(a6)).add(a1.add(a5).add(a3.add(a7))).intoArray(out, outOff + t * outStride);
+        }
     }
 
     /**
@@ -164,33 +222,55 @@ public final class PackedQ8 implements PackedMatrix {
      * sum ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)). With 16 rows in lanes the row kernel's eight lanes are eight
      * vectors. (The row kernel scales quants by 2^24 and d by 2^-24, which changes no rounding of normal floats.)
      */
-    private void group(int g, float[] x, int xOff, float[] out, int outOff, float[] acc) {
-        // Accumulator i (columns 4i .. 4i + 3 of every block) lives in acc[16i .. 16i + 15] between blocks: storing and
-        // reloading a float changes no bit, and the loop body stays small. The 32 columns of a block written out
-        // (eight accumulators in registers) sometimes exceeded C2's inlining budget: the Vector API calls past that
-        // point were not inlined and every vector was boxed on the heap, ~0.6-1 GB of garbage per 32 decode tokens,
-        // and decode rounds ran 2-10x slower (JFR, qwen3moe-bench Q8_0, one thread).
+    private void group(int g, float[] x, int xOff, float[] out, int outOff) {
+        // Half a block per iteration (16 columns into four accumulators), then the four in front trade places with
+        // the four behind, so after a whole block each accumulator has summed exactly its columns, blocks in order:
+        // the same bits. The 32 columns of a block written out in one body sometimes exceeded C2's inlining budget in
+        // the full program: the Vector API calls past that point were not inlined and every vector was boxed on the
+        // heap, ~0.6-1.5 GB of garbage per 32 decode tokens, and decode rounds ran 2-10x slower (JFR, qwen3moe-bench
+        // Q8_0, one thread). Accumulators kept in memory between blocks, or two passes over the group, avoided that
+        // but cost 15-45% when the weights stream from memory (JMH MatVecBench); this form reads as the original.
         byte[] qs = quants;
         float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
-        java.util.Arrays.fill(acc, 0, 8 * ROWS, 0f);
-        for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * QUANT_BYTES, xp = xOff + b * QK;
-            FloatVector d = FloatVector.fromArray(F, sc, (block0 + b) * ROWS);
-            for (int i = 0; i < 8; i++) {
-                int q = qp + 4 * ROWS * i, xi = xp + 4 * i;
-                FloatVector s = ((FloatVector) ByteVector.fromArray(B, qs, q).convertShape(VectorOperators.B2F, F, 0)).mul(x[xi]);
-                s = ((FloatVector) ByteVector.fromArray(B, qs, q + ROWS).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xi + 1]), s);
-                s = ((FloatVector) ByteVector.fromArray(B, qs, q + 2 * ROWS).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xi + 2]), s);
-                s = ((FloatVector) ByteVector.fromArray(B, qs, q + 3 * ROWS).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xi + 3]), s);
-                s.fma(d, FloatVector.fromArray(F, acc, ROWS * i)).intoArray(acc, ROWS * i);
-            }
+        FloatVector z = FloatVector.zero(F);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        for (int h = 0; h < 2 * nb; h++) {
+            int blk = block0 + (h >> 1), c0 = (h & 1) * 16;
+            int qp = blk * QUANT_BYTES + ROWS * c0, xp = xOff + (h >> 1) * QK + c0;
+            FloatVector d = FloatVector.fromArray(F, sc, blk * ROWS), s;
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 1]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 32).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 2]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 48).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 3]), s);
+            a0 = s.fma(d, a0);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 64).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 4]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 80).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 5]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 96).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 6]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 112).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 7]), s);
+            a1 = s.fma(d, a1);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 128).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 8]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 144).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 9]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 160).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 10]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 176).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 11]), s);
+            a2 = s.fma(d, a2);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 192).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 12]);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 208).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 13]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 224).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 14]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 240).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 15]), s);
+            a3 = s.fma(d, a3);
+            FloatVector t0 = a0, t1 = a1, t2 = a2, t3 = a3;
+            a0 = b0;
+            a1 = b1;
+            a2 = b2;
+            a3 = b3;
+            b0 = t0;
+            b1 = t1;
+            b2 = t2;
+            b3 = t3;
         }
-        FloatVector a0 = FloatVector.fromArray(F, acc, 0), a1 = FloatVector.fromArray(F, acc, ROWS);
-        FloatVector a2 = FloatVector.fromArray(F, acc, 2 * ROWS), a3 = FloatVector.fromArray(F, acc, 3 * ROWS);
-        FloatVector a4 = FloatVector.fromArray(F, acc, 4 * ROWS), a5 = FloatVector.fromArray(F, acc, 5 * ROWS);
-        FloatVector a6 = FloatVector.fromArray(F, acc, 6 * ROWS), a7 = FloatVector.fromArray(F, acc, 7 * ROWS);
-        a0.add(a4).add(a2.add(a6)).add(a1.add(a5).add(a3.add(a7))).intoArray(out, outOff);
+        // an even number of halves: a0..a3 hold columns 0-15's sums, b0..b3 columns 16-31's (the original a4..a7)
+        a0.add(b0).add(a2.add(b2)).add(a1.add(b1).add(a3.add(b3))).intoArray(out, outOff);
     }
 
     /** {@link #group} one value at a time, in the same order: the definition the vector form must equal bit for bit. */

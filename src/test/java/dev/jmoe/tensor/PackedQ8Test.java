@@ -38,6 +38,30 @@ class PackedQ8Test {
     }
 
     /**
+     * A batch's products (weights widened once for up to four vectors) give every vector exactly the bits a product of
+     * that vector alone gives: batches across the tile size and its remainders, groups from the middle of the copy.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2, 3, 4, 5, 8, 9})
+    void batchProductsEqualEachVectorAlone(int batch) {
+        Random rnd = new Random(100 + batch);
+        int rows = 64, cols = 1024, outStride = rows + 7;
+        PackedQ8 p = PackedQ8.pack(random(rows, cols, rnd), null);
+        float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
+        PackedQ4.Activation a = new PackedQ4.Activation();
+        a.prepare(PackedQ4.Precision.FLOAT, null, x, 0, cols, batch, cols);
+        float[] got = new float[batch * outStride], want = new float[batch * outStride];
+        p.productBatch(a, batch, a.stride(), cols / 32, 1, 4, got, 3, outStride);
+        PackedQ4.Activation one = new PackedQ4.Activation();
+        for (int b = 0; b < batch; b++) {
+            one.prepare(PackedQ4.Precision.FLOAT, null, x, b * cols, cols, 1, cols);
+            p.product(one, 0, 0, 1, 4, want, 3 + b * outStride);
+        }
+        assertArrayEquals(want, got);
+        assertNotEquals(0f, got[3]);
+    }
+
+    /**
      * Products on the packed copy are the file's float products up to the order of the sums (against the scalar
      * reference, within 1e-5 of Σ|w·x|), on one and two threads, for single vectors and small and tile-sized batches.
      */
