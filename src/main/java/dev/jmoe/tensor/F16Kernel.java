@@ -37,14 +37,19 @@ final class F16Kernel extends RowKernel {
     private static final VectorSpecies<Integer> I8 = IntVector.SPECIES_256;
     /** 2^112: moves a half's exponent (bias 15), placed in a float's exponent field (bias 127), to its value. */
     private static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
+    /** A sign-extended half shifted left by 13, masked to the sign, exponent and fraction fields of a float. */
+    private static final int FLOAT_FIELDS = 0x8fffe000;
+    /** A sign-extended half shifted left by 17 is at least this (unsigned) exactly when its exponent is 31. */
+    private static final int EXPONENT_31 = 0xf8000000;
 
     /**
      * Widens 32 halves per step in registers, straight from the segment: no copy to a short[] and no widened chunk in
      * memory (those two extra passes through L1 cost about half of the decode time). The JDK's Vector API has no
-     * half-to-float conversion, so each lane is rebuilt with integer operations: the magnitude's 15 bits shifted into a
-     * float's exponent and fraction fields and scaled by 2^112 (exact, subnormal halves included), infinities and NaNs
-     * (exponent 31) given the float's all-ones exponent instead, and the sign put back. That is exactly what
-     * Float.float16ToFloat gives.
+     * half-to-float conversion, so each lane is rebuilt with three integer/float operations: the sign-extended half
+     * shifted left by 13 and masked gives a float with the half's sign, exponent and fraction fields, and scaling it by
+     * 2^112 rebiases the exponent (exact, subnormal halves included) — exactly Float.float16ToFloat for every finite
+     * half. Infinities and NaNs (exponent 31) would come out finite; rather than fix every lane, the loop keeps an
+     * unsigned maximum of the exponents and a row holding any of them is recomputed by {@link #dotWithSpecials}.
      *
      * <p>The summation order is the kernel's contract (matVec, matMul's tiles and the batched paths must agree to
      * the bit): four 8-lane accumulators, each fused-multiply-adding every 32nd group of 8 values; then
@@ -55,6 +60,7 @@ final class F16Kernel extends RowKernel {
     @Override
     float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        IntVector top = IntVector.zero(I8);
         final int whole = n - n % CHUNK; // whole chunks as before: the remainder keeps its own order below
         for (int c = 0; c < whole; c += 32) {
             long o = off + 2L * c;
@@ -62,27 +68,51 @@ final class F16Kernel extends RowKernel {
             IntVector h1 = (IntVector) ShortVector.fromMemorySegment(H8, src, o + 16, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I8, 0);
             IntVector h2 = (IntVector) ShortVector.fromMemorySegment(H8, src, o + 32, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I8, 0);
             IntVector h3 = (IntVector) ShortVector.fromMemorySegment(H8, src, o + 48, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I8, 0);
-            IntVector m0 = h0.and(0x7fff), m1 = h1.and(0x7fff), m2 = h2.and(0x7fff), m3 = h3.and(0x7fff);
-            IntVector b0 = m0.lanewise(VectorOperators.LSHL, 13), b1 = m1.lanewise(VectorOperators.LSHL, 13);
-            IntVector b2 = m2.lanewise(VectorOperators.LSHL, 13), b3 = m3.lanewise(VectorOperators.LSHL, 13);
-            IntVector f0 = b0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).reinterpretAsInts()
-                    .blend(b0.or(0x7f800000), m0.compare(VectorOperators.GE, 0x7c00)).or(h0.and(0x80000000));
-            IntVector f1 = b1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).reinterpretAsInts()
-                    .blend(b1.or(0x7f800000), m1.compare(VectorOperators.GE, 0x7c00)).or(h1.and(0x80000000));
-            IntVector f2 = b2.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).reinterpretAsInts()
-                    .blend(b2.or(0x7f800000), m2.compare(VectorOperators.GE, 0x7c00)).or(h2.and(0x80000000));
-            IntVector f3 = b3.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).reinterpretAsInts()
-                    .blend(b3.or(0x7f800000), m3.compare(VectorOperators.GE, 0x7c00)).or(h3.and(0x80000000));
-            a0 = f0.reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, c), a0);
-            a1 = f1.reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, c + 8), a1);
-            a2 = f2.reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, c + 16), a2);
-            a3 = f3.reinterpretAsFloats().fma(FloatVector.fromArray(F, xp, c + 24), a3);
+            top = top.lanewise(VectorOperators.UMAX, h0.lanewise(VectorOperators.LSHL, 17))
+                    .lanewise(VectorOperators.UMAX, h1.lanewise(VectorOperators.LSHL, 17))
+                    .lanewise(VectorOperators.UMAX, h2.lanewise(VectorOperators.LSHL, 17))
+                    .lanewise(VectorOperators.UMAX, h3.lanewise(VectorOperators.LSHL, 17));
+            FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
+            FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
+            FloatVector w2 = h2.lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
+            FloatVector w3 = h3.lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
+            a0 = w0.fma(FloatVector.fromArray(F, xp, c), a0);
+            a1 = w1.fma(FloatVector.fromArray(F, xp, c + 8), a1);
+            a2 = w2.fma(FloatVector.fromArray(F, xp, c + 16), a2);
+            a3 = w3.fma(FloatVector.fromArray(F, xp, c + 24), a3);
         }
+        if (top.compare(VectorOperators.UGE, EXPONENT_31).anyTrue()) return dotWithSpecials(src, off, xp, n);
         FloatVector hs0 = a0.add(a1).add(a2.add(a3));
         hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
         hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
         float s = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
         return whole == n ? s : s + tail(src, off, xp, whole, n, HALVES.get(), FLOATS.get());
+    }
+
+    /**
+     * {@link #dotPrepared} for a row with infinities or NaNs: the same lanes and order, the halves widened by
+     * Float.float16ToFloat through a chunk in memory (slower, but such rows are errors to be reported, not decoded).
+     */
+    private static float dotWithSpecials(MemorySegment src, long off, float[] xp, int n) {
+        short[] h = HALVES.get();
+        float[] f = FLOATS.get();
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0;
+        for (; c + CHUNK <= n; c += CHUNK) {
+            MemorySegment.copy(src, Num.LE_SHORT, off + 2L * c, h, 0, CHUNK);
+            widen(h, f, CHUNK);
+            for (int i = 0; i < CHUNK; i += 32) {
+                a0 = FloatVector.fromArray(F, f, i).fma(FloatVector.fromArray(F, xp, c + i), a0);
+                a1 = FloatVector.fromArray(F, f, i + 8).fma(FloatVector.fromArray(F, xp, c + i + 8), a1);
+                a2 = FloatVector.fromArray(F, f, i + 16).fma(FloatVector.fromArray(F, xp, c + i + 16), a2);
+                a3 = FloatVector.fromArray(F, f, i + 24).fma(FloatVector.fromArray(F, xp, c + i + 24), a3);
+            }
+        }
+        FloatVector hs0 = a0.add(a1).add(a2.add(a3));
+        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
+        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
+        float s = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
+        return c == n ? s : s + tail(src, off, xp, c, n, h, f);
     }
 
     private static float tail(MemorySegment src, long off, float[] xp, int c, int n, short[] h, float[] f) {
