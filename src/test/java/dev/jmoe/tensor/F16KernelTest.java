@@ -9,7 +9,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The F16 row dot widens halves itself (no Float.float16ToFloat in its hot loop) and keeps a fixed summation order that
- * matVec, matMul and the batched paths rely on to agree bit for bit; both are pinned here against plain Java.
+ * matVec, matMul and the batched paths rely on to agree bit for bit; both are pinned here against plain Java, for the
+ * 512-bit form and the 256-bit one.
  */
 class F16KernelTest {
     private final F16Kernel kernel = (F16Kernel) Kernels.forType(GgmlType.F16);
@@ -27,6 +28,8 @@ class F16KernelTest {
                 if (expected == 0f) expected = 0f;
                 float got = kernel.dotPrepared(row, 0, x, 256);
                 assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(got), "half 0x" + Integer.toHexString(h));
+                got = F16Kernel.dotNarrow(row, 0, x, 256);
+                assertEquals(Float.floatToIntBits(expected), Float.floatToIntBits(got), "256-bit, half 0x" + Integer.toHexString(h));
             }
         }
     }
@@ -50,6 +53,8 @@ class F16KernelTest {
                 // the prepared dot, and the same through the public entry point
                 assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(kernel.dotPrepared(row, off, x, n)), "n=" + n);
                 assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(kernel.dot(row, off, x, 0, n)), "n=" + n);
+                // the 256-bit form (processors without 512-bit vectors) adds in the same order
+                assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(F16Kernel.dotNarrow(row, off, x, n)), "n=" + n);
             }
         }
     }
