@@ -278,8 +278,8 @@ public final class PackedQ4 implements PackedMatrix {
                     int o = at + (2 * s + (q & 1) * 16 + (q >> 1)) * ROWS;
                     IntVector lo = w.lanewise(VectorOperators.LSHR, 4 * q).and(0xF);
                     IntVector hi = w.lanewise(VectorOperators.LSHR, 16 + 4 * q).and(0xF);
-                    ((FloatVector) lo.convert(VectorOperators.I2F, 0)).fma(s0, m0).intoArray(p, o);
-                    ((FloatVector) hi.convert(VectorOperators.I2F, 0)).fma(s1, m1).intoArray(p, o + 8);
+                    ((FloatVector) lo.convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o);
+                    ((FloatVector) hi.convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 8);
                 }
             }
         }
@@ -418,7 +418,7 @@ public final class PackedQ4 implements PackedMatrix {
         private static int split(float[] x, int xo, float id, int[] hi, int[] lo, int at) {
             // adding and subtracting 1.5·2^23 leaves the float rounded to an integer: exact for |v| <= 32512 < 2^22
             FloatVector r = FloatVector.fromArray(F, x, xo + at).mul(id).add(ROUNDING).sub(ROUNDING);
-            IntVector v16 = (IntVector) r.convert(VectorOperators.F2I, 0);
+            IntVector v16 = (IntVector) r.convertShape(VectorOperators.F2I, I, 0);
             IntVector h = v16.add(127).lanewise(VectorOperators.ASHR, 8); // floor((v + 127) / 256)
             h.intoArray(hi, at);
             v16.sub(h.lanewise(VectorOperators.LSHL, 8)).intoArray(lo, at);
@@ -486,15 +486,15 @@ public final class PackedQ4 implements PackedMatrix {
 
     // ---- kernels -----------------------------------------------------------------------------------------
 
-    /**
-     * Multiplier i of a prepared activation in all 16 lanes (a vpbroadcastw from memory). Stored once rather than as
-     * 16-lane copies, a 3584-value activation takes 15 KB instead of 236 KB: it stays in L1 instead of streaming from
-     * L2 next to the weights. Measured on Q4_0 decode, alternating with the copies in three rounds: 73/89/85 against
-     * 67/79/79 tokens/s.
-     */
-    private static ShortVector lanes(short[] act, int i) {
-        return ShortVector.broadcast(S, act[i]);
-    }
+    // Each multiplier of a prepared activation is broadcast to 16 lanes where it is used (a vpbroadcastw from memory).
+    // Stored once rather than as 16-lane copies, a 3584-value activation takes 15 KB instead of 236 KB: it stays in L1
+    // instead of streaming from L2 next to the weights (Q4_0 decode, alternating with the copies in three rounds:
+    // 73/89/85 against 67/79/79 tokens/s). The kernels call ShortVector.broadcast themselves, not a helper: C2 refuses
+    // to inline an ordinary helper once a compilation has created NodeCountInliningCutoff nodes, and a helper left as a
+    // call returns its vector boxed, which makes every vector operation after it fall back to boxed Java code (seen in
+    // the full program, not in JMH: 40 GB of garbage per speed run, decode 1.6x slower). Vector API methods are
+    // force-inlined: over that limit they are inlined later instead of refused.
+
 
     /**
      * out[outOff + 16·(g − g0) + i] = row (16·g + i) · x for groups g in [g0, g1), x the vector at {@code vOff}/{@code dOff}
@@ -534,19 +534,19 @@ public final class PackedQ4 implements PackedMatrix {
         for (int b = 0; b < nb; b++) {
             int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
             int o = vOff + b * Precision.BITS_8.blockShorts;
-            ShortVector s0 = lanes(act, o), s1 = ShortVector.zero(S), s2 = ShortVector.zero(S), s3 = ShortVector.zero(S);
+            ShortVector s0 = ShortVector.broadcast(S, act[o]), s1 = ShortVector.zero(S), s2 = ShortVector.zero(S), s3 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
                 ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
                 int a = o + 1 + s * 4;
-                s0 = s0.add(w.mul(lanes(act, a)));
-                s1 = s1.add(w.lanewise(VectorOperators.LSHR, 4).mul(lanes(act, a + 1)));
-                s2 = s2.add(w.lanewise(VectorOperators.LSHR, 8).mul(lanes(act, a + 2)));
-                s3 = s3.add(w.lanewise(VectorOperators.LSHR, 12).mul(lanes(act, a + 3)));
+                s0 = s0.add(w.mul(ShortVector.broadcast(S, act[a])));
+                s1 = s1.add(w.lanewise(VectorOperators.LSHR, 4).mul(ShortVector.broadcast(S, act[a + 1])));
+                s2 = s2.add(w.lanewise(VectorOperators.LSHR, 8).mul(ShortVector.broadcast(S, act[a + 2])));
+                s3 = s3.add(w.lanewise(VectorOperators.LSHR, 12).mul(ShortVector.broadcast(S, act[a + 3])));
             }
             ShortVector sum = s0.add(s1).add(s2.add(s3));
             IntVector si = sum.reinterpretAsInts();
-            FloatVector f0 = (FloatVector) si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
-            FloatVector f1 = (FloatVector) si.lanewise(VectorOperators.ASHR, 16).convert(VectorOperators.I2F, 0);
+            FloatVector f0 = (FloatVector) si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0);
+            FloatVector f1 = (FloatVector) si.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0);
             float d = dx[dOff + b];
             acc0 = f0.fma(FloatVector.fromArray(F, sc, p).mul(d), acc0);
             acc1 = f1.fma(FloatVector.fromArray(F, sc, p + 8).mul(d), acc1);
@@ -568,16 +568,16 @@ public final class PackedQ4 implements PackedMatrix {
         for (int b = 0; b < nb; b++) {
             int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
             int o = vOff + b * Precision.BITS_16.blockShorts;
-            ShortVector h0 = lanes(act, o), h1 = ShortVector.zero(S);
-            ShortVector l0 = lanes(act, o + 1), l1 = ShortVector.zero(S);
+            ShortVector h0 = ShortVector.broadcast(S, act[o]), h1 = ShortVector.zero(S);
+            ShortVector l0 = ShortVector.broadcast(S, act[o + 1]), l1 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
                 ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
                 ShortVector w4 = w.lanewise(VectorOperators.LSHR, 4), w8 = w.lanewise(VectorOperators.LSHR, 8), w12 = w.lanewise(VectorOperators.LSHR, 12);
                 int a = o + 2 + s * 8;
-                h0 = h0.add(w.mul(lanes(act, a))).add(w4.mul(lanes(act, a + 1)));
-                h1 = h1.add(w8.mul(lanes(act, a + 2))).add(w12.mul(lanes(act, a + 3)));
-                l0 = l0.add(w.mul(lanes(act, a + 4))).add(w4.mul(lanes(act, a + 5)));
-                l1 = l1.add(w8.mul(lanes(act, a + 6))).add(w12.mul(lanes(act, a + 7)));
+                h0 = h0.add(w.mul(ShortVector.broadcast(S, act[a]))).add(w4.mul(ShortVector.broadcast(S, act[a + 1])));
+                h1 = h1.add(w8.mul(ShortVector.broadcast(S, act[a + 2]))).add(w12.mul(ShortVector.broadcast(S, act[a + 3])));
+                l0 = l0.add(w.mul(ShortVector.broadcast(S, act[a + 4]))).add(w4.mul(ShortVector.broadcast(S, act[a + 5])));
+                l1 = l1.add(w8.mul(ShortVector.broadcast(S, act[a + 6]))).add(w12.mul(ShortVector.broadcast(S, act[a + 7])));
             }
             ShortVector hs = h0.add(h1), ls = l0.add(l1);
             IntVector hi = hs.reinterpretAsInts(), lo = ls.reinterpretAsInts();
@@ -585,8 +585,8 @@ public final class PackedQ4 implements PackedMatrix {
                     .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             IntVector t1 = hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo.lanewise(VectorOperators.ASHR, 16));
             float d = dx[dOff + b];
-            acc0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), acc0);
-            acc1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), acc1);
+            acc0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), acc0);
+            acc1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), acc1);
             if (offsets) {
                 FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
                 acc0 = FloatVector.fromArray(F, sc, p + 16).fma(xs, acc0);
@@ -610,44 +610,29 @@ public final class PackedQ4 implements PackedMatrix {
             // this block of group g, and the same block of group g2
             int qp = (block0 + b) * QUANT_SHORTS, qq = qp + other * QUANT_SHORTS, p = (block0 + b) * blockFloats, q = p + other * blockFloats;
             int o = vOff + b * Precision.BITS_16.blockShorts;
-            ShortVector kh = lanes(act, o), kl = lanes(act, o + 1);
+            ShortVector kh = ShortVector.broadcast(S, act[o]), kl = ShortVector.broadcast(S, act[o + 1]);
             // one high and one low accumulator per group: four chains, and registers left for both groups' weights
             ShortVector h = kh, l = kl, hh = kh, ll = kl;
             for (int s = 0; s < 8; s++) {
                 ShortVector v = ShortVector.fromArray(S, qs, qp + 16 * s);
                 ShortVector u = ShortVector.fromArray(S, qs, qq + 16 * s);
                 int a = o + 2 + s * 8;
-                // written out on purpose: a looped form (a conditional picking the unshifted vector, a helper for the
-                // conversions) left vectors boxed and decode 4x slower; this form is the one measured fast
-                ShortVector xh = lanes(act, a), xl = lanes(act, a + 4);
-                h = h.add(v.mul(xh));
-                hh = hh.add(u.mul(xh));
-                l = l.add(v.mul(xl));
-                ll = ll.add(u.mul(xl));
-                ShortVector v4 = v.lanewise(VectorOperators.LSHR, 4), u4 = u.lanewise(VectorOperators.LSHR, 4);
-                xh = lanes(act, a + 1);
-                xl = lanes(act, a + 5);
-                h = h.add(v4.mul(xh));
-                hh = hh.add(u4.mul(xh));
-                l = l.add(v4.mul(xl));
-                ll = ll.add(u4.mul(xl));
-                ShortVector v8 = v.lanewise(VectorOperators.LSHR, 8), u8 = u.lanewise(VectorOperators.LSHR, 8);
-                xh = lanes(act, a + 2);
-                xl = lanes(act, a + 6);
-                h = h.add(v8.mul(xh));
-                hh = hh.add(u8.mul(xh));
-                l = l.add(v8.mul(xl));
-                ll = ll.add(u8.mul(xl));
-                ShortVector v12 = v.lanewise(VectorOperators.LSHR, 12), u12 = u.lanewise(VectorOperators.LSHR, 12);
-                xh = lanes(act, a + 3);
-                xl = lanes(act, a + 7);
-                h = h.add(v12.mul(xh));
-                hh = hh.add(u12.mul(xh));
-                l = l.add(v12.mul(xl));
-                ll = ll.add(u12.mul(xl));
+                // the four nibbles of each short as a loop (shifting by 0 leaves v as it is): a quarter of the
+                // written-out form's inlined Vector API code, so a compilation stays further from C2's node limits
+                for (int n = 0; n < 4; n++) {
+                    ShortVector vn = v.lanewise(VectorOperators.LSHR, 4 * n), un = u.lanewise(VectorOperators.LSHR, 4 * n);
+                    ShortVector xh = ShortVector.broadcast(S, act[a + n]), xl = ShortVector.broadcast(S, act[a + 4 + n]);
+                    h = h.add(vn.mul(xh));
+                    hh = hh.add(un.mul(xh));
+                    l = l.add(vn.mul(xl));
+                    ll = ll.add(un.mul(xl));
+                }
             }
             float d = dx[dOff + b];
             // (vectors passed to a helper method that is not inlined get boxed: the conversions stay written out here)
+            // convertShape names the float species: convert(I2F, 0) computes it, and when C2 inlines that call late
+            // (this method passes its inlining budget) the species is no constant, the conversion intrinsic fails and
+            // so does every fma its boxed result feeds (-XX:+PrintIntrinsics: "missing constant ... vclass_to=LoadP")
             IntVector hi = h.reinterpretAsInts(), lo = l.reinterpretAsInts(), hi2 = hh.reinterpretAsInts(), lo2 = ll.reinterpretAsInts();
             IntVector t0 = hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
                     .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
@@ -655,10 +640,10 @@ public final class PackedQ4 implements PackedMatrix {
             IntVector r0 = hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
                     .add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
             IntVector r1 = hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo2.lanewise(VectorOperators.ASHR, 16));
-            a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
-            a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
-            c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
-            c1 = ((FloatVector) r1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
+            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
+            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
+            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
+            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
             if (offsets) {
                 FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
                 a0 = FloatVector.fromArray(F, sc, p + 16).fma(xs, a0);

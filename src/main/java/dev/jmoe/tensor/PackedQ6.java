@@ -163,10 +163,10 @@ public final class PackedQ6 implements PackedMatrix {
                 // int lane i: rows i (low short) and i + 8 (high short), each short the quants of values a and a + 4
                 IntVector w = ShortVector.fromArray(S, qs, qp + 16 * k).reinterpretAsInts();
                 int o = at + (8 * (k / 4) + k % 4) * ROWS;
-                ((FloatVector) w.and(0x3F).convert(VectorOperators.I2F, 0)).fma(s0, m0).intoArray(p, o);
-                ((FloatVector) w.lanewise(VectorOperators.LSHR, 16).and(0x3F).convert(VectorOperators.I2F, 0)).fma(s1, m1).intoArray(p, o + 8);
-                ((FloatVector) w.lanewise(VectorOperators.LSHR, 6).and(0x3F).convert(VectorOperators.I2F, 0)).fma(s0, m0).intoArray(p, o + 4 * ROWS);
-                ((FloatVector) w.lanewise(VectorOperators.LSHR, 22).and(0x3F).convert(VectorOperators.I2F, 0)).fma(s1, m1).intoArray(p, o + 4 * ROWS + 8);
+                ((FloatVector) w.and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 16).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 8);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 6).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o + 4 * ROWS);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 22).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 4 * ROWS + 8);
             }
         }
     }
@@ -299,10 +299,10 @@ public final class PackedQ6 implements PackedMatrix {
             }
             float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
             int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
-            a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
-            a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
-            c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
-            c1 = ((FloatVector) r1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
+            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
+            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
+            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
+            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
@@ -340,10 +340,10 @@ public final class PackedQ6 implements PackedMatrix {
             }
             float d = dx[dOff + j / 2];
             int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
-            a0 = ((FloatVector) t0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
-            a1 = ((FloatVector) t1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
-            c0 = ((FloatVector) r0.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
-            c1 = ((FloatVector) r1.convert(VectorOperators.I2F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
+            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
+            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
+            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
+            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
