@@ -113,13 +113,25 @@ class BatchSchedulerTest {
     void cancellingFreesTheSlotAndItsPositions() throws Exception {
         try (Engine engine = Engine.open(EngineTest.config(EngineTest.trained()).build());
              BatchScheduler s = engine.newScheduler(new BatchConfig(1, 256, 0, 4, 64))) {
-            CountDownLatch started = new CountDownLatch(3);
-            Generation long1 = s.submit(engine.tokenize("Once upon a time"), greedy(-1), (t, text) -> started.countDown());
+            CountDownLatch started = new CountDownLatch(3), cancelled = new CountDownLatch(1);
+            // The listener runs on the scheduler's thread: holding it at the third token until the test has cancelled
+            // keeps a fast machine from finishing the whole generation first (seen once in a full run).
+            Generation long1 = s.submit(engine.tokenize("Once upon a time"), greedy(-1), (t, text) -> {
+                started.countDown();
+                if (started.getCount() == 0) {
+                    try {
+                        cancelled.await(60, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            });
             Generation queued = s.submit(engine.tokenize("Later"), greedy(4), null);
             assertTrue(started.await(60, TimeUnit.SECONDS));
             assertEquals(1, s.busySlots());
             assertEquals(1, s.queued());
             long1.cancel();
+            cancelled.countDown();
             GenerationResult r = long1.await(60, TimeUnit.SECONDS);
             assertEquals(FinishReason.CANCELLED, r.finishReason());
             assertEquals(4, queued.await(60, TimeUnit.SECONDS).tokens().length, "the freed slot went to the queued generation");

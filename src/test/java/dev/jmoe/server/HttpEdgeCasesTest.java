@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jmoe.engine.BatchConfig;
+import dev.jmoe.engine.ExpertRuntimeConfig;
 import dev.jmoe.engine.FinishReason;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -39,11 +40,18 @@ class HttpEdgeCasesTest {
     static void start() throws Exception {
         // 2 slots and a queue of 1: a third waiting request is refused; heartbeats every 100 ms notice departed clients fast
         server = new TestServer(new BatchConfig(2, 256, 0, 1, 64), KEY, 256, 100, null);
+        // The hang-up tests race 256 tokens against the heartbeat: the tiny model alone can finish them first on a fast
+        // machine (seen in a full run). Experts over an emulated SD card (1 ms per load) make a token take milliseconds.
+        slow = new TestServer(new BatchConfig(2, 256, 0, 1, 64), KEY, 256, 100,
+                ExpertRuntimeConfig.builder().expertMemory("1/4").store("host").link("sdcard").build());
     }
+
+    private static TestServer slow;
 
     @AfterAll
     static void stop() {
         if (server != null) server.close();
+        if (slow != null) slow.close();
     }
 
     static HttpResponse<String> send(String method, String path, String body, boolean key) throws Exception {
@@ -134,6 +142,10 @@ class HttpEdgeCasesTest {
 
     /** A streaming request over a raw socket: returns the socket after the first content event (the caller hangs up). */
     static Socket startStream(String body) throws Exception {
+        return startStream(server, body);
+    }
+
+    static Socket startStream(TestServer server, String body) throws Exception {
         Socket s = new Socket();
         s.connect(new InetSocketAddress("127.0.0.1", server.server.port()), 10_000);
         s.setSoTimeout(60_000);
@@ -147,6 +159,10 @@ class HttpEdgeCasesTest {
     }
 
     static void awaitIdle() throws InterruptedException {
+        awaitIdle(server);
+    }
+
+    static void awaitIdle(TestServer server) throws InterruptedException {
         long deadline = System.nanoTime() + 30_000_000_000L;
         while ((server.scheduler.busySlots() > 0 || server.scheduler.queued() > 0) && System.nanoTime() < deadline) Thread.sleep(20);
         assertEquals(0, server.scheduler.busySlots(), "every slot came free");
@@ -155,31 +171,31 @@ class HttpEdgeCasesTest {
 
     @Test
     void aClientThatHangsUpMidStreamFreesItsSlot() throws Exception {
-        awaitIdle();
-        long cancelled = server.scheduler.metrics().finished(FinishReason.CANCELLED);
-        Socket s = startStream("{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me a long story\"}], \"stream\": true, \"max_tokens\": 256,"
+        awaitIdle(slow);
+        long cancelled = slow.scheduler.metrics().finished(FinishReason.CANCELLED);
+        Socket s = startStream(slow, "{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me a long story\"}], \"stream\": true, \"max_tokens\": 256,"
                 + " \"ignore_eos\": true, \"temperature\": 0}");
         BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
         assertTrue(in.readLine().startsWith("HTTP/1.1 200"));
         int events = 0;
         for (String line; events < 4 && (line = in.readLine()) != null; ) if (line.startsWith("data: ")) events++;
         assertEquals(4, events);
-        assertEquals(1, server.scheduler.busySlots());
+        assertEquals(1, slow.scheduler.busySlots());
         s.close(); // gone mid-stream
-        awaitIdle();
-        assertEquals(cancelled + 1, server.scheduler.metrics().finished(FinishReason.CANCELLED));
+        awaitIdle(slow);
+        assertEquals(cancelled + 1, slow.scheduler.metrics().finished(FinishReason.CANCELLED));
     }
 
     @Test
     void aClientThatHangsUpBeforeAWholeAnswerFreesItsSlot() throws Exception {
-        awaitIdle();
-        long cancelled = server.scheduler.metrics().finished(FinishReason.CANCELLED);
-        Socket s = startStream("{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me a long story\"}], \"max_tokens\": 256, \"ignore_eos\": true}");
+        awaitIdle(slow);
+        long cancelled = slow.scheduler.metrics().finished(FinishReason.CANCELLED);
+        Socket s = startStream(slow, "{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me a long story\"}], \"max_tokens\": 256, \"ignore_eos\": true}");
         long deadline = System.nanoTime() + 30_000_000_000L;
-        while (server.scheduler.busySlots() == 0 && System.nanoTime() < deadline) Thread.sleep(5);
+        while (slow.scheduler.busySlots() == 0 && System.nanoTime() < deadline) Thread.sleep(5);
         s.close();
-        awaitIdle();
-        assertEquals(cancelled + 1, server.scheduler.metrics().finished(FinishReason.CANCELLED), "cancelled, not run to its 256 tokens");
+        awaitIdle(slow);
+        assertEquals(cancelled + 1, slow.scheduler.metrics().finished(FinishReason.CANCELLED), "cancelled, not run to its 256 tokens");
     }
 
     @Test
