@@ -120,14 +120,7 @@ class NextTokenShadowTest {
     }
 
     private static boolean samePosition(KvCache a, KvCache b, int p) {
-        int d = a.kvDim();
-        for (int l = 0; l < f16.hyperparams().nLayer(); l++) {
-            for (int i = 0; i < d; i++) {
-                if (Float.floatToRawIntBits(a.keys(l)[p * d + i]) != Float.floatToRawIntBits(b.keys(l)[p * d + i])) return false;
-                if (Float.floatToRawIntBits(a.values(l)[p * d + i]) != Float.floatToRawIntBits(b.values(l)[p * d + i])) return false;
-            }
-        }
-        return true;
+        return PredictTestModels.samePosition(a, b, p, f16.hyperparams().nLayer());
     }
 
     @Test

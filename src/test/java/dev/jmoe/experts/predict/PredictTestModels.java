@@ -2,6 +2,7 @@ package dev.jmoe.experts.predict;
 
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.model.FileType;
+import dev.jmoe.model.KvCache;
 import dev.jmoe.model.Model;
 import dev.jmoe.model.RandomModel;
 import java.io.IOException;
@@ -71,5 +72,17 @@ public final class PredictTestModels {
         int[] t = new int[n];
         for (int i = 0; i < n; i++) t[i] = 1 + r.nextInt(vocab - 1);
         return t;
+    }
+
+    /** Whether two caches hold the same keys and values, bit for bit, at position p of every layer. */
+    public static boolean samePosition(KvCache a, KvCache b, int p, int nLayer) {
+        int d = a.kvDim();
+        for (int l = 0; l < nLayer; l++) {
+            for (int i = 0; i < d; i++) {
+                if (Float.floatToRawIntBits(a.keys(l)[p * d + i]) != Float.floatToRawIntBits(b.keys(l)[p * d + i])) return false;
+                if (Float.floatToRawIntBits(a.values(l)[p * d + i]) != Float.floatToRawIntBits(b.values(l)[p * d + i])) return false;
+            }
+        }
+        return true;
     }
 }
