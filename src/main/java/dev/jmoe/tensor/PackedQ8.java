@@ -223,21 +223,21 @@ public final class PackedQ8 implements PackedMatrix {
      * vectors. (The row kernel scales quants by 2^24 and d by 2^-24, which changes no rounding of normal floats.)
      */
     private void group(int g, float[] x, int xOff, float[] out, int outOff) {
-        // Half a block per iteration (16 columns into four accumulators), then the four in front trade places with
-        // the four behind, so after a whole block each accumulator has summed exactly its columns, blocks in order:
-        // the same bits. The 32 columns of a block written out in one body sometimes exceeded C2's inlining budget in
-        // the full program: the Vector API calls past that point were not inlined and every vector was boxed on the
-        // heap, ~0.6-1.5 GB of garbage per 32 decode tokens, and decode rounds ran 2-10x slower (JFR, qwen3moe-bench
-        // Q8_0, one thread). Accumulators kept in memory between blocks, or two passes over the group, avoided that
-        // but cost 15-45% when the weights stream from memory (JMH MatVecBench); this form reads as the original.
+        // A quarter of a block per iteration (8 columns into two accumulators), then the eight accumulators rotate by
+        // two, so after a whole block each has summed exactly its columns, blocks in order: the same bits. Written out
+        // in one body, the 32 columns of a block sometimes exceeded C2's inlining budget in the full program (and half
+        // a block per iteration still did, at the final sum): the Vector API calls past that point were not inlined
+        // and every vector was boxed on the heap, 0.6-1.9 GB of garbage per run, and decode rounds ran 2-10x slower
+        // (JFR, qwen3moe-bench Q8_0 and Q4_K_M). Accumulators kept in memory between blocks, or two passes over the
+        // group, avoided that but cost 15-45% when the weights stream from memory (JMH MatVecBench).
         byte[] qs = quants;
         float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector z = FloatVector.zero(F);
-        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
-        for (int h = 0; h < 2 * nb; h++) {
-            int blk = block0 + (h >> 1), c0 = (h & 1) * 16;
-            int qp = blk * QUANT_BYTES + ROWS * c0, xp = xOff + (h >> 1) * QK + c0;
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
+        for (int h = 0; h < 4 * nb; h++) {
+            int blk = block0 + (h >> 2), c0 = (h & 3) * 8;
+            int qp = blk * QUANT_BYTES + ROWS * c0, xp = xOff + (h >> 2) * QK + c0;
             FloatVector d = FloatVector.fromArray(F, sc, blk * ROWS), s;
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp]);
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 1]), s);
@@ -249,28 +249,18 @@ public final class PackedQ8 implements PackedMatrix {
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 96).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 6]), s);
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 112).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 7]), s);
             a1 = s.fma(d, a1);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 128).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 8]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 144).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 9]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 160).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 10]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 176).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 11]), s);
-            a2 = s.fma(d, a2);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 192).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 12]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 208).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 13]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 224).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 14]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 240).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 15]), s);
-            a3 = s.fma(d, a3);
-            FloatVector t0 = a0, t1 = a1, t2 = a2, t3 = a3;
-            a0 = b0;
-            a1 = b1;
-            a2 = b2;
-            a3 = b3;
-            b0 = t0;
-            b1 = t1;
-            b2 = t2;
-            b3 = t3;
+            FloatVector t0 = a0, t1 = a1;
+            a0 = a2;
+            a1 = a3;
+            a2 = a4;
+            a3 = a5;
+            a4 = a6;
+            a5 = a7;
+            a6 = t0;
+            a7 = t1;
         }
-        // an even number of halves: a0..a3 hold columns 0-15's sums, b0..b3 columns 16-31's (the original a4..a7)
-        a0.add(b0).add(a2.add(b2)).add(a1.add(b1).add(a3.add(b3))).intoArray(out, outOff);
+        // a multiple of four quarters: every accumulator is back in its place
+        a0.add(a4).add(a2.add(a6)).add(a1.add(a5).add(a3.add(a7))).intoArray(out, outOff);
     }
 
     /** {@link #group} one value at a time, in the same order: the definition the vector form must equal bit for bit. */
