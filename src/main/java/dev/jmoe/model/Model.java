@@ -467,7 +467,7 @@ public final class Model {
         int quad = GROUPED_ATTENTION.orElse(true) && group % 4 == 0 ? 4 : 1;
         int units = n * nHead / quad;
         pool.forRange(units, 1, (start, end) -> {
-            float[][] scores = new float[quad][rows.maxCount()];
+            float[][] scores = attentionScores(rows.maxCount());
             for (int u = start; u < end; u++) {
                 int t = u / (nHead / quad), h = (u % (nHead / quad)) * quad, kvh = h / group;
                 KvCache kv = rows.kv(t);
@@ -940,5 +940,21 @@ public final class Model {
             if (held.length < n) held = new ExpertWeights[n];
             return held;
         }
+    }
+
+    /** Each thread's score rows for {@link #attention}'s chunks, grown to the longest context seen. */
+    private static final ThreadLocal<float[][]> ATTENTION_SCORES = ThreadLocal.withInitial(() -> new float[4][0]);
+
+    /**
+     * Four score rows of at least {@code length} floats for this thread. A fresh set per chunk was a few GB of garbage
+     * per speed run (JFR): rows sized for the whole context, per chunk, per layer, per token.
+     */
+    private static float[][] attentionScores(int length) {
+        float[][] rows = ATTENTION_SCORES.get();
+        if (rows[0].length < length) {
+            rows = new float[4][length];
+            ATTENTION_SCORES.set(rows);
+        }
+        return rows;
     }
 }
