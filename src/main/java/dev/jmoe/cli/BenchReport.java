@@ -196,18 +196,18 @@ final class BenchReport {
 
     /** A horizontal segment from lo to hi at y. */
     private static void horizontal(XYChart ch, String name, double y, double lo, double hi, Color color, float width, boolean legend) {
-        if (Double.isNaN(lo) || Double.isNaN(hi)) return;
-        XYSeries s = ch.addSeries(name, new double[]{lo, hi}, new double[]{y, y});
-        s.setMarker(SeriesMarkers.NONE);
-        s.setLineColor(color);
-        s.setLineStyle(new BasicStroke(width));
-        s.setShowInLegend(legend);
+        line(ch, name, new double[]{lo, hi}, new double[]{y, y}, color, width, legend);
     }
 
     /** A vertical segment from lo to hi at x, not in the legend unless named. */
     private static void segment(XYChart ch, String name, double x, double lo, double hi, Color color, float width, boolean legend) {
-        if (Double.isNaN(lo) || Double.isNaN(hi)) return;
-        XYSeries s = ch.addSeries(name, new double[]{x, x}, new double[]{lo, hi});
+        line(ch, name, new double[]{x, x}, new double[]{lo, hi}, color, width, legend);
+    }
+
+    /** A two-point line without markers; nothing when an end is missing (NaN). */
+    private static void line(XYChart ch, String name, double[] xs, double[] ys, Color color, float width, boolean legend) {
+        for (int i = 0; i < 2; i++) if (Double.isNaN(xs[i]) || Double.isNaN(ys[i])) return;
+        XYSeries s = ch.addSeries(name, xs, ys);
         s.setMarker(SeriesMarkers.NONE);
         s.setLineColor(color);
         s.setLineStyle(new BasicStroke(width));

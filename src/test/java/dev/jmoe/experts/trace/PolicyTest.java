@@ -81,22 +81,27 @@ class PolicyTest {
         assertTrue(e.getMessage().contains("trace"), e.getMessage());
     }
 
+    /** A decode step of one token at {@code layer}: the weights p normalised to sum 1 (in place) and their top k. */
+    static RoutingTrace.Step normalisedStep(int layer, float[] p, int k) {
+        float sum = 0;
+        for (float w : p) sum += w;
+        for (int e = 0; e < p.length; e++) p[e] /= sum;
+        int[] sel = java.util.stream.IntStream.range(0, p.length).boxed().sorted((a, b) -> Float.compare(p[b], p[a]))
+                .limit(k).mapToInt(Integer::intValue).toArray();
+        return new RoutingTrace.Step(layer, 1, p, sel);
+    }
+
     private static RoutingTrace syntheticTrace(int nLayer, int nExpert, int k, int steps, long seed) {
         Random rnd = new Random(seed);
         RoutingTrace t = new RoutingTrace(nLayer, nExpert, k);
         for (int s = 0; s < steps; s++) {
             for (int l = 0; l < nLayer; l++) {
                 float[] p = new float[nExpert];
-                float sum = 0;
                 for (int e = 0; e < nExpert; e++) {
                     // skewed popularity that drifts over time, like real routing
                     p[e] = (float) Math.exp(-0.4 * ((e + s / 20 + l) % nExpert) + rnd.nextGaussian());
-                    sum += p[e];
                 }
-                for (int e = 0; e < nExpert; e++) p[e] /= sum;
-                int[] sel = java.util.stream.IntStream.range(0, nExpert).boxed().sorted((a, b) -> Float.compare(p[b], p[a]))
-                        .limit(k).mapToInt(Integer::intValue).toArray();
-                t.add(new RoutingTrace.Step(l, 1, p, sel));
+                t.add(normalisedStep(l, p, k));
             }
         }
         return t;

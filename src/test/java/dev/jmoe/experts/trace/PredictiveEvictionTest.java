@@ -71,15 +71,10 @@ class PredictiveEvictionTest {
         for (int s = 0; s < tokens; s++) {
             for (int l = 0; l < nLayer; l++) {
                 float[] p = new float[nExpert];
-                float sum = 0;
                 for (int e = 0; e < nExpert; e++) {
                     p[e] = (float) Math.exp(-0.5 * ((e + s / 7 + 3 * l) % nExpert) + 0.8 * rnd.nextGaussian());
-                    sum += p[e];
                 }
-                for (int e = 0; e < nExpert; e++) p[e] /= sum;
-                int[] sel = java.util.stream.IntStream.range(0, nExpert).boxed().sorted((a, b) -> Float.compare(p[b], p[a]))
-                        .limit(k).mapToInt(Integer::intValue).toArray();
-                t.add(new RoutingTrace.Step(l, 1, p, sel));
+                t.add(PolicyTest.normalisedStep(l, p, k));
             }
         }
         return t;
