@@ -147,12 +147,17 @@ public final class PackedQ8 implements PackedMatrix {
         return new PackedQ8(quants, scales, firstGroup + first / ROWS, count, cols);
     }
 
-    /** out[outOff + 16·(g − g0) + i] = row (16·g + i) · x for groups g in [g0, g1), x the floats at a.f[vOff ..]. */
-    @Override
-    public void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
+    /** This copy multiplies float activations of its own width only. */
+    private void requireFloats(PackedQ4.Activation a) {
         if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT) {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q8 matrix of " + cols + " columns");
         }
+    }
+
+    /** out[outOff + 16·(g − g0) + i] = row (16·g + i) · x for groups g in [g0, g1), x the floats at a.f[vOff ..]. */
+    @Override
+    public void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
+        requireFloats(a);
         for (int g = g0; g < g1; g++) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
     }
 
@@ -167,9 +172,7 @@ public final class PackedQ8 implements PackedMatrix {
             product(a, 0, 0, g0, g1, out, outOff);
             return;
         }
-        if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT) {
-            throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q8 matrix of " + cols + " columns");
-        }
+        requireFloats(a);
         float[] acc = BATCH_ACCUMULATORS.get();
         for (int b0 = 0; b0 < batch; b0 += BATCH_TILE) {
             int tokens = Math.min(BATCH_TILE, batch - b0);
