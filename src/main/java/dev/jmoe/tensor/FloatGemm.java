@@ -24,23 +24,40 @@ final class FloatGemm {
     static void panel16(float[] p, int kn, float[] x, int xOff, int xStride, int batch, float[] out, int outStride, int row0,
                         boolean accumulate) {
         int b = 0;
-        for (; b + 6 <= batch; b += 6) panel16x6(p, kn, x, b * xStride + xOff, xStride, out, b * outStride + row0, outStride, accumulate);
-        for (; b + 2 <= batch; b += 2) panel16x2(p, kn, x, b * xStride + xOff, xStride, out, b * outStride + row0, outStride, accumulate);
-        // The last token of an odd batch runs as a pair with itself (both strides 0): the two columns compute the same
-        // bits and store them to the same place. A one-token form of its own ran too rarely for C2 to compile it well:
-        // in some JVM runs its FMAs were not inlined, boxed every vector on the heap (~15 GB over a 10-round speed
-        // run) and made prompt rounds 4-8x slower (JFR, qwen3moe-bench Q8_0, one thread).
-        if (b < batch) panel16x2(p, kn, x, b * xStride + xOff, 0, out, b * outStride + row0, 0, accumulate);
+        for (; b + 6 <= batch; b += 6) panel16x6(p, kn, x, b * xStride + xOff, xStride, 6, out, b * outStride + row0, outStride, accumulate);
+        // What six at a time leave runs in one call whose width covers it, the missing tokens repeating the last one
+        // (each such column computes that token's bits again and stores them to the same place): three or four tokens as
+        // a four-token call, whose eight FMA chains keep the FMA units busy where two pair calls' four chains each wait
+        // on latency (4 tokens on a 16-row x 1024-column panel: 58 GFLOP/s as two pairs, 76 as one four-token call;
+        // 2 tokens measured faster as a pair); five as a six-token call. The odd last token is a pair with itself: a
+        // one-token form of its own ran too rarely for C2 to compile it well: in some JVM runs its FMAs were not
+        // inlined, boxed every vector on the heap (~15 GB over a 10-round speed run) and made prompt rounds 4-8x
+        // slower (JFR, qwen3moe-bench Q8_0, one thread).
+        int rest = batch - b, x0 = b * xStride + xOff, o0 = b * outStride + row0;
+        if (rest == 5) panel16x6(p, kn, x, x0, xStride, rest, out, o0, outStride, accumulate);
+        else if (rest >= 3) panel16x4(p, kn, x, x0, xStride, rest, out, o0, outStride, accumulate);
+        else if (rest > 0) panel16x2(p, kn, x, x0, xStride, rest, out, o0, outStride, accumulate);
+    }
+
+    /** Offset of token t of a call's n tokens (t ≥ n repeats the last one). */
+    private static int tokenAt(int first, int stride, int t, int n) {
+        return first + Math.min(t, n - 1) * stride;
     }
 
     private static FloatVector start(float[] out, int o, boolean accumulate) {
         return accumulate ? FloatVector.fromArray(F, out, o) : FloatVector.zero(F);
     }
 
-    /** Six tokens: twelve accumulators, two panel vectors and a broadcast fill the sixteen registers. */
-    private static void panel16x6(float[] p, int kn, float[] x, int x0, int xStride, float[] out, int o, int outStride, boolean accumulate) {
-        int x1 = x0 + xStride, x2 = x1 + xStride, x3 = x2 + xStride, x4 = x3 + xStride, x5 = x4 + xStride;
-        int o1 = o + outStride, o2 = o1 + outStride, o3 = o2 + outStride, o4 = o3 + outStride, o5 = o4 + outStride;
+    /**
+     * Six tokens (n of them real, the others repeating the last): twelve accumulators, two panel vectors and a broadcast
+     * fill the sixteen registers.
+     */
+    private static void panel16x6(float[] p, int kn, float[] x, int x0, int xStride, int n, float[] out, int o, int outStride,
+                                  boolean accumulate) {
+        int x1 = tokenAt(x0, xStride, 1, n), x2 = tokenAt(x0, xStride, 2, n), x3 = tokenAt(x0, xStride, 3, n);
+        int x4 = tokenAt(x0, xStride, 4, n), x5 = tokenAt(x0, xStride, 5, n);
+        int o1 = tokenAt(o, outStride, 1, n), o2 = tokenAt(o, outStride, 2, n), o3 = tokenAt(o, outStride, 3, n);
+        int o4 = tokenAt(o, outStride, 4, n), o5 = tokenAt(o, outStride, 5, n);
         FloatVector c00 = start(out, o, accumulate), c01 = start(out, o + 8, accumulate);
         FloatVector c10 = start(out, o1, accumulate), c11 = start(out, o1 + 8, accumulate);
         FloatVector c20 = start(out, o2, accumulate), c21 = start(out, o2 + 8, accumulate);
@@ -82,9 +99,44 @@ final class FloatGemm {
         c51.intoArray(out, o5 + 8);
     }
 
-    /** Two tokens (of what six at a time leave). */
-    private static void panel16x2(float[] p, int kn, float[] x, int x0, int xStride, float[] out, int o, int outStride, boolean accumulate) {
-        int x1 = x0 + xStride, o1 = o + outStride;
+    /** Four tokens (three or four real, as {@link #panel16x6}): eight accumulators. */
+    private static void panel16x4(float[] p, int kn, float[] x, int x0, int xStride, int n, float[] out, int o, int outStride,
+                                  boolean accumulate) {
+        int x1 = tokenAt(x0, xStride, 1, n), x2 = tokenAt(x0, xStride, 2, n), x3 = tokenAt(x0, xStride, 3, n);
+        int o1 = tokenAt(o, outStride, 1, n), o2 = tokenAt(o, outStride, 2, n), o3 = tokenAt(o, outStride, 3, n);
+        FloatVector c00 = start(out, o, accumulate), c01 = start(out, o + 8, accumulate);
+        FloatVector c10 = start(out, o1, accumulate), c11 = start(out, o1 + 8, accumulate);
+        FloatVector c20 = start(out, o2, accumulate), c21 = start(out, o2 + 8, accumulate);
+        FloatVector c30 = start(out, o3, accumulate), c31 = start(out, o3 + 8, accumulate);
+        for (int k = 0; k < kn; k++) {
+            FloatVector r0 = FloatVector.fromArray(F, p, 16 * k), r1 = FloatVector.fromArray(F, p, 16 * k + 8);
+            FloatVector t = FloatVector.broadcast(F, x[x0 + k]);
+            c00 = r0.fma(t, c00);
+            c01 = r1.fma(t, c01);
+            t = FloatVector.broadcast(F, x[x1 + k]);
+            c10 = r0.fma(t, c10);
+            c11 = r1.fma(t, c11);
+            t = FloatVector.broadcast(F, x[x2 + k]);
+            c20 = r0.fma(t, c20);
+            c21 = r1.fma(t, c21);
+            t = FloatVector.broadcast(F, x[x3 + k]);
+            c30 = r0.fma(t, c30);
+            c31 = r1.fma(t, c31);
+        }
+        c00.intoArray(out, o);
+        c01.intoArray(out, o + 8);
+        c10.intoArray(out, o1);
+        c11.intoArray(out, o1 + 8);
+        c20.intoArray(out, o2);
+        c21.intoArray(out, o2 + 8);
+        c30.intoArray(out, o3);
+        c31.intoArray(out, o3 + 8);
+    }
+
+    /** Two tokens (one or two real, as {@link #panel16x6}). */
+    private static void panel16x2(float[] p, int kn, float[] x, int x0, int xStride, int n, float[] out, int o, int outStride,
+                                  boolean accumulate) {
+        int x1 = tokenAt(x0, xStride, 1, n), o1 = tokenAt(o, outStride, 1, n);
         FloatVector c00 = start(out, o, accumulate), c01 = start(out, o + 8, accumulate);
         FloatVector c10 = start(out, o1, accumulate), c11 = start(out, o1 + 8, accumulate);
         for (int k = 0; k < kn; k++) {
