@@ -9,6 +9,8 @@ import dev.jmoe.model.InferenceState;
 import dev.jmoe.model.Model;
 import dev.jmoe.tensor.Parallel;
 import java.io.PrintWriter;
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -38,7 +40,8 @@ final class SpeedCommand implements Callable<Integer> {
     @Option(names = {"-n", "--n-gen"}, paramLabel = "TOKENS", defaultValue = "32", description = "generated tokens (default: ${DEFAULT-VALUE})") int nGen;
     @Option(names = {"-t", "--threads"}, paramLabel = "COUNT", description = "compute threads (default: available cores)") Integer threads;
     @Option(names = {"-r", "--repetitions"}, paramLabel = "COUNT", defaultValue = "5", description = "measured rounds (default: ${DEFAULT-VALUE})") int reps;
-    @Option(names = "--warmup", paramLabel = "COUNT", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE})") int warmup;
+    @Option(names = "--warmup", paramLabel = "COUNT", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE}); "
+            + "more follow, up to " + MAX_EXTRA_WARMUP + ", while the JIT is still compiling (none with 0)") int warmup;
     @Option(names = "--json", paramLabel = "FILE", description = "write the figures as JSON") Path json;
     @Option(names = "--no-pack", description = "keep Q4_0, Q4_K and Q6_K matrices in the file's layout (float products)") boolean noPack;
     @Option(names = "--int8-activations", description = "round activations to 8 bits inside quantized products, as llama.cpp does") boolean int8Activations;
@@ -80,24 +83,34 @@ final class SpeedCommand implements Callable<Integer> {
             // llama.cpp's figures per file, measured in the same rounds (one llama-bench run per file and round)
             List<Path> distinctFiles = models.stream().distinct().toList();
             double[][] lpp = new double[distinctFiles.size()][reps], ltg = new double[distinctFiles.size()][reps];
-            int rounds = warmup + reps;
             int steps = loaded.size() + (llama != null ? distinctFiles.size() : 0);
+            int warmupRounds = 0;
             try (Status status = new Status("speed", false)) {
-                for (int round = 0; round < rounds; round++) {
+                // --warmup rounds, then more while the JIT is still compiling (see jitStillCompiling)
+                boolean compiling = true;
+                while (warmupRounds < warmup || (warmup > 0 && compiling && warmupRounds < warmup + MAX_EXTRA_WARMUP)) {
+                    long jit0 = jitMillis(), t0 = System.nanoTime();
+                    for (int i = 0; i < loaded.size(); i++) {
+                        status.update((long) warmupRounds * steps + i, (long) (Math.max(warmup, warmupRounds + 1) + reps) * steps, names.get(i) + " (warm-up)");
+                        once(loaded.get(i), warmupRounds);
+                    }
+                    warmupRounds++;
+                    compiling = jitStillCompiling(jit0, jitMillis(), (System.nanoTime() - t0) / 1e6);
+                }
+                int rounds = warmupRounds + reps;
+                for (int round = warmupRounds; round < rounds; round++) {
                     for (int i = 0; i < loaded.size(); i++) {
                         status.update((long) round * steps + i, (long) rounds * steps, names.get(i));
                         double[] r = once(loaded.get(i), round);
-                        if (round >= warmup) {
-                            pp[i][round - warmup] = r[0];
-                            tg[i][round - warmup] = r[1];
-                        }
+                        pp[i][round - warmupRounds] = r[0];
+                        tg[i][round - warmupRounds] = r[1];
                     }
-                    if (llama != null && round >= warmup) {
+                    if (llama != null) {
                         for (int j = 0; j < distinctFiles.size(); j++) {
                             status.update((long) round * steps + loaded.size() + j, (long) rounds * steps, "llama-bench " + distinctFiles.get(j).getFileName());
                             double[] r = llama.run(distinctFiles.get(j));
-                            lpp[j][round - warmup] = r[0];
-                            ltg[j][round - warmup] = r[1];
+                            lpp[j][round - warmupRounds] = r[0];
+                            ltg[j][round - warmupRounds] = r[1];
                         }
                     }
                 }
@@ -118,6 +131,7 @@ final class SpeedCommand implements Callable<Integer> {
                 row.put("threads", nThreads);
                 row.put("n_prompt", nPrompt);
                 row.put("n_gen", nGen);
+                row.put("warmup_rounds", warmupRounds);
                 row.put("prompt_tokens_per_s", ppMed);
                 row.put("decode_tokens_per_s", tgMed);
                 row.put("prompt_runs", pp[i]);
@@ -133,6 +147,9 @@ final class SpeedCommand implements Callable<Integer> {
                 }
                 rows.add(row);
             }
+            if (warmupRounds > warmup) {
+                out.printf("warm-up: %d rounds (the JIT was still compiling after %d)%n", warmupRounds, warmup);
+            }
             if (llama != null) {
                 out.printf("llama.cpp: %s; ratios are medians of jmoe / llama.cpp within each round%n", llama.version());
             }
@@ -141,6 +158,27 @@ final class SpeedCommand implements Callable<Integer> {
             for (Engine e : loaded) e.close();
         }
         return 0;
+    }
+
+    /** Warm-up rounds added at most after the --warmup ones while the JIT is still compiling. */
+    private static final int MAX_EXTRA_WARMUP = 20;
+
+    /** Milliseconds the JIT's compiler threads have spent so far, or -1 where this JVM does not count them. */
+    private static long jitMillis() {
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        return jit != null && jit.isCompilationTimeMonitoringSupported() ? jit.getTotalCompilationTime() : -1;
+    }
+
+    /**
+     * Whether the JIT compiled for more than 5% of a warm-up round of {@code roundMillis}, given {@link #jitMillis} at
+     * its start and end (false where the JVM does not count compilation time). A compiler thread busy during timed rounds takes a core from the compute threads:
+     * on 2 cores with 2 threads, after the 2 default warm-up rounds C2 compiled for 641 ms during the last 112 timed
+     * decode tokens (683 ms), 19 of the 23 tokens it overlapped were slow, and Qwen3-like Q8_0 decode read 176 t/s
+     * (± 42) against 238 (± 5) with 10 warm-up rounds (36 ms compiled then). One thread leaves the compiler a core.
+     */
+    static boolean jitStillCompiling(long jit0, long jit1, double roundMillis) {
+        if (jit0 < 0 || jit1 < 0) return false;
+        return jit1 - jit0 > 0.05 * roundMillis;
     }
 
     private final java.util.Map<Engine, InferenceState[]> states = new java.util.IdentityHashMap<>();

@@ -2,6 +2,7 @@ package dev.jmoe.cli;
 
 import static dev.jmoe.cli.CliTest.jmoe;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -56,6 +57,14 @@ class SpeedCommandTest {
         assertEquals(row.get("prompt_tokens_per_s").asDouble() / 50.0, row.get("prompt_ratio").asDouble(), 1e-9);
         String args = Files.readString(dir.resolve("args.txt"));
         assertTrue(args.contains("-m " + model.toAbsolutePath() + " -t 1 -p 8 -n 4 -r 1 -o json"), args);
+        assertEquals(0, row.get("warmup_rounds").asInt(), "--warmup 0 adds no warm-up rounds");
+    }
+
+    @Test
+    void warmUpGoesOnWhileTheJitCompilesForMoreThanATwentiethOfARound() {
+        assertTrue(SpeedCommand.jitStillCompiling(1000, 1100, 400.0)); // 100 ms of a 400 ms round
+        assertFalse(SpeedCommand.jitStillCompiling(1000, 1010, 400.0)); // 10 ms: settled
+        assertFalse(SpeedCommand.jitStillCompiling(-1, -1, 400.0)); // the JVM does not count compilation time
     }
 
     @Test
