@@ -21,21 +21,39 @@ import java.nio.ByteOrder;
  * a Q6_K product cost about twice a packed Q4 one per weight; here it costs about the same number of multiplies per
  * weight as Q4 (one 16-bit multiply per weight and activation byte).
  *
- * <p>Layout per group and 16-value sub-block (Q6_K's scale granularity): eight vectors, vector 4h + i pairing values
- * 8h + i and 8h + i + 4, and 16 float scales d·scale (one per row). Activations are the 16-bit ones of the Q4 kernels
- * (x = 256·hi + lo per block of 32, hi in [−127, 127], lo in [−127, 128]); Σ(q − 32)·hi and Σ(q − 32)·lo over 8 values
- * stay within the 16-bit range (|q − 32| ≤ 32), so the 16-bit sums are widened after each half of a sub-block.
- * With activations rounded as llama.cpp does (Q8_K, |q| ≤ 127) there is one product per weight, and the integer sums
- * per sub-block are ggml's; only the float order in which the sub-blocks are added differs. The copy takes 10 bits per
- * weight (the file 6.56).
+ * <p>Layout: one short array, group after group, each group's 256-value super-blocks in order, each super-block
+ * (2192 shorts) holding first the 16 rows' f16 scales d as the file's 16 bits (row r in short {@link PackedQ4#lane}(r)),
+ * then per 16-value sub-block (Q6_K's scale granularity) 8 shorts of the rows' int8 scales (short k: row k in the low
+ * byte, row k + 8 in the high byte), then per sub-block eight vectors of quants, vector 4h + i pairing values 8h + i
+ * and 8h + i + 4; a group streams as one unbroken run of the array. Why: at 2 threads decode is bound by the bytes
+ * streamed, and float scales took 2 of the copy's 10 bits per weight; now it takes 8.5625 (the file 6.5625). The
+ * kernels widen d in registers as {@link F16Kernel} does (infinities and NaNs too, by a blend once per super-block)
+ * and form d·scale in float, which is exact (11 × 8 significant bits): the same floats the copy used to store, so
+ * every product keeps its bits.
+ *
+ * <p>Activations are the 16-bit ones of the Q4 kernels (x = 256·hi + lo per block of 32, hi in [−127, 127], lo in
+ * [−127, 128]); Σ(q − 32)·hi and Σ(q − 32)·lo over 8 values stay within the 16-bit range (|q − 32| ≤ 32), so the
+ * 16-bit sums are widened after each half of a sub-block. With activations rounded as llama.cpp does (Q8_K, |q| ≤ 127)
+ * there is one product per weight, and the integer sums per sub-block are ggml's; only the float order in which the
+ * sub-blocks are added differs.
  */
 public final class PackedQ6 implements PackedMatrix {
     private static final int QK = KQuant.QK_K;
     private static final int BLOCK = 210;
     /** Values per sub-block: Q6_K has one scale per 16 values. */
     private static final int SUB = 16;
+    /** Sub-blocks per super-block. */
+    private static final int SUBS = QK / SUB;
     /** Shorts of the quants of one sub-block of a group: 16 rows × 8 shorts. */
     private static final int QUANT_SHORTS = ROWS * 8;
+    /** Shorts of the int8 scales of one sub-block of a group: 16 rows, two per short. */
+    private static final int SCALE_SHORTS = ROWS / 2;
+    /** Where a super-block's scales start: after the 16 rows' f16 d. */
+    private static final int SCALES_AT = ROWS;
+    /** Where a super-block's quants start: after d and the 16 sub-blocks' scales. */
+    private static final int QUANTS_AT = SCALES_AT + SUBS * SCALE_SHORTS;
+    /** Shorts per super-block of a group: d, scales, quants. */
+    private static final int SUPER_SHORTS = QUANTS_AT + SUBS * QUANT_SHORTS;
     /** Multipliers per half sub-block, 16-bit activations: the two offsets −32·Σhi and −32·Σlo, then four per vector. */
     private static final int HALF_MULTIPLIERS = 18;
     /** Multipliers per half sub-block, 8-bit activations: the offset −32·Σq, then two per vector. */
@@ -43,25 +61,32 @@ public final class PackedQ6 implements PackedMatrix {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    /** One sub-block's 8 shorts of int8 scales, widened to 8 ints. */
+    private static final VectorSpecies<Short> S8 = ShortVector.SPECIES_128;
+    /** 2^112: moves a half's exponent (bias 15), placed in a float's exponent field (bias 127), to its value. */
+    private static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
+    /** A half in the top 16 bits of an int shifted right (arithmetic) by 3, masked to a float's sign, exponent and fraction fields. */
+    private static final int FLOAT_FIELDS = 0x8fffe000;
+    /** Such a float (before the scaling by 2^112) is at least this in magnitude exactly when the half's exponent is 31. */
+    private static final float EXPONENT_31 = 0x1p-96f;
+    /** Or-ed into such a float's bits, makes its exponent field all ones: the half's infinity or NaN as a float. */
+    private static final int EXPONENT_FILL = 0x70000000;
 
-    /** Per sub-block of each group: 128 shorts of quants (8 vectors of 16 lanes). */
+    /** Per super-block of each group: 16 d, 16 × 8 shorts of scales, 16 × 128 shorts of quants (8 vectors of 16 lanes). */
     private final short[] quants;
-    /** Per sub-block of each group: 16 scales. */
-    private final float[] scales;
     private final int firstGroup;
     private final int rows, cols;
 
-    private PackedQ6(short[] quants, float[] scales, int firstGroup, int rows, int cols) {
+    private PackedQ6(short[] quants, int firstGroup, int rows, int cols) {
         this.quants = quants;
-        this.scales = scales;
         this.firstGroup = firstGroup;
         this.rows = rows;
         this.cols = cols;
     }
 
-    /** Whether {@code m} can be packed: Q6_K with whole groups of 16 rows, its quants fitting one Java array. */
+    /** Whether {@code m} can be packed: Q6_K with whole groups of 16 rows, its packed copy fitting one Java array. */
     public static boolean canPack(Matrix m) {
-        return m.type() == GgmlType.Q6_K && m.rows() % ROWS == 0 && m.cols() % QK == 0 && (long) m.rows() * m.cols() / 2 <= Integer.MAX_VALUE - 64;
+        return m.type() == GgmlType.Q6_K && m.rows() % ROWS == 0 && m.cols() % QK == 0 && shorts(m.rows(), m.cols()) <= Integer.MAX_VALUE - 64;
     }
 
     /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold). */
@@ -70,7 +95,11 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     private static long bytes(int rows, int cols) {
-        return (long) rows / ROWS * (cols / SUB) * (QUANT_SHORTS * 2L + ROWS * 4L);
+        return 2 * shorts(rows, cols);
+    }
+
+    private static long shorts(int rows, int cols) {
+        return (long) (rows / ROWS) * (cols / QK) * SUPER_SHORTS;
     }
 
     /** Regroups {@code m} ({@link #canPack} must hold), the groups split over {@code pool} (null: this thread). */
@@ -79,56 +108,55 @@ public final class PackedQ6 implements PackedMatrix {
             throw new IllegalArgumentException("only Q6_K matrices with a multiple of " + ROWS + " rows can be packed as Q6, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
-        int groups = m.rows() / ROWS, subs = m.cols() / SUB;
-        short[] quants = new short[groups * subs * QUANT_SHORTS];
-        float[] scales = new float[groups * subs * ROWS];
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
-        if (pool == null || groups < 2) task.run(0, groups);
-        else pool.forRange(groups, 1, task);
-        return new PackedQ6(quants, scales, 0, m.rows(), m.cols());
+        return packInto(m, new short[quantShorts(m)], null, pool);
     }
 
-    /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */
+    /** Length of the short array a packed copy of {@code m} needs, scales included ({@link #canPack} must hold). */
     static int quantShorts(Matrix m) {
-        return m.rows() / ROWS * (m.cols() / SUB) * QUANT_SHORTS;
+        return (int) shorts(m.rows(), m.cols());
     }
 
-    /** Length of the scale array a packed copy of {@code m} needs ({@link #canPack} must hold). */
+    /** Length of the float array of scales a packed copy of {@code m} needs: none, its scales are in the short array. */
     static int scaleFloats(Matrix m) {
-        return m.rows() / ROWS * (m.cols() / SUB) * ROWS;
+        return 0;
     }
 
-    /** As {@link #pack}, into arrays the caller owns and reuses (a fast-memory slot), at least {@link #quantShorts}/{@link #scaleFloats} long. */
+    /**
+     * As {@link #pack}, into a short array the caller owns and reuses (a fast-memory slot), at least {@link #quantShorts}
+     * long; {@code scales} (null, or any length: the other packed formats' float array) is not used.
+     */
     static PackedQ6 packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
         if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q6");
-        if (quants.length < quantShorts(m) || scales.length < scaleFloats(m)) throw new IllegalArgumentException("arrays too small for the packed copy");
+        if (quants.length < quantShorts(m)) throw new IllegalArgumentException("arrays too small for the packed copy");
         int groups = m.rows() / ROWS;
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
         else pool.forRange(groups, 1, task);
-        return new PackedQ6(quants, scales, 0, m.rows(), m.cols());
+        return new PackedQ6(quants, 0, m.rows(), m.cols());
     }
 
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
-    private static void packGroups(Matrix m, short[] quants, float[] scales, int g0, int g1) {
-        int rowBytes = (int) m.rowBytes(), subs = m.cols() / SUB;
+    private static void packGroups(Matrix m, short[] quants, int g0, int g1) {
+        int rowBytes = (int) m.rowBytes(), supers = m.cols() / QK;
         byte[] in = new byte[ROWS * rowBytes];
         int[] q = new int[QK];
         for (int g = g0; g < g1; g++) {
             MemorySegment.copy(m.data(), ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
             for (int r = 0; r < ROWS; r++) {
-                int lane = PackedQ4.lane(r);
-                for (int s = 0; s < m.cols() / QK; s++) {
-                    int p = r * rowBytes + s * BLOCK;
+                int lane = PackedQ4.lane(r), scaleShort = r % SCALE_SHORTS, scaleShift = 8 * (r / SCALE_SHORTS);
+                for (int s = 0; s < supers; s++) {
+                    int p = r * rowBytes + s * BLOCK, at = (g * supers + s) * SUPER_SHORTS;
                     quants(in, p, q);
-                    float d = Float.float16ToFloat((short) SHORT_LE.get(in, p + 208));
-                    for (int j = 0; j < QK / SUB; j++) {
-                        int sub = g * subs + s * (QK / SUB) + j;
-                        scales[sub * ROWS + r] = d * in[p + 192 + j];
+                    quants[at + lane] = (short) SHORT_LE.get(in, p + 208);
+                    for (int j = 0; j < SUBS; j++) {
+                        // this row's byte of the short it shares with row r ± 8 (the array may hold an earlier copy)
+                        int sp = at + SCALES_AT + j * SCALE_SHORTS + scaleShort;
+                        quants[sp] = (short) (quants[sp] & ~(0xFF << scaleShift) | (in[p + 192 + j] & 0xFF) << scaleShift);
+                        int qp = at + QUANTS_AT + j * QUANT_SHORTS;
                         for (int k = 0; k < 8; k++) {
                             int a = SUB * j + 8 * (k / 4) + k % 4;
-                            quants[sub * QUANT_SHORTS + 16 * k + lane] = (short) (q[a] | q[a + 4] << 6);
+                            quants[qp + 16 * k + lane] = (short) (q[a] | q[a + 4] << 6);
                         }
                     }
                 }
@@ -152,21 +180,32 @@ public final class PackedQ6 implements PackedMatrix {
     @Override
     public void panel(int g, int c0, int c1, float[] p) {
         short[] qs = quants;
-        float[] sc = scales;
-        int sub0 = (firstGroup + g) * (cols / SUB);
-        for (int j = c0 / SUB; j < c1 / SUB; j++) {
-            int qp = (sub0 + j) * QUANT_SHORTS, sp = (sub0 + j) * ROWS;
-            FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
-            FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
-            int at = (SUB * j - c0) * ROWS;
-            for (int k = 0; k < 8; k++) {
-                // int lane i: rows i (low short) and i + 8 (high short), each short the quants of values a and a + 4
-                IntVector w = ShortVector.fromArray(S, qs, qp + 16 * k).reinterpretAsInts();
-                int o = at + (8 * (k / 4) + k % 4) * ROWS;
-                ((FloatVector) w.and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o);
-                ((FloatVector) w.lanewise(VectorOperators.LSHR, 16).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 8);
-                ((FloatVector) w.lanewise(VectorOperators.LSHR, 6).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o + 4 * ROWS);
-                ((FloatVector) w.lanewise(VectorOperators.LSHR, 22).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 4 * ROWS + 8);
+        int supers = cols / QK, at = (firstGroup + g) * supers * SUPER_SHORTS;
+        for (int s = c0 / QK; s < (c1 + QK - 1) / QK; s++) {
+            int b = at + s * SUPER_SHORTS;
+            // the rows' d: int lane i holds row i's half in its low 16 bits and row i + 8's in its high 16 bits
+            IntVector hd = ShortVector.fromArray(S, qs, b).reinterpretAsInts();
+            IntVector e0 = hd.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            IntVector e1 = hd.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            FloatVector d0 = e0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(e0.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    e0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            FloatVector d1 = e1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(e1.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    e1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            for (int jj = Math.max(0, c0 / SUB - s * SUBS); jj < Math.min(SUBS, c1 / SUB - s * SUBS); jj++) {
+                IntVector sv = (IntVector) ShortVector.fromArray(S8, qs, b + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
+                FloatVector s0 = ((FloatVector) sv.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
+                FloatVector s1 = ((FloatVector) sv.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
+                FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
+                int qp = b + QUANTS_AT + jj * QUANT_SHORTS, at0 = (SUB * (s * SUBS + jj) - c0) * ROWS;
+                for (int k = 0; k < 8; k++) {
+                    // int lane i: rows i (low short) and i + 8 (high short), each short the quants of values a and a + 4
+                    IntVector w = ShortVector.fromArray(S, qs, qp + 16 * k).reinterpretAsInts();
+                    int o = at0 + (8 * (k / 4) + k % 4) * ROWS;
+                    ((FloatVector) w.and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o);
+                    ((FloatVector) w.lanewise(VectorOperators.LSHR, 16).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 8);
+                    ((FloatVector) w.lanewise(VectorOperators.LSHR, 6).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o + 4 * ROWS);
+                    ((FloatVector) w.lanewise(VectorOperators.LSHR, 22).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 4 * ROWS + 8);
+                }
             }
         }
     }
@@ -230,7 +269,7 @@ public final class PackedQ6 implements PackedMatrix {
     @Override
     public PackedQ6 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ6(quants, scales, firstGroup + first / ROWS, count, cols);
+        return new PackedQ6(quants, firstGroup + first / ROWS, count, cols);
     }
 
     @Override
@@ -262,47 +301,71 @@ public final class PackedQ6 implements PackedMatrix {
      */
     private void pair16(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
         short[] qs = quants;
-        float[] sc = scales;
-        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
+        int supers = cols / QK, at0 = (firstGroup + g) * supers * SUPER_SHORTS, at1 = (firstGroup + h) * supers * SUPER_SHORTS;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
-        for (int j = 0; j < subs; j++) {
-            int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
-            IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
-            for (int half = 0; half < 2; half++) {
-                int o = vOff + j * 2 * HALF_MULTIPLIERS + half * HALF_MULTIPLIERS;
-                ShortVector kh = ShortVector.broadcast(S, act[o]), kl = ShortVector.broadcast(S, act[o + 1]);
-                ShortVector hv = kh, lv = kl, hu = kh, lu = kl;
-                for (int i = 0; i < 4; i++) {
-                    int k = 16 * (4 * half + i), m = o + 2 + 4 * i;
-                    ShortVector v = ShortVector.fromArray(S, qs, qp + k), u = ShortVector.fromArray(S, qs, qq + k);
-                    ShortVector xh = ShortVector.broadcast(S, act[m]), xl = ShortVector.broadcast(S, act[m + 1]);
-                    hv = hv.add(v.mul(xh));
-                    hu = hu.add(u.mul(xh));
-                    lv = lv.add(v.mul(xl));
-                    lu = lu.add(u.mul(xl));
-                    ShortVector v6 = v.lanewise(VectorOperators.LSHR, 6), u6 = u.lanewise(VectorOperators.LSHR, 6);
-                    xh = ShortVector.broadcast(S, act[m + 2]);
-                    xl = ShortVector.broadcast(S, act[m + 3]);
-                    hv = hv.add(v6.mul(xh));
-                    hu = hu.add(u6.mul(xh));
-                    lv = lv.add(v6.mul(xl));
-                    lu = lu.add(u6.mul(xl));
+        for (int s = 0; s < supers; s++) {
+            int b0 = at0 + s * SUPER_SHORTS, b1 = at1 + s * SUPER_SHORTS;
+            // group g's rows' d: int lane i holds row i's half in its low 16 bits and row i + 8's in its high 16 bits
+            IntVector hg = ShortVector.fromArray(S, qs, b0).reinterpretAsInts();
+            IntVector eg0 = hg.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            IntVector eg1 = hg.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            FloatVector dg0 = eg0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eg0.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    eg0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            FloatVector dg1 = eg1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eg1.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    eg1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            // group h's, likewise
+            IntVector hh = ShortVector.fromArray(S, qs, b1).reinterpretAsInts();
+            IntVector eh0 = hh.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            IntVector eh1 = hh.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            FloatVector dh0 = eh0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eh0.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    eh0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            FloatVector dh1 = eh1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eh1.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    eh1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            for (int jj = 0; jj < SUBS; jj++) {
+                int j = s * SUBS + jj, qp = b0 + QUANTS_AT + jj * QUANT_SHORTS, qq = b1 + QUANTS_AT + jj * QUANT_SHORTS;
+                IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
+                for (int half = 0; half < 2; half++) {
+                    int o = vOff + j * 2 * HALF_MULTIPLIERS + half * HALF_MULTIPLIERS;
+                    ShortVector kh = ShortVector.broadcast(S, act[o]), kl = ShortVector.broadcast(S, act[o + 1]);
+                    ShortVector hv = kh, lv = kl, hu = kh, lu = kl;
+                    for (int i = 0; i < 4; i++) {
+                        int k = 16 * (4 * half + i), m = o + 2 + 4 * i;
+                        ShortVector v = ShortVector.fromArray(S, qs, qp + k), u = ShortVector.fromArray(S, qs, qq + k);
+                        ShortVector xh = ShortVector.broadcast(S, act[m]), xl = ShortVector.broadcast(S, act[m + 1]);
+                        hv = hv.add(v.mul(xh));
+                        hu = hu.add(u.mul(xh));
+                        lv = lv.add(v.mul(xl));
+                        lu = lu.add(u.mul(xl));
+                        ShortVector v6 = v.lanewise(VectorOperators.LSHR, 6), u6 = u.lanewise(VectorOperators.LSHR, 6);
+                        xh = ShortVector.broadcast(S, act[m + 2]);
+                        xl = ShortVector.broadcast(S, act[m + 3]);
+                        hv = hv.add(v6.mul(xh));
+                        hu = hu.add(u6.mul(xh));
+                        lv = lv.add(v6.mul(xl));
+                        lu = lu.add(u6.mul(xl));
+                    }
+                    // 256·hi + lo per row: rows 0-7 in the low halves of the 32-bit lanes, rows 8-15 in the high halves
+                    IntVector hi = hv.reinterpretAsInts(), lo = lv.reinterpretAsInts(), hi2 = hu.reinterpretAsInts(), lo2 = lu.reinterpretAsInts();
+                    t0 = t0.add(hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8))
+                            .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                    t1 = t1.add(hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo.lanewise(VectorOperators.ASHR, 16));
+                    r0 = r0.add(hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8))
+                            .add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                    r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
                 }
-                // 256·hi + lo per row: rows 0-7 in the low halves of the 32-bit lanes, rows 8-15 in the high halves
-                IntVector hi = hv.reinterpretAsInts(), lo = lv.reinterpretAsInts(), hi2 = hu.reinterpretAsInts(), lo2 = lu.reinterpretAsInts();
-                t0 = t0.add(hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8))
-                        .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                t1 = t1.add(hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo.lanewise(VectorOperators.ASHR, 16));
-                r0 = r0.add(hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8))
-                        .add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
+                float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
+                // d·scale per row, exact in float: the scales the float layout stored
+                IntVector sg = (IntVector) ShortVector.fromArray(S8, qs, b0 + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
+                FloatVector sg0 = ((FloatVector) sg.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(dg0);
+                FloatVector sg1 = ((FloatVector) sg.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(dg1);
+                IntVector sh = (IntVector) ShortVector.fromArray(S8, qs, b1 + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
+                FloatVector sh0 = ((FloatVector) sh.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(dh0);
+                FloatVector sh1 = ((FloatVector) sh.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(dh1);
+                a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(sg0.mul(d), a0);
+                a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(sg1.mul(d), a1);
+                c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(sh0.mul(d), c0);
+                c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(sh1.mul(d), c1);
             }
-            float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
-            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
-            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
-            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
-            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
-            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
@@ -316,34 +379,58 @@ public final class PackedQ6 implements PackedMatrix {
      */
     private void pair8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
         short[] qs = quants;
-        float[] sc = scales;
-        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
+        int supers = cols / QK, at0 = (firstGroup + g) * supers * SUPER_SHORTS, at1 = (firstGroup + h) * supers * SUPER_SHORTS;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
-        for (int j = 0; j < subs; j++) {
-            int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
-            IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
-            for (int half = 0; half < 2; half++) {
-                int o = vOff + j * 2 * HALF_MULTIPLIERS_8 + half * HALF_MULTIPLIERS_8;
-                ShortVector sv = ShortVector.broadcast(S, act[o]), su = sv;
-                for (int i = 0; i < 4; i++) {
-                    int k = 16 * (4 * half + i), m = o + 1 + 2 * i;
-                    ShortVector v = ShortVector.fromArray(S, qs, qp + k), u = ShortVector.fromArray(S, qs, qq + k);
-                    ShortVector xa = ShortVector.broadcast(S, act[m]), xb = ShortVector.broadcast(S, act[m + 1]);
-                    sv = sv.add(v.mul(xa)).add(v.lanewise(VectorOperators.LSHR, 6).mul(xb));
-                    su = su.add(u.mul(xa)).add(u.lanewise(VectorOperators.LSHR, 6).mul(xb));
+        for (int s = 0; s < supers; s++) {
+            int b0 = at0 + s * SUPER_SHORTS, b1 = at1 + s * SUPER_SHORTS;
+            // group g's rows' d: int lane i holds row i's half in its low 16 bits and row i + 8's in its high 16 bits
+            IntVector hg = ShortVector.fromArray(S, qs, b0).reinterpretAsInts();
+            IntVector eg0 = hg.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            IntVector eg1 = hg.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            FloatVector dg0 = eg0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eg0.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    eg0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            FloatVector dg1 = eg1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eg1.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    eg1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            // group h's, likewise
+            IntVector hh = ShortVector.fromArray(S, qs, b1).reinterpretAsInts();
+            IntVector eh0 = hh.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            IntVector eh1 = hh.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
+            FloatVector dh0 = eh0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eh0.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    eh0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            FloatVector dh1 = eh1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eh1.or(EXPONENT_FILL).reinterpretAsFloats(),
+                    eh1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            for (int jj = 0; jj < SUBS; jj++) {
+                int j = s * SUBS + jj, qp = b0 + QUANTS_AT + jj * QUANT_SHORTS, qq = b1 + QUANTS_AT + jj * QUANT_SHORTS;
+                IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
+                for (int half = 0; half < 2; half++) {
+                    int o = vOff + j * 2 * HALF_MULTIPLIERS_8 + half * HALF_MULTIPLIERS_8;
+                    ShortVector sv = ShortVector.broadcast(S, act[o]), su = sv;
+                    for (int i = 0; i < 4; i++) {
+                        int k = 16 * (4 * half + i), m = o + 1 + 2 * i;
+                        ShortVector v = ShortVector.fromArray(S, qs, qp + k), u = ShortVector.fromArray(S, qs, qq + k);
+                        ShortVector xa = ShortVector.broadcast(S, act[m]), xb = ShortVector.broadcast(S, act[m + 1]);
+                        sv = sv.add(v.mul(xa)).add(v.lanewise(VectorOperators.LSHR, 6).mul(xb));
+                        su = su.add(u.mul(xa)).add(u.lanewise(VectorOperators.LSHR, 6).mul(xb));
+                    }
+                    IntVector si = sv.reinterpretAsInts(), ui = su.reinterpretAsInts();
+                    t0 = t0.add(si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                    t1 = t1.add(si.lanewise(VectorOperators.ASHR, 16));
+                    r0 = r0.add(ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                    r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
                 }
-                IntVector si = sv.reinterpretAsInts(), ui = su.reinterpretAsInts();
-                t0 = t0.add(si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                t1 = t1.add(si.lanewise(VectorOperators.ASHR, 16));
-                r0 = r0.add(ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
+                float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
+                // d·scale per row, exact in float: the scales the float layout stored
+                IntVector sg = (IntVector) ShortVector.fromArray(S8, qs, b0 + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
+                FloatVector sg0 = ((FloatVector) sg.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(dg0);
+                FloatVector sg1 = ((FloatVector) sg.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(dg1);
+                IntVector sh = (IntVector) ShortVector.fromArray(S8, qs, b1 + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
+                FloatVector sh0 = ((FloatVector) sh.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(dh0);
+                FloatVector sh1 = ((FloatVector) sh.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(dh1);
+                a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(sg0.mul(d), a0);
+                a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(sg1.mul(d), a1);
+                c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(sh0.mul(d), c0);
+                c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(sh1.mul(d), c1);
             }
-            float d = dx[dOff + j / 2];
-            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
-            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
-            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
-            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
-            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
