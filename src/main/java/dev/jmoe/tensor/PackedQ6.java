@@ -23,8 +23,7 @@ import java.nio.ByteOrder;
  *
  * <p>Layout: one short array, group after group, each group's 256-value super-blocks in order, each super-block
  * (2192 shorts) holding first the 16 rows' f16 scales d as the file's 16 bits (row r in short {@link PackedQ4#lane}(r)),
- * then per 16-value sub-block (Q6_K's scale granularity) 8 shorts of the rows' int8 scales (short k: row k in the low
- * byte, row k + 8 in the high byte), then per sub-block eight vectors of quants, vector 4h + i pairing values 8h + i
+ * then per 16-value sub-block (Q6_K's scale granularity) 8 shorts of the rows' int8 scales (row r in byte r), then per sub-block eight vectors of quants, vector 4h + i pairing values 8h + i
  * and 8h + i + 4; a group streams as one unbroken run of the array. Why: at 2 threads decode is bound by the bytes
  * streamed, and float scales took 2 of the copy's 10 bits per weight; now it takes 8.5625 (the file 6.5625). The
  * kernels widen d in registers as {@link F16Kernel} does (infinities and NaNs too, by a blend once per super-block)
@@ -46,7 +45,7 @@ public final class PackedQ6 implements PackedMatrix {
     private static final int SUBS = QK / SUB;
     /** Shorts of the quants of one sub-block of a group: 16 rows × 8 shorts. */
     private static final int QUANT_SHORTS = ROWS * 8;
-    /** Shorts of the int8 scales of one sub-block of a group: 16 rows, two per short. */
+    /** Shorts of the int8 scales of one sub-block of a group: 16 rows, two per short (row r in byte r). */
     private static final int SCALE_SHORTS = ROWS / 2;
     /** Where a super-block's scales start: after the 16 rows' f16 d. */
     private static final int SCALES_AT = ROWS;
@@ -61,8 +60,8 @@ public final class PackedQ6 implements PackedMatrix {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
-    /** One sub-block's 8 shorts of int8 scales, widened to 8 ints. */
-    private static final VectorSpecies<Short> S8 = ShortVector.SPECIES_128;
+    /** Half a sub-block's int8 scales: 4 shorts, the bytes of 8 rows, widened to 8 ints. */
+    private static final VectorSpecies<Short> S4 = ShortVector.SPECIES_64;
     /** 2^112: moves a half's exponent (bias 15), placed in a float's exponent field (bias 127), to its value. */
     private static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
     /** A half in the top 16 bits of an int shifted right (arithmetic) by 3, masked to a float's sign, exponent and fraction fields. */
@@ -144,13 +143,13 @@ public final class PackedQ6 implements PackedMatrix {
         for (int g = g0; g < g1; g++) {
             MemorySegment.copy(m.data(), ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
             for (int r = 0; r < ROWS; r++) {
-                int lane = PackedQ4.lane(r), scaleShort = r % SCALE_SHORTS, scaleShift = 8 * (r / SCALE_SHORTS);
+                int lane = PackedQ4.lane(r), scaleShort = r / 2, scaleShift = 8 * (r % 2);
                 for (int s = 0; s < supers; s++) {
                     int p = r * rowBytes + s * BLOCK, at = (g * supers + s) * SUPER_SHORTS;
                     quants(in, p, q);
                     quants[at + lane] = (short) SHORT_LE.get(in, p + 208);
                     for (int j = 0; j < SUBS; j++) {
-                        // this row's byte of the short it shares with row r ± 8 (the array may hold an earlier copy)
+                        // this row's byte of the short it shares with row r ± 1 (the array may hold an earlier copy)
                         int sp = at + SCALES_AT + j * SCALE_SHORTS + scaleShort;
                         quants[sp] = (short) (quants[sp] & ~(0xFF << scaleShift) | (in[p + 192 + j] & 0xFF) << scaleShift);
                         int qp = at + QUANTS_AT + j * QUANT_SHORTS;
@@ -192,9 +191,11 @@ public final class PackedQ6 implements PackedMatrix {
             FloatVector d1 = e1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(e1.or(EXPONENT_FILL).reinterpretAsFloats(),
                     e1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
             for (int jj = Math.max(0, c0 / SUB - s * SUBS); jj < Math.min(SUBS, c1 / SUB - s * SUBS); jj++) {
-                IntVector sv = (IntVector) ShortVector.fromArray(S8, qs, b + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
-                FloatVector s0 = ((FloatVector) sv.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                FloatVector s1 = ((FloatVector) sv.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(d1);
+                int sv = b + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
+                FloatVector s0 = ((FloatVector) ShortVector.fromArray(S4, qs, sv).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(d0);
+                FloatVector s1 = ((FloatVector) ShortVector.fromArray(S4, qs, sv + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(d1);
                 FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
                 int qp = b + QUANTS_AT + jj * QUANT_SHORTS, at0 = (SUB * (s * SUBS + jj) - c0) * ROWS;
                 for (int k = 0; k < 8; k++) {
@@ -355,12 +356,16 @@ public final class PackedQ6 implements PackedMatrix {
                 }
                 float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
                 // d·scale per row, exact in float: the scales the float layout stored
-                IntVector sg = (IntVector) ShortVector.fromArray(S8, qs, b0 + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
-                FloatVector sg0 = ((FloatVector) sg.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(dg0);
-                FloatVector sg1 = ((FloatVector) sg.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(dg1);
-                IntVector sh = (IntVector) ShortVector.fromArray(S8, qs, b1 + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
-                FloatVector sh0 = ((FloatVector) sh.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(dh0);
-                FloatVector sh1 = ((FloatVector) sh.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(dh1);
+                int sg = b0 + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
+                FloatVector sg0 = ((FloatVector) ShortVector.fromArray(S4, qs, sg).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(dg0);
+                FloatVector sg1 = ((FloatVector) ShortVector.fromArray(S4, qs, sg + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(dg1);
+                int sh = b1 + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
+                FloatVector sh0 = ((FloatVector) ShortVector.fromArray(S4, qs, sh).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(dh0);
+                FloatVector sh1 = ((FloatVector) ShortVector.fromArray(S4, qs, sh + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(dh1);
                 a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(sg0.mul(d), a0);
                 a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(sg1.mul(d), a1);
                 c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(sh0.mul(d), c0);
@@ -420,12 +425,16 @@ public final class PackedQ6 implements PackedMatrix {
                 }
                 float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
                 // d·scale per row, exact in float: the scales the float layout stored
-                IntVector sg = (IntVector) ShortVector.fromArray(S8, qs, b0 + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
-                FloatVector sg0 = ((FloatVector) sg.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(dg0);
-                FloatVector sg1 = ((FloatVector) sg.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(dg1);
-                IntVector sh = (IntVector) ShortVector.fromArray(S8, qs, b1 + SCALES_AT + jj * SCALE_SHORTS).convertShape(VectorOperators.S2I, I, 0);
-                FloatVector sh0 = ((FloatVector) sh.lanewise(VectorOperators.LSHL, 24).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(dh0);
-                FloatVector sh1 = ((FloatVector) sh.lanewise(VectorOperators.ASHR, 8).convertShape(VectorOperators.I2F, F, 0)).mul(dh1);
+                int sg = b0 + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
+                FloatVector sg0 = ((FloatVector) ShortVector.fromArray(S4, qs, sg).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(dg0);
+                FloatVector sg1 = ((FloatVector) ShortVector.fromArray(S4, qs, sg + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(dg1);
+                int sh = b1 + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
+                FloatVector sh0 = ((FloatVector) ShortVector.fromArray(S4, qs, sh).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(dh0);
+                FloatVector sh1 = ((FloatVector) ShortVector.fromArray(S4, qs, sh + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                        .convertShape(VectorOperators.I2F, F, 0)).mul(dh1);
                 a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(sg0.mul(d), a0);
                 a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(sg1.mul(d), a1);
                 c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(sh0.mul(d), c0);
