@@ -23,8 +23,9 @@ import java.nio.ByteOrder;
  *
  * <p>Layout: one short array, group after group, each group's 256-value super-blocks in order, each super-block
  * (2192 shorts) holding first the 16 rows' f16 scales d as the file's 16 bits (row r in short {@link PackedQ4#lane}(r)),
- * then per 16-value sub-block (Q6_K's scale granularity) 8 shorts of the rows' int8 scales (row r in byte r), then per sub-block eight vectors of quants, vector 4h + i pairing values 8h + i
- * and 8h + i + 4; a group streams as one unbroken run of the array. Why: at 2 threads decode is bound by the bytes
+ * then per 16-value sub-block (Q6_K's scale granularity) 8 shorts of the rows' int8 scales (row r in byte r), then
+ * per sub-block eight vectors of quants, vector 4h + i pairing values 8h + i and 8h + i + 4; a group streams as one
+ * unbroken run of the array. Why: at 2 threads decode is bound by the bytes
  * streamed, and float scales took 2 of the copy's 10 bits per weight; now it takes 8.5625 (the file 6.5625). The
  * kernels widen d in registers as {@link F16Kernel} does (infinities and NaNs too, by a blend once per super-block)
  * and form d·scale in float, which is exact (11 × 8 significant bits): the same floats the copy used to store, so
@@ -71,7 +72,7 @@ public final class PackedQ6 implements PackedMatrix {
     /** Or-ed into such a float's bits, makes its exponent field all ones: the half's infinity or NaN as a float. */
     private static final int EXPONENT_FILL = 0x70000000;
 
-    /** Per super-block of each group: 16 d, 16 × 8 shorts of scales, 16 × 128 shorts of quants (8 vectors of 16 lanes). */
+    /** Per super-block of each group: 16 halves d, 16 × 8 shorts of int8 scales, 16 × 128 shorts of quants (8 vectors of 16 lanes). */
     private final short[] quants;
     private final int firstGroup;
     private final int rows, cols;
@@ -126,7 +127,10 @@ public final class PackedQ6 implements PackedMatrix {
      */
     static PackedQ6 packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
         if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q6");
-        if (quants.length < quantShorts(m)) throw new IllegalArgumentException("arrays too small for the packed copy");
+        if (quants.length < quantShorts(m)) {
+            throw new IllegalArgumentException("a short array of " + quants.length + " is too small for the packed copy of a Q6_K " + m.rows() + "x" + m.cols()
+                    + " matrix (" + quantShorts(m) + ")");
+        }
         int groups = m.rows() / ROWS;
         Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
