@@ -22,14 +22,13 @@ import java.nio.ByteOrder;
  * weight as Q4 (one 16-bit multiply per weight and activation byte).
  *
  * <p>Layout: one short array, group after group, each group's 256-value super-blocks in order, each super-block
- * (2192 shorts) holding first the 16 rows' f16 scales d as the file's 16 bits (row r in short {@link PackedQ4#lane}(r)),
- * then per 16-value sub-block (Q6_K's scale granularity) 8 shorts of the rows' int8 scales (row r in byte r), then
- * per sub-block eight vectors of quants, vector 4h + i pairing values 8h + i and 8h + i + 4; a group streams as one
- * unbroken run of the array. Why: at 2 threads decode is bound by the bytes
- * streamed, and float scales took 2 of the copy's 10 bits per weight; now it takes 8.5625 (the file 6.5625). The
- * kernels widen d in registers as {@link F16Kernel} does (infinities and NaNs too, by a blend once per super-block)
- * and form d·scale in float, which is exact (11 × 8 significant bits): the same floats the copy used to store, so
- * every product keeps its bits.
+ * (2208 shorts) holding first the 16 rows' scales d as floats (the file's halves widened, two shorts each, rows in
+ * order), then per 16-value sub-block (Q6_K's scale granularity) 8 shorts of the rows' int8 scales (row r in byte r),
+ * then per sub-block eight vectors of quants, vector 4h + i pairing values 8h + i and 8h + i + 4; a group streams as
+ * one unbroken run of the array. Why: at 2 threads decode is bound by the bytes streamed, and float scales per
+ * sub-block took 2 of the copy's 10 bits per weight; now it takes 8.625 (the file 6.5625). The kernels form d·scale in
+ * float, which is exact (11 × 8 significant bits): the same floats the copy used to store, so every product keeps its
+ * bits.
  *
  * <p>Activations are the 16-bit ones of the Q4 kernels (x = 256·hi + lo per block of 32, hi in [−127, 127], lo in
  * [−127, 128]); Σ(q − 32)·hi and Σ(q − 32)·lo over 8 values stay within the 16-bit range (|q − 32| ≤ 32), so the
@@ -48,8 +47,8 @@ public final class PackedQ6 implements PackedMatrix {
     private static final int QUANT_SHORTS = ROWS * 8;
     /** Shorts of the int8 scales of one sub-block of a group: 16 rows, two per short (row r in byte r). */
     private static final int SCALE_SHORTS = ROWS / 2;
-    /** Where a super-block's scales start: after the 16 rows' f16 d. */
-    private static final int SCALES_AT = ROWS;
+    /** Where a super-block's scales start: after the 16 rows' d, a float (two shorts) each. */
+    private static final int SCALES_AT = 2 * ROWS;
     /** Where a super-block's quants start: after d and the 16 sub-blocks' scales. */
     private static final int QUANTS_AT = SCALES_AT + SUBS * SCALE_SHORTS;
     /** Shorts per super-block of a group: d, scales, quants. */
@@ -63,16 +62,8 @@ public final class PackedQ6 implements PackedMatrix {
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
     /** Half a sub-block's int8 scales: 4 shorts, the bytes of 8 rows, widened to 8 ints. */
     private static final VectorSpecies<Short> S4 = ShortVector.SPECIES_64;
-    /** 2^112: moves a half's exponent (bias 15), placed in a float's exponent field (bias 127), to its value. */
-    private static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
-    /** A half in the top 16 bits of an int shifted right (arithmetic) by 3, masked to a float's sign, exponent and fraction fields. */
-    private static final int FLOAT_FIELDS = 0x8fffe000;
-    /** Such a float (before the scaling by 2^112) is at least this in magnitude exactly when the half's exponent is 31. */
-    private static final float EXPONENT_31 = 0x1p-96f;
-    /** Or-ed into such a float's bits, makes its exponent field all ones: the half's infinity or NaN as a float. */
-    private static final int EXPONENT_FILL = 0x70000000;
 
-    /** Per super-block of each group: 16 halves d, 16 × 8 shorts of int8 scales, 16 × 128 shorts of quants (8 vectors of 16 lanes). */
+    /** Per super-block of each group: 16 float d, 16 × 8 shorts of int8 scales, 16 × 128 shorts of quants (8 vectors of 16 lanes). */
     private final short[] quants;
     private final int firstGroup;
     private final int rows, cols;
@@ -151,7 +142,11 @@ public final class PackedQ6 implements PackedMatrix {
                 for (int s = 0; s < supers; s++) {
                     int p = r * rowBytes + s * BLOCK, at = (g * supers + s) * SUPER_SHORTS;
                     quants(in, p, q);
-                    quants[at + lane] = (short) SHORT_LE.get(in, p + 208);
+                    // d widened here (exactly, infinities and NaNs too) rather than in the kernels: with the widening
+                    // the product methods grew past what C2 inlines in the full program, and their vectors were boxed
+                    int d = Float.floatToRawIntBits(Float.float16ToFloat((short) SHORT_LE.get(in, p + 208)));
+                    quants[at + 2 * r] = (short) d; // little-endian, as the kernels reinterpret the shorts as floats
+                    quants[at + 2 * r + 1] = (short) (d >>> 16);
                     for (int j = 0; j < SUBS; j++) {
                         // this row's byte of the short it shares with row r ± 1 (the array may hold an earlier copy)
                         int sp = at + SCALES_AT + j * SCALE_SHORTS + scaleShort;
@@ -186,14 +181,8 @@ public final class PackedQ6 implements PackedMatrix {
         int supers = cols / QK, at = (firstGroup + g) * supers * SUPER_SHORTS;
         for (int s = c0 / QK; s < (c1 + QK - 1) / QK; s++) {
             int b = at + s * SUPER_SHORTS;
-            // the rows' d: int lane i holds row i's half in its low 16 bits and row i + 8's in its high 16 bits
-            IntVector hd = ShortVector.fromArray(S, qs, b).reinterpretAsInts();
-            IntVector e0 = hd.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            IntVector e1 = hd.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            FloatVector d0 = e0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(e0.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    e0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
-            FloatVector d1 = e1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(e1.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    e1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            // the rows' d as floats: rows 0-7, then rows 8-15
+            FloatVector d0 = ShortVector.fromArray(S, qs, b).reinterpretAsFloats(), d1 = ShortVector.fromArray(S, qs, b + 16).reinterpretAsFloats();
             for (int jj = Math.max(0, c0 / SUB - s * SUBS); jj < Math.min(SUBS, c1 / SUB - s * SUBS); jj++) {
                 int sv = b + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
                 FloatVector s0 = ((FloatVector) ShortVector.fromArray(S4, qs, sv).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
@@ -310,22 +299,10 @@ public final class PackedQ6 implements PackedMatrix {
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int s = 0; s < supers; s++) {
             int b0 = at0 + s * SUPER_SHORTS, b1 = at1 + s * SUPER_SHORTS;
-            // group g's rows' d: int lane i holds row i's half in its low 16 bits and row i + 8's in its high 16 bits
-            IntVector hg = ShortVector.fromArray(S, qs, b0).reinterpretAsInts();
-            IntVector eg0 = hg.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            IntVector eg1 = hg.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            FloatVector dg0 = eg0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eg0.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    eg0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
-            FloatVector dg1 = eg1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eg1.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    eg1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
-            // group h's, likewise
-            IntVector hh = ShortVector.fromArray(S, qs, b1).reinterpretAsInts();
-            IntVector eh0 = hh.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            IntVector eh1 = hh.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            FloatVector dh0 = eh0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eh0.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    eh0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
-            FloatVector dh1 = eh1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eh1.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    eh1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            // group g's rows' d as floats: rows 0-7, then rows 8-15
+            FloatVector dg0 = ShortVector.fromArray(S, qs, b0).reinterpretAsFloats(), dg1 = ShortVector.fromArray(S, qs, b0 + 16).reinterpretAsFloats();
+            // group h's
+            FloatVector dh0 = ShortVector.fromArray(S, qs, b1).reinterpretAsFloats(), dh1 = ShortVector.fromArray(S, qs, b1 + 16).reinterpretAsFloats();
             for (int jj = 0; jj < SUBS; jj++) {
                 int j = s * SUBS + jj, qp = b0 + QUANTS_AT + jj * QUANT_SHORTS, qq = b1 + QUANTS_AT + jj * QUANT_SHORTS;
                 IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
@@ -392,22 +369,10 @@ public final class PackedQ6 implements PackedMatrix {
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int s = 0; s < supers; s++) {
             int b0 = at0 + s * SUPER_SHORTS, b1 = at1 + s * SUPER_SHORTS;
-            // group g's rows' d: int lane i holds row i's half in its low 16 bits and row i + 8's in its high 16 bits
-            IntVector hg = ShortVector.fromArray(S, qs, b0).reinterpretAsInts();
-            IntVector eg0 = hg.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            IntVector eg1 = hg.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            FloatVector dg0 = eg0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eg0.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    eg0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
-            FloatVector dg1 = eg1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eg1.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    eg1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
-            // group h's, likewise
-            IntVector hh = ShortVector.fromArray(S, qs, b1).reinterpretAsInts();
-            IntVector eh0 = hh.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            IntVector eh1 = hh.lanewise(VectorOperators.ASHR, 3).and(FLOAT_FIELDS);
-            FloatVector dh0 = eh0.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eh0.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    eh0.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
-            FloatVector dh1 = eh1.reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).blend(eh1.or(EXPONENT_FILL).reinterpretAsFloats(),
-                    eh1.reinterpretAsFloats().abs().compare(VectorOperators.GE, EXPONENT_31));
+            // group g's rows' d as floats: rows 0-7, then rows 8-15
+            FloatVector dg0 = ShortVector.fromArray(S, qs, b0).reinterpretAsFloats(), dg1 = ShortVector.fromArray(S, qs, b0 + 16).reinterpretAsFloats();
+            // group h's
+            FloatVector dh0 = ShortVector.fromArray(S, qs, b1).reinterpretAsFloats(), dh1 = ShortVector.fromArray(S, qs, b1 + 16).reinterpretAsFloats();
             for (int jj = 0; jj < SUBS; jj++) {
                 int j = s * SUBS + jj, qp = b0 + QUANTS_AT + jj * QUANT_SHORTS, qq = b1 + QUANTS_AT + jj * QUANT_SHORTS;
                 IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;

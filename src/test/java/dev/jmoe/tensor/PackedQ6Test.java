@@ -171,9 +171,9 @@ class PackedQ6Test {
         assertTrue(e.getMessage().contains("Q4_0 16x256"), e.getMessage());
         assertInstanceOf(PackedQ4.class, Packing.packed(q40).packed());
         Matrix m = random(32, 512, rnd);
-        // 2 groups × 2 super-blocks: 16 halves d, 16 × 8 shorts of int8 scales, 16 × 128 shorts of quants each
-        assertEquals(2 * 2 * 2 * (16 + 128 + 2048), Packing.packedBytes(m));
-        assertEquals(32 * 512 * 8.5625 / 8, Packing.packedBytes(m)); // bits per weight, the file's 6.5625
+        // 2 groups × 2 super-blocks: 16 float d, 16 × 8 shorts of int8 scales, 16 × 128 shorts of quants each
+        assertEquals(2 * 2 * 2 * (32 + 128 + 2048), Packing.packedBytes(m));
+        assertEquals(32 * 512 * 8.625 / 8, Packing.packedBytes(m)); // bits per weight (the float scales' layout: 10, the file's 6.5625)
         assertEquals(Packing.packedBytes(m), Packing.packed(m).packed().byteSize());
         assertEquals(Packing.packedBytes(m) / 2, Packing.packed(m).rows(16, 16).packed().byteSize());
     }
@@ -274,9 +274,9 @@ class PackedQ6Test {
     }
 
     /**
-     * The scales kept as the file's half d and int8 scales give every product the bits of the float scales the copy
-     * used to store: both precisions, 3 groups (a pair and an odd one) and a slice starting at group 1, on d of every
-     * kind (negative, subnormal, ±0, the largest) and scales −128, 127 and 0.
+     * The scales kept as d (one float per row and super-block) and int8 scales give every product the bits of the float
+     * scales the copy used to store: both precisions, 3 groups (a pair and an odd one) and a slice starting at group 1,
+     * on d of every kind (negative, subnormal, ±0, the largest) and scales −128, 127 and 0.
      */
     @ParameterizedTest
     @ValueSource(ints = {256, 768})
@@ -330,7 +330,7 @@ class PackedQ6Test {
     }
 
     /**
-     * Infinite and NaN d (which the in-register widening would turn finite) still give the float scales' products:
+     * Infinite and NaN d still give the float scales' products:
      * ±infinity and NaN exactly where the float layout gave them, finite rows elsewhere.
      */
     @Test
