@@ -129,6 +129,9 @@ public final class PackedQ6 implements PackedMatrix {
         return new PackedQ6(quants, 0, m.rows(), m.cols());
     }
 
+    /** Per thread: the scales of one super-block of two groups as {@link #decodeScales} gives them. */
+    private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[2 * SUBS * ROWS]);
+
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     private static void packGroups(Matrix m, short[] quants, int g0, int g1) {
@@ -178,17 +181,13 @@ public final class PackedQ6 implements PackedMatrix {
     @Override
     public void panel(int g, int c0, int c1, float[] p) {
         short[] qs = quants;
+        float[] sc = SCALES.get();
         int supers = cols / QK, at = (firstGroup + g) * supers * SUPER_SHORTS;
         for (int s = c0 / QK; s < (c1 + QK - 1) / QK; s++) {
             int b = at + s * SUPER_SHORTS;
-            // the rows' d as floats: rows 0-7, then rows 8-15
-            FloatVector d0 = ShortVector.fromArray(S, qs, b).reinterpretAsFloats(), d1 = ShortVector.fromArray(S, qs, b + 16).reinterpretAsFloats();
+            decodeScales(qs, b, sc, 0);
             for (int jj = Math.max(0, c0 / SUB - s * SUBS); jj < Math.min(SUBS, c1 / SUB - s * SUBS); jj++) {
-                int sv = b + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
-                FloatVector s0 = ((FloatVector) ShortVector.fromArray(S4, qs, sv).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(d0);
-                FloatVector s1 = ((FloatVector) ShortVector.fromArray(S4, qs, sv + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(d1);
+                FloatVector s0 = FloatVector.fromArray(F, sc, jj * ROWS), s1 = FloatVector.fromArray(F, sc, jj * ROWS + 8);
                 FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
                 int qp = b + QUANTS_AT + jj * QUANT_SHORTS, at0 = (SUB * (s * SUBS + jj) - c0) * ROWS;
                 for (int k = 0; k < 8; k++) {
@@ -201,6 +200,24 @@ public final class PackedQ6 implements PackedMatrix {
                     ((FloatVector) w.lanewise(VectorOperators.LSHR, 22).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 4 * ROWS + 8);
                 }
             }
+        }
+    }
+
+    /**
+     * Super-block b's scales d·scale into sc[o ..], sub-block after sub-block, 16 rows each: the file's d (stored widened
+     * to float) times the int8 scale, exact in float, so the very floats the float-scale layout stored. A method of its
+     * own, taking and giving arrays, once per super-block: the product methods then load float scales per sub-block as
+     * they did before and stay within what C2 inlines in the full program (with the decoding written into them it left
+     * some of their vector calls uninlined and boxed the vectors: decode several times slower).
+     */
+    private static void decodeScales(short[] qs, int b, float[] sc, int o) {
+        FloatVector d0 = ShortVector.fromArray(S, qs, b).reinterpretAsFloats(), d1 = ShortVector.fromArray(S, qs, b + 16).reinterpretAsFloats();
+        for (int jj = 0; jj < SUBS; jj++) {
+            int sp = b + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
+            ((FloatVector) ShortVector.fromArray(S4, qs, sp).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                    .convertShape(VectorOperators.I2F, F, 0)).mul(d0).intoArray(sc, o + jj * ROWS);
+            ((FloatVector) ShortVector.fromArray(S4, qs, sp + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
+                    .convertShape(VectorOperators.I2F, F, 0)).mul(d1).intoArray(sc, o + jj * ROWS + 8);
         }
     }
 
@@ -273,18 +290,19 @@ public final class PackedQ6 implements PackedMatrix {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q6 matrix of " + cols + " columns");
         }
         // pairs (g, g + half), as in PackedQ4.product: two unbroken streams through the range
+        float[] sc = SCALES.get();
         int half = (g1 - g0) / 2;
         for (int i = 0; i < half; i++) {
             int g = g0 + i, h = g + half, outG = outOff + i * ROWS, outH = outOff + (i + half) * ROWS;
-            if (rounded) pair8(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
-            else pair16(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
+            if (rounded) pair8(g, h, a.v, vOff, a.d, dOff, sc, out, outG, outH);
+            else pair16(g, h, a.v, vOff, a.d, dOff, sc, out, outG, outH);
         }
         int g = g0 + 2 * half;
         if (g < g1) {
             // a last odd group runs as a pair with itself, its second copy going to scratch
             float[] two = new float[2 * ROWS];
-            if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
-            else pair16(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
+            if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, sc, two, 0, ROWS);
+            else pair16(g, g, a.v, vOff, a.d, dOff, sc, two, 0, ROWS);
             System.arraycopy(two, 0, out, outOff + (g - g0) * ROWS, ROWS);
         }
     }
@@ -293,16 +311,14 @@ public final class PackedQ6 implements PackedMatrix {
      * Groups g and h (any other group, or g again) at once, each multiplier broadcast once for both: out[outOff ..] gets
      * g's 16 rows, out[outH ..] h's.
      */
-    private void pair16(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
+    private void pair16(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] sc, float[] out, int outOff, int outH) {
         short[] qs = quants;
         int supers = cols / QK, at0 = (firstGroup + g) * supers * SUPER_SHORTS, at1 = (firstGroup + h) * supers * SUPER_SHORTS;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int s = 0; s < supers; s++) {
             int b0 = at0 + s * SUPER_SHORTS, b1 = at1 + s * SUPER_SHORTS;
-            // group g's rows' d as floats: rows 0-7, then rows 8-15
-            FloatVector dg0 = ShortVector.fromArray(S, qs, b0).reinterpretAsFloats(), dg1 = ShortVector.fromArray(S, qs, b0 + 16).reinterpretAsFloats();
-            // group h's
-            FloatVector dh0 = ShortVector.fromArray(S, qs, b1).reinterpretAsFloats(), dh1 = ShortVector.fromArray(S, qs, b1 + 16).reinterpretAsFloats();
+            decodeScales(qs, b0, sc, 0);
+            decodeScales(qs, b1, sc, SUBS * ROWS);
             for (int jj = 0; jj < SUBS; jj++) {
                 int j = s * SUBS + jj, qp = b0 + QUANTS_AT + jj * QUANT_SHORTS, qq = b1 + QUANTS_AT + jj * QUANT_SHORTS;
                 IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
@@ -336,21 +352,11 @@ public final class PackedQ6 implements PackedMatrix {
                     r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
                 }
                 float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
-                // d·scale per row, exact in float: the scales the float layout stored
-                int sg = b0 + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
-                FloatVector sg0 = ((FloatVector) ShortVector.fromArray(S4, qs, sg).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(dg0);
-                FloatVector sg1 = ((FloatVector) ShortVector.fromArray(S4, qs, sg + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(dg1);
-                int sh = b1 + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
-                FloatVector sh0 = ((FloatVector) ShortVector.fromArray(S4, qs, sh).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(dh0);
-                FloatVector sh1 = ((FloatVector) ShortVector.fromArray(S4, qs, sh + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(dh1);
-                a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(sg0.mul(d), a0);
-                a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(sg1.mul(d), a1);
-                c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(sh0.mul(d), c0);
-                c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(sh1.mul(d), c1);
+                int p = jj * ROWS, q = (SUBS + jj) * ROWS;
+                a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
+                a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
+                c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
+                c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
             }
         }
         a0.intoArray(out, outOff);
@@ -363,16 +369,14 @@ public final class PackedQ6 implements PackedMatrix {
      * {@link #pair16} for activations rounded to 8 bits: one product per quant. Σ(q − 32)·q8 over a half sub-block stays
      * within ±32512 (|q8| ≤ 127), so the 16-bit sums are exact.
      */
-    private void pair8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
+    private void pair8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] sc, float[] out, int outOff, int outH) {
         short[] qs = quants;
         int supers = cols / QK, at0 = (firstGroup + g) * supers * SUPER_SHORTS, at1 = (firstGroup + h) * supers * SUPER_SHORTS;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int s = 0; s < supers; s++) {
             int b0 = at0 + s * SUPER_SHORTS, b1 = at1 + s * SUPER_SHORTS;
-            // group g's rows' d as floats: rows 0-7, then rows 8-15
-            FloatVector dg0 = ShortVector.fromArray(S, qs, b0).reinterpretAsFloats(), dg1 = ShortVector.fromArray(S, qs, b0 + 16).reinterpretAsFloats();
-            // group h's
-            FloatVector dh0 = ShortVector.fromArray(S, qs, b1).reinterpretAsFloats(), dh1 = ShortVector.fromArray(S, qs, b1 + 16).reinterpretAsFloats();
+            decodeScales(qs, b0, sc, 0);
+            decodeScales(qs, b1, sc, SUBS * ROWS);
             for (int jj = 0; jj < SUBS; jj++) {
                 int j = s * SUBS + jj, qp = b0 + QUANTS_AT + jj * QUANT_SHORTS, qq = b1 + QUANTS_AT + jj * QUANT_SHORTS;
                 IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
@@ -393,21 +397,11 @@ public final class PackedQ6 implements PackedMatrix {
                     r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
                 }
                 float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
-                // d·scale per row, exact in float: the scales the float layout stored
-                int sg = b0 + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
-                FloatVector sg0 = ((FloatVector) ShortVector.fromArray(S4, qs, sg).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(dg0);
-                FloatVector sg1 = ((FloatVector) ShortVector.fromArray(S4, qs, sg + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(dg1);
-                int sh = b1 + SCALES_AT + jj * SCALE_SHORTS; // rows 0-7, then rows 8-15, a byte each
-                FloatVector sh0 = ((FloatVector) ShortVector.fromArray(S4, qs, sh).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(dh0);
-                FloatVector sh1 = ((FloatVector) ShortVector.fromArray(S4, qs, sh + 4).reinterpretAsBytes().convertShape(VectorOperators.B2I, I, 0)
-                        .convertShape(VectorOperators.I2F, F, 0)).mul(dh1);
-                a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(sg0.mul(d), a0);
-                a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(sg1.mul(d), a1);
-                c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(sh0.mul(d), c0);
-                c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(sh1.mul(d), c1);
+                int p = jj * ROWS, q = (SUBS + jj) * ROWS;
+                a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
+                a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
+                c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
+                c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
             }
         }
         a0.intoArray(out, outOff);
