@@ -129,7 +129,7 @@ public final class PackedQ6 implements PackedMatrix {
         return new PackedQ6(quants, 0, m.rows(), m.cols());
     }
 
-    /** Per thread: the scales of one super-block of two groups as {@link #decodeScales} gives them. */
+    /** Per thread: scales as {@link #decodeScales} gives them, one super-block's for a panel, two groups' for a product. */
     private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[2 * SUBS * ROWS]);
 
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
@@ -205,10 +205,7 @@ public final class PackedQ6 implements PackedMatrix {
 
     /**
      * Super-block b's scales d·scale into sc[o ..], sub-block after sub-block, 16 rows each: the file's d (stored widened
-     * to float) times the int8 scale, exact in float, so the very floats the float-scale layout stored. A method of its
-     * own, taking and giving arrays, once per super-block: the product methods then load float scales per sub-block as
-     * they did before and stay within what C2 inlines in the full program (with the decoding written into them it left
-     * some of their vector calls uninlined and boxed the vectors: decode several times slower).
+     * to float) times the int8 scale, exact in float, so the very floats the float-scale layout stored.
      */
     private static void decodeScales(short[] qs, int b, float[] sc, int o) {
         FloatVector d0 = ShortVector.fromArray(S, qs, b).reinterpretAsFloats(), d1 = ShortVector.fromArray(S, qs, b + 16).reinterpretAsFloats();
@@ -290,10 +287,14 @@ public final class PackedQ6 implements PackedMatrix {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q6 matrix of " + cols + " columns");
         }
         // pairs (g, g + half), as in PackedQ4.product: two unbroken streams through the range
+        int supers = cols / QK, groupScales = supers * SUBS * ROWS;
         float[] sc = SCALES.get();
+        if (sc.length < 2 * groupScales) SCALES.set(sc = new float[2 * groupScales]);
         int half = (g1 - g0) / 2;
         for (int i = 0; i < half; i++) {
             int g = g0 + i, h = g + half, outG = outOff + i * ROWS, outH = outOff + (i + half) * ROWS;
+            decodeGroupScales(g, sc, 0);
+            decodeGroupScales(h, sc, groupScales);
             if (rounded) pair8(g, h, a.v, vOff, a.d, dOff, sc, out, outG, outH);
             else pair16(g, h, a.v, vOff, a.d, dOff, sc, out, outG, outH);
         }
@@ -301,10 +302,23 @@ public final class PackedQ6 implements PackedMatrix {
         if (g < g1) {
             // a last odd group runs as a pair with itself, its second copy going to scratch
             float[] two = new float[2 * ROWS];
+            decodeGroupScales(g, sc, 0);
+            decodeGroupScales(g, sc, groupScales);
             if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, sc, two, 0, ROWS);
             else pair16(g, g, a.v, vOff, a.d, dOff, sc, two, 0, ROWS);
             System.arraycopy(two, 0, out, outOff + (g - g0) * ROWS, ROWS);
         }
+    }
+
+    /**
+     * Group g's scales, super-block after super-block, into sc[o ..]: decoded here, before {@link #pair16}/{@link #pair8}
+     * run, so that those load float scales as they did on main and stay within what C2 inlines in the full program
+     * (with the decoding inside them, even as a call once per super-block, which C2 inlined, it left some of their vector
+     * calls uninlined and boxed the vectors: decode several times slower in rounds).
+     */
+    private void decodeGroupScales(int g, float[] sc, int o) {
+        int supers = cols / QK, at = (firstGroup + g) * supers * SUPER_SHORTS;
+        for (int s = 0; s < supers; s++) decodeScales(quants, at + s * SUPER_SHORTS, sc, o + s * SUBS * ROWS);
     }
 
     /**
@@ -317,8 +331,6 @@ public final class PackedQ6 implements PackedMatrix {
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int s = 0; s < supers; s++) {
             int b0 = at0 + s * SUPER_SHORTS, b1 = at1 + s * SUPER_SHORTS;
-            decodeScales(qs, b0, sc, 0);
-            decodeScales(qs, b1, sc, SUBS * ROWS);
             for (int jj = 0; jj < SUBS; jj++) {
                 int j = s * SUBS + jj, qp = b0 + QUANTS_AT + jj * QUANT_SHORTS, qq = b1 + QUANTS_AT + jj * QUANT_SHORTS;
                 IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
@@ -352,7 +364,7 @@ public final class PackedQ6 implements PackedMatrix {
                     r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
                 }
                 float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
-                int p = jj * ROWS, q = (SUBS + jj) * ROWS;
+                int p = j * ROWS, q = (supers * SUBS + j) * ROWS; // the scales decodeGroupScales laid out
                 a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
                 a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
                 c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
@@ -375,8 +387,6 @@ public final class PackedQ6 implements PackedMatrix {
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int s = 0; s < supers; s++) {
             int b0 = at0 + s * SUPER_SHORTS, b1 = at1 + s * SUPER_SHORTS;
-            decodeScales(qs, b0, sc, 0);
-            decodeScales(qs, b1, sc, SUBS * ROWS);
             for (int jj = 0; jj < SUBS; jj++) {
                 int j = s * SUBS + jj, qp = b0 + QUANTS_AT + jj * QUANT_SHORTS, qq = b1 + QUANTS_AT + jj * QUANT_SHORTS;
                 IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
@@ -397,7 +407,7 @@ public final class PackedQ6 implements PackedMatrix {
                     r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
                 }
                 float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
-                int p = jj * ROWS, q = (SUBS + jj) * ROWS;
+                int p = j * ROWS, q = (supers * SUBS + j) * ROWS; // the scales decodeGroupScales laid out
                 a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
                 a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
                 c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
