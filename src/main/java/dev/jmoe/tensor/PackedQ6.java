@@ -129,7 +129,7 @@ public final class PackedQ6 implements PackedMatrix {
         return new PackedQ6(quants, 0, m.rows(), m.cols());
     }
 
-    /** Per thread: scales as {@link #decodeScales} gives them, one super-block's for a panel, two groups' for a product. */
+    /** Per thread: scales as {@link #decodeScales} gives them, a panel's super-blocks or a product's two groups. */
     private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[2 * SUBS * ROWS]);
 
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
@@ -180,25 +180,33 @@ public final class PackedQ6 implements PackedMatrix {
      */
     @Override
     public void panel(int g, int c0, int c1, float[] p) {
-        short[] qs = quants;
+        int supers = cols / QK, s0 = c0 / QK, s1 = (c1 + QK - 1) / QK, at = (firstGroup + g) * supers * SUPER_SHORTS;
         float[] sc = SCALES.get();
-        int supers = cols / QK, at = (firstGroup + g) * supers * SUPER_SHORTS;
-        for (int s = c0 / QK; s < (c1 + QK - 1) / QK; s++) {
-            int b = at + s * SUPER_SHORTS;
-            decodeScales(qs, b, sc, 0);
-            for (int jj = Math.max(0, c0 / SUB - s * SUBS); jj < Math.min(SUBS, c1 / SUB - s * SUBS); jj++) {
-                FloatVector s0 = FloatVector.fromArray(F, sc, jj * ROWS), s1 = FloatVector.fromArray(F, sc, jj * ROWS + 8);
-                FloatVector m0 = s0.mul(-32f), m1 = s1.mul(-32f);
-                int qp = b + QUANTS_AT + jj * QUANT_SHORTS, at0 = (SUB * (s * SUBS + jj) - c0) * ROWS;
-                for (int k = 0; k < 8; k++) {
-                    // int lane i: rows i (low short) and i + 8 (high short), each short the quants of values a and a + 4
-                    IntVector w = ShortVector.fromArray(S, qs, qp + 16 * k).reinterpretAsInts();
-                    int o = at0 + (8 * (k / 4) + k % 4) * ROWS;
-                    ((FloatVector) w.and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o);
-                    ((FloatVector) w.lanewise(VectorOperators.LSHR, 16).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 8);
-                    ((FloatVector) w.lanewise(VectorOperators.LSHR, 6).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s0, m0).intoArray(p, o + 4 * ROWS);
-                    ((FloatVector) w.lanewise(VectorOperators.LSHR, 22).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(s1, m1).intoArray(p, o + 4 * ROWS + 8);
-                }
+        if (sc.length < (s1 - s0) * SUBS * ROWS) SCALES.set(sc = new float[(s1 - s0) * SUBS * ROWS]);
+        for (int s = s0; s < s1; s++) decodeScales(quants, at + s * SUPER_SHORTS, sc, (s - s0) * SUBS * ROWS);
+        panelValues(at, s0, c0, c1, sc, p);
+    }
+
+    /**
+     * {@link #panel} once the scales of super-blocks s0 .. are in sc: a method of its own (too large for C2 to inline
+     * into panel), so that the decoding's vector calls do not count against its inlining budget; with them inside, the
+     * full program's C2 left some of its vector calls uninlined and boxed the vectors.
+     */
+    private void panelValues(int at, int s0, int c0, int c1, float[] sc, float[] p) {
+        short[] qs = quants;
+        for (int j = c0 / SUB; j < c1 / SUB; j++) {
+            int sp = (j - s0 * SUBS) * ROWS;
+            FloatVector v0 = FloatVector.fromArray(F, sc, sp), v1 = FloatVector.fromArray(F, sc, sp + 8);
+            FloatVector m0 = v0.mul(-32f), m1 = v1.mul(-32f);
+            int qp = at + j / SUBS * SUPER_SHORTS + QUANTS_AT + j % SUBS * QUANT_SHORTS, at0 = (SUB * j - c0) * ROWS;
+            for (int k = 0; k < 8; k++) {
+                // int lane i: rows i (low short) and i + 8 (high short), each short the quants of values a and a + 4
+                IntVector w = ShortVector.fromArray(S, qs, qp + 16 * k).reinterpretAsInts();
+                int o = at0 + (8 * (k / 4) + k % 4) * ROWS;
+                ((FloatVector) w.and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(v0, m0).intoArray(p, o);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 16).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(v1, m1).intoArray(p, o + 8);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 6).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(v0, m0).intoArray(p, o + 4 * ROWS);
+                ((FloatVector) w.lanewise(VectorOperators.LSHR, 22).and(0x3F).convertShape(VectorOperators.I2F, F, 0)).fma(v1, m1).intoArray(p, o + 4 * ROWS + 8);
             }
         }
     }
