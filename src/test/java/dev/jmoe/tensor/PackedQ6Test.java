@@ -171,9 +171,8 @@ class PackedQ6Test {
         assertTrue(e.getMessage().contains("Q4_0 16x256"), e.getMessage());
         assertInstanceOf(PackedQ4.class, Packing.packed(q40).packed());
         Matrix m = random(32, 512, rnd);
-        // 2 groups × 2 super-blocks: 16 float d, 16 × 8 shorts of int8 scales, 16 × 128 shorts of quants each
-        assertEquals(2 * 2 * 2 * (32 + 128 + 2048), Packing.packedBytes(m));
-        assertEquals(32 * 512 * 8.625 / 8, Packing.packedBytes(m)); // bits per weight (the float scales' layout: 10, the file's 6.5625)
+        // 2 groups × 32 sub-blocks: 128 shorts of quants and 16 float scales each
+        assertEquals(2 * 32 * (256 + 64), Packing.packedBytes(m));
         assertEquals(Packing.packedBytes(m), Packing.packed(m).packed().byteSize());
         assertEquals(Packing.packedBytes(m) / 2, Packing.packed(m).rows(16, 16).packed().byteSize());
     }
@@ -274,9 +273,9 @@ class PackedQ6Test {
     }
 
     /**
-     * The scales kept as d (one float per row and super-block) and int8 scales give every product the bits of the float
-     * scales the copy used to store: both precisions, 3 groups (a pair and an odd one) and a slice starting at group 1,
-     * on d of every kind (negative, subnormal, ±0, the largest) and scales −128, 127 and 0.
+     * Every product has the bits of the scalar reference (float scales d·scale, sub-blocks fused-multiply-added in
+     * order), whatever layout keeps the scales: both precisions, 3 groups (a pair and an odd one) and a slice starting at
+     * group 1, on d of every kind (negative, subnormal, ±0, the largest) and scales −128, 127 and 0.
      */
     @ParameterizedTest
     @ValueSource(ints = {256, 768})
@@ -348,27 +347,5 @@ class PackedQ6Test {
             for (float f : got) if (!Float.isFinite(f)) nonFinite++;
             assertTrue(nonFinite > 0 && nonFinite < 64, nonFinite + " of 64 rows not finite");
         }
-    }
-
-    /**
-     * A slot packs expert after expert into one short array and no float array (null or empty): the copy is the same
-     * whatever the array held before, the half-filled scale shorts included.
-     */
-    @Test
-    void packingIntoAReusedArrayNeedsNoFloatScales() {
-        Random rnd = new Random(12);
-        Matrix m = withExtremeScales(random(48, 512, rnd), rnd, false);
-        assertEquals(0, Packing.scaleFloats(m));
-        short[] fresh = new short[PackedQ6.quantShorts(m)];
-        PackedQ6.packInto(m, fresh, null, null);
-        short[] reused = new short[PackedQ6.quantShorts(m) + 7];
-        for (int i = 0; i < reused.length; i++) reused[i] = (short) rnd.nextInt();
-        PackedQ6 p = PackedQ6.packInto(m, reused, new float[0], pool2);
-        assertArrayEquals(fresh, Arrays.copyOf(reused, fresh.length));
-        float[] x = PackedProducts.activation(rnd, 512), got = new float[48];
-        PackedQ4.Activation a = activation(x, false);
-        p.product(a, 0, 0, 0, 3, got, 0);
-        assertBitsEqual(reference(m, a, 0, 48), got, "reused array");
-        assertThrows(IllegalArgumentException.class, () -> PackedQ6.packInto(m, new short[fresh.length - 1], null, null));
     }
 }
