@@ -6,6 +6,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Random;
 
@@ -172,5 +175,177 @@ class PackedQ6Test {
         assertEquals(2 * 32 * (256 + 64), Packing.packedBytes(m));
         assertEquals(Packing.packedBytes(m), Packing.packed(m).packed().byteSize());
         assertEquals(Packing.packedBytes(m) / 2, Packing.packed(m).rows(16, 16).packed().byteSize());
+    }
+
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int BLOCK = 210;
+
+    /**
+     * Sets every super-block's f16 d and int8 scales of {@code m}'s rows in the file's bytes: zeros of both signs,
+     * normal and subnormal halves of both signs (the smallest and largest), any finite half; scales −128, 127, 0 and
+     * any byte. With {@code specials}, some d are ±infinity and NaNs (quiet and signalling).
+     */
+    private static Matrix withExtremeScales(Matrix m, Random rnd, boolean specials) {
+        short[] halves = {0x3C00, (short) 0xBC00, 0x0000, (short) 0x8000, 0x0001, (short) 0x8001, 0x03FF, (short) 0x83FF, 0x0200,
+                0x0400, (short) 0x8400, 0x7BFF, (short) 0xFBFF, 0x2E66, 0x1400};
+        short[] nonFinite = {0x7C00, (short) 0xFC00, 0x7E00, (short) 0xFE01, 0x7C01};
+        MemorySegment seg = m.data();
+        for (int r = 0; r < m.rows(); r++) {
+            for (int s = 0; s < m.cols() / 256; s++) {
+                long p = r * m.rowBytes() + (long) s * BLOCK;
+                short d;
+                if (specials && rnd.nextInt(8) == 0) d = nonFinite[rnd.nextInt(nonFinite.length)];
+                else if (rnd.nextBoolean()) d = halves[rnd.nextInt(halves.length)];
+                else do d = (short) rnd.nextInt(); while ((d & 0x7C00) == 0x7C00);
+                seg.set(HALF, p + 208, d);
+                for (int j = 0; j < 16; j++) {
+                    int sc = switch ((j + r + s) % 8) { case 0 -> -128; case 1 -> 127; case 2 -> 0; default -> rnd.nextInt(256) - 128; };
+                    seg.set(ValueLayout.JAVA_BYTE, p + 192 + j, (byte) sc);
+                }
+            }
+        }
+        return m;
+    }
+
+    /** Quant v (0..63) of the super-block at p of the file's rows, from ql and qh as in ggml. */
+    private static int quant(MemorySegment seg, long p, int v) {
+        int h = v / 128, t = (v % 128) / 32, l = v % 32;
+        int ql = seg.get(ValueLayout.JAVA_BYTE, p + 64 * h + 32 * (t & 1) + l) & 0xFF, qh = seg.get(ValueLayout.JAVA_BYTE, p + 128 + 32 * h + l) & 0xFF;
+        return (t < 2 ? ql & 0xF : ql >>> 4) | ((qh >>> (2 * t)) & 3) << 4;
+    }
+
+    /** Row r's scale of sub-block j as the copy with float scales stored it: the file's half d widened, times the int8 scale, in float. */
+    private static float scale(Matrix m, int r, int j) {
+        long p = r * m.rowBytes() + (long) (j / 16) * BLOCK;
+        return Float.float16ToFloat(m.data().get(HALF, p + 208)) * m.data().get(ValueLayout.JAVA_BYTE, p + 192 + j % 16);
+    }
+
+    /**
+     * What the kernels compute for rows [r0, r1), in their float order, scalar: per sub-block j the exact integer sum
+     * t = Σ(q − 32)·x over its 16 values (x = 256·hi + lo, or the 8-bit q, read back from the laid-out multipliers),
+     * then acc = fma(t, scale·d_x, acc) sub-block after sub-block, scale as {@link #scale}.
+     */
+    private static float[] reference(Matrix m, PackedQ4.Activation a, int r0, int r1) {
+        boolean rounded = a.precision == PackedQ4.Precision.Q6_BITS_8;
+        int perHalf = rounded ? 9 : 18;
+        short[] v = a.v;
+        float[] out = new float[r1 - r0];
+        for (int r = r0; r < r1; r++) {
+            float acc = 0;
+            for (int j = 0; j < m.cols() / 16; j++) {
+                long p = r * m.rowBytes() + (long) (j / 16) * BLOCK;
+                long t = 0;
+                for (int h = 0; h < 2; h++) {
+                    int o = j * 2 * perHalf + h * perHalf;
+                    for (int i = 0; i < 4; i++) {
+                        int va = 16 * (j % 16) + 8 * h + i, xa, xb;
+                        if (rounded) {
+                            int k = o + 1 + 2 * i;
+                            xa = v[k];
+                            xb = v[k + 1] + 64 * v[k];
+                        } else {
+                            int k = o + 2 + 4 * i;
+                            xa = 256 * v[k] + v[k + 1];
+                            xb = 256 * (v[k + 2] + 64 * v[k]) + v[k + 3] + 64 * v[k + 1];
+                        }
+                        t += (long) (quant(m.data(), p, va) - 32) * xa + (long) (quant(m.data(), p, va + 4) - 32) * xb;
+                    }
+                }
+                acc = Math.fma((float) t, scale(m, r, j) * a.d[j / 2], acc);
+            }
+            out[r - r0] = acc;
+        }
+        return out;
+    }
+
+    private static PackedQ4.Activation activation(float[] x, boolean rounded) {
+        PackedQ4.Activation a = new PackedQ4.Activation();
+        if (rounded) a.prepare(PackedQ4.Precision.Q6_BITS_8, QuantizedActivation.Scheme.Q8_K, x, 0, x.length, 1, x.length);
+        else a.prepare(PackedQ4.Precision.Q6_BITS_16, null, x, 0, x.length, 1, x.length);
+        return a;
+    }
+
+    private static void assertBitsEqual(float[] want, float[] got, String what) {
+        for (int r = 0; r < want.length; r++) {
+            // assertEquals on floats compares Float.floatToIntBits: −0 differs from 0, every NaN equals every NaN
+            assertEquals(want[r], got[r], what + " row " + r + ": " + want[r] + " vs " + got[r]);
+        }
+    }
+
+    /**
+     * Every product has the bits of the scalar reference (float scales d·scale, sub-blocks fused-multiply-added in
+     * order), whatever layout keeps the scales: both precisions, 3 groups (a pair and an odd one) and a slice starting at
+     * group 1, on d of every kind (negative, subnormal, ±0, the largest) and scales −128, 127 and 0.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {256, 768})
+    void productsKeepTheBitsOfFloatScales(int cols) {
+        Random rnd = new Random(77 + cols);
+        Matrix m = withExtremeScales(random(48, cols, rnd), rnd, false);
+        PackedQ6 p = PackedQ6.pack(m, null);
+        float[] x = PackedProducts.activation(rnd, cols);
+        for (boolean rounded : new boolean[] {false, true}) {
+            PackedQ4.Activation a = activation(x, rounded);
+            float[] got = new float[48], slice = new float[32];
+            p.product(a, 0, 0, 0, 3, got, 0);
+            float[] want = reference(m, a, 0, 48);
+            assertBitsEqual(want, got, (rounded ? "8-bit " : "16-bit ") + cols);
+            p.rows(16, 32).product(a, 0, 0, 0, 2, slice, 0);
+            assertBitsEqual(Arrays.copyOfRange(want, 16, 48), slice, "slice, " + (rounded ? "8-bit " : "16-bit ") + cols);
+            int subnormal = 0, negative = 0;
+            for (int r = 0; r < 48; r++) {
+                for (int b = 0; b < cols / 256; b++) {
+                    short d = m.data().get(HALF, r * m.rowBytes() + (long) b * BLOCK + 208);
+                    if ((d & 0x7C00) == 0 && (d & 0x3FF) != 0) subnormal++;
+                    if (d < 0 && d != (short) 0x8000) negative++;
+                }
+            }
+            assertTrue(subnormal > 0 && negative > 0, "the halves cover the cases: " + subnormal + " subnormal, " + negative + " negative");
+        }
+    }
+
+    /** Panels decode each value as n·s − 32·s in one FMA with s the float scale of {@link #scale}, from any column of 16. */
+    @Test
+    void panelsUseTheFloatScales() {
+        Random rnd = new Random(31);
+        Matrix m = withExtremeScales(random(32, 768, rnd), rnd, true);
+        PackedQ6 p = PackedQ6.pack(m, null);
+        for (int c0 : new int[] {0, 272}) {
+            for (int c1 : new int[] {512, 768}) {
+                float[] panel = new float[16 * (c1 - c0)];
+                for (int g = 0; g < 2; g++) {
+                    p.panel(g, c0, c1, panel);
+                    for (int r = 0; r < 16; r++) {
+                        int row = 16 * g + r;
+                        for (int c = c0; c < c1; c++) {
+                            float s = scale(m, row, c / 16);
+                            float want = Math.fma((float) quant(m.data(), row * m.rowBytes() + (long) (c / 256) * BLOCK, c % 256), s, s * -32f);
+                            assertEquals(want, panel[16 * (c - c0) + r], "row " + row + " column " + c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Infinite and NaN d still give the float scales' products:
+     * ±infinity and NaN exactly where the float layout gave them, finite rows elsewhere.
+     */
+    @Test
+    void infiniteAndNaNScalesGiveTheFloatScalesProducts() {
+        Random rnd = new Random(5);
+        Matrix m = withExtremeScales(random(64, 512, rnd), rnd, true);
+        PackedQ6 p = PackedQ6.pack(m, null);
+        float[] x = PackedProducts.activation(rnd, 512);
+        for (boolean rounded : new boolean[] {false, true}) {
+            PackedQ4.Activation a = activation(x, rounded);
+            float[] got = new float[64];
+            p.product(a, 0, 0, 0, 4, got, 0);
+            assertBitsEqual(reference(m, a, 0, 64), got, rounded ? "8-bit" : "16-bit");
+            int nonFinite = 0;
+            for (float f : got) if (!Float.isFinite(f)) nonFinite++;
+            assertTrue(nonFinite > 0 && nonFinite < 64, nonFinite + " of 64 rows not finite");
+        }
     }
 }
