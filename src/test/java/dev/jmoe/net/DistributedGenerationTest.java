@@ -309,7 +309,17 @@ class DistributedGenerationTest {
             // first through this node (the shadow node's JIT warms up meanwhile), then straight from the shadow node
             Reference forwarded = greedy(b.build(), null);
             assertSame(reference, forwarded);
-            Reference got = greedy(b.cluster(b.build().cluster().withShadowToWorkers(true)).build(), null, prompt(), true);
+            // a pause after each token lets the shadow node (another JVM, maybe still compiling) send its plan for the next
+            // token before this node computes it: without it, on a loaded 2-core CI machine every plan came late and no
+            // decode call could follow one (decodePredicted=0, three runs in a day), which is timing, not routing
+            IntConsumer letTheShadowCatchUp = step -> {
+                try {
+                    Thread.sleep(200);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            };
+            Reference got = greedy(b.cluster(b.build().cluster().withShadowToWorkers(true)).build(), letTheShadowCatchUp, prompt(), true);
             assertSame(reference, got);
             assertEquals(0, got.cluster().prefetchMessages(), "this node sent no load commands");
             assertTrue(got.cluster().decodePredicted() > 0, "decode calls went to the workers the shadow told to load: " + got.cluster());
