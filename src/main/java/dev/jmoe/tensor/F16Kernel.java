@@ -152,10 +152,8 @@ final class F16Kernel extends RowKernel {
                 a3 = FloatVector.fromArray(F, f, i + 24).fma(FloatVector.fromArray(F, xp, c + i + 24), a3);
             }
         }
-        FloatVector hs0 = a0.add(a1).add(a2.add(a3));
-        hs0 = hs0.add(hs0.rearrange(Lanes.HALF_256));
-        hs0 = hs0.add(hs0.rearrange(Lanes.QUARTER_256));
-        float s = hs0.add(hs0.rearrange(Lanes.PAIR_256)).lane(0);
+        // a small method on a rare path: Lanes.sum (the same halving tree) is inlined here, or costs one call per such row
+        float s = Lanes.sum(a0.add(a1).add(a2.add(a3)));
         return c == n ? s : s + tail(src, off, xp, c, n, h, f);
     }
 
