@@ -390,15 +390,19 @@ public final class PackedQ4 implements PackedMatrix {
         }
 
         /**
+         * Each thread's split halves for {@link #prepare16}, hi and lo (fresh arrays per call were ~3 GB of garbage per
+         * speed run).
+         */
+        private static final ThreadLocal<int[][]> SPLIT = ThreadLocal.withInitial(() -> new int[2][QK]);
+
+        /**
          * Scale amax/32512 per block; x = 256·hi + lo with hi in [−127, 127] and lo in [−127, 128]. The split is
          * computed 8 values at a time (the serial part of a decode step: the other threads wait for it); the values
          * are those of {@link #prepare16Scalar}, which the tests compare it with.
          */
-        /** Each thread's split halves for {@link #prepare16} (fresh arrays per call were ~3 GB of garbage per speed run). */
-        private static final ThreadLocal<int[]> SPLIT_HI = ThreadLocal.withInitial(() -> new int[QK]), SPLIT_LO = ThreadLocal.withInitial(() -> new int[QK]);
-
         private void prepare16(float[] x, int xOff, int b0, int b1, int vOff, int dOff) {
-            int[] hi = SPLIT_HI.get(), lo = SPLIT_LO.get(); // this thread's own: others may lay out other blocks meanwhile
+            int[][] split = SPLIT.get(); // this thread's own: others may lay out other blocks meanwhile
+            int[] hi = split[0], lo = split[1];
             for (int b = b0; b < b1; b++) {
                 int xo = xOff + QK * b;
                 FloatVector x0 = FloatVector.fromArray(F, x, xo), x1 = FloatVector.fromArray(F, x, xo + 8);
