@@ -337,6 +337,10 @@ public final class MatMulSet {
                 }
                 case PANELS -> {
                     PackedMatrix p = m.packed();
+                    if (p instanceof PackedQ8 q8) { // widened in registers: the panels' bits without writing them
+                        q8.panelProduct(r0 / PackedMatrix.ROWS, r1 / PackedMatrix.ROWS, x, xOff, xStride, batch, o, oOff + r0, oStride);
+                        return;
+                    }
                     float[] panel = scratch(PackedMatrix.ROWS * Math.min(cols, PANEL_COLS));
                     for (int g = r0 / PackedMatrix.ROWS; g < r1 / PackedMatrix.ROWS; g++) {
                         for (int c0 = 0; c0 < cols; c0 += PANEL_COLS) {
