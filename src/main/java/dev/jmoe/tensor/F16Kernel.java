@@ -184,7 +184,12 @@ final class F16Kernel extends RowKernel {
     }
 
     private static void widenInto(short[] h, float[] dst, int dstOff, int len) {
-        for (int i = 0; i < len; i++) dst[dstOff + i] = Float.float16ToFloat(h[i]);
+        widenInto(h, 0, dst, dstOff, len);
+    }
+
+    /** dst[dstOff + i] = h[hOff + i] as a float, for i &lt; len (a loop C2 compiles to vector conversions). */
+    static void widenInto(short[] h, int hOff, float[] dst, int dstOff, int len) {
+        for (int i = 0; i < len; i++) dst[dstOff + i] = Float.float16ToFloat(h[hOff + i]);
     }
 
     private static void widen(short[] h, float[] f, int len) {

@@ -167,6 +167,18 @@ public final class MatMulSet {
         return s;
     }
 
+    private static final ThreadLocal<short[]> HALVES = new ThreadLocal<>();
+
+    /** This thread's buffer of at least n halves (an F16 row tile's rows as the file holds them). */
+    private static short[] halves(int n) {
+        short[] s = HALVES.get();
+        if (s == null || s.length < n) {
+            s = new short[n];
+            HALVES.set(s);
+        }
+        return s;
+    }
+
     /** This thread's scratch of at least n floats (decoded tiles and panels). */
     private static float[] scratch(int n) {
         float[] s = SCRATCH.get();
@@ -337,6 +349,10 @@ public final class MatMulSet {
                 }
                 case PANELS -> {
                     PackedMatrix p = m.packed();
+                    if (p instanceof PackedQ8 q8) { // widened in registers: the panels' bits without writing them
+                        q8.panelProduct(r0 / PackedMatrix.ROWS, r1 / PackedMatrix.ROWS, x, xOff, xStride, batch, o, oOff + r0, oStride);
+                        return;
+                    }
                     float[] panel = scratch(PackedMatrix.ROWS * Math.min(cols, PANEL_COLS));
                     for (int g = r0 / PackedMatrix.ROWS; g < r1 / PackedMatrix.ROWS; g++) {
                         for (int c0 = 0; c0 < cols; c0 += PANEL_COLS) {
@@ -369,12 +385,23 @@ public final class MatMulSet {
                     long rowBytes = m.rowBytes();
                     GgmlType type = m.type();
                     float[] tile = scratch(grain * FloatGemm.TILE_COLS), acc = accumulators(grain * FloatGemm.paddedBatch(batch));
+                    boolean f16 = type == GgmlType.F16;
+                    short[] halves = f16 ? halves(grain * cols) : null;
                     for (int t0 = r0; t0 < r1; t0 += grain) {
                         int nr = Math.min(grain, r1 - t0);
+                        // F16: the tile's rows copied whole in one pass first (nr·cols halves, contiguous in the file), so
+                        // a product reads its matrix front to back as decode does, instead of nr streams of TILE_COLS
+                        // halves at a time that the prefetchers did not keep up with (the copy was ~20% of an F16
+                        // prompt, stalled on memory: perf, qwen3moe-bench F16); widened chunk by chunk from there.
+                        if (f16) MemorySegment.copy(data, Num.LE_SHORT, t0 * rowBytes, halves, 0, nr * cols);
                         for (int c0 = 0; c0 < cols; c0 += FloatGemm.TILE_COLS) {
                             int kc = Math.min(FloatGemm.TILE_COLS, cols - c0);
                             long at = type.bytesFor(c0);
-                            for (int i = 0; i < nr; i++) kernel.dequantize(data, (t0 + i) * rowBytes + at, tile, i * FloatGemm.TILE_COLS, kc);
+                            if (f16) {
+                                for (int i = 0; i < nr; i++) F16Kernel.widenInto(halves, i * cols + c0, tile, i * FloatGemm.TILE_COLS, kc);
+                            } else {
+                                for (int i = 0; i < nr; i++) kernel.dequantize(data, (t0 + i) * rowBytes + at, tile, i * FloatGemm.TILE_COLS, kc);
+                            }
                             FloatGemm.rowTile(tile, nr, kc, in.transposed, cols, c0, batch, acc, c0 > 0);
                         }
                         FloatGemm.scatter(acc, nr, batch, o, oOff, oStride, t0);

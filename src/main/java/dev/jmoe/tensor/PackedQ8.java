@@ -284,6 +284,217 @@ public final class PackedQ8 implements PackedMatrix {
         }
     }
 
+    /** Token forms of {@link #panelProduct}: 4, 6 or 8 tokens per pass over a group's weights. */
+    private static final int[] FORMS = {4, 6, 8};
+    /** For a batch of n &lt; FIRST_FORM.length tokens, the form its first pass takes (the cheapest split, see panelProduct). */
+    private static final byte[] FIRST_FORM = firstForms(64);
+
+    /**
+     * Per batch size, the first pass of the split into passes of 4, 6 or 8 tokens (the last one padded) with the fewest
+     * token columns in all, ties going to fewer passes: a pass costs its width in FMAs per column whether its tokens are
+     * real or repeated, and below 4 tokens the FMA chains wait on their latency instead.
+     */
+    private static byte[] firstForms(int max) {
+        int[] cost = new int[max + 1], passes = new int[max + 1];
+        byte[] first = new byte[max + 1];
+        for (int n = 1; n <= max; n++) {
+            cost[n] = Integer.MAX_VALUE;
+            for (int f : FORMS) {
+                int rest = Math.max(0, n - f), c = f + cost[rest], p = 1 + passes[rest];
+                if (c < cost[n] || (c == cost[n] && p < passes[n])) {
+                    cost[n] = c;
+                    passes[n] = p;
+                    first[n] = (byte) f;
+                }
+            }
+        }
+        return first;
+    }
+
+    /**
+     * out[outOff + b·outStride + 16·(g − g0) + r] = Σ_c w[16·g + r][c]·x[xOff + b·xStride + c] for groups [g0, g1) and
+     * tokens b &lt; batch: {@link #panel} and {@link FloatGemm#panel16} in one pass, the weights widened and scaled in
+     * registers (no panel written and read back). Each output is the same chain of FMAs, column by column from zero, over
+     * the same products q·d, as the panels give it (and {@link FloatGemm#rowTile} on the file's rows): the same bits.
+     * Tokens go 4, 6 or 8 per pass over the group's quants (16 FMA chains for 8), widening each column again per pass.
+     */
+    void panelProduct(int g0, int g1, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
+        for (int g = g0; g < g1; g++) {
+            int o = outOff + (g - g0) * ROWS;
+            for (int b = 0; b < batch; ) {
+                int n = batch - b;
+                int f = n < FIRST_FORM.length ? FIRST_FORM[n] : 8;
+                int real = Math.min(f, n), x0 = xOff + b * xStride, o0 = o + b * outStride;
+                if (f == 8) tokens8(g, x, x0, xStride, real, out, o0, outStride);
+                else if (f == 6) tokens6(g, x, x0, xStride, real, out, o0, outStride);
+                else tokens4(g, x, x0, xStride, real, out, o0, outStride);
+                b += real;
+            }
+        }
+    }
+
+    /** 8 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 16 accumulators. */
+    private void tokens8(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
+        byte[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
+        int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride, x4 = x0 + Math.min(4, n - 1) * xStride, x5 = x0 + Math.min(5, n - 1) * xStride, x6 = x0 + Math.min(6, n - 1) * xStride, x7 = x0 + Math.min(7, n - 1) * xStride;
+        FloatVector z = FloatVector.zero(F8);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
+        for (int b = 0; b < nb; b++) {
+            int qp = (block0 + b) * QUANT_BYTES, xb = b * QK;
+            FloatVector d0 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS), d1 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS + 8);
+            for (int c = 0; c < QK; c++) {
+                int q = qp + c * ROWS, k = xb + c;
+                FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
+                FloatVector w1 = ((FloatVector) ByteVector.fromArray(B8, qs, q + 8).convertShape(VectorOperators.B2F, F8, 0)).mul(d1);
+                FloatVector t = FloatVector.broadcast(F8, x[x0 + k]);
+                c00 = w0.fma(t, c00);
+                c01 = w1.fma(t, c01);
+                t = FloatVector.broadcast(F8, x[x1 + k]);
+                c10 = w0.fma(t, c10);
+                c11 = w1.fma(t, c11);
+                t = FloatVector.broadcast(F8, x[x2 + k]);
+                c20 = w0.fma(t, c20);
+                c21 = w1.fma(t, c21);
+                t = FloatVector.broadcast(F8, x[x3 + k]);
+                c30 = w0.fma(t, c30);
+                c31 = w1.fma(t, c31);
+                t = FloatVector.broadcast(F8, x[x4 + k]);
+                c40 = w0.fma(t, c40);
+                c41 = w1.fma(t, c41);
+                t = FloatVector.broadcast(F8, x[x5 + k]);
+                c50 = w0.fma(t, c50);
+                c51 = w1.fma(t, c51);
+                t = FloatVector.broadcast(F8, x[x6 + k]);
+                c60 = w0.fma(t, c60);
+                c61 = w1.fma(t, c61);
+                t = FloatVector.broadcast(F8, x[x7 + k]);
+                c70 = w0.fma(t, c70);
+                c71 = w1.fma(t, c71);
+            }
+        }
+        c00.intoArray(out, o0);
+        c01.intoArray(out, o0 + 8);
+        int o1 = o0 + Math.min(1, n - 1) * outStride;
+        c10.intoArray(out, o1);
+        c11.intoArray(out, o1 + 8);
+        int o2 = o0 + Math.min(2, n - 1) * outStride;
+        c20.intoArray(out, o2);
+        c21.intoArray(out, o2 + 8);
+        int o3 = o0 + Math.min(3, n - 1) * outStride;
+        c30.intoArray(out, o3);
+        c31.intoArray(out, o3 + 8);
+        int o4 = o0 + Math.min(4, n - 1) * outStride;
+        c40.intoArray(out, o4);
+        c41.intoArray(out, o4 + 8);
+        int o5 = o0 + Math.min(5, n - 1) * outStride;
+        c50.intoArray(out, o5);
+        c51.intoArray(out, o5 + 8);
+        int o6 = o0 + Math.min(6, n - 1) * outStride;
+        c60.intoArray(out, o6);
+        c61.intoArray(out, o6 + 8);
+        int o7 = o0 + Math.min(7, n - 1) * outStride;
+        c70.intoArray(out, o7);
+        c71.intoArray(out, o7 + 8);
+    }
+
+    /** 6 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 12 accumulators. */
+    private void tokens6(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
+        byte[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
+        int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride, x4 = x0 + Math.min(4, n - 1) * xStride, x5 = x0 + Math.min(5, n - 1) * xStride;
+        FloatVector z = FloatVector.zero(F8);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
+        for (int b = 0; b < nb; b++) {
+            int qp = (block0 + b) * QUANT_BYTES, xb = b * QK;
+            FloatVector d0 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS), d1 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS + 8);
+            for (int c = 0; c < QK; c++) {
+                int q = qp + c * ROWS, k = xb + c;
+                FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
+                FloatVector w1 = ((FloatVector) ByteVector.fromArray(B8, qs, q + 8).convertShape(VectorOperators.B2F, F8, 0)).mul(d1);
+                FloatVector t = FloatVector.broadcast(F8, x[x0 + k]);
+                c00 = w0.fma(t, c00);
+                c01 = w1.fma(t, c01);
+                t = FloatVector.broadcast(F8, x[x1 + k]);
+                c10 = w0.fma(t, c10);
+                c11 = w1.fma(t, c11);
+                t = FloatVector.broadcast(F8, x[x2 + k]);
+                c20 = w0.fma(t, c20);
+                c21 = w1.fma(t, c21);
+                t = FloatVector.broadcast(F8, x[x3 + k]);
+                c30 = w0.fma(t, c30);
+                c31 = w1.fma(t, c31);
+                t = FloatVector.broadcast(F8, x[x4 + k]);
+                c40 = w0.fma(t, c40);
+                c41 = w1.fma(t, c41);
+                t = FloatVector.broadcast(F8, x[x5 + k]);
+                c50 = w0.fma(t, c50);
+                c51 = w1.fma(t, c51);
+            }
+        }
+        c00.intoArray(out, o0);
+        c01.intoArray(out, o0 + 8);
+        int o1 = o0 + Math.min(1, n - 1) * outStride;
+        c10.intoArray(out, o1);
+        c11.intoArray(out, o1 + 8);
+        int o2 = o0 + Math.min(2, n - 1) * outStride;
+        c20.intoArray(out, o2);
+        c21.intoArray(out, o2 + 8);
+        int o3 = o0 + Math.min(3, n - 1) * outStride;
+        c30.intoArray(out, o3);
+        c31.intoArray(out, o3 + 8);
+        int o4 = o0 + Math.min(4, n - 1) * outStride;
+        c40.intoArray(out, o4);
+        c41.intoArray(out, o4 + 8);
+        int o5 = o0 + Math.min(5, n - 1) * outStride;
+        c50.intoArray(out, o5);
+        c51.intoArray(out, o5 + 8);
+    }
+
+    /** 4 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 8 accumulators. */
+    private void tokens4(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
+        byte[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
+        int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride;
+        FloatVector z = FloatVector.zero(F8);
+        FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
+        for (int b = 0; b < nb; b++) {
+            int qp = (block0 + b) * QUANT_BYTES, xb = b * QK;
+            FloatVector d0 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS), d1 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS + 8);
+            for (int c = 0; c < QK; c++) {
+                int q = qp + c * ROWS, k = xb + c;
+                FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
+                FloatVector w1 = ((FloatVector) ByteVector.fromArray(B8, qs, q + 8).convertShape(VectorOperators.B2F, F8, 0)).mul(d1);
+                FloatVector t = FloatVector.broadcast(F8, x[x0 + k]);
+                c00 = w0.fma(t, c00);
+                c01 = w1.fma(t, c01);
+                t = FloatVector.broadcast(F8, x[x1 + k]);
+                c10 = w0.fma(t, c10);
+                c11 = w1.fma(t, c11);
+                t = FloatVector.broadcast(F8, x[x2 + k]);
+                c20 = w0.fma(t, c20);
+                c21 = w1.fma(t, c21);
+                t = FloatVector.broadcast(F8, x[x3 + k]);
+                c30 = w0.fma(t, c30);
+                c31 = w1.fma(t, c31);
+            }
+        }
+        c00.intoArray(out, o0);
+        c01.intoArray(out, o0 + 8);
+        int o1 = o0 + Math.min(1, n - 1) * outStride;
+        c10.intoArray(out, o1);
+        c11.intoArray(out, o1 + 8);
+        int o2 = o0 + Math.min(2, n - 1) * outStride;
+        c20.intoArray(out, o2);
+        c21.intoArray(out, o2 + 8);
+        int o3 = o0 + Math.min(3, n - 1) * outStride;
+        c30.intoArray(out, o3);
+        c31.intoArray(out, o3 + 8);
+    }
+
     /**
      * Group g's weights in columns [c0, c1) (multiples of 32) as floats, column by column, as {@link PackedMatrix#panel}:
      * each value q·d, what the file's rows decode to.

@@ -113,6 +113,33 @@ class PackedQ8Test {
         }
     }
 
+    /**
+     * The fused product (weights widened in registers, 4, 6 or 8 tokens per pass) gives exactly the bits of decoded
+     * panels against {@link FloatGemm#panel16}, 512 columns at a time: every batch from 1 to 26 (each split into passes,
+     * padded ones included), groups from the middle of a row slice, strided tokens and outputs.
+     */
+    @Test
+    void fusedPanelProductEqualsDecodedPanelsBitForBit() {
+        Random rnd = new Random(6);
+        int rows = 64, cols = 1536, xStride = cols + 5, outStride = rows + 3, panelCols = 512;
+        PackedQ8 p = PackedQ8.pack(random(rows, cols, rnd), null).rows(16, 48);
+        float[] panel = new float[16 * panelCols];
+        for (int batch = 1; batch <= 26; batch++) {
+            float[] x = TypeKernelTest.gaussian(rnd, batch * xStride, 1f);
+            float[] got = new float[batch * outStride + 2], want = new float[batch * outStride + 2];
+            p.panelProduct(1, 3, x, 2, xStride, batch, got, 2 + 16, outStride);
+            for (int g = 1; g < 3; g++) {
+                for (int c0 = 0; c0 < cols; c0 += panelCols) {
+                    p.panel(g, c0, c0 + panelCols, panel);
+                    FloatGemm.panel16(panel, panelCols, x, 2 + c0, xStride, batch, want, outStride, 2 + 16 * g, c0 > 0);
+                }
+            }
+            assertArrayEquals(want, got, "batch " + batch);
+            assertNotEquals(0f, got[2 + 16]);
+            assertEquals(0f, got[2], "group 0 is not asked for");
+        }
+    }
+
     /** Panels hold exactly the values the file's rows decode to (q·d in float). */
     @Test
     void panelsDecodeTheFileValues() {

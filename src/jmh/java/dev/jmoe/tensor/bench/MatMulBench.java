@@ -22,7 +22,9 @@ import java.util.concurrent.TimeUnit;
  * Batched product (prompt processing, tokens grouped by expert), against the same number of separate matVecs:
  * a Mixtral-like expert's gate (3584×1024) and a Qwen3-MoE-like one's (768×1024, about 8 tokens per expert in a
  * 64-token prompt). {@code packed=true} runs Q4_0, Q4_K, Q6_K and Q8_0 on their {@link Packing packed} copies (the default
- * layout). GFLOP/s = 2·rows·cols·batch / time, printed after the JMH run.
+ * layout). {@code ws=stream} rotates through enough copies of the matrix (256 MB) that its weights come from memory, as
+ * a prompt's experts do (native copies of the file's rows on 4 KB pages, like a model's mapping; packed copies on the
+ * heap's huge pages); {@code ws=hot} reuses one copy. GFLOP/s = 2·rows·cols·batch / time, printed after the JMH run.
  *
  * <pre>bench/jmh MatMulBench [JMH options]</pre>
  */
@@ -31,7 +33,8 @@ import java.util.concurrent.TimeUnit;
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
-@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx2g"})
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx2g",
+        "-XX:+UseTransparentHugePages"})
 public class MatMulBench {
     @Param({"Q8_0", "Q4_0", "Q4_K", "F16"})
     public String type;
@@ -52,9 +55,15 @@ public class MatMulBench {
     @Param({"true"})
     public boolean packed;
 
+    @Param({"hot"})
+    public String ws;
+
+    static final long STREAM_BYTES = 256L << 20;
+
     private int rows, cols;
     private Parallel pool;
-    private Matrix w;
+    private Matrix[] mats;
+    private int next;
     private float[] x, out;
     private Arena arena;
 
@@ -69,10 +78,16 @@ public class MatMulBench {
         for (int i = 0; i < src.length; i++) src[i] = (float) rnd.nextGaussian() * 0.05f;
         arena = Arena.ofShared();
         long rowBytes = t.bytesFor(cols);
-        MemorySegment seg = arena.allocate(rows * rowBytes, 64);
-        for (int r = 0; r < rows; r++) Kernels.forType(t).quantizeRow(src, r * cols, cols, seg, r * rowBytes);
-        w = new Matrix(t, seg, rows, cols);
-        if (packed) w = Packing.packed(w);
+        MemorySegment first = arena.allocate(rows * rowBytes, 64);
+        for (int r = 0; r < rows; r++) Kernels.forType(t).quantizeRow(src, r * cols, cols, first, r * rowBytes);
+        int copies = ws.equals("hot") ? 1 : (int) Math.max(2, STREAM_BYTES / (rows * rowBytes));
+        mats = new Matrix[copies];
+        for (int i = 0; i < copies; i++) {
+            MemorySegment seg = i == 0 ? first : arena.allocate(rows * rowBytes, 64);
+            if (i > 0) seg.copyFrom(first);
+            mats[i] = new Matrix(t, seg, rows, cols);
+            if (packed) mats[i] = Packing.packed(mats[i]);
+        }
         x = new float[cols * batch];
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[rows * batch];
@@ -87,31 +102,39 @@ public class MatMulBench {
 
     @Benchmark
     public float matMul() {
+        Matrix w = next();
         Kernels.withActivationQuantization(q8act, () -> Kernels.matMul(pool, w, x, cols, batch, out, rows));
         return out[0];
     }
 
     @Benchmark
     public float matVecs() {
+        Matrix w = next();
         Kernels.withActivationQuantization(q8act, () -> {
             for (int b = 0; b < batch; b++) Kernels.matVec(pool, w, x, b * cols, out, b * rows);
         });
         return out[0];
     }
 
+    private Matrix next() {
+        Matrix m = mats[next];
+        next = next + 1 == mats.length ? 0 : next + 1;
+        return m;
+    }
+
     public static void main(String[] args) throws Exception {
         Options opts = new OptionsBuilder().parent(new CommandLineOptions(args)).include(MatMulBench.class.getName()).build();
         Collection<RunResult> results = new Runner(opts).run();
         System.out.println();
-        System.out.printf("%-9s %-6s %-10s %-5s %-3s %-6s %10s %8s%n", "bench", "type", "shape", "batch", "thr", "packed", "us/op", "GFLOP/s");
+        System.out.printf("%-9s %-6s %-10s %-5s %-3s %-6s %-6s %10s %8s%n", "bench", "type", "shape", "batch", "thr", "packed", "ws", "us/op", "GFLOP/s");
         for (RunResult r : results) {
             var p = r.getParams();
             String[] sh = p.getParam("shape").split("x");
             double flops = 2.0 * Long.parseLong(sh[0]) * Long.parseLong(sh[1]) * Integer.parseInt(p.getParam("batch"));
             double us = r.getPrimaryResult().getScore();
             String name = r.getParams().getBenchmark();
-            System.out.printf("%-9s %-6s %-10s %-5s %-3s %-6s %10.1f %8.1f%n", name.substring(name.lastIndexOf('.') + 1), p.getParam("type"),
-                    p.getParam("shape"), p.getParam("batch"), p.getParam("threads"), p.getParam("packed"), us, flops / (us * 1e3));
+            System.out.printf("%-9s %-6s %-10s %-5s %-3s %-6s %-6s %10.1f %8.1f%n", name.substring(name.lastIndexOf('.') + 1), p.getParam("type"),
+                    p.getParam("shape"), p.getParam("batch"), p.getParam("threads"), p.getParam("packed"), p.getParam("ws"), us, flops / (us * 1e3));
         }
     }
 }
