@@ -259,50 +259,81 @@ public final class PackedQ6 implements PackedMatrix {
     /**
      * Groups g and h (any other group, or g again) at once, each multiplier broadcast once for both: out[outOff ..] gets
      * g's 16 rows, out[outH ..] h's.
+     *
+     * <p>One inner loop per sub-block covers both halves (vector i of each per step, each half with its own 16-bit sums):
+     * with a loop per half, C2 checked the bounds of the loop's multipliers and quants (~40 instructions) on entering
+     * each half and paid the loop's counting on 4 steps instead of 8 (C2 does not unroll these loops: their bodies are
+     * over its limit; written out in full, C2 hoisted every load to the top of the sub-block and spilled ~110 vectors per
+     * sub-block). The sums per sub-block are exact integers, so their order does not change a bit.
      */
     private void pair16(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
         short[] qs = quants;
         float[] sc = scales;
         int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
+        int q0 = sub0 * QUANT_SHORTS, q1 = sub1 * QUANT_SHORTS, s0 = sub0 * ROWS, s1 = sub1 * ROWS;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int j = 0; j < subs; j++) {
-            int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
-            IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
-            for (int half = 0; half < 2; half++) {
-                int o = vOff + j * 2 * HALF_MULTIPLIERS + half * HALF_MULTIPLIERS;
-                ShortVector kh = ShortVector.broadcast(S, act[o]), kl = ShortVector.broadcast(S, act[o + 1]);
-                ShortVector hv = kh, lv = kl, hu = kh, lu = kl;
-                for (int i = 0; i < 4; i++) {
-                    int k = 16 * (4 * half + i), m = o + 2 + 4 * i;
-                    ShortVector v = ShortVector.fromArray(S, qs, qp + k), u = ShortVector.fromArray(S, qs, qq + k);
-                    ShortVector xh = ShortVector.broadcast(S, act[m]), xl = ShortVector.broadcast(S, act[m + 1]);
-                    hv = hv.add(v.mul(xh));
-                    hu = hu.add(u.mul(xh));
-                    lv = lv.add(v.mul(xl));
-                    lu = lu.add(u.mul(xl));
-                    ShortVector v6 = v.lanewise(VectorOperators.LSHR, 6), u6 = u.lanewise(VectorOperators.LSHR, 6);
-                    xh = ShortVector.broadcast(S, act[m + 2]);
-                    xl = ShortVector.broadcast(S, act[m + 3]);
-                    hv = hv.add(v6.mul(xh));
-                    hu = hu.add(u6.mul(xh));
-                    lv = lv.add(v6.mul(xl));
-                    lu = lu.add(u6.mul(xl));
-                }
-                // 256·hi + lo per row: rows 0-7 in the low halves of the 32-bit lanes, rows 8-15 in the high halves
-                IntVector hi = hv.reinterpretAsInts(), lo = lv.reinterpretAsInts(), hi2 = hu.reinterpretAsInts(), lo2 = lu.reinterpretAsInts();
-                t0 = t0.add(hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8))
-                        .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                t1 = t1.add(hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo.lanewise(VectorOperators.ASHR, 16));
-                r0 = r0.add(hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8))
-                        .add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
+            int qp = q0 + j * QUANT_SHORTS, qq = q1 + j * QUANT_SHORTS, o0 = vOff + j * 2 * HALF_MULTIPLIERS;
+            int o1 = o0 + HALF_MULTIPLIERS, qp1 = qp + 4 * 16, qq1 = qq + 4 * 16;
+            // the offsets −32·Σhi and −32·Σlo of each half start its sums: 16-bit sums of g (v) and h (u), per half
+            ShortVector hv = ShortVector.broadcast(S, act[o0]), lv = ShortVector.broadcast(S, act[o0 + 1]), hu = hv, lu = lv;
+            ShortVector hv1 = ShortVector.broadcast(S, act[o1]), lv1 = ShortVector.broadcast(S, act[o1 + 1]), hu1 = hv1, lu1 = lv1;
+            for (int i = 0; i < 4; i++) {
+                // vector i of each half: one pass over both halves leaves one inner loop (and one set of bounds checks) per sub-block
+                int k = 16 * i, m = o0 + 2 + 4 * i, n = o1 + 2 + 4 * i;
+                ShortVector v = ShortVector.fromArray(S, qs, qp + k), u = ShortVector.fromArray(S, qs, qq + k);
+                ShortVector xh = ShortVector.broadcast(S, act[m]), xl = ShortVector.broadcast(S, act[m + 1]);
+                hv = hv.add(v.mul(xh));
+                hu = hu.add(u.mul(xh));
+                lv = lv.add(v.mul(xl));
+                lu = lu.add(u.mul(xl));
+                ShortVector v6 = v.lanewise(VectorOperators.LSHR, 6), u6 = u.lanewise(VectorOperators.LSHR, 6);
+                xh = ShortVector.broadcast(S, act[m + 2]);
+                xl = ShortVector.broadcast(S, act[m + 3]);
+                hv = hv.add(v6.mul(xh));
+                hu = hu.add(u6.mul(xh));
+                lv = lv.add(v6.mul(xl));
+                lu = lu.add(u6.mul(xl));
+                v = ShortVector.fromArray(S, qs, qp1 + k);
+                u = ShortVector.fromArray(S, qs, qq1 + k);
+                xh = ShortVector.broadcast(S, act[n]);
+                xl = ShortVector.broadcast(S, act[n + 1]);
+                hv1 = hv1.add(v.mul(xh));
+                hu1 = hu1.add(u.mul(xh));
+                lv1 = lv1.add(v.mul(xl));
+                lu1 = lu1.add(u.mul(xl));
+                v6 = v.lanewise(VectorOperators.LSHR, 6);
+                u6 = u.lanewise(VectorOperators.LSHR, 6);
+                xh = ShortVector.broadcast(S, act[n + 2]);
+                xl = ShortVector.broadcast(S, act[n + 3]);
+                hv1 = hv1.add(v6.mul(xh));
+                hu1 = hu1.add(u6.mul(xh));
+                lv1 = lv1.add(v6.mul(xl));
+                lu1 = lu1.add(u6.mul(xl));
             }
-            float d = dx[dOff + j / 2]; // the activation's scale: one per 32 values, two sub-blocks
-            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
-            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
-            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
-            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
-            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
+            // 256·hi + lo per row: rows 0-7 in the low halves of the 32-bit lanes, rows 8-15 in the high halves
+            IntVector hi = hv.reinterpretAsInts(), lo = lv.reinterpretAsInts(), hi2 = hu.reinterpretAsInts(), lo2 = lu.reinterpretAsInts();
+            IntVector t0 = hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8).add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            IntVector t1 = hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo.lanewise(VectorOperators.ASHR, 16));
+            IntVector r0 = hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8).add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            IntVector r1 = hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo2.lanewise(VectorOperators.ASHR, 16));
+            hi = hv1.reinterpretAsInts();
+            lo = lv1.reinterpretAsInts();
+            hi2 = hu1.reinterpretAsInts();
+            lo2 = lu1.reinterpretAsInts();
+            t0 = t0.add(hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)).add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            t1 = t1.add(hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo.lanewise(VectorOperators.ASHR, 16));
+            r0 = r0.add(hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)).add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            r1 = r1.add(hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8)).add(lo2.lanewise(VectorOperators.ASHR, 16));
+            float d = dx[dOff + (j >> 1)]; // the activation's scale: one per 32 values, two sub-blocks
+            int p = s0 + j * ROWS, q = s1 + j * ROWS;
+            // (scale·d)·t rather than t·(scale·d), the same product: on a receiver whose class C2 knows while parsing (a
+            // load, not a conversion's result) it boxed none of the sums on the heap; the other way round it allocated
+            // all four sums at every sub-block (seen in the machine code of a speed run)
+            a0 = FloatVector.fromArray(F, sc, p).mul(d).fma((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0), a0);
+            a1 = FloatVector.fromArray(F, sc, p + 8).mul(d).fma((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0), a1);
+            c0 = FloatVector.fromArray(F, sc, q).mul(d).fma((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0), c0);
+            c1 = FloatVector.fromArray(F, sc, q + 8).mul(d).fma((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0), c1);
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
