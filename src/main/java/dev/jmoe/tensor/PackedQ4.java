@@ -131,14 +131,7 @@ public final class PackedQ4 implements PackedMatrix {
             throw new IllegalArgumentException("only Q4_0 and Q4_K matrices with a multiple of " + ROWS + " rows can be packed, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
-        boolean k = m.type() == GgmlType.Q4_K;
-        int groups = m.rows() / ROWS, nb = m.cols() / QK;
-        short[] quants = new short[groups * nb * QUANT_SHORTS];
-        float[] scales = new float[groups * nb * blockFloats(k)];
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, quants, scales, g0, g1);
-        if (pool == null || groups < 2) task.run(0, groups);
-        else pool.forRange(groups, 1, task);
-        return new PackedQ4(quants, scales, 0, m.rows(), m.cols(), k);
+        return packInto(m, new short[quantShorts(m)], new float[scaleFloats(m)], pool);
     }
 
     /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */

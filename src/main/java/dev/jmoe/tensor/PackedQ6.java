@@ -79,13 +79,7 @@ public final class PackedQ6 implements PackedMatrix {
             throw new IllegalArgumentException("only Q6_K matrices with a multiple of " + ROWS + " rows can be packed as Q6, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
-        int groups = m.rows() / ROWS, subs = m.cols() / SUB;
-        short[] quants = new short[groups * subs * QUANT_SHORTS];
-        float[] scales = new float[groups * subs * ROWS];
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
-        if (pool == null || groups < 2) task.run(0, groups);
-        else pool.forRange(groups, 1, task);
-        return new PackedQ6(quants, scales, 0, m.rows(), m.cols());
+        return packInto(m, new short[quantShorts(m)], new float[scaleFloats(m)], pool);
     }
 
     /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */
