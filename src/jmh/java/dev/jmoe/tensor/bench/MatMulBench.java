@@ -13,7 +13,6 @@ import org.openjdk.jmh.runner.options.Options;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.Collection;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -58,12 +57,9 @@ public class MatMulBench {
     @Param({"hot"})
     public String ws;
 
-    static final long STREAM_BYTES = 256L << 20;
-
     private int rows, cols;
     private Parallel pool;
-    private Matrix[] mats;
-    private int next;
+    private WorkingSet weights;
     private float[] x, out;
     private Arena arena;
 
@@ -77,17 +73,7 @@ public class MatMulBench {
         float[] src = new float[rows * cols];
         for (int i = 0; i < src.length; i++) src[i] = (float) rnd.nextGaussian() * 0.05f;
         arena = Arena.ofShared();
-        long rowBytes = t.bytesFor(cols);
-        MemorySegment first = arena.allocate(rows * rowBytes, 64);
-        for (int r = 0; r < rows; r++) Kernels.forType(t).quantizeRow(src, r * cols, cols, first, r * rowBytes);
-        int copies = ws.equals("hot") ? 1 : (int) Math.max(2, STREAM_BYTES / (rows * rowBytes));
-        mats = new Matrix[copies];
-        for (int i = 0; i < copies; i++) {
-            MemorySegment seg = i == 0 ? first : arena.allocate(rows * rowBytes, 64);
-            if (i > 0) seg.copyFrom(first);
-            mats[i] = new Matrix(t, seg, rows, cols);
-            if (packed) mats[i] = Packing.packed(mats[i]);
-        }
+        weights = new WorkingSet(arena, t, src, rows, cols, ws, packed);
         x = new float[cols * batch];
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[rows * batch];
@@ -102,24 +88,18 @@ public class MatMulBench {
 
     @Benchmark
     public float matMul() {
-        Matrix w = next();
+        Matrix w = weights.next();
         Kernels.withActivationQuantization(q8act, () -> Kernels.matMul(pool, w, x, cols, batch, out, rows));
         return out[0];
     }
 
     @Benchmark
     public float matVecs() {
-        Matrix w = next();
+        Matrix w = weights.next();
         Kernels.withActivationQuantization(q8act, () -> {
             for (int b = 0; b < batch; b++) Kernels.matVec(pool, w, x, b * cols, out, b * rows);
         });
         return out[0];
-    }
-
-    private Matrix next() {
-        Matrix m = mats[next];
-        next = next + 1 == mats.length ? 0 : next + 1;
-        return m;
     }
 
     public static void main(String[] args) throws Exception {

@@ -4,7 +4,6 @@ import dev.jmoe.tensor.GgmlType;
 import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Matrix;
 import dev.jmoe.tensor.PackedMatrix;
-import dev.jmoe.tensor.Packing;
 import dev.jmoe.tensor.Parallel;
 import org.openjdk.jmh.annotations.*;
 import org.openjdk.jmh.results.RunResult;
@@ -14,7 +13,6 @@ import org.openjdk.jmh.runner.options.Options;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.Collection;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -59,12 +57,9 @@ public class MatVecBench {
     public boolean packed;
 
     private Parallel pool;
-    private Matrix[] mats;
+    private WorkingSet weights;
     private float[] x, out;
-    private int next;
     private Arena arena;
-
-    static final long STREAM_BYTES = 256L << 20;
 
     @Setup
     public void setup() {
@@ -75,17 +70,7 @@ public class MatVecBench {
         float[] src = new float[rows * cols];
         for (int i = 0; i < src.length; i++) src[i] = (float) rnd.nextGaussian() * 0.05f;
         arena = Arena.ofShared();
-        long bytes = rows * t.bytesFor(cols);
-        MemorySegment first = arena.allocate(bytes, 64);
-        for (int r = 0; r < rows; r++) Kernels.forType(t).quantizeRow(src, r * cols, cols, first, r * t.bytesFor(cols));
-        int copies = ws.equals("hot") ? 1 : (int) Math.max(2, STREAM_BYTES / bytes);
-        mats = new Matrix[copies];
-        for (int i = 0; i < copies; i++) {
-            MemorySegment seg = i == 0 ? first : arena.allocate(bytes, 64);
-            if (i > 0) seg.copyFrom(first);
-            mats[i] = new Matrix(t, seg, rows, cols);
-            if (packed) mats[i] = Packing.packed(mats[i]);
-        }
+        weights = new WorkingSet(arena, t, src, rows, cols, ws, packed);
         x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[rows];
@@ -100,8 +85,7 @@ public class MatVecBench {
 
     @Benchmark
     public float matVec() {
-        Matrix m = mats[next];
-        next = next + 1 == mats.length ? 0 : next + 1;
+        Matrix m = weights.next();
         Kernels.withActivationQuantization(q8act, () -> Kernels.matVec(pool, m, x, 0, out, 0));
         return out[0];
     }
