@@ -493,7 +493,9 @@ public final class PackedQ4 implements PackedMatrix {
     // to inline an ordinary helper once a compilation has created NodeCountInliningCutoff nodes, and a helper left as a
     // call returns its vector boxed, which makes every vector operation after it fall back to boxed Java code (seen in
     // the full program, not in JMH: 40 GB of garbage per speed run, decode 1.6x slower). Vector API methods are
-    // force-inlined: over that limit they are inlined later instead of refused.
+    // force-inlined: over that limit they are inlined later instead of refused, but late inlining stops once the
+    // compilation has LiveNodeCountInliningCutoff (40000) live nodes, and what is left then boxes just the same; that is
+    // the budget any code added here spends (-XX:LiveNodeCountInliningCutoff=120000 lifts it, docs/speed.md).
 
 
     /**
