@@ -10,76 +10,85 @@ final class FloatGemm {
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
 
-    // ---- panels: 16 rows stored column by column, against tokens interleaved in tiles ---------------------------
+    // ---- panels: 16 rows stored column by column, against tokens at their stride or interleaved ------------------------------------------------------------
 
     /**
-     * Tokens of the tile that starts with token b of a batch of {@code batch}: 8 while at least 5 are left, else 4. A tile
-     * with fewer tokens left than its width repeats its last token in the missing places (computing that token's bits
-     * again and storing them to the same place).
+     * out[b·outStride + row0 + r] (+)= Σ_k p[16·k + r]·x[b·xStride + xOff + k] for r &lt; 16, k &lt; kn, b &lt; batch; with
+     * {@code accumulate} the sums are added to what out holds (the panel continues an earlier one's columns). The tokens
+     * after the first {@link #strideTokens} are read from xt, where {@link #interleaveTail} put them side by side (xt
+     * holds {@code cols} columns; this panel's start at column c0). Each output is one FMA chain over k in column order,
+     * whatever the tile around it: every batch split gives the same bits.
      *
-     * <p>Why these widths: a column of a 16-row panel is two vectors, each token one broadcast and two FMAs, so eight
-     * tokens keep sixteen FMA chains (sixteen accumulators, two panel vectors, broadcasts) and four still give eight,
-     * enough for two FMA units of latency 4. One thread, 16-row × 512-column Q4_0 panels of a 768 × 1024 matrix, GEMM
-     * alone (AMD EPYC, Zen 4 class): eight-token tiles 106–113 GFLOP/s at 8–24 tokens, twelve-token tiles (24
-     * accumulators, no spills) only 91–97, four-token tiles 94–103; the earlier six-token form with tokens at their
-     * stride (an index register and an address computation per token) 82–84.
+     * <p>Why a panel: with 16 rows' weights of one column in two vectors, each column costs two loads and one
+     * broadcast per token, and six tokens give twelve independent FMAs: the accumulators stay in registers and the
+     * FMA units stay busy. A row-by-row tile (a load per FMA and a reduction per row and token) measured 54 against
+     * 93 GFLOP/s for this form on a 16-row × 1024-column block with 24 tokens.
      */
-    static int panelTileWidth(int b, int batch) {
-        int rest = batch - b;
-        return rest >= 5 ? 8 : 4;
-    }
-
-    /** Floats {@link #interleave} writes for {@code batch} vectors of {@code cols} values (every tile at its full width). */
-    static int interleavedLength(int batch, int cols) {
-        int n = 0;
-        for (int b = 0; b < batch; b += panelTileWidth(b, batch)) n += panelTileWidth(b, batch);
-        return n * cols;
-    }
-
-    /**
-     * xt[T·(b0·cols + k) + j] = x[xOff + (b0 + min(j, n − 1))·xStride + k] for each tile of T = {@link #panelTileWidth}
-     * tokens starting at token b0 (n of them real): a tile's tokens side by side, column by column, the missing ones
-     * repeating its last token.
-     *
-     * <p>Why: with the tokens of a tile apart by their stride, each broadcast needs its own index register (twelve
-     * tokens: more than the general registers C2 has free) and an address computation; interleaved, every broadcast of
-     * a column is one index plus a constant.
-     */
-    static void interleave(float[] x, int xOff, int xStride, int batch, int cols, float[] xt) {
-        for (int b0 = 0; b0 < batch; ) {
-            int w = panelTileWidth(b0, batch), n = Math.min(w, batch - b0), base = b0 * cols;
-            for (int j = 0; j < w; j++) {
-                int xo = xOff + (b0 + Math.min(j, n - 1)) * xStride;
-                for (int k = 0; k < cols; k++) xt[base + k * w + j] = x[xo + k];
-            }
-            b0 += w;
+    static void panel16(float[] p, int kn, float[] x, int xOff, int xStride, float[] xt, int c0, int cols, int batch, float[] out,
+                        int outStride, int row0, boolean accumulate) {
+        int s = strideTokens(batch), b = 0;
+        for (; b < s; b += 6) panel16x6(p, kn, x, b * xStride + xOff, xStride, Math.min(6, batch - b), out, b * outStride + row0, outStride, accumulate);
+        for (int t = 0; b < batch; b += 4, t += 4) {
+            panel16x4i(p, kn, xt, t * cols + 4 * c0, Math.min(4, batch - b), out, b * outStride + row0, outStride, accumulate);
         }
     }
 
     /**
-     * out[b·outStride + row0 + r] (+)= Σ_k p[16·k + r]·x_b[c0 + k] for r &lt; 16, k &lt; kn, b &lt; batch, the batch
-     * {@link #interleave interleaved} in xt (of {@code cols} columns); with {@code accumulate} the sums are added to what out
-     * holds (the panel continues an earlier one's columns). Each output is one FMA chain over k in column order,
-     * whatever the batch and tile around it.
-     *
-     * <p>Why a panel: with 16 rows' weights of one column in two vectors, each column costs two loads per tile and one
-     * broadcast per token, and a tile's tokens give independent FMAs: the accumulators stay in registers and the FMA
-     * units stay busy. A row-by-row tile (a load per FMA and a reduction per row and token) measured 54 against 93
-     * GFLOP/s for six tokens of this form on a 16-row × 1024-column block with 24 tokens.
+     * {@link #panel16} for one panel on its own, the tail interleaved here (allocates; for tests and one-off callers: a
+     * product interleaves once for all of its panels).
      */
-    static void panel16(float[] p, int kn, float[] xt, int c0, int cols, int batch, float[] out, int outStride, int row0,
+    static void panel16(float[] p, int kn, float[] x, int xOff, int xStride, int batch, float[] out, int outStride, int row0,
                         boolean accumulate) {
-        for (int b = 0; b < batch; ) {
-            int w = panelTileWidth(b, batch), n = Math.min(w, batch - b), x0 = b * cols + c0 * w, o = b * outStride + row0;
-            panelTile(p, kn, xt, x0, w, n, out, o, outStride, accumulate);
-            b += w;
-        }
+        float[] xt = new float[interleavedLength(batch, kn)];
+        interleaveTail(x, xOff, xStride, batch, kn, xt);
+        panel16(p, kn, x, xOff, xStride, xt, 0, kn, batch, out, outStride, row0, accumulate);
     }
 
-    /** One tile of w tokens (n real) of {@link #panel16}. */
-    private static void panelTile(float[] p, int kn, float[] xt, int x0, int w, int n, float[] out, int o, int outStride, boolean accumulate) {
-        if (w == 8) panel16x8(p, kn, xt, x0, n, out, o, outStride, accumulate);
-        else panel16x4(p, kn, xt, x0, n, out, o, outStride, accumulate);
+    /**
+     * Tokens of a batch that {@link #panel16} reads at their stride, six at a time (the last six-token tile may hold 5 real
+     * ones, the sixth repeating the fifth); the 0–4, 7 or 8 after them go through four-token tiles of interleaved tokens.
+     *
+     * <p>Why: one thread, 768 × 1024 Q4_0, 16 × 512 panels (AMD EPYC, Zen 4 class), cycles per panel column: six tokens
+     * at their stride 6.5–6.9 (12 FMAs: near the two FMA units' 6), four at their stride 6.8–7.0 and two ~4 (the
+     * remainder forms used before), four interleaved 4.7–5.1; eight interleaved 9.4–9.9 and six interleaved 7.5–7.8,
+     * so only the remainder is interleaved. A remainder of 1 or 2 joins the last six: 7–8 tokens as two interleaved fours
+     * (~10 cycles) instead of six and a pair (~10.7) or six and a padded four (~11.6).
+     */
+    static int strideTokens(int batch) {
+        int sixes = batch / 6, rest = batch % 6;
+        if (rest == 5) return 6 * sixes + 5;
+        if ((rest == 1 || rest == 2) && sixes > 0) sixes--;
+        return 6 * sixes;
+    }
+
+    /** Floats {@link #interleaveTail} writes for a batch of {@code batch} vectors of {@code cols} values. */
+    static int interleavedLength(int batch, int cols) {
+        int tail = batch - strideTokens(batch);
+        return (tail + 3) / 4 * 4 * cols;
+    }
+
+    /**
+     * The tokens of a batch after its first {@link #strideTokens}, four at a time side by side: xt[4·(t·cols + k) + j] =
+     * x[xOff + (b0 + min(j, n − 1))·xStride + k] for the tile of n real tokens that starts with the tail's token t (t a
+     * multiple of 4, b0 = strideTokens + t); missing tokens repeat the tile's last one.
+     *
+     * <p>Why: with the four tokens of a tile at their stride each broadcast needs its own index register and address
+     * computation (6.8–7.0 cycles per panel column); interleaved, one index plus a constant (4.7–5.1).
+     */
+    static void interleaveTail(float[] x, int xOff, int xStride, int batch, int cols, float[] xt) {
+        int s = strideTokens(batch);
+        for (int t = 0; s + t < batch; t += 4) {
+            int n = Math.min(4, batch - s - t), base = t * cols;
+            int x0 = xOff + (s + t) * xStride, x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride;
+            int x3 = x0 + Math.min(3, n - 1) * xStride;
+            for (int k = 0; k < cols; k++) {
+                int at = base + 4 * k;
+                xt[at] = x[x0 + k];
+                xt[at + 1] = x[x1 + k];
+                xt[at + 2] = x[x2 + k];
+                xt[at + 3] = x[x3 + k];
+            }
+        }
     }
 
     /** Offset of token t of a call's n tokens (t ≥ n repeats the last one). */
@@ -91,66 +100,59 @@ final class FloatGemm {
         return accumulate ? FloatVector.fromArray(F, out, o) : FloatVector.zero(F);
     }
 
-    /** 8 tokens of a tile (n of them real, as {@link #panelTile}): 16 accumulators. */
-    private static void panel16x8(float[] p, int kn, float[] xt, int x0, int n, float[] out, int o, int outStride, boolean accumulate) {
-        int o1 = tokenAt(o, outStride, 1, n), o2 = tokenAt(o, outStride, 2, n), o3 = tokenAt(o, outStride, 3, n), o4 = tokenAt(o, outStride, 4, n), o5 = tokenAt(o, outStride, 5, n), o6 = tokenAt(o, outStride, 6, n), o7 = tokenAt(o, outStride, 7, n);
-        int o0 = o;
-        FloatVector c0a = start(out, o0, accumulate), c0b = start(out, o0 + 8, accumulate);
-        FloatVector c1a = start(out, o1, accumulate), c1b = start(out, o1 + 8, accumulate);
-        FloatVector c2a = start(out, o2, accumulate), c2b = start(out, o2 + 8, accumulate);
-        FloatVector c3a = start(out, o3, accumulate), c3b = start(out, o3 + 8, accumulate);
-        FloatVector c4a = start(out, o4, accumulate), c4b = start(out, o4 + 8, accumulate);
-        FloatVector c5a = start(out, o5, accumulate), c5b = start(out, o5 + 8, accumulate);
-        FloatVector c6a = start(out, o6, accumulate), c6b = start(out, o6 + 8, accumulate);
-        FloatVector c7a = start(out, o7, accumulate), c7b = start(out, o7 + 8, accumulate);
+    /**
+     * Six tokens (n of them real, the others repeating the last): twelve accumulators, two panel vectors and a broadcast
+     * fill the sixteen registers.
+     */
+    private static void panel16x6(float[] p, int kn, float[] x, int x0, int xStride, int n, float[] out, int o, int outStride,
+                                  boolean accumulate) {
+        int x1 = tokenAt(x0, xStride, 1, n), x2 = tokenAt(x0, xStride, 2, n), x3 = tokenAt(x0, xStride, 3, n);
+        int x4 = tokenAt(x0, xStride, 4, n), x5 = tokenAt(x0, xStride, 5, n);
+        int o1 = tokenAt(o, outStride, 1, n), o2 = tokenAt(o, outStride, 2, n), o3 = tokenAt(o, outStride, 3, n);
+        int o4 = tokenAt(o, outStride, 4, n), o5 = tokenAt(o, outStride, 5, n);
+        FloatVector c00 = start(out, o, accumulate), c01 = start(out, o + 8, accumulate);
+        FloatVector c10 = start(out, o1, accumulate), c11 = start(out, o1 + 8, accumulate);
+        FloatVector c20 = start(out, o2, accumulate), c21 = start(out, o2 + 8, accumulate);
+        FloatVector c30 = start(out, o3, accumulate), c31 = start(out, o3 + 8, accumulate);
+        FloatVector c40 = start(out, o4, accumulate), c41 = start(out, o4 + 8, accumulate);
+        FloatVector c50 = start(out, o5, accumulate), c51 = start(out, o5 + 8, accumulate);
         for (int k = 0; k < kn; k++) {
             FloatVector r0 = FloatVector.fromArray(F, p, 16 * k), r1 = FloatVector.fromArray(F, p, 16 * k + 8);
-            int xi = x0 + 8 * k;
-            FloatVector t = FloatVector.broadcast(F, xt[xi]);
-            c0a = r0.fma(t, c0a);
-            c0b = r1.fma(t, c0b);
-            t = FloatVector.broadcast(F, xt[xi + 1]);
-            c1a = r0.fma(t, c1a);
-            c1b = r1.fma(t, c1b);
-            t = FloatVector.broadcast(F, xt[xi + 2]);
-            c2a = r0.fma(t, c2a);
-            c2b = r1.fma(t, c2b);
-            t = FloatVector.broadcast(F, xt[xi + 3]);
-            c3a = r0.fma(t, c3a);
-            c3b = r1.fma(t, c3b);
-            t = FloatVector.broadcast(F, xt[xi + 4]);
-            c4a = r0.fma(t, c4a);
-            c4b = r1.fma(t, c4b);
-            t = FloatVector.broadcast(F, xt[xi + 5]);
-            c5a = r0.fma(t, c5a);
-            c5b = r1.fma(t, c5b);
-            t = FloatVector.broadcast(F, xt[xi + 6]);
-            c6a = r0.fma(t, c6a);
-            c6b = r1.fma(t, c6b);
-            t = FloatVector.broadcast(F, xt[xi + 7]);
-            c7a = r0.fma(t, c7a);
-            c7b = r1.fma(t, c7b);
+            FloatVector t = FloatVector.broadcast(F, x[x0 + k]);
+            c00 = r0.fma(t, c00);
+            c01 = r1.fma(t, c01);
+            t = FloatVector.broadcast(F, x[x1 + k]);
+            c10 = r0.fma(t, c10);
+            c11 = r1.fma(t, c11);
+            t = FloatVector.broadcast(F, x[x2 + k]);
+            c20 = r0.fma(t, c20);
+            c21 = r1.fma(t, c21);
+            t = FloatVector.broadcast(F, x[x3 + k]);
+            c30 = r0.fma(t, c30);
+            c31 = r1.fma(t, c31);
+            t = FloatVector.broadcast(F, x[x4 + k]);
+            c40 = r0.fma(t, c40);
+            c41 = r1.fma(t, c41);
+            t = FloatVector.broadcast(F, x[x5 + k]);
+            c50 = r0.fma(t, c50);
+            c51 = r1.fma(t, c51);
         }
-        c0a.intoArray(out, o0);
-        c0b.intoArray(out, o0 + 8);
-        c1a.intoArray(out, o1);
-        c1b.intoArray(out, o1 + 8);
-        c2a.intoArray(out, o2);
-        c2b.intoArray(out, o2 + 8);
-        c3a.intoArray(out, o3);
-        c3b.intoArray(out, o3 + 8);
-        c4a.intoArray(out, o4);
-        c4b.intoArray(out, o4 + 8);
-        c5a.intoArray(out, o5);
-        c5b.intoArray(out, o5 + 8);
-        c6a.intoArray(out, o6);
-        c6b.intoArray(out, o6 + 8);
-        c7a.intoArray(out, o7);
-        c7b.intoArray(out, o7 + 8);
+        c00.intoArray(out, o);
+        c01.intoArray(out, o + 8);
+        c10.intoArray(out, o1);
+        c11.intoArray(out, o1 + 8);
+        c20.intoArray(out, o2);
+        c21.intoArray(out, o2 + 8);
+        c30.intoArray(out, o3);
+        c31.intoArray(out, o3 + 8);
+        c40.intoArray(out, o4);
+        c41.intoArray(out, o4 + 8);
+        c50.intoArray(out, o5);
+        c51.intoArray(out, o5 + 8);
     }
 
-    /** 4 tokens of a tile (n of them real, as {@link #panelTile}): 8 accumulators. */
-    private static void panel16x4(float[] p, int kn, float[] xt, int x0, int n, float[] out, int o, int outStride, boolean accumulate) {
+    /** Four interleaved tokens (n of them real, the others repeating the last; {@link #interleaveTail}): eight accumulators. */
+    private static void panel16x4i(float[] p, int kn, float[] xt, int x0, int n, float[] out, int o, int outStride, boolean accumulate) {
         int o1 = tokenAt(o, outStride, 1, n), o2 = tokenAt(o, outStride, 2, n), o3 = tokenAt(o, outStride, 3, n);
         int o0 = o;
         FloatVector c0a = start(out, o0, accumulate), c0b = start(out, o0 + 8, accumulate);

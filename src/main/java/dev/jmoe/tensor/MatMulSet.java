@@ -206,7 +206,7 @@ public final class MatMulSet {
         QuantizedActivation[] rounded = new QuantizedActivation[0];
         float[][] floats = new float[0][];
         float[] transposed = new float[0];
-        /** The batch's tokens side by side in tiles, for the panels ({@link FloatGemm#interleave}). */
+        /** The batch's last tokens side by side in fours, for the panels ({@link FloatGemm#interleaveTail}). */
         float[] interleaved = new float[0];
         /** The up projection's outputs of a gated product, batch × rows, before the gate combines them. */
         float[] up = new float[0];
@@ -292,9 +292,10 @@ public final class MatMulSet {
             switch (kind) {
                 case PACKED -> packed.prepare(precision, scheme, x, xOff, xStride, batch, cols);
                 case PANELS -> {
+                    if (w.packed() instanceof PackedQ8) break; // PackedQ8.panelProduct reads x as it is
                     int len = FloatGemm.interleavedLength(batch, cols);
                     if (interleaved.length < len) interleaved = new float[len];
-                    FloatGemm.interleave(x, xOff, xStride, batch, cols, interleaved);
+                    FloatGemm.interleaveTail(x, xOff, xStride, batch, cols, interleaved);
                 }
                 case ROUNDED_ROWS -> {
                     // Rounded activations take the integer dots at every batch size: these reproduce llama.cpp's
@@ -364,7 +365,8 @@ public final class MatMulSet {
                         for (int c0 = 0; c0 < cols; c0 += PANEL_COLS) {
                             int c1 = Math.min(cols, c0 + PANEL_COLS);
                             p.panel(g, c0, c1, panel);
-                            FloatGemm.panel16(panel, c1 - c0, in.interleaved, c0, cols, batch, o, oStride, oOff + g * PackedMatrix.ROWS, c0 > 0);
+                            FloatGemm.panel16(panel, c1 - c0, x, xOff + c0, xStride, in.interleaved, c0, cols, batch, o, oStride,
+                                    oOff + g * PackedMatrix.ROWS, c0 > 0);
                         }
                     }
                 }
