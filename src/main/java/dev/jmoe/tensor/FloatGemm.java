@@ -10,33 +10,85 @@ final class FloatGemm {
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
 
-    // ---- panels: 16 rows stored column by column ------------------------------------------------------------
+    // ---- panels: 16 rows stored column by column, against tokens at their stride or interleaved ------------------------------------------------------------
 
     /**
      * out[b·outStride + row0 + r] (+)= Σ_k p[16·k + r]·x[b·xStride + xOff + k] for r &lt; 16, k &lt; kn, b &lt; batch; with
-     * {@code accumulate} the sums are added to what out holds (the panel continues an earlier one's columns).
+     * {@code accumulate} the sums are added to what out holds (the panel continues an earlier one's columns). The tokens
+     * after the first {@link #strideTokens} are read from xt, where {@link #interleaveTail} put them side by side (xt
+     * holds {@code cols} columns; this panel's start at column c0). Each output is one FMA chain over k in column order,
+     * whatever the tile around it: every batch split gives the same bits.
      *
      * <p>Why a panel: with 16 rows' weights of one column in two vectors, each column costs two loads and one
      * broadcast per token, and six tokens give twelve independent FMAs: the accumulators stay in registers and the
      * FMA units stay busy. A row-by-row tile (a load per FMA and a reduction per row and token) measured 54 against
      * 93 GFLOP/s for this form on a 16-row × 1024-column block with 24 tokens.
      */
+    static void panel16(float[] p, int kn, float[] x, int xOff, int xStride, float[] xt, int c0, int cols, int batch, float[] out,
+                        int outStride, int row0, boolean accumulate) {
+        int s = strideTokens(batch), b = 0;
+        for (; b < s; b += 6) panel16x6(p, kn, x, b * xStride + xOff, xStride, Math.min(6, batch - b), out, b * outStride + row0, outStride, accumulate);
+        for (int t = 0; b < batch; b += 4, t += 4) {
+            panel16x4i(p, kn, xt, t * cols + 4 * c0, Math.min(4, batch - b), out, b * outStride + row0, outStride, accumulate);
+        }
+    }
+
+    /**
+     * {@link #panel16} for one panel on its own, the tail interleaved here (allocates; for tests and one-off callers: a
+     * product interleaves once for all of its panels).
+     */
     static void panel16(float[] p, int kn, float[] x, int xOff, int xStride, int batch, float[] out, int outStride, int row0,
                         boolean accumulate) {
-        int b = 0;
-        for (; b + 6 <= batch; b += 6) panel16x6(p, kn, x, b * xStride + xOff, xStride, 6, out, b * outStride + row0, outStride, accumulate);
-        // What six at a time leave runs in one call whose width covers it, the missing tokens repeating the last one
-        // (each such column computes that token's bits again and stores them to the same place): three or four tokens as
-        // a four-token call, whose eight FMA chains keep the FMA units busy where two pair calls' four chains each wait
-        // on latency (4 tokens on a 16-row x 1024-column panel: 58 GFLOP/s as two pairs, 76 as one four-token call;
-        // 2 tokens measured faster as a pair); five as a six-token call. The odd last token is a pair with itself: a
-        // one-token form of its own ran too rarely for C2 to compile it well: in some JVM runs its FMAs were not
-        // inlined, boxed every vector on the heap (~15 GB over a 10-round speed run) and made prompt rounds 4-8x
-        // slower (JFR, qwen3moe-bench Q8_0, one thread).
-        int rest = batch - b, x0 = b * xStride + xOff, o0 = b * outStride + row0;
-        if (rest == 5) panel16x6(p, kn, x, x0, xStride, rest, out, o0, outStride, accumulate);
-        else if (rest >= 3) panel16x4(p, kn, x, x0, xStride, rest, out, o0, outStride, accumulate);
-        else if (rest > 0) panel16x2(p, kn, x, x0, xStride, rest, out, o0, outStride, accumulate);
+        float[] xt = new float[interleavedLength(batch, kn)];
+        interleaveTail(x, xOff, xStride, batch, kn, xt);
+        panel16(p, kn, x, xOff, xStride, xt, 0, kn, batch, out, outStride, row0, accumulate);
+    }
+
+    /**
+     * Tokens of a batch that {@link #panel16} reads at their stride, six at a time (the last six-token tile may hold 5 real
+     * ones, the sixth repeating the fifth); the 0–4, 7 or 8 after them go through four-token tiles of interleaved tokens.
+     *
+     * <p>Why: one thread, 768 × 1024 Q4_0, 16 × 512 panels (AMD EPYC, Zen 4 class), cycles per panel column: six tokens
+     * at their stride 6.5–6.9 (12 FMAs: near the two FMA units' 6), four at their stride 6.8–7.0 and two ~4 (the
+     * remainder forms used before), four interleaved 4.7–5.1; eight interleaved 9.4–9.9 and six interleaved 7.5–7.8,
+     * so only the remainder is interleaved. A remainder of 1 or 2 joins the last six: 7–8 tokens as two interleaved fours
+     * (~10 cycles) instead of six and a pair (~10.7) or six and a padded four (~11.6).
+     */
+    static int strideTokens(int batch) {
+        int sixes = batch / 6, rest = batch % 6;
+        if (rest == 5) return 6 * sixes + 5;
+        if ((rest == 1 || rest == 2) && sixes > 0) sixes--;
+        return 6 * sixes;
+    }
+
+    /** Floats {@link #interleaveTail} writes for a batch of {@code batch} vectors of {@code cols} values. */
+    static int interleavedLength(int batch, int cols) {
+        int tail = batch - strideTokens(batch);
+        return (tail + 3) / 4 * 4 * cols;
+    }
+
+    /**
+     * The tokens of a batch after its first {@link #strideTokens}, four at a time side by side: xt[4·(t·cols + k) + j] =
+     * x[xOff + (b0 + min(j, n − 1))·xStride + k] for the tile of n real tokens that starts with the tail's token t (t a
+     * multiple of 4, b0 = strideTokens + t); missing tokens repeat the tile's last one.
+     *
+     * <p>Why: with the four tokens of a tile at their stride each broadcast needs its own index register and address
+     * computation (6.8–7.0 cycles per panel column); interleaved, one index plus a constant (4.7–5.1).
+     */
+    static void interleaveTail(float[] x, int xOff, int xStride, int batch, int cols, float[] xt) {
+        int s = strideTokens(batch);
+        for (int t = 0; s + t < batch; t += 4) {
+            int n = Math.min(4, batch - s - t), base = t * cols;
+            int x0 = xOff + (s + t) * xStride, x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride;
+            int x3 = x0 + Math.min(3, n - 1) * xStride;
+            for (int k = 0; k < cols; k++) {
+                int at = base + 4 * k;
+                xt[at] = x[x0 + k];
+                xt[at + 1] = x[x1 + k];
+                xt[at + 2] = x[x2 + k];
+                xt[at + 3] = x[x3 + k];
+            }
+        }
     }
 
     /** Offset of token t of a call's n tokens (t ≥ n repeats the last one). */
@@ -99,59 +151,38 @@ final class FloatGemm {
         c51.intoArray(out, o5 + 8);
     }
 
-    /** Four tokens (three or four real, as {@link #panel16x6}): eight accumulators. */
-    private static void panel16x4(float[] p, int kn, float[] x, int x0, int xStride, int n, float[] out, int o, int outStride,
-                                  boolean accumulate) {
-        int x1 = tokenAt(x0, xStride, 1, n), x2 = tokenAt(x0, xStride, 2, n), x3 = tokenAt(x0, xStride, 3, n);
+    /** Four interleaved tokens (n of them real, the others repeating the last; {@link #interleaveTail}): eight accumulators. */
+    private static void panel16x4i(float[] p, int kn, float[] xt, int x0, int n, float[] out, int o, int outStride, boolean accumulate) {
         int o1 = tokenAt(o, outStride, 1, n), o2 = tokenAt(o, outStride, 2, n), o3 = tokenAt(o, outStride, 3, n);
-        FloatVector c00 = start(out, o, accumulate), c01 = start(out, o + 8, accumulate);
-        FloatVector c10 = start(out, o1, accumulate), c11 = start(out, o1 + 8, accumulate);
-        FloatVector c20 = start(out, o2, accumulate), c21 = start(out, o2 + 8, accumulate);
-        FloatVector c30 = start(out, o3, accumulate), c31 = start(out, o3 + 8, accumulate);
+        int o0 = o;
+        FloatVector c0a = start(out, o0, accumulate), c0b = start(out, o0 + 8, accumulate);
+        FloatVector c1a = start(out, o1, accumulate), c1b = start(out, o1 + 8, accumulate);
+        FloatVector c2a = start(out, o2, accumulate), c2b = start(out, o2 + 8, accumulate);
+        FloatVector c3a = start(out, o3, accumulate), c3b = start(out, o3 + 8, accumulate);
         for (int k = 0; k < kn; k++) {
             FloatVector r0 = FloatVector.fromArray(F, p, 16 * k), r1 = FloatVector.fromArray(F, p, 16 * k + 8);
-            FloatVector t = FloatVector.broadcast(F, x[x0 + k]);
-            c00 = r0.fma(t, c00);
-            c01 = r1.fma(t, c01);
-            t = FloatVector.broadcast(F, x[x1 + k]);
-            c10 = r0.fma(t, c10);
-            c11 = r1.fma(t, c11);
-            t = FloatVector.broadcast(F, x[x2 + k]);
-            c20 = r0.fma(t, c20);
-            c21 = r1.fma(t, c21);
-            t = FloatVector.broadcast(F, x[x3 + k]);
-            c30 = r0.fma(t, c30);
-            c31 = r1.fma(t, c31);
+            int xi = x0 + 4 * k;
+            FloatVector t = FloatVector.broadcast(F, xt[xi]);
+            c0a = r0.fma(t, c0a);
+            c0b = r1.fma(t, c0b);
+            t = FloatVector.broadcast(F, xt[xi + 1]);
+            c1a = r0.fma(t, c1a);
+            c1b = r1.fma(t, c1b);
+            t = FloatVector.broadcast(F, xt[xi + 2]);
+            c2a = r0.fma(t, c2a);
+            c2b = r1.fma(t, c2b);
+            t = FloatVector.broadcast(F, xt[xi + 3]);
+            c3a = r0.fma(t, c3a);
+            c3b = r1.fma(t, c3b);
         }
-        c00.intoArray(out, o);
-        c01.intoArray(out, o + 8);
-        c10.intoArray(out, o1);
-        c11.intoArray(out, o1 + 8);
-        c20.intoArray(out, o2);
-        c21.intoArray(out, o2 + 8);
-        c30.intoArray(out, o3);
-        c31.intoArray(out, o3 + 8);
-    }
-
-    /** Two tokens (one or two real, as {@link #panel16x6}). */
-    private static void panel16x2(float[] p, int kn, float[] x, int x0, int xStride, int n, float[] out, int o, int outStride,
-                                  boolean accumulate) {
-        int x1 = tokenAt(x0, xStride, 1, n), o1 = tokenAt(o, outStride, 1, n);
-        FloatVector c00 = start(out, o, accumulate), c01 = start(out, o + 8, accumulate);
-        FloatVector c10 = start(out, o1, accumulate), c11 = start(out, o1 + 8, accumulate);
-        for (int k = 0; k < kn; k++) {
-            FloatVector r0 = FloatVector.fromArray(F, p, 16 * k), r1 = FloatVector.fromArray(F, p, 16 * k + 8);
-            FloatVector t = FloatVector.broadcast(F, x[x0 + k]);
-            c00 = r0.fma(t, c00);
-            c01 = r1.fma(t, c01);
-            t = FloatVector.broadcast(F, x[x1 + k]);
-            c10 = r0.fma(t, c10);
-            c11 = r1.fma(t, c11);
-        }
-        c00.intoArray(out, o);
-        c01.intoArray(out, o + 8);
-        c10.intoArray(out, o1);
-        c11.intoArray(out, o1 + 8);
+        c0a.intoArray(out, o0);
+        c0b.intoArray(out, o0 + 8);
+        c1a.intoArray(out, o1);
+        c1b.intoArray(out, o1 + 8);
+        c2a.intoArray(out, o2);
+        c2b.intoArray(out, o2 + 8);
+        c3a.intoArray(out, o3);
+        c3b.intoArray(out, o3 + 8);
     }
 
     // ---- row tiles against transposed tokens: weights broadcast, tokens in lanes -------------------------------

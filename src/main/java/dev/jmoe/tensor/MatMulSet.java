@@ -152,7 +152,7 @@ public final class MatMulSet {
     }
 
     /** Columns of a panel decoded at a time: 16 rows of 512 floats (32 KB) stay in L1 while every token passes over them. */
-    private static final int PANEL_COLS = 512;
+    private static final int PANEL_COLS = Integer.getInteger("jmoe.matmul.panelCols", 512);
 
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
     /** A row tile's sums over its column chunks, before they are spread over the batch's outputs. */
@@ -206,6 +206,8 @@ public final class MatMulSet {
         QuantizedActivation[] rounded = new QuantizedActivation[0];
         float[][] floats = new float[0][];
         float[] transposed = new float[0];
+        /** The batch's last tokens side by side in fours, for the panels ({@link FloatGemm#interleaveTail}). */
+        float[] interleaved = new float[0];
         /** The up projection's outputs of a gated product, batch × rows, before the gate combines them. */
         float[] up = new float[0];
 
@@ -289,7 +291,12 @@ public final class MatMulSet {
             }
             switch (kind) {
                 case PACKED -> packed.prepare(precision, scheme, x, xOff, xStride, batch, cols);
-                case PANELS -> { } // the panels read x as it is
+                case PANELS -> {
+                    if (w.packed() instanceof PackedQ8) break; // PackedQ8.panelProduct reads x as it is
+                    int len = FloatGemm.interleavedLength(batch, cols);
+                    if (interleaved.length < len) interleaved = new float[len];
+                    FloatGemm.interleaveTail(x, xOff, xStride, batch, cols, interleaved);
+                }
                 case ROUNDED_ROWS -> {
                     // Rounded activations take the integer dots at every batch size: these reproduce llama.cpp's
                     // arithmetic exactly, where decoded tiles times d·q would differ in the last bits, and later
@@ -358,7 +365,8 @@ public final class MatMulSet {
                         for (int c0 = 0; c0 < cols; c0 += PANEL_COLS) {
                             int c1 = Math.min(cols, c0 + PANEL_COLS);
                             p.panel(g, c0, c1, panel);
-                            FloatGemm.panel16(panel, c1 - c0, x, xOff + c0, xStride, batch, o, oStride, oOff + g * PackedMatrix.ROWS, c0 > 0);
+                            FloatGemm.panel16(panel, c1 - c0, x, xOff + c0, xStride, in.interleaved, c0, cols, batch, o, oStride,
+                                    oOff + g * PackedMatrix.ROWS, c0 > 0);
                         }
                     }
                 }
