@@ -10,7 +10,7 @@ final class FloatGemm {
 
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
 
-    // ---- panels: 16 rows stored column by column, against tokens at their stride or interleaved ------------------------------------------------------------
+    // ---- panels: 16 rows stored column by column, against tokens at their stride or interleaved ---------------
 
     /**
      * out[b·outStride + row0 + r] (+)= Σ_k p[16·k + r]·x[b·xStride + xOff + k] for r &lt; 16, k &lt; kn, b &lt; batch; with

@@ -152,7 +152,7 @@ public final class MatMulSet {
     }
 
     /** Columns of a panel decoded at a time: 16 rows of 512 floats (32 KB) stay in L1 while every token passes over them. */
-    private static final int PANEL_COLS = Integer.getInteger("jmoe.matmul.panelCols", 512);
+    private static final int PANEL_COLS = 512;
 
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
     /** A row tile's sums over its column chunks, before they are spread over the batch's outputs. */
