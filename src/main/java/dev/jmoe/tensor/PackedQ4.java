@@ -494,8 +494,8 @@ public final class PackedQ4 implements PackedMatrix {
     // call returns its vector boxed, which makes every vector operation after it fall back to boxed Java code (seen in
     // the full program, not in JMH: 40 GB of garbage per speed run, decode 1.6x slower). Vector API methods are
     // force-inlined: over that limit they are inlined later instead of refused, but late inlining stops once the
-    // compilation has LiveNodeCountInliningCutoff (40000) live nodes, and what is left then boxes just the same; that is
-    // the budget any code added here spends (-XX:LiveNodeCountInliningCutoff=120000 lifts it, docs/speed.md).
+    // compilation has LiveNodeCountInliningCutoff (40000) live nodes, and what is left then boxes just the same. Code
+    // added here spends that budget; raising the cutoff did not reliably stop the boxing (docs/speed.md).
 
 
     /**
