@@ -292,7 +292,7 @@ public final class MatMulSet {
             switch (kind) {
                 case PACKED -> packed.prepare(precision, scheme, x, xOff, xStride, batch, cols);
                 case PANELS -> {
-                    if (w.packed() instanceof PackedQ8) break; // PackedQ8.panelProduct reads x as it is
+                    // the tail of at most 8 vectors, once per product (PackedQ8's products read x as it is and skip it)
                     int len = FloatGemm.interleavedLength(batch, cols);
                     if (interleaved.length < len) interleaved = new float[len];
                     FloatGemm.interleaveTail(x, xOff, xStride, batch, cols, interleaved);
@@ -354,22 +354,8 @@ public final class MatMulSet {
                         p.productBatch(a, batch, stride, nb, g, end, o, oOff + g * PackedMatrix.ROWS, oStride);
                     }
                 }
-                case PANELS -> {
-                    PackedMatrix p = m.packed();
-                    if (p instanceof PackedQ8 q8) { // widened in registers: the panels' bits without writing them
-                        q8.panelProduct(r0 / PackedMatrix.ROWS, r1 / PackedMatrix.ROWS, x, xOff, xStride, batch, o, oOff + r0, oStride);
-                        return;
-                    }
-                    float[] panel = scratch(PackedMatrix.ROWS * Math.min(cols, PANEL_COLS));
-                    for (int g = r0 / PackedMatrix.ROWS; g < r1 / PackedMatrix.ROWS; g++) {
-                        for (int c0 = 0; c0 < cols; c0 += PANEL_COLS) {
-                            int c1 = Math.min(cols, c0 + PANEL_COLS);
-                            p.panel(g, c0, c1, panel);
-                            FloatGemm.panel16(panel, c1 - c0, x, xOff + c0, xStride, in.interleaved, c0, cols, batch, o, oStride,
-                                    oOff + g * PackedMatrix.ROWS, c0 > 0);
-                        }
-                    }
-                }
+                case PANELS -> m.packed().panelProduct(r0 / PackedMatrix.ROWS, r1 / PackedMatrix.ROWS, x, xOff, xStride, in.interleaved, batch,
+                        scratch(PackedMatrix.ROWS * Math.min(cols, PANEL_COLS)), PANEL_COLS, o, oOff + r0, oStride);
                 case ROUNDED_ROWS -> {
                     MemorySegment data = m.data();
                     long rowBytes = m.rowBytes();

@@ -48,4 +48,22 @@ public sealed interface PackedMatrix permits PackedQ4, PackedQ6, PackedQ8 {
      * 16·g + r, column c, for {@link FloatGemm#panel16}. c0 and c1 are multiples of 32.
      */
     void panel(int g, int c0, int c1, float[] p);
+
+    /**
+     * out[outOff + b·outStride + 16·(g − g0) + r] = Σ_c row(16·g + r)[c]·x[xOff + b·xStride + c] for groups [g0, g1) and
+     * vectors b &lt; batch. Here each group's {@link #panel}s, {@code panelCols} columns at a time into {@code panel}, are
+     * multiplied by {@link FloatGemm#panel16}, which reads the batch's last vectors from {@code xt} as
+     * {@link FloatGemm#interleaveTail} laid them out; a copy may instead multiply its weights without writing panels.
+     */
+    default void panelProduct(int g0, int g1, float[] x, int xOff, int xStride, float[] xt, int batch, float[] panel, int panelCols,
+                              float[] out, int outOff, int outStride) {
+        int cols = cols();
+        for (int g = g0; g < g1; g++) {
+            for (int c0 = 0; c0 < cols; c0 += panelCols) {
+                int c1 = Math.min(cols, c0 + panelCols);
+                panel(g, c0, c1, panel);
+                FloatGemm.panel16(panel, c1 - c0, x, xOff + c0, xStride, xt, c0, cols, batch, out, outStride, outOff + (g - g0) * ROWS, c0 > 0);
+            }
+        }
+    }
 }

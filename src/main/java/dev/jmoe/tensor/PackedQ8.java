@@ -316,9 +316,12 @@ public final class PackedQ8 implements PackedMatrix {
      * tokens b &lt; batch: {@link #panel} and {@link FloatGemm#panel16} in one pass, the weights widened and scaled in
      * registers (no panel written and read back). Each output is the same chain of FMAs, column by column from zero, over
      * the same products q·d, as the panels give it (and {@link FloatGemm#rowTile} on the file's rows): the same bits.
-     * Tokens go 4, 6 or 8 per pass over the group's quants (16 FMA chains for 8), widening each column again per pass.
+     * Tokens go 4, 6 or 8 per pass over the group's quants (16 FMA chains for 8), widening each column again per pass;
+     * they are read at their stride, so neither {@code xt} nor {@code panel} is used.
      */
-    void panelProduct(int g0, int g1, float[] x, int xOff, int xStride, int batch, float[] out, int outOff, int outStride) {
+    @Override
+    public void panelProduct(int g0, int g1, float[] x, int xOff, int xStride, float[] xt, int batch, float[] panel, int panelCols,
+                             float[] out, int outOff, int outStride) {
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
             for (int b = 0; b < batch; ) {

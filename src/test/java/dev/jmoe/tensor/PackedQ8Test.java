@@ -127,7 +127,7 @@ class PackedQ8Test {
         for (int batch = 1; batch <= 26; batch++) {
             float[] x = TypeKernelTest.gaussian(rnd, batch * xStride, 1f);
             float[] got = new float[batch * outStride + 2], want = new float[batch * outStride + 2];
-            p.panelProduct(1, 3, x, 2, xStride, batch, got, 2 + 16, outStride);
+            p.panelProduct(1, 3, x, 2, xStride, null, batch, null, 0, got, 2 + 16, outStride);
             for (int g = 1; g < 3; g++) {
                 for (int c0 = 0; c0 < cols; c0 += panelCols) {
                     p.panel(g, c0, c0 + panelCols, panel);
