@@ -266,12 +266,7 @@ public final class Kernels {
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
 
     private static float[] scratch(int n) {
-        float[] s = SCRATCH.get();
-        if (s == null || s.length < n) {
-            s = new float[n];
-            SCRATCH.set(s);
-        }
-        return s;
+        return ThreadArrays.floats(SCRATCH, n);
     }
 
     /** A gated product's gate and up projections must have one type and shape. */

@@ -159,34 +159,19 @@ public final class MatMulSet {
     private static final ThreadLocal<float[]> ACCUMULATORS = new ThreadLocal<>();
 
     private static float[] accumulators(int n) {
-        float[] s = ACCUMULATORS.get();
-        if (s == null || s.length < n) {
-            s = new float[n];
-            ACCUMULATORS.set(s);
-        }
-        return s;
+        return ThreadArrays.floats(ACCUMULATORS, n);
     }
 
     private static final ThreadLocal<short[]> HALVES = new ThreadLocal<>();
 
     /** This thread's buffer of at least n halves (an F16 row tile's rows as the file holds them). */
     private static short[] halves(int n) {
-        short[] s = HALVES.get();
-        if (s == null || s.length < n) {
-            s = new short[n];
-            HALVES.set(s);
-        }
-        return s;
+        return ThreadArrays.shorts(HALVES, n);
     }
 
     /** This thread's scratch of at least n floats (decoded tiles and panels). */
     private static float[] scratch(int n) {
-        float[] s = SCRATCH.get();
-        if (s == null || s.length < n) {
-            s = new float[n];
-            SCRATCH.set(s);
-        }
-        return s;
+        return ThreadArrays.floats(SCRATCH, n);
     }
 
     private static final class Product {

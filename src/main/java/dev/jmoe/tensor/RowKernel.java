@@ -22,11 +22,7 @@ abstract class RowKernel implements TypeKernel {
             throw new IllegalArgumentException("x needs " + n + " floats from offset " + xOff + " but has length " + x.length);
         }
         int len = preparedLength(n);
-        float[] xp = DOT_BUFFER.get();
-        if (xp == null || xp.length < len) {
-            xp = new float[len];
-            DOT_BUFFER.set(xp);
-        }
+        float[] xp = ThreadArrays.floats(DOT_BUFFER, len);
         prepare(x, xOff, n, xp);
         return dotPrepared(src, off, xp, n);
     }
