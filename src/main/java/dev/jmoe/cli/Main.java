@@ -38,6 +38,18 @@ public final class Main implements Runnable {
             commandLine.getErr().flush();
             return 1;
         });
+        // A wrong flag or value gets the same one-line "jmoe: error:" form as every other failure, naming the option and
+        // the value, and a pointer to the command's help instead of picocli's whole usage text (which buried the one
+        // line that mattered under forty lines of options).
+        cl.setParameterExceptionHandler((ex, badArgs) -> {
+            CommandLine at = ex.getCommandLine();
+            PrintWriter e = at.getErr();
+            e.println("jmoe: error: " + ex.getMessage());
+            CommandLine.UnmatchedArgumentException.printSuggestions(ex, e);
+            e.println("Try '" + at.getCommandSpec().qualifiedName() + " --help' for its options.");
+            e.flush();
+            return at.getCommandSpec().exitCodeOnInvalidInput();
+        });
         int code = cl.execute(args);
         // Writers made with autoflush flush only on println/printf: a command's last print() must not be lost at exit.
         out.flush();

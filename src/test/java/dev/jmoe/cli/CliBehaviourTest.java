@@ -162,6 +162,26 @@ class CliBehaviourTest {
     }
 
     @Test
+    void wrongFlagsAndValuesGetOneErrorLineNamingThemAndAPointerToHelp() {
+        String[][] cases = {
+                {"generate", "--threads", "abc"}, {"speed", "-r", "x"}, {"generate", "--bogus"}, {"inspect", "-m"},
+                {"generate", "--temp", "warm"}};
+        String[] named = {"--threads", "--repetitions", "--bogus", "-m", "--temp"};
+        for (int i = 0; i < cases.length; i++) {
+            CliTest.Run r = jmoe(cases[i]);
+            String what = String.join(" ", cases[i]) + ":\n" + r.err();
+            assertEquals(2, r.code(), what);
+            assertTrue(r.err().startsWith("jmoe: error: "), what);
+            assertTrue(r.err().lines().findFirst().orElse("").contains(named[i]), what);
+            assertTrue(r.err().contains("Try 'jmoe " + cases[i][0] + " --help'"), what);
+            assertFalse(r.err().contains("Usage:"), what);
+        }
+        // a misspelt option is answered with the option it resembles
+        CliTest.Run r = jmoe("generate", "--thread", "2");
+        assertTrue(r.err().contains("--threads"), r.err());
+    }
+
+    @Test
     void theHelpCommandWorksToo() {
         CommandLine cl = Main.commandLine();
         assertTrue(cl.getSubcommands().containsKey("help"));
