@@ -154,8 +154,7 @@ final class FloatGemm {
     /** Four interleaved tokens (n of them real, the others repeating the last; {@link #interleaveTail}): eight accumulators. */
     private static void panel16x4i(float[] p, int kn, float[] xt, int x0, int n, float[] out, int o, int outStride, boolean accumulate) {
         int o1 = tokenAt(o, outStride, 1, n), o2 = tokenAt(o, outStride, 2, n), o3 = tokenAt(o, outStride, 3, n);
-        int o0 = o;
-        FloatVector c0a = start(out, o0, accumulate), c0b = start(out, o0 + 8, accumulate);
+        FloatVector c0a = start(out, o, accumulate), c0b = start(out, o + 8, accumulate);
         FloatVector c1a = start(out, o1, accumulate), c1b = start(out, o1 + 8, accumulate);
         FloatVector c2a = start(out, o2, accumulate), c2b = start(out, o2 + 8, accumulate);
         FloatVector c3a = start(out, o3, accumulate), c3b = start(out, o3 + 8, accumulate);
@@ -175,8 +174,8 @@ final class FloatGemm {
             c3a = r0.fma(t, c3a);
             c3b = r1.fma(t, c3b);
         }
-        c0a.intoArray(out, o0);
-        c0b.intoArray(out, o0 + 8);
+        c0a.intoArray(out, o);
+        c0b.intoArray(out, o + 8);
         c1a.intoArray(out, o1);
         c1b.intoArray(out, o1 + 8);
         c2a.intoArray(out, o2);
