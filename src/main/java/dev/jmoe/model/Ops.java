@@ -9,7 +9,10 @@ import jdk.incubator.vector.VectorSpecies;
 
 /** Small float-array operations of the forward pass (norms, attention dots, activations). */
 final class Ops {
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    // 256 bits, not SPECIES_PREFERRED (512 on AVX-512 machines): 512-bit vectors here passed through the JDK's shared
+    // type profiles and made C2 box the packed 256-bit kernels in some JVM runs (PackedQ8's comment, docs/speed.md).
+    // Attention's lane sums then add in the order they have on AVX2 machines.
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
 
     private Ops() {}
 

@@ -33,6 +33,13 @@ public final class PackedQ8 implements PackedMatrix {
     private static final int BLOCK = Q8_0Kernel.BLOCK;
     /** Bytes of the quants of one block of a group: 32 columns × 16 rows. */
     private static final int QUANT_BYTES = QK * ROWS;
+    // The group kernels call lanewise(op, ...) itself, never the final add/mul/fma: those dispatch inside the JDK,
+    // where the receiver type profile is shared with every other kernel's calls, and 512-bit vectors there made C2
+    // compile the 256-bit kernels (PackedQ4, PackedQ6) against bimorphic profiles and box their vectors in some JVM
+    // runs (session 30, AMD EPYC Zen 4: docs/speed.md). Called here, the dispatch is profiled at this call site.
+    // For the same reason the 512-bit sums are stored with intoMemorySegment, which no 256-bit kernel uses:
+    // FloatVector.intoArray asks its receiver for length() and vspecies(), and even the few dozen 512-bit stores
+    // made before this kernel was compiled left those two calls bimorphic for PackedQ4 (1 boxed run of 12).
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;
     /** Vectors per pass of {@link #productBatch}: their accumulators stay in L1 between blocks. */
     private static final int BATCH_TILE = 4;
@@ -188,6 +195,7 @@ public final class PackedQ8 implements PackedMatrix {
         float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         java.util.Arrays.fill(acc, 0, tokens * 8 * ROWS, 0f);
+        MemorySegment accs = MemorySegment.ofArray(acc), outs = MemorySegment.ofArray(out);
         for (int b = 0; b < nb; b++) {
             int qp = (block0 + b) * QUANT_BYTES, xb = xOff + b * QK;
             FloatVector d = FloatVector.fromArray(F, sc, (block0 + b) * ROWS);
@@ -199,11 +207,11 @@ public final class PackedQ8 implements PackedMatrix {
                 FloatVector w3 = (FloatVector) ByteVector.fromArray(B, qs, q + 3 * ROWS).convertShape(VectorOperators.B2F, F, 0);
                 for (int t = 0; t < tokens; t++) {
                     int xi = xb + t * xStride + 4 * i, ao = (8 * t + i) * ROWS;
-                    FloatVector s = w0.mul(x[xi]);
-                    s = w1.fma(FloatVector.broadcast(F, x[xi + 1]), s);
-                    s = w2.fma(FloatVector.broadcast(F, x[xi + 2]), s);
-                    s = w3.fma(FloatVector.broadcast(F, x[xi + 3]), s);
-                    s.fma(d, FloatVector.fromArray(F, acc, ao)).intoArray(acc, ao);
+                    FloatVector s = w0.lanewise(VectorOperators.MUL, FloatVector.broadcast(F, x[xi]));
+                    s = w1.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 1]), s);
+                    s = w2.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 2]), s);
+                    s = w3.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 3]), s);
+                    s.lanewise(VectorOperators.FMA, d, FloatVector.fromArray(F, acc, ao)).intoMemorySegment(accs, (long) ao * Float.BYTES, ByteOrder.nativeOrder());
                 }
             }
         }
@@ -213,7 +221,7 @@ public final class PackedQ8 implements PackedMatrix {
             FloatVector a2 = FloatVector.fromArray(F, acc, ao + 2 * ROWS), a3 = FloatVector.fromArray(F, acc, ao + 3 * ROWS);
             FloatVector a4 = FloatVector.fromArray(F, acc, ao + 4 * ROWS), a5 = FloatVector.fromArray(F, acc, ao + 5 * ROWS);
             FloatVector a6 = FloatVector.fromArray(F, acc, ao + 6 * ROWS), a7 = FloatVector.fromArray(F, acc, ao + 7 * ROWS);
-            a0.add(a4).add(a2.add(a6)).add(a1.add(a5).add(a3.add(a7))).intoArray(out, outOff + t * outStride);
+            a0.lanewise(VectorOperators.ADD, a4).lanewise(VectorOperators.ADD, a2.lanewise(VectorOperators.ADD, a6)).lanewise(VectorOperators.ADD, a1.lanewise(VectorOperators.ADD, a5).lanewise(VectorOperators.ADD, a3.lanewise(VectorOperators.ADD, a7))).intoMemorySegment(outs, (long) (outOff + t * outStride) * Float.BYTES, ByteOrder.nativeOrder());
         }
     }
 
@@ -242,16 +250,16 @@ public final class PackedQ8 implements PackedMatrix {
             int blk = block0 + (h >> 2), c0 = (h & 3) * 8;
             int qp = blk * QUANT_BYTES + ROWS * c0, xp = xOff + (h >> 2) * QK + c0;
             FloatVector d = FloatVector.fromArray(F, sc, blk * ROWS), s;
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 1]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 32).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 2]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 48).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 3]), s);
-            a0 = s.fma(d, a0);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 64).convertShape(VectorOperators.B2F, F, 0)).mul(x[xp + 4]);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 80).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 5]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 96).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 6]), s);
-            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 112).convertShape(VectorOperators.B2F, F, 0)).fma(FloatVector.broadcast(F, x[xp + 7]), s);
-            a1 = s.fma(d, a1);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.MUL, FloatVector.broadcast(F, x[xp]));
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 1]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 32).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 2]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 48).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 3]), s);
+            a0 = s.lanewise(VectorOperators.FMA, d, a0);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 64).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.MUL, FloatVector.broadcast(F, x[xp + 4]));
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 80).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 5]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 96).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 6]), s);
+            s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 112).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 7]), s);
+            a1 = s.lanewise(VectorOperators.FMA, d, a1);
             FloatVector t0 = a0, t1 = a1;
             a0 = a2;
             a1 = a3;
@@ -263,7 +271,7 @@ public final class PackedQ8 implements PackedMatrix {
             a7 = t1;
         }
         // a multiple of four quarters: every accumulator is back in its place
-        a0.add(a4).add(a2.add(a6)).add(a1.add(a5).add(a3.add(a7))).intoArray(out, outOff);
+        a0.lanewise(VectorOperators.ADD, a4).lanewise(VectorOperators.ADD, a2.lanewise(VectorOperators.ADD, a6)).lanewise(VectorOperators.ADD, a1.lanewise(VectorOperators.ADD, a5).lanewise(VectorOperators.ADD, a3.lanewise(VectorOperators.ADD, a7))).intoMemorySegment(MemorySegment.ofArray(out), (long) (outOff) * Float.BYTES, ByteOrder.nativeOrder());
     }
 
     /** {@link #group} one value at a time, in the same order: the definition the vector form must equal bit for bit. */
