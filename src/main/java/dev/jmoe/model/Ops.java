@@ -9,10 +9,11 @@ import jdk.incubator.vector.VectorSpecies;
 
 /** Small float-array operations of the forward pass (norms, attention dots, activations). */
 final class Ops {
-    // 256 bits, not SPECIES_PREFERRED (512 on AVX-512 machines): 512-bit vectors here passed through the JDK's shared
-    // type profiles and made C2 box the packed 256-bit kernels in some JVM runs (PackedQ8's comment, docs/speed.md).
-    // Attention's lane sums then add in the order they have on AVX2 machines.
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
+    // 512 bits on AVX-512 machines. Its 512-bit fma/add/mul/intoArray calls go through the JDK's shared dispatch
+    // profiles, which then make C2 box PackedQ6's 256-bit products (~5 GB per Mixtral-like Q4_K_M speed run, JFR).
+    // SPECIES_256 here stops that but measured 5-8% slower Mixtral-like Q4_0 decode (session 30, docs/speed.md); the
+    // way out is PackedQ8's: lanewise(op, ...) and intoMemorySegment at 512 bits.
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
 
     private Ops() {}
 
