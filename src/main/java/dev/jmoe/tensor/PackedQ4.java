@@ -493,9 +493,12 @@ public final class PackedQ4 implements PackedMatrix {
     // to inline an ordinary helper once a compilation has created NodeCountInliningCutoff nodes, and a helper left as a
     // call returns its vector boxed, which makes every vector operation after it fall back to boxed Java code (seen in
     // the full program, not in JMH: 40 GB of garbage per speed run, decode 1.6x slower). Vector API methods are
-    // force-inlined: over that limit they are inlined later instead of refused, but late inlining stops once the
-    // compilation has LiveNodeCountInliningCutoff (40000) live nodes, and what is left then boxes just the same. Code
-    // added here spends that budget; raising the cutoff did not reliably stop the boxing (docs/speed.md).
+    // force-inlined: over that limit they are inlined later instead of refused. The kernels that boxed in only some
+    // JVM runs were not over a node budget (raising the cutoffs did not help): 512-bit vectors elsewhere had passed
+    // through the JDK's shared dispatch (FloatVector.fma/add/mul, intoArray, IntVector shifts), and C2 compiled these
+    // 256-bit kernels against those two-shape profiles where an operand's class is unknown at parse time (loop phis).
+    // A 512-bit kernel must therefore call lanewise(op, ...) and store through intoMemorySegment, as PackedQ8 does;
+    // bench/boxcheck.py tells a boxed run from a clean one (docs/speed.md, session 30).
 
 
     /**

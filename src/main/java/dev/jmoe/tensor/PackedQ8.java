@@ -271,7 +271,7 @@ public final class PackedQ8 implements PackedMatrix {
             a7 = t1;
         }
         // a multiple of four quarters: every accumulator is back in its place
-        a0.lanewise(VectorOperators.ADD, a4).lanewise(VectorOperators.ADD, a2.lanewise(VectorOperators.ADD, a6)).lanewise(VectorOperators.ADD, a1.lanewise(VectorOperators.ADD, a5).lanewise(VectorOperators.ADD, a3.lanewise(VectorOperators.ADD, a7))).intoMemorySegment(MemorySegment.ofArray(out), (long) (outOff) * Float.BYTES, ByteOrder.nativeOrder());
+        a0.lanewise(VectorOperators.ADD, a4).lanewise(VectorOperators.ADD, a2.lanewise(VectorOperators.ADD, a6)).lanewise(VectorOperators.ADD, a1.lanewise(VectorOperators.ADD, a5).lanewise(VectorOperators.ADD, a3.lanewise(VectorOperators.ADD, a7))).intoMemorySegment(MemorySegment.ofArray(out), (long) outOff * Float.BYTES, ByteOrder.nativeOrder());
     }
 
     /** {@link #group} one value at a time, in the same order: the definition the vector form must equal bit for bit. */
