@@ -17,7 +17,7 @@ For each kernel it prints
                JDK's shared Vector API methods that C2 inlined for two receiver classes (e.g. Float256Vector and
                Float512Vector), whose merged result no intrinsic can unbox.
   spec_traps   speculate_class_check traps in AbstractVector.sameSpecies anywhere in the run before that compilation.
-(session 30, docs/speed.md "The boxed-vector fall-back"). Needs the JDK's jfr tool: JAVA_HOME or JFR=/path/to/jfr.
+(session 30, docs/speed.md "Why some JVM runs box the 256-bit kernels"). Needs the JDK's jfr tool: JAVA_HOME or JFR=/path/to/jfr.
 """
 import json
 import os
@@ -33,9 +33,21 @@ def jfr_tool():
     return os.path.join(home, "bin", "jfr")
 
 
+class BadInput(Exception):
+    """An input boxcheck cannot read, with a message that names it."""
+
+
 def boxed_bytes(jfr_file, kernels):
-    out = subprocess.run([jfr_tool(), "print", "--json", "--events", "jdk.ObjectAllocationSample", "--stack-depth", "30",
-                          jfr_file], check=True, capture_output=True, text=True).stdout
+    tool = jfr_tool()
+    try:
+        run = subprocess.run([tool, "print", "--json", "--events", "jdk.ObjectAllocationSample", "--stack-depth", "30",
+                              jfr_file], capture_output=True, text=True)
+    except OSError as e:
+        raise BadInput("cannot run the JDK's jfr tool %s (%s); set JAVA_HOME or JFR" % (tool, e.strerror))
+    if run.returncode != 0:
+        why = (run.stderr or run.stdout).strip().splitlines()
+        raise BadInput("%s is not a JFR recording jfr can read%s" % (jfr_file, ": " + why[0] if why else ""))
+    out = run.stdout
     totals = {k: 0 for k in kernels}
     for event in json.loads(out)["recording"]["events"]:
         values = event["values"]
@@ -74,8 +86,16 @@ def main(argv):
         print(__doc__)
         return 2
     jfr_file, log_file, kernels = argv[1], argv[2], argv[3:]
+    for kernel in kernels:
+        if kernel.count(".") != 1:
+            raise BadInput("kernel %r is not Class.method (e.g. PackedQ4.group16Pair)" % kernel)
+    for f in (jfr_file, log_file):
+        if not os.path.isfile(f):
+            raise BadInput("no such file: %s" % f)
     totals = boxed_bytes(jfr_file, kernels)
     log_text = open(log_file, errors="replace").read()
+    if "<task_queued" not in log_text and "<task " not in log_text:
+        raise BadInput("%s is not a -XX:+LogCompilation log (no compile tasks in it)" % log_file)
     traps = [(float(m.group(1)), m.group(0)) for m in
              re.finditer(r"<uncommon_trap thread='\d+' reason='speculate_class_check'[^>]*stamp='([\d.]+)'[^>]*>\s*<jvms[^>]*sameSpecies", log_text)]
     for kernel in kernels:
@@ -92,4 +112,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    try:
+        sys.exit(main(sys.argv))
+    except BadInput as e:
+        print("boxcheck: error: %s" % e, file=sys.stderr)
+        sys.exit(1)
