@@ -1,19 +1,27 @@
 package dev.jmoe.model;
 
-import dev.jmoe.tensor.Lanes;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
+import static jdk.incubator.vector.VectorOperators.ADD;
+import static jdk.incubator.vector.VectorOperators.FMA;
+
 /** Small float-array operations of the forward pass (norms, attention dots, activations). */
 final class Ops {
-    // 512 bits on AVX-512 machines. Its 512-bit fma/add/mul/intoArray calls go through the JDK's shared dispatch
-    // profiles, which then make C2 box PackedQ6's 256-bit products (~5 GB per Mixtral-like Q4_K_M speed run, JFR).
-    // SPECIES_256 here stops that but measured 5-8% slower Mixtral-like Q4_0 decode (session 30, docs/speed.md); the
-    // way out is PackedQ8's: lanewise(op, ...) and intoMemorySegment at 512 bits.
+    // 512 bits on AVX-512 machines (256 bits here measured 5-8% slower Mixtral-like Q4_0 decode, session 30). The
+    // attention code below calls lanewise(op, ...), stores through intoMemorySegment and sums its lanes itself: the
+    // convenience methods (add, mul, fma, intoArray, Lanes.sum) dispatch inside the JDK or in Lanes, at call sites
+    // whose receiver type profile the 256-bit kernels share (WideVectorRuleTest keeps that rule). With it, Mixtral-like
+    // Q4_K_M decode rose from 0.66x to 0.79x llama.cpp (session 31). siluTimes/expShifted keep the convenience methods:
+    // written the same way they measured 8-10% slower Mixtral-like Q4_0 decode in the full program (0.83x -> 0.71-0.75x),
+    // though not in OpsBench; why is not known.
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
     private Ops() {}
 
@@ -49,10 +57,10 @@ final class Ops {
      * vector r's sum over lane block m (neighbouring lanes, then neighbouring pairs), then the folds add the blocks.
      */
     private static FloatVector sums4(FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3) {
-        FloatVector c01 = a0.add(a0.rearrange(SWAP_1)).blend(a1.add(a1.rearrange(SWAP_1)), ODD_1);
-        FloatVector c23 = a2.add(a2.rearrange(SWAP_1)).blend(a3.add(a3.rearrange(SWAP_1)), ODD_1);
-        FloatVector e = c01.add(c01.rearrange(SWAP_2)).blend(c23.add(c23.rearrange(SWAP_2)), ODD_2);
-        for (VectorShuffle<Float> fold : FOLDS) e = e.add(e.rearrange(fold));
+        FloatVector c01 = a0.lanewise(ADD, a0.rearrange(SWAP_1)).blend(a1.lanewise(ADD, a1.rearrange(SWAP_1)), ODD_1);
+        FloatVector c23 = a2.lanewise(ADD, a2.rearrange(SWAP_1)).blend(a3.lanewise(ADD, a3.rearrange(SWAP_1)), ODD_1);
+        FloatVector e = c01.lanewise(ADD, c01.rearrange(SWAP_2)).blend(c23.lanewise(ADD, c23.rearrange(SWAP_2)), ODD_2);
+        for (VectorShuffle<Float> fold : FOLDS) e = e.lanewise(ADD, e.rearrange(fold));
         return e;
     }
 
@@ -70,10 +78,10 @@ final class Ops {
         int i = 0, b1 = bOff + stride, b2 = b1 + stride, b3 = b2 + stride;
         for (int bound = S.loopBound(n); i < bound; i += S.length()) {
             FloatVector q = FloatVector.fromArray(S, a, aOff + i);
-            a0 = FloatVector.fromArray(S, b, bOff + i).fma(q, a0);
-            a1 = FloatVector.fromArray(S, b, b1 + i).fma(q, a1);
-            a2 = FloatVector.fromArray(S, b, b2 + i).fma(q, a2);
-            a3 = FloatVector.fromArray(S, b, b3 + i).fma(q, a3);
+            a0 = FloatVector.fromArray(S, b, bOff + i).lanewise(FMA, q, a0);
+            a1 = FloatVector.fromArray(S, b, b1 + i).lanewise(FMA, q, a1);
+            a2 = FloatVector.fromArray(S, b, b2 + i).lanewise(FMA, q, a2);
+            a3 = FloatVector.fromArray(S, b, b3 + i).lanewise(FMA, q, a3);
         }
         FloatVector e = sums4(a0, a1, a2, a3);
         float s0 = e.lane(0), s1 = e.lane(1), s2 = e.lane(2), s3 = e.lane(3);
@@ -94,9 +102,10 @@ final class Ops {
         int i = 0;
         FloatVector acc = FloatVector.zero(S);
         for (int bound = S.loopBound(n); i < bound; i += S.length()) {
-            acc = FloatVector.fromArray(S, a, aOff + i).fma(FloatVector.fromArray(S, b, bOff + i), acc);
+            acc = FloatVector.fromArray(S, a, aOff + i).lanewise(FMA, FloatVector.fromArray(S, b, bOff + i), acc);
         }
-        float sum = Lanes.sum(acc);
+        float sum = 0; // lane by lane in index order (not Lanes.sum: see S)
+        for (int l = 0; l < S.length(); l++) sum += acc.lane(l);
         for (; i < n; i++) sum += a[aOff + i] * b[bOff + i];
         return sum;
     }
@@ -113,24 +122,25 @@ final class Ops {
     /** {@link #weightedRows} for output columns [from, n) only (every column gets the same arithmetic either way). */
     private static void weightedRowsFrom(float[] w, int count, float[] v, int vOff, int stride, int from, int n, float[] out, int o) {
         int len = S.length(), d = from;
+        MemorySegment outs = MemorySegment.ofArray(out);
         for (; d + 4 * len <= n; d += 4 * len) {
             FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
             for (int j = 0, base = vOff + d; j < count; j++, base += stride) {
                 FloatVector p = FloatVector.broadcast(S, w[j]);
-                a0 = FloatVector.fromArray(S, v, base).fma(p, a0);
-                a1 = FloatVector.fromArray(S, v, base + len).fma(p, a1);
-                a2 = FloatVector.fromArray(S, v, base + 2 * len).fma(p, a2);
-                a3 = FloatVector.fromArray(S, v, base + 3 * len).fma(p, a3);
+                a0 = FloatVector.fromArray(S, v, base).lanewise(FMA, p, a0);
+                a1 = FloatVector.fromArray(S, v, base + len).lanewise(FMA, p, a1);
+                a2 = FloatVector.fromArray(S, v, base + 2 * len).lanewise(FMA, p, a2);
+                a3 = FloatVector.fromArray(S, v, base + 3 * len).lanewise(FMA, p, a3);
             }
-            a0.intoArray(out, o + d);
-            a1.intoArray(out, o + d + len);
-            a2.intoArray(out, o + d + 2 * len);
-            a3.intoArray(out, o + d + 3 * len);
+            a0.intoMemorySegment(outs, (long) (o + d) * Float.BYTES, NATIVE);
+            a1.intoMemorySegment(outs, (long) (o + d + len) * Float.BYTES, NATIVE);
+            a2.intoMemorySegment(outs, (long) (o + d + 2 * len) * Float.BYTES, NATIVE);
+            a3.intoMemorySegment(outs, (long) (o + d + 3 * len) * Float.BYTES, NATIVE);
         }
         for (; d + len <= n; d += len) {
             FloatVector a = FloatVector.zero(S);
-            for (int j = 0, base = vOff + d; j < count; j++, base += stride) a = FloatVector.fromArray(S, v, base).fma(FloatVector.broadcast(S, w[j]), a);
-            a.intoArray(out, o + d);
+            for (int j = 0, base = vOff + d; j < count; j++, base += stride) a = FloatVector.fromArray(S, v, base).lanewise(FMA, FloatVector.broadcast(S, w[j]), a);
+            a.intoMemorySegment(outs, (long) (o + d) * Float.BYTES, NATIVE);
         }
         for (; d < n; d++) {
             float a = 0;
@@ -154,10 +164,10 @@ final class Ops {
             int i = 0;
             for (int bound = S.loopBound(n); i < bound; i += len) {
                 FloatVector kv = FloatVector.fromArray(S, k, kb + i);
-                a0 = FloatVector.fromArray(S, q, qOff + i).fma(kv, a0);
-                a1 = FloatVector.fromArray(S, q, q1 + i).fma(kv, a1);
-                a2 = FloatVector.fromArray(S, q, q2 + i).fma(kv, a2);
-                a3 = FloatVector.fromArray(S, q, q3 + i).fma(kv, a3);
+                a0 = FloatVector.fromArray(S, q, qOff + i).lanewise(FMA, kv, a0);
+                a1 = FloatVector.fromArray(S, q, q1 + i).lanewise(FMA, kv, a1);
+                a2 = FloatVector.fromArray(S, q, q2 + i).lanewise(FMA, kv, a2);
+                a3 = FloatVector.fromArray(S, q, q3 + i).lanewise(FMA, kv, a3);
             }
             FloatVector e = sums4(a0, a1, a2, a3);
             float s0 = e.lane(0), s1 = e.lane(1), s2 = e.lane(2), s3 = e.lane(3);
@@ -178,32 +188,33 @@ final class Ops {
     /** {@link #weightedRows} for four heads sharing the value rows: each row block is read once for the four. */
     static void weightedRows4(float[][] w, int count, float[] v, int vOff, int stride, int n, float[] out, int o, int oStride) {
         int len = S.length(), d = 0;
+        MemorySegment outs = MemorySegment.ofArray(out);
         float[] w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];
         for (; d + 2 * len <= n; d += 2 * len) {
             FloatVector a0 = FloatVector.zero(S), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
             for (int j = 0, base = vOff + d; j < count; j++, base += stride) {
                 FloatVector x = FloatVector.fromArray(S, v, base), y = FloatVector.fromArray(S, v, base + len);
                 FloatVector p = FloatVector.broadcast(S, w0[j]);
-                a0 = x.fma(p, a0);
-                b0 = y.fma(p, b0);
+                a0 = x.lanewise(FMA, p, a0);
+                b0 = y.lanewise(FMA, p, b0);
                 p = FloatVector.broadcast(S, w1[j]);
-                a1 = x.fma(p, a1);
-                b1 = y.fma(p, b1);
+                a1 = x.lanewise(FMA, p, a1);
+                b1 = y.lanewise(FMA, p, b1);
                 p = FloatVector.broadcast(S, w2[j]);
-                a2 = x.fma(p, a2);
-                b2 = y.fma(p, b2);
+                a2 = x.lanewise(FMA, p, a2);
+                b2 = y.lanewise(FMA, p, b2);
                 p = FloatVector.broadcast(S, w3[j]);
-                a3 = x.fma(p, a3);
-                b3 = y.fma(p, b3);
+                a3 = x.lanewise(FMA, p, a3);
+                b3 = y.lanewise(FMA, p, b3);
             }
-            a0.intoArray(out, o + d);
-            b0.intoArray(out, o + d + len);
-            a1.intoArray(out, o + oStride + d);
-            b1.intoArray(out, o + oStride + d + len);
-            a2.intoArray(out, o + 2 * oStride + d);
-            b2.intoArray(out, o + 2 * oStride + d + len);
-            a3.intoArray(out, o + 3 * oStride + d);
-            b3.intoArray(out, o + 3 * oStride + d + len);
+            a0.intoMemorySegment(outs, (long) (o + d) * Float.BYTES, NATIVE);
+            b0.intoMemorySegment(outs, (long) (o + d + len) * Float.BYTES, NATIVE);
+            a1.intoMemorySegment(outs, (long) (o + oStride + d) * Float.BYTES, NATIVE);
+            b1.intoMemorySegment(outs, (long) (o + oStride + d + len) * Float.BYTES, NATIVE);
+            a2.intoMemorySegment(outs, (long) (o + 2 * oStride + d) * Float.BYTES, NATIVE);
+            b2.intoMemorySegment(outs, (long) (o + 2 * oStride + d + len) * Float.BYTES, NATIVE);
+            a3.intoMemorySegment(outs, (long) (o + 3 * oStride + d) * Float.BYTES, NATIVE);
+            b3.intoMemorySegment(outs, (long) (o + 3 * oStride + d + len) * Float.BYTES, NATIVE);
         }
         if (d < n) {
             for (int g = 0; g < 4; g++) weightedRowsFrom(w[g], count, v, vOff, stride, d, n, out, o + g * oStride);

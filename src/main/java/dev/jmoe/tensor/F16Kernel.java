@@ -71,30 +71,39 @@ final class F16Kernel extends RowKernel {
      * a1, {@code hi} holds a2 and a3, and the first step of the sum adds each one's halves, so lane for lane every
      * addition is the same as with four 256-bit accumulators. The widenings are written out (not a helper taking and
      * returning vectors), so C2 never leaves one uninlined and boxes its vectors.
+     *
+     * <p>The 512-bit loop calls lanewise(op, vector) and viewAsFloatingLanes, never the convenience methods (fma, add,
+     * mul, and, shifts by an int, reinterpretAsFloats): those dispatch inside the JDK, where the receiver type profile
+     * is shared with the 256-bit kernels, and 512-bit vectors there make C2 box the 256-bit kernels' vectors.
      */
     @Override
     float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
         if (!WIDE) return dotNarrow(src, off, xp, n);
         FloatVector lo = FloatVector.zero(W), hi = lo; // lanes 0-7 of lo are a0, 8-15 a1; hi holds a2 and a3
         IntVector top = IntVector.zero(I16);
+        IntVector by13 = IntVector.broadcast(I16, 13), by17 = IntVector.broadcast(I16, 17), fields = IntVector.broadcast(I16, FLOAT_FIELDS);
+        FloatVector scale = FloatVector.broadcast(W, HALF_TO_FLOAT_SCALE);
         final int whole = n - n % CHUNK; // whole chunks as before: the remainder keeps its own order below
         for (int c = 0; c < whole; c += 32) {
             long o = off + 2L * c;
             IntVector h0 = (IntVector) ShortVector.fromMemorySegment(H16, src, o, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I16, 0);
             IntVector h1 = (IntVector) ShortVector.fromMemorySegment(H16, src, o + 32, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.S2I, I16, 0);
-            top = top.lanewise(VectorOperators.UMAX, h0.lanewise(VectorOperators.LSHL, 17))
-                    .lanewise(VectorOperators.UMAX, h1.lanewise(VectorOperators.LSHL, 17));
-            FloatVector w0 = h0.lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
-            FloatVector w1 = h1.lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
-            lo = w0.fma(FloatVector.fromArray(W, xp, c), lo);
-            hi = w1.fma(FloatVector.fromArray(W, xp, c + 16), hi);
+            top = top.lanewise(VectorOperators.UMAX, h0.lanewise(VectorOperators.LSHL, by17))
+                    .lanewise(VectorOperators.UMAX, h1.lanewise(VectorOperators.LSHL, by17));
+            FloatVector w0 = h0.lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
+                    .lanewise(VectorOperators.MUL, scale);
+            FloatVector w1 = h1.lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
+                    .lanewise(VectorOperators.MUL, scale);
+            lo = w0.lanewise(VectorOperators.FMA, FloatVector.fromArray(W, xp, c), lo);
+            hi = w1.lanewise(VectorOperators.FMA, FloatVector.fromArray(W, xp, c + 16), hi);
         }
         if (top.compare(VectorOperators.UGE, EXPONENT_31).anyTrue()) return dotWithSpecials(src, off, xp, n);
         // lanes 0-7: (a0 + a1) + (a2 + a3), then the halving tree of Lanes on them
-        FloatVector hs0 = lo.add(lo.rearrange(SWAP_8)).add(hi.add(hi.rearrange(SWAP_8)));
-        hs0 = hs0.add(hs0.rearrange(SWAP_4));
-        hs0 = hs0.add(hs0.rearrange(SWAP_2));
-        float s = hs0.add(hs0.rearrange(SWAP_1)).lane(0);
+        FloatVector hs0 = lo.lanewise(VectorOperators.ADD, lo.rearrange(SWAP_8))
+                .lanewise(VectorOperators.ADD, hi.lanewise(VectorOperators.ADD, hi.rearrange(SWAP_8)));
+        hs0 = hs0.lanewise(VectorOperators.ADD, hs0.rearrange(SWAP_4));
+        hs0 = hs0.lanewise(VectorOperators.ADD, hs0.rearrange(SWAP_2));
+        float s = hs0.lanewise(VectorOperators.ADD, hs0.rearrange(SWAP_1)).lane(0);
         return whole == n ? s : s + tail(src, off, xp, whole, n, HALVES.get(), FLOATS.get());
     }
 
