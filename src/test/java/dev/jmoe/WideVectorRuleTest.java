@@ -54,6 +54,11 @@ class WideVectorRuleTest {
                 int end = src.indexOf("*/", i + 2);
                 end = end < 0 ? n : end + 2;
                 for (; i < end; i++) if (src.charAt(i) != '\n') out.setCharAt(i, ' ');
+            } else if (src.startsWith("\"\"\"", i)) { // a text block
+                int end = src.indexOf("\"\"\"", i + 3);
+                end = end < 0 ? n : end + 3;
+                for (int k = i + 3; k < end - 3; k++) if (src.charAt(k) != '\n') out.setCharAt(k, ' ');
+                i = end;
             } else if (c == '"' || c == '\'') {
                 int j = i + 1;
                 while (j < n && src.charAt(j) != c) j += src.charAt(j) == '\\' ? 2 : 1;
@@ -171,6 +176,9 @@ class WideVectorRuleTest {
                     }
                     static void clean(float[] a) {
                         FloatVector v = FloatVector.fromArray(W, a, 0);
+                        String doc = \"""
+                                v.fma(v, v) in a text block is fine
+                                \""";
                         v.lanewise(VectorOperators.ADD, v).intoMemorySegment(MemorySegment.ofArray(a), 0L, ByteOrder.nativeOrder());
                     }
                 }

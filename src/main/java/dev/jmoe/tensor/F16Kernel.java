@@ -74,7 +74,7 @@ final class F16Kernel extends RowKernel {
      *
      * <p>The 512-bit loop calls lanewise(op, vector) and viewAsFloatingLanes, never the convenience methods (fma, add,
      * mul, and, shifts by an int, reinterpretAsFloats): those dispatch inside the JDK, where the receiver type profile
-     * is shared with the 256-bit kernels, and 512-bit vectors there make C2 box the 256-bit kernels' vectors.
+     * is shared with the 256-bit kernels, and 512-bit vectors there can make C2 box the 256-bit kernels' vectors.
      */
     @Override
     float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
