@@ -31,7 +31,7 @@ class WideVectorRuleTest {
     private static final Path MAIN = Path.of(System.getProperty("jmoe.project.dir", ".")).resolve("src/main/java/dev/jmoe");
 
     /**
-     * Ops' SwiGLU and softmax exp: written by the rule they measured 8-10% slower Mixtral-like Q4_0 decode in the full
+     * Ops' SwiGLU and softmax exp: written by the rule they measured 5-15% slower Mixtral-like Q4_0 decode in the full
      * program (session 31, docs/speed.md), though not in OpsBench.
      */
     static final Map<String, Set<String>> EXEMPT = Map.of("model/Ops.java", Set.of("siluTimes", "expShifted", "exp"));
