@@ -116,7 +116,11 @@ class WideVectorRuleTest {
 
     /** The convenience calls in the methods of {@code src} that make vectors of one of its wide species. */
     static List<String> violations(String name, String src, Set<String> exempt) {
-        String code = code(src);
+        return violationsInCode(name, code(src), exempt);
+    }
+
+    /** {@link #violations} of source already blanked by {@link #code}. */
+    private static List<String> violationsInCode(String name, String code, Set<String> exempt) {
         Set<String> wide = new LinkedHashSet<>();
         for (Matcher m = WIDE_SPECIES.matcher(code); m.find(); ) wide.add(m.group(1));
         List<String> out = new ArrayList<>();
@@ -141,10 +145,9 @@ class WideVectorRuleTest {
         int wideFiles = 0;
         try (Stream<Path> s = Files.walk(MAIN)) {
             for (Path p : s.filter(f -> f.toString().endsWith(".java")).sorted().toList()) {
-                String src = Files.readString(p);
-                if (WIDE_SPECIES.matcher(code(src)).find()) wideFiles++;
-                String name = MAIN.relativize(p).toString();
-                bad.addAll(violations(name, src, EXEMPT.getOrDefault(name, Set.of())));
+                String code = code(Files.readString(p)), name = MAIN.relativize(p).toString();
+                if (WIDE_SPECIES.matcher(code).find()) wideFiles++;
+                bad.addAll(violationsInCode(name, code, EXEMPT.getOrDefault(name, Set.of())));
             }
         }
         assertTrue(wideFiles >= 3, "the wide kernels (Ops, F16Kernel, PackedQ8) were not found under " + MAIN);

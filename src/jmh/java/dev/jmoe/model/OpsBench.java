@@ -38,7 +38,7 @@ public class OpsBench {
     @Setup
     public void setUp() {
         Random r = new Random(42);
-        long perSet = 4L * (3L * n + 2L * CONTEXT * HEAD + 5L * HEAD);
+        long perSet = 4L * (3L * n + 2L * CONTEXT * HEAD + 8L * HEAD); // gate, up, scores; keys, values; queries, outs
         int sets = ws.equals("hot") ? 1 : (int) Math.max(2, STREAM_BYTES / perSet);
         gate = new float[sets][];
         up = new float[sets][];

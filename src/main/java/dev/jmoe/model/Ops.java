@@ -17,9 +17,9 @@ final class Ops {
     // attention code below calls lanewise(op, ...), stores through intoMemorySegment and sums its lanes itself: the
     // convenience methods (add, mul, fma, intoArray, Lanes.sum) dispatch inside the JDK or in Lanes, at call sites
     // whose receiver type profile the 256-bit kernels share (WideVectorRuleTest keeps that rule). With it, Mixtral-like
-    // Q4_K_M decode rose from 0.66x to 0.79x llama.cpp (session 31). siluTimes/expShifted keep the convenience methods:
-    // written the same way they measured slower Mixtral-like Q4_0 decode in the full program (0.79-0.83x -> 0.71-0.75x
-    // llama.cpp), though not in OpsBench; why is not known.
+    // Q4_K_M decode rose from 0.68x to 0.76x llama.cpp (session 31, 8+8 runs). siluTimes/expShifted keep the
+    // convenience methods: written the same way they measured slower Mixtral-like Q4_0 decode in the full program
+    // (0.04-0.12 lower ratio to llama.cpp in every batch), though not in OpsBench; why is not known.
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 

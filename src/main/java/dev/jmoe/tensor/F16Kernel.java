@@ -73,8 +73,7 @@ final class F16Kernel extends RowKernel {
      * returning vectors), so C2 never leaves one uninlined and boxes its vectors.
      *
      * <p>The 512-bit loop calls lanewise(op, vector) and viewAsFloatingLanes, never the convenience methods (fma, add,
-     * mul, and, shifts by an int, reinterpretAsFloats): those dispatch inside the JDK, where the receiver type profile
-     * is shared with the 256-bit kernels, and 512-bit vectors there can make C2 box the 256-bit kernels' vectors.
+     * mul, and, shifts by an int, reinterpretAsFloats): WideVectorRuleTest's rule, which says why.
      */
     @Override
     float dotPrepared(MemorySegment src, long off, float[] xp, int n) {
