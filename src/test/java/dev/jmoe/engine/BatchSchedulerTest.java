@@ -135,10 +135,24 @@ class BatchSchedulerTest {
             GenerationResult r = long1.await(60, TimeUnit.SECONDS);
             assertEquals(FinishReason.CANCELLED, r.finishReason());
             assertEquals(4, queued.await(60, TimeUnit.SECONDS).tokens().length, "the freed slot went to the queued generation");
+            // "Never" must still be queued when it is cancelled: a generation holding the only slot keeps it there (left
+            // to itself, the idle scheduler could finish all four tokens before cancel() on a loaded machine; seen in CI)
+            CountDownLatch holding = new CountDownLatch(1), release = new CountDownLatch(1);
+            Generation holder = s.submit(engine.tokenize("Hold"), greedy(4), (t, text) -> {
+                holding.countDown();
+                try {
+                    release.await(60, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            assertTrue(holding.await(60, TimeUnit.SECONDS));
             Generation never = s.submit(engine.tokenize("Never"), greedy(4), null);
             never.cancel();
+            release.countDown();
             assertEquals(FinishReason.CANCELLED, never.await(60, TimeUnit.SECONDS).finishReason());
             assertEquals(0, never.await().tokens().length);
+            holder.await(60, TimeUnit.SECONDS);
             long deadline = System.nanoTime() + 10_000_000_000L;
             while (s.busySlots() != 0 && System.nanoTime() < deadline) Thread.sleep(10);
             assertEquals(0, s.busySlots());
