@@ -294,6 +294,15 @@ public final class PackedQ4 implements PackedMatrix {
         float[] f = new float[0];
         private byte[] q8 = new byte[0];
         private float[] d8 = new float[0];
+        /**
+         * {@link Precision#BITS_8} batches: per pair of vectors (2i, 2i + 1; an odd batch's last vector paired with
+         * itself) and per block, each of the block's multipliers for both vectors as one int, the first vector's in the
+         * low half ({@link #productBatch}'s kernel broadcasts them as ints: one load, where a 16-bit broadcast also takes
+         * a shuffle).
+         */
+        int[] pairs = new int[0];
+        /** The batch and vector stride {@link #pairs} were laid out for (0: none). */
+        int pairedBatch, pairedStride;
 
         /** Shorts per vector of x (floats, for {@link Precision#FLOAT}). */
         int stride() {
@@ -308,6 +317,20 @@ public final class PackedQ4 implements PackedMatrix {
             size(precision, rounding, cols, batch);
             int nb = cols / QK, stride = stride();
             for (int b = 0; b < batch; b++) blocks(rounding, x, xOff + b * xStride, 0, nb, b * stride, b * nb);
+            pairedBatch = 0;
+            if (precision == Precision.BITS_8 && batch >= 2) layOutPairs(batch, stride);
+        }
+
+        /** {@link #pairs} from the {@code batch} vectors laid out in {@link #v}. */
+        private void layOutPairs(int batch, int stride) {
+            int count = (batch + 1) / 2;
+            if (pairs.length < count * stride) pairs = new int[count * stride];
+            for (int p = 0; p < count; p++) {
+                int first = 2 * p * stride, second = Math.min(2 * p + 1, batch - 1) * stride, at = p * stride;
+                for (int i = 0; i < stride; i++) pairs[at + i] = (v[first + i] & 0xFFFF) | v[second + i] << 16;
+            }
+            pairedBatch = batch;
+            pairedStride = stride;
         }
 
         /**
@@ -527,6 +550,288 @@ public final class PackedQ4 implements PackedMatrix {
             if (a.precision == Precision.BITS_8) group8(g, a.v, vOff, a.d, a.sums, dOff, out, o);
             else group16(g, a.v, vOff, a.d, a.sums, dOff, out, o);
         }
+    }
+
+    /**
+     * 8-bit activations laid out with their {@link Activation#pairs}: four vectors (two pairs) per pass over a group's
+     * weights, so each weight vector is loaded and shifted once for four and each multiplier is a plain 32-bit
+     * broadcast. Every vector gets exactly {@link #group8}'s bits: the integer sums are the same sums modulo 2^16, and
+     * each vector's float operations are group8's, in its order. Otherwise as {@link PackedMatrix#productBatch}.
+     */
+    @Override
+    public void productBatch(Activation a, int batch, int stride, int blocks, int g0, int g1, float[] out, int outOff, int outStride) {
+        if (a.precision != Precision.BITS_8 || batch < 2 || a.pairedBatch != batch || a.pairedStride != stride || blocks != cols / QK) {
+            PackedMatrix.super.productBatch(a, batch, stride, blocks, g0, g1, out, outOff, outStride);
+            return;
+        }
+        if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
+        int count = (batch + 1) / 2, whole = batch / 2; // pairs, and pairs of two distinct vectors
+        for (int g = g0; g < g1; g++) {
+            int o = outOff + (g - g0) * ROWS;
+            int p = 0;
+            for (; p + 4 <= whole; p += 4) group8Quad(g, a.pairs, p, stride, a.d, a.sums, blocks, out, o, outStride);
+            for (; p < count; p += 2) {
+                // an odd number of pairs: the last pair twice (its results written twice, the same bits)
+                int q = Math.min(p + 1, count - 1);
+                group8Pairs(g, a.pairs, p * stride, q * stride, a.d, a.sums, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
+                        Math.min(2 * q + 1, batch - 1), out, o, outStride);
+            }
+        }
+    }
+
+    /**
+     * {@link #group8} of group g for the eight vectors of pairs [p, p + 4) (all distinct), each pair's multipliers at
+     * pairs[pair·stride ..]: twice the vectors per weight loaded and shifted of {@link #group8Pairs}. Their float sums
+     * gather in their rows of {@code out} block by block (sixteen accumulators do not fit in the registers), with
+     * group8's operations in its order.
+     */
+    private void group8Quad(int g, int[] pairs, int p, int stride, float[] dx, float[] sums, int blocks, float[] out, int outOff, int outStride) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb, per = Precision.BITS_8.blockShorts;
+        for (int t = 2 * p; t < 2 * p + 8; t++) java.util.Arrays.fill(out, outOff + t * outStride, outOff + t * outStride + ROWS, 0f);
+        int pa = p * stride, pb = pa + stride, pc = pb + stride, pd = pc + stride;
+        for (int b = 0; b < nb; b++) {
+            int qp = (block0 + b) * QUANT_SHORTS, sp = (block0 + b) * blockFloats, m = b * per;
+            ShortVector wa = IntVector.broadcast(I, pairs[pa + m]).reinterpretAsShorts(), ua = wa;
+            ShortVector wb = IntVector.broadcast(I, pairs[pb + m]).reinterpretAsShorts(), ub = wb;
+            ShortVector wc = IntVector.broadcast(I, pairs[pc + m]).reinterpretAsShorts(), uc = wc;
+            ShortVector wd = IntVector.broadcast(I, pairs[pd + m]).reinterpretAsShorts(), ud = wd;
+            for (int s = 0; s < 8; s++) {
+                ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
+                ShortVector u = w.reinterpretAsInts().lanewise(VectorOperators.ROL, 16).reinterpretAsShorts();
+                int k = m + 1 + s * 4;
+                ShortVector wn = w, un = u;
+                ShortVector xa0 = IntVector.broadcast(I, pairs[pa + k + 0]).reinterpretAsShorts();
+                wa = wa.add(wn.mul(xa0));
+                ua = ua.add(un.mul(xa0));
+                ShortVector xb0 = IntVector.broadcast(I, pairs[pb + k + 0]).reinterpretAsShorts();
+                wb = wb.add(wn.mul(xb0));
+                ub = ub.add(un.mul(xb0));
+                ShortVector xc0 = IntVector.broadcast(I, pairs[pc + k + 0]).reinterpretAsShorts();
+                wc = wc.add(wn.mul(xc0));
+                uc = uc.add(un.mul(xc0));
+                ShortVector xd0 = IntVector.broadcast(I, pairs[pd + k + 0]).reinterpretAsShorts();
+                wd = wd.add(wn.mul(xd0));
+                ud = ud.add(un.mul(xd0));
+                wn = w.lanewise(VectorOperators.LSHR, 4);
+                un = u.lanewise(VectorOperators.LSHR, 4);
+                ShortVector xa1 = IntVector.broadcast(I, pairs[pa + k + 1]).reinterpretAsShorts();
+                wa = wa.add(wn.mul(xa1));
+                ua = ua.add(un.mul(xa1));
+                ShortVector xb1 = IntVector.broadcast(I, pairs[pb + k + 1]).reinterpretAsShorts();
+                wb = wb.add(wn.mul(xb1));
+                ub = ub.add(un.mul(xb1));
+                ShortVector xc1 = IntVector.broadcast(I, pairs[pc + k + 1]).reinterpretAsShorts();
+                wc = wc.add(wn.mul(xc1));
+                uc = uc.add(un.mul(xc1));
+                ShortVector xd1 = IntVector.broadcast(I, pairs[pd + k + 1]).reinterpretAsShorts();
+                wd = wd.add(wn.mul(xd1));
+                ud = ud.add(un.mul(xd1));
+                wn = w.lanewise(VectorOperators.LSHR, 8);
+                un = u.lanewise(VectorOperators.LSHR, 8);
+                ShortVector xa2 = IntVector.broadcast(I, pairs[pa + k + 2]).reinterpretAsShorts();
+                wa = wa.add(wn.mul(xa2));
+                ua = ua.add(un.mul(xa2));
+                ShortVector xb2 = IntVector.broadcast(I, pairs[pb + k + 2]).reinterpretAsShorts();
+                wb = wb.add(wn.mul(xb2));
+                ub = ub.add(un.mul(xb2));
+                ShortVector xc2 = IntVector.broadcast(I, pairs[pc + k + 2]).reinterpretAsShorts();
+                wc = wc.add(wn.mul(xc2));
+                uc = uc.add(un.mul(xc2));
+                ShortVector xd2 = IntVector.broadcast(I, pairs[pd + k + 2]).reinterpretAsShorts();
+                wd = wd.add(wn.mul(xd2));
+                ud = ud.add(un.mul(xd2));
+                wn = w.lanewise(VectorOperators.LSHR, 12);
+                un = u.lanewise(VectorOperators.LSHR, 12);
+                ShortVector xa3 = IntVector.broadcast(I, pairs[pa + k + 3]).reinterpretAsShorts();
+                wa = wa.add(wn.mul(xa3));
+                ua = ua.add(un.mul(xa3));
+                ShortVector xb3 = IntVector.broadcast(I, pairs[pb + k + 3]).reinterpretAsShorts();
+                wb = wb.add(wn.mul(xb3));
+                ub = ub.add(un.mul(xb3));
+                ShortVector xc3 = IntVector.broadcast(I, pairs[pc + k + 3]).reinterpretAsShorts();
+                wc = wc.add(wn.mul(xc3));
+                uc = uc.add(un.mul(xc3));
+                ShortVector xd3 = IntVector.broadcast(I, pairs[pd + k + 3]).reinterpretAsShorts();
+                wd = wd.add(wn.mul(xd3));
+                ud = ud.add(un.mul(xd3));
+            }
+            // (written out: a helper taking these vectors would box them when C2 does not inline it)
+            FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
+            int t = 2 * p;
+            {
+                IntVector wi = wa.reinterpretAsInts(), ui = ua.reinterpretAsInts();
+                int first = t + 0, o0 = outOff + first * outStride, o1 = o0 + outStride, d0 = first * blocks + b, d1 = d0 + blocks;
+                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s0.mul(dx[d0]), FloatVector.fromArray(F, out, o0));
+                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s1.mul(dx[d0]), FloatVector.fromArray(F, out, o0 + 8));
+                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s0.mul(dx[d1]), FloatVector.fromArray(F, out, o1));
+                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
+                if (offsets) {
+                    FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
+                    FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
+                    r00 = f0.fma(x0, r00);
+                    r01 = f1.fma(x0, r01);
+                    r10 = f0.fma(x1, r10);
+                    r11 = f1.fma(x1, r11);
+                }
+                r00.intoArray(out, o0);
+                r01.intoArray(out, o0 + 8);
+                r10.intoArray(out, o1);
+                r11.intoArray(out, o1 + 8);
+            }
+            {
+                IntVector wi = wb.reinterpretAsInts(), ui = ub.reinterpretAsInts();
+                int first = t + 2, o0 = outOff + first * outStride, o1 = o0 + outStride, d0 = first * blocks + b, d1 = d0 + blocks;
+                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s0.mul(dx[d0]), FloatVector.fromArray(F, out, o0));
+                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s1.mul(dx[d0]), FloatVector.fromArray(F, out, o0 + 8));
+                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s0.mul(dx[d1]), FloatVector.fromArray(F, out, o1));
+                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
+                if (offsets) {
+                    FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
+                    FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
+                    r00 = f0.fma(x0, r00);
+                    r01 = f1.fma(x0, r01);
+                    r10 = f0.fma(x1, r10);
+                    r11 = f1.fma(x1, r11);
+                }
+                r00.intoArray(out, o0);
+                r01.intoArray(out, o0 + 8);
+                r10.intoArray(out, o1);
+                r11.intoArray(out, o1 + 8);
+            }
+            {
+                IntVector wi = wc.reinterpretAsInts(), ui = uc.reinterpretAsInts();
+                int first = t + 4, o0 = outOff + first * outStride, o1 = o0 + outStride, d0 = first * blocks + b, d1 = d0 + blocks;
+                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s0.mul(dx[d0]), FloatVector.fromArray(F, out, o0));
+                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s1.mul(dx[d0]), FloatVector.fromArray(F, out, o0 + 8));
+                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s0.mul(dx[d1]), FloatVector.fromArray(F, out, o1));
+                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
+                if (offsets) {
+                    FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
+                    FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
+                    r00 = f0.fma(x0, r00);
+                    r01 = f1.fma(x0, r01);
+                    r10 = f0.fma(x1, r10);
+                    r11 = f1.fma(x1, r11);
+                }
+                r00.intoArray(out, o0);
+                r01.intoArray(out, o0 + 8);
+                r10.intoArray(out, o1);
+                r11.intoArray(out, o1 + 8);
+            }
+            {
+                IntVector wi = wd.reinterpretAsInts(), ui = ud.reinterpretAsInts();
+                int first = t + 6, o0 = outOff + first * outStride, o1 = o0 + outStride, d0 = first * blocks + b, d1 = d0 + blocks;
+                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s0.mul(dx[d0]), FloatVector.fromArray(F, out, o0));
+                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s1.mul(dx[d0]), FloatVector.fromArray(F, out, o0 + 8));
+                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s0.mul(dx[d1]), FloatVector.fromArray(F, out, o1));
+                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                        .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
+                if (offsets) {
+                    FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
+                    FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
+                    r00 = f0.fma(x0, r00);
+                    r01 = f1.fma(x0, r01);
+                    r10 = f0.fma(x1, r10);
+                    r11 = f1.fma(x1, r11);
+                }
+                r00.intoArray(out, o0);
+                r01.intoArray(out, o0 + 8);
+                r10.intoArray(out, o1);
+                r11.intoArray(out, o1 + 8);
+            }
+        }
+    }
+
+    /**
+     * {@link #group8} of group g for two pairs of vectors (tokens ta0/ta1 at {@code pairs[pa ..]}, tb0/tb1 at
+     * {@code pairs[pb ..]}; token t's scales at dx[t·blocks ..], results at out[outOff + t·outStride ..]).
+     *
+     * <p>A multiplier int puts the pair's first vector in the even 16-bit lanes (rows 0-7) and its second in the odd ones
+     * (rows 8-15). The weights as loaded (w) thus give rows 0-7 of the first vector and rows 8-15 of the second; the
+     * weights with the halves of each 32-bit lane swapped (u) give rows 8-15 of the first and rows 0-7 of the second,
+     * each in the half group8's widening reads them from.
+     */
+    private void group8Pairs(int g, int[] pairs, int pa, int pb, float[] dx, float[] sums, int blocks, int ta0, int ta1, int tb0, int tb1,
+                             float[] out, int outOff, int outStride) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb, per = Precision.BITS_8.blockShorts;
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
+        FloatVector b00 = FloatVector.zero(F), b01 = FloatVector.zero(F), b10 = FloatVector.zero(F), b11 = FloatVector.zero(F);
+        for (int b = 0; b < nb; b++) {
+            int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
+            int ia = pa + b * per, ib = pb + b * per;
+            // the -8·Σx terms of both vectors of each pair start every sum
+            ShortVector ka = IntVector.broadcast(I, pairs[ia]).reinterpretAsShorts(), kb = IntVector.broadcast(I, pairs[ib]).reinterpretAsShorts();
+            ShortVector wa = ka, ua = ka, wb = kb, ub = kb;
+            for (int s = 0; s < 8; s++) {
+                ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
+                ShortVector u = w.reinterpretAsInts().lanewise(VectorOperators.ROL, 16).reinterpretAsShorts();
+                int ma = ia + 1 + s * 4, mb = ib + 1 + s * 4;
+                for (int n = 0; n < 4; n++) {
+                    ShortVector wn = w.lanewise(VectorOperators.LSHR, 4 * n), un = u.lanewise(VectorOperators.LSHR, 4 * n);
+                    ShortVector xa = IntVector.broadcast(I, pairs[ma + n]).reinterpretAsShorts();
+                    ShortVector xb = IntVector.broadcast(I, pairs[mb + n]).reinterpretAsShorts();
+                    wa = wa.add(wn.mul(xa));
+                    ua = ua.add(un.mul(xa));
+                    wb = wb.add(wn.mul(xb));
+                    ub = ub.add(un.mul(xb));
+                }
+            }
+            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
+            IntVector wai = wa.reinterpretAsInts(), uai = ua.reinterpretAsInts(), wbi = wb.reinterpretAsInts(), ubi = ub.reinterpretAsInts();
+            // first vector of a pair: rows 0-7 in w's low halves, rows 8-15 in u's; second: rows 0-7 in u's high halves, 8-15 in w's
+            a00 = ((FloatVector) wai.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                    .fma(s0.mul(dx[ta0 * blocks + b]), a00);
+            a01 = ((FloatVector) uai.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                    .fma(s1.mul(dx[ta0 * blocks + b]), a01);
+            a10 = ((FloatVector) uai.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta1 * blocks + b]), a10);
+            a11 = ((FloatVector) wai.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[ta1 * blocks + b]), a11);
+            b00 = ((FloatVector) wbi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                    .fma(s0.mul(dx[tb0 * blocks + b]), b00);
+            b01 = ((FloatVector) ubi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
+                    .fma(s1.mul(dx[tb0 * blocks + b]), b01);
+            b10 = ((FloatVector) ubi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[tb1 * blocks + b]), b10);
+            b11 = ((FloatVector) wbi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[tb1 * blocks + b]), b11);
+            if (offsets) {
+                FloatVector o0 = FloatVector.fromArray(F, sc, p + 16), o1 = FloatVector.fromArray(F, sc, p + 24);
+                FloatVector xa0 = FloatVector.broadcast(F, sums[ta0 * blocks + b]), xa1 = FloatVector.broadcast(F, sums[ta1 * blocks + b]);
+                FloatVector xb0 = FloatVector.broadcast(F, sums[tb0 * blocks + b]), xb1 = FloatVector.broadcast(F, sums[tb1 * blocks + b]);
+                a00 = o0.fma(xa0, a00);
+                a01 = o1.fma(xa0, a01);
+                a10 = o0.fma(xa1, a10);
+                a11 = o1.fma(xa1, a11);
+                b00 = o0.fma(xb0, b00);
+                b01 = o1.fma(xb0, b01);
+                b10 = o0.fma(xb1, b10);
+                b11 = o1.fma(xb1, b11);
+            }
+        }
+        a00.intoArray(out, outOff + ta0 * outStride);
+        a01.intoArray(out, outOff + ta0 * outStride + 8);
+        a10.intoArray(out, outOff + ta1 * outStride);
+        a11.intoArray(out, outOff + ta1 * outStride + 8);
+        b00.intoArray(out, outOff + tb0 * outStride);
+        b01.intoArray(out, outOff + tb0 * outStride + 8);
+        b10.intoArray(out, outOff + tb1 * outStride);
+        b11.intoArray(out, outOff + tb1 * outStride + 8);
     }
 
     // group8 and group16 share their frame on purpose: each is a single hot loop that C2 compiles tightly, where one

@@ -140,6 +140,54 @@ class PackedQ4Test {
         }
     }
 
+    /**
+     * Batches of 8-bit activations (four vectors per pass, multipliers paired as ints) give every vector exactly the bits
+     * a product of that vector alone gives: odd and even batches, an odd number of pairs, groups from the middle of the
+     * copy, the results at a stride with gaps, and extreme activations (a block of ±127 steps, one all zero).
+     */
+    @ParameterizedTest
+    @CsvSource({"Q4_0, Q8_0, 2", "Q4_0, Q8_0, 3", "Q4_0, Q8_0, 4", "Q4_0, Q8_0, 5", "Q4_0, Q8_0, 6", "Q4_0, Q8_0, 9",
+            "Q4_K, Q8_K, 2", "Q4_K, Q8_K, 5", "Q4_K, Q8_K, 7", "Q4_K, Q8_K, 8"})
+    void eightBitBatchesEqualEachVectorAlone(GgmlType type, QuantizedActivation.Scheme rounding, int batch) {
+        Random rnd = new Random(300 + batch);
+        int rows = 80, cols = 512, outStride = rows + 5, blocks = cols / 32;
+        PackedQ4 p = PackedQ4.pack(random(type, rows, cols, rnd));
+        float[] x = new float[batch * cols];
+        for (int b = 0; b < batch; b++) System.arraycopy(PackedProducts.activation(rnd, cols), 0, x, b * cols, cols);
+        java.util.Arrays.fill(x, 0, 32, 3f); // every value of a block at the block's largest step: Σ(q−8)·x at its extremes
+        java.util.Arrays.fill(x, cols + 32, cols + 64, 0f); // a zero block: scale 0
+        PackedQ4.Activation a = new PackedQ4.Activation();
+        a.prepare(PackedQ4.Precision.BITS_8, rounding, x, 0, cols, batch, cols);
+        float[] got = new float[batch * outStride + 3], want = new float[batch * outStride + 3];
+        p.productBatch(a, batch, a.stride(), blocks, 1, 5, got, 3, outStride);
+        PackedQ4.Activation one = new PackedQ4.Activation();
+        for (int b = 0; b < batch; b++) {
+            one.prepare(PackedQ4.Precision.BITS_8, rounding, x, b * cols, cols, 1, cols);
+            p.product(one, 0, 0, 1, 5, want, 3 + b * outStride);
+        }
+        assertArrayEquals(want, got);
+        for (int b = 0; b < batch; b++) assertNotEquals(0f, got[3 + b * outStride + 17], "vector " + b + " was computed");
+    }
+
+    /** Through a tiled set (a prompt's products) with rounded activations, each token's rows are its matVec's. */
+    @ParameterizedTest
+    @ValueSource(strings = {"Q4_0", "Q4_K"})
+    void roundedPromptsGiveEachTokenItsMatVec(GgmlType type) {
+        Random rnd = new Random(41);
+        int rows = 96, cols = 768, batch = 11;
+        Matrix m = packed(random(type, rows, cols, rnd));
+        float[] x = new float[batch * cols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        float[] all = new float[batch * rows], one = new float[rows];
+        Kernels.withActivationQuantization(true, () -> {
+            Kernels.matMul(pool2, m, x, cols, batch, all, rows);
+            for (int b = 0; b < batch; b++) {
+                Kernels.matVec(null, m, x, b * cols, one, 0);
+                assertArrayEquals(one, java.util.Arrays.copyOfRange(all, b * rows, (b + 1) * rows), "token " + b);
+            }
+        });
+    }
+
     /** 16-bit products take two groups per pass where they can; that changes no bit of any row. */
     @ParameterizedTest
     @ValueSource(strings = {"Q4_0", "Q4_K"})
