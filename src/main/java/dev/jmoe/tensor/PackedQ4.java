@@ -295,7 +295,7 @@ public final class PackedQ4 implements PackedMatrix {
         private byte[] q8 = new byte[0];
         private float[] d8 = new float[0];
         /**
-         * {@link Precision#BITS_8} batches: per pair of vectors (2i, 2i + 1; an odd batch's last vector paired with
+         * Batches of 8-bit activations ({@link Precision#rounded}): per pair of vectors (2i, 2i + 1; an odd batch's last vector paired with
          * itself) and per block, each of the block's multipliers for both vectors as one int, the first vector's in the
          * low half ({@link #productBatch}'s kernel broadcasts them as ints: one load, where a 16-bit broadcast also takes
          * a shuffle).
@@ -318,7 +318,7 @@ public final class PackedQ4 implements PackedMatrix {
             int nb = cols / QK, stride = stride();
             for (int b = 0; b < batch; b++) blocks(rounding, x, xOff + b * xStride, 0, nb, b * stride, b * nb);
             pairedBatch = 0;
-            if (precision == Precision.BITS_8 && batch >= 2) layOutPairs(batch, stride);
+            if (precision.rounded && batch >= 2) layOutPairs(batch, stride);
         }
 
         /** {@link #pairs} from the {@code batch} vectors laid out in {@link #v}. */

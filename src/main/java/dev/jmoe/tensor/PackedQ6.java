@@ -251,6 +251,97 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     /**
+     * 8-bit activations laid out with their {@link PackedQ4.Activation#pairs}: four vectors (two pairs) per pass over a
+     * group's weights, each weight vector loaded and shifted once for the four, each multiplier a 32-bit broadcast.
+     * Every vector gets exactly {@link #pair8}'s bits (the same integer sums per half sub-block, the same float
+     * operations in its order). Otherwise as {@link PackedMatrix#productBatch}.
+     */
+    @Override
+    public void productBatch(PackedQ4.Activation a, int batch, int stride, int blocks, int g0, int g1, float[] out, int outOff, int outStride) {
+        if (a.precision != PackedQ4.Precision.Q6_BITS_8 || batch < 2 || a.pairedBatch != batch || a.pairedStride != stride || blocks != cols / 32) {
+            PackedMatrix.super.productBatch(a, batch, stride, blocks, g0, g1, out, outOff, outStride);
+            return;
+        }
+        if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a Q6 matrix of " + cols + " columns");
+        int count = (batch + 1) / 2;
+        for (int g = g0; g < g1; g++) {
+            int o = outOff + (g - g0) * ROWS;
+            for (int p = 0; p < count; p += 2) {
+                int q = Math.min(p + 1, count - 1); // an odd number of pairs: the last pair twice (the same bits written twice)
+                group8Pairs(g, a.pairs, p * stride, q * stride, a.d, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
+                        Math.min(2 * q + 1, batch - 1), out, o, outStride);
+            }
+        }
+    }
+
+    /**
+     * {@link #pair8} of group g alone for two pairs of vectors (tokens ta0/ta1 at {@code pairs[pa ..]}, tb0/tb1 at
+     * {@code pairs[pb ..]}; token t's scales at dx[t·blocks ..], results at out[outOff + t·outStride ..]). As in
+     * PackedQ4's kernel of the same name, the weights as loaded (v) give rows 0-7 of a pair's first vector and rows 8-15
+     * of its second, the weights with the halves of each 32-bit lane swapped (u) the other rows.
+     */
+    private void group8Pairs(int g, int[] pairs, int pa, int pb, float[] dx, int blocks, int ta0, int ta1, int tb0, int tb1,
+                             float[] out, int outOff, int outStride) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int subs = cols / SUB, sub0 = (firstGroup + g) * subs;
+        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
+        FloatVector b00 = FloatVector.zero(F), b01 = FloatVector.zero(F), b10 = FloatVector.zero(F), b11 = FloatVector.zero(F);
+        for (int j = 0; j < subs; j++) {
+            int qp = (sub0 + j) * QUANT_SHORTS;
+            // per token, rows 0-7 and rows 8-15: the sums of both halves of the sub-block
+            IntVector ia0 = IntVector.zero(I), ia1 = ia0, ja0 = ia0, ja1 = ia0, ib0 = ia0, ib1 = ia0, jb0 = ia0, jb1 = ia0;
+            for (int half = 0; half < 2; half++) {
+                int o = j * 2 * HALF_MULTIPLIERS_8 + half * HALF_MULTIPLIERS_8;
+                ShortVector wa = IntVector.broadcast(I, pairs[pa + o]).reinterpretAsShorts(), ua = wa;
+                ShortVector wb = IntVector.broadcast(I, pairs[pb + o]).reinterpretAsShorts(), ub = wb;
+                for (int i = 0; i < 4; i++) {
+                    int k = 16 * (4 * half + i), m = o + 1 + 2 * i;
+                    ShortVector v = ShortVector.fromArray(S, qs, qp + k);
+                    ShortVector u = v.reinterpretAsInts().lanewise(VectorOperators.ROL, 16).reinterpretAsShorts();
+                    ShortVector v6 = v.lanewise(VectorOperators.LSHR, 6), u6 = u.lanewise(VectorOperators.LSHR, 6);
+                    ShortVector x = IntVector.broadcast(I, pairs[pa + m]).reinterpretAsShorts(), y = IntVector.broadcast(I, pairs[pa + m + 1]).reinterpretAsShorts();
+                    wa = wa.add(v.mul(x)).add(v6.mul(y));
+                    ua = ua.add(u.mul(x)).add(u6.mul(y));
+                    x = IntVector.broadcast(I, pairs[pb + m]).reinterpretAsShorts();
+                    y = IntVector.broadcast(I, pairs[pb + m + 1]).reinterpretAsShorts();
+                    wb = wb.add(v.mul(x)).add(v6.mul(y));
+                    ub = ub.add(u.mul(x)).add(u6.mul(y));
+                }
+                IntVector w = wa.reinterpretAsInts(), u = ua.reinterpretAsInts();
+                ia0 = ia0.add(w.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                ia1 = ia1.add(u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                ja0 = ja0.add(u.lanewise(VectorOperators.ASHR, 16));
+                ja1 = ja1.add(w.lanewise(VectorOperators.ASHR, 16));
+                w = wb.reinterpretAsInts();
+                u = ub.reinterpretAsInts();
+                ib0 = ib0.add(w.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                ib1 = ib1.add(u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+                jb0 = jb0.add(u.lanewise(VectorOperators.ASHR, 16));
+                jb1 = jb1.add(w.lanewise(VectorOperators.ASHR, 16));
+            }
+            int p = (sub0 + j) * ROWS, blk = j / 2;
+            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
+            a00 = ((FloatVector) ia0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta0 * blocks + blk]), a00);
+            a01 = ((FloatVector) ia1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[ta0 * blocks + blk]), a01);
+            a10 = ((FloatVector) ja0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta1 * blocks + blk]), a10);
+            a11 = ((FloatVector) ja1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[ta1 * blocks + blk]), a11);
+            b00 = ((FloatVector) ib0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[tb0 * blocks + blk]), b00);
+            b01 = ((FloatVector) ib1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[tb0 * blocks + blk]), b01);
+            b10 = ((FloatVector) jb0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[tb1 * blocks + blk]), b10);
+            b11 = ((FloatVector) jb1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[tb1 * blocks + blk]), b11);
+        }
+        a00.intoArray(out, outOff + ta0 * outStride);
+        a01.intoArray(out, outOff + ta0 * outStride + 8);
+        a10.intoArray(out, outOff + ta1 * outStride);
+        a11.intoArray(out, outOff + ta1 * outStride + 8);
+        b00.intoArray(out, outOff + tb0 * outStride);
+        b01.intoArray(out, outOff + tb0 * outStride + 8);
+        b10.intoArray(out, outOff + tb1 * outStride);
+        b11.intoArray(out, outOff + tb1 * outStride + 8);
+    }
+
+    /**
      * Groups g and h (any other group, or g again) at once, each multiplier broadcast once for both: out[outOff ..] gets
      * g's 16 rows, out[outH ..] h's.
      *

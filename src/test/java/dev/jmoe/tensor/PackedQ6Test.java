@@ -32,6 +32,32 @@ class PackedQ6Test {
         return m.withPacked(PackedQ6.pack(m, null));
     }
 
+    /**
+     * Batches of 8-bit activations (Q8_K, four vectors per pass, multipliers paired as ints) give every vector exactly
+     * the bits a product of that vector alone gives: odd and even batches, an odd number of pairs, groups from the middle
+     * of the copy, results at a stride with gaps, and a block at the activation's extreme steps.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3, 4, 5, 6, 9})
+    void eightBitBatchesEqualEachVectorAlone(int batch) {
+        Random rnd = new Random(500 + batch);
+        int rows = 80, cols = 512, outStride = rows + 5;
+        PackedQ6 p = PackedQ6.pack(random(rows, cols, rnd), null);
+        float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
+        java.util.Arrays.fill(x, 0, 32, -2f); // every value at the largest step of its Q8_K block
+        PackedQ4.Activation a = new PackedQ4.Activation();
+        a.prepare(PackedQ4.Precision.Q6_BITS_8, QuantizedActivation.Scheme.Q8_K, x, 0, cols, batch, cols);
+        float[] got = new float[batch * outStride + 3], want = new float[batch * outStride + 3];
+        p.productBatch(a, batch, a.stride(), cols / 32, 1, 5, got, 3, outStride);
+        PackedQ4.Activation one = new PackedQ4.Activation();
+        for (int b = 0; b < batch; b++) {
+            one.prepare(PackedQ4.Precision.Q6_BITS_8, QuantizedActivation.Scheme.Q8_K, x, b * cols, cols, 1, cols);
+            p.product(one, 0, 0, 1, 5, want, 3 + b * outStride);
+        }
+        assertArrayEquals(want, got);
+        for (int b = 0; b < batch; b++) assertNotEquals(0f, got[3 + b * outStride + 17], "vector " + b + " was computed");
+    }
+
     /** 48 rows: a pair of groups and a last odd group, on one and on two threads. */
     @ParameterizedTest
     @ValueSource(ints = {256, 1024, 3584})
