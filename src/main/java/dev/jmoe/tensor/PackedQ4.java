@@ -565,17 +565,18 @@ public final class PackedQ4 implements PackedMatrix {
             return;
         }
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
-        int count = (batch + 1) / 2, whole = batch / 2; // pairs, and pairs of two distinct vectors
+        int whole = batch / 2; // pairs of two vectors (an odd batch's last vector is paired with itself)
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
             int p = 0;
             for (; p + 4 <= whole; p += 4) group8Quad(g, a.pairs, p, stride, a.d, a.sums, blocks, out, o, outStride);
-            for (; p < count; p += 2) {
-                // an odd number of pairs: the last pair twice (its results written twice, the same bits)
-                int q = Math.min(p + 1, count - 1);
-                group8Pairs(g, a.pairs, p * stride, q * stride, a.d, a.sums, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
-                        Math.min(2 * q + 1, batch - 1), out, o, outStride);
+            for (; p < whole; p += 2) {
+                // a last single pair runs twice in one pass (its results written twice, the same bits)
+                int q = Math.min(p + 1, whole - 1);
+                group8Pairs(g, a.pairs, p * stride, q * stride, a.d, a.sums, blocks, 2 * p, 2 * p + 1, 2 * q, 2 * q + 1, out, o, outStride);
             }
+            // an odd batch's last vector alone: a pass for four would do four times its work
+            if (batch % 2 != 0) group8(g, a.v, (batch - 1) * stride, a.d, a.sums, (batch - 1) * blocks, out, o + (batch - 1) * outStride);
         }
     }
 

@@ -263,15 +263,16 @@ public final class PackedQ6 implements PackedMatrix {
             return;
         }
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a Q6 matrix of " + cols + " columns");
-        int count = (batch + 1) / 2;
+        int whole = batch / 2; // pairs of two vectors (an odd batch's last vector is paired with itself)
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
-            for (int p = 0; p < count; p += 2) {
-                int q = Math.min(p + 1, count - 1); // an odd number of pairs: the last pair twice (the same bits written twice)
-                group8Pairs(g, a.pairs, p * stride, q * stride, a.d, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
-                        Math.min(2 * q + 1, batch - 1), out, o, outStride);
+            for (int p = 0; p < whole; p += 2) {
+                int q = Math.min(p + 1, whole - 1); // a last single pair twice in one pass (the same bits written twice)
+                group8Pairs(g, a.pairs, p * stride, q * stride, a.d, blocks, 2 * p, 2 * p + 1, 2 * q, 2 * q + 1, out, o, outStride);
             }
         }
+        // an odd batch's last vector alone: a pass for four would do four times its work
+        if (batch % 2 != 0) product(a, (batch - 1) * stride, (batch - 1) * blocks, g0, g1, out, outOff + (batch - 1) * outStride);
     }
 
     /**
