@@ -35,6 +35,8 @@ public final class MatMulSet {
 
     /** Weight values × vectors below which a set runs on the calling thread: waking workers would cost more. */
     private static final long PARALLEL_MIN_WORK = 1 << 16;
+    /** Activation values below which a set's activations are laid out on the calling thread alone. */
+    private static final long PARALLEL_PREPARE_MIN_VALUES = 1 << 14;
 
     private final List<Product> products = new ArrayList<>();
     private int count;
@@ -112,16 +114,31 @@ public final class MatMulSet {
         }
         // read on the thread that starts the set (the workers only compute what it prepared)
         boolean tilesAllowed = tiled && !Kernels.batchInvariance();
-        int units = 0;
-        long work = 0;
+        int units = 0, owners = 0;
+        long work = 0, values = 0;
         for (int i = 0; i < n; i++) {
             Product p = products.get(i);
-            p.prepare(tilesAllowed, i == 0 ? null : products.subList(0, i));
+            p.choose(tilesAllowed, i == 0 ? null : products.subList(0, i));
             p.firstUnit = units;
             units += p.units();
             work += p.work();
+            if (p.input == p) {
+                owners++;
+                values += (long) p.batch * p.w.cols();
+            }
         }
-        if (pool == null || pool.threads() == 1 || work < PARALLEL_MIN_WORK) {
+        // Each product's activations are laid out by one thread, before any product runs. With several products (a
+        // layer's experts) the pool's threads share them out: on the calling thread alone, rounding and laying out a
+        // prompt's 8-bit activations took ~7% of its CPU samples while the other threads waited (JFR, Mixtral-like Q4_0).
+        boolean parallel = pool != null && pool.threads() > 1 && work >= PARALLEL_MIN_WORK;
+        if (parallel && owners > 1 && values >= PARALLEL_PREPARE_MIN_VALUES) {
+            pool.forRange(n, 1, (i0, i1) -> {
+                for (int i = i0; i < i1; i++) if (products.get(i).input == products.get(i)) products.get(i).prepareActivations();
+            });
+        } else {
+            for (int i = 0; i < n; i++) if (products.get(i).input == products.get(i)) products.get(i).prepareActivations();
+        }
+        if (!parallel) {
             runUnits(0, units);
         } else {
             pool.forRange(units, 1, this::runUnits);
@@ -237,10 +254,11 @@ public final class MatMulSet {
         }
 
         /**
-         * Chooses the kind and prepares the activations (on the calling thread), sharing those of an earlier product with
-         * the same input. Without {@code tilesAllowed} every kind left is the arithmetic matVec takes for each vector.
+         * Chooses the kind (on the calling thread), and whether this product shares the activations of an earlier one
+         * with the same input ({@link #input}). Without {@code tilesAllowed} every kind left is the arithmetic matVec
+         * takes for each vector.
          */
-        void prepare(boolean tilesAllowed, List<Product> earlier) {
+        void choose(boolean tilesAllowed, List<Product> earlier) {
             int rows = w.rows(), cols = w.cols();
             kernel = Kernels.rowKernel(w.type());
             scheme = Kernels.quantizing(kernel);
@@ -274,6 +292,11 @@ public final class MatMulSet {
                     }
                 }
             }
+        }
+
+        /** Lays out this product's own activations ({@link #input} is this product) for its kind. */
+        void prepareActivations() {
+            int cols = w.cols();
             switch (kind) {
                 case PACKED -> packed.prepare(precision, scheme, x, xOff, xStride, batch, cols);
                 case PANELS -> {
