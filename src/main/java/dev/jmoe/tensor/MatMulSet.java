@@ -112,7 +112,7 @@ public final class MatMulSet {
             for (int i = 0; i < n; i++) products.get(i).runScalar(pool);
             return;
         }
-        // read on the thread that starts the set (the workers only compute what it prepared)
+        // read on the thread that starts the set: the workers are not bound to its settings
         boolean tilesAllowed = tiled && !Kernels.batchInvariance();
         int units = 0, owners = 0;
         long work = 0, values = 0;
