@@ -317,7 +317,6 @@ public final class PackedQ4 implements PackedMatrix {
             size(precision, rounding, cols, batch);
             int nb = cols / QK, stride = stride();
             for (int b = 0; b < batch; b++) blocks(rounding, x, xOff + b * xStride, 0, nb, b * stride, b * nb);
-            pairedBatch = 0;
             if (precision.rounded && batch >= 2) layOutPairs(batch, stride);
         }
 
@@ -361,6 +360,7 @@ public final class PackedQ4 implements PackedMatrix {
             }
             this.precision = precision;
             this.cols = cols;
+            pairedBatch = 0; // the pairs, if any, were laid out from the previous vectors
             int nb = cols / QK;
             int stride = stride();
             if (precision == Precision.FLOAT) {
@@ -552,6 +552,9 @@ public final class PackedQ4 implements PackedMatrix {
         }
     }
 
+    /** Pairs of vectors per chunk of {@link #productBatch}: 32 vectors of 3584 values take 236 KB of multipliers. */
+    static final int CHUNK_PAIRS = 16;
+
     /**
      * 8-bit activations laid out with their {@link Activation#pairs}: four vectors (two pairs) per pass over a group's
      * weights, so each weight vector is loaded and shifted once for four and each multiplier is a plain 32-bit
@@ -565,12 +568,17 @@ public final class PackedQ4 implements PackedMatrix {
             return;
         }
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
-        int whole = batch / 2; // pairs of two vectors (an odd batch's last vector is paired with itself)
+        int whole = batch / 2, quads = whole / 4 * 4; // pairs of two vectors (an odd batch's last vector is paired with itself)
+        // the pairs a chunk at a time, over all the groups: a long batch's multipliers stay in L2 while every group reads them
+        for (int c0 = 0; c0 < quads; c0 += CHUNK_PAIRS) {
+            int c1 = Math.min(quads, c0 + CHUNK_PAIRS);
+            for (int g = g0; g < g1; g++) {
+                for (int p = c0; p < c1; p += 4) group8Quad(g, a.pairs, p, stride, a.d, a.sums, blocks, out, outOff + (g - g0) * ROWS, outStride);
+            }
+        }
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
-            int p = 0;
-            for (; p + 4 <= whole; p += 4) group8Quad(g, a.pairs, p, stride, a.d, a.sums, blocks, out, o, outStride);
-            for (; p < whole; p += 2) {
+            for (int p = quads; p < whole; p += 2) {
                 // a last single pair runs twice in one pass (its results written twice, the same bits)
                 int q = Math.min(p + 1, whole - 1);
                 group8Pairs(g, a.pairs, p * stride, q * stride, a.d, a.sums, blocks, 2 * p, 2 * p + 1, 2 * q, 2 * q + 1, out, o, outStride);

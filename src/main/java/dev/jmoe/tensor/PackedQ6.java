@@ -264,11 +264,15 @@ public final class PackedQ6 implements PackedMatrix {
         }
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a Q6 matrix of " + cols + " columns");
         int whole = batch / 2; // pairs of two vectors (an odd batch's last vector is paired with itself)
-        for (int g = g0; g < g1; g++) {
-            int o = outOff + (g - g0) * ROWS;
-            for (int p = 0; p < whole; p += 2) {
-                int q = Math.min(p + 1, whole - 1); // a last single pair twice in one pass (the same bits written twice)
-                group8Pairs(g, a.pairs, p * stride, q * stride, a.d, blocks, 2 * p, 2 * p + 1, 2 * q, 2 * q + 1, out, o, outStride);
+        // the pairs a chunk at a time, over all the groups: a long batch's multipliers stay in L2 while every group reads them
+        for (int c0 = 0; c0 < whole; c0 += PackedQ4.CHUNK_PAIRS) {
+            int c1 = Math.min(whole, c0 + PackedQ4.CHUNK_PAIRS);
+            for (int g = g0; g < g1; g++) {
+                int o = outOff + (g - g0) * ROWS;
+                for (int p = c0; p < c1; p += 2) {
+                    int q = Math.min(p + 1, c1 - 1); // a last single pair twice in one pass (the same bits written twice)
+                    group8Pairs(g, a.pairs, p * stride, q * stride, a.d, blocks, 2 * p, 2 * p + 1, 2 * q, 2 * q + 1, out, o, outStride);
+                }
             }
         }
         // an odd batch's last vector alone: a pass for four would do four times its work

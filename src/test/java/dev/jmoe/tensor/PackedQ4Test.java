@@ -141,13 +141,14 @@ class PackedQ4Test {
     }
 
     /**
-     * Batches of 8-bit activations (four vectors per pass, multipliers paired as ints) give every vector exactly the bits
-     * a product of that vector alone gives: odd and even batches, an odd number of pairs, groups from the middle of the
-     * copy, the results at a stride with gaps, and extreme activations (a block of ±127 steps, one all zero).
+     * Batches of 8-bit activations (eight or four vectors per pass, multipliers paired as ints) give every vector exactly
+     * the bits a product of that vector alone gives: odd and even batches, an odd number of pairs, several chunks of pairs,
+     * groups from the middle of the copy, the results at a stride with gaps, and extreme activations (a block of ±127
+     * steps, one all zero).
      */
     @ParameterizedTest
     @CsvSource({"Q4_0, Q8_0, 2", "Q4_0, Q8_0, 3", "Q4_0, Q8_0, 4", "Q4_0, Q8_0, 5", "Q4_0, Q8_0, 6", "Q4_0, Q8_0, 9",
-            "Q4_K, Q8_K, 2", "Q4_K, Q8_K, 5", "Q4_K, Q8_K, 7", "Q4_K, Q8_K, 8"})
+            "Q4_K, Q8_K, 2", "Q4_K, Q8_K, 5", "Q4_K, Q8_K, 7", "Q4_K, Q8_K, 8", "Q4_0, Q8_0, 37", "Q4_K, Q8_K, 70"})
     void eightBitBatchesEqualEachVectorAlone(GgmlType type, QuantizedActivation.Scheme rounding, int batch) {
         Random rnd = new Random(300 + batch);
         int rows = 80, cols = 512, outStride = rows + 5, blocks = cols / 32;

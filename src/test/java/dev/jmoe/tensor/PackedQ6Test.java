@@ -34,11 +34,11 @@ class PackedQ6Test {
 
     /**
      * Batches of 8-bit activations (Q8_K, four vectors per pass, multipliers paired as ints) give every vector exactly
-     * the bits a product of that vector alone gives: odd and even batches, an odd number of pairs, groups from the middle
-     * of the copy, results at a stride with gaps, and a block at the activation's extreme steps.
+     * the bits a product of that vector alone gives: odd and even batches, an odd number of pairs, several chunks of pairs,
+     * groups from the middle of the copy, results at a stride with gaps, and a block at the activation's extreme steps.
      */
     @ParameterizedTest
-    @ValueSource(ints = {2, 3, 4, 5, 6, 9})
+    @ValueSource(ints = {2, 3, 4, 5, 6, 9, 37})
     void eightBitBatchesEqualEachVectorAlone(int batch) {
         Random rnd = new Random(500 + batch);
         int rows = 80, cols = 512, outStride = rows + 5;
