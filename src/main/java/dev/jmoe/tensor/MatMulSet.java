@@ -368,7 +368,9 @@ public final class MatMulSet {
                     MemorySegment data = m.data();
                     long rowBytes = m.rowBytes();
                     for (int r = r0; r < r1; r++) {
-                        for (int b = 0; b < batch; b++) o[oOff + b * oStride + r] = kernel.dotQ8(data, r * rowBytes, in.rounded[b], cols);
+                        int b = 0;
+                        for (; b + 4 <= batch; b += 4) kernel.dotQ8x4(data, r * rowBytes, in.rounded, b, cols, o, oOff + b * oStride + r, oStride);
+                        for (; b < batch; b++) o[oOff + b * oStride + r] = kernel.dotQ8(data, r * rowBytes, in.rounded[b], cols);
                     }
                 }
                 case ROWS -> {

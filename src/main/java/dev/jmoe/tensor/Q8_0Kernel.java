@@ -199,6 +199,45 @@ final class Q8_0Kernel extends RowKernel {
         return (r0 + r2) + (r1 + r3);
     }
 
+    /**
+     * {@link #dotQ8} for four activations: each block's quants are loaded and split into even and odd bytes once for the
+     * four (a prompt's rows against its tokens), and each activation's operations are dotQ8's, in its order.
+     */
+    @Override
+    void dotQ8x4(MemorySegment src, long off, QuantizedActivation[] acts, int b0, int n, float[] out, int outOff, int outStride) {
+        short[] x0 = acts[b0].s, x1 = acts[b0 + 1].s, x2 = acts[b0 + 2].s, x3 = acts[b0 + 3].s;
+        float[] d0 = acts[b0].d, d1 = acts[b0 + 1].d, d2 = acts[b0 + 2].d, d3 = acts[b0 + 3].d;
+        int nb = n / QK;
+        MemorySegment row = src.asSlice(off, (long) nb * BLOCK);
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0; b < nb; b++) {
+            long p = (long) b * BLOCK;
+            float dw = Float.float16ToFloat(row.get(Num.LE_SHORT, p));
+            ShortVector v = ShortVector.fromMemorySegment(S, row, p + 2, LE);
+            ShortVector even = v.lanewise(VectorOperators.LSHL, 8).lanewise(VectorOperators.ASHR, 8);
+            ShortVector odd = v.lanewise(VectorOperators.ASHR, 8);
+            int e = QK * b, o = e + 16;
+            // (written out: a helper taking the vectors would box them when C2 does not inline it)
+            IntVector pairs = even.mul(ShortVector.fromArray(S, x0, e)).add(odd.mul(ShortVector.fromArray(S, x0, o))).reinterpretAsInts();
+            IntVector sum = pairs.lanewise(VectorOperators.ASHR, 16).add(pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            a0 = ((FloatVector) sum.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.broadcast(F, dw * d0[b]), a0);
+            pairs = even.mul(ShortVector.fromArray(S, x1, e)).add(odd.mul(ShortVector.fromArray(S, x1, o))).reinterpretAsInts();
+            sum = pairs.lanewise(VectorOperators.ASHR, 16).add(pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            a1 = ((FloatVector) sum.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.broadcast(F, dw * d1[b]), a1);
+            pairs = even.mul(ShortVector.fromArray(S, x2, e)).add(odd.mul(ShortVector.fromArray(S, x2, o))).reinterpretAsInts();
+            sum = pairs.lanewise(VectorOperators.ASHR, 16).add(pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            a2 = ((FloatVector) sum.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.broadcast(F, dw * d2[b]), a2);
+            pairs = even.mul(ShortVector.fromArray(S, x3, e)).add(odd.mul(ShortVector.fromArray(S, x3, o))).reinterpretAsInts();
+            sum = pairs.lanewise(VectorOperators.ASHR, 16).add(pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            a3 = ((FloatVector) sum.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.broadcast(F, dw * d3[b]), a3);
+        }
+        // hsum8 of each, written out as in dotQ8
+        out[outOff] = (a0.lane(4) + a0.lane(0) + (a0.lane(6) + a0.lane(2))) + (a0.lane(5) + a0.lane(1) + (a0.lane(7) + a0.lane(3)));
+        out[outOff + outStride] = (a1.lane(4) + a1.lane(0) + (a1.lane(6) + a1.lane(2))) + (a1.lane(5) + a1.lane(1) + (a1.lane(7) + a1.lane(3)));
+        out[outOff + 2 * outStride] = (a2.lane(4) + a2.lane(0) + (a2.lane(6) + a2.lane(2))) + (a2.lane(5) + a2.lane(1) + (a2.lane(7) + a2.lane(3)));
+        out[outOff + 3 * outStride] = (a3.lane(4) + a3.lane(0) + (a3.lane(6) + a3.lane(2))) + (a3.lane(5) + a3.lane(1) + (a3.lane(7) + a3.lane(3)));
+    }
+
     /** ggml's vec_dot_q8_0_q8_0: Σ over blocks of (d_w·d_x)·Σ q_w·q_x. */
     @Override
     float dotQ8Scalar(MemorySegment src, long off, QuantizedActivation a, int n) {

@@ -67,6 +67,15 @@ abstract class RowKernel implements TypeKernel {
     }
 
     /**
+     * {@link #dotQ8} of one row with the activations {@code acts[b0 .. b0 + 4)}, into out[outOff + i·outStride] for i in
+     * 0..3: each exactly what dotQ8 gives it. This default calls dotQ8 four times; a type may read the row once for all
+     * four.
+     */
+    void dotQ8x4(MemorySegment src, long off, QuantizedActivation[] acts, int b0, int n, float[] out, int outOff, int outStride) {
+        for (int i = 0; i < 4; i++) out[outOff + i * outStride] = dotQ8(src, off, acts[b0 + i], n);
+    }
+
+    /**
      * Scalar reference for {@link #dotQ8}, from the rounded values {@link QuantizedActivation#q} and
      * scales {@link QuantizedActivation#d} only; integer sums per block, scaled as llama.cpp scales them.
      * This default is the scalar float dot with the dequantized activation.

@@ -205,6 +205,30 @@ class ActivationQuantizationTest {
     }
 
     /**
+     * With rounded activations a batch's rows give every token exactly its matVec's bits, whatever the batch: Q8_0's
+     * rows take four tokens per pass over a row, the other formats one at a time; batches with and without a rest of
+     * fewer than four.
+     */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"Q8_0", "Q5_K", "Q4_1"})
+    void batchedRoundedRowsGiveEachTokenItsMatVec(GgmlType t) {
+        Random rnd = new Random(90 + t.ordinal());
+        int rows = 37, cols = t.blockSize() == 256 ? 768 : 544, xStride = cols + 3, outStride = rows + 2;
+        Matrix w = matrix(t, rows, cols, rnd, false);
+        for (int batch : new int[] {4, 7, 9}) {
+            float[] x = TypeKernelTest.gaussian(rnd, xStride * batch, 1f);
+            Kernels.withActivationQuantization(true, () -> {
+                float[] out = new float[outStride * batch], one = new float[rows];
+                Kernels.matMul(pool2, w, x, xStride, batch, out, outStride);
+                for (int b = 0; b < batch; b++) {
+                    Kernels.matVec(pool1, w, x, b * xStride, one, 0);
+                    assertArrayEquals(one, Arrays.copyOfRange(out, b * outStride, b * outStride + rows), t + " batch=" + batch + " b=" + b);
+                }
+            });
+        }
+    }
+
+    /**
      * Weights and activations at the ends of their ranges with every sign pattern: the integer paths keep
      * pairs of products in 16-bit halves, so these are where an overflow would show. The result must be the
      * scalar integer sum (to float rounding of the block scales).
