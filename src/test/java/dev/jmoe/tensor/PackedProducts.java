@@ -2,12 +2,34 @@ package dev.jmoe.tensor;
 
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Row-by-row checks of packed products (Q4 and Q6) against the file's rows. */
 final class PackedProducts {
     private PackedProducts() {}
+
+    /**
+     * {@link PackedMatrix#productBatch} of the {@code batch} vectors x[b·cols ..] for groups [1, g1), results at
+     * out[3 + b·outStride ..], against {@link PackedMatrix#product} of each vector laid out alone: asserts the same bits
+     * and returns the batch's results.
+     */
+    static float[] checkBatchEqualsEachVectorAlone(PackedMatrix p, PackedQ4.Precision precision, QuantizedActivation.Scheme rounding,
+                                                   float[] x, int batch, int g1, int outStride) {
+        int cols = p.cols();
+        PackedQ4.Activation a = new PackedQ4.Activation();
+        a.prepare(precision, rounding, x, 0, cols, batch, cols);
+        float[] got = new float[batch * outStride + 3], want = new float[batch * outStride + 3];
+        p.productBatch(a, batch, a.stride(), cols / 32, 1, g1, got, 3, outStride);
+        PackedQ4.Activation one = new PackedQ4.Activation();
+        for (int b = 0; b < batch; b++) {
+            one.prepare(precision, rounding, x, b * cols, cols, 1, cols);
+            p.product(one, 0, 0, 1, g1, want, 3 + b * outStride);
+        }
+        assertArrayEquals(want, got);
+        return got;
+    }
 
     /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
     static float[] activation(Random rnd, int n) {

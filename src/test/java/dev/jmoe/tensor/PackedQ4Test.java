@@ -151,22 +151,13 @@ class PackedQ4Test {
             "Q4_K, Q8_K, 2", "Q4_K, Q8_K, 5", "Q4_K, Q8_K, 7", "Q4_K, Q8_K, 8", "Q4_0, Q8_0, 37", "Q4_K, Q8_K, 70"})
     void eightBitBatchesEqualEachVectorAlone(GgmlType type, QuantizedActivation.Scheme rounding, int batch) {
         Random rnd = new Random(300 + batch);
-        int rows = 80, cols = 512, outStride = rows + 5, blocks = cols / 32;
+        int rows = 80, cols = 512, outStride = rows + 5;
         PackedQ4 p = PackedQ4.pack(random(type, rows, cols, rnd));
         float[] x = new float[batch * cols];
         for (int b = 0; b < batch; b++) System.arraycopy(PackedProducts.activation(rnd, cols), 0, x, b * cols, cols);
         java.util.Arrays.fill(x, 0, 32, 3f); // every value of a block at the block's largest step: Σ(q−8)·x at its extremes
         java.util.Arrays.fill(x, cols + 32, cols + 64, 0f); // a zero block: scale 0
-        PackedQ4.Activation a = new PackedQ4.Activation();
-        a.prepare(PackedQ4.Precision.BITS_8, rounding, x, 0, cols, batch, cols);
-        float[] got = new float[batch * outStride + 3], want = new float[batch * outStride + 3];
-        p.productBatch(a, batch, a.stride(), blocks, 1, 5, got, 3, outStride);
-        PackedQ4.Activation one = new PackedQ4.Activation();
-        for (int b = 0; b < batch; b++) {
-            one.prepare(PackedQ4.Precision.BITS_8, rounding, x, b * cols, cols, 1, cols);
-            p.product(one, 0, 0, 1, 5, want, 3 + b * outStride);
-        }
-        assertArrayEquals(want, got);
+        float[] got = PackedProducts.checkBatchEqualsEachVectorAlone(p, PackedQ4.Precision.BITS_8, rounding, x, batch, 5, outStride);
         for (int b = 0; b < batch; b++) assertNotEquals(0f, got[3 + b * outStride + 17], "vector " + b + " was computed");
     }
 

@@ -45,16 +45,8 @@ class PackedQ6Test {
         PackedQ6 p = PackedQ6.pack(random(rows, cols, rnd), null);
         float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
         java.util.Arrays.fill(x, 0, 32, -2f); // every value at the largest step of its Q8_K block
-        PackedQ4.Activation a = new PackedQ4.Activation();
-        a.prepare(PackedQ4.Precision.Q6_BITS_8, QuantizedActivation.Scheme.Q8_K, x, 0, cols, batch, cols);
-        float[] got = new float[batch * outStride + 3], want = new float[batch * outStride + 3];
-        p.productBatch(a, batch, a.stride(), cols / 32, 1, 5, got, 3, outStride);
-        PackedQ4.Activation one = new PackedQ4.Activation();
-        for (int b = 0; b < batch; b++) {
-            one.prepare(PackedQ4.Precision.Q6_BITS_8, QuantizedActivation.Scheme.Q8_K, x, b * cols, cols, 1, cols);
-            p.product(one, 0, 0, 1, 5, want, 3 + b * outStride);
-        }
-        assertArrayEquals(want, got);
+        float[] got = PackedProducts.checkBatchEqualsEachVectorAlone(p, PackedQ4.Precision.Q6_BITS_8, QuantizedActivation.Scheme.Q8_K, x, batch, 5,
+                outStride);
         for (int b = 0; b < batch; b++) assertNotEquals(0f, got[3 + b * outStride + 17], "vector " + b + " was computed");
     }
 
