@@ -47,7 +47,10 @@ public class MatMulBench {
     @Param({"1", "2"})
     public int threads;
 
-    /** true: activations rounded to 8 bits and integer dots at every batch size ({@link Kernels#withActivationQuantization}, bound around each measured call). */
+    /**
+     * true: activations rounded to 8 bits and integer products at every batch size ({@link Kernels#withActivationQuantization},
+     * bound around each measured call): {@code matMul} then takes the packed copies' batch kernels, {@code matVecs} one vector at a time.
+     */
     @Param({"false"})
     public boolean q8act;
 
