@@ -122,7 +122,7 @@ public final class MatMulSet {
             p.firstUnit = units;
             units += p.units();
             work += p.work();
-            if (p.input == p) {
+            if (p.ownsInput()) {
                 owners++;
                 values += (long) p.batch * p.w.cols();
             }
@@ -131,17 +131,20 @@ public final class MatMulSet {
         // layer's experts) the pool's threads share them out: on the calling thread alone, rounding and laying out a
         // prompt's 8-bit activations took ~7% of its CPU samples while the other threads waited (JFR, Mixtral-like Q4_0).
         boolean parallel = pool != null && pool.threads() > 1 && work >= PARALLEL_MIN_WORK;
-        if (parallel && owners > 1 && values >= PARALLEL_PREPARE_MIN_VALUES) {
-            pool.forRange(n, 1, (i0, i1) -> {
-                for (int i = i0; i < i1; i++) if (products.get(i).input == products.get(i)) products.get(i).prepareActivations();
-            });
-        } else {
-            for (int i = 0; i < n; i++) if (products.get(i).input == products.get(i)) products.get(i).prepareActivations();
-        }
+        if (parallel && owners > 1 && values >= PARALLEL_PREPARE_MIN_VALUES) pool.forRange(n, 1, this::layOutActivations);
+        else layOutActivations(0, n);
         if (!parallel) {
             runUnits(0, units);
         } else {
             pool.forRange(units, 1, this::runUnits);
+        }
+    }
+
+    /** The activations of products [i0, i1) that own theirs. */
+    private void layOutActivations(int i0, int i1) {
+        for (int i = i0; i < i1; i++) {
+            Product p = products.get(i);
+            if (p.ownsInput()) p.prepareActivations();
         }
     }
 
@@ -294,7 +297,12 @@ public final class MatMulSet {
             }
         }
 
-        /** Lays out this product's own activations ({@link #input} is this product) for its kind. */
+        /** Whether this product lays out its own activations rather than sharing an earlier product's. */
+        boolean ownsInput() {
+            return input == this;
+        }
+
+        /** Lays out this product's own activations ({@link #ownsInput}) for its kind. */
         void prepareActivations() {
             int cols = w.cols();
             switch (kind) {

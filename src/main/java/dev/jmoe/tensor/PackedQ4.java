@@ -301,8 +301,8 @@ public final class PackedQ4 implements PackedMatrix {
          * a shuffle).
          */
         int[] pairs = new int[0];
-        /** The batch and vector stride {@link #pairs} were laid out for (0: none). */
-        int pairedBatch, pairedStride;
+        /** The batch {@link #pairs} were laid out for (0: none; laying out anything anew forgets them). */
+        int pairedBatch;
 
         /** Shorts per vector of x (floats, for {@link Precision#FLOAT}). */
         int stride() {
@@ -329,7 +329,6 @@ public final class PackedQ4 implements PackedMatrix {
                 for (int i = 0; i < stride; i++) pairs[at + i] = (v[first + i] & 0xFFFF) | v[second + i] << 16;
             }
             pairedBatch = batch;
-            pairedStride = stride;
         }
 
         /**
@@ -563,7 +562,7 @@ public final class PackedQ4 implements PackedMatrix {
      */
     @Override
     public void productBatch(Activation a, int batch, int stride, int blocks, int g0, int g1, float[] out, int outOff, int outStride) {
-        if (a.precision != Precision.BITS_8 || batch < 2 || a.pairedBatch != batch || a.pairedStride != stride || blocks != cols / QK) {
+        if (a.precision != Precision.BITS_8 || batch < 2 || a.pairedBatch != batch || stride != a.stride() || blocks != cols / QK) {
             PackedMatrix.super.productBatch(a, batch, stride, blocks, g0, g1, out, outOff, outStride);
             return;
         }

@@ -258,7 +258,7 @@ public final class PackedQ6 implements PackedMatrix {
      */
     @Override
     public void productBatch(PackedQ4.Activation a, int batch, int stride, int blocks, int g0, int g1, float[] out, int outOff, int outStride) {
-        if (a.precision != PackedQ4.Precision.Q6_BITS_8 || batch < 2 || a.pairedBatch != batch || a.pairedStride != stride || blocks != cols / 32) {
+        if (a.precision != PackedQ4.Precision.Q6_BITS_8 || batch < 2 || a.pairedBatch != batch || stride != a.stride() || blocks != cols / 32) {
             PackedMatrix.super.productBatch(a, batch, stride, blocks, g0, g1, out, outOff, outStride);
             return;
         }
