@@ -2,6 +2,8 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -10,12 +12,14 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A Q8_0 matrix regrouped 16 rows at a time, for products with float activations: per group and block of 32 values, the
- * 16 rows' scales d as floats, then for each of the 32 columns the 16 rows' quants side by side (16 bytes). A column is
- * one 16-byte load widened to 16 floats (one 512-bit vector, a row per lane) and one FMA with the activation value
- * broadcast; a block ends with one FMA by its 16 scales.
+ * 16 rows' scales d as the file's halves (32 bytes), then for each of the 32 columns the 16 rows' quants side by side
+ * (16 bytes), all in one byte array. A column is one 16-byte load widened to 16 floats (one 512-bit vector, a row per
+ * lane) and one FMA with the activation value broadcast; a block ends with one FMA by its 16 scales, widened from the
+ * halves in registers.
  *
  * <p>Why: on the file's rows a Q8_0 dot costs about one instruction per weight (the 32 quants of a block split into
  * four float vectors by shifts and masks, plus the bounds checks of long segment offsets in every block), and a
@@ -23,6 +27,10 @@ import java.nio.ByteOrder;
  * costs about a quarter of an instruction, in Java arrays C2 compiles without bounds checks, on the heap's transparent huge
  * pages (the file's mapping has 4 KB pages, at whose boundaries the hardware prefetchers stop). A prompt batch
  * decodes the same groups to column-major float panels for {@link FloatGemm#panel16}.
+ *
+ * <p>The copy holds exactly the file's bytes (34 per 32 weights), in one stream: decode reads every weight once per
+ * token and is bound by memory at two threads, and with the scales as floats (36 bytes per 32 weights, session 28's
+ * layout) Mixtral-like Q8_0 decode read 1.06× llama.cpp's bytes at the same ~28 GB/s (AMD EPYC, Zen 4 class, session 33).
  *
  * <p>A row's product is bit for bit the row kernel's ({@link Q8_0Kernel#dotPrepared}: the same float operations in the same
  * order), so packing changes no result. With 8-bit activations (llama.cpp's rounding) the file's rows keep llama.cpp's
@@ -33,6 +41,10 @@ public final class PackedQ8 implements PackedMatrix {
     private static final int BLOCK = Q8_0Kernel.BLOCK;
     /** Bytes of the quants of one block of a group: 32 columns × 16 rows. */
     private static final int QUANT_BYTES = QK * ROWS;
+    /** Bytes of the scales of one block of a group: 16 halves, before its quants. */
+    private static final int SCALE_BYTES = 2 * ROWS;
+    /** Bytes of one block of a group: its scales, then its quants. */
+    private static final int BLOCK_BYTES = SCALE_BYTES + QUANT_BYTES;
     // The group kernels call lanewise(op, ...) itself, never the final add/mul/fma: those dispatch inside the JDK,
     // where the receiver type profile is shared with every other kernel's calls, and 512-bit vectors there made C2
     // compile the 256-bit kernels (PackedQ4, PackedQ6) against bimorphic profiles and box their vectors in some JVM
@@ -47,17 +59,34 @@ public final class PackedQ8 implements PackedMatrix {
     private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
+    // A block's 16 halves as bytes, as shorts, as ints (the 512-bit kernels); and 8 of them for the 256-bit ones.
+    private static final VectorSpecies<Byte> HB16 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Short> H16 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
+    private static final VectorSpecies<Short> H8 = ShortVector.SPECIES_128;
+    private static final VectorSpecies<Integer> I8 = IntVector.SPECIES_256;
+    /**
+     * A half to a float in three lane operations: the sign-extended half shifted left by 13 and masked to a float's
+     * sign, exponent and fraction fields, then scaled by 2^112 to rebias the exponent (15 → 127). Exact for every finite
+     * half, subnormal ones included (F16Kernel widens its rows the same way); a copy with an infinite or NaN scale
+     * ({@link #finiteScales} false) takes the scalar path instead.
+     */
+    private static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
+    private static final int FLOAT_FIELDS = 0x8fffe000;
 
-    /** Per block of each group: 32 columns of 16 quants. */
+    /** Per block of each group: the 16 rows' d (halves, little-endian), then 32 columns of 16 quants. */
     private final byte[] quants;
-    /** Per block of each group: the 16 rows' d. */
-    private final float[] scales;
+    /**
+     * Whether every scale is finite. An infinite or NaN d (a damaged file, but one the row kernel multiplies as it is)
+     * would come out finite from the vector widening, so such a copy multiplies by the scalar definitions instead.
+     */
+    private final boolean finiteScales;
     private final int firstGroup;
     private final int rows, cols;
 
-    private PackedQ8(byte[] quants, float[] scales, int firstGroup, int rows, int cols) {
+    private PackedQ8(byte[] quants, boolean finiteScales, int firstGroup, int rows, int cols) {
         this.quants = quants;
-        this.scales = scales;
+        this.finiteScales = finiteScales;
         this.firstGroup = firstGroup;
         this.rows = rows;
         this.cols = cols;
@@ -68,13 +97,13 @@ public final class PackedQ8 implements PackedMatrix {
         return m.type() == GgmlType.Q8_0 && m.rows() % ROWS == 0 && m.cols() % QK == 0 && (long) m.rows() * m.cols() <= Integer.MAX_VALUE - 64;
     }
 
-    /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold): the quants, and a float scale per row and block. */
+    /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold): the file's, the quants and a half scale per row and block. */
     public static long packedBytes(Matrix m) {
         return bytes(m.rows(), m.cols());
     }
 
     private static long bytes(int rows, int cols) {
-        return (long) rows * cols + (long) rows * (cols / QK) * 4L;
+        return (long) rows * cols + (long) rows * (cols / QK) * 2L;
     }
 
     /** Regroups {@code m} ({@link #canPack} must hold), the groups split over {@code pool} (null: this thread). */
@@ -83,58 +112,64 @@ public final class PackedQ8 implements PackedMatrix {
             throw new IllegalArgumentException("only Q8_0 matrices with a multiple of " + ROWS + " rows can be packed as Q8, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
-        int groups = m.rows() / ROWS, nb = m.cols() / QK;
-        byte[] quants = new byte[groups * nb * QUANT_BYTES];
-        float[] scales = new float[groups * nb * ROWS];
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
-        if (pool == null || groups < 2) task.run(0, groups);
-        else pool.forRange(groups, 1, task);
-        return new PackedQ8(quants, scales, 0, m.rows(), m.cols());
+        return packInto(m, new byte[quantBytes(m)], pool);
     }
 
-    /** Length of the byte array of quants a packed copy of {@code m} takes ({@link #canPack} must hold). */
+    /** Length of the byte array a packed copy of {@code m} takes ({@link #canPack} must hold): scales and quants. */
     static int quantBytes(Matrix m) {
-        return m.rows() / ROWS * (m.cols() / QK) * QUANT_BYTES;
+        return m.rows() / ROWS * (m.cols() / QK) * BLOCK_BYTES;
     }
 
-    /** Length of the scale array a packed copy of {@code m} takes ({@link #canPack} must hold). */
+    /** Floats of scales a packed copy of {@code m} takes apart from its bytes: none (its halves are in the byte array). */
     static int scaleFloats(Matrix m) {
-        return m.rows() / ROWS * (m.cols() / QK) * ROWS;
+        return 0;
     }
 
     /**
-     * As {@link #pack}, into arrays the caller owns and reuses (a fast-memory slot), at least {@link #quantBytes} and
-     * {@link #scaleFloats} long. The copy equals {@link #pack}'s value for value; it is valid until the arrays are
-     * overwritten.
+     * As {@link #pack}, into an array the caller owns and reuses (a fast-memory slot), at least {@link #quantBytes}
+     * long. The copy equals {@link #pack}'s byte for byte; it is valid until the array is overwritten.
      */
-    static PackedQ8 packInto(Matrix m, byte[] quants, float[] scales, Parallel pool) {
+    static PackedQ8 packInto(Matrix m, byte[] quants, Parallel pool) {
         if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q8");
-        if (quants == null || scales == null || quants.length < quantBytes(m) || scales.length < scaleFloats(m)) {
-            throw new IllegalArgumentException("arrays too small for the packed copy");
-        }
+        if (quants == null || quants.length < quantBytes(m)) throw new IllegalArgumentException("array too small for the packed copy");
         int groups = m.rows() / ROWS;
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
+        AtomicBoolean nonFinite = new AtomicBoolean();
+        Parallel.RangeTask task = (g0, g1) -> {
+            if (packGroups(m, quants, g0, g1)) nonFinite.set(true);
+        };
         if (pool == null || groups < 2) task.run(0, groups);
         else pool.forRange(groups, 1, task);
-        return new PackedQ8(quants, scales, 0, m.rows(), m.cols());
+        return new PackedQ8(quants, !nonFinite.get(), 0, m.rows(), m.cols());
     }
 
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
-    /** Groups [g0, g1), through a heap copy of one group's rows at a time (element-wise segment reads cost several times more). */
-    private static void packGroups(Matrix m, byte[] quants, float[] scales, int g0, int g1) {
+    /**
+     * Groups [g0, g1), through a heap copy of one group's rows at a time (element-wise segment reads cost several times
+     * more); whether any of their scales is infinite or NaN (a half's exponent 31).
+     */
+    private static boolean packGroups(Matrix m, byte[] quants, int g0, int g1) {
         int nb = m.cols() / QK, rowBytes = (int) m.rowBytes();
         byte[] in = new byte[ROWS * rowBytes];
+        boolean nonFinite = false;
         for (int g = g0; g < g1; g++) {
             MemorySegment.copy(m.data(), ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
             for (int r = 0; r < ROWS; r++) {
                 for (int b = 0; b < nb; b++) {
-                    int p = r * rowBytes + b * BLOCK, block = g * nb + b;
-                    scales[block * ROWS + r] = Float.float16ToFloat((short) SHORT_LE.get(in, p));
-                    for (int c = 0; c < QK; c++) quants[block * QUANT_BYTES + c * ROWS + r] = in[p + 2 + c];
+                    int p = r * rowBytes + b * BLOCK, bp = (g * nb + b) * BLOCK_BYTES;
+                    quants[bp + 2 * r] = in[p];
+                    quants[bp + 2 * r + 1] = in[p + 1];
+                    nonFinite |= (in[p + 1] & 0x7c) == 0x7c;
+                    for (int c = 0; c < QK; c++) quants[bp + SCALE_BYTES + c * ROWS + r] = in[p + 2 + c];
                 }
             }
         }
+        return nonFinite;
+    }
+
+    /** Row r's scale in block {@code blk} (counted from the array's first group), as the file's rows read it. */
+    private float scale(int blk, int r) {
+        return Float.float16ToFloat((short) SHORT_LE.get(quants, blk * BLOCK_BYTES + 2 * r));
     }
 
     @Override public GgmlType type() { return GgmlType.Q8_0; }
@@ -151,7 +186,7 @@ public final class PackedQ8 implements PackedMatrix {
     @Override
     public PackedQ8 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ8(quants, scales, firstGroup + first / ROWS, count, cols);
+        return new PackedQ8(quants, finiteScales, firstGroup + first / ROWS, count, cols);
     }
 
     /** This copy multiplies float activations of its own width only. */
@@ -165,7 +200,10 @@ public final class PackedQ8 implements PackedMatrix {
     @Override
     public void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
         requireFloats(a);
-        for (int g = g0; g < g1; g++) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
+        for (int g = g0; g < g1; g++) {
+            if (finiteScales) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
+            else groupScalar(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
+        }
     }
 
     /**
@@ -180,6 +218,10 @@ public final class PackedQ8 implements PackedMatrix {
             return;
         }
         requireFloats(a);
+        if (!finiteScales) {
+            for (int b = 0; b < batch; b++) product(a, b * stride, 0, g0, g1, out, outOff + b * outStride);
+            return;
+        }
         float[] acc = BATCH_ACCUMULATORS.get();
         for (int b0 = 0; b0 < batch; b0 += BATCH_TILE) {
             int tokens = Math.min(BATCH_TILE, batch - b0);
@@ -192,13 +234,16 @@ public final class PackedQ8 implements PackedMatrix {
     /** {@link #group} for {@code tokens} vectors (x at xOff + t·xStride, results at outOff + t·outStride), weights widened once. */
     private void groupBatch(int g, float[] x, int xOff, int xStride, int tokens, float[] out, int outOff, int outStride, float[] acc) {
         byte[] qs = quants;
-        float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         java.util.Arrays.fill(acc, 0, tokens * 8 * ROWS, 0f);
         MemorySegment accs = MemorySegment.ofArray(acc), outs = MemorySegment.ofArray(out);
+        IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, FLOAT_FIELDS);
+        FloatVector rebias = FloatVector.broadcast(F, HALF_TO_FLOAT_SCALE);
         for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * QUANT_BYTES, xb = xOff + b * QK;
-            FloatVector d = FloatVector.fromArray(F, sc, (block0 + b) * ROWS);
+            int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = xOff + b * QK;
+            FloatVector d = ((IntVector) ByteVector.fromArray(HB16, qs, bp).reinterpretShape(H16, 0).convertShape(VectorOperators.S2I, I16, 0))
+                    .lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
+                    .lanewise(VectorOperators.MUL, rebias);
             for (int i = 0; i < 8; i++) {
                 int q = qp + 4 * ROWS * i;
                 FloatVector w0 = (FloatVector) ByteVector.fromArray(B, qs, q).convertShape(VectorOperators.B2F, F, 0);
@@ -242,14 +287,19 @@ public final class PackedQ8 implements PackedMatrix {
         // (JFR, qwen3moe-bench Q8_0 and Q4_K_M). Accumulators kept in memory between blocks, or two passes over the
         // group, avoided that but cost 15-45% when the weights stream from memory (JMH MatVecBench).
         byte[] qs = quants;
-        float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
+        IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, FLOAT_FIELDS);
+        FloatVector rebias = FloatVector.broadcast(F, HALF_TO_FLOAT_SCALE);
         for (int h = 0; h < 4 * nb; h++) {
             int blk = block0 + (h >> 2), c0 = (h & 3) * 8;
-            int qp = blk * QUANT_BYTES + ROWS * c0, xp = xOff + (h >> 2) * QK + c0;
-            FloatVector d = FloatVector.fromArray(F, sc, blk * ROWS), s;
+            int bp = blk * BLOCK_BYTES, qp = bp + SCALE_BYTES + ROWS * c0, xp = xOff + (h >> 2) * QK + c0;
+            // the block's scales are widened again in each of its four quarters: a few lane operations, which cost
+            // less than carrying them across the quarters (C2's inlining budget, above)
+            FloatVector d = ((IntVector) ByteVector.fromArray(HB16, qs, bp).reinterpretShape(H16, 0).convertShape(VectorOperators.S2I, I16, 0))
+                    .lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
+                    .lanewise(VectorOperators.MUL, rebias), s;
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.MUL, FloatVector.broadcast(F, x[xp]));
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 1]), s);
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 32).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 2]), s);
@@ -280,8 +330,8 @@ public final class PackedQ8 implements PackedMatrix {
         for (int r = 0; r < ROWS; r++) {
             float[] a = new float[8];
             for (int b = 0; b < nb; b++) {
-                int qp = (block0 + b) * QUANT_BYTES, xp = xOff + b * QK;
-                float d = scales[(block0 + b) * ROWS + r];
+                int qp = (block0 + b) * BLOCK_BYTES + SCALE_BYTES, xp = xOff + b * QK;
+                float d = scale(block0 + b, r);
                 for (int i = 0; i < 8; i++) {
                     float s = quants[qp + 4 * i * ROWS + r] * x[xp + 4 * i];
                     for (int j = 1; j < 4; j++) s = Math.fma(quants[qp + (4 * i + j) * ROWS + r], x[xp + 4 * i + j], s);
@@ -330,6 +380,10 @@ public final class PackedQ8 implements PackedMatrix {
     @Override
     public void panelProduct(int g0, int g1, float[] x, int xOff, int xStride, float[] xt, int batch, float[] panel, int panelCols,
                              float[] out, int outOff, int outStride) {
+        if (!finiteScales) { // the decoded panels (scales widened one by one) against FloatGemm: the same bits
+            PackedMatrix.super.panelProduct(g0, g1, x, xOff, xStride, xt, batch, panel, panelCols, out, outOff, outStride);
+            return;
+        }
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
             for (int b = 0; b < batch; ) {
@@ -347,14 +401,13 @@ public final class PackedQ8 implements PackedMatrix {
     /** 8 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 16 accumulators. */
     private void tokens8(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
         byte[] qs = quants;
-        float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride, x4 = x0 + Math.min(4, n - 1) * xStride, x5 = x0 + Math.min(5, n - 1) * xStride, x6 = x0 + Math.min(6, n - 1) * xStride, x7 = x0 + Math.min(7, n - 1) * xStride;
         FloatVector z = FloatVector.zero(F8);
         FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
         for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * QUANT_BYTES, xb = b * QK;
-            FloatVector d0 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS), d1 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS + 8);
+            int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = b * QK;
+            FloatVector d0 = halves8(qs, bp), d1 = halves8(qs, bp + 16);
             for (int c = 0; c < QK; c++) {
                 int q = qp + c * ROWS, k = xb + c;
                 FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
@@ -413,14 +466,13 @@ public final class PackedQ8 implements PackedMatrix {
     /** 6 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 12 accumulators. */
     private void tokens6(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
         byte[] qs = quants;
-        float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride, x4 = x0 + Math.min(4, n - 1) * xStride, x5 = x0 + Math.min(5, n - 1) * xStride;
         FloatVector z = FloatVector.zero(F8);
         FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
         for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * QUANT_BYTES, xb = b * QK;
-            FloatVector d0 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS), d1 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS + 8);
+            int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = b * QK;
+            FloatVector d0 = halves8(qs, bp), d1 = halves8(qs, bp + 16);
             for (int c = 0; c < QK; c++) {
                 int q = qp + c * ROWS, k = xb + c;
                 FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
@@ -467,14 +519,13 @@ public final class PackedQ8 implements PackedMatrix {
     /** 4 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 8 accumulators. */
     private void tokens4(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
         byte[] qs = quants;
-        float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride;
         FloatVector z = FloatVector.zero(F8);
         FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
         for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * QUANT_BYTES, xb = b * QK;
-            FloatVector d0 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS), d1 = FloatVector.fromArray(F8, sc, (block0 + b) * ROWS + 8);
+            int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = b * QK;
+            FloatVector d0 = halves8(qs, bp), d1 = halves8(qs, bp + 16);
             for (int c = 0; c < QK; c++) {
                 int q = qp + c * ROWS, k = xb + c;
                 FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
@@ -513,16 +564,30 @@ public final class PackedQ8 implements PackedMatrix {
     @Override
     public void panel(int g, int c0, int c1, float[] p) {
         byte[] qs = quants;
-        float[] sc = scales;
         int block0 = (firstGroup + g) * (cols / QK);
+        float[] ds = finiteScales ? null : new float[ROWS];
         for (int b = c0 / QK; b < c1 / QK; b++) {
-            int qp = (block0 + b) * QUANT_BYTES, sp = (block0 + b) * ROWS, at = (QK * b - c0) * ROWS;
-            FloatVector d0 = FloatVector.fromArray(F8, sc, sp), d1 = FloatVector.fromArray(F8, sc, sp + 8);
+            int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, at = (QK * b - c0) * ROWS;
+            FloatVector d0, d1;
+            if (finiteScales) {
+                d0 = halves8(qs, bp);
+                d1 = halves8(qs, bp + 16);
+            } else { // infinities and NaNs widened as the file's rows widen them
+                for (int r = 0; r < ROWS; r++) ds[r] = scale(block0 + b, r);
+                d0 = FloatVector.fromArray(F8, ds, 0);
+                d1 = FloatVector.fromArray(F8, ds, 8);
+            }
             for (int c = 0; c < QK; c++) {
                 int q = qp + c * ROWS, o = at + c * ROWS;
                 ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0).intoArray(p, o);
                 ((FloatVector) ByteVector.fromArray(B8, qs, q + 8).convertShape(VectorOperators.B2F, F8, 0)).mul(d1).intoArray(p, o + 8);
             }
         }
+    }
+
+    /** The 8 finite halves at qs[p ..] as floats (256 bits: the panels' width), widened as {@link #group} widens them. */
+    private static FloatVector halves8(byte[] qs, int p) {
+        return ((IntVector) ByteVector.fromArray(B, qs, p).reinterpretShape(H8, 0).convertShape(VectorOperators.S2I, I8, 0))
+                .lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
     }
 }

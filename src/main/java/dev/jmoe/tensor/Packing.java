@@ -40,7 +40,7 @@ public final class Packing {
         };
     }
 
-    /** Length of the byte array of quants a packed copy of {@code m} takes ({@link #canPack} must hold): Q8_0's; 0 for the others. */
+    /** Length of the byte array a packed copy of {@code m} takes ({@link #canPack} must hold): Q8_0's quants and scales; 0 for the others. */
     public static int quantBytes(Matrix m) {
         return m.type() == GgmlType.Q8_0 ? PackedQ8.quantBytes(m) : 0;
     }
@@ -49,7 +49,7 @@ public final class Packing {
     public static int scaleFloats(Matrix m) {
         return switch (m.type()) {
             case Q6_K -> PackedQ6.scaleFloats(m);
-            case Q8_0 -> PackedQ8.scaleFloats(m);
+            case Q8_0 -> PackedQ8.scaleFloats(m); // none: its half scales sit among its quant bytes
             default -> PackedQ4.scaleFloats(m);
         };
     }
@@ -63,7 +63,7 @@ public final class Packing {
     public static PackedMatrix packInto(Matrix m, short[] quants, byte[] quantBytes, float[] scales, Parallel pool) {
         return switch (m.type()) {
             case Q6_K -> PackedQ6.packInto(m, quants, scales, pool);
-            case Q8_0 -> PackedQ8.packInto(m, quantBytes, scales, pool);
+            case Q8_0 -> PackedQ8.packInto(m, quantBytes, pool);
             default -> PackedQ4.packInto(m, quants, scales, pool);
         };
     }

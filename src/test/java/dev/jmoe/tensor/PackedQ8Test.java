@@ -140,6 +140,45 @@ class PackedQ8Test {
         PackedProducts.checkPanels(m, PackedQ8.pack(m, null), 0, 0f);
     }
 
+    /**
+     * Scales the copy widens from halves in registers (subnormal, zero, negative zero, the largest and smallest normal
+     * halves) and infinite or NaN ones (which send the copy to its scalar definitions): products of single vectors, of
+     * batches and of float panels, and the panels themselves, equal the file rows' bit for bit, on one and two threads.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void extremeAndNonFiniteScalesGiveTheFileRowsBits(boolean nonFinite) {
+        Random rnd = new Random(nonFinite ? 8 : 7);
+        int rows = 48, cols = 256, nb = cols / 32;
+        Matrix m = random(rows, cols, rnd);
+        short[] extreme = {0x0001, 0x03ff, 0x0000, (short) 0x8000, 0x7bff, (short) 0xfbff, 0x0400, (short) 0x8001, 0x0200};
+        for (int i = 0; i < rows * nb; i += 3) setScale(m, i / nb, i % nb, extreme[(i / 3) % extreme.length]);
+        if (nonFinite) {
+            setScale(m, 5, 1, (short) 0x7c00);  // +infinity
+            setScale(m, 20, 3, (short) 0x7e01); // a NaN with a payload
+            setScale(m, 40, 0, (short) 0xfc00); // -infinity
+        }
+        Matrix p = Packing.packed(m);
+        assertInstanceOf(PackedQ8.class, p.packed());
+        for (int batch : new int[] {1, 2, 5, 9}) {
+            float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
+            for (Parallel pool : new Parallel[] {null, pool2}) {
+                float[] plain = new float[batch * rows], packed = new float[batch * rows];
+                Kernels.matMul(pool, m, x, cols, batch, plain, rows);
+                Kernels.matMul(pool, p, x, cols, batch, packed, rows);
+                assertArrayEquals(plain, packed, "batch " + batch);
+                assertEquals(nonFinite, Float.isNaN(packed[5]) || Float.isInfinite(packed[5]), "row 5's infinite scale");
+            }
+        }
+        PackedProducts.checkPanels(m, (PackedQ8) p.packed(), 0, 0f);
+        PackedProducts.checkPanels(m, (PackedQ8) p.packed(), 128, 0f);
+    }
+
+    /** Sets row r's scale in block b of a Q8_0 matrix to the half {@code h}. */
+    private static void setScale(Matrix m, int r, int b, short h) {
+        m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), r * m.rowBytes() + 34L * b, h);
+    }
+
     /** Rounded activations keep the file's rows (llama.cpp's integer sums): the packed copy offers no layout for them. */
     @Test
     void roundedActivationsTakeTheFileRows() {
@@ -160,8 +199,9 @@ class PackedQ8Test {
         assertFalse(PackedQ8.canPack(random(24, 64, rnd)));
         assertFalse(Packing.canPack(random(24, 64, rnd)));
         Matrix m = random(32, 64, rnd);
-        // 2 groups × 2 blocks: 512 bytes of quants and 16 float scales each
-        assertEquals(2 * 2 * (512 + 64), Packing.packedBytes(m));
+        // 2 groups × 2 blocks: 512 bytes of quants and 16 half scales each, the file's bytes
+        assertEquals(2 * 2 * (512 + 32), Packing.packedBytes(m));
+        assertEquals(m.rows() * m.rowBytes(), Packing.packedBytes(m));
         assertEquals(Packing.packedBytes(m), Packing.packed(m).packed().byteSize());
         assertEquals(Packing.packedBytes(m) / 2, Packing.packed(m).rows(16, 16).packed().byteSize());
     }
