@@ -19,7 +19,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * 16 rows' scales d as the file's halves (32 bytes), then for each of the 32 columns the 16 rows' quants side by side
  * (16 bytes), all in one byte array. A column is one 16-byte load widened to 16 floats (one 512-bit vector, a row per
  * lane) and one FMA with the activation value broadcast; a block ends with one FMA by its 16 scales, widened from the
- * halves in registers.
+ * halves once per block into a per-thread array of 16 floats ({@link #widenScales}).
  *
  * <p>Why: on the file's rows a Q8_0 dot costs about one instruction per weight (the 32 quants of a block split into
  * four float vectors by shifts and masks, plus the bounds checks of long segment offsets in every block), and a
@@ -29,8 +29,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * decodes the same groups to column-major float panels for {@link FloatGemm#panel16}.
  *
  * <p>The copy holds exactly the file's bytes (34 per 32 weights), in one stream: decode reads every weight once per
- * token and is bound by memory at two threads, and with the scales as floats (36 bytes per 32 weights, session 28's
- * layout) Mixtral-like Q8_0 decode read 1.06× llama.cpp's bytes at the same ~28 GB/s (AMD EPYC, Zen 4 class, session 33).
+ * token and is bound by memory at two threads, and with the scales as floats (36 bytes per 32 weights, the layout
+ * until session 33) Mixtral-like Q8_0 decode read 1.06× llama.cpp's bytes at the same ~28 GB/s (AMD EPYC, Zen 4 class;
+ * docs/speed.md).
  *
  * <p>A row's product is bit for bit the row kernel's ({@link Q8_0Kernel#dotPrepared}: the same float operations in the same
  * order), so packing changes no result. With 8-bit activations (llama.cpp's rounding) the file's rows keep llama.cpp's
