@@ -19,7 +19,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * 16 rows' scales d as the file's halves (32 bytes), then for each of the 32 columns the 16 rows' quants side by side
  * (16 bytes), all in one byte array. A column is one 16-byte load widened to 16 floats (one 512-bit vector, a row per
  * lane) and one FMA with the activation value broadcast; a block ends with one FMA by its 16 scales, widened from the
- * halves once per block into a per-thread array of 16 floats ({@link #widenScales}).
+ * halves in registers.
  *
  * <p>Why: on the file's rows a Q8_0 dot costs about one instruction per weight (the 32 quants of a block split into
  * four float vectors by shifts and masks, plus the bounds checks of long segment offsets in every block), and a
@@ -60,14 +60,19 @@ public final class PackedQ8 implements PackedMatrix {
     private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
-    // 8 of a block's halves as shorts and as ints: 256-bit integer vectors only, the width the Q4/Q6 kernels use. With
-    // the block's 16 halves widened as one 512-bit int vector instead, the JDK's shared integer templates met
-    // Int512Vector and PackedQ4.group16Pair's C2 compiles kept 16 unfolded species checks and 4 bimorphic inlines (2 of 2
-    // Mixtral-like Q4_0 runs, bench/boxcheck.py; none on main), the state that precedes its boxed runs.
+    // A block's 16 halves as bytes, as shorts, as ints (the 512-bit kernels); and 8 of them for the 256-bit ones.
+    // Session 33 tried keeping 512-bit integer vectors out of the JDK's shared templates (the Q4/Q6 kernels run through
+    // them at 256 bits): the halves widened by two 256-bit passes in a helper, into a per-thread array. Its decode was
+    // slower in every batch against this form (1.03x against 1.08-1.09x llama.cpp; 147-177 against 190-192 t/s), and in
+    // one JFR-recorded run its helper ran the Vector API's Java fall-back (55% of samples in its load's index checks).
+    // With this form PackedQ4.group16Pair's compiles kept 16 unfolded species checks and 4 bimorphic inlines in 2 of 2
+    // Mixtral-like Q4_0 runs (bench/boxcheck.py; main none), the state that precedes its boxed runs, though neither run
+    // boxed it and the Q4 rows' speed did not move (docs/speed.md, session 33): one to watch.
+    private static final VectorSpecies<Byte> HB16 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Short> H16 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
     private static final VectorSpecies<Short> H8 = ShortVector.SPECIES_128;
     private static final VectorSpecies<Integer> I8 = IntVector.SPECIES_256;
-    /** This thread's 16 scales of the block being multiplied, widened from its halves. */
-    private static final ThreadLocal<float[]> BLOCK_SCALES = ThreadLocal.withInitial(() -> new float[ROWS]);
     /**
      * A half to a float in three lane operations: the sign-extended half shifted left by 13 and masked to a float's
      * sign, exponent and fraction fields, then scaled by 2^112 to rebias the exponent (15 → 127). Exact for every finite
@@ -203,9 +208,8 @@ public final class PackedQ8 implements PackedMatrix {
     @Override
     public void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
         requireFloats(a);
-        float[] ds = BLOCK_SCALES.get();
         for (int g = g0; g < g1; g++) {
-            if (finiteScales) group(g, a.f, vOff, ds, out, outOff + (g - g0) * ROWS);
+            if (finiteScales) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
             else groupScalar(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
         }
     }
@@ -226,25 +230,28 @@ public final class PackedQ8 implements PackedMatrix {
             for (int b = 0; b < batch; b++) product(a, b * stride, 0, g0, g1, out, outOff + b * outStride);
             return;
         }
-        float[] acc = BATCH_ACCUMULATORS.get(), ds = BLOCK_SCALES.get();
+        float[] acc = BATCH_ACCUMULATORS.get();
         for (int b0 = 0; b0 < batch; b0 += BATCH_TILE) {
             int tokens = Math.min(BATCH_TILE, batch - b0);
             for (int g = g0; g < g1; g++) {
-                groupBatch(g, a.f, b0 * stride, stride, tokens, ds, out, outOff + b0 * outStride + (g - g0) * ROWS, outStride, acc);
+                groupBatch(g, a.f, b0 * stride, stride, tokens, out, outOff + b0 * outStride + (g - g0) * ROWS, outStride, acc);
             }
         }
     }
 
     /** {@link #group} for {@code tokens} vectors (x at xOff + t·xStride, results at outOff + t·outStride), weights widened once. */
-    private void groupBatch(int g, float[] x, int xOff, int xStride, int tokens, float[] ds, float[] out, int outOff, int outStride, float[] acc) {
+    private void groupBatch(int g, float[] x, int xOff, int xStride, int tokens, float[] out, int outOff, int outStride, float[] acc) {
         byte[] qs = quants;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         java.util.Arrays.fill(acc, 0, tokens * 8 * ROWS, 0f);
         MemorySegment accs = MemorySegment.ofArray(acc), outs = MemorySegment.ofArray(out);
+        IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, FLOAT_FIELDS);
+        FloatVector rebias = FloatVector.broadcast(F, HALF_TO_FLOAT_SCALE);
         for (int b = 0; b < nb; b++) {
             int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = xOff + b * QK;
-            widenScales(qs, bp, ds);
-            FloatVector d = FloatVector.fromArray(F, ds, 0);
+            FloatVector d = ((IntVector) ByteVector.fromArray(HB16, qs, bp).reinterpretShape(H16, 0).convertShape(VectorOperators.S2I, I16, 0))
+                    .lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
+                    .lanewise(VectorOperators.MUL, rebias);
             for (int i = 0; i < 8; i++) {
                 int q = qp + 4 * ROWS * i;
                 FloatVector w0 = (FloatVector) ByteVector.fromArray(B, qs, q).convertShape(VectorOperators.B2F, F, 0);
@@ -279,7 +286,7 @@ public final class PackedQ8 implements PackedMatrix {
      * sum ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)). With 16 rows in lanes the row kernel's eight lanes are eight
      * vectors. (The row kernel scales quants by 2^24 and d by 2^-24, which changes no rounding of normal floats.)
      */
-    private void group(int g, float[] x, int xOff, float[] ds, float[] out, int outOff) {
+    private void group(int g, float[] x, int xOff, float[] out, int outOff) {
         // A quarter of a block per iteration (8 columns into two accumulators), then the eight accumulators rotate by
         // two, so after a whole block each has summed exactly its columns, blocks in order: the same bits. Written out
         // in one body, the 32 columns of a block sometimes exceeded C2's inlining budget in the full program (and half
@@ -291,13 +298,16 @@ public final class PackedQ8 implements PackedMatrix {
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
+        IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, FLOAT_FIELDS);
+        FloatVector rebias = FloatVector.broadcast(F, HALF_TO_FLOAT_SCALE);
         for (int h = 0; h < 4 * nb; h++) {
             int blk = block0 + (h >> 2), c0 = (h & 3) * 8;
             int bp = blk * BLOCK_BYTES, qp = bp + SCALE_BYTES + ROWS * c0, xp = xOff + (h >> 2) * QK + c0;
-            // the block's scales are widened in its first quarter, through ds (a vector carried across the quarters
-            // would be one more loop value for C2's inlining budget, above)
-            if ((h & 3) == 0) widenScales(qs, bp, ds);
-            FloatVector d = FloatVector.fromArray(F, ds, 0), s;
+            // the block's scales are widened again in each of its four quarters: a few lane operations, which cost
+            // less than carrying them across the quarters (C2's inlining budget, above)
+            FloatVector d = ((IntVector) ByteVector.fromArray(HB16, qs, bp).reinterpretShape(H16, 0).convertShape(VectorOperators.S2I, I16, 0))
+                    .lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
+                    .lanewise(VectorOperators.MUL, rebias), s;
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.MUL, FloatVector.broadcast(F, x[xp]));
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 1]), s);
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 32).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 2]), s);
@@ -382,23 +392,22 @@ public final class PackedQ8 implements PackedMatrix {
             PackedMatrix.super.panelProduct(g0, g1, x, xOff, xStride, xt, batch, panel, panelCols, out, outOff, outStride);
             return;
         }
-        float[] ds = BLOCK_SCALES.get();
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
             for (int b = 0; b < batch; ) {
                 int n = batch - b;
                 int f = n < FIRST_FORM.length ? FIRST_FORM[n] : 8;
                 int real = Math.min(f, n), x0 = xOff + b * xStride, o0 = o + b * outStride;
-                if (f == 8) tokens8(g, x, x0, xStride, real, ds, out, o0, outStride);
-                else if (f == 6) tokens6(g, x, x0, xStride, real, ds, out, o0, outStride);
-                else tokens4(g, x, x0, xStride, real, ds, out, o0, outStride);
+                if (f == 8) tokens8(g, x, x0, xStride, real, out, o0, outStride);
+                else if (f == 6) tokens6(g, x, x0, xStride, real, out, o0, outStride);
+                else tokens4(g, x, x0, xStride, real, out, o0, outStride);
                 b += real;
             }
         }
     }
 
     /** 8 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 16 accumulators. */
-    private void tokens8(int g, float[] x, int x0, int xStride, int n, float[] ds, float[] out, int o0, int outStride) {
+    private void tokens8(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
         byte[] qs = quants;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride, x4 = x0 + Math.min(4, n - 1) * xStride, x5 = x0 + Math.min(5, n - 1) * xStride, x6 = x0 + Math.min(6, n - 1) * xStride, x7 = x0 + Math.min(7, n - 1) * xStride;
@@ -406,8 +415,7 @@ public final class PackedQ8 implements PackedMatrix {
         FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z, c60 = z, c61 = z, c70 = z, c71 = z;
         for (int b = 0; b < nb; b++) {
             int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = b * QK;
-            widenScales(qs, bp, ds);
-            FloatVector d0 = FloatVector.fromArray(F8, ds, 0), d1 = FloatVector.fromArray(F8, ds, 8);
+            FloatVector d0 = halves8(qs, bp), d1 = halves8(qs, bp + 16);
             for (int c = 0; c < QK; c++) {
                 int q = qp + c * ROWS, k = xb + c;
                 FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
@@ -464,7 +472,7 @@ public final class PackedQ8 implements PackedMatrix {
     }
 
     /** 6 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 12 accumulators. */
-    private void tokens6(int g, float[] x, int x0, int xStride, int n, float[] ds, float[] out, int o0, int outStride) {
+    private void tokens6(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
         byte[] qs = quants;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride, x4 = x0 + Math.min(4, n - 1) * xStride, x5 = x0 + Math.min(5, n - 1) * xStride;
@@ -472,8 +480,7 @@ public final class PackedQ8 implements PackedMatrix {
         FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
         for (int b = 0; b < nb; b++) {
             int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = b * QK;
-            widenScales(qs, bp, ds);
-            FloatVector d0 = FloatVector.fromArray(F8, ds, 0), d1 = FloatVector.fromArray(F8, ds, 8);
+            FloatVector d0 = halves8(qs, bp), d1 = halves8(qs, bp + 16);
             for (int c = 0; c < QK; c++) {
                 int q = qp + c * ROWS, k = xb + c;
                 FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
@@ -518,7 +525,7 @@ public final class PackedQ8 implements PackedMatrix {
     }
 
     /** 4 tokens of {@link #panelProduct} (n of them real, the others repeating the last): 8 accumulators. */
-    private void tokens4(int g, float[] x, int x0, int xStride, int n, float[] ds, float[] out, int o0, int outStride) {
+    private void tokens4(int g, float[] x, int x0, int xStride, int n, float[] out, int o0, int outStride) {
         byte[] qs = quants;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         int x1 = x0 + Math.min(1, n - 1) * xStride, x2 = x0 + Math.min(2, n - 1) * xStride, x3 = x0 + Math.min(3, n - 1) * xStride;
@@ -526,8 +533,7 @@ public final class PackedQ8 implements PackedMatrix {
         FloatVector c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z, c30 = z, c31 = z;
         for (int b = 0; b < nb; b++) {
             int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = b * QK;
-            widenScales(qs, bp, ds);
-            FloatVector d0 = FloatVector.fromArray(F8, ds, 0), d1 = FloatVector.fromArray(F8, ds, 8);
+            FloatVector d0 = halves8(qs, bp), d1 = halves8(qs, bp + 16);
             for (int c = 0; c < QK; c++) {
                 int q = qp + c * ROWS, k = xb + c;
                 FloatVector w0 = ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0);
@@ -567,12 +573,18 @@ public final class PackedQ8 implements PackedMatrix {
     public void panel(int g, int c0, int c1, float[] p) {
         byte[] qs = quants;
         int block0 = (firstGroup + g) * (cols / QK);
-        float[] ds = BLOCK_SCALES.get();
+        float[] ds = finiteScales ? null : new float[ROWS];
         for (int b = c0 / QK; b < c1 / QK; b++) {
             int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, at = (QK * b - c0) * ROWS;
-            if (finiteScales) widenScales(qs, bp, ds);
-            else for (int r = 0; r < ROWS; r++) ds[r] = scale(block0 + b, r); // infinities and NaNs as the file's rows widen them
-            FloatVector d0 = FloatVector.fromArray(F8, ds, 0), d1 = FloatVector.fromArray(F8, ds, 8);
+            FloatVector d0, d1;
+            if (finiteScales) {
+                d0 = halves8(qs, bp);
+                d1 = halves8(qs, bp + 16);
+            } else { // infinities and NaNs widened as the file's rows widen them
+                for (int r = 0; r < ROWS; r++) ds[r] = scale(block0 + b, r);
+                d0 = FloatVector.fromArray(F8, ds, 0);
+                d1 = FloatVector.fromArray(F8, ds, 8);
+            }
             for (int c = 0; c < QK; c++) {
                 int q = qp + c * ROWS, o = at + c * ROWS;
                 ((FloatVector) ByteVector.fromArray(B8, qs, q).convertShape(VectorOperators.B2F, F8, 0)).mul(d0).intoArray(p, o);
@@ -581,14 +593,9 @@ public final class PackedQ8 implements PackedMatrix {
         }
     }
 
-    /**
-     * ds[0 .. 16) = the 16 finite halves at qs[p ..] as floats, in two 256-bit passes: three lane operations each (see
-     * HALF_TO_FLOAT_SCALE). A method taking and returning no vectors, so that a call C2 leaves uninlined boxes nothing.
-     */
-    private static void widenScales(byte[] qs, int p, float[] ds) {
-        ((IntVector) ByteVector.fromArray(B, qs, p).reinterpretShape(H8, 0).convertShape(VectorOperators.S2I, I8, 0))
-                .lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).intoArray(ds, 0);
-        ((IntVector) ByteVector.fromArray(B, qs, p + 16).reinterpretShape(H8, 0).convertShape(VectorOperators.S2I, I8, 0))
-                .lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE).intoArray(ds, 8);
+    /** The 8 finite halves at qs[p ..] as floats (256 bits: the panels' width), widened as {@link #group} widens them. */
+    private static FloatVector halves8(byte[] qs, int p) {
+        return ((IntVector) ByteVector.fromArray(B, qs, p).reinterpretShape(H8, 0).convertShape(VectorOperators.S2I, I8, 0))
+                .lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
     }
 }
