@@ -49,9 +49,9 @@ final class F16Kernel extends RowKernel {
     private static final VectorShuffle<Float> SWAP_2 = VectorShuffle.fromOp(W, i -> i ^ 2);
     private static final VectorShuffle<Float> SWAP_1 = VectorShuffle.fromOp(W, i -> i ^ 1);
     /** 2^112: moves a half's exponent (bias 15), placed in a float's exponent field (bias 127), to its value. */
-    private static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
+    static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
     /** A sign-extended half shifted left by 13, masked to the sign, exponent and fraction fields of a float. */
-    private static final int FLOAT_FIELDS = 0x8fffe000;
+    static final int FLOAT_FIELDS = 0x8fffe000;
     /** A sign-extended half shifted left by 17 is at least this (unsigned) exactly when its exponent is 31. */
     private static final int EXPONENT_31 = 0xf8000000;
 

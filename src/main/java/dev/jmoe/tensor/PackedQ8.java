@@ -73,14 +73,10 @@ public final class PackedQ8 implements PackedMatrix {
     private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
     private static final VectorSpecies<Short> H8 = ShortVector.SPECIES_128;
     private static final VectorSpecies<Integer> I8 = IntVector.SPECIES_256;
-    /**
-     * A half to a float in three lane operations: the sign-extended half shifted left by 13 and masked to a float's
-     * sign, exponent and fraction fields, then scaled by 2^112 to rebias the exponent (15 → 127). Exact for every finite
-     * half, subnormal ones included (F16Kernel widens its rows the same way); a copy with an infinite or NaN scale
-     * ({@link #finiteScales} false) takes the scalar path instead.
-     */
-    private static final float HALF_TO_FLOAT_SCALE = 0x1p112f;
-    private static final int FLOAT_FIELDS = 0x8fffe000;
+    // A half becomes a float in three lane operations, as F16Kernel widens its rows (its constants): the sign-extended
+    // half shifted left by 13 and masked to a float's sign, exponent and fraction fields (FLOAT_FIELDS), then scaled by
+    // 2^112 to rebias the exponent (HALF_TO_FLOAT_SCALE). Exact for every finite half, subnormal ones included; a copy
+    // with an infinite or NaN scale (finiteScales false) takes the scalar path instead.
 
     /** Per block of each group: the 16 rows' d (halves, little-endian), then 32 columns of 16 quants. */
     private final byte[] quants;
@@ -245,8 +241,8 @@ public final class PackedQ8 implements PackedMatrix {
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         java.util.Arrays.fill(acc, 0, tokens * 8 * ROWS, 0f);
         MemorySegment accs = MemorySegment.ofArray(acc), outs = MemorySegment.ofArray(out);
-        IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, FLOAT_FIELDS);
-        FloatVector rebias = FloatVector.broadcast(F, HALF_TO_FLOAT_SCALE);
+        IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, F16Kernel.FLOAT_FIELDS);
+        FloatVector rebias = FloatVector.broadcast(F, F16Kernel.HALF_TO_FLOAT_SCALE);
         for (int b = 0; b < nb; b++) {
             int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = xOff + b * QK;
             FloatVector d = ((IntVector) ByteVector.fromArray(HB16, qs, bp).reinterpretShape(H16, 0).convertShape(VectorOperators.S2I, I16, 0))
@@ -298,8 +294,8 @@ public final class PackedQ8 implements PackedMatrix {
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector z = FloatVector.zero(F);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
-        IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, FLOAT_FIELDS);
-        FloatVector rebias = FloatVector.broadcast(F, HALF_TO_FLOAT_SCALE);
+        IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, F16Kernel.FLOAT_FIELDS);
+        FloatVector rebias = FloatVector.broadcast(F, F16Kernel.HALF_TO_FLOAT_SCALE);
         for (int h = 0; h < 4 * nb; h++) {
             int blk = block0 + (h >> 2), c0 = (h & 3) * 8;
             int bp = blk * BLOCK_BYTES, qp = bp + SCALE_BYTES + ROWS * c0, xp = xOff + (h >> 2) * QK + c0;
@@ -596,6 +592,6 @@ public final class PackedQ8 implements PackedMatrix {
     /** The 8 finite halves at qs[p ..] as floats (256 bits: the panels' width), widened as {@link #group} widens them. */
     private static FloatVector halves8(byte[] qs, int p) {
         return ((IntVector) ByteVector.fromArray(B, qs, p).reinterpretShape(H8, 0).convertShape(VectorOperators.S2I, I8, 0))
-                .lanewise(VectorOperators.LSHL, 13).and(FLOAT_FIELDS).reinterpretAsFloats().mul(HALF_TO_FLOAT_SCALE);
+                .lanewise(VectorOperators.LSHL, 13).and(F16Kernel.FLOAT_FIELDS).reinterpretAsFloats().mul(F16Kernel.HALF_TO_FLOAT_SCALE);
     }
 }
