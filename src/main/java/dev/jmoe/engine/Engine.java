@@ -7,6 +7,7 @@ import dev.jmoe.generate.Tokenizer;
 import dev.jmoe.gguf.GgufFile;
 import dev.jmoe.model.KernelWarmup;
 import dev.jmoe.model.Model;
+import dev.jmoe.tensor.Kernels;
 import dev.jmoe.tensor.Parallel;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -104,9 +105,11 @@ public final class Engine implements AutoCloseable {
             // The memory plan decides what the model may hold: resident, or (a budget given, auto, or a model that does not
             // fit) experts offloaded with non-expert weights copied out of the mapping; packed copies only where there is room.
             ExpertRuntimeConfig asked = config.experts();
-            var planned = dev.jmoe.memory.ModelMemory.load(file, asked.expertMemory(), config.contextSize() > 0 ? config.contextSize() : null,
-                    !config.packWeights(), config.autoExpertMemory() || asked.offloads(),
-                    (spec, expertBytes) -> dev.jmoe.experts.cache.OffloadConfig.parseBudget(spec, expertBytes));
+            // bound to the model's rounding: the weights packed now are laid out for its products (Packing.pack)
+            GgufFile opened = file;
+            var planned = Kernels.withActivationQuantization(config.int8Activations(), () -> dev.jmoe.memory.ModelMemory.load(opened,
+                    asked.expertMemory(), config.contextSize() > 0 ? config.contextSize() : null, !config.packWeights(),
+                    config.autoExpertMemory() || asked.offloads(), (spec, expertBytes) -> dev.jmoe.experts.cache.OffloadConfig.parseBudget(spec, expertBytes)));
             Model model = planned.model().withActivationQuantization(config.int8Activations());
             listener.progress(loading, 2, 3, "weights");
             Tokenizer tokenizer = Tokenizer.fromGguf(file);

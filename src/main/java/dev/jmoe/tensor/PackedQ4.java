@@ -46,6 +46,10 @@ public final class PackedQ4 implements PackedMatrix {
     private static final int QK = 32;
     /** Shorts of the quants of one block of a group: 16 rows × 8 shorts. */
     private static final int QUANT_SHORTS = ROWS * 8;
+    /** Compact Q4_K: shorts at the head of each block of a group, one per row (in its lane): the file's 6-bit sc and m as sc | m << 8. */
+    private static final int K_HEAD = ROWS;
+    /** Q4_K: 32-value blocks per 256-value super-block, which share d and dmin. */
+    private static final int K_BLOCKS = KQuant.QK_K / QK;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
@@ -76,26 +80,46 @@ public final class PackedQ4 implements PackedMatrix {
         }
     }
 
-    /** Per block of each group: 128 shorts of quants (8 vectors of 16 lanes). */
+    /** Per block of each group: 128 shorts of quants (8 vectors of 16 lanes); compact Q4_K: after {@link #K_HEAD} shorts of sc and m. */
     private final short[] quants;
-    /** Per block of each group: 16 scales, then for Q4_K 16 offsets. */
+    /** Per block of each group: 16 scales, then for Q4_K 16 offsets; compact Q4_K: per super-block of each group, 16 d then 16 dmin. */
     private final float[] scales;
     /** The first group of this copy in the arrays (a row slice shares them). */
     private final int firstGroup;
     private final int rows, cols;
     /** Q4_K: each block carries per-row offsets (the mins) after its scales. */
     private final boolean offsets;
-    /** Floats per block of a group in {@link #scales}: 16, or 32 with offsets. */
+    /**
+     * Q4_K laid out for 8-bit activations ({@link Packing#pack}): each block keeps the file's sc and m (16 bytes per 16
+     * rows, at its head) and each super-block its d and dmin as floats, and the 8-bit kernels widen them to the scales
+     * and offsets in line: 1.06× the file's bytes instead of 1.33×. Those kernels are bound by memory, the 16-bit ones
+     * by their arithmetic, which the widening would add to (and written into {@link #group16Pair}, it made C2 box its
+     * vectors in 4 of 5 runs): so only copies for 8-bit products take this layout.
+     */
+    private final boolean compact;
+    /** Floats per block of a group in {@link #scales} (16, or 32 with offsets); compact: per super-block. */
     private final int blockFloats;
+    /** Shorts per block of a group in {@link #quants} and where its quants start among them: 128 and 0, compact 144 and 16. */
+    private final int blockShorts, quantHead;
+    /** Block B's floats in {@link #scales} start at (B >>> scaleShift)·blockFloats: 0, compact 3 (per super-block). */
+    private final int scaleShift;
 
-    private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets) {
+    private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets, boolean compact) {
         this.quants = quants;
         this.scales = scales;
         this.firstGroup = firstGroup;
         this.rows = rows;
         this.cols = cols;
         this.offsets = offsets;
+        this.compact = compact;
         this.blockFloats = blockFloats(offsets);
+        this.blockShorts = blockShorts(compact);
+        this.quantHead = compact ? K_HEAD : 0;
+        this.scaleShift = compact ? Integer.numberOfTrailingZeros(K_BLOCKS) : 0;
+    }
+
+    private static int blockShorts(boolean compact) {
+        return compact ? K_HEAD + QUANT_SHORTS : QUANT_SHORTS;
     }
 
     private static int blockFloats(boolean offsets) {
@@ -110,11 +134,21 @@ public final class PackedQ4 implements PackedMatrix {
 
     /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold): quants plus float scales (and offsets) per block. */
     public static long packedBytes(Matrix m) {
-        return bytes(m.rows(), m.cols(), m.type() == GgmlType.Q4_K);
+        return packedBytes(m, false);
     }
 
-    private static long bytes(int rows, int cols, boolean offsets) {
-        return (long) rows / ROWS * (cols / QK) * (QUANT_SHORTS * 2L + blockFloats(offsets) * 4L);
+    /** Bytes a packed copy of {@code m} takes, {@code compact} (Q4_K for 8-bit activations) or not. */
+    static long packedBytes(Matrix m, boolean compact) {
+        return bytes(m.rows(), m.cols(), m.type() == GgmlType.Q4_K, compact(m, compact));
+    }
+
+    private static boolean compact(Matrix m, boolean compact) {
+        return compact && m.type() == GgmlType.Q4_K;
+    }
+
+    private static long bytes(int rows, int cols, boolean offsets, boolean compact) {
+        long blocks = (long) rows / ROWS * (cols / QK);
+        return blocks * blockShorts(compact) * 2L + (compact ? blocks / K_BLOCKS : blocks) * blockFloats(offsets) * 4L;
     }
 
     /** Regroups {@code m} on this thread; {@link #canPack} must hold. */
@@ -127,21 +161,36 @@ public final class PackedQ4 implements PackedMatrix {
      * first use, in the middle of a prompt, where the pool's other threads would otherwise wait.
      */
     public static PackedQ4 pack(Matrix m, Parallel pool) {
+        return pack(m, pool, false);
+    }
+
+    /** As {@link #pack(Matrix, Parallel)}; {@code compact}: a Q4_K matrix takes the layout for 8-bit activations ({@link #compact}). */
+    static PackedQ4 pack(Matrix m, Parallel pool, boolean compact) {
         if (!canPack(m)) {
             throw new IllegalArgumentException("only Q4_0 and Q4_K matrices with a multiple of " + ROWS + " rows can be packed, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
-        return packInto(m, new short[quantShorts(m)], new float[scaleFloats(m)], pool);
+        boolean c = compact(m, compact);
+        return packInto(m, new short[quantShorts(m, c)], new float[scaleFloats(m, c)], pool, c);
     }
 
     /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */
     static int quantShorts(Matrix m) {
-        return m.rows() / ROWS * (m.cols() / QK) * QUANT_SHORTS;
+        return quantShorts(m, false);
+    }
+
+    private static int quantShorts(Matrix m, boolean compact) {
+        return m.rows() / ROWS * (m.cols() / QK) * blockShorts(compact);
     }
 
     /** Length of the scale array a packed copy of {@code m} needs ({@link #canPack} must hold). */
     static int scaleFloats(Matrix m) {
-        return m.rows() / ROWS * (m.cols() / QK) * blockFloats(m.type() == GgmlType.Q4_K);
+        return scaleFloats(m, false);
+    }
+
+    private static int scaleFloats(Matrix m, boolean compact) {
+        int blocks = m.rows() / ROWS * (m.cols() / QK);
+        return (compact ? blocks / K_BLOCKS : blocks) * blockFloats(m.type() == GgmlType.Q4_K);
     }
 
     /**
@@ -149,27 +198,31 @@ public final class PackedQ4 implements PackedMatrix {
      * {@link #quantShorts} and {@link #scaleFloats} long. The copy is valid until the caller overwrites them.
      */
     static PackedQ4 packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
+        return packInto(m, quants, scales, pool, false);
+    }
+
+    private static PackedQ4 packInto(Matrix m, short[] quants, float[] scales, Parallel pool, boolean compact) {
         if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q4");
-        if (quants.length < quantShorts(m) || scales.length < scaleFloats(m)) throw new IllegalArgumentException("arrays too small for the packed copy");
+        if (quants.length < quantShorts(m, compact) || scales.length < scaleFloats(m, compact)) throw new IllegalArgumentException("arrays too small for the packed copy");
         boolean k = m.type() == GgmlType.Q4_K;
         int groups = m.rows() / ROWS;
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, quants, scales, g0, g1);
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, compact, quants, scales, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
         else pool.forRange(groups, 1, task);
-        return new PackedQ4(quants, scales, 0, m.rows(), m.cols(), k);
+        return new PackedQ4(quants, scales, 0, m.rows(), m.cols(), k, compact);
     }
 
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     /** Groups [g0, g1) of {@code m}, through a heap copy of one group's rows at a time (element-wise segment accesses cost several times more). */
-    private static void packGroups(Matrix m, boolean k, short[] quants, float[] scales, int g0, int g1) {
+    private static void packGroups(Matrix m, boolean k, boolean compact, short[] quants, float[] scales, int g0, int g1) {
         int nb = m.cols() / QK, rowBytes = (int) m.rowBytes();
         byte[] in = new byte[ROWS * rowBytes];
         for (int g = g0; g < g1; g++) {
             MemorySegment.copy(m.data(), ValueLayout.JAVA_BYTE, (long) g * ROWS * rowBytes, in, 0, in.length);
             int block = g * nb;
             for (int r = 0; r < ROWS; r++) {
-                if (k) packRowQ4_K(in, r * rowBytes, nb, r, quants, scales, block);
+                if (k) packRowQ4_K(in, r * rowBytes, nb, r, quants, scales, block, compact);
                 else packRowQ4_0(in, r * rowBytes, nb, r, quants, scales, block);
             }
         }
@@ -196,13 +249,18 @@ public final class PackedQ4 implements PackedMatrix {
     /**
      * Row r of a group, Q4_K, as 32-value blocks: scale d·sc, offset 8·d·sc − dmin·m, and the quants re-paired from
      * Q4_K's layout (byte l of a 64-value chunk: value l low, value 32 + l high) into Q4_0's (byte t: value t low,
-     * value t + 16 high).
+     * value t + 16 high). Compact: d and dmin per super-block and sc | m << 8 at each block's head instead, from which
+     * the kernels compute the same scale and offset, by the same operations.
      */
-    private static void packRowQ4_K(byte[] in, int off, int nb, int r, short[] quants, float[] scales, int block) {
+    private static void packRowQ4_K(byte[] in, int off, int nb, int r, short[] quants, float[] scales, int block, boolean compact) {
         int superBytes = GgmlType.Q4_K.blockBytes();
         for (int s = 0; s < nb / 8; s++) {
             int p = off + s * superBytes;
             float d = Float.float16ToFloat((short) SHORT_LE.get(in, p)), dmin = Float.float16ToFloat((short) SHORT_LE.get(in, p + 2));
+            if (compact) {
+                scales[(block / K_BLOCKS + s) * 2 * ROWS + r] = d;
+                scales[(block / K_BLOCKS + s) * 2 * ROWS + ROWS + r] = dmin;
+            }
             for (int j = 0; j < 8; j++) {
                 // ggml's get_scale_min_k4 on the 12 bytes at p + 4
                 int sc, mn;
@@ -213,10 +271,15 @@ public final class PackedQ4 implements PackedMatrix {
                     sc = (in[p + 8 + j] & 0xF) | ((in[p + j] & 0xFF) >>> 6) << 4;
                     mn = (in[p + 8 + j] & 0xFF) >>> 4 | ((in[p + 4 + j] & 0xFF) >>> 6) << 4;
                 }
-                int b = block + 8 * s + j, qo = b * QUANT_SHORTS + lane(r);
-                float scale = d * sc;
-                scales[b * 2 * ROWS + r] = scale;
-                scales[b * 2 * ROWS + ROWS + r] = 8 * scale - dmin * mn;
+                int b = block + 8 * s + j, qo = b * blockShorts(compact) + lane(r);
+                if (compact) {
+                    quants[qo] = (short) (sc | mn << 8);
+                    qo += K_HEAD;
+                } else {
+                    float scale = d * sc; // the compact kernels' widening repeats these operations
+                    scales[b * 2 * ROWS + r] = scale;
+                    scales[b * 2 * ROWS + ROWS + r] = 8 * scale - dmin * mn;
+                }
                 int q = p + 16 + 32 * (j / 2), shift = 4 * (j % 2);
                 for (int t = 0; t < 16; t += 2) {
                     int b0 = (in[q + t] >>> shift) & 0xF | ((in[q + t + 16] >>> shift) & 0xF) << 4;
@@ -230,7 +293,7 @@ public final class PackedQ4 implements PackedMatrix {
     @Override public GgmlType type() { return offsets ? GgmlType.Q4_K : GgmlType.Q4_0; }
     @Override public int rows() { return rows; }
     @Override public int cols() { return cols; }
-    @Override public long byteSize() { return bytes(rows, cols, offsets); }
+    @Override public long byteSize() { return bytes(rows, cols, offsets, compact); }
 
     @Override
     public Precision precision(QuantizedActivation.Scheme rounding) {
@@ -240,7 +303,7 @@ public final class PackedQ4 implements PackedMatrix {
     @Override
     public PackedQ4 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets);
+        return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets, compact);
     }
 
     /**
@@ -255,12 +318,23 @@ public final class PackedQ4 implements PackedMatrix {
         float[] sc = scales;
         int block0 = (firstGroup + g) * (cols / QK);
         for (int b = c0 / QK; b < c1 / QK; b++) {
-            int qp = (block0 + b) * QUANT_SHORTS, sp = (block0 + b) * blockFloats;
+            int qp = (block0 + b) * blockShorts + quantHead, sp = ((block0 + b) >>> scaleShift) * blockFloats;
             FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
+            if (compact) { // s0 and s1 hold the super-block's d: the block's scales are d·sc
+                IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
+                s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+                s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+            }
             FloatVector m0 = s0.mul(-8f), m1 = s1.mul(-8f);
             if (offsets) {
-                m0 = m0.add(FloatVector.fromArray(F, sc, sp + 16));
-                m1 = m1.add(FloatVector.fromArray(F, sc, sp + 24));
+                FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
+                if (compact) { // f0 and f1 hold the super-block's dmin: the block's offsets are 8·d·sc − dmin·m
+                    IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
+                    f0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(f0));
+                    f1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(f1));
+                }
+                m0 = m0.add(f0);
+                m1 = m1.add(f1);
             }
             int at = (QK * b - c0) * ROWS;
             for (int s = 0; s < 8; s++) {
@@ -540,13 +614,15 @@ public final class PackedQ4 implements PackedMatrix {
             // than its down (112 blocks per group).
             int half = (g1 - g0) / 2;
             for (int i = 0; i < half; i++) {
-                group16Pair(g0 + i, g0 + i + half, a.v, vOff, a.d, a.sums, dOff, out, outOff + i * ROWS, outOff + (i + half) * ROWS);
+                if (compact) group16PairK(g0 + i, g0 + i + half, a.v, vOff, a.d, a.sums, dOff, out, outOff + i * ROWS, outOff + (i + half) * ROWS);
+                else group16Pair(g0 + i, g0 + i + half, a.v, vOff, a.d, a.sums, dOff, out, outOff + i * ROWS, outOff + (i + half) * ROWS);
             }
             g = g0 + 2 * half;
         }
         for (; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
             if (a.precision == Precision.BITS_8) group8(g, a.v, vOff, a.d, a.sums, dOff, out, o);
+            else if (compact) group16K(g, a.v, vOff, a.d, a.sums, dOff, out, o);
             else group16(g, a.v, vOff, a.d, a.sums, dOff, out, o);
         }
     }
@@ -600,7 +676,7 @@ public final class PackedQ4 implements PackedMatrix {
         for (int t = 2 * p; t < 2 * p + 8; t++) java.util.Arrays.fill(out, outOff + t * outStride, outOff + t * outStride + ROWS, 0f);
         int pa = p * stride, pb = pa + stride, pc = pb + stride, pd = pc + stride;
         for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * QUANT_SHORTS, sp = (block0 + b) * blockFloats, m = b * per;
+            int qp = (block0 + b) * blockShorts + quantHead, sp = ((block0 + b) >>> scaleShift) * blockFloats, m = b * per;
             ShortVector wa = IntVector.broadcast(I, pairs[pa + m]).reinterpretAsShorts(), ua = wa;
             ShortVector wb = IntVector.broadcast(I, pairs[pb + m]).reinterpretAsShorts(), ub = wb;
             ShortVector wc = IntVector.broadcast(I, pairs[pc + m]).reinterpretAsShorts(), uc = wc;
@@ -670,6 +746,21 @@ public final class PackedQ4 implements PackedMatrix {
             }
             // (written out: a helper taking these vectors would box them when C2 does not inline it)
             FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
+            if (compact) { // s0 and s1 hold the super-block's d: the block's scales are d·sc
+                IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
+                s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+                s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+            }
+            FloatVector f0 = s0, f1 = s1; // Q4_K's offsets (Q4_0 has none)
+            if (offsets) {
+                f0 = FloatVector.fromArray(F, sc, sp + 16);
+                f1 = FloatVector.fromArray(F, sc, sp + 24);
+                if (compact) { // f0 and f1 hold the super-block's dmin: the block's offsets are 8·d·sc − dmin·m
+                    IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
+                    f0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(f0));
+                    f1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(f1));
+                }
+            }
             int t = 2 * p;
             {
                 IntVector wi = wa.reinterpretAsInts(), ui = ua.reinterpretAsInts();
@@ -684,7 +775,6 @@ public final class PackedQ4 implements PackedMatrix {
                         .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
                 if (offsets) {
                     FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
-                    FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
                     r00 = f0.fma(x0, r00);
                     r01 = f1.fma(x0, r01);
                     r10 = f0.fma(x1, r10);
@@ -708,7 +798,6 @@ public final class PackedQ4 implements PackedMatrix {
                         .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
                 if (offsets) {
                     FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
-                    FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
                     r00 = f0.fma(x0, r00);
                     r01 = f1.fma(x0, r01);
                     r10 = f0.fma(x1, r10);
@@ -732,7 +821,6 @@ public final class PackedQ4 implements PackedMatrix {
                         .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
                 if (offsets) {
                     FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
-                    FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
                     r00 = f0.fma(x0, r00);
                     r01 = f1.fma(x0, r01);
                     r10 = f0.fma(x1, r10);
@@ -756,7 +844,6 @@ public final class PackedQ4 implements PackedMatrix {
                         .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
                 if (offsets) {
                     FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
-                    FloatVector f0 = FloatVector.fromArray(F, sc, sp + 16), f1 = FloatVector.fromArray(F, sc, sp + 24);
                     r00 = f0.fma(x0, r00);
                     r01 = f1.fma(x0, r01);
                     r10 = f0.fma(x1, r10);
@@ -787,7 +874,7 @@ public final class PackedQ4 implements PackedMatrix {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
         FloatVector b00 = FloatVector.zero(F), b01 = FloatVector.zero(F), b10 = FloatVector.zero(F), b11 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
+            int qp = (block0 + b) * blockShorts + quantHead, p = ((block0 + b) >>> scaleShift) * blockFloats;
             int ia = pa + b * per, ib = pb + b * per;
             // the -8·Σx terms of both vectors of each pair start every sum
             ShortVector ka = IntVector.broadcast(I, pairs[ia]).reinterpretAsShorts(), kb = IntVector.broadcast(I, pairs[ib]).reinterpretAsShorts();
@@ -807,6 +894,11 @@ public final class PackedQ4 implements PackedMatrix {
                 }
             }
             FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
+            if (compact) { // s0 and s1 hold the super-block's d: the block's scales are d·sc
+                IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
+                s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+                s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+            }
             IntVector wai = wa.reinterpretAsInts(), uai = ua.reinterpretAsInts(), wbi = wb.reinterpretAsInts(), ubi = ub.reinterpretAsInts();
             // first vector of a pair: rows 0-7 in w's low halves, rows 8-15 in u's; second: rows 0-7 in u's high halves, 8-15 in w's
             a00 = ((FloatVector) wai.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
@@ -823,6 +915,11 @@ public final class PackedQ4 implements PackedMatrix {
             b11 = ((FloatVector) wbi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[tb1 * blocks + b]), b11);
             if (offsets) {
                 FloatVector o0 = FloatVector.fromArray(F, sc, p + 16), o1 = FloatVector.fromArray(F, sc, p + 24);
+                if (compact) { // o0 and o1 hold the super-block's dmin: the block's offsets are 8·d·sc − dmin·m
+                    IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
+                    o0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(o0));
+                    o1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(o1));
+                }
                 FloatVector xa0 = FloatVector.broadcast(F, sums[ta0 * blocks + b]), xa1 = FloatVector.broadcast(F, sums[ta1 * blocks + b]);
                 FloatVector xb0 = FloatVector.broadcast(F, sums[tb0 * blocks + b]), xb1 = FloatVector.broadcast(F, sums[tb1 * blocks + b]);
                 a00 = o0.fma(xa0, a00);
@@ -853,7 +950,7 @@ public final class PackedQ4 implements PackedMatrix {
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
         for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * QUANT_SHORTS, p = (block0 + b) * blockFloats;
+            int qp = (block0 + b) * blockShorts + quantHead, p = ((block0 + b) >>> scaleShift) * blockFloats;
             int o = vOff + b * Precision.BITS_8.blockShorts;
             ShortVector s0 = ShortVector.broadcast(S, act[o]), s1 = ShortVector.zero(S), s2 = ShortVector.zero(S), s3 = ShortVector.zero(S);
             for (int s = 0; s < 8; s++) {
@@ -869,12 +966,24 @@ public final class PackedQ4 implements PackedMatrix {
             FloatVector f0 = (FloatVector) si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0);
             FloatVector f1 = (FloatVector) si.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0);
             float d = dx[dOff + b];
-            acc0 = f0.fma(FloatVector.fromArray(F, sc, p).mul(d), acc0);
-            acc1 = f1.fma(FloatVector.fromArray(F, sc, p + 8).mul(d), acc1);
+            FloatVector e0 = FloatVector.fromArray(F, sc, p), e1 = FloatVector.fromArray(F, sc, p + 8);
+            if (compact) { // e0 and e1 hold the super-block's d: the block's scales are d·sc
+                IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
+                e0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(e0);
+                e1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(e1);
+            }
+            acc0 = f0.fma(e0.mul(d), acc0);
+            acc1 = f1.fma(e1.mul(d), acc1);
             if (offsets) {
                 FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
-                acc0 = FloatVector.fromArray(F, sc, p + 16).fma(xs, acc0);
-                acc1 = FloatVector.fromArray(F, sc, p + 24).fma(xs, acc1);
+                FloatVector o0 = FloatVector.fromArray(F, sc, p + 16), o1 = FloatVector.fromArray(F, sc, p + 24);
+                if (compact) { // o0 and o1 hold the super-block's dmin: the block's offsets are 8·d·sc − dmin·m
+                    IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
+                    o0 = e0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(o0));
+                    o1 = e1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(o1));
+                }
+                acc0 = o0.fma(xs, acc0);
+                acc1 = o1.fma(xs, acc1);
             }
         }
         acc0.intoArray(out, outOff);
@@ -978,4 +1087,137 @@ public final class PackedQ4 implements PackedMatrix {
         c0.intoArray(out, outH);
         c1.intoArray(out, outH + 8);
     }
+
+    private void group16K(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb;
+        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+        for (int b = 0; b < nb; b++) {
+            int head = (block0 + b) * (K_HEAD + QUANT_SHORTS), qp = head + K_HEAD, p = (block0 + b) / K_BLOCKS * 2 * ROWS;
+            int o = vOff + b * Precision.BITS_16.blockShorts;
+            ShortVector h0 = ShortVector.broadcast(S, act[o]), h1 = ShortVector.zero(S);
+            ShortVector l0 = ShortVector.broadcast(S, act[o + 1]), l1 = ShortVector.zero(S);
+            for (int s = 0; s < 8; s++) {
+                ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
+                ShortVector w4 = w.lanewise(VectorOperators.LSHR, 4), w8 = w.lanewise(VectorOperators.LSHR, 8), w12 = w.lanewise(VectorOperators.LSHR, 12);
+                int a = o + 2 + s * 8;
+                h0 = h0.add(w.mul(ShortVector.broadcast(S, act[a]))).add(w4.mul(ShortVector.broadcast(S, act[a + 1])));
+                h1 = h1.add(w8.mul(ShortVector.broadcast(S, act[a + 2]))).add(w12.mul(ShortVector.broadcast(S, act[a + 3])));
+                l0 = l0.add(w.mul(ShortVector.broadcast(S, act[a + 4]))).add(w4.mul(ShortVector.broadcast(S, act[a + 5])));
+                l1 = l1.add(w8.mul(ShortVector.broadcast(S, act[a + 6]))).add(w12.mul(ShortVector.broadcast(S, act[a + 7])));
+            }
+            ShortVector hs = h0.add(h1), ls = l0.add(l1);
+            IntVector hi = hs.reinterpretAsInts(), lo = ls.reinterpretAsInts();
+            IntVector t0 = hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
+                    .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            IntVector t1 = hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo.lanewise(VectorOperators.ASHR, 16));
+            float d = dx[dOff + b];
+            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
+            // the block's scales d·sc and offsets 8·d·sc − dmin·m, by the operations the packer once stored them with
+            IntVector km = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
+            s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+            s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+            acc0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(d), acc0);
+            acc1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(d), acc1);
+            FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
+            IntVector kn = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
+            FloatVector o0 = s0.mul(8f).sub(((FloatVector) kn.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
+                    .mul(FloatVector.fromArray(F, sc, p + 16)));
+            FloatVector o1 = s1.mul(8f).sub(((FloatVector) kn.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
+                    .mul(FloatVector.fromArray(F, sc, p + 24)));
+            acc0 = o0.fma(xs, acc0);
+            acc1 = o1.fma(xs, acc1);
+        }
+        acc0.intoArray(out, outOff);
+        acc1.intoArray(out, outOff + 8);
+    }
+
+    /**
+     * {@link #group16PairK} and {@link #group16K} are {@link #group16Pair} and {@link #group16} for Q4_K, widening each
+     * block's sc and m in line. Methods of their own, with no branch on the format: only the compact copies (laid out
+     * for 8-bit products) reach them, when a 16-bit product is asked of one: correct, not tuned. With this widening
+     * the pair's C2 compilation boxed its vectors in 4 of 4 runs where every Q4_K copy was compact (bench/boxcheck.py,
+     * 9–14 GB per speed run), and widened by a pass of its own into a per-thread buffer it cost ~45% of the kernel's
+     * time, which is why the default path keeps the float scales.
+     *
+     * {@link #group16} for groups g and g2 at once, into out[outG ..] and out[outH ..]: each activation vector is loaded
+     * once for both.
+     */
+    private void group16PairK(int g, int g2, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outG, int outH) {
+        short[] qs = quants;
+        float[] sc = scales;
+        int nb = cols / QK, block0 = (firstGroup + g) * nb, other = (g2 - g) * nb;
+        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
+        for (int b = 0; b < nb; b++) {
+            // this block of group g, and the same block of group g2
+            int head = (block0 + b) * (K_HEAD + QUANT_SHORTS), qp = head + K_HEAD;
+            int headH = head + other * (K_HEAD + QUANT_SHORTS), qq = qp + other * (K_HEAD + QUANT_SHORTS);
+            int p = (block0 + b) / K_BLOCKS * 2 * ROWS, q = (block0 + b + other) / K_BLOCKS * 2 * ROWS;
+            int o = vOff + b * Precision.BITS_16.blockShorts;
+            ShortVector kh = ShortVector.broadcast(S, act[o]), kl = ShortVector.broadcast(S, act[o + 1]);
+            // one high and one low accumulator per group: four chains, and registers left for both groups' weights
+            ShortVector h = kh, l = kl, hh = kh, ll = kl;
+            for (int s = 0; s < 8; s++) {
+                ShortVector v = ShortVector.fromArray(S, qs, qp + 16 * s);
+                ShortVector u = ShortVector.fromArray(S, qs, qq + 16 * s);
+                int a = o + 2 + s * 8;
+                // the four nibbles of each short as a loop (shifting by 0 leaves v as it is): a quarter of the
+                // written-out form's inlined Vector API code, so a compilation stays further from C2's node limits
+                for (int n = 0; n < 4; n++) {
+                    ShortVector vn = v.lanewise(VectorOperators.LSHR, 4 * n), un = u.lanewise(VectorOperators.LSHR, 4 * n);
+                    ShortVector xh = ShortVector.broadcast(S, act[a + n]), xl = ShortVector.broadcast(S, act[a + 4 + n]);
+                    h = h.add(vn.mul(xh));
+                    hh = hh.add(un.mul(xh));
+                    l = l.add(vn.mul(xl));
+                    ll = ll.add(un.mul(xl));
+                }
+            }
+            float d = dx[dOff + b];
+            // (vectors passed to a helper method that is not inlined get boxed: the conversions stay written out here)
+            // convertShape names the float species: convert(I2F, 0) computes it, and when C2 inlines that call late
+            // (this method passes its inlining budget) the species is no constant, the conversion intrinsic fails and
+            // so does every fma its boxed result feeds (-XX:+PrintIntrinsics: "missing constant ... vclass_to=LoadP")
+            IntVector hi = h.reinterpretAsInts(), lo = l.reinterpretAsInts(), hi2 = hh.reinterpretAsInts(), lo2 = ll.reinterpretAsInts();
+            IntVector t0 = hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
+                    .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            IntVector t1 = hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo.lanewise(VectorOperators.ASHR, 16));
+            IntVector r0 = hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
+                    .add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
+            IntVector r1 = hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo2.lanewise(VectorOperators.ASHR, 16));
+            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
+            FloatVector z0 = FloatVector.fromArray(F, sc, q), z1 = FloatVector.fromArray(F, sc, q + 8);
+            // the block's scales d·sc and offsets 8·d·sc − dmin·m, by the operations the packer once stored them with
+            IntVector km = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
+            s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+            s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+            IntVector kz = ShortVector.fromArray(S, qs, headH).reinterpretAsInts();
+            z0 = ((FloatVector) kz.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(z0);
+            z1 = ((FloatVector) kz.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(z1);
+            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(d), a0);
+            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(d), a1);
+            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(z0.mul(d), c0);
+            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(z1.mul(d), c1);
+            FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
+            IntVector kn = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
+            FloatVector o0 = s0.mul(8f).sub(((FloatVector) kn.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
+                    .mul(FloatVector.fromArray(F, sc, p + 16)));
+            FloatVector o1 = s1.mul(8f).sub(((FloatVector) kn.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
+                    .mul(FloatVector.fromArray(F, sc, p + 24)));
+            a0 = o0.fma(xs, a0);
+            a1 = o1.fma(xs, a1);
+            IntVector kq = ShortVector.fromArray(S, qs, headH).reinterpretAsInts();
+            FloatVector e0 = z0.mul(8f).sub(((FloatVector) kq.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
+                    .mul(FloatVector.fromArray(F, sc, q + 16)));
+            FloatVector e1 = z1.mul(8f).sub(((FloatVector) kq.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
+                    .mul(FloatVector.fromArray(F, sc, q + 24)));
+            c0 = e0.fma(xs, c0);
+            c1 = e1.fma(xs, c1);
+        }
+        a0.intoArray(out, outG);
+        a1.intoArray(out, outG + 8);
+        c0.intoArray(out, outH);
+        c1.intoArray(out, outH + 8);
+    }
+
 }

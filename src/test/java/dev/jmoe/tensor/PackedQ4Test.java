@@ -9,6 +9,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.Random;
 
+import static dev.jmoe.tensor.PackedMatrix.ROWS;
 import static org.junit.jupiter.api.Assertions.*;
 
 class PackedQ4Test {
@@ -193,6 +194,80 @@ class PackedQ4Test {
             Kernels.matVec(null, m.rows(16 * g, 16), x, 0, one, 0);
             for (int r = 0; r < 16; r++) assertEquals(one[r], all[16 * g + r], type + " group " + g + " row " + r);
         }
+    }
+
+    /**
+     * A Q4_K copy laid out for 8-bit activations (the file's sc and m per block, d and dmin per super-block, widened in
+     * the kernels) gives every product the bits of the copy with float scales: single vectors at 16 and 8 bits (group
+     * pairs and a group alone), 8-bit batches of each kernel's sizes, float batches on panels, and the panels themselves;
+     * on one thread and two, with a super-block whose d is infinite and one whose d and dmin are 0.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {768, 3584})
+    void compactQ4_KCopiesGiveTheBitsOfTheFloatScaleCopy(int cols) {
+        Random rnd = new Random(cols + 11);
+        int rows = 80; // five groups: two pairs and one alone
+        Matrix m = random(GgmlType.Q4_K, rows, cols, rnd);
+        long superBytes = GgmlType.Q4_K.blockBytes();
+        m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 3 * m.rowBytes() + superBytes, (short) 0x7c00); // row 3, super-block 1: d = +inf
+        m.data().set(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, 40 * m.rowBytes(), 0); // row 40, super-block 0: d = dmin = 0
+        PackedQ4 wide = PackedQ4.pack(m, pool2, false), compact = PackedQ4.pack(m, pool2, true);
+        Matrix w = m.withPacked(wide), c = m.withPacked(compact);
+        assertEquals(PackedQ4.packedBytes(m, true), compact.byteSize());
+        assertTrue(compact.byteSize() <= 1.06 * m.rows() * m.rowBytes(), compact.byteSize() + " bytes for a file of " + m.rows() * m.rowBytes());
+        assertTrue(wide.byteSize() > 1.3 * m.rows() * m.rowBytes());
+        int batchMax = 37;
+        float[] x = new float[batchMax * cols];
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        for (Parallel pool : new Parallel[] {null, pool2}) {
+            for (boolean rounded : new boolean[] {false, true}) {
+                Kernels.withActivationQuantization(rounded, () -> {
+                    for (int batch : new int[] {1, 2, 3, 5, 9, 13, batchMax}) {
+                        float[] want = new float[batch * rows], got = new float[batch * rows];
+                        if (batch == 1) {
+                            Kernels.matVec(pool, w, x, 0, want, 0);
+                            Kernels.matVec(pool, c, x, 0, got, 0);
+                        } else {
+                            Kernels.matMul(pool, w, x, cols, batch, want, rows);
+                            Kernels.matMul(pool, c, x, cols, batch, got, rows);
+                        }
+                        assertArrayEquals(want, got, "rounded " + rounded + " batch " + batch + " pool " + pool);
+                        assertTrue(Float.isNaN(got[3]) || Float.isInfinite(got[3]), "row 3 meets its infinite d: " + got[3]);
+                        assertNotEquals(0f, got[rows - 1]);
+                    }
+                });
+            }
+        }
+        float[] pw = new float[ROWS * 256], pc = new float[ROWS * 256];
+        for (int g = 0; g < rows / ROWS; g++) {
+            for (int c0 = 0; c0 < cols; c0 += 256) {
+                wide.panel(g, c0, c0 + 256, pw);
+                compact.panel(g, c0, c0 + 256, pc);
+                assertArrayEquals(pw, pc, "panel of group " + g + " from column " + c0);
+            }
+        }
+        PackedQ4 slice = compact.rows(32, 32);
+        assertEquals(compact.byteSize() * 2 / 5, slice.byteSize());
+        float[] whole = new float[rows], part = new float[32];
+        Kernels.withActivationQuantization(true, () -> {
+            Kernels.matVec(null, c, x, 0, whole, 0);
+            Kernels.matVec(null, m.rows(32, 32).withPacked(slice), x, 0, part, 0);
+        });
+        assertArrayEquals(java.util.Arrays.copyOfRange(whole, 32, 64), part, "rows 32..63 of a compact slice");
+    }
+
+    /** {@link Packing#pack} lays Q4_K out for the calling thread's rounding; Q4_0 takes one layout whatever it is. */
+    @Test
+    void packingFollowsTheThreadsActivationRounding() {
+        Random rnd = new Random(12);
+        Matrix q4k = random(GgmlType.Q4_K, 32, 512, rnd), q40 = randomQ4_0(32, 512, rnd);
+        long plain = Packing.pack(q4k, null).byteSize();
+        long rounded = Kernels.withActivationQuantization(true, () -> Packing.pack(q4k, null).byteSize());
+        assertEquals(PackedQ4.packedBytes(q4k), plain);
+        assertEquals(PackedQ4.packedBytes(q4k, true), rounded);
+        assertTrue(rounded < plain * 0.8, rounded + " against " + plain);
+        assertEquals(Packing.packedBytes(q4k), plain, "planning counts the larger copy");
+        assertEquals(Packing.pack(q40, null).byteSize(), Kernels.withActivationQuantization(true, () -> Packing.pack(q40, null).byteSize()));
     }
 
     /** The vector preparation of 16-bit activations equals the scalar definition bit for bit, ties and zeros included. */
