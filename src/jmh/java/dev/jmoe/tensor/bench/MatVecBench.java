@@ -23,7 +23,8 @@ import java.util.concurrent.TimeUnit;
  * real model does); {@code ws=hot} reuses one copy (the kernel's compute ceiling). {@code q8act=true}
  * rounds the activations to 8 bits first and runs the integer dots ({@link Kernels#withActivationQuantization},
  * bound around each measured call);
- * {@code packed=true} runs Q4_0, Q4_K, Q6_K and Q8_0 on their {@link PackedMatrix} copies (bytes still counted in the file's layout).
+ * {@code packed=true} runs Q4_0, Q4_K, Q6_K and Q8_0 on their {@link PackedMatrix} copies, laid out for the rounding as the engine
+ * lays them out (bytes still counted in the file's layout).
  *
  * <pre>bench/jmh MatVecBench [JMH options]</pre>
  * prints a GB/s table after the JMH run.
@@ -70,7 +71,9 @@ public class MatVecBench {
         float[] src = new float[rows * cols];
         for (int i = 0; i < src.length; i++) src[i] = (float) rnd.nextGaussian() * 0.05f;
         arena = Arena.ofShared();
-        weights = new WorkingSet(arena, t, src, rows, cols, ws, packed);
+        Arena a = arena;
+        // packed as the engine packs them: under the products' rounding, which picks the copy's layout (Packing.pack)
+        weights = Kernels.withActivationQuantization(q8act, () -> new WorkingSet(a, t, src, rows, cols, ws, packed));
         x = new float[cols];
         for (int i = 0; i < cols; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[rows];
