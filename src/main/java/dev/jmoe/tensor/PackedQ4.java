@@ -1090,7 +1090,15 @@ public final class PackedQ4 implements PackedMatrix {
         c1.intoArray(out, outH + 8);
     }
 
-    /** {@link #product} with 16-bit activations on a compact copy: groups in pairs as there. */
+    /**
+     * {@link #product} with 16-bit activations on a compact copy, groups in pairs as there: {@link #group16PairK} and
+     * {@link #group16K} are {@link #group16Pair} and {@link #group16} widening each block's sc and m in line. Only a
+     * compact copy (laid out for 8-bit products) asked for a 16-bit product reaches them: correct, not tuned. Methods of
+     * their own, so the default path's loop and kernels stay as they were: with this widening the pair's C2 compilation
+     * boxed its vectors in 4 of 4 runs where every Q4_K copy was compact (bench/boxcheck.py, 9–14 GB per speed run), and
+     * widened by a pass of its own into a per-thread buffer it cost ~45% of the kernel's time; hence the float scales of
+     * the default path's copies.
+     */
     private void product16K(Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
         int half = (g1 - g0) / 2;
         for (int i = 0; i < half; i++) {
@@ -1099,6 +1107,7 @@ public final class PackedQ4 implements PackedMatrix {
         if ((g1 - g0) % 2 != 0) group16K(g1 - 1, a.v, vOff, a.d, a.sums, dOff, out, outOff + (g1 - 1 - g0) * ROWS);
     }
 
+    /** {@link #group16} for a compact copy (see {@link #product16K}). */
     private void group16K(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
         short[] qs = quants;
         float[] sc = scales;
@@ -1144,17 +1153,7 @@ public final class PackedQ4 implements PackedMatrix {
         acc1.intoArray(out, outOff + 8);
     }
 
-    /**
-     * {@link #group16PairK} and {@link #group16K} are {@link #group16Pair} and {@link #group16} for Q4_K, widening each
-     * block's sc and m in line. Methods of their own, with no branch on the format: only the compact copies (laid out
-     * for 8-bit products) reach them, when a 16-bit product is asked of one: correct, not tuned. With this widening
-     * the pair's C2 compilation boxed its vectors in 4 of 4 runs where every Q4_K copy was compact (bench/boxcheck.py,
-     * 9–14 GB per speed run), and widened by a pass of its own into a per-thread buffer it cost ~45% of the kernel's
-     * time, which is why the default path keeps the float scales.
-     *
-     * {@link #group16} for groups g and g2 at once, into out[outG ..] and out[outH ..]: each activation vector is loaded
-     * once for both.
-     */
+    /** {@link #group16Pair} for a compact copy (see {@link #product16K}). */
     private void group16PairK(int g, int g2, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outG, int outH) {
         short[] qs = quants;
         float[] sc = scales;
