@@ -1141,10 +1141,9 @@ public final class PackedQ4 implements PackedMatrix {
             acc0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(d), acc0);
             acc1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(d), acc1);
             FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
-            IntVector kn = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
-            FloatVector o0 = s0.mul(8f).sub(((FloatVector) kn.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
+            FloatVector o0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
                     .mul(FloatVector.fromArray(F, sc, p + 16)));
-            FloatVector o1 = s1.mul(8f).sub(((FloatVector) kn.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
+            FloatVector o1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
                     .mul(FloatVector.fromArray(F, sc, p + 24)));
             acc0 = o0.fma(xs, acc0);
             acc1 = o1.fma(xs, acc1);
@@ -1209,17 +1208,15 @@ public final class PackedQ4 implements PackedMatrix {
             c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(z0.mul(d), c0);
             c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(z1.mul(d), c1);
             FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
-            IntVector kn = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
-            FloatVector o0 = s0.mul(8f).sub(((FloatVector) kn.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
+            FloatVector o0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
                     .mul(FloatVector.fromArray(F, sc, p + 16)));
-            FloatVector o1 = s1.mul(8f).sub(((FloatVector) kn.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
+            FloatVector o1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
                     .mul(FloatVector.fromArray(F, sc, p + 24)));
             a0 = o0.fma(xs, a0);
             a1 = o1.fma(xs, a1);
-            IntVector kq = ShortVector.fromArray(S, qs, headH).reinterpretAsInts();
-            FloatVector e0 = z0.mul(8f).sub(((FloatVector) kq.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
+            FloatVector e0 = z0.mul(8f).sub(((FloatVector) kz.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
                     .mul(FloatVector.fromArray(F, sc, q + 16)));
-            FloatVector e1 = z1.mul(8f).sub(((FloatVector) kq.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
+            FloatVector e1 = z1.mul(8f).sub(((FloatVector) kz.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
                     .mul(FloatVector.fromArray(F, sc, q + 24)));
             c0 = e0.fma(xs, c0);
             c1 = e1.fma(xs, c1);
