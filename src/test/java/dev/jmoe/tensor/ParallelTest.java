@@ -52,6 +52,30 @@ class ParallelTest {
         }
     }
 
+    /** A call may cut its range into its own number of chunks per thread; the pool's setting stays for the others. */
+    @Test
+    void aCallMayAskForItsOwnChunksPerThread() {
+        try (Parallel pool = new Parallel(2, 8)) {
+            for (int perThread : new int[] {1, 2, 3}) {
+                List<int[]> chunks = Collections.synchronizedList(new ArrayList<>());
+                pool.forRange(1000, 16, perThread, (s, e) -> chunks.add(new int[] {s, e}));
+                assertEquals(2 * perThread, chunks.size(), perThread + " per thread");
+                chunks.sort((a, b) -> Integer.compare(a[0], b[0]));
+                assertEquals(0, chunks.get(0)[0]);
+                for (int i = 1; i < chunks.size(); i++) {
+                    assertEquals(chunks.get(i - 1)[1], chunks.get(i)[0], "chunk " + i + " starts where the previous ends");
+                    assertEquals(0, chunks.get(i)[0] % 16, "chunk " + i + " starts on a grain");
+                }
+                assertEquals(1000, chunks.get(chunks.size() - 1)[1]);
+            }
+            List<int[]> chunks = Collections.synchronizedList(new ArrayList<>());
+            pool.forRange(1000, 16, (s, e) -> chunks.add(new int[] {s, e}));
+            assertEquals(16, chunks.size(), "the pool's own setting for a call that names none");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> pool.forRange(10, 1, 0, (a, b) -> {}));
+            assertTrue(e.getMessage().contains("chunks per thread must be >= 1, got 0"), e.getMessage());
+        }
+    }
+
     @Test
     void rangesAreCutIntoSeveralChunksPerThreadCoveringEverything() {
         try (Parallel pool = new Parallel(2, 4)) {
