@@ -22,7 +22,7 @@ public final class MatVecSet {
      * set streams its weights from memory once, in a few tens of microseconds; each chunk a thread claims starts a new
      * stream at a new address. Two chunks per thread measured faster decode than eight in every format, most on the
      * Qwen3-like shape whose many small experts make short sets: medians of jmoe ÷ llama.cpp over 3–4 alternated runs
-     * of {@code speed -t 2 -r 5} (AMD EPYC, 2026-12-07 08:06–08:18 UTC), Qwen3-like Q4_K_M {@code --int8-activations}
+     * of {@code speed -t 2 -r 5} (AMD EPYC, 2026-12-07 08:02–08:18 UTC; docs/speed.md, session 35), Qwen3-like Q4_K_M {@code --int8-activations}
      * 0.79× → 0.90×, default 0.73× → 0.75×, F16 1.00× → 1.06×; Mixtral-like Q4_K_M 8-bit 0.76× → 0.80×, Q8_0 1.10× →
      * 1.16×. One chunk per thread was no better than two, and leaves a descheduled thread's half to wait for it. For
      * prompts, two chunks per thread measured slower (Qwen3-like Q4_K_M 0.69× → 0.62×), hence a setting of its own.
