@@ -20,14 +20,15 @@ public final class MatVecSet {
     /**
      * Chunks per thread a set's units are cut into (the pool's default, 8, stays for prompt batches). A decode step's
      * set streams its weights from memory once, in a few tens of microseconds; each chunk a thread claims starts a new
-     * stream at a new address. Two chunks per thread measured faster decode than eight in every format, most on the
-     * Qwen3-like shape whose many small experts make short sets: medians of jmoe ÷ llama.cpp over 3–4 alternated runs
-     * of {@code speed -t 2 -r 5} (AMD EPYC, 2026-12-07 08:02–08:18 UTC; docs/speed.md, session 35), Qwen3-like Q4_K_M {@code --int8-activations}
-     * 0.79× → 0.90×, default 0.73× → 0.75×, F16 1.00× → 1.06×; Mixtral-like Q4_K_M 8-bit 0.76× → 0.80×, Q8_0 1.10× →
-     * 1.16×. One chunk per thread was no better than two, and leaves a descheduled thread's half to wait for it. For
-     * prompts, two chunks per thread measured slower (Qwen3-like Q4_K_M 0.69× → 0.62×), hence a setting of its own.
+     * stream at a new address. Two chunks per thread measured faster decode than eight, most on the Qwen3-like shape
+     * whose many small experts make short sets (AMD EPYC, 2026-12-07, alternated {@code speed -t 2 -r 5} runs; medians of
+     * jmoe ÷ llama.cpp against main: Qwen3-like Q8_0 1.04× → 1.16×, Q4_K_M 8-bit 0.84× → 0.90×, Mixtral-like Q4_K_M
+     * 0.60× → 0.66×; Mixtral-like Q4_K_M 8-bit and Q8_0 level; docs/speed.md, session 35). One chunk per thread was no
+     * better than two, and leaves a descheduled thread's half to wait for it. Prompts measured slower with two
+     * (Qwen3-like Q4_K_M 0.69× → 0.62×), hence a setting of its own; {@code -Djmoe.parallel.decodeChunksPerThread}
+     * changes it for measuring (values below 1 count as 1).
      */
-    static final int CHUNKS_PER_THREAD = Integer.getInteger("jmoe.parallel.decodeChunksPerThread", 2);
+    static final int CHUNKS_PER_THREAD = Math.max(1, Integer.getInteger("jmoe.parallel.decodeChunksPerThread", 2));
 
     private static final ThreadLocal<MatVecSet> THIS_THREAD = ThreadLocal.withInitial(MatVecSet::new);
     /** This thread's set for {@link Kernels#matVec} and {@link Kernels#gatedMatVec}: it leaves a set being built alone. */

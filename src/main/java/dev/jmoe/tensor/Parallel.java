@@ -34,9 +34,12 @@ public final class Parallel implements AutoCloseable {
      * other about a fifth of the time with one chunk per thread. Once a decode step's experts became one large
      * dispatch, 8 and 16 chunks per thread measured about 5% faster Q4_0 decode than 4 (ratios to llama.cpp in the
      * same rounds, three runs each: 0.62/0.58/0.66 with 4, 0.64/0.72/0.64 with 8, 0.66/0.64/0.70 with 16). A decode
-     * step's sets of products now ask for fewer per call ({@code MatVecSet.CHUNKS_PER_THREAD}), measured faster since.
+     * step's sets of products now ask for fewer per call ({@code MatVecSet.CHUNKS_PER_THREAD}), measured faster since;
+     * what is left here is mostly prompt batches, whose units (a layer's experts, each with its own tokens) differ in
+     * cost: with 16 rather than 8, Mixtral-like Q4_K_M {@code --int8-activations} prompts measured 0.81× → 0.87×
+     * llama.cpp in two batches of 3+3 alternated runs (AMD EPYC, 2026-12-07 08:34–08:44 UTC), no other row slower.
      */
-    private static final int CHUNKS_PER_THREAD = Integer.getInteger("jmoe.parallel.chunksPerThread", 8);
+    private static final int CHUNKS_PER_THREAD = Integer.getInteger("jmoe.parallel.chunksPerThread", 16);
     private final int chunksPerThread;
     /** Threads outside the pool that need CPU while it runs (a shadow model's thread); see {@link #addCompetitor}. */
     private final AtomicInteger competitors = new AtomicInteger();
