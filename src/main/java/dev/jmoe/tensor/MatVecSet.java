@@ -18,14 +18,14 @@ public final class MatVecSet {
     /** Rows per unit of work; a packed matrix's group, so units of a packed product are its groups. */
     private static final int UNIT_ROWS = PackedMatrix.ROWS;
     /**
-     * Chunks per thread a set's units are cut into (the pool's default, 8, stays for prompt batches). A decode step's
+     * Chunks per thread a set's units are cut into (the pool's default, 16, serves prompt batches). A decode step's
      * set streams its weights from memory once, in a few tens of microseconds; each chunk a thread claims starts a new
      * stream at a new address. Two chunks per thread measured faster decode than eight, most on the Qwen3-like shape
      * whose many small experts make short sets (AMD EPYC, 2026-12-07, alternated {@code speed -t 2 -r 5} runs; medians of
      * jmoe ÷ llama.cpp against main: Qwen3-like Q8_0 1.04× → 1.16×, Q4_K_M 8-bit 0.84× → 0.90×, Mixtral-like Q4_K_M
      * 0.60× → 0.66×; Mixtral-like Q4_K_M 8-bit and Q8_0 level; docs/speed.md, session 35). One chunk per thread was no
-     * better than two, and leaves a descheduled thread's half to wait for it. Prompts measured slower with two
-     * (Qwen3-like Q4_K_M 0.69× → 0.62×), hence a setting of its own; {@code -Djmoe.parallel.decodeChunksPerThread}
+     * better than two, and leaves a descheduled thread's half to wait for it. Prompts measured slower with two than
+     * with eight (Qwen3-like Q4_K_M 0.69× → 0.62×), hence a setting of its own; {@code -Djmoe.parallel.decodeChunksPerThread}
      * changes it for measuring (values below 1 count as 1).
      */
     static final int CHUNKS_PER_THREAD = Math.max(1, Integer.getInteger("jmoe.parallel.decodeChunksPerThread", 2));

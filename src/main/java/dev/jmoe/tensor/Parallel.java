@@ -36,8 +36,9 @@ public final class Parallel implements AutoCloseable {
      * same rounds, three runs each: 0.62/0.58/0.66 with 4, 0.64/0.72/0.64 with 8, 0.66/0.64/0.70 with 16). A decode
      * step's sets of products now ask for fewer per call ({@code MatVecSet.CHUNKS_PER_THREAD}), measured faster since;
      * what is left here is mostly prompt batches, whose units (a layer's experts, each with its own tokens) differ in
-     * cost: with 16 rather than 8, Mixtral-like Q4_K_M {@code --int8-activations} prompts measured 0.81× → 0.87×
-     * llama.cpp in two batches of 3+3 alternated runs (AMD EPYC, 2026-12-07 08:34–08:44 UTC), no other row slower.
+     * cost: with 16 rather than 8, Mixtral-like Q4_K_M {@code --int8-activations} prompts measured 0.81–0.83× → 0.88×
+     * llama.cpp in three batches of alternated runs (AMD EPYC, 2026-12-07 08:34–08:56 UTC), Q4_0 ones perhaps 3% lower
+     * (in two of three), the other rows level (docs/speed.md, session 35).
      */
     private static final int CHUNKS_PER_THREAD = Integer.getInteger("jmoe.parallel.chunksPerThread", 16);
     private final int chunksPerThread;
