@@ -276,9 +276,7 @@ public final class PackedQ4 implements PackedMatrix {
                     quants[qo] = (short) (sc | mn << 8);
                     qo += K_HEAD;
                 } else {
-                    float scale = d * sc; // the compact kernels' widening repeats these operations
-                    scales[b * 2 * ROWS + r] = scale;
-                    scales[b * 2 * ROWS + ROWS + r] = 8 * scale - dmin * mn;
+                    storeScaleAndOffset(scales, b * 2 * ROWS, r, d, dmin, sc, mn);
                 }
                 int q = p + 16 + 32 * (j / 2), shift = 4 * (j % 2);
                 for (int t = 0; t < 16; t += 2) {
@@ -288,6 +286,16 @@ public final class PackedQ4 implements PackedMatrix {
                 }
             }
         }
+    }
+
+    /**
+     * Row r's scale d·sc and offset 8·d·sc − dmin·m of a Q4_K block of the float-scale layout, at scales[at + r] and
+     * scales[at + 16 + r]. The compact kernels widen sc and m to the same values by the same operations.
+     */
+    private static void storeScaleAndOffset(float[] scales, int at, int r, float d, float dmin, int sc, int mn) {
+        float scale = d * sc;
+        scales[at + r] = scale;
+        scales[at + ROWS + r] = 8 * scale - dmin * mn;
     }
 
     @Override public GgmlType type() { return offsets ? GgmlType.Q4_K : GgmlType.Q4_0; }
@@ -1091,140 +1099,48 @@ public final class PackedQ4 implements PackedMatrix {
     }
 
     /**
-     * {@link #product} with 16-bit activations on a compact copy, groups in pairs as there: {@link #group16PairK} and
-     * {@link #group16K} are {@link #group16Pair} and {@link #group16} widening each block's sc and m in line. Only a
-     * compact copy (laid out for 8-bit products) asked for a 16-bit product reaches them: correct, not tuned. Methods of
-     * their own, so the default path's loop and kernels stay as they were: with this widening the pair's C2 compilation
-     * boxed its vectors in 4 of 4 runs where every Q4_K copy was compact (bench/boxcheck.py, 9–14 GB per speed run), and
-     * widened by a pass of its own into a per-thread buffer it cost ~45% of the kernel's time; hence the float scales of
-     * the default path's copies.
+     * {@link #product} with 16-bit activations on a compact copy, which only the other rounding's model view sharing the
+     * copy asks for: each pair of groups is widened to the float-scale layout ({@link #widened}) and multiplied by
+     * {@link #group16Pair} and {@link #group16}, giving the float-scale copy's bits at the price of the widening (correct,
+     * not tuned). The default path's own copies keep float scales: the widening written into group16Pair boxed its
+     * vectors in 4 of 5 runs (session 34).
      */
     private void product16K(Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
         int half = (g1 - g0) / 2;
         for (int i = 0; i < half; i++) {
-            group16PairK(g0 + i, g0 + i + half, a.v, vOff, a.d, a.sums, dOff, out, outOff + i * ROWS, outOff + (i + half) * ROWS);
+            widened(g0 + i, g0 + i + half).group16Pair(0, 1, a.v, vOff, a.d, a.sums, dOff, out, outOff + i * ROWS, outOff + (i + half) * ROWS);
         }
-        if ((g1 - g0) % 2 != 0) group16K(g1 - 1, a.v, vOff, a.d, a.sums, dOff, out, outOff + (g1 - 1 - g0) * ROWS);
+        if ((g1 - g0) % 2 != 0) widened(g1 - 1, g1 - 1).group16(0, a.v, vOff, a.d, a.sums, dOff, out, outOff + (g1 - 1 - g0) * ROWS);
     }
 
-    /** {@link #group16} for a compact copy (see {@link #product16K}). */
-    private void group16K(int g, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outOff) {
-        short[] qs = quants;
-        float[] sc = scales;
-        int nb = cols / QK, block0 = (firstGroup + g) * nb;
-        FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
-        for (int b = 0; b < nb; b++) {
-            int head = (block0 + b) * (K_HEAD + QUANT_SHORTS), qp = head + K_HEAD, p = (block0 + b) / K_BLOCKS * 2 * ROWS;
-            int o = vOff + b * Precision.BITS_16.blockShorts;
-            ShortVector h0 = ShortVector.broadcast(S, act[o]), h1 = ShortVector.zero(S);
-            ShortVector l0 = ShortVector.broadcast(S, act[o + 1]), l1 = ShortVector.zero(S);
-            for (int s = 0; s < 8; s++) {
-                ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
-                ShortVector w4 = w.lanewise(VectorOperators.LSHR, 4), w8 = w.lanewise(VectorOperators.LSHR, 8), w12 = w.lanewise(VectorOperators.LSHR, 12);
-                int a = o + 2 + s * 8;
-                h0 = h0.add(w.mul(ShortVector.broadcast(S, act[a]))).add(w4.mul(ShortVector.broadcast(S, act[a + 1])));
-                h1 = h1.add(w8.mul(ShortVector.broadcast(S, act[a + 2]))).add(w12.mul(ShortVector.broadcast(S, act[a + 3])));
-                l0 = l0.add(w.mul(ShortVector.broadcast(S, act[a + 4]))).add(w4.mul(ShortVector.broadcast(S, act[a + 5])));
-                l1 = l1.add(w8.mul(ShortVector.broadcast(S, act[a + 6]))).add(w12.mul(ShortVector.broadcast(S, act[a + 7])));
-            }
-            ShortVector hs = h0.add(h1), ls = l0.add(l1);
-            IntVector hi = hs.reinterpretAsInts(), lo = ls.reinterpretAsInts();
-            IntVector t0 = hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
-                    .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-            IntVector t1 = hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo.lanewise(VectorOperators.ASHR, 16));
-            float d = dx[dOff + b];
-            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
-            // the block's scales d·sc and offsets 8·d·sc − dmin·m, by the operations the packer once stored them with
-            IntVector km = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
-            s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
-            s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
-            acc0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(d), acc0);
-            acc1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(d), acc1);
-            FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
-            FloatVector o0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, p + 16)));
-            FloatVector o1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, p + 24)));
-            acc0 = o0.fma(xs, acc0);
-            acc1 = o1.fma(xs, acc1);
-        }
-        acc0.intoArray(out, outOff);
-        acc1.intoArray(out, outOff + 8);
-    }
+    /** This thread's arrays for {@link #widened}: quants and scales of two groups in the float-scale layout. */
+    private static final ThreadLocal<Object[]> WIDENED = ThreadLocal.withInitial(() -> new Object[] {new short[0], new float[0]});
 
-    /** {@link #group16Pair} for a compact copy (see {@link #product16K}). */
-    private void group16PairK(int g, int g2, short[] act, int vOff, float[] dx, float[] sums, int dOff, float[] out, int outG, int outH) {
-        short[] qs = quants;
-        float[] sc = scales;
-        int nb = cols / QK, block0 = (firstGroup + g) * nb, other = (g2 - g) * nb;
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
-        for (int b = 0; b < nb; b++) {
-            // this block of group g, and the same block of group g2
-            int head = (block0 + b) * (K_HEAD + QUANT_SHORTS), qp = head + K_HEAD;
-            int headH = head + other * (K_HEAD + QUANT_SHORTS), qq = qp + other * (K_HEAD + QUANT_SHORTS);
-            int p = (block0 + b) / K_BLOCKS * 2 * ROWS, q = (block0 + b + other) / K_BLOCKS * 2 * ROWS;
-            int o = vOff + b * Precision.BITS_16.blockShorts;
-            ShortVector kh = ShortVector.broadcast(S, act[o]), kl = ShortVector.broadcast(S, act[o + 1]);
-            // one high and one low accumulator per group: four chains, and registers left for both groups' weights
-            ShortVector h = kh, l = kl, hh = kh, ll = kl;
-            for (int s = 0; s < 8; s++) {
-                ShortVector v = ShortVector.fromArray(S, qs, qp + 16 * s);
-                ShortVector u = ShortVector.fromArray(S, qs, qq + 16 * s);
-                int a = o + 2 + s * 8;
-                // the four nibbles of each short as a loop (shifting by 0 leaves v as it is): a quarter of the
-                // written-out form's inlined Vector API code, so a compilation stays further from C2's node limits
-                for (int n = 0; n < 4; n++) {
-                    ShortVector vn = v.lanewise(VectorOperators.LSHR, 4 * n), un = u.lanewise(VectorOperators.LSHR, 4 * n);
-                    ShortVector xh = ShortVector.broadcast(S, act[a + n]), xl = ShortVector.broadcast(S, act[a + 4 + n]);
-                    h = h.add(vn.mul(xh));
-                    hh = hh.add(un.mul(xh));
-                    l = l.add(vn.mul(xl));
-                    ll = ll.add(un.mul(xl));
+    /**
+     * Groups g and h of this compact copy in the float-scale layout, as groups 0 and 1 of a copy on this thread's arrays
+     * (valid until the next call): the quants as they are, each block's scale and offset from its sc and m and its
+     * super-block's d and dmin by the packer's operations ({@link #storeScaleAndOffset}).
+     */
+    private PackedQ4 widened(int g, int h) {
+        int nb = cols / QK;
+        Object[] arrays = WIDENED.get();
+        if (((short[]) arrays[0]).length < 2 * nb * QUANT_SHORTS) {
+            arrays[0] = new short[2 * nb * QUANT_SHORTS];
+            arrays[1] = new float[2 * nb * 2 * ROWS];
+        }
+        short[] wq = (short[]) arrays[0];
+        float[] ws = (float[]) arrays[1];
+        for (int k = 0; k < 2; k++) {
+            int block0 = (firstGroup + (k == 0 ? g : h)) * nb;
+            for (int b = 0; b < nb; b++) {
+                int head = (block0 + b) * (K_HEAD + QUANT_SHORTS), sp = (block0 + b) / K_BLOCKS * 2 * ROWS, to = k * nb + b;
+                System.arraycopy(quants, head + K_HEAD, wq, to * QUANT_SHORTS, QUANT_SHORTS);
+                for (int r = 0; r < ROWS; r++) {
+                    int km = quants[head + lane(r)];
+                    storeScaleAndOffset(ws, to * 2 * ROWS, r, scales[sp + r], scales[sp + ROWS + r], km & 0xFF, (km >>> 8) & 0xFF);
                 }
             }
-            float d = dx[dOff + b];
-            // (vectors passed to a helper method that is not inlined get boxed: the conversions stay written out here)
-            // convertShape names the float species: convert(I2F, 0) computes it, and when C2 inlines that call late
-            // (this method passes its inlining budget) the species is no constant, the conversion intrinsic fails and
-            // so does every fma its boxed result feeds (-XX:+PrintIntrinsics: "missing constant ... vclass_to=LoadP")
-            IntVector hi = h.reinterpretAsInts(), lo = l.reinterpretAsInts(), hi2 = hh.reinterpretAsInts(), lo2 = ll.reinterpretAsInts();
-            IntVector t0 = hi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
-                    .add(lo.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-            IntVector t1 = hi.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo.lanewise(VectorOperators.ASHR, 16));
-            IntVector r0 = hi2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 8)
-                    .add(lo2.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-            IntVector r1 = hi2.lanewise(VectorOperators.ASHR, 16).lanewise(VectorOperators.LSHL, 8).add(lo2.lanewise(VectorOperators.ASHR, 16));
-            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
-            FloatVector z0 = FloatVector.fromArray(F, sc, q), z1 = FloatVector.fromArray(F, sc, q + 8);
-            // the block's scales d·sc and offsets 8·d·sc − dmin·m, by the operations the packer once stored them with
-            IntVector km = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
-            s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
-            s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
-            IntVector kz = ShortVector.fromArray(S, qs, headH).reinterpretAsInts();
-            z0 = ((FloatVector) kz.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(z0);
-            z1 = ((FloatVector) kz.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(z1);
-            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(d), a0);
-            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(d), a1);
-            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(z0.mul(d), c0);
-            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(z1.mul(d), c1);
-            FloatVector xs = FloatVector.broadcast(F, sums[dOff + b]);
-            FloatVector o0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, p + 16)));
-            FloatVector o1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, p + 24)));
-            a0 = o0.fma(xs, a0);
-            a1 = o1.fma(xs, a1);
-            FloatVector e0 = z0.mul(8f).sub(((FloatVector) kz.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, q + 16)));
-            FloatVector e1 = z1.mul(8f).sub(((FloatVector) kz.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, q + 24)));
-            c0 = e0.fma(xs, c0);
-            c1 = e1.fma(xs, c1);
         }
-        a0.intoArray(out, outG);
-        a1.intoArray(out, outG + 8);
-        c0.intoArray(out, outH);
-        c1.intoArray(out, outH + 8);
+        return new PackedQ4(wq, ws, 0, 2 * ROWS, cols, true, false);
     }
-
 }
