@@ -57,6 +57,13 @@ public class StreamBench {
     @Param({"256"})
     public int bits;
 
+    /**
+     * Sequential streams each thread reads at once (heap, 256-bit, ops 0): its share cut into this many parts walked
+     * side by side, as a packed kernel walks two groups' quants and their scales. 1 is one stream per thread.
+     */
+    @Param({"1"})
+    public int streams;
+
     private Parallel pool;
     private int[] heap;
     private MemorySegment seg;
@@ -93,6 +100,7 @@ public class StreamBench {
             int s;
             if (heap == null) s = sumNative(seg, (long) u0 * UNIT, (long) u1 * UNIT);
             else if (bits == 512) s = sumHeap512(heap, u0 * (UNIT / 4), u1 * (UNIT / 4));
+            else if (streams > 1) s = sumHeapStreams(heap, u0 * (UNIT / 4), u1 * (UNIT / 4), streams);
             else if (ops > 0) s = workHeap(heap, u0 * (UNIT / 4), u1 * (UNIT / 4), ops);
             else s = sumHeap(heap, u0 * (UNIT / 4), u1 * (UNIT / 4));
             sums.set(u0 & 63, s);
@@ -109,6 +117,22 @@ public class StreamBench {
             s2 = s2.add(IntVector.fromArray(I, a, i + 16));
             s3 = s3.add(IntVector.fromArray(I, a, i + 24));
         }
+        return s0.add(s1).add(s2).add(s3).reduceLanes(VectorOperators.ADD);
+    }
+
+    /** {@link #sumHeap} over [from, to) cut into {@code k} parts read side by side, 128 bytes of each in turn. */
+    private static int sumHeapStreams(int[] a, int from, int to, int k) {
+        IntVector s0 = IntVector.zero(I), s1 = s0, s2 = s0, s3 = s0;
+        int part = (to - from) / k / 32 * 32;
+        for (int i = 0; i < part; i += 32) {
+            for (int j = 0, b = from + i; j < k; j++, b += part) {
+                s0 = s0.add(IntVector.fromArray(I, a, b));
+                s1 = s1.add(IntVector.fromArray(I, a, b + 8));
+                s2 = s2.add(IntVector.fromArray(I, a, b + 16));
+                s3 = s3.add(IntVector.fromArray(I, a, b + 24));
+            }
+        }
+        for (int i = from + part * k; i + 8 <= to; i += 8) s0 = s0.add(IntVector.fromArray(I, a, i));
         return s0.add(s1).add(s2).add(s3).reduceLanes(VectorOperators.ADD);
     }
 
@@ -158,11 +182,11 @@ public class StreamBench {
         Options opts = new OptionsBuilder().parent(new CommandLineOptions(args)).include(StreamBench.class.getName()).build();
         Collection<RunResult> results = new Runner(opts).run();
         System.out.println();
-        System.out.printf("%-3s %-7s %-4s %-4s %10s %8s%n", "thr", "memory", "ops", "bits", "ms/op", "GB/s");
+        System.out.printf("%-3s %-7s %-4s %-4s %-7s %10s %8s%n", "thr", "memory", "ops", "bits", "streams", "ms/op", "GB/s");
         for (RunResult r : results) {
             var p = r.getParams();
             double ms = r.getPrimaryResult().getScore();
-            System.out.printf("%-3s %-7s %-4s %-4s %10.2f %8.2f%n", p.getParam("threads"), p.getParam("memory"), p.getParam("ops"), p.getParam("bits"), ms,
+            System.out.printf("%-3s %-7s %-4s %-4s %-7s %10.2f %8.2f%n", p.getParam("threads"), p.getParam("memory"), p.getParam("ops"), p.getParam("bits"), p.getParam("streams"), ms,
                     BYTES / (ms * 1e6));
         }
     }
