@@ -50,7 +50,16 @@ public final class Main implements Runnable {
             e.flush();
             return at.getCommandSpec().exitCodeOnInvalidInput();
         });
-        int code = cl.execute(args);
+        int code;
+        try {
+            code = cl.execute(args);
+        } catch (ExceptionInInitializerError ex) {
+            // picocli hands only Exceptions to the handler above; a class whose static setup refused a -D setting
+            // (dev.jmoe.tensor.Tuning) throws this Error, which gets the same one line
+            err.println("jmoe: error: " + describe(ex));
+            if (System.getenv("JMOE_DEBUG") != null) ex.printStackTrace(err);
+            code = 1;
+        }
         // Writers made with autoflush flush only on println/printf: a command's last print() must not be lost at exit.
         out.flush();
         err.flush();
@@ -76,6 +85,8 @@ public final class Main implements Runnable {
     /** A one-line explanation of a failure, without a stack trace from deep inside. */
     static String describe(Throwable ex) {
         Throwable t = ex;
+        // a class whose static setup refused a setting (Tuning): the refusal is what to tell
+        if (t instanceof ExceptionInInitializerError init && init.getCause() != null) t = init.getCause();
         if (t instanceof UncheckedIOException u && u.getCause() != null) t = u.getCause();
         if (t instanceof NoSuchFileException nf) return (nf.getReason() != null ? nf.getReason() : "no such file") + ": " + nf.getFile();
         if (t instanceof GgufFormatException || t instanceof dev.jmoe.gguf.GgufException || t instanceof ModelException || t instanceof IllegalArgumentException

@@ -261,7 +261,7 @@ public final class Kernels {
     }
 
     /** Overrides every kernel's {@link RowKernel#tileMinBatch} when set (for measuring the crossover). */
-    static final int TILE_MIN_BATCH = Integer.getInteger("jmoe.matmul.tileMinBatch", 0);
+    static final int TILE_MIN_BATCH = Tuning.intSetting("jmoe.matmul.tileMinBatch", 0, 0);
 
     private static final ThreadLocal<float[]> SCRATCH = new ThreadLocal<>();
 

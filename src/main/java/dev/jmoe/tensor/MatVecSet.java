@@ -26,9 +26,9 @@ public final class MatVecSet {
      * 0.60× → 0.66×; Mixtral-like Q4_K_M 8-bit and Q8_0 level; docs/speed.md, session 35). One chunk per thread was no
      * better than two, and leaves a descheduled thread's half to wait for it. Prompts measured slower with two than
      * with eight (Qwen3-like Q4_K_M 0.69× → 0.62×), hence a setting of its own; {@code -Djmoe.parallel.decodeChunksPerThread}
-     * changes it for measuring (values below 1 count as 1).
+     * changes it for measuring.
      */
-    static final int CHUNKS_PER_THREAD = Math.max(1, Integer.getInteger("jmoe.parallel.decodeChunksPerThread", 2));
+    static final int CHUNKS_PER_THREAD = Tuning.intSetting("jmoe.parallel.decodeChunksPerThread", 2, 1);
 
     private static final ThreadLocal<MatVecSet> THIS_THREAD = ThreadLocal.withInitial(MatVecSet::new);
     /** This thread's set for {@link Kernels#matVec} and {@link Kernels#gatedMatVec}: it leaves a set being built alone. */

@@ -23,8 +23,7 @@ public final class Parallel implements AutoCloseable {
     public interface RangeTask { void run(int start, int end); }
 
     /** How long an idle worker (or the waiting caller) spins before parking; tunable for shared machines. */
-    private static final long SPIN_NANOS =
-            Long.getLong("jmoe.parallel.spinMicros", 200L) * 1000L;
+    private static final long SPIN_NANOS = Tuning.intSetting("jmoe.parallel.spinMicros", 200, 0) * 1000L;
 
     private final int threads;
     /**
@@ -40,7 +39,7 @@ public final class Parallel implements AutoCloseable {
      * llama.cpp in three batches of alternated runs (AMD EPYC, 2026-12-07 08:34–08:56 UTC), Q4_0 ones perhaps 3% lower
      * (in two of three), the other rows level (docs/speed.md, session 35).
      */
-    private static final int CHUNKS_PER_THREAD = Integer.getInteger("jmoe.parallel.chunksPerThread", 16);
+    private static final int CHUNKS_PER_THREAD = Tuning.intSetting("jmoe.parallel.chunksPerThread", 16, 1);
     private final int chunksPerThread;
     /** Threads outside the pool that need CPU while it runs (a shadow model's thread); see {@link #addCompetitor}. */
     private final AtomicInteger competitors = new AtomicInteger();

@@ -189,4 +189,11 @@ class CliBehaviourTest {
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("Usage: jmoe generate"), r.out());
     }
+
+    @Test
+    void aSettingRefusedWhileAClassIsSetUpIsToldAsTheRefusalNotAsAnInitializerError() {
+        IllegalArgumentException refusal = new IllegalArgumentException("-Djmoe.parallel.chunksPerThread=0: the setting must be an integer >= 1");
+        assertEquals(refusal.getMessage(), Main.describe(new ExceptionInInitializerError(refusal)));
+        assertEquals("ExceptionInInitializerError: static setup", Main.describe(new ExceptionInInitializerError("static setup")));
+    }
 }
