@@ -1,8 +1,9 @@
 package dev.jmoe.tensor;
 
 /**
- * The {@code -Djmoe.…} settings of the pool and the kernels, for measuring (passed through {@code JMOE_JAVA_OPTS}).
- * Each is read once; a value that is not an integer, or is out of range, is an error that names the setting, not a
+ * The {@code -Djmoe.…} settings of the pool, the kernels and the expert store's reads, for measuring (passed through
+ * {@code JMOE_JAVA_OPTS}).
+ * A value that is not an integer, or is out of range, is an error that names the setting, not a
  * silent fall-back to the default or an error about something else.
  */
 public final class Tuning {

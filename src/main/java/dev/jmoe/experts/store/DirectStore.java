@@ -1,5 +1,7 @@
 package dev.jmoe.experts.store;
 
+import dev.jmoe.tensor.Tuning;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -75,8 +77,8 @@ public final class DirectStore implements ExpertStore {
      * at another file) and names {@code shown} in messages.
      */
     DirectStore(Path open, Path shown, ExpertLayout layout) {
-        this(open, shown, layout, true, Long.getLong("jmoe.direct.readKiB", PIECE_BYTES >> 10) << 10,
-                Integer.getInteger("jmoe.direct.outstanding", OUTSTANDING));
+        this(open, shown, layout, true, (long) Tuning.intSetting("jmoe.direct.readKiB", (int) (PIECE_BYTES >> 10), (int) (ALIGN >> 10)) << 10,
+                Tuning.intSetting("jmoe.direct.outstanding", OUTSTANDING, 1));
     }
 
     /** {@code tryDirect = false} goes straight to the page-cache fallback (tests; filesystems known to refuse). */
