@@ -32,12 +32,7 @@ public final class Main implements Runnable {
         CommandLine cl = commandLine();
         cl.setOut(out);
         cl.setErr(err);
-        cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
-            commandLine.getErr().println("jmoe: error: " + describe(ex));
-            if (System.getenv("JMOE_DEBUG") != null) ex.printStackTrace(commandLine.getErr());
-            commandLine.getErr().flush();
-            return 1;
-        });
+        cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> failed(ex, commandLine.getErr()));
         // A wrong flag or value gets the same one-line "jmoe: error:" form as every other failure, naming the option and
         // the value, and a pointer to the command's help instead of picocli's whole usage text (which buried the one
         // line that mattered under forty lines of options).
@@ -56,9 +51,7 @@ public final class Main implements Runnable {
         } catch (ExceptionInInitializerError ex) {
             // picocli hands only Exceptions to the handler above; a class whose static setup refused a -D setting
             // (dev.jmoe.tensor.Tuning) throws this Error, which gets the same one line
-            err.println("jmoe: error: " + describe(ex));
-            if (System.getenv("JMOE_DEBUG") != null) ex.printStackTrace(err);
-            code = 1;
+            code = failed(ex, err);
         }
         // Writers made with autoflush flush only on println/printf: a command's last print() must not be lost at exit.
         out.flush();
@@ -80,6 +73,14 @@ public final class Main implements Runnable {
         }
         cl.setResourceBundle(Registries.bundle());
         return cl;
+    }
+
+    /** Prints a failure as one "jmoe: error:" line (with its stack trace when JMOE_DEBUG is set); returns exit code 1. */
+    private static int failed(Throwable ex, PrintWriter err) {
+        err.println("jmoe: error: " + describe(ex));
+        if (System.getenv("JMOE_DEBUG") != null) ex.printStackTrace(err);
+        err.flush();
+        return 1;
     }
 
     /** A one-line explanation of a failure, without a stack trace from deep inside. */

@@ -1114,7 +1114,12 @@ public final class PackedQ4 implements PackedMatrix {
     }
 
     /** This thread's arrays for {@link #widened}: quants and scales of two groups in the float-scale layout. */
-    private static final ThreadLocal<Object[]> WIDENED = ThreadLocal.withInitial(() -> new Object[] {new short[0], new float[0]});
+    private static final class Widened {
+        short[] quants = new short[0];
+        float[] scales = new float[0];
+    }
+
+    private static final ThreadLocal<Widened> WIDENED = ThreadLocal.withInitial(Widened::new);
 
     /**
      * Groups g and h of this compact copy in the float-scale layout, as groups 0 and 1 of a copy on this thread's arrays
@@ -1123,21 +1128,22 @@ public final class PackedQ4 implements PackedMatrix {
      */
     private PackedQ4 widened(int g, int h) {
         int nb = cols / QK;
-        Object[] arrays = WIDENED.get();
-        if (((short[]) arrays[0]).length < 2 * nb * QUANT_SHORTS) {
-            arrays[0] = new short[2 * nb * QUANT_SHORTS];
-            arrays[1] = new float[2 * nb * 2 * ROWS];
+        Widened w = WIDENED.get();
+        if (w.quants.length < 2 * nb * QUANT_SHORTS) {
+            w.quants = new short[2 * nb * QUANT_SHORTS];
+            w.scales = new float[2 * nb * blockFloats];
         }
-        short[] wq = (short[]) arrays[0];
-        float[] ws = (float[]) arrays[1];
+        short[] wq = w.quants;
+        float[] ws = w.scales;
         for (int k = 0; k < 2; k++) {
             int block0 = (firstGroup + (k == 0 ? g : h)) * nb;
             for (int b = 0; b < nb; b++) {
-                int head = (block0 + b) * (K_HEAD + QUANT_SHORTS), sp = (block0 + b) / K_BLOCKS * 2 * ROWS, to = k * nb + b;
-                System.arraycopy(quants, head + K_HEAD, wq, to * QUANT_SHORTS, QUANT_SHORTS);
+                // this copy's own layout: the block's head, its quants quantHead shorts on, its super-block's d and dmin
+                int head = (block0 + b) * blockShorts, sp = ((block0 + b) >>> scaleShift) * blockFloats, to = k * nb + b;
+                System.arraycopy(quants, head + quantHead, wq, to * QUANT_SHORTS, QUANT_SHORTS);
                 for (int r = 0; r < ROWS; r++) {
                     int km = quants[head + lane(r)];
-                    storeScaleAndOffset(ws, to * 2 * ROWS, r, scales[sp + r], scales[sp + ROWS + r], km & 0xFF, (km >>> 8) & 0xFF);
+                    storeScaleAndOffset(ws, to * blockFloats, r, scales[sp + r], scales[sp + ROWS + r], km & 0xFF, (km >>> 8) & 0xFF);
                 }
             }
         }
