@@ -1127,11 +1127,13 @@ public final class PackedQ4 implements PackedMatrix {
      * super-block's d and dmin by the packer's operations ({@link #storeScaleAndOffset}).
      */
     private PackedQ4 widened(int g, int h) {
-        int nb = cols / QK;
+        // the target is the float-scale layout: a scale and an offset per row and block (this copy's blockFloats counts
+        // per super-block, the same number by coincidence)
+        int nb = cols / QK, floats = blockFloats(true);
         Widened w = WIDENED.get();
         if (w.quants.length < 2 * nb * QUANT_SHORTS) {
             w.quants = new short[2 * nb * QUANT_SHORTS];
-            w.scales = new float[2 * nb * blockFloats];
+            w.scales = new float[2 * nb * floats];
         }
         short[] wq = w.quants;
         float[] ws = w.scales;
@@ -1143,7 +1145,7 @@ public final class PackedQ4 implements PackedMatrix {
                 System.arraycopy(quants, head + quantHead, wq, to * QUANT_SHORTS, QUANT_SHORTS);
                 for (int r = 0; r < ROWS; r++) {
                     int km = quants[head + lane(r)];
-                    storeScaleAndOffset(ws, to * blockFloats, r, scales[sp + r], scales[sp + ROWS + r], km & 0xFF, (km >>> 8) & 0xFF);
+                    storeScaleAndOffset(ws, to * floats, r, scales[sp + r], scales[sp + ROWS + r], km & 0xFF, (km >>> 8) & 0xFF);
                 }
             }
         }
