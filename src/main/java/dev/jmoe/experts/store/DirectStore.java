@@ -77,8 +77,16 @@ public final class DirectStore implements ExpertStore {
      * at another file) and names {@code shown} in messages.
      */
     DirectStore(Path open, Path shown, ExpertLayout layout) {
-        this(open, shown, layout, true, (long) Tuning.intSetting("jmoe.direct.readKiB", (int) (PIECE_BYTES >> 10), (int) (ALIGN >> 10)) << 10,
-                Tuning.intSetting("jmoe.direct.outstanding", OUTSTANDING, 1));
+        this(open, shown, layout, true, readBytesSetting(), Tuning.intSetting("jmoe.direct.outstanding", OUTSTANDING, 1));
+    }
+
+    /** -Djmoe.direct.readKiB in bytes (default {@link #PIECE_BYTES}), refused by name unless a multiple of {@link #ALIGN}. */
+    static long readBytesSetting() {
+        int kib = Tuning.intSetting("jmoe.direct.readKiB", (int) (PIECE_BYTES >> 10), (int) (ALIGN >> 10));
+        if (kib % (ALIGN >> 10) != 0) {
+            throw new IllegalArgumentException("-Djmoe.direct.readKiB=" + kib + ": the setting must be a multiple of " + (ALIGN >> 10));
+        }
+        return (long) kib << 10;
     }
 
     /** {@code tryDirect = false} goes straight to the page-cache fallback (tests; filesystems known to refuse). */
