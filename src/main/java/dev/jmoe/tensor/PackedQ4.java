@@ -402,15 +402,28 @@ public final class PackedQ4 implements PackedMatrix {
             if (precision.rounded && batch >= 2) layOutPairs(batch, stride);
         }
 
-        /** {@link #pairs} from the {@code batch} vectors laid out in {@link #v}. */
+        /**
+         * {@link #pairs} from the {@code batch} vectors laid out in {@link #v}, padded with zero pairs (and zero scales
+         * and sums for the tokens past the batch) to whole quads of pairs: {@link #productBatch} can then run a batch's
+         * last six or seven vectors as one pass for eight, its padding rows computed and thrown away.
+         */
         private void layOutPairs(int batch, int stride) {
-            int count = (batch + 1) / 2;
-            if (pairs.length < count * stride) pairs = new int[count * stride];
+            int count = (batch + 1) / 2, padded = paddedPairs(batch);
+            if (pairs.length < padded * stride) pairs = new int[padded * stride];
             for (int p = 0; p < count; p++) {
                 int first = 2 * p * stride, second = Math.min(2 * p + 1, batch - 1) * stride, at = p * stride;
                 for (int i = 0; i < stride; i++) pairs[at + i] = (v[first + i] & 0xFFFF) | v[second + i] << 16;
             }
+            java.util.Arrays.fill(pairs, count * stride, padded * stride, 0);
+            int nb = cols / QK;
+            java.util.Arrays.fill(d, batch * nb, 2 * padded * nb, 0f);
+            java.util.Arrays.fill(sums, batch * nb, 2 * padded * nb, 0f);
             pairedBatch = batch;
+        }
+
+        /** Pairs of a batch rounded up to whole quads (four pairs, eight vectors). */
+        static int paddedPairs(int batch) {
+            return ((batch + 1) / 2 + 3) / 4 * 4;
         }
 
         /**
@@ -449,9 +462,10 @@ public final class PackedQ4 implements PackedMatrix {
             } else if (v.length < stride * batch) {
                 v = new short[stride * batch];
             }
-            if (d.length < nb * batch) {
-                d = new float[nb * batch];
-                sums = new float[nb * batch];
+            int tokens = 2 * paddedPairs(batch); // room for the padding of a batch's last quad (layOutPairs)
+            if (d.length < nb * tokens) {
+                d = new float[nb * tokens];
+                sums = new float[nb * tokens];
             }
             if (rounding != null && q8.length < cols) {
                 q8 = new byte[cols];
@@ -653,7 +667,13 @@ public final class PackedQ4 implements PackedMatrix {
             return;
         }
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
-        int whole = batch / 2, quads = whole / 4 * 4; // pairs of two vectors (an odd batch's last vector is paired with itself)
+        // Passes by what a group's pass costs (JMH MatMulBench Q4_K 768x1024, hot, one thread, AMD EPYC Zen 4 class:
+        // ~152 us for eight vectors, ~91 for four, ~35 for one): whole quads of eight vectors first; a rest of six or
+        // seven as a quad padded to eight; of three to five, a pass for four (a third vector runs as a pair with
+        // itself) and a fifth alone; of one or two, each vector alone (a pass for four costs more than two alone).
+        // Every vector gets group8's bits whichever pass computes it.
+        int whole = batch / 2, quads = whole / 4 * 4; // pairs in whole quads (an odd batch's last vector is paired with itself)
+        int rest = batch - 2 * quads;
         // the pairs a chunk at a time, over all the groups: a long batch's multipliers stay in L2 while every group reads them
         for (int c0 = 0; c0 < quads; c0 += CHUNK_PAIRS) {
             int c1 = Math.min(quads, c0 + CHUNK_PAIRS);
@@ -661,17 +681,32 @@ public final class PackedQ4 implements PackedMatrix {
                 for (int p = c0; p < c1; p += 4) group8Quad(g, a.pairs, p, stride, a.d, a.sums, blocks, out, outOff + (g - g0) * ROWS, outStride);
             }
         }
+        if (rest == 0) return;
+        float[] padded = rest >= 6 ? QUAD_ROWS.get() : null;
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
-            for (int p = quads; p < whole; p += 2) {
-                // a last single pair runs twice in one pass (its results written twice, the same bits)
-                int q = Math.min(p + 1, whole - 1);
-                group8Pairs(g, a.pairs, p * stride, q * stride, a.d, a.sums, blocks, 2 * p, 2 * p + 1, 2 * q, 2 * q + 1, out, o, outStride);
+            if (rest >= 6) {
+                // pairs [quads, quads + 4), the padding among them zero (Activation.layOutPairs): all eight rows into a
+                // scratch block, then the batch's own rows out of it
+                int t0 = 2 * quads;
+                group8Quad(g, a.pairs, quads, stride, a.d, a.sums, blocks, padded, -t0 * ROWS, ROWS);
+                for (int t = t0; t < batch; t++) System.arraycopy(padded, (t - t0) * ROWS, out, o + t * outStride, ROWS);
+                continue;
             }
-            // an odd batch's last vector alone: a pass for four would do four times its work
-            if (batch % 2 != 0) group8(g, a.v, (batch - 1) * stride, a.d, a.sums, (batch - 1) * blocks, out, o + (batch - 1) * outStride);
+            int t = 2 * quads;
+            if (rest >= 3) {
+                // tokens t .. t + 3; of three, the third is the batch's last and its pair's second vector is itself:
+                // its row is written twice with the same bits
+                int p = quads;
+                group8Pairs(g, a.pairs, p * stride, (p + 1) * stride, a.d, a.sums, blocks, t, t + 1, t + 2, Math.min(t + 3, batch - 1), out, o, outStride);
+                t += 4;
+            }
+            for (; t < batch; t++) group8(g, a.v, t * stride, a.d, a.sums, t * blocks, out, o + t * outStride);
         }
     }
+
+    /** Each thread's eight rows of sixteen for a padded quad of {@link #productBatch}. */
+    private static final ThreadLocal<float[]> QUAD_ROWS = ThreadLocal.withInitial(() -> new float[8 * ROWS]);
 
     /**
      * {@link #group8} of group g for the eight vectors of pairs [p, p + 4) (all distinct), each pair's multipliers at

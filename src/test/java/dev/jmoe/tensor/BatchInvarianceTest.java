@@ -47,7 +47,7 @@ class BatchInvarianceTest {
             Kernels.withActivationQuantization(int8, () -> {
                 for (int b = 0; b < maxBatch; b++) Kernels.matVec(pool2, w, x, b * (cols + 3), alone[b], 0);
             });
-            for (int batch : new int[] {2, 3, 4, 6, 7, 16, 17}) {
+            for (int batch : new int[] {2, 3, 4, 5, 6, 7, 13, 14, 15, 16, 17}) {
                 float[] out = new float[batch * (rows + 1)];
                 Arrays.fill(out, Float.NaN);
                 Kernels.withActivationQuantization(int8, () -> Kernels.withBatchInvariance(true,
