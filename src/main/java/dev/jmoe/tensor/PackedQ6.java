@@ -263,20 +263,23 @@ public final class PackedQ6 implements PackedMatrix {
             return;
         }
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a Q6 matrix of " + cols + " columns");
-        int whole = batch / 2; // pairs of two vectors (an odd batch's last vector is paired with itself)
+        // pairs of two vectors, an odd batch's last vector paired with itself; that pair shares a pass with the pair
+        // before it (its row written twice, the same bits) when there is one to share with, else runs as one vector
+        // alone (a pass for four would do four times its work)
+        int count = (batch + 1) / 2, inPasses = batch % 2 != 0 && count % 2 != 0 ? count - 1 : count;
         // the pairs a chunk at a time, over all the groups: a long batch's multipliers stay in L2 while every group reads them
-        for (int c0 = 0; c0 < whole; c0 += PackedQ4.CHUNK_PAIRS) {
-            int c1 = Math.min(whole, c0 + PackedQ4.CHUNK_PAIRS);
+        for (int c0 = 0; c0 < inPasses; c0 += PackedQ4.CHUNK_PAIRS) {
+            int c1 = Math.min(inPasses, c0 + PackedQ4.CHUNK_PAIRS);
             for (int g = g0; g < g1; g++) {
                 int o = outOff + (g - g0) * ROWS;
                 for (int p = c0; p < c1; p += 2) {
                     int q = Math.min(p + 1, c1 - 1); // a last single pair twice in one pass (the same bits written twice)
-                    group8Pairs(g, a.pairs, p * stride, q * stride, a.d, blocks, 2 * p, 2 * p + 1, 2 * q, 2 * q + 1, out, o, outStride);
+                    group8Pairs(g, a.pairs, p * stride, q * stride, a.d, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
+                            Math.min(2 * q + 1, batch - 1), out, o, outStride);
                 }
             }
         }
-        // an odd batch's last vector alone: a pass for four would do four times its work
-        if (batch % 2 != 0) product(a, (batch - 1) * stride, (batch - 1) * blocks, g0, g1, out, outOff + (batch - 1) * outStride);
+        if (inPasses < count) product(a, (batch - 1) * stride, (batch - 1) * blocks, g0, g1, out, outOff + (batch - 1) * outStride);
     }
 
     /**
