@@ -58,7 +58,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
             for (Matrix m : new Matrix[]{w.wq(), w.wk(), w.wv(), w.wo(), w.ffnGate(), w.ffnUp(), w.ffnDown(), w.sharedGate(), w.sharedUp(), w.sharedDown()}) {
                 if (m == null || seen.put(m, Boolean.TRUE) != null) continue;
                 weights += m.byteSize();
-                packedNonExpert += packed(m);
+                packedNonExpert += residentPacked(m);
             }
             if (w.router() != null && seen.put(w.router(), Boolean.TRUE) == null) weights += w.router().byteSize();
             vectors += floats(w.attnNorm()) + floats(w.bq()) + floats(w.bk()) + floats(w.bv()) + floats(w.qNorm()) + floats(w.kNorm())
@@ -71,7 +71,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
                 maxExpert = Math.max(maxExpert, one);
                 var e = s.expert(0);
                 long heapOne = packed(e.gate()) + packed(e.up()) + packed(e.down());
-                packedExperts += heapOne * s.nExpert();
+                packedExperts += (residentPacked(e.gate()) + residentPacked(e.up()) + residentPacked(e.down())) * s.nExpert();
                 long rawOne = 0;
                 for (Matrix part : new Matrix[]{e.gate(), e.up(), e.down()}) if (packed(part) == 0) rawOne += part.byteSize();
                 slotHeap = Math.max(slotHeap, heapOne);
@@ -82,7 +82,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
         weights += embd.byteSize();
         if (out != embd) weights += out.byteSize();
         // the output matrix is packed even when it is the tied embedding (Model.withPackedWeights packs `output`)
-        packedNonExpert += packed(out);
+        packedNonExpert += residentPacked(out);
         vectors += floats(model.outputNorm());
         weights += experts + vectors;
         var hp = model.hyperparams();
@@ -92,6 +92,12 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
                 kv, hp.contextLength(), slotHeap, slotHeap > 0 ? slotRaw : slot);
     }
 
+    /** Heap bytes of the copy a resident run packs: the larger layout, whichever rounding the run takes. */
+    private static long residentPacked(Matrix m) {
+        return m != null && m.packed() == null && Packing.canPack(m) ? Packing.largestPackedBytes(m) : 0;
+    }
+
+    /** Heap bytes of the copy a fast-memory slot holds ({@link Packing#packInto}'s layout). */
     private static long packed(Matrix m) {
         return m != null && m.packed() == null && Packing.canPack(m) ? Packing.packedBytes(m) : 0;
     }

@@ -103,8 +103,22 @@ public final class PackedQ4 implements PackedMatrix {
     private final int blockShorts, quantHead;
     /** Block B's floats in {@link #scales} start at (B >>> scaleShift)·blockFloats: 0, compact 3 (per super-block). */
     private final int scaleShift;
+    /**
+     * Q4_0 copies for 8-bit activations: where in {@link #quants}, after every block's quants, each block's 16 scales
+     * start again as the file's halves (row r at short 2r, row r + 8 at 2r + 1); −1 for none. The 8-bit matrix-vector
+     * kernel ({@link #group8}) widens these in line and reads no float scale: a decode step then streams the file's
+     * bytes per weight instead of 1.11×. The batch kernels keep the float scales (a widening pass per group cost
+     * prompts more than it saved, docs/speed.md, session 37). A copy with an infinite or NaN scale has none (the lane
+     * widening would make it finite).
+     */
+    private final int halfBase;
 
     private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets, boolean compact) {
+        this(quants, scales, firstGroup, rows, cols, offsets, compact, -1);
+    }
+
+    private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets, boolean compact, int halfBase) {
+        this.halfBase = halfBase;
         this.quants = quants;
         this.scales = scales;
         this.firstGroup = firstGroup;
@@ -139,11 +153,16 @@ public final class PackedQ4 implements PackedMatrix {
 
     /** Bytes a packed copy of {@code m} takes, {@code compact} (Q4_K for 8-bit activations) or not. */
     static long packedBytes(Matrix m, boolean compact) {
-        return bytes(m.rows(), m.cols(), m.type() == GgmlType.Q4_K, compact(m, compact));
+        return bytes(m.rows(), m.cols(), m.type() == GgmlType.Q4_K, compact(m, compact)) + halfShorts(m, compact) * 2L;
     }
 
     private static boolean compact(Matrix m, boolean compact) {
         return compact && m.type() == GgmlType.Q4_K;
+    }
+
+    /** Shorts of half scales after the quants ({@link #halfBase}): Q4_0 copies for 8-bit activations only. */
+    private static int halfShorts(Matrix m, boolean forBits8) {
+        return forBits8 && m.type() == GgmlType.Q4_0 ? m.rows() / ROWS * (m.cols() / QK) * ROWS : 0;
     }
 
     private static long bytes(int rows, int cols, boolean offsets, boolean compact) {
@@ -171,7 +190,20 @@ public final class PackedQ4 implements PackedMatrix {
                     + m.rows() + "x" + m.cols());
         }
         boolean c = compact(m, compact);
-        return packInto(m, new short[quantShorts(m, c)], new float[scaleFloats(m, c)], pool, c);
+        int quantShorts = quantShorts(m, c), halves = halfShorts(m, compact);
+        PackedQ4 packed = packInto(m, new short[quantShorts + halves], new float[scaleFloats(m, c)], pool, c);
+        if (halves == 0) return packed;
+        float[] sc = packed.scales;
+        for (float f : sc) if (!Float.isFinite(f)) return packed; // the lane widening would make it finite
+        short[] q = packed.quants;
+        for (int block = 0; block < sc.length / ROWS; block++) {
+            for (int r = 0; r < ROWS / 2; r++) {
+                // exact: each float scale was widened from the file's half
+                q[quantShorts + block * ROWS + 2 * r] = Float.floatToFloat16(sc[block * ROWS + r]);
+                q[quantShorts + block * ROWS + 2 * r + 1] = Float.floatToFloat16(sc[block * ROWS + ROWS / 2 + r]);
+            }
+        }
+        return new PackedQ4(q, sc, 0, m.rows(), m.cols(), false, false, quantShorts);
     }
 
     /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */
@@ -301,7 +333,7 @@ public final class PackedQ4 implements PackedMatrix {
     @Override public GgmlType type() { return offsets ? GgmlType.Q4_K : GgmlType.Q4_0; }
     @Override public int rows() { return rows; }
     @Override public int cols() { return cols; }
-    @Override public long byteSize() { return bytes(rows, cols, offsets, compact); }
+    @Override public long byteSize() { return bytes(rows, cols, offsets, compact) + (halfBase >= 0 ? (long) rows * (cols / QK) * 2 : 0); }
 
     @Override
     public Precision precision(QuantizedActivation.Scheme rounding) {
@@ -311,7 +343,7 @@ public final class PackedQ4 implements PackedMatrix {
     @Override
     public PackedQ4 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets, compact);
+        return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets, compact, halfBase);
     }
 
     /**
@@ -1011,7 +1043,16 @@ public final class PackedQ4 implements PackedMatrix {
             FloatVector f0 = (FloatVector) si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0);
             FloatVector f1 = (FloatVector) si.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0);
             float d = dx[dOff + b];
-            FloatVector e0 = FloatVector.fromArray(F, sc, p), e1 = FloatVector.fromArray(F, sc, p + 8);
+            FloatVector e0, e1;
+            if (halfBase >= 0) { // Q4_0's halves: rows 0-7 in the int lanes' low halves, rows 8-15 in the high ones
+                IntVector hd = ShortVector.fromArray(S, qs, halfBase + (block0 + b) * ROWS).reinterpretAsInts();
+                e0 = hd.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16Kernel.FLOAT_FIELDS).reinterpretAsFloats()
+                        .mul(F16Kernel.HALF_TO_FLOAT_SCALE);
+                e1 = hd.lanewise(VectorOperators.ASHR, 3).and(F16Kernel.FLOAT_FIELDS).reinterpretAsFloats().mul(F16Kernel.HALF_TO_FLOAT_SCALE);
+            } else {
+                e0 = FloatVector.fromArray(F, sc, p);
+                e1 = FloatVector.fromArray(F, sc, p + 8);
+            }
             if (compact) { // e0 and e1 hold the super-block's d: the block's scales are d·sc
                 IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
                 e0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(e0);

@@ -14,8 +14,8 @@ public final class Packing {
     }
 
     /**
-     * Bytes a packed copy of {@code m} takes ({@link #canPack} must hold), as {@link #packInto} lays it out: the most any
-     * copy of it takes ({@link #pack}'s Q4_K copies for 8-bit activations take less).
+     * Bytes a packed copy of {@code m} takes ({@link #canPack} must hold), as {@link #packInto} lays it out ({@link #pack}'s
+     * copies for 8-bit activations differ: Q4_K ones take less, Q4_0 ones more).
      */
     public static long packedBytes(Matrix m) {
         return switch (m.type()) {
@@ -23,6 +23,11 @@ public final class Packing {
             case Q8_0 -> PackedQ8.packedBytes(m);
             default -> PackedQ4.packedBytes(m);
         };
+    }
+
+    /** The most any packed copy of {@code m} takes, whatever the activation rounding ({@link #canPack} must hold). */
+    public static long largestPackedBytes(Matrix m) {
+        return PackedQ4.canPack(m) ? Math.max(PackedQ4.packedBytes(m, false), PackedQ4.packedBytes(m, true)) : packedBytes(m);
     }
 
     /**

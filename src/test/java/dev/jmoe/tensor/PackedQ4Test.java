@@ -197,6 +197,51 @@ class PackedQ4Test {
     }
 
     /**
+     * A Q4_0 copy for 8-bit activations also keeps each block's scales as the file's halves, which the matrix-vector
+     * kernel widens in line (reading 2 bytes per row and block rather than 4): the same bits as the float-scale copy,
+     * for subnormal and negative-zero scales too, whole and as a row slice; a copy with an infinite scale keeps none.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {768, 3584})
+    void q4_0CopiesFor8BitProductsWidenHalfScalesToTheFloatScaleCopysBits(int cols) {
+        Random rnd = new Random(cols + 5);
+        int rows = 80;
+        Matrix m = randomQ4_0(rows, cols, rnd);
+        long blockBytes = GgmlType.Q4_0.blockBytes();
+        m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 5 * m.rowBytes() + 2 * blockBytes, (short) 0x0003); // subnormal
+        m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 9 * m.rowBytes() + 7 * blockBytes, (short) 0x8000); // -0
+        m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 70 * m.rowBytes(), (short) 0xfbff); // -65504
+        PackedQ4 wide = PackedQ4.pack(m, pool2, false), halves = PackedQ4.pack(m, pool2, true);
+        long halfBytes = (long) rows * (cols / 32) * 2;
+        assertEquals(wide.byteSize() + halfBytes, halves.byteSize(), "a half per row and block beside the float scales");
+        assertEquals(PackedQ4.packedBytes(m, true), halves.byteSize());
+        float[] x = PackedProducts.activation(rnd, cols);
+        Kernels.withActivationQuantization(true, () -> {
+            for (Parallel pool : new Parallel[] {null, pool2}) {
+                float[] want = new float[rows], got = new float[rows];
+                Kernels.matVec(pool, m.withPacked(wide), x, 0, want, 0);
+                Kernels.matVec(pool, m.withPacked(halves), x, 0, got, 0);
+                assertArrayEquals(want, got, "pool " + pool);
+                assertNotEquals(0f, got[70]);
+                float[] wantSlice = new float[32], gotSlice = new float[32];
+                Matrix slice = m.rows(48, 32);
+                Kernels.matVec(pool, slice.withPacked(wide.rows(48, 32)), x, 0, wantSlice, 0);
+                Kernels.matVec(pool, slice.withPacked(halves.rows(48, 32)), x, 0, gotSlice, 0);
+                assertArrayEquals(wantSlice, gotSlice, "rows 48-79, pool " + pool);
+                assertArrayEquals(java.util.Arrays.copyOfRange(want, 48, 80), gotSlice);
+            }
+        });
+        m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 3 * m.rowBytes() + blockBytes, (short) 0x7c00); // +inf
+        PackedQ4 infinite = PackedQ4.pack(m, pool2, true);
+        assertEquals(PackedQ4.pack(m, pool2, false).byteSize(), infinite.byteSize(), "no halves: the lane widening would make +inf finite");
+        Kernels.withActivationQuantization(true, () -> {
+            float[] got = new float[rows];
+            Kernels.matVec(pool2, m.withPacked(infinite), x, 0, got, 0);
+            assertTrue(Float.isNaN(got[3]) || Float.isInfinite(got[3]), "row 3 meets its infinite scale: " + got[3]);
+        });
+    }
+
+    /**
      * A Q4_K copy laid out for 8-bit activations (the file's sc and m per block, d and dmin per super-block, widened in
      * the kernels) gives every product the bits of the copy with float scales: single vectors at 16 and 8 bits (group
      * pairs and a group alone), 8-bit batches of each kernel's sizes, float batches on panels, and the panels themselves;
@@ -256,7 +301,10 @@ class PackedQ4Test {
         assertArrayEquals(java.util.Arrays.copyOfRange(whole, 32, 64), part, "rows 32..63 of a compact slice");
     }
 
-    /** {@link Packing#pack} lays Q4_K out for the calling thread's rounding; Q4_0 takes one layout whatever it is. */
+    /**
+     * {@link Packing#pack} lays Q4_K and Q4_0 out for the calling thread's rounding (Q4_0's copy for 8-bit activations
+     * also keeps half scales), and planning counts the larger copy.
+     */
     @Test
     void packingFollowsTheThreadsActivationRounding() {
         Random rnd = new Random(12);
@@ -266,8 +314,11 @@ class PackedQ4Test {
         assertEquals(PackedQ4.packedBytes(q4k), plain);
         assertEquals(PackedQ4.packedBytes(q4k, true), rounded);
         assertTrue(rounded < plain * 0.8, rounded + " against " + plain);
-        assertEquals(Packing.packedBytes(q4k), plain, "planning counts the larger copy");
-        assertEquals(Packing.pack(q40, null).byteSize(), Kernels.withActivationQuantization(true, () -> Packing.pack(q40, null).byteSize()));
+        assertEquals(Packing.largestPackedBytes(q4k), plain, "planning counts the larger copy");
+        long plain40 = Packing.pack(q40, null).byteSize(), rounded40 = Kernels.withActivationQuantization(true, () -> Packing.pack(q40, null).byteSize());
+        assertEquals(PackedQ4.packedBytes(q40), plain40);
+        assertEquals(plain40 + 32 * (512 / 32) * 2, rounded40, "a half per row and block more");
+        assertEquals(Packing.largestPackedBytes(q40), rounded40, "planning counts the larger copy");
     }
 
     /** The vector preparation of 16-bit activations equals the scalar definition bit for bit, ties and zeros included. */
