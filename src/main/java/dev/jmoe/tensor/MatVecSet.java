@@ -18,17 +18,20 @@ public final class MatVecSet {
     /** Rows per unit of work; a packed matrix's group, so units of a packed product are its groups. */
     private static final int UNIT_ROWS = PackedMatrix.ROWS;
     /**
-     * Chunks per thread a set's units are cut into (the pool's default, 16, serves prompt batches). A decode step's
-     * set streams its weights from memory once, in a few tens of microseconds; each chunk a thread claims starts a new
-     * stream at a new address. Two chunks per thread measured faster decode than eight, most on the Qwen3-like shape
-     * whose many small experts make short sets (AMD EPYC, 2026-12-07, alternated {@code speed -t 2 -r 5} runs; medians of
-     * jmoe ÷ llama.cpp against main: Qwen3-like Q8_0 1.04× → 1.16×, Q4_K_M 8-bit 0.84× → 0.90×, Mixtral-like Q4_K_M
-     * 0.60× → 0.66×; Mixtral-like Q4_K_M 8-bit and Q8_0 level; docs/speed.md, session 35). One chunk per thread was no
-     * better than two, and leaves a descheduled thread's half to wait for it. Prompts measured slower with two than
-     * with eight (Qwen3-like Q4_K_M 0.69× → 0.62×), hence a setting of its own; {@code -Djmoe.parallel.decodeChunksPerThread}
-     * changes it for measuring.
+     * Chunks per thread a set's units are cut into; 0 (the default): guided chunks ({@link Parallel#forRangeGuided}).
+     * A decode step's set streams its weights from memory once, in a few tens of microseconds; each chunk a thread
+     * claims starts a new stream at a new address. Two equal chunks per thread measured faster decode than eight, most
+     * on the Qwen3-like shape whose many small experts make short sets (AMD EPYC, 2026-12-07, alternated {@code speed
+     * -t 2 -r 5} runs; medians of jmoe ÷ llama.cpp: Qwen3-like Q8_0 1.04× → 1.16×, Q4_K_M 8-bit 0.84× → 0.90×,
+     * Mixtral-like Q4_K_M 0.60× → 0.66×; docs/speed.md, session 35); one was no better than two. Yet with two the
+     * threads still waited for each other at the end of a set (perf: the worker ~20% of its samples, the caller ~11%,
+     * Mixtral-like Q4_K_M 8-bit decode). Guided chunks keep one long stream for the first thread and adjacent ones for
+     * the next, and end on single grains: decode 1.4–6.6% faster than two equal chunks in every row measured (one JVM,
+     * the two alternated per round, 40 rounds of {@code speed -p 1 -n 64}; docs/speed.md, session 38). Prompts
+     * ({@code MatMulSet}) keep the pool's equal chunks. {@code -Djmoe.parallel.decodeChunksPerThread=N} goes back to
+     * N equal chunks per thread, for measuring.
      */
-    static final int CHUNKS_PER_THREAD = Tuning.intSetting("jmoe.parallel.decodeChunksPerThread", 2, 1);
+    static final int CHUNKS_PER_THREAD = Tuning.intSetting("jmoe.parallel.decodeChunksPerThread", 0, 0);
 
     private static final ThreadLocal<MatVecSet> THIS_THREAD = ThreadLocal.withInitial(MatVecSet::new);
     /** This thread's set for {@link Kernels#matVec} and {@link Kernels#gatedMatVec}: it leaves a set being built alone. */
@@ -143,7 +146,8 @@ public final class MatVecSet {
         if (pool == null || pool.threads() == 1 || bytes < Kernels.PARALLEL_MIN_BYTES) {
             runUnits(0, units);
         } else {
-            pool.forRange(units, grain, CHUNKS_PER_THREAD, this::runUnits);
+            if (CHUNKS_PER_THREAD == 0) pool.forRangeGuided(units, grain, this::runUnits);
+            else pool.forRange(units, grain, CHUNKS_PER_THREAD, this::runUnits);
         }
     }
 

@@ -62,20 +62,44 @@ public final class Parallel implements AutoCloseable {
     private static final class Job {
         volatile RangeTask task; // cleared when the dispatch returns: only claims past the end can still come
         final int n, grain, chunks;
+        /** 0: equal chunks; else guided chunks, each this share (1/threads) of the grains still unclaimed. */
+        final int guidedThreads;
         final AtomicInteger nextChunk = new AtomicInteger(), done = new AtomicInteger();
         final AtomicReference<Throwable> failure = new AtomicReference<>();
 
         Job(RangeTask task, int n, int grain, int chunks) {
+            this(task, n, grain, chunks, 0);
+        }
+
+        private Job(RangeTask task, int n, int grain, int chunks, int guidedThreads) {
             this.task = task;
             this.n = n;
             this.grain = grain;
             this.chunks = chunks;
+            this.guidedThreads = guidedThreads;
+        }
+
+        /** A job of guided chunks over {@code threads}: the first 1/threads of the grains, then 1/threads of the rest, ... one grain at least. */
+        static Job guided(RangeTask task, int n, int grain, int threads) {
+            int grains = (n + grain - 1) / grain, chunks = 0;
+            for (int left = grains; left > 0; left -= guidedChunk(left, threads)) chunks++;
+            return new Job(task, n, grain, chunks, threads);
+        }
+
+        private static int guidedChunk(int left, int threads) {
+            return Math.max(1, left / threads);
         }
 
         void runChunk(int index) {
-            int grains = (n + grain - 1) / grain;
-            int g0 = (int) ((long) grains * index / chunks);
-            int g1 = (int) ((long) grains * (index + 1) / chunks);
+            int grains = (n + grain - 1) / grain, g0, g1;
+            if (guidedThreads == 0) {
+                g0 = (int) ((long) grains * index / chunks);
+                g1 = (int) ((long) grains * (index + 1) / chunks);
+            } else {
+                g0 = 0;
+                for (int c = 0; c < index; c++) g0 += guidedChunk(grains - g0, guidedThreads);
+                g1 = g0 + guidedChunk(grains - g0, guidedThreads);
+            }
             int start = (int) Math.min((long) g0 * grain, n);
             int end = (int) Math.min((long) g1 * grain, n);
             if (start < end) task.run(start, end);
@@ -134,6 +158,30 @@ public final class Parallel implements AutoCloseable {
     private void updateSpin() {
         int cores = Runtime.getRuntime().availableProcessors();
         spinNanos = threads + competitors.get() > cores ? 0 : SPIN_NANOS;
+    }
+
+    /**
+     * {@link #forRange(int, int, RangeTask)} in guided chunks, claimed in order: the first takes 1/threads of the
+     * range, each next one 1/threads of what is left, down to one grain. The first thread to start streams one long
+     * contiguous run, the next ones runs that follow each other, and the small chunks at the end even out the finish.
+     */
+    public void forRangeGuided(int n, int grain, RangeTask task) {
+        if (n < 0) throw new IllegalArgumentException("range length must be >= 0, got " + n);
+        if (grain < 1) throw new IllegalArgumentException("grain must be >= 1, got " + grain);
+        if (task == null) throw new IllegalArgumentException("task is required");
+        if (closed) throw new IllegalStateException("this Parallel pool has been closed");
+        if (n == 0) return;
+        if (workers.length == 0 || n <= grain || !busy.compareAndSet(false, true)) {
+            task.run(0, n);
+            return;
+        }
+        Job job = Job.guided(task, n, grain, threads);
+        try {
+            dispatch(job);
+        } finally {
+            job.task = null;
+            busy.set(false);
+        }
     }
 
     /** Splits [0, n) into contiguous chunks (multiples of {@code grain} where possible) and runs them on all threads; returns when all are done. */

@@ -76,6 +76,42 @@ class ParallelTest {
         }
     }
 
+    /**
+     * Guided chunks: each 1/threads of the grains not yet taken (in order), down to one grain; they cover the range
+     * once, start on grains, and the first is the largest.
+     */
+    @Test
+    void guidedChunksHalveWhatIsLeftAndCoverTheRangeOnce() {
+        try (Parallel pool = new Parallel(2)) {
+            List<int[]> chunks = Collections.synchronizedList(new ArrayList<>());
+            pool.forRangeGuided(1000, 16, (s, e) -> chunks.add(new int[] {s, e}));
+            chunks.sort((a, b) -> Integer.compare(a[0], b[0]));
+            // 63 grains: 31, 16, 8, 4, 2, 1, 1 of them
+            int[] sizes = chunks.stream().mapToInt(c -> c[1] - c[0]).toArray();
+            assertArrayEquals(new int[] {31 * 16, 16 * 16, 8 * 16, 4 * 16, 2 * 16, 16, 1000 - 62 * 16}, sizes);
+            assertEquals(0, chunks.get(0)[0]);
+            for (int i = 1; i < chunks.size(); i++) assertEquals(chunks.get(i - 1)[1], chunks.get(i)[0], "chunk " + i);
+        }
+        try (Parallel pool = new Parallel(3)) {
+            for (int n : new int[] {1, 2, 3, 7, 64, 1000, 4097}) {
+                for (int grain : new int[] {1, 4, 32}) {
+                    int[] hits = new int[n];
+                    List<int[]> chunks = Collections.synchronizedList(new ArrayList<>());
+                    pool.forRangeGuided(n, grain, (s, e) -> {
+                        chunks.add(new int[] {s, e});
+                        for (int i = s; i < e; i++) hits[i]++;
+                    });
+                    for (int i = 0; i < n; i++) assertEquals(1, hits[i], "index " + i + " n=" + n + " grain=" + grain);
+                    for (int[] c : chunks) assertEquals(0, c[0] % grain, "a chunk starts on a grain: n=" + n + " grain=" + grain);
+                    chunks.sort((a, b) -> Integer.compare(a[0], b[0]));
+                    for (int[] c : chunks) assertTrue(c[1] - c[0] <= chunks.get(0)[1] - chunks.get(0)[0], "the first chunk is the largest");
+                }
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> pool.forRangeGuided(10, 0, (a, b) -> {}));
+            assertTrue(e.getMessage().contains("grain must be >= 1, got 0"), e.getMessage());
+        }
+    }
+
     @Test
     void rangesAreCutIntoSeveralChunksPerThreadCoveringEverything() {
         try (Parallel pool = new Parallel(2, 4)) {
