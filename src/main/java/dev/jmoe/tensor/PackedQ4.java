@@ -194,7 +194,10 @@ public final class PackedQ4 implements PackedMatrix {
         PackedQ4 packed = packInto(m, new short[quantShorts + halves], new float[scaleFloats(m, c)], pool, c);
         if (halves == 0) return packed;
         float[] sc = packed.scales;
-        for (float f : sc) if (!Float.isFinite(f)) return packed; // the lane widening would make it finite
+        for (float f : sc) {
+            // the lane widening would make it finite: this copy keeps none, and no room for them
+            if (!Float.isFinite(f)) return new PackedQ4(java.util.Arrays.copyOf(packed.quants, quantShorts), sc, 0, m.rows(), m.cols(), false, false);
+        }
         short[] q = packed.quants;
         for (int block = 0; block < sc.length / ROWS; block++) {
             for (int r = 0; r < ROWS / 2; r++) {
