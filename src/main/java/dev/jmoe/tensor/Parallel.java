@@ -166,22 +166,7 @@ public final class Parallel implements AutoCloseable {
      * contiguous run, the next ones runs that follow each other, and the small chunks at the end even out the finish.
      */
     public void forRangeGuided(int n, int grain, RangeTask task) {
-        if (n < 0) throw new IllegalArgumentException("range length must be >= 0, got " + n);
-        if (grain < 1) throw new IllegalArgumentException("grain must be >= 1, got " + grain);
-        if (task == null) throw new IllegalArgumentException("task is required");
-        if (closed) throw new IllegalStateException("this Parallel pool has been closed");
-        if (n == 0) return;
-        if (workers.length == 0 || n <= grain || !busy.compareAndSet(false, true)) {
-            task.run(0, n);
-            return;
-        }
-        Job job = Job.guided(task, n, grain, threads);
-        try {
-            dispatch(job);
-        } finally {
-            job.task = null;
-            busy.set(false);
-        }
+        split(n, grain, 0, task);
     }
 
     /** Splits [0, n) into contiguous chunks (multiples of {@code grain} where possible) and runs them on all threads; returns when all are done. */
@@ -195,6 +180,11 @@ public final class Parallel implements AutoCloseable {
      */
     public void forRange(int n, int grain, int chunksPerThread, RangeTask task) {
         if (chunksPerThread < 1) throw new IllegalArgumentException("chunks per thread must be >= 1, got " + chunksPerThread);
+        split(n, grain, chunksPerThread, task);
+    }
+
+    /** [0, n) in {@code chunksPerThread} equal chunks per thread, or guided ones for 0. */
+    private void split(int n, int grain, int chunksPerThread, RangeTask task) {
         if (n < 0) throw new IllegalArgumentException("range length must be >= 0, got " + n);
         if (grain < 1) throw new IllegalArgumentException("grain must be >= 1, got " + grain);
         if (task == null) throw new IllegalArgumentException("task is required");
@@ -205,7 +195,8 @@ public final class Parallel implements AutoCloseable {
             task.run(0, n);
             return;
         }
-        Job job = new Job(task, n, grain, (int) Math.min((n + (long) grain - 1) / grain, (long) threads * chunksPerThread));
+        Job job = chunksPerThread == 0 ? Job.guided(task, n, grain, threads)
+                : new Job(task, n, grain, (int) Math.min((n + (long) grain - 1) / grain, (long) threads * chunksPerThread));
         try {
             dispatch(job);
         } finally {
