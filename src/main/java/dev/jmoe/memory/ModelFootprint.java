@@ -94,7 +94,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
 
     /** Heap bytes of the copy a resident run packs: the larger layout, whichever rounding the run takes. */
     private static long residentPacked(Matrix m) {
-        return m != null && m.packed() == null && Packing.canPack(m) ? Packing.largestPackedBytes(m) : 0;
+        return packed(m) == 0 ? 0 : Packing.largestPackedBytes(m);
     }
 
     /** Heap bytes of the copy a fast-memory slot holds ({@link Packing#packInto}'s layout). */

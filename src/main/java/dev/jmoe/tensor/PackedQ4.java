@@ -105,7 +105,7 @@ public final class PackedQ4 implements PackedMatrix {
     private final int scaleShift;
     /**
      * Q4_0 copies for 8-bit activations: where in {@link #quants}, after every block's quants, each block's 16 scales
-     * start again as the file's halves (row r at short 2r, row r + 8 at 2r + 1); −1 for none. The 8-bit matrix-vector
+     * start again as the file's halves (row r at short {@link #lane}(r)); −1 for none. The 8-bit matrix-vector
      * kernel ({@link #group8}) widens these in line and reads no float scale: a decode step then streams the file's
      * bytes per weight instead of 1.11×. The batch kernels keep the float scales (a widening pass per group cost
      * prompts more than it saved, docs/speed.md, session 37). A copy with an infinite or NaN scale has none (the lane
@@ -162,7 +162,12 @@ public final class PackedQ4 implements PackedMatrix {
 
     /** Shorts of half scales after the quants ({@link #halfBase}): Q4_0 copies for 8-bit activations only. */
     private static int halfShorts(Matrix m, boolean forBits8) {
-        return forBits8 && m.type() == GgmlType.Q4_0 ? m.rows() / ROWS * (m.cols() / QK) * ROWS : 0;
+        return forBits8 && m.type() == GgmlType.Q4_0 ? halfShorts(m.rows(), m.cols()) : 0;
+    }
+
+    /** A half per row and block. */
+    private static int halfShorts(int rows, int cols) {
+        return rows * (cols / QK);
     }
 
     private static long bytes(int rows, int cols, boolean offsets, boolean compact) {
@@ -194,17 +199,13 @@ public final class PackedQ4 implements PackedMatrix {
         PackedQ4 packed = packInto(m, new short[quantShorts + halves], new float[scaleFloats(m, c)], pool, c);
         if (halves == 0) return packed;
         float[] sc = packed.scales;
-        for (float f : sc) {
-            // the lane widening would make it finite: this copy keeps none, and no room for them
-            if (!Float.isFinite(f)) return new PackedQ4(java.util.Arrays.copyOf(packed.quants, quantShorts), sc, 0, m.rows(), m.cols(), false, false);
-        }
         short[] q = packed.quants;
-        for (int block = 0; block < sc.length / ROWS; block++) {
-            for (int r = 0; r < ROWS / 2; r++) {
-                // exact: each float scale was widened from the file's half
-                q[quantShorts + block * ROWS + 2 * r] = Float.floatToFloat16(sc[block * ROWS + r]);
-                q[quantShorts + block * ROWS + 2 * r + 1] = Float.floatToFloat16(sc[block * ROWS + ROWS / 2 + r]);
-            }
+        for (int i = 0; i < sc.length; i++) {
+            // the lane widening would make an infinite or NaN scale finite: such a copy keeps no halves, nor room for them
+            if (!Float.isFinite(sc[i])) return new PackedQ4(java.util.Arrays.copyOf(q, quantShorts), sc, 0, m.rows(), m.cols(), false, false);
+            // exact: each float scale was widened from the file's half; row r at the block's short lane(r)
+            int r = i % ROWS;
+            q[quantShorts + i - r + lane(r)] = Float.floatToFloat16(sc[i]);
         }
         return new PackedQ4(q, sc, 0, m.rows(), m.cols(), false, false, quantShorts);
     }
@@ -336,7 +337,7 @@ public final class PackedQ4 implements PackedMatrix {
     @Override public GgmlType type() { return offsets ? GgmlType.Q4_K : GgmlType.Q4_0; }
     @Override public int rows() { return rows; }
     @Override public int cols() { return cols; }
-    @Override public long byteSize() { return bytes(rows, cols, offsets, compact) + (halfBase >= 0 ? (long) rows * (cols / QK) * 2 : 0); }
+    @Override public long byteSize() { return bytes(rows, cols, offsets, compact) + (halfBase >= 0 ? halfShorts(rows, cols) * 2L : 0); }
 
     @Override
     public Precision precision(QuantizedActivation.Scheme rounding) {
@@ -707,7 +708,7 @@ public final class PackedQ4 implements PackedMatrix {
         // seven as a quad padded to eight; of three to five, a pass for four (a third vector runs as a pair with
         // itself) and a fifth alone; of one or two, each vector alone (a pass for four costs more than two alone).
         // Every vector gets group8's bits whichever pass computes it.
-        int whole = batch / 2, quads = whole / 4 * 4; // pairs in whole quads (an odd batch's last vector is paired with itself)
+        int quads = batch / 8 * 4; // pairs in whole quads (an odd batch's last vector is paired with itself)
         int rest = batch - 2 * quads;
         // the pairs a chunk at a time, over all the groups: a long batch's multipliers stay in L2 while every group reads them
         for (int c0 = 0; c0 < quads; c0 += CHUNK_PAIRS) {
