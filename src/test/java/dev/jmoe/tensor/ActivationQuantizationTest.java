@@ -83,6 +83,50 @@ class ActivationQuantizationTest {
         assertEquals(4f, a.dequantized()[256], 1e-6f);
     }
 
+    /**
+     * The vector roundings give the scalar definitions' bytes and scales on random vectors and on the awkward ones:
+     * ties, zeros of both signs, subnormal and huge magnitudes, scales that overflow, infinities and NaNs, the largest
+     * magnitude at either sign and in either of two places.
+     */
+    @Test
+    void vectorRoundingsEqualTheScalarDefinitions() {
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(7);
+        float[] specials = {0f, -0f, 0.5f, -0.5f, 1.5f, 2.5f, Float.MIN_VALUE, -Float.MIN_VALUE, 1e-38f, 1e-37f, 3e-37f, Float.MAX_VALUE,
+                -Float.MAX_VALUE, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NaN, 65504f, 1e30f};
+        int n = 512, cases = 0;
+        for (int trial = 0; trial < 400; trial++) {
+            float[] x = new float[n + 3];
+            int off = trial % 4;
+            float scale = (float) Math.pow(10, rnd.nextInt(-40, 39));
+            for (int j = 0; j < n; j++) {
+                x[off + j] = switch (trial % 5) {
+                    case 0 -> (float) rnd.nextGaussian() * scale;
+                    case 1 -> rnd.nextInt(-127, 128) / 2f; // many ties at the half
+                    case 2 -> rnd.nextInt(10) == 0 ? specials[rnd.nextInt(specials.length)] : (float) rnd.nextGaussian();
+                    case 3 -> (rnd.nextBoolean() ? 1 : -1) * (float) (j % 7); // equal magnitudes at both signs
+                    default -> j % 97 == 0 ? Float.MIN_VALUE * rnd.nextInt(1, 9) : 0f;
+                };
+            }
+            for (QuantizedActivation.Scheme scheme : QuantizedActivation.Scheme.values()) {
+                byte[] want = new byte[n + 5], got = new byte[n + 5];
+                float[] wantD = new float[n / 32 + 2], gotD = new float[n / 32 + 2];
+                if (scheme == QuantizedActivation.Scheme.Q8_0) {
+                    QuantizedActivation.quantizeQ8_0Scalar(x, off, n, want, 5, wantD, 2);
+                    QuantizedActivation.quantizeQ8_0(x, off, n, got, 5, gotD, 2);
+                } else {
+                    QuantizedActivation.quantizeQ8_KScalar(x, off, n, want, 5, wantD, 2);
+                    QuantizedActivation.quantizeQ8_K(x, off, n, got, 5, gotD, 2);
+                }
+                assertArrayEquals(want, got, scheme + " bytes, trial " + trial);
+                for (int b = 0; b < wantD.length; b++) {
+                    assertEquals(Float.floatToRawIntBits(wantD[b]), Float.floatToRawIntBits(gotD[b]), scheme + " scale " + b + ", trial " + trial);
+                }
+                cases++;
+            }
+        }
+        assertEquals(800, cases);
+    }
+
     @Test
     void rejectsPartialBlocks() {
         QuantizedActivation a = new QuantizedActivation();
