@@ -1,11 +1,5 @@
 package dev.jmoe.tensor;
 
-import jdk.incubator.vector.ByteVector;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
-
 /**
  * An activation vector rounded to 8 bits the way llama.cpp's CPU backend rounds it before the integer
  * dot products of quantized weights ({@link Kernels#withActivationQuantization(boolean, Runnable)}): blocks of 32 with a
@@ -15,11 +9,9 @@ import jdk.incubator.vector.VectorSpecies;
  * ({@link RowKernel#prepareQ8}). One instance is reused per thread, so everything grows on demand.
  */
 final class QuantizedActivation {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
-    private static final VectorSpecies<Byte> B = ByteVector.SPECIES_64;
-    /** 1.5·2^23: see {@link #round}. */
+    /** 1.5·2^23, as a float and as an int: see {@link #roundTimes}. */
     private static final float ROUNDING = 12582912f;
+    private static final int ROUNDING_INT = 12582912;
 
     /** Block formats of the rounded activations. */
     enum Scheme {
@@ -77,26 +69,36 @@ final class QuantizedActivation {
 
     /**
      * n values from x[xOff], their bytes to q[qOff ..] and their block scales to d[dOff ..]: the values of
-     * {@link #quantizeQ8_0Scalar}, 8 at a time. Rounding activations runs once per vector and product before the
-     * integer kernels, and one value at a time it took 3-6% of an 8-bit prompt's samples (perf, Qwen3-like Q4_K_M).
+     * {@link #quantizeQ8_0Scalar}, in loops C2 vectorises itself. Rounding runs once per vector and product before the
+     * integer kernels; with Math.rint per value it took 3-6% of an 8-bit prompt's samples (perf, Qwen3-like Q4_K_M).
+     * No Vector API here on purpose: written with it, this code shared the JDK's vector methods (and their type
+     * profiles) with the packed kernels, and C2 then left the kernels' vectors boxed in most runs (prompts 0.6×).
      */
     static void quantizeQ8_0(float[] x, int xOff, int n, byte[] q, int qOff, float[] d, int dOff) {
         for (int b = 0; b < n / 32; b++) {
             int o = xOff + 32 * b, qo = qOff + 32 * b;
-            FloatVector x0 = FloatVector.fromArray(F, x, o), x1 = FloatVector.fromArray(F, x, o + 8);
-            FloatVector x2 = FloatVector.fromArray(F, x, o + 16), x3 = FloatVector.fromArray(F, x, o + 24);
-            // lanewise and reduced MAX follow Math.max: a NaN anywhere gives a NaN, as the scalar loop does
-            float amax = x0.abs().max(x1.abs()).max(x2.abs().max(x3.abs())).reduceLanes(VectorOperators.MAX);
-            d[dOff + b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
+            float amax = 0; // Math.max keeps a NaN whatever the order, and every |x| is at least +0
+            for (int j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]));
             float id = amax != 0 ? 127f / amax : 0f;
-            round(x0.mul(id), Integer.MAX_VALUE, q, qo); // no cap, as ggml's: the bytes wrap as (byte) (int) does
-            round(x1.mul(id), Integer.MAX_VALUE, q, qo + 8);
-            round(x2.mul(id), Integer.MAX_VALUE, q, qo + 16);
-            round(x3.mul(id), Integer.MAX_VALUE, q, qo + 24);
+            if (!(amax < Float.POSITIVE_INFINITY) || !(id < Float.POSITIVE_INFINITY)) { // NaN, infinities, a subnormal amax
+                quantizeQ8_0Scalar(x, o, 32, q, qo, d, dOff + b);
+                continue;
+            }
+            d[dOff + b] = Float.float16ToFloat(Float.floatToFloat16(amax / 127f));
+            roundTimes(x, o, 32, id, q, qo);
         }
     }
 
-    /** {@link #quantizeQ8_0} one value at a time: ggml's AVX2 quantize_row_q8_0, the definition the vector form must equal. */
+    /**
+     * q[qo + j] = round-half-even(x[o + j]·scale) for j in [0, n), where every |x·scale| is at most 127 and a little (a
+     * finite scale of at most 127/max|x|): adding 1.5·2^23 leaves a float rounded to an integer, exactly as Math.rint,
+     * for |v| <= 2^22, and the sum converts to an int exactly.
+     */
+    private static void roundTimes(float[] x, int o, int n, float scale, byte[] q, int qo) {
+        for (int j = 0; j < n; j++) q[qo + j] = (byte) ((int) (x[o + j] * scale + ROUNDING) - ROUNDING_INT);
+    }
+
+    /** {@link #quantizeQ8_0} one value at a time: ggml's AVX2 quantize_row_q8_0, the definition the fast form must equal. */
     static void quantizeQ8_0Scalar(float[] x, int xOff, int n, byte[] q, int qOff, float[] d, int dOff) {
         for (int b = 0; b < n / 32; b++) {
             int o = xOff + 32 * b;
@@ -108,53 +110,41 @@ final class QuantizedActivation {
         }
     }
 
-    /**
-     * The 8 products in v rounded half to even (as Math.rint), capped at {@code max}, narrowed to bytes at q[at ..]. Adding and
-     * subtracting 1.5·2^23 rounds a float to an integer exactly for |v| <= 2^22 (here |v| <= 127 and a little); a NaN
-     * stays NaN and converts to 0, as (int) Math.rint does. It takes a vector but C2 inlines it (small, hot): the
-     * tests compare it with the scalar forms, and bench/boxcheck.py finds no boxing in a speed run.
-     */
-    private static void round(FloatVector v, int max, byte[] q, int at) {
-        IntVector r = (IntVector) v.add(ROUNDING).sub(ROUNDING).convertShape(VectorOperators.F2I, I, 0);
-        ((ByteVector) r.min(max).convertShape(VectorOperators.I2B, B, 0)).intoArray(q, at);
-    }
-
     static void quantizeQ8_K(float[] x, int xOff, int n, byte[] q, float[] d) {
         quantizeQ8_K(x, xOff, n, q, 0, d, 0);
     }
 
     /**
      * As {@link #quantizeQ8_0(float[], int, int, byte[], int, float[], int)}, one scale per 256 values: the values of
-     * {@link #quantizeQ8_KScalar}. A block whose largest magnitude is not finite takes the scalar form, which skips NaNs.
+     * {@link #quantizeQ8_KScalar}. Its cap at 127 cannot bind for a finite scale (|x·scale| <= 127 and a little); a
+     * block with a NaN, an infinity or an infinite scale takes the scalar form, which also skips NaNs.
      */
     static void quantizeQ8_K(float[] x, int xOff, int n, byte[] q, int qOff, float[] d, int dOff) {
         for (int b = 0; b < n / 256; b++) {
             int o = xOff + 256 * b, qo = qOff + 256 * b;
-            FloatVector m0 = FloatVector.fromArray(F, x, o).abs(), m1 = FloatVector.fromArray(F, x, o + 8).abs();
-            for (int j = 16; j < 256; j += 16) {
-                m0 = m0.max(FloatVector.fromArray(F, x, o + j).abs());
-                m1 = m1.max(FloatVector.fromArray(F, x, o + j + 8).abs());
-            }
-            float amax = m0.max(m1).reduceLanes(VectorOperators.MAX);
-            if (!(amax < Float.POSITIVE_INFINITY)) { // NaN or infinite: the scalar loop's order decides which value counts
-                quantizeQ8_KScalar(x, o, 256, q, qo, d, dOff + b);
-                continue;
-            }
+            float amax = 0;
+            for (int j = 0; j < 256; j++) amax = Math.max(amax, Math.abs(x[o + j]));
             if (amax == 0) {
                 d[dOff + b] = 0;
                 java.util.Arrays.fill(q, qo, qo + 256, (byte) 0);
                 continue;
             }
-            // the scalar loop keeps the first value of the largest magnitude (and its sign)
-            int first = 0;
-            while (Math.abs(x[o + first]) != amax) first++;
-            float iscale = -127f / x[o + first];
-            for (int j = 0; j < 256; j += 8) round(FloatVector.fromArray(F, x, o + j).mul(iscale), 127, q, qo + j);
+            float iscale = Float.NaN;
+            if (amax < Float.POSITIVE_INFINITY) {
+                int first = 0; // the scalar loop keeps the first value of the largest magnitude, and its sign
+                while (Math.abs(x[o + first]) != amax) first++;
+                iscale = -127f / x[o + first];
+            }
+            if (!(Math.abs(iscale) < Float.POSITIVE_INFINITY)) {
+                quantizeQ8_KScalar(x, o, 256, q, qo, d, dOff + b);
+                continue;
+            }
+            roundTimes(x, o, 256, iscale, q, qo);
             d[dOff + b] = 1 / iscale;
         }
     }
 
-    /** {@link #quantizeQ8_K} one value at a time: ggml's quantize_row_q8_K_ref, the definition the vector form must equal. */
+    /** {@link #quantizeQ8_K} one value at a time: ggml's quantize_row_q8_K_ref, the definition the fast form must equal. */
     static void quantizeQ8_KScalar(float[] x, int xOff, int n, byte[] q, int qOff, float[] d, int dOff) {
         for (int b = 0; b < n / 256; b++) {
             int o = xOff + 256 * b;
