@@ -522,17 +522,15 @@ public final class PackedQ4 implements PackedMatrix {
             int v0 = QK * b0, n = QK * (b1 - b0);
             if (per == 1) QuantizedActivation.quantizeQ8_0(x, xOff + v0, n, q8, v0, d8, b0);
             else QuantizedActivation.quantizeQ8_K(x, xOff + v0, n, q8, v0, d8, b0 / per);
+            boolean q6 = precision == Precision.Q6_BITS_8;
             for (int b = b0; b < b1; b++) {
-                int o = vOff + b * precision.blockShorts, xo = QK * b, sum = 0;
-                for (int j = 0; j < QK; j++) sum += q8[xo + j];
-                if (precision == Precision.Q6_BITS_8) {
-                    PackedQ6.layOut8(v, o, q8, xo);
-                } else {
-                    fill(o, -8 * sum);
-                    nibbleVectors(o + 1, q8, xo);
-                }
-                d[dOff + b] = d8[b / per];
-                sums[dOff + b] = sum * d8[b / per];
+                int o = vOff + b * precision.blockShorts, xo = QK * b;
+                // each layout sums the block's values as it reads them (a loop of its own over the bytes cost as much
+                // as the layout: ~0.3 ns per value)
+                int sum = q6 ? PackedQ6.layOut8(v, o, q8, xo) : layOutNibbles(v, o, q8, xo);
+                float db = d8[b / per];
+                d[dOff + b] = db;
+                sums[dOff + b] = sum * db;
             }
         }
 
@@ -618,8 +616,23 @@ public final class PackedQ4 implements PackedMatrix {
             }
         }
 
-        private void nibbleVectors(int o, byte[] q, int xo) {
-            for (int s = 0; s < 8; s++) nibbleVector(o + s * 4, q[xo + 2 * s], q[xo + 2 * s + 16], q[xo + 2 * s + 1], q[xo + 2 * s + 17]);
+        /**
+         * The 8-bit block q[xo .. xo + 32) laid out at v[o ..] for the Q4 kernels: −8·Σq, then per step s the four
+         * multipliers of {@link #nibbleVector} for values 2s, 2s+16, 2s+1, 2s+17. Returns Σq.
+         */
+        private static int layOutNibbles(short[] v, int o, byte[] q, int xo) {
+            int sum = 0;
+            for (int s = 0; s < 8; s++) {
+                int x0 = q[xo + 2 * s], x1 = q[xo + 2 * s + 16], x2 = q[xo + 2 * s + 1], x3 = q[xo + 2 * s + 17];
+                int p = o + 1 + 4 * s;
+                v[p] = (short) x0;
+                v[p + 1] = (short) (x1 - 16 * x0);
+                v[p + 2] = (short) (x2 - 16 * x1);
+                v[p + 3] = (short) (x3 - 16 * x2);
+                sum += x0 + x1 + x2 + x3;
+            }
+            v[o] = (short) (-8 * sum);
+            return sum;
         }
 
         /**

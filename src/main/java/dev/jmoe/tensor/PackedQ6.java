@@ -193,21 +193,24 @@ public final class PackedQ6 implements PackedMatrix {
 
     /**
      * As {@link #layOut} for one block of 32 activations rounded to 8 bits (q[xo ..]): per 16-value sub-block and half,
-     * −32·Σq of its 8 values, then per vector i the pair A = q_a, B = q_b − 64·q_a.
+     * −32·Σq of its 8 values, then per vector i the pair A = q_a, B = q_b − 64·q_a. Returns the block's Σq.
      */
-    static void layOut8(short[] v, int o, byte[] q, int xo) {
+    static int layOut8(short[] v, int o, byte[] q, int xo) {
+        int total = 0;
         for (int sub = 0; sub < 2; sub++) {
             for (int h = 0; h < 2; h++) {
                 int p = o + (2 * sub + h) * HALF_MULTIPLIERS_8, first = xo + SUB * sub + 8 * h, sum = 0;
-                for (int j = 0; j < 8; j++) sum += q[first + j];
-                v[p] = (short) (-32 * sum);
                 for (int i = 0; i < 4; i++) {
-                    int a = first + i, m = p + 1 + 2 * i;
-                    v[m] = q[a];
-                    v[m + 1] = (short) (q[a + 4] - 64 * q[a]);
+                    int a = first + i, m = p + 1 + 2 * i, lo = q[a], hi = q[a + 4];
+                    v[m] = (short) lo;
+                    v[m + 1] = (short) (hi - 64 * lo);
+                    sum += lo + hi;
                 }
+                v[p] = (short) (-32 * sum);
+                total += sum;
             }
         }
+        return total;
     }
 
     @Override public GgmlType type() { return GgmlType.Q6_K; }

@@ -122,8 +122,16 @@ final class QuantizedActivation {
     static void quantizeQ8_K(float[] x, int xOff, int n, byte[] q, int qOff, float[] d, int dOff) {
         for (int b = 0; b < n / 256; b++) {
             int o = xOff + 256 * b, qo = qOff + 256 * b;
-            float amax = 0;
-            for (int j = 0; j < 256; j++) amax = Math.max(amax, Math.abs(x[o + j]));
+            // The scalar loop keeps the first value of the largest magnitude, with its sign. The largest and the smallest
+            // value tell which it is unless both signs reach that magnitude; only then is the first one looked for (a
+            // search in every block took as long as the rest of the rounding).
+            float hi = 0, lo = 0;
+            for (int j = 0; j < 256; j++) {
+                float v = x[o + j];
+                hi = Math.max(hi, v);
+                lo = Math.min(lo, v);
+            }
+            float amax = Math.max(hi, -lo);
             if (amax == 0) {
                 d[dOff + b] = 0;
                 java.util.Arrays.fill(q, qo, qo + 256, (byte) 0);
@@ -131,9 +139,15 @@ final class QuantizedActivation {
             }
             float iscale = Float.NaN;
             if (amax < Float.POSITIVE_INFINITY) {
-                int first = 0; // the scalar loop keeps the first value of the largest magnitude, and its sign
-                while (Math.abs(x[o + first]) != amax) first++;
-                iscale = -127f / x[o + first];
+                float max;
+                if (hi != -lo) {
+                    max = hi == amax ? hi : lo;
+                } else {
+                    int first = 0;
+                    while (Math.abs(x[o + first]) != amax) first++;
+                    max = x[o + first];
+                }
+                iscale = -127f / max;
             }
             if (!(Math.abs(iscale) < Float.POSITIVE_INFINITY)) {
                 quantizeQ8_KScalar(x, o, 256, q, qo, d, dOff + b);
