@@ -53,8 +53,6 @@ public final class PackedQ4 implements PackedMatrix {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
-    /** 1.5·2^23: a float of magnitude below 2^22 plus this, minus this, is the float rounded half to even. */
-    private static final float ROUNDING = 12582912f;
 
     /** How activations are rounded to integers and laid out for the packed products. */
     enum Precision {
@@ -527,7 +525,7 @@ public final class PackedQ4 implements PackedMatrix {
                 int o = vOff + b * precision.blockShorts, xo = QK * b;
                 // each layout sums the block's values as it reads them (a loop of its own over the bytes took ~0.3 ns per
                 // value, two thirds of what the Q4 layout itself takes)
-                int sum = q6 ? PackedQ6.layOut8(v, o, q8, xo) : layOutNibbles(v, o, q8, xo);
+                int sum = q6 ? PackedQ6.layOut8(v, o, q8, xo) : layOutNibbles(o, q8, xo);
                 float db = d8[b / per];
                 d[dOff + b] = db;
                 sums[dOff + b] = sum * db;
@@ -569,7 +567,7 @@ public final class PackedQ4 implements PackedMatrix {
          */
         private static int split(float[] x, int xo, float id, int[] hi, int[] lo, int at) {
             // adding and subtracting 1.5·2^23 leaves the float rounded to an integer: exact for |v| <= 32512 < 2^22
-            FloatVector r = FloatVector.fromArray(F, x, xo + at).mul(id).add(ROUNDING).sub(ROUNDING);
+            FloatVector r = FloatVector.fromArray(F, x, xo + at).mul(id).add(QuantizedActivation.ROUNDING).sub(QuantizedActivation.ROUNDING);
             IntVector v16 = (IntVector) r.convertShape(VectorOperators.F2I, I, 0);
             IntVector h = v16.add(127).lanewise(VectorOperators.ASHR, 8); // floor((v + 127) / 256)
             h.intoArray(hi, at);
@@ -620,18 +618,14 @@ public final class PackedQ4 implements PackedMatrix {
          * The 8-bit block q[xo .. xo + 32) laid out at v[o ..] for the Q4 kernels: −8·Σq, then per step s the four
          * multipliers of {@link #nibbleVector} for values 2s, 2s+16, 2s+1, 2s+17. Returns Σq.
          */
-        private static int layOutNibbles(short[] v, int o, byte[] q, int xo) {
+        private int layOutNibbles(int o, byte[] q, int xo) {
             int sum = 0;
             for (int s = 0; s < 8; s++) {
                 int x0 = q[xo + 2 * s], x1 = q[xo + 2 * s + 16], x2 = q[xo + 2 * s + 1], x3 = q[xo + 2 * s + 17];
-                int p = o + 1 + 4 * s;
-                v[p] = (short) x0;
-                v[p + 1] = (short) (x1 - 16 * x0);
-                v[p + 2] = (short) (x2 - 16 * x1);
-                v[p + 3] = (short) (x3 - 16 * x2);
+                nibbleVector(o + 1 + 4 * s, x0, x1, x2, x3);
                 sum += x0 + x1 + x2 + x3;
             }
-            v[o] = (short) (-8 * sum);
+            fill(o, -8 * sum);
             return sum;
         }
 

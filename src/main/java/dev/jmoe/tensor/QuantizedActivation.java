@@ -9,9 +9,10 @@ package dev.jmoe.tensor;
  * ({@link RowKernel#prepareQ8}). One instance is reused per thread, so everything grows on demand.
  */
 final class QuantizedActivation {
-    /** 1.5·2^23, as a float and as an int: see {@link #roundTimes}. */
-    private static final float ROUNDING = 12582912f;
-    private static final int ROUNDING_INT = 12582912;
+    /** 1.5·2^23: a float of magnitude at most 2^22 plus this, minus this, is the float rounded half to even (as Math.rint). */
+    static final float ROUNDING = 12582912f;
+    /** {@link #ROUNDING} as an int: the sum's int value minus this is the rounded integer ({@link #roundTimes}). */
+    private static final int ROUNDING_INT = (int) ROUNDING;
 
     /** Block formats of the rounded activations. */
     enum Scheme {
