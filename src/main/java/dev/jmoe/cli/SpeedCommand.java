@@ -38,7 +38,7 @@ final class SpeedCommand implements Callable<Integer> {
     @Option(names = {"-m", "--model"}, required = true, paramLabel = "FILE", description = "model file (repeat for several)") List<Path> models;
     @Option(names = {"-p", "--n-prompt"}, paramLabel = "TOKENS", defaultValue = "64", description = "prompt tokens (default: ${DEFAULT-VALUE})") int nPrompt;
     @Option(names = {"-n", "--n-gen"}, paramLabel = "TOKENS", defaultValue = "32", description = "generated tokens (default: ${DEFAULT-VALUE})") int nGen;
-    @Option(names = {"-t", "--threads"}, paramLabel = "COUNT", description = "compute threads (default: available cores)") Integer threads;
+    @Option(names = {"-t", "--threads"}, paramLabel = "COUNT", description = "compute threads (default, or 0: available cores)") Integer threads;
     @Option(names = {"-r", "--repetitions"}, paramLabel = "COUNT", defaultValue = "5", description = "measured rounds (default: ${DEFAULT-VALUE})") int reps;
     @Option(names = "--warmup", paramLabel = "COUNT", defaultValue = "2", description = "unmeasured rounds first, for the JIT (default: ${DEFAULT-VALUE}); "
             + "more follow, up to " + MAX_EXTRA_WARMUP + ", while the JIT is still compiling (none with 0)") int warmup;
@@ -52,7 +52,8 @@ final class SpeedCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (nPrompt < 1 || nGen < 1 || reps < 1 || warmup < 0) throw new IllegalArgumentException("-p, -n and -r must be at least 1, --warmup at least 0");
-        int nThreads = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        // 0 means every core, as for the engine: resolved here so the table and llama-bench get the real count
+        int nThreads = threads != null && threads != 0 ? threads : Runtime.getRuntime().availableProcessors();
         PrintWriter out = spec.commandLine().getOut();
         if (noPack && bothLayouts) throw new IllegalArgumentException("--no-pack and --both-layouts exclude each other");
         LlamaBench llama = llamaBench != null ? new LlamaBench(llamaBench, nThreads, nPrompt, nGen) : null;

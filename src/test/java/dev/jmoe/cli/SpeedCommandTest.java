@@ -61,6 +61,24 @@ class SpeedCommandTest {
     }
 
     @Test
+    void zeroThreadsMeansEveryCoreInTheTableAndForLlamaBench() throws Exception {
+        Path exe = fakeLlamaBench("""
+                cat <<'JSON'
+                [ {"build_commit": "abc", "build_number": 7, "n_prompt": 8, "n_gen": 0, "avg_ts": 50.0},
+                  {"build_commit": "abc", "build_number": 7, "n_prompt": 0, "n_gen": 4, "avg_ts": 25.0} ]
+                JSON""");
+        Path json = dir.resolve("speed-t0.json");
+        CliTest.Run r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", "1", "--warmup", "0", "-t", "0",
+                "--llama-bench", exe.toString(), "--json", json.toString());
+        assertEquals(0, r.code(), r.err());
+        int cores = Runtime.getRuntime().availableProcessors();
+        assertEquals(cores, new ObjectMapper().readTree(json.toFile()).get(0).get("threads").asInt());
+        var calls = Files.readAllLines(dir.resolve("args.txt")); // every test's calls: this one's is the last
+        String args = calls.get(calls.size() - 1);
+        assertTrue(args.contains(" -t " + cores + " "), args);
+    }
+
+    @Test
     void warmUpGoesOnWhileTheJitCompilesForMoreThanATwentiethOfARound() {
         assertTrue(SpeedCommand.jitStillCompiling(1000, 1100, 400.0)); // 100 ms of a 400 ms round
         assertFalse(SpeedCommand.jitStillCompiling(1000, 1010, 400.0)); // 10 ms: settled
