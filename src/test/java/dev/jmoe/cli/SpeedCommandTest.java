@@ -35,13 +35,18 @@ class SpeedCommandTest {
         return exe;
     }
 
-    @Test
-    void ratiosAgainstLlamaBenchArePairedPerRound() throws Exception {
-        Path exe = fakeLlamaBench("""
+    /** A llama-bench that reports 50 t/s for pp8 and 25 t/s for tg4 in every round. */
+    static Path steadyLlamaBench() throws Exception {
+        return fakeLlamaBench("""
                 cat <<'JSON'
                 [ {"build_commit": "abc", "build_number": 7, "n_prompt": 8, "n_gen": 0, "avg_ts": 50.0},
                   {"build_commit": "abc", "build_number": 7, "n_prompt": 0, "n_gen": 4, "avg_ts": 25.0} ]
                 JSON""");
+    }
+
+    @Test
+    void ratiosAgainstLlamaBenchArePairedPerRound() throws Exception {
+        Path exe = steadyLlamaBench();
         Path json = dir.resolve("speed.json");
         CliTest.Run r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", "3", "--warmup", "0", "-t", "1",
                 "--llama-bench", exe.toString(), "--json", json.toString());
@@ -62,11 +67,7 @@ class SpeedCommandTest {
 
     @Test
     void zeroThreadsMeansEveryCoreInTheTableAndForLlamaBench() throws Exception {
-        Path exe = fakeLlamaBench("""
-                cat <<'JSON'
-                [ {"build_commit": "abc", "build_number": 7, "n_prompt": 8, "n_gen": 0, "avg_ts": 50.0},
-                  {"build_commit": "abc", "build_number": 7, "n_prompt": 0, "n_gen": 4, "avg_ts": 25.0} ]
-                JSON""");
+        Path exe = steadyLlamaBench();
         Path json = dir.resolve("speed-t0.json");
         CliTest.Run r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", "1", "--warmup", "0", "-t", "0",
                 "--llama-bench", exe.toString(), "--json", json.toString());
