@@ -28,6 +28,9 @@ import java.nio.ByteOrder;
  * With activations rounded as llama.cpp does (Q8_K, |q| ≤ 127) there is one product per weight, and the integer sums
  * per sub-block are ggml's; only the float order in which the sub-blocks are added differs. The copy takes 10 bits per
  * weight (the file 6.56).
+ *
+ * <p>A copy made for 8-bit activations ({@link #compact}) keeps the file's 8-bit scales and widens them in line: 8.63
+ * bits per weight.
  */
 public final class PackedQ6 implements PackedMatrix {
     private static final int QK = KQuant.QK_K;
@@ -44,19 +47,46 @@ public final class PackedQ6 implements PackedMatrix {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
 
-    /** Per sub-block of each group: 128 shorts of quants (8 vectors of 16 lanes). */
+    /** Compact: shorts at the head of each pair of sub-blocks, one per row (in its lane): the file's scales of both, the first in the low byte. */
+    private static final int HEAD = ROWS;
+    /** Compact: shorts per pair of sub-blocks of a group, the head and then both sub-blocks' quants. */
+    private static final int PAIR_SHORTS = HEAD + 2 * QUANT_SHORTS;
+    /** Sub-blocks per super-block, which share d. */
+    private static final int SUBS_PER_SUPER = QK / SUB;
+
+    /** Per sub-block of each group: 128 shorts of quants (8 vectors of 16 lanes); compact: per pair of sub-blocks, a head of {@link #HEAD} shorts first. */
     private final short[] quants;
-    /** Per sub-block of each group: 16 scales. */
+    /** Per sub-block of each group: 16 scales d·scale; compact: per super-block of each group, the 16 rows' d. */
     private final float[] scales;
     private final int firstGroup;
     private final int rows, cols;
+    /**
+     * Laid out for 8-bit activations ({@link #pack(Matrix, Parallel, boolean)}): each pair of sub-blocks keeps the file's
+     * 8-bit scales of its 16 rows at its head (one short per row) and each super-block its rows' d as floats, and the
+     * 8-bit kernels widen them to d·scale in line, the packer's float product: 8.63 bits per weight instead of 10. Those
+     * kernels are bound by memory in a decode step; the 16-bit ones are bound by their arithmetic, so they keep the float
+     * scales (on a compact copy, which only a model view with the other rounding sharing the copy asks for, they widen
+     * the pair of groups they multiply first, {@link #widened}).
+     */
+    private final boolean compact;
 
-    private PackedQ6(short[] quants, float[] scales, int firstGroup, int rows, int cols) {
+    private PackedQ6(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean compact) {
         this.quants = quants;
         this.scales = scales;
         this.firstGroup = firstGroup;
         this.rows = rows;
         this.cols = cols;
+        this.compact = compact;
+    }
+
+    /** Where sub-block {@code sub}'s quants start in {@link #quants}. */
+    private int quantAt(int sub) {
+        return compact ? (sub >>> 1) * PAIR_SHORTS + HEAD + (sub & 1) * QUANT_SHORTS : sub * QUANT_SHORTS;
+    }
+
+    /** Where sub-block {@code sub}'s 16 floats start in {@link #scales}: its scales, compact its super-block's d. */
+    private int scaleAt(int sub) {
+        return compact ? sub / SUBS_PER_SUPER * ROWS : sub * ROWS;
     }
 
     /** Whether {@code m} can be packed: Q6_K with whole groups of 16 rows, its quants fitting one Java array. */
@@ -66,46 +96,73 @@ public final class PackedQ6 implements PackedMatrix {
 
     /** Bytes a packed copy of {@code m} takes ({@link #canPack} must hold). */
     public static long packedBytes(Matrix m) {
-        return bytes(m.rows(), m.cols());
+        return packedBytes(m, false);
     }
 
-    private static long bytes(int rows, int cols) {
-        return (long) rows / ROWS * (cols / SUB) * (QUANT_SHORTS * 2L + ROWS * 4L);
+    /** Bytes a packed copy of {@code m} takes, {@code compact} (for 8-bit activations) or not. */
+    static long packedBytes(Matrix m, boolean compact) {
+        return bytes(m.rows(), m.cols(), compact);
+    }
+
+    private static long bytes(int rows, int cols, boolean compact) {
+        return quantShorts(rows, cols, compact) * 2L + scaleFloats(rows, cols, compact) * 4L;
     }
 
     /** Regroups {@code m} ({@link #canPack} must hold), the groups split over {@code pool} (null: this thread). */
     public static PackedQ6 pack(Matrix m, Parallel pool) {
+        return pack(m, pool, false);
+    }
+
+    /** As {@link #pack(Matrix, Parallel)}; {@code compact}: the layout for 8-bit activations ({@link #compact}). */
+    static PackedQ6 pack(Matrix m, Parallel pool, boolean compact) {
         if (!canPack(m)) {
             throw new IllegalArgumentException("only Q6_K matrices with a multiple of " + ROWS + " rows can be packed as Q6, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
-        return packInto(m, new short[quantShorts(m)], new float[scaleFloats(m)], pool);
+        return packInto(m, new short[quantShorts(m.rows(), m.cols(), compact)], new float[scaleFloats(m.rows(), m.cols(), compact)], pool, compact);
     }
 
     /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */
     static int quantShorts(Matrix m) {
-        return m.rows() / ROWS * (m.cols() / SUB) * QUANT_SHORTS;
+        return quantShorts(m.rows(), m.cols(), false);
+    }
+
+    private static int quantShorts(int rows, int cols, boolean compact) {
+        int subs = rows / ROWS * (cols / SUB);
+        return compact ? subs / 2 * PAIR_SHORTS : subs * QUANT_SHORTS;
     }
 
     /** Length of the scale array a packed copy of {@code m} needs ({@link #canPack} must hold). */
     static int scaleFloats(Matrix m) {
-        return m.rows() / ROWS * (m.cols() / SUB) * ROWS;
+        return scaleFloats(m.rows(), m.cols(), false);
+    }
+
+    private static int scaleFloats(int rows, int cols, boolean compact) {
+        return rows / ROWS * (cols / (compact ? QK : SUB)) * ROWS;
     }
 
     /** As {@link #pack}, into arrays the caller owns and reuses (a fast-memory slot), at least {@link #quantShorts}/{@link #scaleFloats} long. */
     static PackedQ6 packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
+        return packInto(m, quants, scales, pool, false);
+    }
+
+    private static PackedQ6 packInto(Matrix m, short[] quants, float[] scales, Parallel pool, boolean compact) {
         if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q6");
-        if (quants.length < quantShorts(m) || scales.length < scaleFloats(m)) throw new IllegalArgumentException("arrays too small for the packed copy");
+        if (quants.length < quantShorts(m.rows(), m.cols(), compact) || scales.length < scaleFloats(m.rows(), m.cols(), compact)) {
+            throw new IllegalArgumentException("arrays too small for the packed copy");
+        }
+        PackedQ6 packed = new PackedQ6(quants, scales, 0, m.rows(), m.cols(), compact);
         int groups = m.rows() / ROWS;
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, quants, scales, g0, g1);
+        Parallel.RangeTask task = (g0, g1) -> packed.packGroups(m, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
         else pool.forRange(groups, 1, task);
-        return new PackedQ6(quants, scales, 0, m.rows(), m.cols());
+        return packed;
     }
 
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
-    private static void packGroups(Matrix m, short[] quants, float[] scales, int g0, int g1) {
+    /** Packs groups [g0, g1) of {@code m} into this copy's arrays. */
+    private void packGroups(Matrix m, int g0, int g1) {
         int rowBytes = (int) m.rowBytes(), subs = m.cols() / SUB;
         byte[] in = new byte[ROWS * rowBytes];
         int[] q = new int[QK];
@@ -117,12 +174,18 @@ public final class PackedQ6 implements PackedMatrix {
                     int p = r * rowBytes + s * BLOCK;
                     quants(in, p, q);
                     float d = Float.float16ToFloat((short) SHORT_LE.get(in, p + 208));
-                    for (int j = 0; j < QK / SUB; j++) {
-                        int sub = g * subs + s * (QK / SUB) + j;
-                        scales[sub * ROWS + r] = d * in[p + 192 + j];
+                    if (compact) scales[scaleAt(g * subs + s * SUBS_PER_SUPER) + r] = d;
+                    for (int j = 0; j < SUBS_PER_SUPER; j++) {
+                        int sub = g * subs + s * SUBS_PER_SUPER + j, at = quantAt(sub);
+                        if (compact) { // the pair's head: the first sub-block's scale in the low byte of the row's short
+                            int head = (sub >>> 1) * PAIR_SHORTS + lane, scale = in[p + 192 + j] & 0xFF;
+                            quants[head] = (short) ((sub & 1) == 0 ? scale : quants[head] & 0xFF | scale << 8);
+                        } else {
+                            scales[scaleAt(sub) + r] = d * in[p + 192 + j];
+                        }
                         for (int k = 0; k < 8; k++) {
                             int a = SUB * j + 8 * (k / 4) + k % 4;
-                            quants[sub * QUANT_SHORTS + 16 * k + lane] = (short) (q[a] | q[a + 4] << 6);
+                            quants[at + 16 * k + lane] = (short) (q[a] | q[a + 4] << 6);
                         }
                     }
                 }
@@ -145,6 +208,10 @@ public final class PackedQ6 implements PackedMatrix {
      */
     @Override
     public void panel(int g, int c0, int c1, float[] p) {
+        if (compact) {
+            widened(g, g).panel(0, c0, c1, p);
+            return;
+        }
         short[] qs = quants;
         float[] sc = scales;
         int sub0 = (firstGroup + g) * (cols / SUB);
@@ -216,7 +283,7 @@ public final class PackedQ6 implements PackedMatrix {
     @Override public GgmlType type() { return GgmlType.Q6_K; }
     @Override public int rows() { return rows; }
     @Override public int cols() { return cols; }
-    @Override public long byteSize() { return bytes(rows, cols); }
+    @Override public long byteSize() { return bytes(rows, cols, compact); }
 
     @Override
     public PackedQ4.Precision precision(QuantizedActivation.Scheme rounding) {
@@ -227,7 +294,7 @@ public final class PackedQ6 implements PackedMatrix {
     @Override
     public PackedQ6 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ6(quants, scales, firstGroup + first / ROWS, count, cols);
+        return new PackedQ6(quants, scales, firstGroup + first / ROWS, count, cols, compact);
     }
 
     @Override
@@ -241,6 +308,7 @@ public final class PackedQ6 implements PackedMatrix {
         for (int i = 0; i < half; i++) {
             int g = g0 + i, h = g + half, outG = outOff + i * ROWS, outH = outOff + (i + half) * ROWS;
             if (rounded) pair8(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
+            else if (compact) widened(g, h).pair16(0, 1, a.v, vOff, a.d, dOff, out, outG, outH);
             else pair16(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
         }
         int g = g0 + 2 * half;
@@ -248,6 +316,7 @@ public final class PackedQ6 implements PackedMatrix {
             // a last odd group runs as a pair with itself, its second copy going to scratch
             float[] two = new float[2 * ROWS];
             if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
+            else if (compact) widened(g, g).pair16(0, 1, a.v, vOff, a.d, dOff, two, 0, ROWS);
             else pair16(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
             System.arraycopy(two, 0, out, outOff + (g - g0) * ROWS, ROWS);
         }
@@ -299,7 +368,7 @@ public final class PackedQ6 implements PackedMatrix {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
         FloatVector b00 = FloatVector.zero(F), b01 = FloatVector.zero(F), b10 = FloatVector.zero(F), b11 = FloatVector.zero(F);
         for (int j = 0; j < subs; j++) {
-            int qp = (sub0 + j) * QUANT_SHORTS;
+            int qp = quantAt(sub0 + j);
             // per token, rows 0-7 and rows 8-15: the sums of both halves of the sub-block
             IntVector ia0 = IntVector.zero(I), ia1 = ia0, ja0 = ia0, ja1 = ia0, ib0 = ia0, ib1 = ia0, jb0 = ia0, jb1 = ia0;
             for (int half = 0; half < 2; half++) {
@@ -331,8 +400,14 @@ public final class PackedQ6 implements PackedMatrix {
                 jb0 = jb0.add(u.lanewise(VectorOperators.ASHR, 16));
                 jb1 = jb1.add(w.lanewise(VectorOperators.ASHR, 16));
             }
-            int p = (sub0 + j) * ROWS, blk = j / 2;
+            int p = scaleAt(sub0 + j), blk = j / 2;
             FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
+            if (compact) { // s0 and s1 hold the super-block's d: the sub-block's scales are d·scale
+                IntVector head = ShortVector.fromArray(S, qs, qp - HEAD - (j & 1) * QUANT_SHORTS).reinterpretAsInts();
+                int up = 8 * (j & 1);
+                s0 = ((FloatVector) head.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+                s1 = ((FloatVector) head.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+            }
             a00 = ((FloatVector) ia0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta0 * blocks + blk]), a00);
             a01 = ((FloatVector) ia1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[ta0 * blocks + blk]), a01);
             a10 = ((FloatVector) ja0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta1 * blocks + blk]), a10);
@@ -447,7 +522,7 @@ public final class PackedQ6 implements PackedMatrix {
         int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int j = 0; j < subs; j++) {
-            int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
+            int qp = quantAt(sub0 + j), qq = quantAt(sub1 + j);
             IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
             for (int half = 0; half < 2; half++) {
                 int o = vOff + j * 2 * HALF_MULTIPLIERS_8 + half * HALF_MULTIPLIERS_8;
@@ -466,15 +541,60 @@ public final class PackedQ6 implements PackedMatrix {
                 r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
             }
             float d = dx[dOff + j / 2];
-            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
-            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p).mul(d), a0);
-            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, p + 8).mul(d), a1);
-            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q).mul(d), c0);
-            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(FloatVector.fromArray(F, sc, q + 8).mul(d), c1);
+            int p = scaleAt(sub0 + j), q = scaleAt(sub1 + j);
+            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
+            FloatVector z0 = FloatVector.fromArray(F, sc, q), z1 = FloatVector.fromArray(F, sc, q + 8);
+            if (compact) { // s and z hold the super-blocks' d: the sub-blocks' scales are d·scale
+                int up = 8 * (j & 1), back = HEAD + (j & 1) * QUANT_SHORTS;
+                IntVector hg = ShortVector.fromArray(S, qs, qp - back).reinterpretAsInts(), hh = ShortVector.fromArray(S, qs, qq - back).reinterpretAsInts();
+                s0 = ((FloatVector) hg.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+                s1 = ((FloatVector) hg.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+                z0 = ((FloatVector) hh.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(z0);
+                z1 = ((FloatVector) hh.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(z1);
+            }
+            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(d), a0);
+            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(d), a1);
+            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(z0.mul(d), c0);
+            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(z1.mul(d), c1);
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
         c0.intoArray(out, outH);
         c1.intoArray(out, outH + 8);
+    }
+
+    /** This thread's arrays for {@link #widened}: quants and scales of two groups in the float-scale layout. */
+    private static final class Widened {
+        short[] quants = new short[0];
+        float[] scales = new float[0];
+    }
+
+    private static final ThreadLocal<Widened> WIDENED = ThreadLocal.withInitial(Widened::new);
+
+    /**
+     * Groups g and h of this compact copy in the float-scale layout, as groups 0 and 1 of a copy on this thread's arrays
+     * (valid until the next call): the quants as they are, each scale d·scale by the packer's float product.
+     */
+    private PackedQ6 widened(int g, int h) {
+        int subs = cols / SUB;
+        Widened w = WIDENED.get();
+        if (w.quants.length < 2 * subs * QUANT_SHORTS) {
+            w.quants = new short[2 * subs * QUANT_SHORTS];
+            w.scales = new float[2 * subs * ROWS];
+        }
+        short[] wq = w.quants;
+        float[] ws = w.scales;
+        for (int k = 0; k < 2; k++) {
+            int sub0 = (firstGroup + (k == 0 ? g : h)) * subs;
+            for (int j = 0; j < subs; j++) {
+                int sub = sub0 + j, at = quantAt(sub), to = k * subs + j, head = (sub >>> 1) * PAIR_SHORTS;
+                System.arraycopy(quants, at, wq, to * QUANT_SHORTS, QUANT_SHORTS);
+                for (int r = 0; r < ROWS; r++) {
+                    byte scale = (byte) (quants[head + PackedQ4.lane(r)] >> 8 * (sub & 1));
+                    ws[to * ROWS + r] = scales[scaleAt(sub) + r] * scale;
+                }
+            }
+        }
+        return new PackedQ6(wq, ws, 0, 2 * ROWS, cols, false);
     }
 }

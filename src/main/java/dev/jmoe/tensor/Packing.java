@@ -15,7 +15,7 @@ public final class Packing {
 
     /**
      * Bytes a packed copy of {@code m} takes ({@link #canPack} must hold), as {@link #packInto} lays it out ({@link #pack}'s
-     * copies for 8-bit activations differ: Q4_K ones take less, Q4_0 ones more).
+     * copies for 8-bit activations differ: Q4_K and Q6_K ones take less, Q4_0 ones more).
      */
     public static long packedBytes(Matrix m) {
         return switch (m.type()) {
@@ -27,21 +27,22 @@ public final class Packing {
 
     /** The most any packed copy of {@code m} takes, whatever the activation rounding ({@link #canPack} must hold). */
     public static long largestPackedBytes(Matrix m) {
-        return PackedQ4.canPack(m) ? Math.max(PackedQ4.packedBytes(m, false), PackedQ4.packedBytes(m, true)) : packedBytes(m);
+        return PackedQ4.canPack(m) ? Math.max(PackedQ4.packedBytes(m, false), PackedQ4.packedBytes(m, true)) : packedBytes(m); // Q6_K: the float-scale copy is the larger
     }
 
     /**
      * Regroups {@code m} ({@link #canPack} must hold), with the groups split over {@code pool} (null: this thread), laid
      * out for the products of the calling thread's activation rounding ({@link Kernels#withActivationQuantization}): a
      * Q4_K copy made for 8-bit activations keeps the file's 6-bit scales and mins and takes 1.06× the file's bytes
-     * instead of 1.33×, because those products are bound by memory (PackedQ4's {@code compact}); a Q4_0 one also keeps
-     * the file's half scales, which its matrix-vector kernel reads instead of the float ones (1.17× the file's bytes
-     * instead of 1.11×, PackedQ4's {@code halfBase}). A copy multiplies correctly, to the same bits, with either
+     * instead of 1.33×, because those products are bound by memory (PackedQ4's {@code compact}); a Q6_K one likewise
+     * keeps the file's 8-bit scales, 1.31× the file's bytes instead of 1.52× (PackedQ6's {@code compact}); a Q4_0 one also
+     * keeps the file's half scales, which its matrix-vector kernel reads instead of the float ones (1.17× the file's
+     * bytes instead of 1.11×, PackedQ4's {@code halfBase}). A copy multiplies correctly, to the same bits, with either
      * rounding; the other is only slower on it.
      */
     public static PackedMatrix pack(Matrix m, Parallel pool) {
         return switch (m.type()) {
-            case Q6_K -> PackedQ6.pack(m, pool);
+            case Q6_K -> PackedQ6.pack(m, pool, Kernels.activationQuantization());
             case Q8_0 -> PackedQ8.pack(m, pool);
             default -> PackedQ4.pack(m, pool, Kernels.activationQuantization());
         };
@@ -49,7 +50,8 @@ public final class Packing {
 
     /** Bytes {@link #pack} would take for {@code m} on this thread ({@link #canPack} must hold). */
     static long packBytes(Matrix m) {
-        return PackedQ4.canPack(m) ? PackedQ4.packedBytes(m, Kernels.activationQuantization()) : packedBytes(m);
+        if (PackedQ4.canPack(m)) return PackedQ4.packedBytes(m, Kernels.activationQuantization());
+        return m.type() == GgmlType.Q6_K ? PackedQ6.packedBytes(m, Kernels.activationQuantization()) : packedBytes(m);
     }
 
     /** Length of the short array of quants a packed copy of {@code m} takes ({@link #canPack} must hold). */
