@@ -31,10 +31,17 @@ class WideVectorRuleTest {
     private static final Path MAIN = Path.of(System.getProperty("jmoe.project.dir", ".")).resolve("src/main/java/dev/jmoe");
 
     /**
-     * Ops' SwiGLU and softmax exp: written by the rule they measured 5-15% slower Mixtral-like Q4_0 decode in the full
-     * program (session 31, docs/speed.md), though not in OpsBench.
+     * Methods allowed the convenience methods on wide vectors, per file, each for a measured reason: none since Ops runs
+     * at 256 bits (its SwiGLU and exp were exempt while it ran at 512, session 31).
      */
-    static final Map<String, Set<String>> EXEMPT = Map.of("model/Ops.java", Set.of("siluTimes", "expShifted", "exp"));
+    static final Map<String, Set<String>> EXEMPT = Map.of();
+
+    /**
+     * Files that must not use a wide species at all: Ops' 512-bit code, even written by the rule, left C2's species checks
+     * in the 8-bit prompt kernel in 6 of 6 runs (it shares FloatVector.lanewiseTemplate's profile), none at 256 bits
+     * (docs/speed.md, session 40).
+     */
+    static final Set<String> NARROW_ONLY = Set.of("model/Ops.java");
 
     private static final Pattern WIDE_SPECIES = Pattern.compile(
             "(\\w+)\\s*=\\s*(?:Float|Int|Short|Byte|Long|Double)Vector\\.SPECIES_(?:512|PREFERRED|MAX)\\b");
@@ -146,11 +153,15 @@ class WideVectorRuleTest {
         try (Stream<Path> s = Files.walk(MAIN)) {
             for (Path p : s.filter(f -> f.toString().endsWith(".java")).sorted().toList()) {
                 String code = code(Files.readString(p)), name = MAIN.relativize(p).toString();
-                if (WIDE_SPECIES.matcher(code).find()) wideFiles++;
+                Matcher wide = WIDE_SPECIES.matcher(code);
+                if (wide.find()) {
+                    wideFiles++;
+                    if (NARROW_ONLY.contains(name)) bad.add(name + ": a wide species (" + wide.group() + ") in a file kept at 256 bits");
+                }
                 bad.addAll(violationsInCode(name, code, EXEMPT.getOrDefault(name, Set.of())));
             }
         }
-        assertTrue(wideFiles >= 3, "the wide kernels (Ops, F16Kernel, PackedQ8) were not found under " + MAIN);
+        assertTrue(wideFiles >= 2, "the wide kernels (F16Kernel, PackedQ8) were not found under " + MAIN);
         assertEquals(List.of(), bad);
     }
 

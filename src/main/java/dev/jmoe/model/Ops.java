@@ -13,14 +13,15 @@ import static jdk.incubator.vector.VectorOperators.FMA;
 
 /** Small float-array operations of the forward pass (norms, attention dots, activations). */
 final class Ops {
-    // 512 bits on AVX-512 machines (256 bits here measured 5-8% slower Mixtral-like Q4_0 decode, session 30). The
-    // attention code below calls lanewise(op, ...), stores through intoMemorySegment and sums its lanes itself: the
-    // convenience methods (add, mul, fma, intoArray, Lanes.sum) dispatch inside the JDK or in Lanes, at call sites
-    // whose receiver type profile the 256-bit kernels share (WideVectorRuleTest keeps that rule). With it, Mixtral-like
-    // Q4_K_M decode rose from 0.68x to 0.76x llama.cpp (session 31, 8+8 runs). siluTimes/expShifted keep the
-    // convenience methods: written the same way they measured slower Mixtral-like Q4_0 decode in the full program
-    // (0.04-0.12 lower ratio to llama.cpp in every batch), though not in OpsBench; why is not known.
-    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    // 256 bits, the width of the packed and float kernels, on every machine. At 512 bits (SPECIES_PREFERRED on AVX-512)
+    // Ops was the one 512-bit float code of an 8-bit run, and C2 then left PackedQ4.group8Quad (the 8-bit prompt kernel)
+    // with unfolded species checks in 5 of 6 runs (Mixtral-like Q4_K_M, bench/boxcheck.py), 2 of them boxed
+    // (7-11 GB, prompts 41 t/s against ~250): its fma calls meet the Float512 receivers that Ops' fma, mul and
+    // lanewise calls leave in the JDK's shared profiles (siluTimes and exp at 256 bits alone still left the checks in
+    // 6 of 6 runs: the attention's 512-bit lanewise calls share FloatVector.lanewiseTemplate). With Ops at 256 bits:
+    // 0 checks in 6 of 6 runs (docs/speed.md, session 40). The attention code keeps the rule for wide code anyway
+    // (lanewise(op, ...), stores through intoMemorySegment, its own lane sums), should the width change again.
+    static final VectorSpecies<Float> S = FloatVector.SPECIES_256;
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
     private Ops() {}

@@ -7,7 +7,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 class OpsTest {
-    private static final jdk.incubator.vector.VectorSpecies<Float> S = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+    private static final jdk.incubator.vector.VectorSpecies<Float> S = Ops.S; // the references run at Ops' width
 
     /** y += a·x the way attention used to accumulate value rows: fused per vector lane, then the tail. */
     private static void axpy(float a, float[] x, int xOff, float[] y, int yOff, int n) {
