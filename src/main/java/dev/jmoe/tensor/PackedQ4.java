@@ -1201,12 +1201,8 @@ public final class PackedQ4 implements PackedMatrix {
     }
 
     /** This thread's arrays for {@link #widened}: quants and scales of two groups in the float-scale layout. */
-    private static final class Widened {
-        short[] quants = new short[0];
-        float[] scales = new float[0];
-    }
-
-    private static final ThreadLocal<Widened> WIDENED = ThreadLocal.withInitial(Widened::new);
+    private static final ThreadLocal<short[]> WIDENED_QUANTS = new ThreadLocal<>();
+    private static final ThreadLocal<float[]> WIDENED_SCALES = new ThreadLocal<>();
 
     /**
      * Groups g and h of this compact copy in the float-scale layout, as groups 0 and 1 of a copy on this thread's arrays
@@ -1217,13 +1213,8 @@ public final class PackedQ4 implements PackedMatrix {
         // the target is the float-scale layout: a scale and an offset per row and block (this copy's blockFloats counts
         // per super-block, the same number by coincidence)
         int nb = cols / QK, floats = blockFloats(true);
-        Widened w = WIDENED.get();
-        if (w.quants.length < 2 * nb * QUANT_SHORTS) {
-            w.quants = new short[2 * nb * QUANT_SHORTS];
-            w.scales = new float[2 * nb * floats];
-        }
-        short[] wq = w.quants;
-        float[] ws = w.scales;
+        short[] wq = ThreadArrays.shorts(WIDENED_QUANTS, 2 * nb * QUANT_SHORTS);
+        float[] ws = ThreadArrays.floats(WIDENED_SCALES, 2 * nb * floats);
         for (int k = 0; k < 2; k++) {
             int block0 = (firstGroup + (k == 0 ? g : h)) * nb;
             for (int b = 0; b < nb; b++) {

@@ -564,12 +564,8 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     /** This thread's arrays for {@link #widened}: quants and scales of two groups in the float-scale layout. */
-    private static final class Widened {
-        short[] quants = new short[0];
-        float[] scales = new float[0];
-    }
-
-    private static final ThreadLocal<Widened> WIDENED = ThreadLocal.withInitial(Widened::new);
+    private static final ThreadLocal<short[]> WIDENED_QUANTS = new ThreadLocal<>();
+    private static final ThreadLocal<float[]> WIDENED_SCALES = new ThreadLocal<>();
 
     /**
      * Groups g and h of this compact copy in the float-scale layout, as groups 0 and 1 of a copy on this thread's arrays
@@ -577,13 +573,8 @@ public final class PackedQ6 implements PackedMatrix {
      */
     private PackedQ6 widened(int g, int h) {
         int subs = cols / SUB;
-        Widened w = WIDENED.get();
-        if (w.quants.length < 2 * subs * QUANT_SHORTS) {
-            w.quants = new short[2 * subs * QUANT_SHORTS];
-            w.scales = new float[2 * subs * ROWS];
-        }
-        short[] wq = w.quants;
-        float[] ws = w.scales;
+        short[] wq = ThreadArrays.shorts(WIDENED_QUANTS, 2 * subs * QUANT_SHORTS);
+        float[] ws = ThreadArrays.floats(WIDENED_SCALES, 2 * subs * ROWS);
         for (int k = 0; k < 2; k++) {
             int sub0 = (firstGroup + (k == 0 ? g : h)) * subs;
             for (int j = 0; j < subs; j++) {

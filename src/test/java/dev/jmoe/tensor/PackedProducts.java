@@ -31,6 +31,54 @@ final class PackedProducts {
         return got;
     }
 
+    /**
+     * Two packed copies of {@code m} in different layouts give the same bits: single vectors and batches of 2–37
+     * (8-bit and 16-bit rounding, on one thread and on {@code pool2}), every panel of 256 columns, and rows 32..63 of a
+     * row slice of {@code second} against its whole. Each result of {@code second} also goes to {@code eachResult}.
+     */
+    static void checkLayoutsGiveTheSameBits(Matrix m, PackedMatrix first, PackedMatrix second, Parallel pool2,
+                                            java.util.function.Consumer<float[]> eachResult) {
+        int rows = m.rows(), cols = m.cols(), batchMax = 37;
+        Matrix w = m.withPacked(first), c = m.withPacked(second);
+        float[] x = new float[batchMax * cols];
+        Random rnd = new Random(cols + rows);
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        for (Parallel pool : new Parallel[] {null, pool2}) {
+            for (boolean rounded : new boolean[] {false, true}) {
+                for (int batch : new int[] {1, 2, 3, 5, 9, 13, batchMax}) {
+                    float[] want = new float[batch * rows], got = new float[batch * rows];
+                    Kernels.withActivationQuantization(rounded, () -> {
+                        if (batch == 1) {
+                            Kernels.matVec(pool, w, x, 0, want, 0);
+                            Kernels.matVec(pool, c, x, 0, got, 0);
+                        } else {
+                            Kernels.matMul(pool, w, x, cols, batch, want, rows);
+                            Kernels.matMul(pool, c, x, cols, batch, got, rows);
+                        }
+                    });
+                    assertArrayEquals(want, got, "rounded " + rounded + " batch " + batch + " pool " + pool);
+                    eachResult.accept(got);
+                }
+            }
+        }
+        float[] pw = new float[PackedMatrix.ROWS * 256], pc = new float[PackedMatrix.ROWS * 256];
+        for (int g = 0; g < rows / PackedMatrix.ROWS; g++) {
+            for (int c0 = 0; c0 < cols; c0 += 256) {
+                first.panel(g, c0, c0 + 256, pw);
+                second.panel(g, c0, c0 + 256, pc);
+                assertArrayEquals(pw, pc, "panel of group " + g + " from column " + c0);
+            }
+        }
+        PackedMatrix slice = second.rows(32, 32);
+        assertEquals(second.byteSize() * 32 / rows, slice.byteSize());
+        float[] whole = new float[rows], part = new float[32];
+        Kernels.withActivationQuantization(true, () -> {
+            Kernels.matVec(null, c, x, 0, whole, 0);
+            Kernels.matVec(null, m.rows(32, 32).withPacked(slice), x, 0, part, 0);
+        });
+        assertArrayEquals(java.util.Arrays.copyOfRange(whole, 32, 64), part, "rows 32..63 of a slice");
+    }
+
     /** x with blocks of very different magnitudes and some exact zeros, so every block's own scale matters. */
     static float[] activation(Random rnd, int n) {
         float[] x = new float[n];

@@ -257,48 +257,13 @@ class PackedQ4Test {
         m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 3 * m.rowBytes() + superBytes, (short) 0x7c00); // row 3, super-block 1: d = +inf
         m.data().set(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, 40 * m.rowBytes(), 0); // row 40, super-block 0: d = dmin = 0
         PackedQ4 wide = PackedQ4.pack(m, pool2, false), compact = PackedQ4.pack(m, pool2, true);
-        Matrix w = m.withPacked(wide), c = m.withPacked(compact);
         assertEquals(PackedQ4.packedBytes(m, true), compact.byteSize());
         assertTrue(compact.byteSize() <= 1.06 * m.rows() * m.rowBytes(), compact.byteSize() + " bytes for a file of " + m.rows() * m.rowBytes());
         assertTrue(wide.byteSize() > 1.3 * m.rows() * m.rowBytes());
-        int batchMax = 37;
-        float[] x = new float[batchMax * cols];
-        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
-        for (Parallel pool : new Parallel[] {null, pool2}) {
-            for (boolean rounded : new boolean[] {false, true}) {
-                Kernels.withActivationQuantization(rounded, () -> {
-                    for (int batch : new int[] {1, 2, 3, 5, 9, 13, batchMax}) {
-                        float[] want = new float[batch * rows], got = new float[batch * rows];
-                        if (batch == 1) {
-                            Kernels.matVec(pool, w, x, 0, want, 0);
-                            Kernels.matVec(pool, c, x, 0, got, 0);
-                        } else {
-                            Kernels.matMul(pool, w, x, cols, batch, want, rows);
-                            Kernels.matMul(pool, c, x, cols, batch, got, rows);
-                        }
-                        assertArrayEquals(want, got, "rounded " + rounded + " batch " + batch + " pool " + pool);
-                        assertTrue(Float.isNaN(got[3]) || Float.isInfinite(got[3]), "row 3 meets its infinite d: " + got[3]);
-                        assertNotEquals(0f, got[rows - 1]);
-                    }
-                });
-            }
-        }
-        float[] pw = new float[ROWS * 256], pc = new float[ROWS * 256];
-        for (int g = 0; g < rows / ROWS; g++) {
-            for (int c0 = 0; c0 < cols; c0 += 256) {
-                wide.panel(g, c0, c0 + 256, pw);
-                compact.panel(g, c0, c0 + 256, pc);
-                assertArrayEquals(pw, pc, "panel of group " + g + " from column " + c0);
-            }
-        }
-        PackedQ4 slice = compact.rows(32, 32);
-        assertEquals(compact.byteSize() * 2 / 5, slice.byteSize());
-        float[] whole = new float[rows], part = new float[32];
-        Kernels.withActivationQuantization(true, () -> {
-            Kernels.matVec(null, c, x, 0, whole, 0);
-            Kernels.matVec(null, m.rows(32, 32).withPacked(slice), x, 0, part, 0);
+        PackedProducts.checkLayoutsGiveTheSameBits(m, wide, compact, pool2, got -> {
+            assertTrue(Float.isNaN(got[3]) || Float.isInfinite(got[3]), "row 3 meets its infinite d: " + got[3]);
+            assertNotEquals(0f, got[rows - 1]);
         });
-        assertArrayEquals(java.util.Arrays.copyOfRange(whole, 32, 64), part, "rows 32..63 of a compact slice");
     }
 
     /**

@@ -360,55 +360,23 @@ class PackedQ6Test {
         int rows = 80; // five groups: two pairs and one alone
         Matrix m = withExtremeScales(random(rows, cols, rnd), rnd, true);
         PackedQ6 wide = PackedQ6.pack(m, pool2, false), compact = PackedQ6.pack(m, pool2, true);
-        Matrix w = m.withPacked(wide), c = m.withPacked(compact);
         long weights = (long) rows * cols;
         assertEquals(weights * 10 / 8, wide.byteSize());
         assertEquals(weights * 69 / 64, compact.byteSize(), "8.625 bits per weight");
         assertEquals(PackedQ6.packedBytes(m, true), compact.byteSize());
-        int batchMax = 37;
-        float[] x = new float[batchMax * cols];
-        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
-        int nonFinite = 0;
-        for (Parallel pool : new Parallel[] {null, pool2}) {
-            for (boolean rounded : new boolean[] {false, true}) {
-                PackedQ4.Activation a = activation(Arrays.copyOf(x, cols), rounded);
-                float[] alone = new float[rows];
-                compact.product(a, 0, 0, 0, rows / 16, alone, 0);
-                assertBitsEqual(reference(m, a, 0, rows), alone, "compact, scalar reference, rounded " + rounded);
-                for (int batch : new int[] {1, 2, 3, 5, 9, 13, batchMax}) {
-                    float[] want = new float[batch * rows], got = new float[batch * rows];
-                    Kernels.withActivationQuantization(rounded, () -> {
-                        if (batch == 1) {
-                            Kernels.matVec(pool, w, x, 0, want, 0);
-                            Kernels.matVec(pool, c, x, 0, got, 0);
-                        } else {
-                            Kernels.matMul(pool, w, x, cols, batch, want, rows);
-                            Kernels.matMul(pool, c, x, cols, batch, got, rows);
-                        }
-                    });
-                    assertArrayEquals(want, got, "rounded " + rounded + " batch " + batch + " pool " + pool);
-                    for (float f : got) if (!Float.isFinite(f)) nonFinite++;
-                    assertNotEquals(0f, got[rows - 1]);
-                }
-            }
+        float[] x = PackedProducts.activation(rnd, cols);
+        for (boolean rounded : new boolean[] {false, true}) {
+            PackedQ4.Activation a = activation(x, rounded);
+            float[] alone = new float[rows];
+            compact.product(a, 0, 0, 0, rows / 16, alone, 0);
+            assertBitsEqual(reference(m, a, 0, rows), alone, "compact, scalar reference, rounded " + rounded);
         }
-        assertTrue(nonFinite > 0, "some rows meet an infinite or NaN d");
-        float[] pw = new float[16 * 256], pc = new float[16 * 256];
-        for (int g = 0; g < rows / 16; g++) {
-            for (int c0 = 0; c0 < cols; c0 += 256) {
-                wide.panel(g, c0, c0 + 256, pw);
-                compact.panel(g, c0, c0 + 256, pc);
-                assertArrayEquals(pw, pc, "panel of group " + g + " from column " + c0);
-            }
-        }
-        PackedQ6 slice = compact.rows(32, 32);
-        assertEquals(compact.byteSize() * 2 / 5, slice.byteSize());
-        float[] whole = new float[rows], part = new float[32];
-        Kernels.withActivationQuantization(true, () -> {
-            Kernels.matVec(null, c, x, 0, whole, 0);
-            Kernels.matVec(null, m.rows(32, 32).withPacked(slice), x, 0, part, 0);
+        int[] nonFinite = {0};
+        PackedProducts.checkLayoutsGiveTheSameBits(m, wide, compact, pool2, got -> {
+            for (float f : got) if (!Float.isFinite(f)) nonFinite[0]++;
+            assertNotEquals(0f, got[rows - 1]);
         });
-        assertArrayEquals(Arrays.copyOfRange(whole, 32, 64), part, "rows 32..63 of a compact slice");
+        assertTrue(nonFinite[0] > 0, "some rows meet an infinite or NaN d");
     }
 
     /** {@link Packing#pack} lays Q6_K out compact for 8-bit activations only; planning counts the larger copy. */
