@@ -11,7 +11,7 @@ final class ModelOptions {
     @Option(names = {"-m", "--model"}, paramLabel = "FILE", description = "GGUF model file (default: the bundled default model)")
     Path model;
 
-    @Option(names = {"-t", "--threads"}, paramLabel = "COUNT", description = "compute threads (default: every available core)")
+    @Option(names = {"-t", "--threads"}, paramLabel = "COUNT", description = "compute threads (default, or 0: every available core)")
     Integer threads;
 
     @Option(names = {"-c", "--ctx-size"}, paramLabel = "TOKENS", description = "context size (default: the model's, at most 4096)")
@@ -42,12 +42,21 @@ final class ModelOptions {
         model = positional;
     }
 
+    /**
+     * -t checked, with 0 meaning every available core as the engine and {@code speed} take it (a command that passes the
+     * count on, to llama-bench or a table, gets the real number); null when -t is not given.
+     */
+    Integer threadCount() {
+        if (threads == null) return null;
+        return threads == 0 ? Runtime.getRuntime().availableProcessors() : dev.jmoe.generate.RunChecks.threads(threads);
+    }
+
     /** The engine configuration these flags describe, with {@code defaultContext} when -c is not given (0: the model's). */
     EngineConfig config(ExpertRuntimeConfig experts, int defaultContext) throws IOException {
         Path path = model != null ? model : DefaultModel.path(quiet);
-        if (threads != null) dev.jmoe.generate.RunChecks.threads(threads);
+        Integer count = threadCount();
         if (ctxSize != null && ctxSize < 1) throw new IllegalArgumentException("--ctx-size must be at least 1, got " + ctxSize);
-        return EngineConfig.builder(path).threads(threads == null ? 0 : threads).contextSize(ctxSize != null ? ctxSize : defaultContext)
+        return EngineConfig.builder(path).threads(count == null ? 0 : count).contextSize(ctxSize != null ? ctxSize : defaultContext)
                 .batchSize(batchSize).packWeights(!noPack).int8Activations(int8Activations).warmup(!noWarmup).experts(experts).build();
     }
 }

@@ -28,14 +28,14 @@ public final class RunChecks {
     /** Most threads accepted per core: more only add switching (the compute threads spin between dispatches). */
     public static final int MAX_THREADS_PER_CORE = 4;
 
-    /** {@code -t}: at least 1 and at most {@link #MAX_THREADS_PER_CORE} per core the JVM can use. */
+    /** {@code -t} other than 0 (which callers take as every core): at least 1 and at most {@link #MAX_THREADS_PER_CORE} per core the JVM can use. */
     public static int threads(int t) {
         return threads(t, Runtime.getRuntime().availableProcessors());
     }
 
     static int threads(int t, int cores) {
         int max = MAX_THREADS_PER_CORE * Math.max(1, cores);
-        if (t < 1) throw new IllegalArgumentException("-t/--threads must be at least 1, got " + t);
+        if (t < 1) throw new IllegalArgumentException("-t/--threads must be at least 1 (or 0: every available core), got " + t);
         if (t > max) {
             throw new IllegalArgumentException("-t/--threads " + t + " is more than " + MAX_THREADS_PER_CORE + " per core of the " + cores
                     + " this machine gives jmoe; use at most " + max + " (the default is one per core)");

@@ -2,6 +2,7 @@ package dev.jmoe.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jmoe.testutil.Reference;
@@ -46,6 +47,21 @@ class CliTest {
         assertEquals(1, r.code());
         assertTrue(r.err().contains("--force"), r.err());
         assertEquals("precious", Files.readString(model));
+    }
+
+    /** -t 0 means every available core for the model commands, as for the engine and speed; below 0 is refused, naming 0. */
+    @Test
+    void zeroThreadsMeansEveryCoreAndNegativeCountsAreRefused() throws Exception {
+        String model = Reference.model("tiny_mixtral_q8_0").toString();
+        String cores = String.valueOf(Runtime.getRuntime().availableProcessors());
+        Run zero = jmoe("logits", "-m", model, "--tokens", "1,2,3", "-t", "0", "-q");
+        Run every = jmoe("logits", "-m", model, "--tokens", "1,2,3", "-t", cores, "-q");
+        assertEquals(0, zero.code(), zero.err());
+        assertEquals(every.out(), zero.out());
+        assertTrue(zero.out().lines().anyMatch(l -> l.startsWith("2 3 ")), zero.out());
+        Run negative = jmoe("generate", "-m", model, "-p", "x", "-n", "1", "-t", "-1");
+        assertNotEquals(0, negative.code());
+        assertTrue(negative.err().contains("-t/--threads must be at least 1 (or 0: every available core), got -1"), negative.err());
     }
 
     @Test
