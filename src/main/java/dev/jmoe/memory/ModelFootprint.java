@@ -25,16 +25,27 @@ import java.util.Map;
  *                            the largest expert's packable parts (slots hold experts in the form the resident run
  *                            computes them in, dev.jmoe.experts.cache.SlotFormat); 0 when nothing of an expert packs
  * @param slotRawBytes        off-heap bytes of such a slot: the parts that do not pack, in the file's layout
+ * @param slotFormBytes       bytes of every routed expert in the form slots hold them (packed copies plus the parts that do
+ *                            not pack, dev.jmoe.experts.cache.SlotFormat#totalBytes): what a fractional --expert-memory
+ *                            means when the model packs its weights
  */
 public record ModelFootprint(String name, long weightBytes, long expertBytes, long slotBytes, int expertCount,
                              long packedNonExpert, long packedExperts, long kvBytesPerPosition, int contextLength,
-                             long slotHeapBytes, long slotRawBytes) {
+                             long slotHeapBytes, long slotRawBytes, long slotFormBytes) {
     /** Figures without the packed slot split: an expert's packed copies on average, every part packed. */
     public ModelFootprint(String name, long weightBytes, long expertBytes, long slotBytes, int expertCount, long packedNonExpert,
                           long packedExperts, long kvBytesPerPosition, int contextLength) {
         this(name, weightBytes, expertBytes, slotBytes, expertCount, packedNonExpert, packedExperts, kvBytesPerPosition, contextLength,
                 expertCount > 0 ? (packedExperts + expertCount - 1) / expertCount : 0,
-                expertCount > 0 && packedExperts > 0 ? SLOT_ALIGN : slotBytes);
+                expertCount > 0 && packedExperts > 0 ? SLOT_ALIGN : slotBytes, packedExperts > 0 ? packedExperts : expertBytes);
+    }
+
+    /**
+     * What a fractional --expert-memory (25%, 1/4, 0.25) is a fraction of: every routed expert in the form the run's slots
+     * hold it (the run resolves it against the same total), the file's bytes with {@code noPack}.
+     */
+    public long budgetBase(boolean noPack) {
+        return noPack || slotHeapBytes == 0 ? expertBytes : slotFormBytes;
     }
 
     /** ExpertMemory's slot rounding (vector loads). */
@@ -50,7 +61,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
 
     public static ModelFootprint of(Model model) {
         Map<Matrix, Boolean> seen = new IdentityHashMap<>();
-        long weights = 0, packedNonExpert = 0, experts = 0, packedExperts = 0, maxExpert = 0, slotHeap = 0, slotRaw = 0;
+        long weights = 0, packedNonExpert = 0, experts = 0, packedExperts = 0, maxExpert = 0, slotHeap = 0, slotRaw = 0, slotForm = 0;
         int count = 0;
         long vectors = 0;
         for (int l = 0; l < model.hyperparams().nLayer(); l++) {
@@ -74,6 +85,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
                 packedExperts += (residentPacked(e.gate()) + residentPacked(e.up()) + residentPacked(e.down())) * s.nExpert();
                 long rawOne = 0;
                 for (Matrix part : new Matrix[]{e.gate(), e.up(), e.down()}) if (packed(part) == 0) rawOne += part.byteSize();
+                slotForm += (heapOne + rawOne) * s.nExpert();
                 slotHeap = Math.max(slotHeap, heapOne);
                 slotRaw = Math.max(slotRaw, (Math.max(rawOne, 1) + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN);
             }
@@ -89,7 +101,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
         long kv = 2L * hp.nLayer() * hp.kvDim() * Float.BYTES;
         long slot = maxExpert == 0 ? 0 : (maxExpert + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN;
         return new ModelFootprint(model.file().path().getFileName().toString(), weights, experts, slot, count, packedNonExpert, packedExperts,
-                kv, hp.contextLength(), slotHeap, slotHeap > 0 ? slotRaw : slot);
+                kv, hp.contextLength(), slotHeap, slotHeap > 0 ? slotRaw : slot, slotHeap > 0 ? slotForm : experts);
     }
 
     /** Heap bytes of the copy a resident run packs: the larger layout, whichever rounding the run takes. */

@@ -44,7 +44,7 @@ public final class ModelMemory {
         SystemMemory.Figure mem = SystemMemory.forThisProcess();
         MemoryPlan plan;
         try {
-            plan = MemoryPlanner.plan(fp, MemoryPlanner.Request.of(offloadable ? expertMemory : null, fp.expertBytes(), ctx, noPack, parse),
+            plan = MemoryPlanner.plan(fp, MemoryPlanner.Request.of(offloadable ? expertMemory : null, fp.budgetBase(noPack), ctx, noPack, parse),
                     mem.available(), mem.source(), runtimeHeap());
         } catch (MemoryPlanner.TooSmall e) {
             // A command that cannot offload runs resident as it always did; only runs that could offload are refused.

@@ -114,7 +114,7 @@ public final class PlanMain {
                 if ("serve".equals(command)) {
                     c = kvSize != null && kvSize > 0 ? kvSize : (int) Math.min(Integer.MAX_VALUE / 2, (long) (parallel != null && parallel > 0 ? parallel : SERVE_SLOTS) * c);
                 }
-                MemoryPlanner.Request r = MemoryPlanner.Request.of(offloading ? expertMemory : null, fp.expertBytes(), c, noPack,
+                MemoryPlanner.Request r = MemoryPlanner.Request.of(offloading ? expertMemory : null, fp.budgetBase(noPack), c, noPack,
                         (spec, experts) -> OffloadConfig.parseBudget(spec, experts));
                 plan = MemoryPlanner.plan(fp, r, available, source, -1);
             } catch (MemoryPlanner.TooSmall e) {

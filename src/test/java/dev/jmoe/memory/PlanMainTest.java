@@ -32,6 +32,36 @@ class PlanMainTest {
         assertTrue(o.contains("-D" + ModelMemory.HEAP_PROPERTY + "=" + p.heapBytes()), o.toString());
     }
 
+    /**
+     * A fraction given to --expert-memory is a fraction of the same bytes in the plan as in the run: every expert in the
+     * form its slots hold it (packed copies, larger than the file's bytes), so the planned heap holds the slots the run
+     * makes. It was a fraction of the file's bytes in the plan, and bin/jmoe gave a heap the run's packed slots did not
+     * fit (Qwen3-like Q4_K_M, --expert-memory 25%: "no room for 55 packed expert slots").
+     */
+    @Test
+    void aFractionOfExpertMemoryMeansTheSameBytesToThePlanAndToTheRun() throws Exception {
+        Path path = TestModels.mixtral();
+        long slotForm, fileBytes;
+        ModelFootprint fp;
+        try (GgufFile f = GgufFile.open(path)) {
+            Model m = Model.load(f);
+            fp = ModelFootprint.of(m);
+            slotForm = dev.jmoe.experts.cache.SlotFormat.of(m.withPackedWeights(), dev.jmoe.experts.store.ExpertLayout.of(m)).totalBytes();
+            fileBytes = fp.expertBytes();
+        }
+        assertTrue(slotForm > fileBytes, slotForm + " vs " + fileBytes);
+        assertEquals(slotForm, fp.budgetBase(false));
+        assertEquals(fileBytes, fp.budgetBase(true));
+        String model = path.toString();
+        List<String> o = PlanMain.options(new String[]{"generate", "-m", model, "-c", "128", "--expert-memory", "50%", "-p", "hi"}, 4096 * MIB, "s", HOME);
+        MemoryPlan p = MemoryPlanner.plan(fp, new MemoryPlanner.Request(MemoryPlanner.Ask.GIVEN, slotForm / 2, 128, false), 4096 * MIB, "x", -1);
+        assertTrue(o.contains("-Xmx" + (p.heapBytes() >> 20) + "m"), o + " against " + p.explanation());
+        assertEquals(slotForm / 2, p.expertBudget());
+        List<String> plain = PlanMain.options(new String[]{"generate", "-m", model, "-c", "128", "--no-pack", "--expert-memory", "50%", "-p", "hi"}, 4096 * MIB, "s", HOME);
+        MemoryPlan q = MemoryPlanner.plan(fp, new MemoryPlanner.Request(MemoryPlanner.Ask.GIVEN, fileBytes / 2, 128, true), 4096 * MIB, "x", -1);
+        assertTrue(plain.contains("-Xmx" + (q.heapBytes() >> 20) + "m"), plain + " against " + q.explanation());
+    }
+
     @Test
     void theFlagSpellingsAreRead() {
         String model = TestModels.mixtral().toString();
