@@ -149,7 +149,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         int gen = pr.hasMatchedOption("-n") ? nPredict : 64;
         int ctx = modelOptions.ctxSize != null ? modelOptions.ctxSize : 256;
-        var settings = new dev.jmoe.memory.LimitBench.Settings(List.of(modelOptions.model), memoryLimits, configs, llamaBench, modelOptions.threadCount() != null ? modelOptions.threadCount() : Runtime.getRuntime().availableProcessors(),
+        var settings = new dev.jmoe.memory.LimitBench.Settings(List.of(modelOptions.model), memoryLimits, configs, llamaBench, modelOptions.threadCount(),
                 gen, "Once upon a time", ctx, repeat, DefaultModel.home().resolve("bin/jmoe"), Files.createTempDirectory("jmoe-limit-bench"));
         Map<String, Object> res = new dev.jmoe.memory.LimitBench(settings, spec.commandLine().getOut()).run();
         res.put("command", commandLine());

@@ -42,21 +42,17 @@ final class ModelOptions {
         model = positional;
     }
 
-    /**
-     * -t checked, with 0 meaning every available core as the engine and {@code speed} take it (a command that passes the
-     * count on, to llama-bench or a table, gets the real number); null when -t is not given.
-     */
-    Integer threadCount() {
-        if (threads == null) return null;
-        return threads == 0 ? Runtime.getRuntime().availableProcessors() : dev.jmoe.generate.RunChecks.threads(threads);
+    /** -t checked, not given or 0 being every available core (a command that passes the count on gets the real number). */
+    int threadCount() {
+        return dev.jmoe.generate.RunChecks.threadsOrEveryCore(threads);
     }
 
     /** The engine configuration these flags describe, with {@code defaultContext} when -c is not given (0: the model's). */
     EngineConfig config(ExpertRuntimeConfig experts, int defaultContext) throws IOException {
         Path path = model != null ? model : DefaultModel.path(quiet);
-        Integer count = threadCount();
+        int count = threadCount();
         if (ctxSize != null && ctxSize < 1) throw new IllegalArgumentException("--ctx-size must be at least 1, got " + ctxSize);
-        return EngineConfig.builder(path).threads(count == null ? 0 : count).contextSize(ctxSize != null ? ctxSize : defaultContext)
+        return EngineConfig.builder(path).threads(count).contextSize(ctxSize != null ? ctxSize : defaultContext)
                 .batchSize(batchSize).packWeights(!noPack).int8Activations(int8Activations).warmup(!noWarmup).experts(experts).build();
     }
 }

@@ -87,7 +87,7 @@ final class ServeBenchCommand implements Callable<Integer> {
         Runs.checkWritable(json, "--json");
         int slots = parallel != null ? parallel : Arrays.stream(clients).max().orElse(1);
         int ctx = model.ctxSize != null ? model.ctxSize : Math.max(256, 2 * (genTokens + 4 * promptWords));
-        int threads = model.threadCount() != null ? model.threadCount() : Runtime.getRuntime().availableProcessors();
+        int threads = model.threadCount();
         model.threads = threads;
         Process llama = null;
         Path llamaLog = null;

@@ -52,8 +52,8 @@ final class SpeedCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         if (nPrompt < 1 || nGen < 1 || reps < 1 || warmup < 0) throw new IllegalArgumentException("-p, -n and -r must be at least 1, --warmup at least 0");
-        // 0 means every core, as for the engine: resolved here so the table and llama-bench get the real count
-        int nThreads = threads != null && threads != 0 ? threads : Runtime.getRuntime().availableProcessors();
+        // resolved here (0: every core) so the table and llama-bench get the real count
+        int nThreads = dev.jmoe.generate.RunChecks.threadsOrEveryCore(threads);
         PrintWriter out = spec.commandLine().getOut();
         if (noPack && bothLayouts) throw new IllegalArgumentException("--no-pack and --both-layouts exclude each other");
         LlamaBench llama = llamaBench != null ? new LlamaBench(llamaBench, nThreads, nPrompt, nGen) : null;

@@ -33,6 +33,11 @@ public final class RunChecks {
         return threads(t, Runtime.getRuntime().availableProcessors());
     }
 
+    /** {@code -t} as every command takes it: not given or 0 is every available core, anything else {@link #threads(int)}. */
+    public static int threadsOrEveryCore(Integer t) {
+        return t == null || t == 0 ? Runtime.getRuntime().availableProcessors() : threads(t);
+    }
+
     static int threads(int t, int cores) {
         int max = MAX_THREADS_PER_CORE * Math.max(1, cores);
         if (t < 1) throw new IllegalArgumentException("-t/--threads must be at least 1 (or 0: every available core), got " + t);

@@ -45,7 +45,7 @@ public record ModelFootprint(String name, long weightBytes, long expertBytes, lo
      * hold it (the run resolves it against the same total), the file's bytes with {@code noPack}.
      */
     public long budgetBase(boolean noPack) {
-        return noPack || slotHeapBytes == 0 ? expertBytes : slotFormBytes;
+        return noPack ? expertBytes : slotFormBytes; // slotFormBytes is the file's bytes when nothing of an expert packs
     }
 
     /** ExpertMemory's slot rounding (vector loads). */

@@ -81,7 +81,12 @@ public final class PackedQ6 implements PackedMatrix {
 
     /** Where sub-block {@code sub}'s quants start in {@link #quants}. */
     private int quantAt(int sub) {
-        return compact ? (sub >>> 1) * PAIR_SHORTS + HEAD + (sub & 1) * QUANT_SHORTS : sub * QUANT_SHORTS;
+        return compact ? headAt(sub) + HEAD + (sub & 1) * QUANT_SHORTS : sub * QUANT_SHORTS;
+    }
+
+    /** Compact: where the head holding sub-block {@code sub}'s scales starts in {@link #quants} (its pair's first short). */
+    private static int headAt(int sub) {
+        return (sub >>> 1) * PAIR_SHORTS;
     }
 
     /** Where sub-block {@code sub}'s 16 floats start in {@link #scales}: its scales, compact its super-block's d. */
@@ -178,7 +183,7 @@ public final class PackedQ6 implements PackedMatrix {
                     for (int j = 0; j < SUBS_PER_SUPER; j++) {
                         int sub = g * subs + s * SUBS_PER_SUPER + j, at = quantAt(sub);
                         if (compact) { // the pair's head: the first sub-block's scale in the low byte of the row's short
-                            int head = (sub >>> 1) * PAIR_SHORTS + lane, scale = in[p + 192 + j] & 0xFF;
+                            int head = headAt(sub) + lane, scale = in[p + 192 + j] & 0xFF;
                             quants[head] = (short) ((sub & 1) == 0 ? scale : quants[head] & 0xFF | scale << 8);
                         } else {
                             scales[scaleAt(sub) + r] = d * in[p + 192 + j];
@@ -403,7 +408,7 @@ public final class PackedQ6 implements PackedMatrix {
             int p = scaleAt(sub0 + j), blk = j / 2;
             FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
             if (compact) { // s0 and s1 hold the super-block's d: the sub-block's scales are d·scale
-                IntVector head = ShortVector.fromArray(S, qs, qp - HEAD - (j & 1) * QUANT_SHORTS).reinterpretAsInts();
+                IntVector head = ShortVector.fromArray(S, qs, headAt(sub0 + j)).reinterpretAsInts();
                 int up = 8 * (j & 1);
                 s0 = ((FloatVector) head.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
                 s1 = ((FloatVector) head.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
@@ -545,8 +550,8 @@ public final class PackedQ6 implements PackedMatrix {
             FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
             FloatVector z0 = FloatVector.fromArray(F, sc, q), z1 = FloatVector.fromArray(F, sc, q + 8);
             if (compact) { // s and z hold the super-blocks' d: the sub-blocks' scales are d·scale
-                int up = 8 * (j & 1), back = HEAD + (j & 1) * QUANT_SHORTS;
-                IntVector hg = ShortVector.fromArray(S, qs, qp - back).reinterpretAsInts(), hh = ShortVector.fromArray(S, qs, qq - back).reinterpretAsInts();
+                int up = 8 * (j & 1);
+                IntVector hg = ShortVector.fromArray(S, qs, headAt(sub0 + j)).reinterpretAsInts(), hh = ShortVector.fromArray(S, qs, headAt(sub1 + j)).reinterpretAsInts();
                 s0 = ((FloatVector) hg.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
                 s1 = ((FloatVector) hg.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
                 z0 = ((FloatVector) hh.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(z0);
@@ -578,7 +583,7 @@ public final class PackedQ6 implements PackedMatrix {
         for (int k = 0; k < 2; k++) {
             int sub0 = (firstGroup + (k == 0 ? g : h)) * subs;
             for (int j = 0; j < subs; j++) {
-                int sub = sub0 + j, at = quantAt(sub), to = k * subs + j, head = (sub >>> 1) * PAIR_SHORTS;
+                int sub = sub0 + j, at = quantAt(sub), to = k * subs + j, head = headAt(sub);
                 System.arraycopy(quants, at, wq, to * QUANT_SHORTS, QUANT_SHORTS);
                 for (int r = 0; r < ROWS; r++) {
                     byte scale = (byte) (quants[head + PackedQ4.lane(r)] >> 8 * (sub & 1));

@@ -50,8 +50,12 @@ public final class Packing {
 
     /** Bytes {@link #pack} would take for {@code m} on this thread ({@link #canPack} must hold). */
     static long packBytes(Matrix m) {
-        if (PackedQ4.canPack(m)) return PackedQ4.packedBytes(m, Kernels.activationQuantization());
-        return m.type() == GgmlType.Q6_K ? PackedQ6.packedBytes(m, Kernels.activationQuantization()) : packedBytes(m);
+        boolean bits8 = Kernels.activationQuantization();
+        return switch (m.type()) {
+            case Q6_K -> PackedQ6.packedBytes(m, bits8);
+            case Q8_0 -> PackedQ8.packedBytes(m);
+            default -> PackedQ4.packedBytes(m, bits8);
+        };
     }
 
     /** Length of the short array of quants a packed copy of {@code m} takes ({@link #canPack} must hold). */

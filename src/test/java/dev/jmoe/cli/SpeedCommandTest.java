@@ -44,13 +44,19 @@ class SpeedCommandTest {
                 JSON""");
     }
 
-    @Test
-    void ratiosAgainstLlamaBenchArePairedPerRound() throws Exception {
+    /** {@code speed -p 8 -n 4 --warmup 0} with -r {@code rounds} and -t {@code threads} beside {@link #steadyLlamaBench}; asserts it succeeds. */
+    private CliTest.Run speedAgainstSteadyLlamaBench(String rounds, String threads, Path json) throws Exception {
         Path exe = steadyLlamaBench();
-        Path json = dir.resolve("speed.json");
-        CliTest.Run r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", "3", "--warmup", "0", "-t", "1",
+        CliTest.Run r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", rounds, "--warmup", "0", "-t", threads,
                 "--llama-bench", exe.toString(), "--json", json.toString());
         assertEquals(0, r.code(), r.err());
+        return r;
+    }
+
+    @Test
+    void ratiosAgainstLlamaBenchArePairedPerRound() throws Exception {
+        Path json = dir.resolve("speed.json");
+        CliTest.Run r = speedAgainstSteadyLlamaBench("3", "1", json);
         assertTrue(r.out().contains("tg vs llama.cpp") && r.out().contains("llama.cpp abc build 7"), r.out());
         JsonNode row = new ObjectMapper().readTree(json.toFile()).get(0);
         assertEquals(50.0, row.get("llama_cpp_prompt_tokens_per_s").asDouble());
@@ -67,11 +73,8 @@ class SpeedCommandTest {
 
     @Test
     void zeroThreadsMeansEveryCoreInTheTableAndForLlamaBench() throws Exception {
-        Path exe = steadyLlamaBench();
         Path json = dir.resolve("speed-t0.json");
-        CliTest.Run r = jmoe("speed", "-m", model.toString(), "-p", "8", "-n", "4", "-r", "1", "--warmup", "0", "-t", "0",
-                "--llama-bench", exe.toString(), "--json", json.toString());
-        assertEquals(0, r.code(), r.err());
+        speedAgainstSteadyLlamaBench("1", "0", json);
         int cores = Runtime.getRuntime().availableProcessors();
         assertEquals(cores, new ObjectMapper().readTree(json.toFile()).get(0).get("threads").asInt());
         var calls = Files.readAllLines(dir.resolve("args.txt")); // every test's calls: this one's is the last
