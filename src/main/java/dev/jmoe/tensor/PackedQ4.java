@@ -78,7 +78,10 @@ public final class PackedQ4 implements PackedMatrix {
         }
     }
 
-    /** Per block of each group: 128 shorts of quants (8 vectors of 16 lanes); compact Q4_K: after {@link #K_HEAD} shorts of sc and m. */
+    /**
+     * Per block of each group: 128 shorts of quants (8 vectors of 16 lanes); compact Q4_K: after {@link #K_HEAD} shorts of sc
+     * and m; Q4_0 with {@link #halfHeads}: after {@link #K_HEAD} shorts of half scales.
+     */
     private final short[] quants;
     /** Per block of each group: 16 scales, then for Q4_K 16 offsets; compact Q4_K: per super-block of each group, 16 d then 16 dmin. */
     private final float[] scales;
@@ -102,21 +105,22 @@ public final class PackedQ4 implements PackedMatrix {
     /** Block B's floats in {@link #scales} start at (B >>> scaleShift)·blockFloats: 0, compact 3 (per super-block). */
     private final int scaleShift;
     /**
-     * Q4_0 copies for 8-bit activations: where in {@link #quants}, after every block's quants, each block's 16 scales
-     * start again as the file's halves (row r at short {@link #lane}(r)); −1 for none. The 8-bit matrix-vector
-     * kernel ({@link #group8}) widens these in line and reads no float scale: a decode step then streams the file's
-     * bytes per weight instead of 1.11×. The batch kernels keep the float scales (a widening pass per group cost
-     * prompts more than it saved, docs/speed.md, session 37). A copy with an infinite or NaN scale has none (the lane
-     * widening would make it finite).
+     * Q4_0 copies for 8-bit activations: each block's 16 scales also sit at its head in {@link #quants}, as the file's
+     * halves (row r at short {@link #lane}(r)). The 8-bit matrix-vector kernel ({@link #group8}) widens these in line and
+     * reads no float scale: a decode step then streams the file's bytes per weight instead of 1.11×, and as one stream.
+     * With the halves in a run of their own after all the quants (sessions 38-40), each thread read two streams, and a
+     * second stream at an eighth of the first's rate cost a plain two-thread read ~15% of its rate (AMD EPYC, 2026-12-07).
+     * The batch kernels keep the float scales (a widening pass per group cost prompts more than it saved, docs/speed.md,
+     * session 37). A copy with an infinite or NaN scale has no heads (the lane widening would make it finite).
      */
-    private final int halfBase;
+    private final boolean halfHeads;
 
     private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets, boolean compact) {
-        this(quants, scales, firstGroup, rows, cols, offsets, compact, -1);
+        this(quants, scales, firstGroup, rows, cols, offsets, compact, false);
     }
 
-    private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets, boolean compact, int halfBase) {
-        this.halfBase = halfBase;
+    private PackedQ4(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean offsets, boolean compact, boolean halfHeads) {
+        this.halfHeads = halfHeads;
         this.quants = quants;
         this.scales = scales;
         this.firstGroup = firstGroup;
@@ -125,13 +129,14 @@ public final class PackedQ4 implements PackedMatrix {
         this.offsets = offsets;
         this.compact = compact;
         this.blockFloats = blockFloats(offsets);
-        this.blockShorts = blockShorts(compact);
-        this.quantHead = compact ? K_HEAD : 0;
+        this.blockShorts = blockShorts(compact || halfHeads);
+        this.quantHead = compact || halfHeads ? K_HEAD : 0;
         this.scaleShift = compact ? Integer.numberOfTrailingZeros(K_BLOCKS) : 0;
     }
 
-    private static int blockShorts(boolean compact) {
-        return compact ? K_HEAD + QUANT_SHORTS : QUANT_SHORTS;
+    /** Shorts per block of a group: 128 quants, after a head of {@link #K_HEAD} ({@code headed}: compact Q4_K, {@link #halfHeads}). */
+    private static int blockShorts(boolean headed) {
+        return headed ? K_HEAD + QUANT_SHORTS : QUANT_SHORTS;
     }
 
     private static int blockFloats(boolean offsets) {
@@ -149,28 +154,24 @@ public final class PackedQ4 implements PackedMatrix {
         return packedBytes(m, false);
     }
 
-    /** Bytes a packed copy of {@code m} takes, {@code compact} (Q4_K for 8-bit activations) or not. */
-    static long packedBytes(Matrix m, boolean compact) {
-        return bytes(m.rows(), m.cols(), m.type() == GgmlType.Q4_K, compact(m, compact)) + halfShorts(m, compact) * 2L;
+    /** Bytes a packed copy of {@code m} takes, laid out for 8-bit activations ({@link Packing#pack}) or not. */
+    static long packedBytes(Matrix m, boolean forBits8) {
+        return bytes(m.rows(), m.cols(), m.type() == GgmlType.Q4_K, compact(m, forBits8), halfHeads(m, forBits8));
     }
 
-    private static boolean compact(Matrix m, boolean compact) {
-        return compact && m.type() == GgmlType.Q4_K;
+    /** Whether a copy of {@code m} for 8-bit activations ({@code forBits8}) takes the compact Q4_K layout. */
+    private static boolean compact(Matrix m, boolean forBits8) {
+        return forBits8 && m.type() == GgmlType.Q4_K;
     }
 
-    /** Shorts of half scales after the quants ({@link #halfBase}): Q4_0 copies for 8-bit activations only. */
-    private static int halfShorts(Matrix m, boolean forBits8) {
-        return forBits8 && m.type() == GgmlType.Q4_0 ? halfShorts(m.rows(), m.cols()) : 0;
+    /** Whether a copy of {@code m} for 8-bit activations ({@code forBits8}) keeps half scales at its blocks' heads ({@link #halfHeads}). */
+    private static boolean halfHeads(Matrix m, boolean forBits8) {
+        return forBits8 && m.type() == GgmlType.Q4_0;
     }
 
-    /** A half per row and block. */
-    private static int halfShorts(int rows, int cols) {
-        return rows * (cols / QK);
-    }
-
-    private static long bytes(int rows, int cols, boolean offsets, boolean compact) {
+    private static long bytes(int rows, int cols, boolean offsets, boolean compact, boolean halfHeads) {
         long blocks = (long) rows / ROWS * (cols / QK);
-        return blocks * blockShorts(compact) * 2L + (compact ? blocks / K_BLOCKS : blocks) * blockFloats(offsets) * 4L;
+        return blocks * blockShorts(compact || halfHeads) * 2L + (compact ? blocks / K_BLOCKS : blocks) * blockFloats(offsets) * 4L;
     }
 
     /** Regroups {@code m} on this thread; {@link #canPack} must hold. */
@@ -186,26 +187,23 @@ public final class PackedQ4 implements PackedMatrix {
         return pack(m, pool, false);
     }
 
-    /** As {@link #pack(Matrix, Parallel)}; {@code compact}: a Q4_K matrix takes the layout for 8-bit activations ({@link #compact}). */
-    static PackedQ4 pack(Matrix m, Parallel pool, boolean compact) {
+    /**
+     * As {@link #pack(Matrix, Parallel)}; {@code forBits8}: laid out for 8-bit activations (Q4_K {@link #compact}, Q4_0
+     * {@link #halfHeads}).
+     */
+    static PackedQ4 pack(Matrix m, Parallel pool, boolean forBits8) {
         if (!canPack(m)) {
             throw new IllegalArgumentException("only Q4_0 and Q4_K matrices with a multiple of " + ROWS + " rows can be packed, got " + m.type() + " "
                     + m.rows() + "x" + m.cols());
         }
-        boolean c = compact(m, compact);
-        int quantShorts = quantShorts(m, c), halves = halfShorts(m, compact);
-        PackedQ4 packed = packInto(m, new short[quantShorts + halves], new float[scaleFloats(m, c)], pool, c);
-        if (halves == 0) return packed;
-        float[] sc = packed.scales;
-        short[] q = packed.quants;
-        for (int i = 0; i < sc.length; i++) {
-            // the lane widening would make an infinite or NaN scale finite: such a copy keeps no halves, nor room for them
-            if (!Float.isFinite(sc[i])) return new PackedQ4(java.util.Arrays.copyOf(q, quantShorts), sc, 0, m.rows(), m.cols(), false, false);
-            // exact: each float scale was widened from the file's half; row r at the block's short lane(r)
-            int r = i % ROWS;
-            q[quantShorts + i - r + lane(r)] = Float.floatToFloat16(sc[i]);
+        boolean c = compact(m, forBits8), heads = halfHeads(m, forBits8);
+        PackedQ4 packed = packInto(m, new short[quantShorts(m, c || heads)], new float[scaleFloats(m, c)], pool, c, heads);
+        if (!heads) return packed;
+        for (float scale : packed.scales) {
+            // the lane widening would make an infinite or NaN scale finite: such a copy takes no heads
+            if (!Float.isFinite(scale)) return packInto(m, new short[quantShorts(m, false)], new float[scaleFloats(m, false)], pool, false, false);
         }
-        return new PackedQ4(q, sc, 0, m.rows(), m.cols(), false, false, quantShorts);
+        return packed;
     }
 
     /** Length of the quant array a packed copy of {@code m} needs ({@link #canPack} must hold). */
@@ -213,8 +211,8 @@ public final class PackedQ4 implements PackedMatrix {
         return quantShorts(m, false);
     }
 
-    private static int quantShorts(Matrix m, boolean compact) {
-        return m.rows() / ROWS * (m.cols() / QK) * blockShorts(compact);
+    private static int quantShorts(Matrix m, boolean headed) {
+        return m.rows() / ROWS * (m.cols() / QK) * blockShorts(headed);
     }
 
     /** Length of the scale array a packed copy of {@code m} needs ({@link #canPack} must hold). */
@@ -232,24 +230,24 @@ public final class PackedQ4 implements PackedMatrix {
      * {@link #quantShorts} and {@link #scaleFloats} long. The copy is valid until the caller overwrites them.
      */
     static PackedQ4 packInto(Matrix m, short[] quants, float[] scales, Parallel pool) {
-        return packInto(m, quants, scales, pool, false);
+        return packInto(m, quants, scales, pool, false, false);
     }
 
-    private static PackedQ4 packInto(Matrix m, short[] quants, float[] scales, Parallel pool, boolean compact) {
+    private static PackedQ4 packInto(Matrix m, short[] quants, float[] scales, Parallel pool, boolean compact, boolean halfHeads) {
         if (!canPack(m)) throw new IllegalArgumentException("cannot pack a " + m.type() + " " + m.rows() + "x" + m.cols() + " matrix as Q4");
-        if (quants.length < quantShorts(m, compact) || scales.length < scaleFloats(m, compact)) throw new IllegalArgumentException("arrays too small for the packed copy");
+        if (quants.length < quantShorts(m, compact || halfHeads) || scales.length < scaleFloats(m, compact)) throw new IllegalArgumentException("arrays too small for the packed copy");
         boolean k = m.type() == GgmlType.Q4_K;
         int groups = m.rows() / ROWS;
-        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, compact, quants, scales, g0, g1);
+        Parallel.RangeTask task = (g0, g1) -> packGroups(m, k, compact, halfHeads, quants, scales, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
         else pool.forRange(groups, 1, task);
-        return new PackedQ4(quants, scales, 0, m.rows(), m.cols(), k, compact);
+        return new PackedQ4(quants, scales, 0, m.rows(), m.cols(), k, compact, halfHeads);
     }
 
     private static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, ByteOrder.LITTLE_ENDIAN);
 
     /** Groups [g0, g1) of {@code m}, through a heap copy of one group's rows at a time (element-wise segment accesses cost several times more). */
-    private static void packGroups(Matrix m, boolean k, boolean compact, short[] quants, float[] scales, int g0, int g1) {
+    private static void packGroups(Matrix m, boolean k, boolean compact, boolean halfHeads, short[] quants, float[] scales, int g0, int g1) {
         int nb = m.cols() / QK, rowBytes = (int) m.rowBytes();
         byte[] in = new byte[ROWS * rowBytes];
         for (int g = g0; g < g1; g++) {
@@ -257,7 +255,7 @@ public final class PackedQ4 implements PackedMatrix {
             int block = g * nb;
             for (int r = 0; r < ROWS; r++) {
                 if (k) packRowQ4_K(in, r * rowBytes, nb, r, quants, scales, block, compact);
-                else packRowQ4_0(in, r * rowBytes, nb, r, quants, scales, block);
+                else packRowQ4_0(in, r * rowBytes, nb, r, quants, scales, block, halfHeads);
             }
         }
     }
@@ -271,11 +269,16 @@ public final class PackedQ4 implements PackedMatrix {
         return r < ROWS / 2 ? 2 * r : 2 * (r - ROWS / 2) + 1;
     }
 
-    /** Row r of a group, Q4_0: each block's scale, and its eight quant byte pairs to their lanes. */
-    private static void packRowQ4_0(byte[] in, int off, int nb, int r, short[] quants, float[] scales, int block) {
+    /** Row r of a group, Q4_0: each block's scale (also as the file's half at the block's head: {@code halfHeads}), and its eight quant byte pairs to their lanes. */
+    private static void packRowQ4_0(byte[] in, int off, int nb, int r, short[] quants, float[] scales, int block, boolean halfHeads) {
         for (int b = 0; b < nb; b++) {
-            int sp = off + b * Q4_0Kernel.BLOCK, qo = (block + b) * QUANT_SHORTS + lane(r);
-            scales[(block + b) * ROWS + r] = Float.float16ToFloat((short) SHORT_LE.get(in, sp));
+            int sp = off + b * Q4_0Kernel.BLOCK, qo = (block + b) * blockShorts(halfHeads) + lane(r);
+            short half = (short) SHORT_LE.get(in, sp);
+            scales[(block + b) * ROWS + r] = Float.float16ToFloat(half);
+            if (halfHeads) {
+                quants[qo] = half;
+                qo += K_HEAD;
+            }
             for (int q = 0; q < 8; q++) quants[qo + 16 * q] = (short) SHORT_LE.get(in, sp + 2 + 2 * q);
         }
     }
@@ -335,7 +338,7 @@ public final class PackedQ4 implements PackedMatrix {
     @Override public GgmlType type() { return offsets ? GgmlType.Q4_K : GgmlType.Q4_0; }
     @Override public int rows() { return rows; }
     @Override public int cols() { return cols; }
-    @Override public long byteSize() { return bytes(rows, cols, offsets, compact) + (halfBase >= 0 ? halfShorts(rows, cols) * 2L : 0); }
+    @Override public long byteSize() { return bytes(rows, cols, offsets, compact, halfHeads); }
 
     @Override
     public Precision precision(QuantizedActivation.Scheme rounding) {
@@ -345,7 +348,7 @@ public final class PackedQ4 implements PackedMatrix {
     @Override
     public PackedQ4 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets, compact, halfBase);
+        return new PackedQ4(quants, scales, firstGroup + first / ROWS, count, cols, offsets, compact, halfHeads);
     }
 
     /**
@@ -669,7 +672,7 @@ public final class PackedQ4 implements PackedMatrix {
     @Override
     public void product(Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
-        if (compact && a.precision == Precision.BITS_16) {
+        if (quantHead != 0 && a.precision == Precision.BITS_16) {
             product16K(a, vOff, dOff, g0, g1, out, outOff); // apart, so the default path's loop stays as it was
             return;
         }
@@ -1055,8 +1058,8 @@ public final class PackedQ4 implements PackedMatrix {
             FloatVector f1 = (FloatVector) si.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0);
             float d = dx[dOff + b];
             FloatVector e0, e1;
-            if (halfBase >= 0) { // Q4_0's halves: rows 0-7 in the int lanes' low halves, rows 8-15 in the high ones
-                IntVector hd = ShortVector.fromArray(S, qs, halfBase + (block0 + b) * ROWS).reinterpretAsInts();
+            if (halfHeads) { // Q4_0's halves: rows 0-7 in the int lanes' low halves, rows 8-15 in the high ones
+                IntVector hd = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
                 e0 = hd.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(F16Kernel.FLOAT_FIELDS).reinterpretAsFloats()
                         .mul(F16Kernel.HALF_TO_FLOAT_SCALE);
                 e1 = hd.lanewise(VectorOperators.ASHR, 3).and(F16Kernel.FLOAT_FIELDS).reinterpretAsFloats().mul(F16Kernel.HALF_TO_FLOAT_SCALE);
@@ -1186,8 +1189,9 @@ public final class PackedQ4 implements PackedMatrix {
     }
 
     /**
-     * {@link #product} with 16-bit activations on a compact copy, which only the other rounding's model view sharing the
-     * copy asks for: each pair of groups is widened to the float-scale layout ({@link #widened}) and multiplied by
+     * {@link #product} with 16-bit activations on a copy with heads (compact Q4_K, or Q4_0 with {@link #halfHeads}), which
+     * only the other rounding's model view sharing the copy asks for: each pair of groups is widened to the float-scale
+     * layout ({@link #widened}) and multiplied by
      * {@link #group16Pair} and {@link #group16}, giving the float-scale copy's bits at the price of the widening (correct,
      * not tuned). The default path's own copies keep float scales: the widening written into group16Pair boxed its
      * vectors in 4 of 5 runs (session 34).
@@ -1205,14 +1209,15 @@ public final class PackedQ4 implements PackedMatrix {
     private static final ThreadLocal<float[]> WIDENED_SCALES = new ThreadLocal<>();
 
     /**
-     * Groups g and h of this compact copy in the float-scale layout, as groups 0 and 1 of a copy on this thread's arrays
-     * (valid until the next call): the quants as they are, each block's scale and offset from its sc and m and its
-     * super-block's d and dmin by the packer's operations ({@link #storeScaleAndOffset}).
+     * Groups g and h of this copy with heads in the float-scale layout, as groups 0 and 1 of a copy on this thread's
+     * arrays (valid until the next call): the quants as they are without the heads; compact Q4_K: each block's scale and
+     * offset from its sc and m and its super-block's d and dmin by the packer's operations ({@link #storeScaleAndOffset});
+     * Q4_0: the float scales as they are.
      */
     private PackedQ4 widened(int g, int h) {
-        // the target is the float-scale layout: a scale and an offset per row and block (this copy's blockFloats counts
-        // per super-block, the same number by coincidence)
-        int nb = cols / QK, floats = blockFloats(true);
+        // the target is the float-scale layout: a scale (and for Q4_K an offset) per row and block (a compact copy's
+        // blockFloats counts per super-block, the same number by coincidence)
+        int nb = cols / QK, floats = blockFloats(offsets);
         short[] wq = ThreadArrays.shorts(WIDENED_QUANTS, 2 * nb * QUANT_SHORTS);
         float[] ws = ThreadArrays.floats(WIDENED_SCALES, 2 * nb * floats);
         for (int k = 0; k < 2; k++) {
@@ -1221,12 +1226,16 @@ public final class PackedQ4 implements PackedMatrix {
                 // this copy's own layout: the block's head, its quants quantHead shorts on, its super-block's d and dmin
                 int head = (block0 + b) * blockShorts, sp = ((block0 + b) >>> scaleShift) * blockFloats, to = k * nb + b;
                 System.arraycopy(quants, head + quantHead, wq, to * QUANT_SHORTS, QUANT_SHORTS);
+                if (!compact) {
+                    System.arraycopy(scales, sp, ws, to * floats, floats);
+                    continue;
+                }
                 for (int r = 0; r < ROWS; r++) {
                     int km = quants[head + lane(r)];
                     storeScaleAndOffset(ws, to * floats, r, scales[sp + r], scales[sp + ROWS + r], km & 0xFF, (km >>> 8) & 0xFF);
                 }
             }
         }
-        return new PackedQ4(wq, ws, 0, 2 * ROWS, cols, true, false);
+        return new PackedQ4(wq, ws, 0, 2 * ROWS, cols, offsets, false);
     }
 }

@@ -37,7 +37,7 @@ public final class Packing {
      * instead of 1.33×, because those products are bound by memory (PackedQ4's {@code compact}); a Q6_K one likewise
      * keeps the file's 8-bit scales, 1.31× the file's bytes instead of 1.52× (PackedQ6's {@code compact}); a Q4_0 one also
      * keeps the file's half scales, which its matrix-vector kernel reads instead of the float ones (1.17× the file's
-     * bytes instead of 1.11×, PackedQ4's {@code halfBase}). A copy multiplies correctly, to the same bits, with either
+     * bytes instead of 1.11×, at each block's head: PackedQ4's {@code halfHeads}). A copy multiplies correctly, to the same bits, with either
      * rounding; the other is only slower on it.
      */
     public static PackedMatrix pack(Matrix m, Parallel pool) {

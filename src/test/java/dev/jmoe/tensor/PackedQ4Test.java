@@ -197,8 +197,8 @@ class PackedQ4Test {
     }
 
     /**
-     * A Q4_0 copy for 8-bit activations also keeps each block's scales as the file's halves, which the matrix-vector
-     * kernel widens in line (reading 2 bytes per row and block rather than 4): the same bits as the float-scale copy,
+     * A Q4_0 copy for 8-bit activations also keeps each block's scales as the file's halves, at the block's head, which
+     * the matrix-vector kernel widens in line (reading 2 bytes per row and block rather than 4): the same bits as the float-scale copy,
      * for subnormal and negative-zero scales too, whole and as a row slice; a copy with an infinite scale keeps none.
      */
     @ParameterizedTest
@@ -231,6 +231,8 @@ class PackedQ4Test {
                 assertArrayEquals(java.util.Arrays.copyOfRange(want, 48, 80), gotSlice);
             }
         });
+        // the halves sit at each block's head: 16-bit products (which skip the heads), batches, panels and slices too
+        PackedProducts.checkLayoutsGiveTheSameBits(m, wide, halves, pool2, got -> assertNotEquals(0f, got[70]));
         m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 3 * m.rowBytes() + blockBytes, (short) 0x7c00); // +inf
         PackedQ4 infinite = PackedQ4.pack(m, pool2, true);
         assertEquals(PackedQ4.pack(m, pool2, false).byteSize(), infinite.byteSize(), "no halves: the lane widening would make +inf finite");
