@@ -79,7 +79,7 @@ public final class PackedQ6 implements PackedMatrix {
         this.compact = compact;
     }
 
-    /** Where sub-block {@code sub}'s quants start in {@link #quants}. */
+    /** Where sub-block {@code sub}'s quants start in {@link #quants} ({@link #group8Pairs} writes this, headAt and scaleAt out). */
     private int quantAt(int sub) {
         return compact ? headAt(sub) + HEAD + (sub & 1) * QUANT_SHORTS : sub * QUANT_SHORTS;
     }
@@ -373,7 +373,10 @@ public final class PackedQ6 implements PackedMatrix {
         FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
         FloatVector b00 = FloatVector.zero(F), b01 = FloatVector.zero(F), b10 = FloatVector.zero(F), b11 = FloatVector.zero(F);
         for (int j = 0; j < subs; j++) {
-            int qp = quantAt(sub0 + j);
+            // quantAt, scaleAt and headAt written out: this method is large enough that C2 stops inlining calls in it
+            // (NodeCountInliningCutoff), and those three, left as calls in the loop, cost 8-bit prompts ~3% (one JVM,
+            // the two forms alternated per round: Qwen3-like Q4_K_M 1.027, 1.030 and 1.034, Mixtral-like 1.030)
+            int sub = sub0 + j, head = (sub >>> 1) * PAIR_SHORTS, qp = compact ? head + HEAD + (sub & 1) * QUANT_SHORTS : sub * QUANT_SHORTS;
             // per token, rows 0-7 and rows 8-15: the sums of both halves of the sub-block
             IntVector ia0 = IntVector.zero(I), ia1 = ia0, ja0 = ia0, ja1 = ia0, ib0 = ia0, ib1 = ia0, jb0 = ia0, jb1 = ia0;
             for (int half = 0; half < 2; half++) {
@@ -405,13 +408,13 @@ public final class PackedQ6 implements PackedMatrix {
                 jb0 = jb0.add(u.lanewise(VectorOperators.ASHR, 16));
                 jb1 = jb1.add(w.lanewise(VectorOperators.ASHR, 16));
             }
-            int p = scaleAt(sub0 + j), blk = j / 2;
+            int p = compact ? sub / SUBS_PER_SUPER * ROWS : sub * ROWS, blk = j / 2;
             FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
             if (compact) { // s0 and s1 hold the super-block's d: the sub-block's scales are d·scale
-                IntVector head = ShortVector.fromArray(S, qs, headAt(sub0 + j)).reinterpretAsInts();
+                IntVector heads = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
                 int up = 8 * (j & 1);
-                s0 = ((FloatVector) head.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
-                s1 = ((FloatVector) head.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+                s0 = ((FloatVector) heads.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+                s1 = ((FloatVector) heads.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
             }
             a00 = ((FloatVector) ia0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta0 * blocks + blk]), a00);
             a01 = ((FloatVector) ia1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[ta0 * blocks + blk]), a01);
