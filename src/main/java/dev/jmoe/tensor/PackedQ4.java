@@ -65,9 +65,15 @@ public final class PackedQ4 implements PackedMatrix {
         /** {@link PackedQ6}'s kernels, 16-bit activations: per 16 values two halves of 2 + 16 multipliers. */
         Q6_BITS_16(72, false),
         /** {@link PackedQ8}'s kernels: the float activations as they are ({@link Activation#f}). */
-        FLOAT(0, false);
+        FLOAT(0, false),
+        /**
+         * {@link PackedQ8}'s kernels, 8-bit activations (Q8_0): each block's rounded values as floats ({@link Activation#f},
+         * integers, so the kernels' float sums of four products are the exact integer sums llama.cpp forms) and its scale
+         * ({@link Activation#d}).
+         */
+        Q8_FLOATS(0, true);
 
-        /** Shorts of prepared activation per block of 32 values: one per multiplier, which the kernels broadcast to 16 lanes. */
+        /** Shorts of prepared activation per block of 32 values: one per multiplier, which the kernels broadcast to 16 lanes (0: floats, {@link Activation#f}). */
         final int blockShorts;
         /** Whether the activations are rounded to 8 bits by a {@link QuantizedActivation.Scheme}. */
         final boolean rounded;
@@ -425,7 +431,7 @@ public final class PackedQ4 implements PackedMatrix {
 
         /** Shorts per vector of x (floats, for {@link Precision#FLOAT}). */
         int stride() {
-            return precision == Precision.FLOAT ? cols : cols / QK * precision.blockShorts;
+            return precision.blockShorts == 0 ? cols : cols / QK * precision.blockShorts;
         }
 
         /**
@@ -436,7 +442,7 @@ public final class PackedQ4 implements PackedMatrix {
             size(precision, rounding, cols, batch);
             int nb = cols / QK, stride = stride();
             for (int b = 0; b < batch; b++) blocks(rounding, x, xOff + b * xStride, 0, nb, b * stride, b * nb);
-            if (precision.rounded && batch >= 2) layOutPairs(batch, stride);
+            if (precision.rounded && precision.blockShorts > 0 && batch >= 2) layOutPairs(batch, stride);
         }
 
         /**
@@ -494,7 +500,7 @@ public final class PackedQ4 implements PackedMatrix {
             pairedBatch = 0; // the pairs, if any, were laid out from the previous vectors
             int nb = cols / QK;
             int stride = stride();
-            if (precision == Precision.FLOAT) {
+            if (precision.blockShorts == 0) {
                 if (f.length < stride * batch) f = new float[stride * batch];
             } else if (v.length < stride * batch) {
                 v = new short[stride * batch];
@@ -513,8 +519,18 @@ public final class PackedQ4 implements PackedMatrix {
         /** Blocks [b0, b1) of x[xOff ..], laid out at vOff / dOff (block b at vOff + b·blockShorts, dOff + b). */
         private void blocks(QuantizedActivation.Scheme rounding, float[] x, int xOff, int b0, int b1, int vOff, int dOff) {
             if (precision == Precision.FLOAT) System.arraycopy(x, xOff + QK * b0, f, vOff + QK * b0, QK * (b1 - b0));
+            else if (precision == Precision.Q8_FLOATS) roundToFloats(rounding, x, xOff, b0, b1, vOff, dOff);
             else if (rounding == null) prepare16(x, xOff, b0, b1, vOff, dOff);
             else prepare8(rounding, x, xOff, b0, b1, vOff, dOff);
+        }
+
+        /** {@link Precision#Q8_FLOATS}: the blocks rounded as the file's Q8_0 rows round them ({@link Q8_0Kernel#dotQ8}), the integers as floats. */
+        private void roundToFloats(QuantizedActivation.Scheme rounding, float[] x, int xOff, int b0, int b1, int vOff, int dOff) {
+            if (rounding != QuantizedActivation.Scheme.Q8_0) throw new IllegalArgumentException(precision + " layout with " + rounding + "-rounded activations");
+            int v0 = QK * b0, n = QK * (b1 - b0);
+            QuantizedActivation.quantizeQ8_0(x, xOff + v0, n, q8, v0, d8, b0);
+            for (int i = v0; i < v0 + n; i++) f[vOff + i] = q8[i];
+            System.arraycopy(d8, b0, d, dOff + b0, b1 - b0);
         }
 
         private void prepare8(QuantizedActivation.Scheme rounding, float[] x, int xOff, int b0, int b1, int vOff, int dOff) {

@@ -34,8 +34,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * docs/speed.md).
  *
  * <p>A row's product is bit for bit the row kernel's ({@link Q8_0Kernel#dotPrepared}: the same float operations in the same
- * order), so packing changes no result. With 8-bit activations (llama.cpp's rounding) the file's rows keep llama.cpp's
- * integer arithmetic ({@link #precision} is null then).
+ * order), so packing changes no result. With 8-bit activations (llama.cpp's rounding) the same kernels take the rounded
+ * integers as floats and each block's d_w·d_x, and give the row kernel's integer arithmetic bit for bit ({@link #precision}).
+ * Until session 42 such products took the file's rows: compute-bound at ~12 GB/s per thread in decode, and over the
+ * file's 4 KB pages in prompts.
  */
 public final class PackedQ8 implements PackedMatrix {
     private static final int QK = 32;
@@ -181,10 +183,17 @@ public final class PackedQ8 implements PackedMatrix {
     @Override public int cols() { return cols; }
     @Override public long byteSize() { return bytes(rows, cols); }
 
-    /** Float activations only: with 8-bit rounding the file's rows keep llama.cpp's integer sums. */
+    /**
+     * Float activations, or activations rounded to Q8_0 as floats ({@link PackedQ4.Precision#Q8_FLOATS}). With those the
+     * kernels give llama.cpp's integer sums (those of the file's rows, {@link Q8_0Kernel#dotQ8}) bit for bit: a partial sum
+     * of four products of integers up to 128·127 is exact in float, and each block adds it times d_w·d_x by one FMA, as
+     * dotQ8 adds its integer lane; the row kernel's lanes i hold values 4i .. 4i + 3, the accumulators here. A copy with a
+     * non-finite scale leaves rounded activations to the file's rows.
+     */
     @Override
     public PackedQ4.Precision precision(QuantizedActivation.Scheme rounding) {
-        return rounding == null ? PackedQ4.Precision.FLOAT : null;
+        if (rounding == null) return PackedQ4.Precision.FLOAT;
+        return rounding == QuantizedActivation.Scheme.Q8_0 && finiteScales ? PackedQ4.Precision.Q8_FLOATS : null;
     }
 
     @Override
@@ -193,19 +202,28 @@ public final class PackedQ8 implements PackedMatrix {
         return new PackedQ8(quants, finiteScales, firstGroup + first / ROWS, count, cols);
     }
 
-    /** This copy multiplies float activations of its own width only. */
-    private void requireFloats(PackedQ4.Activation a) {
-        if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT) {
+    /**
+     * This copy multiplies activations of its own width laid out as floats ({@link #precision}); the scales of rounded
+     * ones, or null for plain floats.
+     */
+    private float[] requireFloats(PackedQ4.Activation a) {
+        boolean rounded = a.precision == PackedQ4.Precision.Q8_FLOATS;
+        if (a.cols != cols || a.precision != PackedQ4.Precision.FLOAT && !rounded) {
             throw new IllegalArgumentException("activation of " + a.cols + " values laid out for " + a.precision + ", not for a Q8 matrix of " + cols + " columns");
         }
+        if (rounded && !finiteScales) throw new IllegalArgumentException("a Q8 copy with a non-finite scale multiplies no rounded activations");
+        return rounded ? a.d : null;
     }
 
-    /** out[outOff + 16·(g − g0) + i] = row (16·g + i) · x for groups g in [g0, g1), x the floats at a.f[vOff ..]. */
+    /**
+     * out[outOff + 16·(g − g0) + i] = row (16·g + i) · x for groups g in [g0, g1), x the floats at a.f[vOff ..] (rounded
+     * ones: their block scales at a.d[dOff ..]).
+     */
     @Override
     public void product(PackedQ4.Activation a, int vOff, int dOff, int g0, int g1, float[] out, int outOff) {
-        requireFloats(a);
+        float[] dx = requireFloats(a);
         for (int g = g0; g < g1; g++) {
-            if (finiteScales) group(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
+            if (finiteScales) group(g, a.f, vOff, dx, dOff, out, outOff + (g - g0) * ROWS);
             else groupScalar(g, a.f, vOff, out, outOff + (g - g0) * ROWS);
         }
     }
@@ -221,22 +239,26 @@ public final class PackedQ8 implements PackedMatrix {
             product(a, 0, 0, g0, g1, out, outOff);
             return;
         }
-        requireFloats(a);
+        float[] dx = requireFloats(a);
         if (!finiteScales) {
-            for (int b = 0; b < batch; b++) product(a, b * stride, 0, g0, g1, out, outOff + b * outStride);
+            for (int b = 0; b < batch; b++) product(a, b * stride, b * blocks, g0, g1, out, outOff + b * outStride);
             return;
         }
         float[] acc = BATCH_ACCUMULATORS.get();
         for (int b0 = 0; b0 < batch; b0 += BATCH_TILE) {
             int tokens = Math.min(BATCH_TILE, batch - b0);
             for (int g = g0; g < g1; g++) {
-                groupBatch(g, a.f, b0 * stride, stride, tokens, out, outOff + b0 * outStride + (g - g0) * ROWS, outStride, acc);
+                groupBatch(g, a.f, b0 * stride, stride, dx, b0 * blocks, blocks, tokens, out, outOff + b0 * outStride + (g - g0) * ROWS, outStride, acc);
             }
         }
     }
 
-    /** {@link #group} for {@code tokens} vectors (x at xOff + t·xStride, results at outOff + t·outStride), weights widened once. */
-    private void groupBatch(int g, float[] x, int xOff, int xStride, int tokens, float[] out, int outOff, int outStride, float[] acc) {
+    /**
+     * {@link #group} for {@code tokens} vectors (x at xOff + t·xStride, rounded ones' scales at dx[dOff + t·blocks ..],
+     * results at outOff + t·outStride), weights widened once.
+     */
+    private void groupBatch(int g, float[] x, int xOff, int xStride, float[] dx, int dOff, int blocks, int tokens, float[] out, int outOff, int outStride,
+                            float[] acc) {
         byte[] qs = quants;
         int nb = cols / QK, block0 = (firstGroup + g) * nb;
         java.util.Arrays.fill(acc, 0, tokens * 8 * ROWS, 0f);
@@ -260,7 +282,9 @@ public final class PackedQ8 implements PackedMatrix {
                     s = w1.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 1]), s);
                     s = w2.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 2]), s);
                     s = w3.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 3]), s);
-                    s.lanewise(VectorOperators.FMA, d, FloatVector.fromArray(F, acc, ao)).intoMemorySegment(accs, (long) ao * Float.BYTES, ByteOrder.nativeOrder());
+                    // rounded activations: d_w·d_x, rounded once as the row kernel's scalar product is
+                    FloatVector dt = dx == null ? d : d.lanewise(VectorOperators.MUL, FloatVector.broadcast(F, dx[dOff + t * blocks + b]));
+                    s.lanewise(VectorOperators.FMA, dt, FloatVector.fromArray(F, acc, ao)).intoMemorySegment(accs, (long) ao * Float.BYTES, ByteOrder.nativeOrder());
                 }
             }
         }
@@ -282,7 +306,7 @@ public final class PackedQ8 implements PackedMatrix {
      * sum ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)). With 16 rows in lanes the row kernel's eight lanes are eight
      * vectors. (The row kernel scales quants by 2^24 and d by 2^-24, which changes no rounding of normal floats.)
      */
-    private void group(int g, float[] x, int xOff, float[] out, int outOff) {
+    private void group(int g, float[] x, int xOff, float[] dx, int dOff, float[] out, int outOff) {
         // A quarter of a block per iteration (8 columns into two accumulators), then the eight accumulators rotate by
         // two, so after a whole block each has summed exactly its columns, blocks in order: the same bits. Written out
         // in one body, the 32 columns of a block sometimes exceeded C2's inlining budget in the full program (and half
@@ -304,6 +328,7 @@ public final class PackedQ8 implements PackedMatrix {
             FloatVector d = ((IntVector) ByteVector.fromArray(HB16, qs, bp).reinterpretShape(H16, 0).convertShape(VectorOperators.S2I, I16, 0))
                     .lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
                     .lanewise(VectorOperators.MUL, rebias), s;
+            if (dx != null) d = d.lanewise(VectorOperators.MUL, FloatVector.broadcast(F, dx[dOff + (h >> 2)])); // rounded activations: d_w·d_x
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.MUL, FloatVector.broadcast(F, x[xp]));
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 16).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 1]), s);
             s = ((FloatVector) ByteVector.fromArray(B, qs, qp + 32).convertShape(VectorOperators.B2F, F, 0)).lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xp + 2]), s);

@@ -179,11 +179,77 @@ class PackedQ8Test {
         m.data().set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN), r * m.rowBytes() + 34L * b, h);
     }
 
-    /** Rounded activations keep the file's rows (llama.cpp's integer sums): the packed copy offers no layout for them. */
+    /**
+     * Activations rounded to Q8_0 (llama.cpp's arithmetic, {@code --int8-activations}) give on the packed copy exactly the
+     * bits of the file's rows and their integer dots ({@link Q8_0Kernel#dotQ8}, dotQ8x4): single vectors (decode, the
+     * carried layout included) and batches across the four-vector tile and the integer kernel's fours, on one and two
+     * threads. Weights of −128 and ±127 with activations at ±127 reach the largest partial sums; scales include
+     * subnormal, zero, negative zero and the extreme normal halves, and some activation blocks are all zero.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {32, 96, 1024})
+    void roundedActivationsGiveTheFileRowsIntegerBits(int cols) {
+        Random rnd = new Random(40 + cols);
+        int rows = 48, nb = cols / 32;
+        Matrix m = random(rows, cols, rnd);
+        for (int r = 0; r < rows; r += 5) { // extreme quants: a whole block of -128 or +127
+            byte q = r % 2 == 0 ? (byte) -128 : (byte) 127;
+            for (int c = 0; c < 32; c++) m.data().set(java.lang.foreign.ValueLayout.JAVA_BYTE, r * m.rowBytes() + 34L * (r % nb) + 2 + c, q);
+        }
+        short[] extreme = {0x0001, 0x03ff, 0x0000, (short) 0x8000, 0x7bff, (short) 0xfbff, 0x0400};
+        for (int i = 0; i < rows * nb; i += 7) setScale(m, i / nb, i % nb, extreme[(i / 7) % extreme.length]);
+        Matrix p = Packing.packed(m);
+        assertEquals(PackedQ4.Precision.Q8_FLOATS, p.packed().precision(QuantizedActivation.Scheme.Q8_0));
+        assertNull(p.packed().precision(QuantizedActivation.Scheme.Q8_K), "Q8_0 weights take Q8_0-rounded activations only");
+        for (int batch : new int[] {1, 2, 3, 4, 5, 8, 9}) {
+            float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
+            for (int b = 0; b < batch; b++) {
+                x[b * cols + 3] = b % 2 == 0 ? 1e3f : -1e3f; // the block's largest value rounds to ±127
+                if (nb > 1) java.util.Arrays.fill(x, b * cols + 32, b * cols + 64, 0f); // a zero block (scale 0)
+            }
+            for (Parallel pool : new Parallel[] {null, pool2}) {
+                float[] plain = new float[batch * rows], packed = new float[batch * rows];
+                Kernels.withActivationQuantization(true, () -> {
+                    Kernels.matMul(pool, m, x, cols, batch, plain, rows);
+                    Kernels.matMul(pool, p, x, cols, batch, packed, rows);
+                });
+                assertArrayEquals(plain, packed, cols + " columns, batch " + batch);
+                QuantizedActivation a = new QuantizedActivation();
+                a.quantize(QuantizedActivation.Scheme.Q8_0, x, 0, cols);
+                PackedProducts.checkIntegerDots(m, packed, a, "batch " + batch + ", vector 0");
+            }
+        }
+        float[] x = TypeKernelTest.gaussian(rnd, cols, 1f), plain = new float[rows], packed = new float[rows];
+        Kernels.withActivationQuantization(true, () -> {
+            Kernels.matVec(pool2, m, x, 0, plain, 0);
+            Kernels.matVec(pool2, p, x, 0, packed, 0);
+        });
+        assertArrayEquals(plain, packed, "matVec");
+        assertNotEquals(0f, packed[1]);
+    }
+
+    /** A batch of rounded activations gives every vector the bits it gets alone (batch invariance), groups from the middle of the copy. */
+    @ParameterizedTest
+    @ValueSource(ints = {2, 3, 4, 5, 8, 9})
+    void roundedBatchProductsEqualEachVectorAlone(int batch) {
+        Random rnd = new Random(200 + batch);
+        int rows = 64, cols = 1024, outStride = rows + 7;
+        PackedQ8 p = PackedQ8.pack(random(rows, cols, rnd), null);
+        float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
+        float[] got = PackedProducts.checkBatchEqualsEachVectorAlone(p, PackedQ4.Precision.Q8_FLOATS, QuantizedActivation.Scheme.Q8_0, x, batch, 4, outStride);
+        assertNotEquals(0f, got[3]);
+    }
+
+    /**
+     * A copy with an infinite or NaN scale offers no layout for rounded activations: they take the file's rows, and the
+     * results are theirs; a layout made for rounded activations anyway is refused with a clear error.
+     */
     @Test
-    void roundedActivationsTakeTheFileRows() {
+    void roundedActivationsOnANonFiniteCopyTakeTheFileRows() {
         Random rnd = new Random(4);
-        Matrix m = random(32, 256, rnd), p = Packing.packed(m);
+        Matrix m = random(32, 256, rnd);
+        setScale(m, 5, 1, (short) 0x7c00);
+        Matrix p = Packing.packed(m);
         assertNull(p.packed().precision(QuantizedActivation.Scheme.Q8_0));
         float[] x = TypeKernelTest.gaussian(rnd, 256, 1f), fromPacked = new float[32], plain = new float[32];
         Kernels.withActivationQuantization(true, () -> {
@@ -191,6 +257,11 @@ class PackedQ8Test {
             Kernels.matVec(pool2, m, x, 0, plain, 0);
         });
         assertArrayEquals(plain, fromPacked);
+        assertTrue(Float.isInfinite(plain[5]) || Float.isNaN(plain[5]));
+        PackedQ4.Activation a = new PackedQ4.Activation();
+        a.prepare(PackedQ4.Precision.Q8_FLOATS, QuantizedActivation.Scheme.Q8_0, x, 0, 0, 1, 256);
+        var e = assertThrows(IllegalArgumentException.class, () -> p.packed().product(a, 0, 0, 0, 2, new float[32], 0));
+        assertTrue(e.getMessage().contains("non-finite scale"), e.getMessage());
     }
 
     @Test
