@@ -85,7 +85,8 @@ class MatVecSetTest {
     /**
      * Gated outputs laid out for their down projections while they are computed give the down products they would
      * give laid out afterwards: Q4_K (Q8_K rounding in whole 256-value blocks at 8 bits), Q4_0 and Q6_K (16 bits only)
-     * downs on packed copies, and a Q6_K down that takes its input the plain way.
+     * downs on packed copies, a Q6_K down that takes its input the plain way, and a packed Q8_0 down (floats, or at 8 bits
+     * Q8_0-rounded integers as floats), whose products also equal the file rows' bit for bit.
      */
     @ParameterizedTest
     @EnumSource(Mode.class)
@@ -94,29 +95,34 @@ class MatVecSetTest {
             Random rnd = new Random(17);
             int cols = 1024, ff = 512;
             Matrix[] gates = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false),
-                    random(GgmlType.Q4_K, ff, cols, rnd, true)};
+                    random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q8_0, ff, cols, rnd, true)};
             Matrix[] ups = {random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, true), random(GgmlType.Q4_0, ff, cols, rnd, false),
-                    random(GgmlType.Q4_K, ff, cols, rnd, true)};
+                    random(GgmlType.Q4_K, ff, cols, rnd, true), random(GgmlType.Q8_0, ff, cols, rnd, true)};
             Matrix[] downs = {random(GgmlType.Q4_K, 96, ff, rnd, true), random(GgmlType.Q4_0, 80, ff, rnd, true), random(GgmlType.Q6_K, 64, ff, rnd, false),
-                    random(GgmlType.Q6_K, 48, ff, rnd, true)};
+                    random(GgmlType.Q6_K, 48, ff, rnd, true), random(GgmlType.Q8_0, 32, ff, rnd, true)};
+            assertNotNull(downs[4].packed());
             float[] x = TypeKernelTest.gaussian(rnd, cols, 1f);
             for (Parallel pool : new Parallel[] {pool1, pool2, null}) {
                 String where = mode + " on " + (pool == null ? "no pool" : pool.threads() + " threads");
-                float[] g = new float[4 * ff], down = new float[288];
+                float[] g = new float[5 * ff], down = new float[320];
                 MatVecSet gated = MatVecSet.begin();
-                for (int i = 0; i < 4; i++) gated.addGated(gates[i], ups[i], SILU, x, 0, g, i * ff).thenInputOf(downs[i]);
+                for (int i = 0; i < 5; i++) gated.addGated(gates[i], ups[i], SILU, x, 0, g, i * ff).thenInputOf(downs[i]);
                 gated.run(pool);
                 MatVecSet.begin().add(downs[0], g, 0, down, 0).add(downs[1], g, ff, down, 96).add(downs[2], g, 2 * ff, down, 176)
-                        .add(downs[3], g, 3 * ff, down, 240).run(pool);
+                        .add(downs[3], g, 3 * ff, down, 240).add(downs[4], g, 4 * ff, down, 288).run(pool);
 
-                float[] wantG = new float[4 * ff], wantDown = new float[288];
-                for (int i = 0; i < 4; i++) Kernels.gatedMatVec(pool, gates[i], ups[i], SILU, x, 0, wantG, i * ff);
+                float[] wantG = new float[5 * ff], wantDown = new float[320];
+                for (int i = 0; i < 5; i++) Kernels.gatedMatVec(pool, gates[i], ups[i], SILU, x, 0, wantG, i * ff);
                 assertArrayEquals(wantG, g, where + ": gated outputs");
                 Kernels.matVec(pool, downs[0], wantG, 0, wantDown, 0);
                 Kernels.matVec(pool, downs[1], wantG, ff, wantDown, 96);
                 Kernels.matVec(pool, downs[2], wantG, 2 * ff, wantDown, 176);
                 Kernels.matVec(pool, downs[3], wantG, 3 * ff, wantDown, 240);
+                Kernels.matVec(pool, downs[4], wantG, 4 * ff, wantDown, 288);
                 assertArrayEquals(wantDown, down, where + ": down products bit for bit");
+                float[] rows = new float[32];
+                Kernels.matVec(pool, downs[4].withPacked(null), wantG, 4 * ff, rows, 0);
+                assertArrayEquals(rows, Arrays.copyOfRange(down, 288, 320), where + ": the packed Q8_0 down as the file's rows");
             }
         });
     }

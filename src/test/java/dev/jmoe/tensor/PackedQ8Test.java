@@ -181,9 +181,9 @@ class PackedQ8Test {
 
     /**
      * Activations rounded to Q8_0 (llama.cpp's arithmetic, {@code --int8-activations}) give on the packed copy exactly the
-     * bits of the file's rows and their integer dots ({@link Q8_0Kernel#dotQ8}, dotQ8x4): single vectors (decode, the
-     * carried layout included) and batches across the four-vector tile and the integer kernel's fours, on one and two
-     * threads. Weights of −128 and ±127 with activations at ±127 reach the largest partial sums; scales include
+     * bits of the file's rows and their integer dots ({@link Q8_0Kernel#dotQ8}, dotQ8x4): single vectors and batches
+     * across the eight-vector pass and the integer kernel's fours, on one and two threads (MatVecSetTest covers the layout
+     * carried from a gated set). Weights of −128 and ±127 with activations at ±127 reach the largest partial sums; scales include
      * subnormal, zero, negative zero and the extreme normal halves, and some activation blocks are all zero.
      */
     @ParameterizedTest
@@ -201,7 +201,7 @@ class PackedQ8Test {
         Matrix p = Packing.packed(m);
         assertEquals(PackedQ4.Precision.Q8_FLOATS, p.packed().precision(QuantizedActivation.Scheme.Q8_0));
         assertNull(p.packed().precision(QuantizedActivation.Scheme.Q8_K), "Q8_0 weights take Q8_0-rounded activations only");
-        for (int batch : new int[] {1, 2, 3, 4, 5, 8, 9}) {
+        for (int batch : new int[] {1, 2, 3, 4, 5, 8, 9, 17}) {
             float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
             for (int b = 0; b < batch; b++) {
                 x[b * cols + 3] = b % 2 == 0 ? 1e3f : -1e3f; // the block's largest value rounds to ±127
@@ -230,7 +230,7 @@ class PackedQ8Test {
 
     /** A batch of rounded activations gives every vector the bits it gets alone (batch invariance), groups from the middle of the copy. */
     @ParameterizedTest
-    @ValueSource(ints = {2, 3, 4, 5, 8, 9})
+    @ValueSource(ints = {2, 3, 4, 5, 8, 9, 17})
     void roundedBatchProductsEqualEachVectorAlone(int batch) {
         Random rnd = new Random(200 + batch);
         int rows = 64, cols = 1024, outStride = rows + 7;
