@@ -237,8 +237,8 @@ public final class PackedQ8 implements PackedMatrix {
     }
 
     /**
-     * Several vectors against the same groups, four at a time: each column's 16 weights are widened to floats once for
-     * the four, and each vector's operations are exactly {@link #group}'s, in its order, so every vector gets the bits
+     * Several vectors against the same groups, four at a time (rounded ones eight, {@link #ROUNDED_TILE}): each column's
+     * 16 weights are widened to floats once for the pass, and each vector's operations are exactly {@link #group}'s, in its order, so every vector gets the bits
      * it gets alone (a batch of sequences decoding together stays batch-invariant).
      */
     @Override
