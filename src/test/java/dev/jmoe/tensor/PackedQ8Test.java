@@ -38,17 +38,20 @@ class PackedQ8Test {
     }
 
     /**
-     * A batch's products (weights widened once for up to four vectors) give every vector exactly the bits a product of
-     * that vector alone gives: batches across the tile size and its remainders, groups from the middle of the copy.
+     * A batch's products (weights widened once for up to four float vectors, or eight rounded ones) give every vector
+     * exactly the bits a product of that vector alone gives: float and Q8_0-rounded activations, batches across the pass
+     * sizes and their remainders, groups from the middle of the copy (batch invariance).
      */
     @ParameterizedTest
-    @ValueSource(ints = {1, 2, 3, 4, 5, 8, 9})
+    @ValueSource(ints = {1, 2, 3, 4, 5, 8, 9, 17})
     void batchProductsEqualEachVectorAlone(int batch) {
         Random rnd = new Random(100 + batch);
         int rows = 64, cols = 1024, outStride = rows + 7;
         PackedQ8 p = PackedQ8.pack(random(rows, cols, rnd), null);
         float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
         float[] got = PackedProducts.checkBatchEqualsEachVectorAlone(p, PackedQ4.Precision.FLOAT, null, x, batch, 4, outStride);
+        assertNotEquals(0f, got[3]);
+        got = PackedProducts.checkBatchEqualsEachVectorAlone(p, PackedQ4.Precision.Q8_FLOATS, QuantizedActivation.Scheme.Q8_0, x, batch, 4, outStride);
         assertNotEquals(0f, got[3]);
     }
 
@@ -226,18 +229,6 @@ class PackedQ8Test {
         });
         assertArrayEquals(plain, packed, "matVec");
         assertNotEquals(0f, packed[1]);
-    }
-
-    /** A batch of rounded activations gives every vector the bits it gets alone (batch invariance), groups from the middle of the copy. */
-    @ParameterizedTest
-    @ValueSource(ints = {2, 3, 4, 5, 8, 9, 17})
-    void roundedBatchProductsEqualEachVectorAlone(int batch) {
-        Random rnd = new Random(200 + batch);
-        int rows = 64, cols = 1024, outStride = rows + 7;
-        PackedQ8 p = PackedQ8.pack(random(rows, cols, rnd), null);
-        float[] x = TypeKernelTest.gaussian(rnd, batch * cols, 1f);
-        float[] got = PackedProducts.checkBatchEqualsEachVectorAlone(p, PackedQ4.Precision.Q8_FLOATS, QuantizedActivation.Scheme.Q8_0, x, batch, 4, outStride);
-        assertNotEquals(0f, got[3]);
     }
 
     /**
