@@ -66,7 +66,8 @@ public final class PackedQ8 implements PackedMatrix {
      * 1.049, Qwen3-like Q4_K_M 1.005).
      */
     private static final int ROUNDED_TILE = 8;
-    private static final ThreadLocal<float[]> BATCH_ACCUMULATORS = ThreadLocal.withInitial(() -> new float[Math.max(BATCH_TILE, ROUNDED_TILE) * 8 * ROWS]);
+    /** Each thread's accumulators for {@link #groupBatch}: two groups' eight per row and vector of a pass. */
+    private static final ThreadLocal<float[]> BATCH_ACCUMULATORS = ThreadLocal.withInitial(() -> new float[2 * Math.max(BATCH_TILE, ROUNDED_TILE) * 8 * ROWS]);
     private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;
     private static final VectorSpecies<Float> F8 = FloatVector.SPECIES_256;
     private static final VectorSpecies<Byte> B8 = ByteVector.SPECIES_64;
@@ -237,9 +238,10 @@ public final class PackedQ8 implements PackedMatrix {
     }
 
     /**
-     * Several vectors against the same groups, four at a time (rounded ones eight, {@link #ROUNDED_TILE}): each column's
-     * 16 weights are widened to floats once for the pass, and each vector's operations are exactly {@link #group}'s, in its order, so every vector gets the bits
-     * it gets alone (a batch of sequences decoding together stays batch-invariant).
+     * Several vectors against the same groups, four at a time (rounded ones eight, {@link #ROUNDED_TILE}) and two groups
+     * at a time: each column's 16 weights are widened to floats once for the pass, and each vector's operations are
+     * exactly {@link #group}'s, in its order, so every vector gets the bits it gets alone (a batch of sequences decoding
+     * together stays batch-invariant).
      */
     @Override
     public void productBatch(PackedQ4.Activation a, int batch, int stride, int blocks, int g0, int g1, float[] out, int outOff, int outStride) {
@@ -256,54 +258,82 @@ public final class PackedQ8 implements PackedMatrix {
         int tile = dx == null ? BATCH_TILE : ROUNDED_TILE;
         for (int b0 = 0; b0 < batch; b0 += tile) {
             int tokens = Math.min(tile, batch - b0);
-            for (int g = g0; g < g1; g++) {
-                groupBatch(g, a.f, b0 * stride, stride, dx, b0 * blocks, blocks, tokens, out, outOff + b0 * outStride + (g - g0) * ROWS, outStride, acc);
+            for (int g = g0; g < g1; g += 2) {
+                int h = Math.min(g + 1, g1 - 1);
+                int o = outOff + b0 * outStride;
+                groupBatch(g, h, a.f, b0 * stride, stride, dx, b0 * blocks, blocks, tokens, out, o + (g - g0) * ROWS, o + (h - g0) * ROWS, outStride, acc);
             }
         }
     }
 
     /**
-     * {@link #group} for {@code tokens} vectors (x at xOff + t·xStride, rounded ones' scales at dx[dOff + t·blocks ..],
-     * results at outOff + t·outStride), weights widened once.
+     * {@link #group} of groups g and h (h may be g again: its rows are then written twice, with the same bits) for
+     * {@code tokens} vectors (x at xOff + t·xStride, rounded ones' scales at dx[dOff + t·blocks ..]), results at
+     * outOff + t·outStride for g and outH + t·outStride for h; weights widened once per pass.
+     *
+     * <p>Two groups per pass so that each activation value broadcast to a 512-bit vector serves both: with one group
+     * the loop over the vectors did five broadcasts per four FMAs, and neither removing its index checks (31 instructions
+     * instead of 41) nor computing d_w·d_x once per block and vector made it faster. With two, 8-bit batches ran 25-34%
+     * more GFLOP/s (JMH MatMulBench Q8_0, hot, one thread, AMD EPYC Zen 4 class: 768×1024 batch 64 55.9 against 42.2,
+     * 1024×3584 58.3 against 43.6; batch 8 49.4 against 39.5, and 46.0 against 46.1).
      */
-    private void groupBatch(int g, float[] x, int xOff, int xStride, float[] dx, int dOff, int blocks, int tokens, float[] out, int outOff, int outStride,
-                            float[] acc) {
+    private void groupBatch(int g, int h, float[] x, int xOff, int xStride, float[] dx, int dOff, int blocks, int tokens, float[] out, int outOff, int outH,
+                            int outStride, float[] acc) {
         byte[] qs = quants;
-        int nb = cols / QK, block0 = (firstGroup + g) * nb;
-        java.util.Arrays.fill(acc, 0, tokens * 8 * ROWS, 0f);
+        int nb = cols / QK, block0 = (firstGroup + g) * nb, blockH = (firstGroup + h) * nb, second = tokens * 8 * ROWS;
+        java.util.Arrays.fill(acc, 0, 2 * second, 0f);
         MemorySegment accs = MemorySegment.ofArray(acc), outs = MemorySegment.ofArray(out);
         IntVector by13 = IntVector.broadcast(I16, 13), fields = IntVector.broadcast(I16, F16Kernel.FLOAT_FIELDS);
         FloatVector rebias = FloatVector.broadcast(F, F16Kernel.HALF_TO_FLOAT_SCALE);
         for (int b = 0; b < nb; b++) {
             int bp = (block0 + b) * BLOCK_BYTES, qp = bp + SCALE_BYTES, xb = xOff + b * QK;
+            int bh = (blockH + b) * BLOCK_BYTES, qh = bh + SCALE_BYTES;
             FloatVector d = ((IntVector) ByteVector.fromArray(HB16, qs, bp).reinterpretShape(H16, 0).convertShape(VectorOperators.S2I, I16, 0))
                     .lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
                     .lanewise(VectorOperators.MUL, rebias);
+            FloatVector e = ((IntVector) ByteVector.fromArray(HB16, qs, bh).reinterpretShape(H16, 0).convertShape(VectorOperators.S2I, I16, 0))
+                    .lanewise(VectorOperators.LSHL, by13).lanewise(VectorOperators.AND, fields).viewAsFloatingLanes()
+                    .lanewise(VectorOperators.MUL, rebias);
             for (int i = 0; i < 8; i++) {
-                int q = qp + 4 * ROWS * i;
+                int q = qp + 4 * ROWS * i, r = qh + 4 * ROWS * i;
                 FloatVector w0 = (FloatVector) ByteVector.fromArray(B, qs, q).convertShape(VectorOperators.B2F, F, 0);
                 FloatVector w1 = (FloatVector) ByteVector.fromArray(B, qs, q + ROWS).convertShape(VectorOperators.B2F, F, 0);
                 FloatVector w2 = (FloatVector) ByteVector.fromArray(B, qs, q + 2 * ROWS).convertShape(VectorOperators.B2F, F, 0);
                 FloatVector w3 = (FloatVector) ByteVector.fromArray(B, qs, q + 3 * ROWS).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector v0 = (FloatVector) ByteVector.fromArray(B, qs, r).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector v1 = (FloatVector) ByteVector.fromArray(B, qs, r + ROWS).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector v2 = (FloatVector) ByteVector.fromArray(B, qs, r + 2 * ROWS).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector v3 = (FloatVector) ByteVector.fromArray(B, qs, r + 3 * ROWS).convertShape(VectorOperators.B2F, F, 0);
                 for (int t = 0; t < tokens; t++) {
                     int xi = xb + t * xStride + 4 * i, ao = (8 * t + i) * ROWS;
-                    FloatVector s = w0.lanewise(VectorOperators.MUL, FloatVector.broadcast(F, x[xi]));
-                    s = w1.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 1]), s);
-                    s = w2.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 2]), s);
-                    s = w3.lanewise(VectorOperators.FMA, FloatVector.broadcast(F, x[xi + 3]), s);
-                    // rounded activations: d_w·d_x, rounded once as the row kernel's scalar product is
-                    FloatVector dt = dx == null ? d : d.lanewise(VectorOperators.MUL, FloatVector.broadcast(F, dx[dOff + t * blocks + b]));
+                    FloatVector x0 = FloatVector.broadcast(F, x[xi]), x1 = FloatVector.broadcast(F, x[xi + 1]);
+                    FloatVector x2 = FloatVector.broadcast(F, x[xi + 2]), x3 = FloatVector.broadcast(F, x[xi + 3]);
+                    FloatVector s = w0.lanewise(VectorOperators.MUL, x0);
+                    s = w1.lanewise(VectorOperators.FMA, x1, s);
+                    s = w2.lanewise(VectorOperators.FMA, x2, s);
+                    s = w3.lanewise(VectorOperators.FMA, x3, s);
+                    FloatVector u = v0.lanewise(VectorOperators.MUL, x0);
+                    u = v1.lanewise(VectorOperators.FMA, x1, u);
+                    u = v2.lanewise(VectorOperators.FMA, x2, u);
+                    u = v3.lanewise(VectorOperators.FMA, x3, u);
+                    FloatVector dt = d, et = e;
+                    if (dx != null) {
+                        FloatVector xd = FloatVector.broadcast(F, dx[dOff + t * blocks + b]);
+                        dt = d.lanewise(VectorOperators.MUL, xd);
+                        et = e.lanewise(VectorOperators.MUL, xd);
+                    }
                     s.lanewise(VectorOperators.FMA, dt, FloatVector.fromArray(F, acc, ao)).intoMemorySegment(accs, (long) ao * Float.BYTES, ByteOrder.nativeOrder());
+                    u.lanewise(VectorOperators.FMA, et, FloatVector.fromArray(F, acc, second + ao)).intoMemorySegment(accs, (long) (second + ao) * Float.BYTES, ByteOrder.nativeOrder());
                 }
             }
         }
-        for (int t = 0; t < tokens; t++) {
-            int ao = 8 * t * ROWS;
+        for (int k = 0; k < 2 * tokens; k++) {
+            int ao = 8 * k * ROWS, t = k % tokens, o = (k < tokens ? outOff : outH) + t * outStride;
             FloatVector a0 = FloatVector.fromArray(F, acc, ao), a1 = FloatVector.fromArray(F, acc, ao + ROWS);
             FloatVector a2 = FloatVector.fromArray(F, acc, ao + 2 * ROWS), a3 = FloatVector.fromArray(F, acc, ao + 3 * ROWS);
             FloatVector a4 = FloatVector.fromArray(F, acc, ao + 4 * ROWS), a5 = FloatVector.fromArray(F, acc, ao + 5 * ROWS);
             FloatVector a6 = FloatVector.fromArray(F, acc, ao + 6 * ROWS), a7 = FloatVector.fromArray(F, acc, ao + 7 * ROWS);
-            a0.lanewise(VectorOperators.ADD, a4).lanewise(VectorOperators.ADD, a2.lanewise(VectorOperators.ADD, a6)).lanewise(VectorOperators.ADD, a1.lanewise(VectorOperators.ADD, a5).lanewise(VectorOperators.ADD, a3.lanewise(VectorOperators.ADD, a7))).intoMemorySegment(outs, (long) (outOff + t * outStride) * Float.BYTES, ByteOrder.nativeOrder());
+            a0.lanewise(VectorOperators.ADD, a4).lanewise(VectorOperators.ADD, a2.lanewise(VectorOperators.ADD, a6)).lanewise(VectorOperators.ADD, a1.lanewise(VectorOperators.ADD, a5).lanewise(VectorOperators.ADD, a3.lanewise(VectorOperators.ADD, a7))).intoMemorySegment(outs, (long) o * Float.BYTES, ByteOrder.nativeOrder());
         }
     }
 
