@@ -73,7 +73,7 @@ public final class PackedQ4 implements PackedMatrix {
          */
         Q8_FLOATS(0, true);
 
-        /** Shorts of prepared activation per block of 32 values: one per multiplier, which the kernels broadcast to 16 lanes (0: floats, {@link Activation#f}). */
+        /** Shorts of prepared activation per block of 32 values: one per multiplier, which the kernels broadcast to 16 lanes (0: {@link #floats}). */
         final int blockShorts;
         /** Whether the activations are rounded to 8 bits by a {@link QuantizedActivation.Scheme}. */
         final boolean rounded;
@@ -81,6 +81,11 @@ public final class PackedQ4 implements PackedMatrix {
         Precision(int multipliers, boolean rounded) {
             this.blockShorts = multipliers;
             this.rounded = rounded;
+        }
+
+        /** Whether the activations are laid out as floats ({@link Activation#f}, {@link PackedQ8}'s kernels) rather than shorts. */
+        boolean floats() {
+            return blockShorts == 0;
         }
     }
 
@@ -429,9 +434,9 @@ public final class PackedQ4 implements PackedMatrix {
         /** The batch {@link #pairs} were laid out for (0: none; laying out anything anew forgets them). */
         int pairedBatch;
 
-        /** Shorts per vector of x (floats, for {@link Precision#FLOAT}). */
+        /** Shorts per vector of x (floats, for {@link Precision#floats}). */
         int stride() {
-            return precision.blockShorts == 0 ? cols : cols / QK * precision.blockShorts;
+            return precision.floats() ? cols : cols / QK * precision.blockShorts;
         }
 
         /**
@@ -442,7 +447,7 @@ public final class PackedQ4 implements PackedMatrix {
             size(precision, rounding, cols, batch);
             int nb = cols / QK, stride = stride();
             for (int b = 0; b < batch; b++) blocks(rounding, x, xOff + b * xStride, 0, nb, b * stride, b * nb);
-            if (precision.rounded && precision.blockShorts > 0 && batch >= 2) layOutPairs(batch, stride);
+            if (precision.rounded && !precision.floats() && batch >= 2) layOutPairs(batch, stride);
         }
 
         /**
@@ -500,7 +505,7 @@ public final class PackedQ4 implements PackedMatrix {
             pairedBatch = 0; // the pairs, if any, were laid out from the previous vectors
             int nb = cols / QK;
             int stride = stride();
-            if (precision.blockShorts == 0) {
+            if (precision.floats()) {
                 if (f.length < stride * batch) f = new float[stride * batch];
             } else if (v.length < stride * batch) {
                 v = new short[stride * batch];

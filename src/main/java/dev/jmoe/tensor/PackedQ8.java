@@ -60,8 +60,9 @@ public final class PackedQ8 implements PackedMatrix {
     private static final int BATCH_TILE = 4;
     /**
      * Vectors per pass with rounded activations, whose scales take a multiply per block and vector on top: eight widen
-     * each column once for twice the vectors (JMH MatMulBench Q8_0 8-bit, hot, one thread, AMD EPYC Zen 4 class: 768×1024
-     * batch 64 42.2 GFLOP/s against 28.6 with four, 1024×3584 43.6 against 33.2; sixteen no faster). In the full program
+     * each column once for twice the vectors (JMH MatMulBench Q8_0 8-bit, hot, one thread, AMD EPYC Zen 4 class, measured
+     * with one group per pass: 768×1024 batch 64 42.2 GFLOP/s against 28.6 with four, 1024×3584 43.6 against 33.2;
+     * sixteen no faster). In the full program
      * the two could not be told apart (8-bit prompts, one JVM, alternated rounds: Mixtral-like Q8_0 0.996, Qwen3-like Q8_0
      * 1.049, Qwen3-like Q4_K_M 1.005).
      */
