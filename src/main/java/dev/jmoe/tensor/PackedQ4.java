@@ -2,8 +2,10 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -53,6 +55,14 @@ public final class PackedQ4 implements PackedMatrix {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    // group8Quad's 512-bit vectors: it calls lanewise(op, ...) and stores through intoMemorySegment, as PackedQ8's 512-bit
+    // kernels do, so that the JDK's shared dispatch is profiled at its own call sites (docs/speed.md, session 30)
+    private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Long> L16 = LongVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
+    /** Int lane i of a 512-bit vector from lane i / 2 (a 256-bit vector's lanes, each twice). */
+    private static final VectorShuffle<Integer> DUPLICATE = VectorShuffle.fromOp(IntVector.SPECIES_512, i -> i / 2);
 
     /** How activations are rounded to integers and laid out for the packed products. */
     enum Precision {
@@ -431,6 +441,12 @@ public final class PackedQ4 implements PackedMatrix {
          * a shuffle).
          */
         int[] pairs = new int[0];
+        /**
+         * {@link Precision#BITS_8} batches: per two pairs (2i, 2i + 1) and per block, each multiplier int of both pairs as one
+         * long, the first pair's in the low half ({@link #group8Quad} broadcasts them to 512 bits: the first pair's in the
+         * even int lanes, the second's in the odd ones).
+         */
+        long[] quads = new long[0];
         /** The batch {@link #pairs} were laid out for (0: none; laying out anything anew forgets them). */
         int pairedBatch;
 
@@ -463,6 +479,13 @@ public final class PackedQ4 implements PackedMatrix {
                 for (int i = 0; i < stride; i++) pairs[at + i] = (v[first + i] & 0xFFFF) | v[second + i] << 16;
             }
             java.util.Arrays.fill(pairs, count * stride, padded * stride, 0);
+            if (precision == Precision.BITS_8) {
+                if (quads.length < padded / 2 * stride) quads = new long[padded / 2 * stride];
+                for (int q = 0; q < padded / 2; q++) {
+                    int first = 2 * q * stride, second = first + stride, at = q * stride;
+                    for (int i = 0; i < stride; i++) quads[at + i] = pairs[first + i] & 0xFFFFFFFFL | (long) pairs[second + i] << 32;
+                }
+            }
             int nb = cols / QK;
             java.util.Arrays.fill(d, batch * nb, 2 * padded * nb, 0f);
             java.util.Arrays.fill(sums, batch * nb, 2 * padded * nb, 0f);
@@ -722,10 +745,11 @@ public final class PackedQ4 implements PackedMatrix {
     static final int CHUNK_PAIRS = 16;
 
     /**
-     * 8-bit activations laid out with their {@link Activation#pairs}: four vectors (two pairs) per pass over a group's
-     * weights, so each weight vector is loaded and shifted once for four and each multiplier is a plain 32-bit
-     * broadcast. Every vector gets exactly {@link #group8}'s bits: the integer sums are the same sums modulo 2^16, and
-     * each vector's float operations are group8's, in its order. Otherwise as {@link PackedMatrix#productBatch}.
+     * 8-bit activations laid out with their {@link Activation#pairs} (and {@link Activation#quads}): eight vectors (four
+     * pairs, {@link #group8Quad}) or four (two pairs, {@link #group8Pairs}) per pass over a group's weights, so each weight
+     * vector is loaded and shifted once for all of them and each multiplier is a plain 32- or 64-bit broadcast. Every
+     * vector gets exactly {@link #group8}'s bits: the integer sums are the same sums modulo 2^16, and each vector's float
+     * operations are group8's, in its order. Otherwise as {@link PackedMatrix#productBatch}.
      */
     @Override
     public void productBatch(Activation a, int batch, int stride, int blocks, int g0, int g1, float[] out, int outOff, int outStride) {
@@ -735,17 +759,21 @@ public final class PackedQ4 implements PackedMatrix {
         }
         if (a.cols != cols) throw new IllegalArgumentException("activation of " + a.cols + " values for a matrix of " + cols + " columns");
         // Passes by what a group's pass costs (JMH MatMulBench Q4_K 768x1024, hot, one thread, AMD EPYC Zen 4 class:
-        // ~152 us for eight vectors, ~91 for four, ~35 for one): whole quads of eight vectors first; a rest of six or
-        // seven as a quad padded to eight; of three to five, a pass for four (a third vector runs as a pair with
-        // itself) and a fifth alone; of one or two, each vector alone (a pass for four costs more than two alone).
+        // ~152 us for eight vectors, ~91 for four, ~35 for one, with the 256-bit quad kernel): whole quads of eight
+        // vectors first; a rest of six or seven as a quad padded to eight; of three to five, a pass for four (a third
+        // vector runs as a pair with itself) and a fifth alone; of one or two, each vector alone (a pass for four costs
+        // more than two alone). With the 512-bit quad kernel (session 43: ~75-80 us for a padded quad of six to eight,
+        // ~57 us for three or four as a pass for four, ~77 for five as four and one) the same rule still holds: a
+        // padded quad for three to five measured 73-76, 74-76 and 73-78 us.
         // Every vector gets group8's bits whichever pass computes it.
         int quads = batch / 8 * 4; // pairs in whole quads (an odd batch's last vector is paired with itself)
+        float[] acc = batch >= 6 ? QUAD_ACCUMULATORS.get() : null;
         int rest = batch - 2 * quads;
         // the pairs a chunk at a time, over all the groups: a long batch's multipliers stay in L2 while every group reads them
         for (int c0 = 0; c0 < quads; c0 += CHUNK_PAIRS) {
             int c1 = Math.min(quads, c0 + CHUNK_PAIRS);
             for (int g = g0; g < g1; g++) {
-                for (int p = c0; p < c1; p += 4) group8Quad(g, a.pairs, p, stride, a.d, a.sums, blocks, out, outOff + (g - g0) * ROWS, outStride);
+                for (int p = c0; p < c1; p += 4) group8Quad(g, a.quads, p, stride, a.d, a.sums, blocks, acc, out, outOff + (g - g0) * ROWS, outStride);
             }
         }
         if (rest == 0) return;
@@ -756,7 +784,7 @@ public final class PackedQ4 implements PackedMatrix {
                 // pairs [quads, quads + 4), the padding among them zero (Activation.layOutPairs): all eight rows into a
                 // scratch block, then the batch's own rows out of it
                 int t0 = 2 * quads;
-                group8Quad(g, a.pairs, quads, stride, a.d, a.sums, blocks, padded, -t0 * ROWS, ROWS);
+                group8Quad(g, a.quads, quads, stride, a.d, a.sums, blocks, acc, padded, -t0 * ROWS, ROWS);
                 for (int t = t0; t < batch; t++) System.arraycopy(padded, (t - t0) * ROWS, out, o + t * outStride, ROWS);
                 continue;
             }
@@ -772,202 +800,170 @@ public final class PackedQ4 implements PackedMatrix {
         }
     }
 
+    /** Each thread's accumulators of {@link #group8Quad}: eight vectors' rows. */
+    private static final ThreadLocal<float[]> QUAD_ACCUMULATORS = ThreadLocal.withInitial(() -> new float[8 * ROWS]);
+
     /** Each thread's eight rows of sixteen for a padded quad of {@link #productBatch}. */
     private static final ThreadLocal<float[]> QUAD_ROWS = ThreadLocal.withInitial(() -> new float[8 * ROWS]);
 
     /**
-     * {@link #group8} of group g for the eight vectors of pairs [p, p + 4) (all distinct), each pair's multipliers at
-     * pairs[pair·stride ..]: twice the vectors per weight loaded and shifted of {@link #group8Pairs}. Their float sums
-     * gather in their rows of {@code out} block by block (sixteen accumulators do not fit in the registers), with
-     * group8's operations in its order.
+     * {@link #group8} of group g for the eight vectors of pairs [p, p + 4) (all distinct; p even), their multipliers in
+     * {@link Activation#quads} at quads[(p / 2 + i)·stride ..]: twice the vectors per weight loaded and shifted of
+     * {@link #group8Pairs}, in 512-bit vectors. Each weight int is loaded once and duplicated into two neighbouring int
+     * lanes, so that one 64-bit broadcast multiplies it by two pairs' multipliers (even lanes the first pair's, odd lanes
+     * the second's): each lane computes what the 256-bit form computes, with half the instructions. The float sums gather
+     * block by block in {@code acc} (per thread, 128 floats), the two pairs' rows interleaved as their lanes are, with
+     * group8's operations in its order; the rows go to {@code out} at the end.
      */
-    private void group8Quad(int g, int[] pairs, int p, int stride, float[] dx, float[] sums, int blocks, float[] out, int outOff, int outStride) {
+    private void group8Quad(int g, long[] quads, int p, int stride, float[] dx, float[] sums, int blocks, float[] acc, float[] out, int outOff, int outStride) {
         short[] qs = quants;
         float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb, per = Precision.BITS_8.blockShorts;
-        for (int t = 2 * p; t < 2 * p + 8; t++) java.util.Arrays.fill(out, outOff + t * outStride, outOff + t * outStride + ROWS, 0f);
-        int pa = p * stride, pb = pa + stride, pc = pb + stride, pd = pc + stride;
+        java.util.Arrays.fill(acc, 0, 8 * ROWS, 0f);
+        MemorySegment accs = MemorySegment.ofArray(acc);
+        // shift counts and constants as vectors: the rule for 512-bit code (WideVectorRuleTest) keeps scalar operands out
+        ShortVector s4 = ShortVector.broadcast(S32, (short) 4), s8 = ShortVector.broadcast(S32, (short) 8), s12 = ShortVector.broadcast(S32, (short) 12);
+        IntVector i16 = IntVector.broadcast(I16, 16), ff = IntVector.broadcast(I, 0xFF);
+        IntVector i8n = IntVector.broadcast(I, 8), i16n = IntVector.broadcast(I, 16), i24n = IntVector.broadcast(I, 24);
+        FloatVector eight = FloatVector.broadcast(F, 8f);
+        int qa = p / 2 * stride, qc = qa + stride, t = 2 * p;
         for (int b = 0; b < nb; b++) {
             int qp = (block0 + b) * blockShorts + quantHead, sp = ((block0 + b) >>> scaleShift) * blockFloats, m = b * per;
-            ShortVector wa = IntVector.broadcast(I, pairs[pa + m]).reinterpretAsShorts(), ua = wa;
-            ShortVector wb = IntVector.broadcast(I, pairs[pb + m]).reinterpretAsShorts(), ub = wb;
-            ShortVector wc = IntVector.broadcast(I, pairs[pc + m]).reinterpretAsShorts(), uc = wc;
-            ShortVector wd = IntVector.broadcast(I, pairs[pd + m]).reinterpretAsShorts(), ud = wd;
+            ShortVector wab = (ShortVector) LongVector.broadcast(L16, quads[qa + m]).reinterpretShape(S32, 0), uab = wab;
+            ShortVector wcd = (ShortVector) LongVector.broadcast(L16, quads[qc + m]).reinterpretShape(S32, 0), ucd = wcd;
             for (int s = 0; s < 8; s++) {
-                ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
-                ShortVector u = w.reinterpretAsInts().lanewise(VectorOperators.ROL, 16).reinterpretAsShorts();
+                ShortVector w = (ShortVector) ShortVector.fromArray(S, qs, qp + 16 * s).reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(S32, 0);
+                ShortVector u = (ShortVector) ((IntVector) w.reinterpretShape(I16, 0)).lanewise(VectorOperators.ROL, i16).reinterpretShape(S32, 0);
                 int k = m + 1 + s * 4;
-                // the four nibbles written out: as a loop (group8Pairs' form) C2 kept it rolled here, with the shift
-                // counts in registers and ~25 scalar instructions per nibble (JMH Q4_0 3584x1024, 16 vectors, one
-                // thread: 1868 us as a loop, 1163 us written out)
-                ShortVector wn = w, un = u;
-                ShortVector xa0 = IntVector.broadcast(I, pairs[pa + k]).reinterpretAsShorts();
-                wa = wa.add(wn.mul(xa0));
-                ua = ua.add(un.mul(xa0));
-                ShortVector xb0 = IntVector.broadcast(I, pairs[pb + k]).reinterpretAsShorts();
-                wb = wb.add(wn.mul(xb0));
-                ub = ub.add(un.mul(xb0));
-                ShortVector xc0 = IntVector.broadcast(I, pairs[pc + k]).reinterpretAsShorts();
-                wc = wc.add(wn.mul(xc0));
-                uc = uc.add(un.mul(xc0));
-                ShortVector xd0 = IntVector.broadcast(I, pairs[pd + k]).reinterpretAsShorts();
-                wd = wd.add(wn.mul(xd0));
-                ud = ud.add(un.mul(xd0));
-                wn = w.lanewise(VectorOperators.LSHR, 4);
-                un = u.lanewise(VectorOperators.LSHR, 4);
-                ShortVector xa1 = IntVector.broadcast(I, pairs[pa + k + 1]).reinterpretAsShorts();
-                wa = wa.add(wn.mul(xa1));
-                ua = ua.add(un.mul(xa1));
-                ShortVector xb1 = IntVector.broadcast(I, pairs[pb + k + 1]).reinterpretAsShorts();
-                wb = wb.add(wn.mul(xb1));
-                ub = ub.add(un.mul(xb1));
-                ShortVector xc1 = IntVector.broadcast(I, pairs[pc + k + 1]).reinterpretAsShorts();
-                wc = wc.add(wn.mul(xc1));
-                uc = uc.add(un.mul(xc1));
-                ShortVector xd1 = IntVector.broadcast(I, pairs[pd + k + 1]).reinterpretAsShorts();
-                wd = wd.add(wn.mul(xd1));
-                ud = ud.add(un.mul(xd1));
-                wn = w.lanewise(VectorOperators.LSHR, 8);
-                un = u.lanewise(VectorOperators.LSHR, 8);
-                ShortVector xa2 = IntVector.broadcast(I, pairs[pa + k + 2]).reinterpretAsShorts();
-                wa = wa.add(wn.mul(xa2));
-                ua = ua.add(un.mul(xa2));
-                ShortVector xb2 = IntVector.broadcast(I, pairs[pb + k + 2]).reinterpretAsShorts();
-                wb = wb.add(wn.mul(xb2));
-                ub = ub.add(un.mul(xb2));
-                ShortVector xc2 = IntVector.broadcast(I, pairs[pc + k + 2]).reinterpretAsShorts();
-                wc = wc.add(wn.mul(xc2));
-                uc = uc.add(un.mul(xc2));
-                ShortVector xd2 = IntVector.broadcast(I, pairs[pd + k + 2]).reinterpretAsShorts();
-                wd = wd.add(wn.mul(xd2));
-                ud = ud.add(un.mul(xd2));
-                wn = w.lanewise(VectorOperators.LSHR, 12);
-                un = u.lanewise(VectorOperators.LSHR, 12);
-                ShortVector xa3 = IntVector.broadcast(I, pairs[pa + k + 3]).reinterpretAsShorts();
-                wa = wa.add(wn.mul(xa3));
-                ua = ua.add(un.mul(xa3));
-                ShortVector xb3 = IntVector.broadcast(I, pairs[pb + k + 3]).reinterpretAsShorts();
-                wb = wb.add(wn.mul(xb3));
-                ub = ub.add(un.mul(xb3));
-                ShortVector xc3 = IntVector.broadcast(I, pairs[pc + k + 3]).reinterpretAsShorts();
-                wc = wc.add(wn.mul(xc3));
-                uc = uc.add(un.mul(xc3));
-                ShortVector xd3 = IntVector.broadcast(I, pairs[pd + k + 3]).reinterpretAsShorts();
-                wd = wd.add(wn.mul(xd3));
-                ud = ud.add(un.mul(xd3));
+                {
+                    ShortVector wn = w, un = u;
+                    ShortVector xa = (ShortVector) LongVector.broadcast(L16, quads[qa + k + 0]).reinterpretShape(S32, 0);
+                    wab = wab.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, xa));
+                    uab = uab.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, xa));
+                    ShortVector xc = (ShortVector) LongVector.broadcast(L16, quads[qc + k + 0]).reinterpretShape(S32, 0);
+                    wcd = wcd.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, xc));
+                    ucd = ucd.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, xc));
+                }
+                {
+                    ShortVector wn = w.lanewise(VectorOperators.LSHR, s4), un = u.lanewise(VectorOperators.LSHR, s4);
+                    ShortVector xa = (ShortVector) LongVector.broadcast(L16, quads[qa + k + 1]).reinterpretShape(S32, 0);
+                    wab = wab.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, xa));
+                    uab = uab.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, xa));
+                    ShortVector xc = (ShortVector) LongVector.broadcast(L16, quads[qc + k + 1]).reinterpretShape(S32, 0);
+                    wcd = wcd.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, xc));
+                    ucd = ucd.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, xc));
+                }
+                {
+                    ShortVector wn = w.lanewise(VectorOperators.LSHR, s8), un = u.lanewise(VectorOperators.LSHR, s8);
+                    ShortVector xa = (ShortVector) LongVector.broadcast(L16, quads[qa + k + 2]).reinterpretShape(S32, 0);
+                    wab = wab.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, xa));
+                    uab = uab.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, xa));
+                    ShortVector xc = (ShortVector) LongVector.broadcast(L16, quads[qc + k + 2]).reinterpretShape(S32, 0);
+                    wcd = wcd.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, xc));
+                    ucd = ucd.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, xc));
+                }
+                {
+                    ShortVector wn = w.lanewise(VectorOperators.LSHR, s12), un = u.lanewise(VectorOperators.LSHR, s12);
+                    ShortVector xa = (ShortVector) LongVector.broadcast(L16, quads[qa + k + 3]).reinterpretShape(S32, 0);
+                    wab = wab.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, xa));
+                    uab = uab.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, xa));
+                    ShortVector xc = (ShortVector) LongVector.broadcast(L16, quads[qc + k + 3]).reinterpretShape(S32, 0);
+                    wcd = wcd.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, xc));
+                    ucd = ucd.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, xc));
+                }
             }
             // (written out: a helper taking these vectors would box them when C2 does not inline it)
-            FloatVector s0 = FloatVector.fromArray(F, sc, sp), s1 = FloatVector.fromArray(F, sc, sp + 8);
-            if (compact) { // s0 and s1 hold the super-block's d: the block's scales are d·sc
-                IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
-                s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
-                s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+            FloatVector e0 = FloatVector.fromArray(F, sc, sp), e1 = FloatVector.fromArray(F, sc, sp + 8);
+            if (compact) { // e0 and e1 hold the super-block's d: the block's scales are d·sc
+                IntVector km = (IntVector) ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretShape(I, 0);
+                e0 = ((FloatVector) km.lanewise(VectorOperators.AND, ff).convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, e0);
+                e1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, i16n).lanewise(VectorOperators.AND, ff).convertShape(VectorOperators.I2F, F, 0))
+                        .lanewise(VectorOperators.MUL, e1);
             }
-            FloatVector f0 = s0, f1 = s1; // Q4_K's offsets (Q4_0 has none)
+            FloatVector g0 = e0, g1 = e1; // Q4_K's offsets (Q4_0 has none)
             if (offsets) {
-                f0 = FloatVector.fromArray(F, sc, sp + 16);
-                f1 = FloatVector.fromArray(F, sc, sp + 24);
-                if (compact) { // f0 and f1 hold the super-block's dmin: the block's offsets are 8·d·sc − dmin·m
-                    IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
-                    f0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(f0));
-                    f1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(f1));
+                g0 = FloatVector.fromArray(F, sc, sp + 16);
+                g1 = FloatVector.fromArray(F, sc, sp + 24);
+                if (compact) { // g0 and g1 hold the super-block's dmin: the block's offsets are 8·d·sc − dmin·m
+                    IntVector km = (IntVector) ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretShape(I, 0);
+                    g0 = e0.lanewise(VectorOperators.MUL, eight).lanewise(VectorOperators.SUB, ((FloatVector) km.lanewise(VectorOperators.LSHR, i8n)
+                            .lanewise(VectorOperators.AND, ff).convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, g0));
+                    g1 = e1.lanewise(VectorOperators.MUL, eight).lanewise(VectorOperators.SUB, ((FloatVector) km.lanewise(VectorOperators.LSHR, i24n)
+                            .convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, g1));
                 }
             }
-            int t = 2 * p;
-            {
-                IntVector wi = wa.reinterpretAsInts(), ui = ua.reinterpretAsInts();
-                int first = t + 0, o0 = outOff + first * outStride, o1 = o0 + outStride, d0 = first * blocks + b, d1 = d0 + blocks;
-                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s0.mul(dx[d0]), FloatVector.fromArray(F, out, o0));
-                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s1.mul(dx[d0]), FloatVector.fromArray(F, out, o0 + 8));
-                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s0.mul(dx[d1]), FloatVector.fromArray(F, out, o1));
-                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
+            // each row's scale and offset in two neighbouring lanes, one per pair
+            FloatVector s0 = (FloatVector) e0.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            FloatVector s1 = (FloatVector) e1.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            FloatVector f0 = (FloatVector) g0.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            FloatVector f1 = (FloatVector) g1.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            { // tokens t .. t + 3: pair (t, t + 1) in the even lanes, (t + 2, t + 3) in the odd ones
+                IntVector wi = (IntVector) wab.reinterpretShape(I16, 0), ui = (IntVector) uab.reinterpretShape(I16, 0);
+                int first = t, d0 = first * blocks + b, d1 = d0 + blocks, d2 = d1 + blocks, d3 = d2 + blocks;
+                // a first vector's rows 0-7 in w's low halves, 8-15 in u's; a second's rows 0-7 in u's high halves, 8-15 in w's
+                FloatVector lo = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(dx[d0]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(dx[d2]) << 32)).reinterpretShape(F16, 0);
+                FloatVector hi = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(dx[d1]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(dx[d3]) << 32)).reinterpretShape(F16, 0);
+                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                        .lanewise(VectorOperators.FMA, s0.lanewise(VectorOperators.MUL, lo), FloatVector.fromArray(F16, acc, 0));
+                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                        .lanewise(VectorOperators.FMA, s1.lanewise(VectorOperators.MUL, lo), FloatVector.fromArray(F16, acc, 16));
+                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                        .lanewise(VectorOperators.FMA, s0.lanewise(VectorOperators.MUL, hi), FloatVector.fromArray(F16, acc, 32));
+                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                        .lanewise(VectorOperators.FMA, s1.lanewise(VectorOperators.MUL, hi), FloatVector.fromArray(F16, acc, 48));
                 if (offsets) {
-                    FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
-                    r00 = f0.fma(x0, r00);
-                    r01 = f1.fma(x0, r01);
-                    r10 = f0.fma(x1, r10);
-                    r11 = f1.fma(x1, r11);
+                    FloatVector xlo = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(sums[d0]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(sums[d2]) << 32)).reinterpretShape(F16, 0);
+                    FloatVector xhi = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(sums[d1]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(sums[d3]) << 32)).reinterpretShape(F16, 0);
+                    r00 = f0.lanewise(VectorOperators.FMA, xlo, r00);
+                    r01 = f1.lanewise(VectorOperators.FMA, xlo, r01);
+                    r10 = f0.lanewise(VectorOperators.FMA, xhi, r10);
+                    r11 = f1.lanewise(VectorOperators.FMA, xhi, r11);
                 }
-                r00.intoArray(out, o0);
-                r01.intoArray(out, o0 + 8);
-                r10.intoArray(out, o1);
-                r11.intoArray(out, o1 + 8);
+                r00.intoMemorySegment(accs, 0 * 4L, ByteOrder.nativeOrder());
+                r01.intoMemorySegment(accs, 16 * 4L, ByteOrder.nativeOrder());
+                r10.intoMemorySegment(accs, 32 * 4L, ByteOrder.nativeOrder());
+                r11.intoMemorySegment(accs, 48 * 4L, ByteOrder.nativeOrder());
             }
-            {
-                IntVector wi = wb.reinterpretAsInts(), ui = ub.reinterpretAsInts();
-                int first = t + 2, o0 = outOff + first * outStride, o1 = o0 + outStride, d0 = first * blocks + b, d1 = d0 + blocks;
-                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s0.mul(dx[d0]), FloatVector.fromArray(F, out, o0));
-                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s1.mul(dx[d0]), FloatVector.fromArray(F, out, o0 + 8));
-                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s0.mul(dx[d1]), FloatVector.fromArray(F, out, o1));
-                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
+            { // tokens t + 4 .. t + 4 + 3: pair (t + 4, t + 4 + 1) in the even lanes, (t + 4 + 2, t + 4 + 3) in the odd ones
+                IntVector wi = (IntVector) wcd.reinterpretShape(I16, 0), ui = (IntVector) ucd.reinterpretShape(I16, 0);
+                int first = t + 4, d0 = first * blocks + b, d1 = d0 + blocks, d2 = d1 + blocks, d3 = d2 + blocks;
+                // a first vector's rows 0-7 in w's low halves, 8-15 in u's; a second's rows 0-7 in u's high halves, 8-15 in w's
+                FloatVector lo = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(dx[d0]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(dx[d2]) << 32)).reinterpretShape(F16, 0);
+                FloatVector hi = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(dx[d1]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(dx[d3]) << 32)).reinterpretShape(F16, 0);
+                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                        .lanewise(VectorOperators.FMA, s0.lanewise(VectorOperators.MUL, lo), FloatVector.fromArray(F16, acc, 64));
+                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                        .lanewise(VectorOperators.FMA, s1.lanewise(VectorOperators.MUL, lo), FloatVector.fromArray(F16, acc, 80));
+                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                        .lanewise(VectorOperators.FMA, s0.lanewise(VectorOperators.MUL, hi), FloatVector.fromArray(F16, acc, 96));
+                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                        .lanewise(VectorOperators.FMA, s1.lanewise(VectorOperators.MUL, hi), FloatVector.fromArray(F16, acc, 112));
                 if (offsets) {
-                    FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
-                    r00 = f0.fma(x0, r00);
-                    r01 = f1.fma(x0, r01);
-                    r10 = f0.fma(x1, r10);
-                    r11 = f1.fma(x1, r11);
+                    FloatVector xlo = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(sums[d0]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(sums[d2]) << 32)).reinterpretShape(F16, 0);
+                    FloatVector xhi = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(sums[d1]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(sums[d3]) << 32)).reinterpretShape(F16, 0);
+                    r00 = f0.lanewise(VectorOperators.FMA, xlo, r00);
+                    r01 = f1.lanewise(VectorOperators.FMA, xlo, r01);
+                    r10 = f0.lanewise(VectorOperators.FMA, xhi, r10);
+                    r11 = f1.lanewise(VectorOperators.FMA, xhi, r11);
                 }
-                r00.intoArray(out, o0);
-                r01.intoArray(out, o0 + 8);
-                r10.intoArray(out, o1);
-                r11.intoArray(out, o1 + 8);
+                r00.intoMemorySegment(accs, 64 * 4L, ByteOrder.nativeOrder());
+                r01.intoMemorySegment(accs, 80 * 4L, ByteOrder.nativeOrder());
+                r10.intoMemorySegment(accs, 96 * 4L, ByteOrder.nativeOrder());
+                r11.intoMemorySegment(accs, 112 * 4L, ByteOrder.nativeOrder());
             }
-            {
-                IntVector wi = wc.reinterpretAsInts(), ui = uc.reinterpretAsInts();
-                int first = t + 4, o0 = outOff + first * outStride, o1 = o0 + outStride, d0 = first * blocks + b, d1 = d0 + blocks;
-                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s0.mul(dx[d0]), FloatVector.fromArray(F, out, o0));
-                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s1.mul(dx[d0]), FloatVector.fromArray(F, out, o0 + 8));
-                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s0.mul(dx[d1]), FloatVector.fromArray(F, out, o1));
-                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
-                if (offsets) {
-                    FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
-                    r00 = f0.fma(x0, r00);
-                    r01 = f1.fma(x0, r01);
-                    r10 = f0.fma(x1, r10);
-                    r11 = f1.fma(x1, r11);
+        }
+        // the interleaved rows out: acc[64·h + 32·second + 16·upper + 2·r + odd] is row r + 8·upper of token
+        // t + 4·h + 2·odd + second
+        for (int h = 0; h < 2; h++) {
+            for (int second = 0; second < 2; second++) {
+                for (int odd = 0; odd < 2; odd++) {
+                    int o = outOff + (t + 4 * h + 2 * odd + second) * outStride, a = 64 * h + 32 * second + odd;
+                    for (int r = 0; r < ROWS; r++) out[o + r] = acc[a + 16 * (r >> 3) + 2 * (r & 7)];
                 }
-                r00.intoArray(out, o0);
-                r01.intoArray(out, o0 + 8);
-                r10.intoArray(out, o1);
-                r11.intoArray(out, o1 + 8);
-            }
-            {
-                IntVector wi = wd.reinterpretAsInts(), ui = ud.reinterpretAsInts();
-                int first = t + 6, o0 = outOff + first * outStride, o1 = o0 + outStride, d0 = first * blocks + b, d1 = d0 + blocks;
-                FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s0.mul(dx[d0]), FloatVector.fromArray(F, out, o0));
-                FloatVector r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s1.mul(dx[d0]), FloatVector.fromArray(F, out, o0 + 8));
-                FloatVector r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s0.mul(dx[d1]), FloatVector.fromArray(F, out, o1));
-                FloatVector r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                        .fma(s1.mul(dx[d1]), FloatVector.fromArray(F, out, o1 + 8));
-                if (offsets) {
-                    FloatVector x0 = FloatVector.broadcast(F, sums[d0]), x1 = FloatVector.broadcast(F, sums[d1]);
-                    r00 = f0.fma(x0, r00);
-                    r01 = f1.fma(x0, r01);
-                    r10 = f0.fma(x1, r10);
-                    r11 = f1.fma(x1, r11);
-                }
-                r00.intoArray(out, o0);
-                r01.intoArray(out, o0 + 8);
-                r10.intoArray(out, o1);
-                r11.intoArray(out, o1 + 8);
             }
         }
     }
+
 
     /**
      * {@link #group8} of group g for two pairs of vectors (tokens ta0/ta1 at {@code pairs[pa ..]}, tb0/tb1 at
