@@ -442,9 +442,10 @@ public final class PackedQ4 implements PackedMatrix {
          */
         int[] pairs = new int[0];
         /**
-         * {@link Precision#BITS_8} batches: per two pairs (2i, 2i + 1) and per block, each multiplier int of both pairs as one
-         * long, the first pair's in the low half ({@link #group8Quad} broadcasts them to 512 bits: the first pair's in the
-         * even int lanes, the second's in the odd ones).
+         * 8-bit batches ({@link Precision#BITS_8}, {@link Precision#Q6_BITS_8}): per two pairs (2i, 2i + 1) and per block,
+         * each multiplier int of both pairs as one long, the first pair's in the low half ({@link #group8Quad} and
+         * PackedQ6's group8Pairs broadcast them to 512 bits: the first pair's in the even int lanes, the second's in the odd
+         * ones).
          */
         long[] quads = new long[0];
         /** The batch {@link #pairs} were laid out for (0: none; laying out anything anew forgets them). */
@@ -479,7 +480,7 @@ public final class PackedQ4 implements PackedMatrix {
                 for (int i = 0; i < stride; i++) pairs[at + i] = (v[first + i] & 0xFFFF) | v[second + i] << 16;
             }
             java.util.Arrays.fill(pairs, count * stride, padded * stride, 0);
-            if (precision == Precision.BITS_8) {
+            if (precision == Precision.BITS_8 || precision == Precision.Q6_BITS_8) {
                 if (quads.length < padded / 2 * stride) quads = new long[padded / 2 * stride];
                 for (int q = 0; q < padded / 2; q++) {
                     int first = 2 * q * stride, second = first + stride, at = q * stride;

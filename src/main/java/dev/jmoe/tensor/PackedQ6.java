@@ -2,8 +2,10 @@ package dev.jmoe.tensor;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -46,6 +48,15 @@ public final class PackedQ6 implements PackedMatrix {
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    // group8Pairs' 512-bit vectors (written by the rule for 512-bit code, WideVectorRuleTest; as PackedQ4.group8Quad)
+    private static final VectorSpecies<Short> S32 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
+    private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Long> L16 = LongVector.SPECIES_512;
+    /** Int lane i of a 512-bit vector from lane i / 2 (a 256-bit vector's lanes, each twice). */
+    private static final VectorShuffle<Integer> DUPLICATE = VectorShuffle.fromOp(IntVector.SPECIES_512, i -> i / 2);
+    /** Each thread's rows of {@link #group8Pairs}: four vectors' 16, interleaved as its lanes are. */
+    private static final ThreadLocal<float[]> PAIR_ROWS = ThreadLocal.withInitial(() -> new float[4 * ROWS]);
 
     /** Compact: shorts at the head of each pair of sub-blocks, one per row (in its lane): the file's scales of both, the first in the low byte. */
     private static final int HEAD = ROWS;
@@ -344,6 +355,7 @@ public final class PackedQ6 implements PackedMatrix {
         // before it (its row written twice, the same bits) when there is one to share with, else runs as one vector
         // alone (a pass for four would do four times its work)
         int count = (batch + 1) / 2, inPasses = batch % 2 != 0 && count % 2 != 0 ? count - 1 : count;
+        float[] rows = PAIR_ROWS.get();
         // the pairs a chunk at a time, over all the groups: a long batch's multipliers stay in L2 while every group reads them
         for (int c0 = 0; c0 < inPasses; c0 += PackedQ4.CHUNK_PAIRS) {
             int c1 = Math.min(inPasses, c0 + PackedQ4.CHUNK_PAIRS);
@@ -351,8 +363,8 @@ public final class PackedQ6 implements PackedMatrix {
                 int o = outOff + (g - g0) * ROWS;
                 for (int p = c0; p < c1; p += 2) {
                     int q = Math.min(p + 1, c1 - 1); // a last single pair twice in one pass (the same bits written twice)
-                    group8Pairs(g, a.pairs, p * stride, q * stride, a.d, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
-                            Math.min(2 * q + 1, batch - 1), out, o, outStride);
+                    group8Pairs(g, a.quads, p / 2 * stride, q != p, a.d, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
+                            Math.min(2 * q + 1, batch - 1), rows, out, o, outStride);
                 }
             }
         }
@@ -360,79 +372,90 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     /**
-     * {@link #pair8} of group g alone for two pairs of vectors (tokens ta0/ta1 at {@code pairs[pa ..]}, tb0/tb1 at
-     * {@code pairs[pb ..]}; token t's scales at dx[t·blocks ..], results at out[outOff + t·outStride ..]). As in
-     * PackedQ4's kernel of the same name, the weights as loaded (v) give rows 0-7 of a pair's first vector and rows 8-15
-     * of its second, the weights with the halves of each 32-bit lane swapped (u) the other rows.
+     * {@link #pair8} of group g alone for two pairs of vectors (pairs 2i and 2i + 1, their multipliers in
+     * {@link PackedQ4.Activation#quads} at {@code quads[q ..]}: tokens ta0/ta1 and tb0/tb1; without {@code both}, the
+     * second pair is padding and only ta0/ta1 are written; token t's scales at dx[t·blocks ..], results at
+     * out[outOff + t·outStride ..]). As in PackedQ4's kernels, the weights as loaded (v) give rows 0-7 of a pair's first
+     * vector and rows 8-15 of its second, the weights with the halves of each 32-bit lane swapped (u) the other rows.
+     *
+     * <p>In 512-bit vectors, as {@link PackedQ4}'s group8Quad: each weight int is duplicated into two neighbouring int
+     * lanes, so one 64-bit broadcast multiplies it by both pairs' multipliers (the first pair in the even lanes, the second
+     * in the odd ones); each lane computes what the 256-bit form computed, with about half the instructions. The rows
+     * come out of the lanes through {@code rows} (per thread, 64 floats) at the end.
      */
-    private void group8Pairs(int g, int[] pairs, int pa, int pb, float[] dx, int blocks, int ta0, int ta1, int tb0, int tb1,
-                             float[] out, int outOff, int outStride) {
+    private void group8Pairs(int g, long[] quads, int q, boolean both, float[] dx, int blocks, int ta0, int ta1, int tb0, int tb1,
+                             float[] rows, float[] out, int outOff, int outStride) {
         short[] qs = quants;
         float[] sc = scales;
         int subs = cols / SUB, sub0 = (firstGroup + g) * subs;
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
-        FloatVector b00 = FloatVector.zero(F), b01 = FloatVector.zero(F), b10 = FloatVector.zero(F), b11 = FloatVector.zero(F);
+        // shift counts as vectors: the rule for 512-bit code keeps scalar operands out
+        ShortVector s6 = ShortVector.broadcast(S32, (short) 6);
+        IntVector i16 = IntVector.broadcast(I16, 16), i24 = IntVector.broadcast(I, 24);
+        FloatVector a0 = FloatVector.zero(F16), a1 = a0, b0 = a0, b1 = a0;
         for (int j = 0; j < subs; j++) {
             // quantAt, scaleAt and headAt written out: this method is large enough that C2 stops inlining calls in it
             // (NodeCountInliningCutoff), and those three, left as calls in the loop, cost 8-bit prompts ~3% (one JVM,
             // the two forms alternated per round: Qwen3-like Q4_K_M 1.027, 1.030 and 1.034, Mixtral-like 1.030)
             int sub = sub0 + j, head = (sub >>> 1) * PAIR_SHORTS, qp = compact ? head + HEAD + (sub & 1) * QUANT_SHORTS : sub * QUANT_SHORTS;
-            // per token, rows 0-7 and rows 8-15: the sums of both halves of the sub-block
-            IntVector ia0 = IntVector.zero(I), ia1 = ia0, ja0 = ia0, ja1 = ia0, ib0 = ia0, ib1 = ia0, jb0 = ia0, jb1 = ia0;
+            // per pair (even lanes the first, odd lanes the second), first vectors' rows 0-7 and 8-15 (i0, i1) and second
+            // vectors' (j0, j1): the sums of both halves of the sub-block
+            IntVector i0 = IntVector.zero(I16), i1 = i0, j0 = i0, j1 = i0;
             for (int half = 0; half < 2; half++) {
                 int o = j * 2 * HALF_MULTIPLIERS_8 + half * HALF_MULTIPLIERS_8;
-                ShortVector wa = IntVector.broadcast(I, pairs[pa + o]).reinterpretAsShorts(), ua = wa;
-                ShortVector wb = IntVector.broadcast(I, pairs[pb + o]).reinterpretAsShorts(), ub = wb;
+                ShortVector w = (ShortVector) LongVector.broadcast(L16, quads[q + o]).reinterpretShape(S32, 0), wu = w;
                 for (int i = 0; i < 4; i++) {
                     int k = 16 * (4 * half + i), m = o + 1 + 2 * i;
-                    ShortVector v = ShortVector.fromArray(S, qs, qp + k);
-                    ShortVector u = v.reinterpretAsInts().lanewise(VectorOperators.ROL, 16).reinterpretAsShorts();
-                    ShortVector v6 = v.lanewise(VectorOperators.LSHR, 6), u6 = u.lanewise(VectorOperators.LSHR, 6);
-                    ShortVector x = IntVector.broadcast(I, pairs[pa + m]).reinterpretAsShorts(), y = IntVector.broadcast(I, pairs[pa + m + 1]).reinterpretAsShorts();
-                    wa = wa.add(v.mul(x)).add(v6.mul(y));
-                    ua = ua.add(u.mul(x)).add(u6.mul(y));
-                    x = IntVector.broadcast(I, pairs[pb + m]).reinterpretAsShorts();
-                    y = IntVector.broadcast(I, pairs[pb + m + 1]).reinterpretAsShorts();
-                    wb = wb.add(v.mul(x)).add(v6.mul(y));
-                    ub = ub.add(u.mul(x)).add(u6.mul(y));
+                    IntVector vi = (IntVector) ShortVector.fromArray(S, qs, qp + k).reinterpretShape(I16, 0).rearrange(DUPLICATE);
+                    ShortVector v = (ShortVector) vi.reinterpretShape(S32, 0), u = (ShortVector) vi.lanewise(VectorOperators.ROL, i16).reinterpretShape(S32, 0);
+                    ShortVector v6 = v.lanewise(VectorOperators.LSHR, s6), u6 = u.lanewise(VectorOperators.LSHR, s6);
+                    ShortVector x = (ShortVector) LongVector.broadcast(L16, quads[q + m]).reinterpretShape(S32, 0);
+                    ShortVector y = (ShortVector) LongVector.broadcast(L16, quads[q + m + 1]).reinterpretShape(S32, 0);
+                    w = w.lanewise(VectorOperators.ADD, v.lanewise(VectorOperators.MUL, x)).lanewise(VectorOperators.ADD, v6.lanewise(VectorOperators.MUL, y));
+                    wu = wu.lanewise(VectorOperators.ADD, u.lanewise(VectorOperators.MUL, x)).lanewise(VectorOperators.ADD, u6.lanewise(VectorOperators.MUL, y));
                 }
-                IntVector w = wa.reinterpretAsInts(), u = ua.reinterpretAsInts();
-                ia0 = ia0.add(w.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                ia1 = ia1.add(u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                ja0 = ja0.add(u.lanewise(VectorOperators.ASHR, 16));
-                ja1 = ja1.add(w.lanewise(VectorOperators.ASHR, 16));
-                w = wb.reinterpretAsInts();
-                u = ub.reinterpretAsInts();
-                ib0 = ib0.add(w.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                ib1 = ib1.add(u.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-                jb0 = jb0.add(u.lanewise(VectorOperators.ASHR, 16));
-                jb1 = jb1.add(w.lanewise(VectorOperators.ASHR, 16));
+                IntVector wi = (IntVector) w.reinterpretShape(I16, 0), ui = (IntVector) wu.reinterpretShape(I16, 0);
+                i0 = i0.lanewise(VectorOperators.ADD, wi.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16));
+                i1 = i1.lanewise(VectorOperators.ADD, ui.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16));
+                j0 = j0.lanewise(VectorOperators.ADD, ui.lanewise(VectorOperators.ASHR, i16));
+                j1 = j1.lanewise(VectorOperators.ADD, wi.lanewise(VectorOperators.ASHR, i16));
             }
             int p = compact ? sub / SUBS_PER_SUPER * ROWS : sub * ROWS, blk = j / 2;
-            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
-            if (compact) { // s0 and s1 hold the super-block's d: the sub-block's scales are d·scale
-                IntVector heads = ShortVector.fromArray(S, qs, head).reinterpretAsInts();
+            FloatVector e0 = FloatVector.fromArray(F, sc, p), e1 = FloatVector.fromArray(F, sc, p + 8);
+            if (compact) { // e0 and e1 hold the super-block's d: the sub-block's scales are d·scale
+                IntVector heads = (IntVector) ShortVector.fromArray(S, qs, head).reinterpretShape(I, 0);
                 int up = 8 * (j & 1);
-                s0 = ((FloatVector) heads.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
-                s1 = ((FloatVector) heads.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+                e0 = ((FloatVector) heads.lanewise(VectorOperators.LSHL, IntVector.broadcast(I, 24 - up)).lanewise(VectorOperators.ASHR, i24)
+                        .convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, e0);
+                e1 = ((FloatVector) heads.lanewise(VectorOperators.LSHL, IntVector.broadcast(I, 8 - up)).lanewise(VectorOperators.ASHR, i24)
+                        .convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, e1);
             }
-            a00 = ((FloatVector) ia0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta0 * blocks + blk]), a00);
-            a01 = ((FloatVector) ia1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[ta0 * blocks + blk]), a01);
-            a10 = ((FloatVector) ja0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta1 * blocks + blk]), a10);
-            a11 = ((FloatVector) ja1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[ta1 * blocks + blk]), a11);
-            b00 = ((FloatVector) ib0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[tb0 * blocks + blk]), b00);
-            b01 = ((FloatVector) ib1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[tb0 * blocks + blk]), b01);
-            b10 = ((FloatVector) jb0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[tb1 * blocks + blk]), b10);
-            b11 = ((FloatVector) jb1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[tb1 * blocks + blk]), b11);
+            // each row's scale in two neighbouring lanes, and the tokens' d_x as the lanes take them
+            FloatVector s0 = (FloatVector) e0.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            FloatVector s1 = (FloatVector) e1.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            FloatVector first = (FloatVector) LongVector.broadcast(L16, Float.floatToRawIntBits(dx[ta0 * blocks + blk]) & 0xFFFFFFFFL
+                    | (long) Float.floatToRawIntBits(dx[tb0 * blocks + blk]) << 32).reinterpretShape(F16, 0);
+            FloatVector second = (FloatVector) LongVector.broadcast(L16, Float.floatToRawIntBits(dx[ta1 * blocks + blk]) & 0xFFFFFFFFL
+                    | (long) Float.floatToRawIntBits(dx[tb1 * blocks + blk]) << 32).reinterpretShape(F16, 0);
+            a0 = ((FloatVector) i0.convertShape(VectorOperators.I2F, F16, 0)).lanewise(VectorOperators.FMA, s0.lanewise(VectorOperators.MUL, first), a0);
+            a1 = ((FloatVector) i1.convertShape(VectorOperators.I2F, F16, 0)).lanewise(VectorOperators.FMA, s1.lanewise(VectorOperators.MUL, first), a1);
+            b0 = ((FloatVector) j0.convertShape(VectorOperators.I2F, F16, 0)).lanewise(VectorOperators.FMA, s0.lanewise(VectorOperators.MUL, second), b0);
+            b1 = ((FloatVector) j1.convertShape(VectorOperators.I2F, F16, 0)).lanewise(VectorOperators.FMA, s1.lanewise(VectorOperators.MUL, second), b1);
         }
-        a00.intoArray(out, outOff + ta0 * outStride);
-        a01.intoArray(out, outOff + ta0 * outStride + 8);
-        a10.intoArray(out, outOff + ta1 * outStride);
-        a11.intoArray(out, outOff + ta1 * outStride + 8);
-        b00.intoArray(out, outOff + tb0 * outStride);
-        b01.intoArray(out, outOff + tb0 * outStride + 8);
-        b10.intoArray(out, outOff + tb1 * outStride);
-        b11.intoArray(out, outOff + tb1 * outStride + 8);
+        MemorySegment rs = MemorySegment.ofArray(rows);
+        a0.intoMemorySegment(rs, 0, ByteOrder.nativeOrder());
+        a1.intoMemorySegment(rs, 16 * 4L, ByteOrder.nativeOrder());
+        b0.intoMemorySegment(rs, 32 * 4L, ByteOrder.nativeOrder());
+        b1.intoMemorySegment(rs, 48 * 4L, ByteOrder.nativeOrder());
+        // rows[32·second + 16·upper + 2·r + odd]: row r + 8·upper of the pair's first (second = 0) or second vector,
+        // of the first pair (odd = 0) or the second
+        for (int pair = 0; pair < (both ? 2 : 1); pair++) {
+            int oa = outOff + (pair == 0 ? ta0 : tb0) * outStride, ob = outOff + (pair == 0 ? ta1 : tb1) * outStride;
+            for (int r = 0; r < ROWS; r++) {
+                int at = 16 * (r >> 3) + 2 * (r & 7) + pair;
+                out[oa + r] = rows[at];
+                out[ob + r] = rows[32 + at];
+            }
+        }
     }
 
     /**

@@ -35,7 +35,7 @@ import java.util.concurrent.TimeUnit;
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx2g",
         "-XX:+UseTransparentHugePages"})
 public class MatMulBench {
-    @Param({"Q8_0", "Q4_0", "Q4_K", "F16"})
+    @Param({"Q8_0", "Q4_0", "Q4_K", "Q6_K", "F16"})
     public String type;
 
     @Param({"3584x1024", "768x1024"})
