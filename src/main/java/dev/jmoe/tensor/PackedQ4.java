@@ -768,7 +768,7 @@ public final class PackedQ4 implements PackedMatrix {
         // padded quad for three to five measured 73-76, 74-76 and 73-78 us.
         // Every vector gets group8's bits whichever pass computes it.
         int quads = batch / 8 * 4; // pairs in whole quads (an odd batch's last vector is paired with itself)
-        float[] acc = batch >= 6 ? QUAD_ACCUMULATORS.get() : null;
+        float[] acc = batch >= 3 ? QUAD_ACCUMULATORS.get() : null;
         int rest = batch - 2 * quads;
         // the pairs a chunk at a time, over all the groups: a long batch's multipliers stay in L2 while every group reads them
         for (int c0 = 0; c0 < quads; c0 += CHUNK_PAIRS) {
@@ -794,7 +794,7 @@ public final class PackedQ4 implements PackedMatrix {
                 // tokens t .. t + 3; of three, the third is the batch's last and its pair's second vector is itself:
                 // its row is written twice with the same bits
                 int p = quads;
-                group8Pairs(g, a.pairs, p * stride, (p + 1) * stride, a.d, a.sums, blocks, t, t + 1, t + 2, Math.min(t + 3, batch - 1), out, o, outStride);
+                group8Pairs(g, a.quads, p / 2 * stride, a.d, a.sums, blocks, t, t + 1, t + 2, Math.min(t + 3, batch - 1), acc, out, o, outStride);
                 t += 4;
             }
             for (; t < batch; t++) group8(g, a.v, t * stride, a.d, a.sums, t * blocks, out, o + t * outStride);
@@ -967,88 +967,120 @@ public final class PackedQ4 implements PackedMatrix {
 
 
     /**
-     * {@link #group8} of group g for two pairs of vectors (tokens ta0/ta1 at {@code pairs[pa ..]}, tb0/tb1 at
-     * {@code pairs[pb ..]}; token t's scales at dx[t·blocks ..], results at out[outOff + t·outStride ..]).
+     * {@link #group8} of group g for two pairs of vectors (pairs 2i and 2i + 1, their multipliers in
+     * {@link Activation#quads} at {@code quads[q ..]}: tokens ta0/ta1 and tb0/tb1; token t's scales at dx[t·blocks ..],
+     * results at out[outOff + t·outStride ..]): {@link #group8Quad} for one of its two halves, its sums kept in registers.
      *
-     * <p>A multiplier int puts the pair's first vector in the even 16-bit lanes (rows 0-7) and its second in the odd ones
+     * <p>A multiplier int puts a pair's first vector in the even 16-bit lanes (rows 0-7) and its second in the odd ones
      * (rows 8-15). The weights as loaded (w) thus give rows 0-7 of the first vector and rows 8-15 of the second; the
      * weights with the halves of each 32-bit lane swapped (u) give rows 8-15 of the first and rows 0-7 of the second,
-     * each in the half group8's widening reads them from.
+     * each in the half group8's widening reads them from. Each weight int is duplicated into two neighbouring int lanes,
+     * the first pair's in the even lanes and the second's in the odd ones.
      */
-    private void group8Pairs(int g, int[] pairs, int pa, int pb, float[] dx, float[] sums, int blocks, int ta0, int ta1, int tb0, int tb1,
-                             float[] out, int outOff, int outStride) {
+    private void group8Pairs(int g, long[] quads, int q, float[] dx, float[] sums, int blocks, int ta0, int ta1, int tb0, int tb1,
+                             float[] rows, float[] out, int outOff, int outStride) {
         short[] qs = quants;
         float[] sc = scales;
         int nb = cols / QK, block0 = (firstGroup + g) * nb, per = Precision.BITS_8.blockShorts;
-        FloatVector a00 = FloatVector.zero(F), a01 = FloatVector.zero(F), a10 = FloatVector.zero(F), a11 = FloatVector.zero(F);
-        FloatVector b00 = FloatVector.zero(F), b01 = FloatVector.zero(F), b10 = FloatVector.zero(F), b11 = FloatVector.zero(F);
+        // shift counts and constants as vectors: the rule for 512-bit code (WideVectorRuleTest) keeps scalar operands out
+        ShortVector s4 = ShortVector.broadcast(S32, (short) 4), s8 = ShortVector.broadcast(S32, (short) 8), s12 = ShortVector.broadcast(S32, (short) 12);
+        IntVector i16 = IntVector.broadcast(I16, 16), ff = IntVector.broadcast(I, 0xFF);
+        IntVector i8n = IntVector.broadcast(I, 8), i16n = IntVector.broadcast(I, 16), i24n = IntVector.broadcast(I, 24);
+        FloatVector eight = FloatVector.broadcast(F, 8f);
+        FloatVector r00 = FloatVector.zero(F16), r01 = r00, r10 = r00, r11 = r00;
         for (int b = 0; b < nb; b++) {
-            int qp = (block0 + b) * blockShorts + quantHead, p = ((block0 + b) >>> scaleShift) * blockFloats;
-            int ia = pa + b * per, ib = pb + b * per;
-            // the -8·Σx terms of both vectors of each pair start every sum
-            ShortVector ka = IntVector.broadcast(I, pairs[ia]).reinterpretAsShorts(), kb = IntVector.broadcast(I, pairs[ib]).reinterpretAsShorts();
-            ShortVector wa = ka, ua = ka, wb = kb, ub = kb;
+            int qp = (block0 + b) * blockShorts + quantHead, sp = ((block0 + b) >>> scaleShift) * blockFloats, m = b * per;
+            // the -8·Σx terms of every vector start the sums
+            ShortVector wab = (ShortVector) LongVector.broadcast(L16, quads[q + m]).reinterpretShape(S32, 0), uab = wab;
             for (int s = 0; s < 8; s++) {
-                ShortVector w = ShortVector.fromArray(S, qs, qp + 16 * s);
-                ShortVector u = w.reinterpretAsInts().lanewise(VectorOperators.ROL, 16).reinterpretAsShorts();
-                int ma = ia + 1 + s * 4, mb = ib + 1 + s * 4;
-                for (int n = 0; n < 4; n++) {
-                    ShortVector wn = w.lanewise(VectorOperators.LSHR, 4 * n), un = u.lanewise(VectorOperators.LSHR, 4 * n);
-                    ShortVector xa = IntVector.broadcast(I, pairs[ma + n]).reinterpretAsShorts();
-                    ShortVector xb = IntVector.broadcast(I, pairs[mb + n]).reinterpretAsShorts();
-                    wa = wa.add(wn.mul(xa));
-                    ua = ua.add(un.mul(xa));
-                    wb = wb.add(wn.mul(xb));
-                    ub = ub.add(un.mul(xb));
+                ShortVector w = (ShortVector) ShortVector.fromArray(S, qs, qp + 16 * s).reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(S32, 0);
+                ShortVector u = (ShortVector) ((IntVector) w.reinterpretShape(I16, 0)).lanewise(VectorOperators.ROL, i16).reinterpretShape(S32, 0);
+                int k = m + 1 + s * 4;
+                {
+                    ShortVector wn = w, un = u;
+                    ShortVector x = (ShortVector) LongVector.broadcast(L16, quads[q + k + 0]).reinterpretShape(S32, 0);
+                    wab = wab.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, x));
+                    uab = uab.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, x));
+                }
+                {
+                    ShortVector wn = w.lanewise(VectorOperators.LSHR, s4), un = u.lanewise(VectorOperators.LSHR, s4);
+                    ShortVector x = (ShortVector) LongVector.broadcast(L16, quads[q + k + 1]).reinterpretShape(S32, 0);
+                    wab = wab.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, x));
+                    uab = uab.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, x));
+                }
+                {
+                    ShortVector wn = w.lanewise(VectorOperators.LSHR, s8), un = u.lanewise(VectorOperators.LSHR, s8);
+                    ShortVector x = (ShortVector) LongVector.broadcast(L16, quads[q + k + 2]).reinterpretShape(S32, 0);
+                    wab = wab.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, x));
+                    uab = uab.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, x));
+                }
+                {
+                    ShortVector wn = w.lanewise(VectorOperators.LSHR, s12), un = u.lanewise(VectorOperators.LSHR, s12);
+                    ShortVector x = (ShortVector) LongVector.broadcast(L16, quads[q + k + 3]).reinterpretShape(S32, 0);
+                    wab = wab.lanewise(VectorOperators.ADD, wn.lanewise(VectorOperators.MUL, x));
+                    uab = uab.lanewise(VectorOperators.ADD, un.lanewise(VectorOperators.MUL, x));
                 }
             }
-            FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
-            if (compact) { // s0 and s1 hold the super-block's d: the block's scales are d·sc
-                IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
-                s0 = ((FloatVector) km.and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
-                s1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, 16).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+            FloatVector e0 = FloatVector.fromArray(F, sc, sp), e1 = FloatVector.fromArray(F, sc, sp + 8);
+            if (compact) { // e0 and e1 hold the super-block's d: the block's scales are d·sc
+                IntVector km = (IntVector) ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretShape(I, 0);
+                e0 = ((FloatVector) km.lanewise(VectorOperators.AND, ff).convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, e0);
+                e1 = ((FloatVector) km.lanewise(VectorOperators.LSHR, i16n).lanewise(VectorOperators.AND, ff).convertShape(VectorOperators.I2F, F, 0))
+                        .lanewise(VectorOperators.MUL, e1);
             }
-            IntVector wai = wa.reinterpretAsInts(), uai = ua.reinterpretAsInts(), wbi = wb.reinterpretAsInts(), ubi = ub.reinterpretAsInts();
-            // first vector of a pair: rows 0-7 in w's low halves, rows 8-15 in u's; second: rows 0-7 in u's high halves, 8-15 in w's
-            a00 = ((FloatVector) wai.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                    .fma(s0.mul(dx[ta0 * blocks + b]), a00);
-            a01 = ((FloatVector) uai.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                    .fma(s1.mul(dx[ta0 * blocks + b]), a01);
-            a10 = ((FloatVector) uai.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[ta1 * blocks + b]), a10);
-            a11 = ((FloatVector) wai.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[ta1 * blocks + b]), a11);
-            b00 = ((FloatVector) wbi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                    .fma(s0.mul(dx[tb0 * blocks + b]), b00);
-            b01 = ((FloatVector) ubi.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0))
-                    .fma(s1.mul(dx[tb0 * blocks + b]), b01);
-            b10 = ((FloatVector) ubi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(dx[tb1 * blocks + b]), b10);
-            b11 = ((FloatVector) wbi.lanewise(VectorOperators.ASHR, 16).convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(dx[tb1 * blocks + b]), b11);
+            FloatVector s0 = (FloatVector) e0.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            FloatVector s1 = (FloatVector) e1.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            IntVector wi = (IntVector) wab.reinterpretShape(I16, 0), ui = (IntVector) uab.reinterpretShape(I16, 0);
+            int d0 = ta0 * blocks + b, d1 = ta1 * blocks + b, d2 = tb0 * blocks + b, d3 = tb1 * blocks + b;
+            FloatVector lo = (FloatVector) LongVector.broadcast(L16, Float.floatToRawIntBits(dx[d0]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(dx[d2]) << 32)
+                    .reinterpretShape(F16, 0);
+            FloatVector hi = (FloatVector) LongVector.broadcast(L16, Float.floatToRawIntBits(dx[d1]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(dx[d3]) << 32)
+                    .reinterpretShape(F16, 0);
+            // first vectors: rows 0-7 in w's low halves, rows 8-15 in u's; second: rows 0-7 in u's high halves, 8-15 in w's
+            r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                    .lanewise(VectorOperators.FMA, s0.lanewise(VectorOperators.MUL, lo), r00);
+            r01 = ((FloatVector) ui.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                    .lanewise(VectorOperators.FMA, s1.lanewise(VectorOperators.MUL, lo), r01);
+            r10 = ((FloatVector) ui.lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                    .lanewise(VectorOperators.FMA, s0.lanewise(VectorOperators.MUL, hi), r10);
+            r11 = ((FloatVector) wi.lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))
+                    .lanewise(VectorOperators.FMA, s1.lanewise(VectorOperators.MUL, hi), r11);
             if (offsets) {
-                FloatVector o0 = FloatVector.fromArray(F, sc, p + 16), o1 = FloatVector.fromArray(F, sc, p + 24);
-                if (compact) { // o0 and o1 hold the super-block's dmin: the block's offsets are 8·d·sc − dmin·m
-                    IntVector km = ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretAsInts();
-                    o0 = s0.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 8).and(0xFF).convertShape(VectorOperators.I2F, F, 0)).mul(o0));
-                    o1 = s1.mul(8f).sub(((FloatVector) km.lanewise(VectorOperators.LSHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(o1));
+                FloatVector g0 = FloatVector.fromArray(F, sc, sp + 16), g1 = FloatVector.fromArray(F, sc, sp + 24);
+                if (compact) { // g0 and g1 hold the super-block's dmin: the block's offsets are 8·d·sc − dmin·m
+                    IntVector km = (IntVector) ShortVector.fromArray(S, qs, qp - K_HEAD).reinterpretShape(I, 0);
+                    g0 = e0.lanewise(VectorOperators.MUL, eight).lanewise(VectorOperators.SUB, ((FloatVector) km.lanewise(VectorOperators.LSHR, i8n)
+                            .lanewise(VectorOperators.AND, ff).convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, g0));
+                    g1 = e1.lanewise(VectorOperators.MUL, eight).lanewise(VectorOperators.SUB, ((FloatVector) km.lanewise(VectorOperators.LSHR, i24n)
+                            .convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, g1));
                 }
-                FloatVector xa0 = FloatVector.broadcast(F, sums[ta0 * blocks + b]), xa1 = FloatVector.broadcast(F, sums[ta1 * blocks + b]);
-                FloatVector xb0 = FloatVector.broadcast(F, sums[tb0 * blocks + b]), xb1 = FloatVector.broadcast(F, sums[tb1 * blocks + b]);
-                a00 = o0.fma(xa0, a00);
-                a01 = o1.fma(xa0, a01);
-                a10 = o0.fma(xa1, a10);
-                a11 = o1.fma(xa1, a11);
-                b00 = o0.fma(xb0, b00);
-                b01 = o1.fma(xb0, b01);
-                b10 = o0.fma(xb1, b10);
-                b11 = o1.fma(xb1, b11);
+                FloatVector f0 = (FloatVector) g0.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+                FloatVector f1 = (FloatVector) g1.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+                FloatVector xlo = (FloatVector) LongVector.broadcast(L16, Float.floatToRawIntBits(sums[d0]) & 0xFFFFFFFFL
+                        | (long) Float.floatToRawIntBits(sums[d2]) << 32).reinterpretShape(F16, 0);
+                FloatVector xhi = (FloatVector) LongVector.broadcast(L16, Float.floatToRawIntBits(sums[d1]) & 0xFFFFFFFFL
+                        | (long) Float.floatToRawIntBits(sums[d3]) << 32).reinterpretShape(F16, 0);
+                r00 = f0.lanewise(VectorOperators.FMA, xlo, r00);
+                r01 = f1.lanewise(VectorOperators.FMA, xlo, r01);
+                r10 = f0.lanewise(VectorOperators.FMA, xhi, r10);
+                r11 = f1.lanewise(VectorOperators.FMA, xhi, r11);
             }
         }
-        a00.intoArray(out, outOff + ta0 * outStride);
-        a01.intoArray(out, outOff + ta0 * outStride + 8);
-        a10.intoArray(out, outOff + ta1 * outStride);
-        a11.intoArray(out, outOff + ta1 * outStride + 8);
-        b00.intoArray(out, outOff + tb0 * outStride);
-        b01.intoArray(out, outOff + tb0 * outStride + 8);
-        b10.intoArray(out, outOff + tb1 * outStride);
-        b11.intoArray(out, outOff + tb1 * outStride + 8);
+        MemorySegment rs = MemorySegment.ofArray(rows);
+        r00.intoMemorySegment(rs, 0, ByteOrder.nativeOrder());
+        r01.intoMemorySegment(rs, 16 * 4L, ByteOrder.nativeOrder());
+        r10.intoMemorySegment(rs, 32 * 4L, ByteOrder.nativeOrder());
+        r11.intoMemorySegment(rs, 48 * 4L, ByteOrder.nativeOrder());
+        // rows[32·second + 16·upper + 2·r + odd]: row r + 8·upper of the pair's first (second = 0) or second vector, of the
+        // first pair (odd = 0) or the second (tb1 may be tb0 again: the same bits written twice)
+        for (int pair = 0; pair < 2; pair++) {
+            int oa = outOff + (pair == 0 ? ta0 : tb0) * outStride, ob = outOff + (pair == 0 ? ta1 : tb1) * outStride;
+            for (int r = 0; r < ROWS; r++) {
+                int at = 16 * (r >> 3) + 2 * (r & 7) + pair;
+                out[oa + r] = rows[at];
+                out[ob + r] = rows[32 + at];
+            }
+        }
     }
 
     // group8 and group16 share their frame on purpose: each is a single hot loop that C2 compiles tightly, where one
