@@ -435,20 +435,15 @@ public final class PackedQ4 implements PackedMatrix {
         private byte[] q8 = new byte[0];
         private float[] d8 = new float[0];
         /**
-         * Batches of 8-bit activations ({@link Precision#rounded}): per pair of vectors (2i, 2i + 1; an odd batch's last vector paired with
-         * itself) and per block, each of the block's multipliers for both vectors as one int, the first vector's in the
-         * low half ({@link #productBatch}'s kernel broadcasts them as ints: one load, where a 16-bit broadcast also takes
-         * a shuffle).
-         */
-        int[] pairs = new int[0];
-        /**
-         * 8-bit batches ({@link Precision#BITS_8}, {@link Precision#Q6_BITS_8}): per two pairs (2i, 2i + 1) and per block,
-         * each multiplier int of both pairs as one long, the first pair's in the low half ({@link #group8Quad} and
-         * PackedQ6's group8Pairs broadcast them to 512 bits: the first pair's in the even int lanes, the second's in the odd
-         * ones).
+         * Batches of 8-bit activations ({@link Precision#rounded}), by pairs of vectors (2i, 2i + 1; an odd batch's last
+         * vector paired with itself): a pair's multiplier for a value is one int, the first vector's in the low half. Per
+         * two pairs (2j, 2j + 1) and per multiplier of a block, both pairs' ints as one long, the first pair's in the low
+         * half: {@link #group8Quad}, {@link #group8Pairs} and PackedQ6's group8Pairs broadcast it to 512 bits, the first
+         * pair's int in the even int lanes and the second's in the odd ones (one load, where 16-bit broadcasts also take a
+         * shuffle).
          */
         long[] quads = new long[0];
-        /** The batch {@link #pairs} were laid out for (0: none; laying out anything anew forgets them). */
+        /** The batch {@link #quads} were laid out for (0: none; laying out anything anew forgets them). */
         int pairedBatch;
 
         /** Shorts per vector of x (floats, for {@link Precision#floats}). */
@@ -468,29 +463,27 @@ public final class PackedQ4 implements PackedMatrix {
         }
 
         /**
-         * {@link #pairs} from the {@code batch} vectors laid out in {@link #v}, padded with zero pairs (and zero scales
+         * {@link #quads} from the {@code batch} vectors laid out in {@link #v}, padded with zero pairs (and zero scales
          * and sums for the tokens past the batch) to whole quads of pairs: {@link #productBatch} can then run a batch's
          * last six or seven vectors as one pass for eight, its padding rows computed and thrown away.
          */
         private void layOutPairs(int batch, int stride) {
             int count = (batch + 1) / 2, padded = paddedPairs(batch);
-            if (pairs.length < padded * stride) pairs = new int[padded * stride];
-            for (int p = 0; p < count; p++) {
-                int first = 2 * p * stride, second = Math.min(2 * p + 1, batch - 1) * stride, at = p * stride;
-                for (int i = 0; i < stride; i++) pairs[at + i] = (v[first + i] & 0xFFFF) | v[second + i] << 16;
-            }
-            java.util.Arrays.fill(pairs, count * stride, padded * stride, 0);
-            if (precision == Precision.BITS_8 || precision == Precision.Q6_BITS_8) {
-                if (quads.length < padded / 2 * stride) quads = new long[padded / 2 * stride];
-                for (int q = 0; q < padded / 2; q++) {
-                    int first = 2 * q * stride, second = first + stride, at = q * stride;
-                    for (int i = 0; i < stride; i++) quads[at + i] = pairs[first + i] & 0xFFFFFFFFL | (long) pairs[second + i] << 32;
-                }
+            if (quads.length < padded / 2 * stride) quads = new long[padded / 2 * stride];
+            for (int q = 0; q < padded / 2; q++) {
+                int at = q * stride;
+                for (int i = 0; i < stride; i++) quads[at + i] = pairAt(2 * q, i, count, batch, stride) & 0xFFFFFFFFL | (long) pairAt(2 * q + 1, i, count, batch, stride) << 32;
             }
             int nb = cols / QK;
             java.util.Arrays.fill(d, batch * nb, 2 * padded * nb, 0f);
             java.util.Arrays.fill(sums, batch * nb, 2 * padded * nb, 0f);
             pairedBatch = batch;
+        }
+
+        /** Pair p's multiplier int at short i of a vector: vector 2p's in the low half, 2p + 1's (or 2p's again past the batch) in the high; 0 past the pairs. */
+        private int pairAt(int p, int i, int count, int batch, int stride) {
+            if (p >= count) return 0;
+            return (v[2 * p * stride + i] & 0xFFFF) | v[Math.min(2 * p + 1, batch - 1) * stride + i] << 16;
         }
 
         /** Pairs of a batch rounded up to whole quads (four pairs, eight vectors). */
@@ -526,7 +519,7 @@ public final class PackedQ4 implements PackedMatrix {
             }
             this.precision = precision;
             this.cols = cols;
-            pairedBatch = 0; // the pairs, if any, were laid out from the previous vectors
+            pairedBatch = 0; // the quads, if any, were laid out from the previous vectors
             int nb = cols / QK;
             int stride = stride();
             if (precision.floats()) {
@@ -746,7 +739,7 @@ public final class PackedQ4 implements PackedMatrix {
     static final int CHUNK_PAIRS = 16;
 
     /**
-     * 8-bit activations laid out with their {@link Activation#pairs} (and {@link Activation#quads}): eight vectors (four
+     * 8-bit activations laid out with their {@link Activation#quads}: eight vectors (four
      * pairs, {@link #group8Quad}) or four (two pairs, {@link #group8Pairs}) per pass over a group's weights, so each weight
      * vector is loaded and shifted once for all of them and each multiplier is a plain 32- or 64-bit broadcast. Every
      * vector gets exactly {@link #group8}'s bits: the integer sums are the same sums modulo 2^16, and each vector's float

@@ -339,8 +339,8 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     /**
-     * 8-bit activations laid out with their {@link PackedQ4.Activation#pairs}: four vectors (two pairs) per pass over a
-     * group's weights, each weight vector loaded and shifted once for the four, each multiplier a 32-bit broadcast.
+     * 8-bit activations laid out with their {@link PackedQ4.Activation#quads}: four vectors (two pairs) per pass over a
+     * group's weights, each weight vector loaded and shifted once for the four, each multiplier a 64-bit broadcast.
      * Every vector gets exactly {@link #pair8}'s bits (the same integer sums per half sub-block, the same float
      * operations in its order). Otherwise as {@link PackedMatrix#productBatch}.
      */
