@@ -756,9 +756,9 @@ public final class PackedQ4 implements PackedMatrix {
         // ~152 us for eight vectors, ~91 for four, ~35 for one, with the 256-bit quad kernel): whole quads of eight
         // vectors first; a rest of six or seven as a quad padded to eight; of three to five, a pass for four (a third
         // vector runs as a pair with itself) and a fifth alone; of one or two, each vector alone (a pass for four costs
-        // more than two alone). With the 512-bit quad kernel (session 43: ~75-80 us for a padded quad of six to eight,
-        // ~57 us for three or four as a pass for four, ~77 for five as four and one) the same rule still holds: a
-        // padded quad for three to five measured 73-76, 74-76 and 73-78 us.
+        // more than two alone). With both kernels at 512 bits (session 43: ~76-80 us for a pass of six to eight, ~46 us
+        // for a pass for four, ~68 for five as four and one) the same rule holds: a padded eight-vector pass for three to
+        // five measured 73-76 us, more than the 256-bit pass for four (55-58) already took.
         // Every vector gets group8's bits whichever pass computes it.
         int quads = batch / 8 * 4; // pairs in whole quads (an odd batch's last vector is paired with itself)
         float[] acc = batch >= 3 ? QUAD_ACCUMULATORS.get() : null;
@@ -913,12 +913,12 @@ public final class PackedQ4 implements PackedMatrix {
                     r10 = f0.lanewise(VectorOperators.FMA, xhi, r10);
                     r11 = f1.lanewise(VectorOperators.FMA, xhi, r11);
                 }
-                r00.intoMemorySegment(accs, 0 * 4L, ByteOrder.nativeOrder());
+                r00.intoMemorySegment(accs, 0, ByteOrder.nativeOrder());
                 r01.intoMemorySegment(accs, 16 * 4L, ByteOrder.nativeOrder());
                 r10.intoMemorySegment(accs, 32 * 4L, ByteOrder.nativeOrder());
                 r11.intoMemorySegment(accs, 48 * 4L, ByteOrder.nativeOrder());
             }
-            { // tokens t + 4 .. t + 4 + 3: pair (t + 4, t + 4 + 1) in the even lanes, (t + 4 + 2, t + 4 + 3) in the odd ones
+            { // tokens t + 4 .. t + 7: pair (t + 4, t + 5) in the even lanes, (t + 6, t + 7) in the odd ones
                 IntVector wi = (IntVector) wcd.reinterpretShape(I16, 0), ui = (IntVector) ucd.reinterpretShape(I16, 0);
                 int first = t + 4, d0 = first * blocks + b, d1 = d0 + blocks, d2 = d1 + blocks, d3 = d2 + blocks;
                 // a first vector's rows 0-7 in w's low halves, 8-15 in u's; a second's rows 0-7 in u's high halves, 8-15 in w's
