@@ -61,8 +61,8 @@ public final class PackedQ4 implements PackedMatrix {
     private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
     private static final VectorSpecies<Long> L16 = LongVector.SPECIES_512;
     private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
-    /** Int lane i of a 512-bit vector from lane i / 2 (a 256-bit vector's lanes, each twice). */
-    private static final VectorShuffle<Integer> DUPLICATE = VectorShuffle.fromOp(IntVector.SPECIES_512, i -> i / 2);
+    /** Int lane i of a 512-bit vector from lane i / 2 (a 256-bit vector's lanes, each twice); PackedQ6's pass uses it too. */
+    static final VectorShuffle<Integer> DUPLICATE = VectorShuffle.fromOp(IntVector.SPECIES_512, i -> i / 2);
 
     /** How activations are rounded to integers and laid out for the packed products. */
     enum Precision {
@@ -459,7 +459,7 @@ public final class PackedQ4 implements PackedMatrix {
             size(precision, rounding, cols, batch);
             int nb = cols / QK, stride = stride();
             for (int b = 0; b < batch; b++) blocks(rounding, x, xOff + b * xStride, 0, nb, b * stride, b * nb);
-            if (precision.rounded && !precision.floats() && batch >= 2) layOutPairs(batch, stride);
+            if (precision.rounded && !precision.floats() && batch >= 2) layOutQuads(batch, stride);
         }
 
         /**
@@ -467,7 +467,7 @@ public final class PackedQ4 implements PackedMatrix {
          * and sums for the tokens past the batch) to whole quads of pairs: {@link #productBatch} can then run a batch's
          * last six or seven vectors as one pass for eight, its padding rows computed and thrown away.
          */
-        private void layOutPairs(int batch, int stride) {
+        private void layOutQuads(int batch, int stride) {
             int count = (batch + 1) / 2, padded = paddedPairs(batch);
             if (quads.length < padded / 2 * stride) quads = new long[padded / 2 * stride];
             for (int q = 0; q < padded / 2; q++) {
@@ -527,7 +527,7 @@ public final class PackedQ4 implements PackedMatrix {
             } else if (v.length < stride * batch) {
                 v = new short[stride * batch];
             }
-            int tokens = 2 * paddedPairs(batch); // room for the padding of a batch's last quad (layOutPairs)
+            int tokens = 2 * paddedPairs(batch); // room for the padding of a batch's last quad (layOutQuads)
             if (d.length < nb * tokens) {
                 d = new float[nb * tokens];
                 sums = new float[nb * tokens];
@@ -775,7 +775,7 @@ public final class PackedQ4 implements PackedMatrix {
         for (int g = g0; g < g1; g++) {
             int o = outOff + (g - g0) * ROWS;
             if (rest >= 6) {
-                // pairs [quads, quads + 4), the padding among them zero (Activation.layOutPairs): all eight rows into a
+                // pairs [quads, quads + 4), the padding among them zero (Activation.layOutQuads): all eight rows into a
                 // scratch block, then the batch's own rows out of it
                 int t0 = 2 * quads;
                 group8Quad(g, a.quads, quads, stride, a.d, a.sums, blocks, acc, padded, -t0 * ROWS, ROWS);
@@ -794,7 +794,7 @@ public final class PackedQ4 implements PackedMatrix {
         }
     }
 
-    /** Each thread's accumulators of {@link #group8Quad}: eight vectors' rows. */
+    /** Each thread's accumulators of {@link #group8Quad} (eight vectors' rows), and the rows {@link #group8Pairs} hands out. */
     private static final ThreadLocal<float[]> QUAD_ACCUMULATORS = ThreadLocal.withInitial(() -> new float[8 * ROWS]);
 
     /** Each thread's eight rows of sixteen for a padded quad of {@link #productBatch}. */
@@ -894,7 +894,9 @@ public final class PackedQ4 implements PackedMatrix {
             { // tokens t .. t + 3: pair (t, t + 1) in the even lanes, (t + 2, t + 3) in the odd ones
                 IntVector wi = (IntVector) wab.reinterpretShape(I16, 0), ui = (IntVector) uab.reinterpretShape(I16, 0);
                 int first = t, d0 = first * blocks + b, d1 = d0 + blocks, d2 = d1 + blocks, d3 = d2 + blocks;
-                // a first vector's rows 0-7 in w's low halves, 8-15 in u's; a second's rows 0-7 in u's high halves, 8-15 in w's
+                // a first vector's rows 0-7 in w's low halves, 8-15 in u's; a second's rows 0-7 in u's high halves, 8-15 in w's.
+                // The float pairs are built in line, here and in the other 512-bit passes: a static helper for them was left
+                // as a call by C2 (8 calls per block, every vector register spilled around them; JMH half the speed).
                 FloatVector lo = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(dx[d0]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(dx[d2]) << 32)).reinterpretShape(F16, 0);
                 FloatVector hi = (FloatVector) LongVector.broadcast(L16, (Float.floatToRawIntBits(dx[d1]) & 0xFFFFFFFFL | (long) Float.floatToRawIntBits(dx[d3]) << 32)).reinterpretShape(F16, 0);
                 FloatVector r00 = ((FloatVector) wi.lanewise(VectorOperators.LSHL, i16).lanewise(VectorOperators.ASHR, i16).convertShape(VectorOperators.I2F, F16, 0))

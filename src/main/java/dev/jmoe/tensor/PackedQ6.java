@@ -5,7 +5,6 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.LongVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -53,8 +52,6 @@ public final class PackedQ6 implements PackedMatrix {
     private static final VectorSpecies<Integer> I16 = IntVector.SPECIES_512;
     private static final VectorSpecies<Float> F16 = FloatVector.SPECIES_512;
     private static final VectorSpecies<Long> L16 = LongVector.SPECIES_512;
-    /** Int lane i of a 512-bit vector from lane i / 2 (a 256-bit vector's lanes, each twice). */
-    private static final VectorShuffle<Integer> DUPLICATE = VectorShuffle.fromOp(IntVector.SPECIES_512, i -> i / 2);
     /** Each thread's rows of {@link #group8Pairs}: four vectors' 16, interleaved as its lanes are. */
     private static final ThreadLocal<float[]> PAIR_ROWS = ThreadLocal.withInitial(() -> new float[4 * ROWS]);
 
@@ -405,7 +402,7 @@ public final class PackedQ6 implements PackedMatrix {
                 ShortVector w = (ShortVector) LongVector.broadcast(L16, quads[q + o]).reinterpretShape(S32, 0), wu = w;
                 for (int i = 0; i < 4; i++) {
                     int k = 16 * (4 * half + i), m = o + 1 + 2 * i;
-                    IntVector vi = (IntVector) ShortVector.fromArray(S, qs, qp + k).reinterpretShape(I16, 0).rearrange(DUPLICATE);
+                    IntVector vi = (IntVector) ShortVector.fromArray(S, qs, qp + k).reinterpretShape(I16, 0).rearrange(PackedQ4.DUPLICATE);
                     ShortVector v = (ShortVector) vi.reinterpretShape(S32, 0), u = (ShortVector) vi.lanewise(VectorOperators.ROL, i16).reinterpretShape(S32, 0);
                     ShortVector v6 = v.lanewise(VectorOperators.LSHR, s6), u6 = u.lanewise(VectorOperators.LSHR, s6);
                     ShortVector x = (ShortVector) LongVector.broadcast(L16, quads[q + m]).reinterpretShape(S32, 0);
@@ -430,8 +427,8 @@ public final class PackedQ6 implements PackedMatrix {
                         .convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, e1);
             }
             // each row's scale in two neighbouring lanes, and the tokens' d_x as the lanes take them
-            FloatVector s0 = (FloatVector) e0.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
-            FloatVector s1 = (FloatVector) e1.reinterpretShape(I16, 0).rearrange(DUPLICATE).reinterpretShape(F16, 0);
+            FloatVector s0 = (FloatVector) e0.reinterpretShape(I16, 0).rearrange(PackedQ4.DUPLICATE).reinterpretShape(F16, 0);
+            FloatVector s1 = (FloatVector) e1.reinterpretShape(I16, 0).rearrange(PackedQ4.DUPLICATE).reinterpretShape(F16, 0);
             FloatVector first = (FloatVector) LongVector.broadcast(L16, Float.floatToRawIntBits(dx[ta0 * blocks + blk]) & 0xFFFFFFFFL
                     | (long) Float.floatToRawIntBits(dx[tb0 * blocks + blk]) << 32).reinterpretShape(F16, 0);
             FloatVector second = (FloatVector) LongVector.broadcast(L16, Float.floatToRawIntBits(dx[ta1 * blocks + blk]) & 0xFFFFFFFFL
