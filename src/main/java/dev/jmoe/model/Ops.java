@@ -316,11 +316,19 @@ final class Ops {
     /** In-place softmax of x[off..off+n). */
     /** Index of the first NaN or infinity in x[off, off+n), or -1 (relative to off). */
     static int firstNonFinite(float[] x, int off, int n) {
-        // x - x is 0 for every finite x and NaN otherwise; summing keeps the common all-finite case one cheap pass.
-        float acc = 0;
-        for (int i = 0; i < n; i++) acc += x[off + i] - x[off + i];
-        if (acc == 0) return -1;
-        for (int i = 0; i < n; i++) if (!Float.isFinite(x[off + i])) return i;
+        // x - x is 0 for every finite x and NaN otherwise; summing keeps the common all-finite case one cheap pass. In
+        // lanes: C2 keeps a scalar float sum in its order, one dependent add per value (a prompt's 17 checks of 64
+        // hidden states took ~0.5% of its CPU samples on the calling thread while the others waited, perf, AMD EPYC).
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int end = S.loopBound(n); i < end; i += S.length()) {
+            FloatVector v = FloatVector.fromArray(S, x, off + i);
+            acc = acc.add(v.sub(v));
+        }
+        float rest = 0;
+        for (; i < n; i++) rest += x[off + i] - x[off + i];
+        if (acc.reduceLanes(VectorOperators.ADD) + rest == 0) return -1;
+        for (int j = 0; j < n; j++) if (!Float.isFinite(x[off + j])) return j;
         return -1;
     }
 

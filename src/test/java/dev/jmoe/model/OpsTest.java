@@ -20,6 +20,29 @@ class OpsTest {
     }
 
     @Test
+    void firstNonFiniteFindsTheFirstNaNOrInfinityAnywhereInTheRange() {
+        Random r = new Random(5);
+        for (int n : new int[] {0, 1, 7, 8, 9, 31, 64, 100}) {
+            float[] x = new float[n + 6];
+            for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextGaussian() * 1e30); // large but finite
+            assertEquals(-1, Ops.firstNonFinite(x, 3, n), "all finite, n=" + n);
+            for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY}) {
+                for (int at = 0; at < n; at++) {
+                    float[] y = x.clone();
+                    y[3 + at] = bad;
+                    if (at + 2 < n) y[3 + at + 2] = Float.NaN; // a later one must not win
+                    assertEquals(at, Ops.firstNonFinite(y, 3, n), bad + " at " + at + " of " + n);
+                }
+                // just outside the range on either side: not seen
+                float[] y = x.clone();
+                y[2] = bad;
+                y[3 + n] = bad;
+                assertEquals(-1, Ops.firstNonFinite(y, 3, n), bad + " outside " + n);
+            }
+        }
+    }
+
+    @Test
     void fourDotsAtOnceMatchOneByOne() {
         Random r = new Random(3);
         for (int n : new int[] {1, 3, 4, 8, 31, 32, 64, 80, 128, 130}) {
