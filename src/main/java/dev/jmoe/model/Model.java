@@ -505,6 +505,12 @@ public final class Model {
     }
 
     /** An MoE layer over the pass's n rows; {@code batch} is the step's rows when several sequences share it (else null). */
+    /**
+     * Values a MoE layer's copies and sums over a batch must reach before the pool's threads share them (a dispatch costs
+     * microseconds). Not final: the tests lower it to run the shared form on small models (it changes no bit).
+     */
+    static volatile long spreadMinValues = 1 << 15;
+
     private void moe(InferenceState st, Scratch s, int l, int n, int pos, Batch batch) {
         LayerWeights lw = layers[l];
         int e = hp.nEmbd(), nExp = hp.nExpert(), k = hp.nExpertUsed();
@@ -534,15 +540,20 @@ public final class Model {
         float[] slots = s.ensureSlots(n * k * e);
         float[] sharedOut = routedExperts(st, s, lw, l, n, pos);
         float[] out = s.tmp;
-        for (int t = 0; t < n; t++) {
-            int o = t * e;
-            for (int j = 0; j < k; j++) {
-                float wgt = routing.weight(t, j);
-                int so = (t * k + j) * e;
-                if (j == 0) for (int i = 0; i < e; i++) out[o + i] = slots[so + i] * wgt;
-                else for (int i = 0; i < e; i++) out[o + i] += slots[so + i] * wgt;
+        Parallel.RangeTask weigh = (t0, t1) -> {
+            for (int t = t0; t < t1; t++) {
+                int o = t * e;
+                for (int j = 0; j < k; j++) {
+                    float wgt = routing.weight(t, j);
+                    int so = (t * k + j) * e;
+                    if (j == 0) for (int i = 0; i < e; i++) out[o + i] = slots[so + i] * wgt;
+                    else for (int i = 0; i < e; i++) out[o + i] += slots[so + i] * wgt;
+                }
             }
-        }
+        };
+        // a prompt's tokens on every thread (each token's sum in its own selection order, whichever thread adds it)
+        if (pool != null && pool.threads() > 1 && (long) n * k * e >= spreadMinValues) pool.forRange(n, 1, weigh);
+        else weigh.run(0, n);
         if (sharedOut != null) addShared(s, lw, sharedOut, n);
         else if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
     }
@@ -599,33 +610,44 @@ public final class Model {
         ExpertWeights[] ws = s.expertWeights(used.length);
         try {
             for (int i = 0; i < used.length; i++) ws[i] = source.acquire(l, used[i]);
+            int[] starts = s.expertStarts(used.length + 1);
+            starts[0] = 0;
+            for (int i = 0; i < used.length; i++) starts[i + 1] = starts[i] + routing.tokenCount(used[i]);
+            // the rows routed to each expert gathered, and later its outputs spread to their slots, on every thread: on
+            // the calling thread alone these copies took ~1.5% of a prompt's CPU samples while the others waited (perf)
+            boolean spread = pool != null && pool.threads() > 1 && (long) rows * e >= spreadMinValues;
+            Parallel.RangeTask gather = (i0, i1) -> {
+                for (int i = i0; i < i1; i++) {
+                    for (int j = 0, m = routing.tokenCount(used[i]); j < m; j++) System.arraycopy(s.xn, routing.token(used[i], j) * e, in, (starts[i] + j) * e, e);
+                }
+            };
+            if (spread) pool.forRange(used.length, 1, gather);
+            else gather.run(0, used.length);
             MatMulSet gated = MatMulSet.beginTiled();
-            int r = 0;
             for (int i = 0; i < used.length; i++) {
-                int m = routing.tokenCount(used[i]);
-                for (int j = 0; j < m; j++) System.arraycopy(s.xn, routing.token(used[i], j) * e, in, (r + j) * e, e);
-                gated.addGated(ws[i].gate(), ws[i].up(), SILU_GATE, in, r * e, e, m, g, r * ffE, ffE);
-                r += m;
+                int r = starts[i];
+                gated.addGated(ws[i].gate(), ws[i].up(), SILU_GATE, in, r * e, e, starts[i + 1] - r, g, r * ffE, ffE);
             }
             if (shared) gated.addGated(lw.sharedGate(), lw.sharedUp(), SILU_GATE, s.xn, 0, e, n, g, rows * ffE, ffS);
             gated.run(pool);
             MatMulSet down = MatMulSet.beginTiled();
-            r = 0;
             for (int i = 0; i < used.length; i++) {
-                int m = routing.tokenCount(used[i]);
-                down.add(ws[i].down(), g, r * ffE, ffE, m, d, r * e, e);
-                r += m;
+                int r = starts[i];
+                down.add(ws[i].down(), g, r * ffE, ffE, starts[i + 1] - r, d, r * e, e);
             }
             if (shared) down.add(lw.sharedDown(), g, rows * ffE, ffS, n, d, rows * e, e);
             down.run(pool);
-            r = 0;
-            for (int ex : used) {
-                for (int j = 0; j < routing.tokenCount(ex); j++) {
-                    int t = routing.token(ex, j), slot = routing.slot(ex, j);
-                    System.arraycopy(d, (r + j) * e, slots, (t * k + slot) * e, e);
+            // each (token, slot) belongs to one expert: the experts' copies never overlap
+            Parallel.RangeTask scatter = (i0, i1) -> {
+                for (int i = i0; i < i1; i++) {
+                    int ex = used[i];
+                    for (int j = 0, m = routing.tokenCount(ex); j < m; j++) {
+                        System.arraycopy(d, (starts[i] + j) * e, slots, (routing.token(ex, j) * k + routing.slot(ex, j)) * e, e);
+                    }
                 }
-                r += routing.tokenCount(ex);
-            }
+            };
+            if (spread) pool.forRange(used.length, 1, scatter);
+            else scatter.run(0, used.length);
         } finally {
             for (int i = 0; i < used.length; i++) {
                 if (ws[i] != null) source.release(ws[i]);
@@ -899,6 +921,14 @@ public final class Model {
                 aside[2] = new float[ff];
             }
             return aside;
+        }
+
+        private int[] expertStarts = new int[0];
+
+        /** A reusable array of at least n ints: where each used expert's rows start in a batch's gathered rows. */
+        int[] expertStarts(int n) {
+            if (expertStarts.length < n) expertStarts = new int[n];
+            return expertStarts;
         }
 
         /** A reusable array of at least n expert ids (which experts a step has computed). */

@@ -138,6 +138,31 @@ class BatchForwardTest {
         }
     }
 
+    /**
+     * A MoE layer's gathering of each expert's rows, spreading of its outputs to their slots and weighted sums over a
+     * batch, shared by the pool's threads (as prompts of real size do), give the bits the calling thread gives alone.
+     */
+    @ParameterizedTest
+    @CsvSource({"qwen2moe,false", "mixtral,true", "mixtral-k,false", "mixtral-k,true"})
+    void sharingTheMoeCopiesAndSumsOverThreadsChangesNoBit(String name, boolean int8) throws Exception {
+        long was = Model.spreadMinValues;
+        try (GgufFile f = GgufFile.open(model(name))) {
+            Model m = Model.load(f).withPackedWeights().withActivationQuantization(int8);
+            Random rnd = new Random(4);
+            List<Plan> plans = List.of(new Plan(tokens(rnd, 40), new int[] {40}, 3), new Plan(tokens(rnd, 17), new int[] {9}, 4),
+                    new Plan(tokens(rnd, 5), new int[] {5}, 2));
+            Model.spreadMinValues = Long.MAX_VALUE;
+            List<float[]> alone = run(m, plans, new int[] {0, 1, 1});
+            Model.spreadMinValues = 0;
+            List<float[]> shared = run(m, plans, new int[] {0, 1, 1});
+            for (int i = 0; i < plans.size(); i++) {
+                assertArrayEquals(alone.get(i), shared.get(i), name + (int8 ? " int8" : "") + ": sequence " + i + " with the copies shared");
+            }
+        } finally {
+            Model.spreadMinValues = was;
+        }
+    }
+
     /** Decode rows of a batch take exactly the arithmetic of the single-sequence decode path (fused expert dispatch included). */
     @ParameterizedTest
     @CsvSource({"qwen2moe,false", "mixtral,false", "mixtral,true", "mixtral-k,false"})
