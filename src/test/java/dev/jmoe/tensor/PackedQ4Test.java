@@ -307,6 +307,27 @@ class PackedQ4Test {
         assertNotEquals(0f, vector.sums[0], "block 0 is not trivially zero");
     }
 
+    /** The vector layout of an 8-bit block for the Q4 kernels equals the scalar one, over the whole byte range. */
+    @Test
+    void eightBitBlocksAreLaidOutAsTheScalarDefinitionLaysThemOut() {
+        Random rnd = new Random(13);
+        PackedQ4.Activation vector = new PackedQ4.Activation(), scalar = new PackedQ4.Activation();
+        float[] x = PackedProducts.activation(rnd, 256);
+        vector.prepare(PackedQ4.Precision.BITS_8, QuantizedActivation.Scheme.Q8_0, x, 0, 0, 1, 256);
+        scalar.prepare(PackedQ4.Precision.BITS_8, QuantizedActivation.Scheme.Q8_0, x, 0, 0, 1, 256);
+        byte[] q = new byte[8 * 32 + 5];
+        for (int i = 0; i < q.length; i++) q[i] = (byte) rnd.nextInt(256);
+        q[5] = Byte.MIN_VALUE; // the extremes side by side, within a step and across its lanes
+        q[21] = Byte.MAX_VALUE;
+        q[6] = Byte.MAX_VALUE;
+        q[22] = Byte.MIN_VALUE;
+        for (int b = 0; b < 8; b++) {
+            int o = b * PackedQ4.Precision.BITS_8.blockShorts, xo = 5 + 32 * b; // an odd start in q
+            assertEquals(scalar.layOutNibblesScalar(o, q, xo), vector.layOutNibbles(o, q, xo), "block " + b + "'s sum");
+        }
+        assertArrayEquals(java.util.Arrays.copyOf(scalar.v, 8 * 33), java.util.Arrays.copyOf(vector.v, 8 * 33));
+    }
+
     @Test
     void rowSlicesKeepThePackingOnlyOnWholeGroups() {
         Random rnd = new Random(5);
