@@ -504,13 +504,13 @@ public final class Model {
         matmul(st.pool(), lw.ffnDown(), g, ff, n, s.tmp, e);
     }
 
-    /** An MoE layer over the pass's n rows; {@code batch} is the step's rows when several sequences share it (else null). */
     /**
      * Values a MoE layer's copies and sums over a batch must reach before the pool's threads share them (a dispatch costs
      * microseconds). Not final: the tests lower it to run the shared form on small models (it changes no bit).
      */
     static volatile long spreadMinValues = 1 << 15;
 
+    /** An MoE layer over the pass's n rows; {@code batch} is the step's rows when several sequences share it (else null). */
     private void moe(InferenceState st, Scratch s, int l, int n, int pos, Batch batch) {
         LayerWeights lw = layers[l];
         int e = hp.nEmbd(), nExp = hp.nExpert(), k = hp.nExpertUsed();

@@ -313,7 +313,6 @@ final class Ops {
         for (int i = 0; i < n; i++) x[off + i] *= inv;
     }
 
-    /** In-place softmax of x[off..off+n). */
     /** Index of the first NaN or infinity in x[off, off+n), or -1 (relative to off). */
     static int firstNonFinite(float[] x, int off, int n) {
         // x - x is 0 for every finite x and NaN otherwise; summing keeps the common all-finite case one cheap pass. Four
@@ -335,6 +334,7 @@ final class Ops {
         return -1;
     }
 
+    /** In-place softmax of x[off..off+n). */
     static void softmax(float[] x, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < n; i++) max = Math.max(max, x[off + i]);

@@ -669,8 +669,9 @@ public final class PackedQ4 implements PackedMatrix {
          * multipliers of {@link #nibbleVector} for values 2s, 2s+16, 2s+1, 2s+17. Returns Σq.
          */
         int layOutNibbles(int o, byte[] q, int xo) {
-            // In lanes (each step's four values are the bytes 2s, 2s+16, 2s+1, 2s+17: the block's two halves zipped),
-            // where one scalar value at a time took ~2.3% of an 8-bit prompt's CPU samples (perf, Qwen3-like Q4_K_M).
+            // In lanes (each step's four values are the bytes 2s, 2s+16, 2s+1, 2s+17: the block's two halves zipped).
+            // One value at a time, this layout and the rest of prepare8 took ~2.3% of an 8-bit prompt's CPU samples (perf,
+            // Qwen3-like Q4_K_M); in lanes prompts ran ~1% faster (one JVM, the two forms alternated per round).
             // Step s's multipliers never reach into the next step's lanes, so the 32 values go as two vectors of 16.
             ByteVector zipped = ByteVector.fromArray(B, q, xo).rearrange(ZIP_HALVES);
             ShortVector y0 = (ShortVector) zipped.convertShape(VectorOperators.B2S, S, 0);
