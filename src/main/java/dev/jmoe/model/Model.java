@@ -510,6 +510,12 @@ public final class Model {
      */
     static volatile long spreadMinValues = 1 << 15;
 
+    /** task over [0, count) on the pool's threads when its work covers {@link #spreadMinValues} values, else on this thread. */
+    private static void spread(Parallel pool, int count, long values, Parallel.RangeTask task) {
+        if (pool != null && pool.threads() > 1 && values >= spreadMinValues) pool.forRange(count, 1, task);
+        else task.run(0, count);
+    }
+
     /** An MoE layer over the pass's n rows; {@code batch} is the step's rows when several sequences share it (else null). */
     private void moe(InferenceState st, Scratch s, int l, int n, int pos, Batch batch) {
         LayerWeights lw = layers[l];
@@ -552,8 +558,7 @@ public final class Model {
             }
         };
         // a prompt's tokens on every thread (each token's sum in its own selection order, whichever thread adds it)
-        if (pool != null && pool.threads() > 1 && (long) n * k * e >= spreadMinValues) pool.forRange(n, 1, weigh);
-        else weigh.run(0, n);
+        spread(pool, n, (long) n * k * e, weigh);
         if (sharedOut != null) addShared(s, lw, sharedOut, n);
         else if (lw.sharedGate() != null) sharedExpert(st, s, lw, n);
     }
@@ -615,14 +620,12 @@ public final class Model {
             for (int i = 0; i < used.length; i++) starts[i + 1] = starts[i] + routing.tokenCount(used[i]);
             // the rows routed to each expert gathered, and later its outputs spread to their slots, on every thread: on
             // the calling thread alone these copies took ~1.5% of a prompt's CPU samples while the others waited (perf)
-            boolean spread = pool != null && pool.threads() > 1 && (long) rows * e >= spreadMinValues;
             Parallel.RangeTask gather = (i0, i1) -> {
                 for (int i = i0; i < i1; i++) {
                     for (int j = 0, m = routing.tokenCount(used[i]); j < m; j++) System.arraycopy(s.xn, routing.token(used[i], j) * e, in, (starts[i] + j) * e, e);
                 }
             };
-            if (spread) pool.forRange(used.length, 1, gather);
-            else gather.run(0, used.length);
+            spread(pool, used.length, (long) rows * e, gather);
             MatMulSet gated = MatMulSet.beginTiled();
             for (int i = 0; i < used.length; i++) {
                 int r = starts[i];
@@ -646,8 +649,7 @@ public final class Model {
                     }
                 }
             };
-            if (spread) pool.forRange(used.length, 1, scatter);
-            else scatter.run(0, used.length);
+            spread(pool, used.length, (long) rows * e, scatter);
         } finally {
             for (int i = 0; i < used.length; i++) {
                 if (ws[i] != null) source.release(ws[i]);

@@ -783,7 +783,8 @@ public final class PackedQ4 implements PackedMatrix {
         // vector runs as a pair with itself) and a fifth alone; of one or two, each vector alone (a pass for four costs
         // more than two alone). With both kernels at 512 bits (session 43: ~76-80 us for a pass of six to eight, ~46 us
         // for a pass for four, ~68 for five as four and one) the same rule holds: a padded eight-vector pass for three to
-        // five measured 73-76 us, more than the 256-bit pass for four (55-58) already took.
+        // five measured 73-76 us, more than the 256-bit pass for four (55-58) already took. A rest of two as one pass for
+        // four (the second pair padding) measured 38.5-41.5 us against 34.7-41.1 for the two alone (session 44): the same.
         // Every vector gets group8's bits whichever pass computes it.
         int quads = batch / 8 * 4; // pairs in whole quads (an odd batch's last vector is paired with itself)
         float[] acc = batch >= 3 ? QUAD_ACCUMULATORS.get() : null;
