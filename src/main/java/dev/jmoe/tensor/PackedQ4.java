@@ -79,8 +79,8 @@ public final class PackedQ4 implements PackedMatrix {
         BITS_8(33, true),
         /** Q4 kernels, 16-bit activations. */
         BITS_16(66, false),
-        /** {@link PackedQ6}'s kernels, 8-bit activations (Q8_K): per 16 values two halves of 1 + 8 + 4 multipliers. */
-        Q6_BITS_8(52, true),
+        /** {@link PackedQ6}'s kernels, 8-bit activations (Q8_K): per 16 values two halves of 1 + 8 multipliers. */
+        Q6_BITS_8(36, true),
         /** {@link PackedQ6}'s kernels, 16-bit activations: per 16 values two halves of 2 + 16 multipliers. */
         Q6_BITS_16(72, false),
         /** {@link PackedQ8}'s kernels: the float activations as they are ({@link Activation#f}). */

@@ -30,13 +30,8 @@ import java.nio.ByteOrder;
  * per sub-block are ggml's; only the float order in which the sub-blocks are added differs. The copy takes 10 bits per
  * weight (the file 6.56).
  *
- * <p>A copy made for 8-bit activations ({@link #compact}) keeps the file's 8-bit scales and widens them in line, and
- * packs each half sub-block's 8 quants of a row into three shorts instead of four: 6.63 bits per weight, 1.01× the file
- * (a decode step is bound by the bytes it reads). Shorts 0, 1 and 2 of a half hold n0 | n4 << 6, n1 | n5 << 6 and
- * n2 | n6 << 6 (what the wide layout's first three vectors hold) and in their top four bits n3 | n7 << 6 (its fourth)
- * a nibble each: so a batch's kernel gets the wide layout back with a few masks and shifts ({@link #unpack}), and the
- * single-vector kernel ({@link #pairDense8}) multiplies the ten fields (a value split over two shorts is two fields)
- * by telescoped multipliers as the wide one does its eight.
+ * <p>A copy made for 8-bit activations ({@link #compact}) keeps the file's 8-bit scales and widens them in line: 8.63
+ * bits per weight.
  */
 public final class PackedQ6 implements PackedMatrix {
     private static final int QK = KQuant.QK_K;
@@ -47,13 +42,8 @@ public final class PackedQ6 implements PackedMatrix {
     private static final int QUANT_SHORTS = ROWS * 8;
     /** Multipliers per half sub-block, 16-bit activations: the two offsets −32·Σhi and −32·Σlo, then four per vector. */
     private static final int HALF_MULTIPLIERS = 18;
-    /**
-     * Multipliers per half sub-block, 8-bit activations: the offset −32·Σq, two per vector of the wide layout (A = q_a,
-     * B = q_b − 64·q_a for a = 0..3, b = a + 4), then the four more the dense layout's top nibbles take ({@link #layOut8}).
-     */
-    private static final int HALF_MULTIPLIERS_8 = 13;
-    /** Compact: shorts of the quants of one sub-block of a group, three vectors of 16 lanes per half. */
-    private static final int DENSE_SHORTS = ROWS * 6;
+    /** Multipliers per half sub-block, 8-bit activations: the offset −32·Σq, then two per vector. */
+    private static final int HALF_MULTIPLIERS_8 = 9;
     private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
     private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
@@ -65,40 +55,31 @@ public final class PackedQ6 implements PackedMatrix {
     /** Each thread's rows of {@link #group8Pairs}: four vectors' 16, interleaved as its lanes are. */
     private static final ThreadLocal<float[]> PAIR_ROWS = ThreadLocal.withInitial(() -> new float[4 * ROWS]);
 
-    /** Compact: shorts of the head of each pair of sub-blocks, one per row (in its lane): the file's scales of both, the first in the low byte. */
+    /** Compact: shorts at the head of each pair of sub-blocks, one per row (in its lane): the file's scales of both, the first in the low byte. */
     private static final int HEAD = ROWS;
+    /** Compact: shorts per pair of sub-blocks of a group, the head and then both sub-blocks' quants. */
+    private static final int PAIR_SHORTS = HEAD + 2 * QUANT_SHORTS;
     /** Sub-blocks per super-block, which share d. */
     private static final int SUBS_PER_SUPER = QK / SUB;
 
-    /**
-     * Per sub-block of each group: 128 shorts of quants (8 vectors of 16 lanes); compact: 96 shorts (6 vectors) per
-     * sub-block, then from {@link #headBase} the heads, {@link #HEAD} shorts per pair of sub-blocks.
-     */
+    /** Per sub-block of each group: 128 shorts of quants (8 vectors of 16 lanes); compact: per pair of sub-blocks, a head of {@link #HEAD} shorts first. */
     private final short[] quants;
     /** Per sub-block of each group: 16 scales d·scale; compact: per super-block of each group, the 16 rows' d. */
     private final float[] scales;
     private final int firstGroup;
     private final int rows, cols;
     /**
-     * Compact: where the heads start in {@link #quants}, after the quants of the whole matrix (a row slice keeps its
-     * matrix's). Apart from the quants, so that a sub-block's quants start at a multiple of its index: C2 then checks
-     * the bounds of a kernel's loads once per loop instead of at every load.
-     */
-    private final int headBase;
-    /**
      * Laid out for 8-bit activations ({@link #pack(Matrix, Parallel, boolean)}): each pair of sub-blocks keeps the file's
-     * 8-bit scales of its 16 rows at its head (one short per row) and each super-block its rows' d as floats, the quants
-     * three shorts per 8 values (the class comment), and the single-vector kernel widens the scales to d·scale in line,
-     * the packer's float product: 6.63 bits per weight instead of 10. That kernel is bound by memory in a decode step;
-     * the batch kernels and the 16-bit ones are bound by their arithmetic, so they run on the wide layout with float
-     * scales, a group or two unpacked first ({@link #unpack}; the 16-bit ones on a compact copy, which only a model view
-     * with the other rounding sharing the copy asks for, through {@link #widened}).
+     * 8-bit scales of its 16 rows at its head (one short per row) and each super-block its rows' d as floats, and the
+     * 8-bit kernels widen them to d·scale in line, the packer's float product: 8.63 bits per weight instead of 10. Those
+     * kernels are bound by memory in a decode step; the 16-bit ones are bound by their arithmetic, so they keep the float
+     * scales (on a compact copy, which only a model view with the other rounding sharing the copy asks for, they widen
+     * the pair of groups they multiply first, {@link #widened}).
      */
     private final boolean compact;
 
-    private PackedQ6(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean compact, int headBase) {
+    private PackedQ6(short[] quants, float[] scales, int firstGroup, int rows, int cols, boolean compact) {
         this.quants = quants;
-        this.headBase = headBase;
         this.scales = scales;
         this.firstGroup = firstGroup;
         this.rows = rows;
@@ -108,12 +89,12 @@ public final class PackedQ6 implements PackedMatrix {
 
     /** Where sub-block {@code sub}'s quants start in {@link #quants} ({@link #group8Pairs} writes this, headAt and scaleAt out). */
     private int quantAt(int sub) {
-        return sub * (compact ? DENSE_SHORTS : QUANT_SHORTS);
+        return compact ? headAt(sub) + HEAD + (sub & 1) * QUANT_SHORTS : sub * QUANT_SHORTS;
     }
 
     /** Compact: where the head holding sub-block {@code sub}'s scales starts in {@link #quants} (its pair's first short). */
-    private int headAt(int sub) {
-        return headBase + (sub >>> 1) * HEAD;
+    private static int headAt(int sub) {
+        return (sub >>> 1) * PAIR_SHORTS;
     }
 
     /** Where sub-block {@code sub}'s 16 floats start in {@link #scales}: its scales, compact its super-block's d. */
@@ -161,7 +142,7 @@ public final class PackedQ6 implements PackedMatrix {
 
     private static int quantShorts(int rows, int cols, boolean compact) {
         int subs = rows / ROWS * (cols / SUB);
-        return compact ? subs * DENSE_SHORTS + subs / 2 * HEAD : subs * QUANT_SHORTS;
+        return compact ? subs / 2 * PAIR_SHORTS : subs * QUANT_SHORTS;
     }
 
     /** Length of the scale array a packed copy of {@code m} needs ({@link #canPack} must hold). */
@@ -183,7 +164,7 @@ public final class PackedQ6 implements PackedMatrix {
         if (quants.length < quantShorts(m.rows(), m.cols(), compact) || scales.length < scaleFloats(m.rows(), m.cols(), compact)) {
             throw new IllegalArgumentException("arrays too small for the packed copy");
         }
-        PackedQ6 packed = new PackedQ6(quants, scales, 0, m.rows(), m.cols(), compact, compact ? m.rows() / ROWS * (m.cols() / SUB) * DENSE_SHORTS : 0);
+        PackedQ6 packed = new PackedQ6(quants, scales, 0, m.rows(), m.cols(), compact);
         int groups = m.rows() / ROWS;
         Parallel.RangeTask task = (g0, g1) -> packed.packGroups(m, g0, g1);
         if (pool == null || groups < 2) task.run(0, groups);
@@ -215,18 +196,9 @@ public final class PackedQ6 implements PackedMatrix {
                         } else {
                             scales[scaleAt(sub) + r] = d * in[p + 192 + j];
                         }
-                        if (compact) {
-                            for (int h = 0; h < 2; h++) {
-                                int a = SUB * j + 8 * h, top = q[a + 3] | q[a + 7] << 6; // the wide layout's fourth vector, a nibble per short
-                                for (int i = 0; i < 3; i++) {
-                                    quants[at + 16 * (3 * h + i) + lane] = (short) (q[a + i] | q[a + i + 4] << 6 | (top >>> 4 * i & 0xF) << 12);
-                                }
-                            }
-                        } else {
-                            for (int k = 0; k < 8; k++) {
-                                int a = SUB * j + 8 * (k / 4) + k % 4;
-                                quants[at + 16 * k + lane] = (short) (q[a] | q[a + 4] << 6);
-                            }
+                        for (int k = 0; k < 8; k++) {
+                            int a = SUB * j + 8 * (k / 4) + k % 4;
+                            quants[at + 16 * k + lane] = (short) (q[a] | q[a + 4] << 6);
                         }
                     }
                 }
@@ -301,12 +273,7 @@ public final class PackedQ6 implements PackedMatrix {
 
     /**
      * As {@link #layOut} for one block of 32 activations rounded to 8 bits (q[xo ..]): per 16-value sub-block and half,
-     * −32·Σq of its 8 values, then per vector i of the wide layout the pair A = q_a, B = q_b − 64·q_a, then the
-     * multipliers of the dense layout's top nibbles and what follows them in their shorts: q3 − 64·q4 (short 0's bits
-     * 12-15, n3's low four), 16·q3 − 64·q5 (short 1's bits 12-13, n3's high two), q7 − 64·q3 (its bits 14-15, n7's low
-     * two) and 4·q7 − 64·q6 (short 2's bits 12-15, n7's high four), each field's multiplier less 2^(its shift − the
-     * previous field's) times the previous field's (the dense kernel shifts each short down to every field). Returns the
-     * block's Σq.
+     * −32·Σq of its 8 values, then per vector i the pair A = q_a, B = q_b − 64·q_a. Returns the block's Σq.
      */
     static int layOut8(short[] v, int o, byte[] q, int xo) {
         int total = 0;
@@ -319,11 +286,6 @@ public final class PackedQ6 implements PackedMatrix {
                     v[m + 1] = (short) (hi - 64 * lo);
                     sum += lo + hi;
                 }
-                int q3 = q[first + 3], q4 = q[first + 4], q5 = q[first + 5], q6 = q[first + 6], q7 = q[first + 7];
-                v[p + 9] = (short) (q3 - 64 * q4);
-                v[p + 10] = (short) (16 * q3 - 64 * q5);
-                v[p + 11] = (short) (q7 - 64 * q3);
-                v[p + 12] = (short) (4 * q7 - 64 * q6);
                 v[p] = (short) (-32 * sum);
                 total += sum;
             }
@@ -345,7 +307,7 @@ public final class PackedQ6 implements PackedMatrix {
     @Override
     public PackedQ6 rows(int first, int count) {
         if (first % ROWS != 0 || count % ROWS != 0) return null;
-        return new PackedQ6(quants, scales, firstGroup + first / ROWS, count, cols, compact, headBase);
+        return new PackedQ6(quants, scales, firstGroup + first / ROWS, count, cols, compact);
     }
 
     @Override
@@ -358,8 +320,7 @@ public final class PackedQ6 implements PackedMatrix {
         int half = (g1 - g0) / 2;
         for (int i = 0; i < half; i++) {
             int g = g0 + i, h = g + half, outG = outOff + i * ROWS, outH = outOff + (i + half) * ROWS;
-            if (rounded && compact) pairDense8(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
-            else if (rounded) pair8(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
+            if (rounded) pair8(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
             else if (compact) widened(g, h).pair16(0, 1, a.v, vOff, a.d, dOff, out, outG, outH);
             else pair16(g, h, a.v, vOff, a.d, dOff, out, outG, outH);
         }
@@ -367,8 +328,7 @@ public final class PackedQ6 implements PackedMatrix {
         if (g < g1) {
             // a last odd group runs as a pair with itself, its second copy going to scratch
             float[] two = new float[2 * ROWS];
-            if (rounded && compact) pairDense8(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
-            else if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
+            if (rounded) pair8(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
             else if (compact) widened(g, g).pair16(0, 1, a.v, vOff, a.d, dOff, two, 0, ROWS);
             else pair16(g, g, a.v, vOff, a.d, dOff, two, 0, ROWS);
             System.arraycopy(two, 0, out, outOff + (g - g0) * ROWS, ROWS);
@@ -398,13 +358,9 @@ public final class PackedQ6 implements PackedMatrix {
             int c1 = Math.min(inPasses, c0 + PackedQ4.CHUNK_PAIRS);
             for (int g = g0; g < g1; g++) {
                 int o = outOff + (g - g0) * ROWS;
-                // a compact copy's group in the wide layout first, once for the chunk's passes: the batch kernel is bound
-                // by its arithmetic, which the dense layout's extra fields would add to
-                PackedQ6 wide = compact ? unpacked(g) : this;
-                int wg = compact ? 0 : g;
                 for (int p = c0; p < c1; p += 2) {
                     int q = Math.min(p + 1, c1 - 1); // a last single pair twice in one pass (the same bits written twice)
-                    wide.group8Pairs(wg, a.quads, p / 2 * stride, q != p, a.d, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
+                    group8Pairs(g, a.quads, p / 2 * stride, q != p, a.d, blocks, 2 * p, Math.min(2 * p + 1, batch - 1), 2 * q,
                             Math.min(2 * q + 1, batch - 1), rows, out, o, outStride);
                 }
             }
@@ -431,14 +387,13 @@ public final class PackedQ6 implements PackedMatrix {
         int subs = cols / SUB, sub0 = (firstGroup + g) * subs;
         // shift counts as vectors: the rule for 512-bit code keeps scalar operands out
         ShortVector s6 = ShortVector.broadcast(S32, (short) 6);
-        IntVector i16 = IntVector.broadcast(I16, 16);
+        IntVector i16 = IntVector.broadcast(I16, 16), i24 = IntVector.broadcast(I, 24);
         FloatVector a0 = FloatVector.zero(F16), a1 = a0, b0 = a0, b1 = a0;
         for (int j = 0; j < subs; j++) {
-            // the wide layout's offsets written out (a compact copy's groups come here unpacked): this method is large
-            // enough that C2 stops inlining calls in it (NodeCountInliningCutoff), and quantAt and scaleAt left as calls
-            // in the loop cost 8-bit prompts ~3% (one JVM, the two forms alternated per round: Qwen3-like Q4_K_M 1.027,
-            // 1.030 and 1.034, Mixtral-like 1.030)
-            int sub = sub0 + j, qp = sub * QUANT_SHORTS;
+            // quantAt, scaleAt and headAt written out: this method is large enough that C2 stops inlining calls in it
+            // (NodeCountInliningCutoff), and those three, left as calls in the loop, cost 8-bit prompts ~3% (one JVM,
+            // the two forms alternated per round: Qwen3-like Q4_K_M 1.027, 1.030 and 1.034, Mixtral-like 1.030)
+            int sub = sub0 + j, head = (sub >>> 1) * PAIR_SHORTS, qp = compact ? head + HEAD + (sub & 1) * QUANT_SHORTS : sub * QUANT_SHORTS;
             // per pair (even lanes the first, odd lanes the second), first vectors' rows 0-7 and 8-15 (i0, i1) and second
             // vectors' (j0, j1): the sums of both halves of the sub-block
             IntVector i0 = IntVector.zero(I16), i1 = i0, j0 = i0, j1 = i0;
@@ -461,8 +416,16 @@ public final class PackedQ6 implements PackedMatrix {
                 j0 = j0.lanewise(VectorOperators.ADD, ui.lanewise(VectorOperators.ASHR, i16));
                 j1 = j1.lanewise(VectorOperators.ADD, wi.lanewise(VectorOperators.ASHR, i16));
             }
-            int p = sub * ROWS, blk = j / 2;
+            int p = compact ? sub / SUBS_PER_SUPER * ROWS : sub * ROWS, blk = j / 2;
             FloatVector e0 = FloatVector.fromArray(F, sc, p), e1 = FloatVector.fromArray(F, sc, p + 8);
+            if (compact) { // e0 and e1 hold the super-block's d: the sub-block's scales are d·scale
+                IntVector heads = (IntVector) ShortVector.fromArray(S, qs, head).reinterpretShape(I, 0);
+                int up = 8 * (j & 1);
+                e0 = ((FloatVector) heads.lanewise(VectorOperators.LSHL, IntVector.broadcast(I, 24 - up)).lanewise(VectorOperators.ASHR, i24)
+                        .convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, e0);
+                e1 = ((FloatVector) heads.lanewise(VectorOperators.LSHL, IntVector.broadcast(I, 8 - up)).lanewise(VectorOperators.ASHR, i24)
+                        .convertShape(VectorOperators.I2F, F, 0)).lanewise(VectorOperators.MUL, e1);
+            }
             // each row's scale in two neighbouring lanes, and the tokens' d_x as the lanes take them
             FloatVector s0 = (FloatVector) e0.reinterpretShape(I16, 0).rearrange(PackedQ4.DUPLICATE).reinterpretShape(F16, 0);
             FloatVector s1 = (FloatVector) e1.reinterpretShape(I16, 0).rearrange(PackedQ4.DUPLICATE).reinterpretShape(F16, 0);
@@ -578,8 +541,8 @@ public final class PackedQ6 implements PackedMatrix {
     }
 
     /**
-     * {@link #pair16} for activations rounded to 8 bits, on the wide layout with float scales: one product per quant.
-     * Σ(q − 32)·q8 over a half sub-block stays within ±32512 (|q8| ≤ 127), so the 16-bit sums are exact.
+     * {@link #pair16} for activations rounded to 8 bits: one product per quant. Σ(q − 32)·q8 over a half sub-block stays
+     * within ±32512 (|q8| ≤ 127), so the 16-bit sums are exact.
      */
     private void pair8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
         short[] qs = quants;
@@ -587,7 +550,7 @@ public final class PackedQ6 implements PackedMatrix {
         int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
         FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
         for (int j = 0; j < subs; j++) {
-            int qp = (sub0 + j) * QUANT_SHORTS, qq = (sub1 + j) * QUANT_SHORTS;
+            int qp = quantAt(sub0 + j), qq = quantAt(sub1 + j);
             IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
             for (int half = 0; half < 2; half++) {
                 int o = vOff + j * 2 * HALF_MULTIPLIERS_8 + half * HALF_MULTIPLIERS_8;
@@ -606,92 +569,21 @@ public final class PackedQ6 implements PackedMatrix {
                 r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
             }
             float d = dx[dOff + j / 2];
-            int p = (sub0 + j) * ROWS, q = (sub1 + j) * ROWS;
+            int p = scaleAt(sub0 + j), q = scaleAt(sub1 + j);
             FloatVector s0 = FloatVector.fromArray(F, sc, p), s1 = FloatVector.fromArray(F, sc, p + 8);
             FloatVector z0 = FloatVector.fromArray(F, sc, q), z1 = FloatVector.fromArray(F, sc, q + 8);
+            if (compact) { // s and z hold the super-blocks' d: the sub-blocks' scales are d·scale
+                int up = 8 * (j & 1);
+                IntVector hg = ShortVector.fromArray(S, qs, headAt(sub0 + j)).reinterpretAsInts(), hh = ShortVector.fromArray(S, qs, headAt(sub1 + j)).reinterpretAsInts();
+                s0 = ((FloatVector) hg.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s0);
+                s1 = ((FloatVector) hg.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(s1);
+                z0 = ((FloatVector) hh.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(z0);
+                z1 = ((FloatVector) hh.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0)).mul(z1);
+            }
             a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(d), a0);
             a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(d), a1);
             c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(z0.mul(d), c0);
             c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(z1.mul(d), c1);
-        }
-        a0.intoArray(out, outOff);
-        a1.intoArray(out, outOff + 8);
-        c0.intoArray(out, outH);
-        c1.intoArray(out, outH + 8);
-    }
-
-    /**
-     * {@link #pair8} on a compact copy: per half sub-block three shorts per row, each shifted down to each of its fields
-     * (0, 6, 12, and 14 in the second) and multiplied by {@link #layOut8}'s telescoped multipliers, so every product of a
-     * field with the bits above it cancels and the 16-bit sum is Σ(q − 32)·q8 over the half, pair8's integer; the
-     * scales are widened from the heads in line as d·scale, the packer's float product; so the bits are pair8's on the
-     * wide copy. Ten multiplies per 8 values against eight, on 3/4 of the quant bytes: a decode step streams these.
-     */
-    private void pairDense8(int g, int h, short[] act, int vOff, float[] dx, int dOff, float[] out, int outOff, int outH) {
-        short[] qs = quants;
-        float[] sc = scales;
-        int subs = cols / SUB, sub0 = (firstGroup + g) * subs, sub1 = (firstGroup + h) * subs;
-        FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), c0 = FloatVector.zero(F), c1 = FloatVector.zero(F);
-        IntVector t0 = IntVector.zero(I), t1 = t0, r0 = t0, r1 = t0;
-        // one loop over the half sub-blocks, the scales applied after every second: with a loop over the two halves
-        // inside the loop over sub-blocks, C2 unrolled the halves, hoisted their loads to the top and spilled vectors
-        // (JMH, 3584x1024 hot on one thread: 123 us against 105)
-        for (int hs = 0, n = 2 * subs; hs < n; hs++) {
-            // quantAt, headAt and scaleAt written out for a compact copy: C2 left them as calls here (as in group8Pairs)
-            int j = hs >> 1, sg = sub0 + j, sh = sub1 + j, o = vOff + hs * HALF_MULTIPLIERS_8;
-            int qp = (2 * sub0 + hs) * (DENSE_SHORTS / 2), qq = (2 * sub1 + hs) * (DENSE_SHORTS / 2);
-            ShortVector sv = ShortVector.broadcast(S, act[o]), su = sv;
-            // short 0: n0, n4, n3's low four bits
-            ShortVector v = ShortVector.fromArray(S, qs, qp), u = ShortVector.fromArray(S, qs, qq);
-            ShortVector x = ShortVector.broadcast(S, act[o + 1]), y = ShortVector.broadcast(S, act[o + 2]), z = ShortVector.broadcast(S, act[o + 9]);
-            sv = sv.add(v.mul(x)).add(v.lanewise(VectorOperators.LSHR, 6).mul(y)).add(v.lanewise(VectorOperators.LSHR, 12).mul(z));
-            su = su.add(u.mul(x)).add(u.lanewise(VectorOperators.LSHR, 6).mul(y)).add(u.lanewise(VectorOperators.LSHR, 12).mul(z));
-            // short 1: n1, n5, n3's high two bits, n7's low two
-            v = ShortVector.fromArray(S, qs, qp + 16);
-            u = ShortVector.fromArray(S, qs, qq + 16);
-            x = ShortVector.broadcast(S, act[o + 3]);
-            y = ShortVector.broadcast(S, act[o + 4]);
-            z = ShortVector.broadcast(S, act[o + 10]);
-            ShortVector w = ShortVector.broadcast(S, act[o + 11]);
-            sv = sv.add(v.mul(x)).add(v.lanewise(VectorOperators.LSHR, 6).mul(y)).add(v.lanewise(VectorOperators.LSHR, 12).mul(z))
-                    .add(v.lanewise(VectorOperators.LSHR, 14).mul(w));
-            su = su.add(u.mul(x)).add(u.lanewise(VectorOperators.LSHR, 6).mul(y)).add(u.lanewise(VectorOperators.LSHR, 12).mul(z))
-                    .add(u.lanewise(VectorOperators.LSHR, 14).mul(w));
-            // short 2: n2, n6, n7's high four bits
-            v = ShortVector.fromArray(S, qs, qp + 32);
-            u = ShortVector.fromArray(S, qs, qq + 32);
-            x = ShortVector.broadcast(S, act[o + 5]);
-            y = ShortVector.broadcast(S, act[o + 6]);
-            z = ShortVector.broadcast(S, act[o + 12]);
-            sv = sv.add(v.mul(x)).add(v.lanewise(VectorOperators.LSHR, 6).mul(y)).add(v.lanewise(VectorOperators.LSHR, 12).mul(z));
-            su = su.add(u.mul(x)).add(u.lanewise(VectorOperators.LSHR, 6).mul(y)).add(u.lanewise(VectorOperators.LSHR, 12).mul(z));
-            IntVector si = sv.reinterpretAsInts(), ui = su.reinterpretAsInts();
-            t0 = t0.add(si.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-            t1 = t1.add(si.lanewise(VectorOperators.ASHR, 16));
-            r0 = r0.add(ui.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16));
-            r1 = r1.add(ui.lanewise(VectorOperators.ASHR, 16));
-            if ((hs & 1) == 0) continue;
-            float d = dx[dOff + j / 2];
-            int p = sg / SUBS_PER_SUPER * ROWS, q = sh / SUBS_PER_SUPER * ROWS, up = 8 * (j & 1);
-            // the super-blocks' d times each row's scale of the sub-block from the heads (the first of a pair in the low byte)
-            IntVector eg = ShortVector.fromArray(S, qs, headBase + (sg >>> 1) * HEAD).reinterpretAsInts();
-            IntVector eh = ShortVector.fromArray(S, qs, headBase + (sh >>> 1) * HEAD).reinterpretAsInts();
-            FloatVector s0 = ((FloatVector) eg.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, p));
-            FloatVector s1 = ((FloatVector) eg.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, p + 8));
-            FloatVector z0 = ((FloatVector) eh.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, q));
-            FloatVector z1 = ((FloatVector) eh.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, sc, q + 8));
-            a0 = ((FloatVector) t0.convertShape(VectorOperators.I2F, F, 0)).fma(s0.mul(d), a0);
-            a1 = ((FloatVector) t1.convertShape(VectorOperators.I2F, F, 0)).fma(s1.mul(d), a1);
-            c0 = ((FloatVector) r0.convertShape(VectorOperators.I2F, F, 0)).fma(z0.mul(d), c0);
-            c1 = ((FloatVector) r1.convertShape(VectorOperators.I2F, F, 0)).fma(z1.mul(d), c1);
-            t0 = IntVector.zero(I);
-            t1 = t0;
-            r0 = t0;
-            r1 = t0;
         }
         a0.intoArray(out, outOff);
         a1.intoArray(out, outOff + 8);
@@ -705,53 +597,23 @@ public final class PackedQ6 implements PackedMatrix {
 
     /**
      * Groups g and h of this compact copy in the float-scale layout, as groups 0 and 1 of a copy on this thread's arrays
-     * (valid until the next call of this or {@link #unpacked}).
+     * (valid until the next call): the quants as they are, each scale d·scale by the packer's float product.
      */
     private PackedQ6 widened(int g, int h) {
         int subs = cols / SUB;
         short[] wq = ThreadArrays.shorts(WIDENED_QUANTS, 2 * subs * QUANT_SHORTS);
         float[] ws = ThreadArrays.floats(WIDENED_SCALES, 2 * subs * ROWS);
-        unpack(g, wq, ws, 0);
-        unpack(h, wq, ws, 1);
-        return new PackedQ6(wq, ws, 0, 2 * ROWS, cols, false, 0);
-    }
-
-    /** Group g of this compact copy in the float-scale layout, as group 0 of a copy on this thread's arrays (valid until the next call of this or {@link #widened}). */
-    private PackedQ6 unpacked(int g) {
-        int subs = cols / SUB;
-        short[] wq = ThreadArrays.shorts(WIDENED_QUANTS, 2 * subs * QUANT_SHORTS);
-        float[] ws = ThreadArrays.floats(WIDENED_SCALES, 2 * subs * ROWS);
-        unpack(g, wq, ws, 0);
-        return new PackedQ6(wq, ws, 0, ROWS, cols, false, 0);
-    }
-
-    /**
-     * Group g of this compact copy into group {@code to} of the float-scale layout's arrays: each half's three shorts
-     * masked to their 12 low bits are the wide layout's first three vectors, their top nibbles side by side its fourth;
-     * each scale is d·scale, the packer's float product.
-     */
-    private void unpack(int g, short[] wq, float[] ws, int to) {
-        int subs = cols / SUB, sub0 = (firstGroup + g) * subs;
-        for (int j = 0; j < subs; j++) {
-            int sub = sub0 + j, at = quantAt(sub), w = (to * subs + j) * QUANT_SHORTS;
-            for (int h = 0; h < 2; h++) {
-                ShortVector a = ShortVector.fromArray(S, quants, at + 48 * h), b = ShortVector.fromArray(S, quants, at + 48 * h + 16);
-                ShortVector c = ShortVector.fromArray(S, quants, at + 48 * h + 32);
-                int o = w + 64 * h;
-                a.and((short) 0xFFF).intoArray(wq, o);
-                b.and((short) 0xFFF).intoArray(wq, o + 16);
-                c.and((short) 0xFFF).intoArray(wq, o + 32);
-                // the top nibbles side by side, shifted in int lanes (C2 shifts shorts by a count it loads into a register first)
-                IntVector ai = a.reinterpretAsInts(), bi = b.reinterpretAsInts(), ci = c.reinterpretAsInts();
-                ai.lanewise(VectorOperators.LSHR, 12).and(0x000F000F).or(bi.lanewise(VectorOperators.LSHR, 8).and(0x00F000F0))
-                        .or(ci.lanewise(VectorOperators.LSHR, 4).and(0x0F000F00)).reinterpretAsShorts().intoArray(wq, o + 48);
+        for (int k = 0; k < 2; k++) {
+            int sub0 = (firstGroup + (k == 0 ? g : h)) * subs;
+            for (int j = 0; j < subs; j++) {
+                int sub = sub0 + j, at = quantAt(sub), to = k * subs + j, head = headAt(sub);
+                System.arraycopy(quants, at, wq, to * QUANT_SHORTS, QUANT_SHORTS);
+                for (int r = 0; r < ROWS; r++) {
+                    byte scale = (byte) (quants[head + PackedQ4.lane(r)] >> 8 * (sub & 1));
+                    ws[to * ROWS + r] = scales[scaleAt(sub) + r] * scale;
+                }
             }
-            int p = scaleAt(sub), up = 8 * (sub & 1), s = (to * subs + j) * ROWS;
-            IntVector heads = ShortVector.fromArray(S, quants, headAt(sub)).reinterpretAsInts();
-            ((FloatVector) heads.lanewise(VectorOperators.LSHL, 24 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, scales, p)).intoArray(ws, s);
-            ((FloatVector) heads.lanewise(VectorOperators.LSHL, 8 - up).lanewise(VectorOperators.ASHR, 24).convertShape(VectorOperators.I2F, F, 0))
-                    .mul(FloatVector.fromArray(F, scales, p + 8)).intoArray(ws, s + 8);
         }
+        return new PackedQ6(wq, ws, 0, 2 * ROWS, cols, false);
     }
 }

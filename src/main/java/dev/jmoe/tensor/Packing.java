@@ -35,7 +35,7 @@ public final class Packing {
      * out for the products of the calling thread's activation rounding ({@link Kernels#withActivationQuantization}): a
      * Q4_K copy made for 8-bit activations keeps the file's 6-bit scales and mins and takes 1.06× the file's bytes
      * instead of 1.33×, because those products are bound by memory (PackedQ4's {@code compact}); a Q6_K one likewise
-     * keeps the file's 8-bit scales and packs 8 quants in three shorts, 1.01× the file's bytes instead of 1.52× (PackedQ6's {@code compact}); a Q4_0 one also
+     * keeps the file's 8-bit scales, 1.31× the file's bytes instead of 1.52× (PackedQ6's {@code compact}); a Q4_0 one also
      * keeps the file's half scales, which its matrix-vector kernel reads instead of the float ones (1.17× the file's
      * bytes instead of 1.11×, at each block's head: PackedQ4's {@code halfHeads}). A copy multiplies correctly, to the same bits, with either
      * rounding; the other is only slower on it.
