@@ -76,7 +76,10 @@ public class MatMulBench {
         float[] src = new float[rows * cols];
         for (int i = 0; i < src.length; i++) src[i] = (float) rnd.nextGaussian() * 0.05f;
         arena = Arena.ofShared();
-        weights = new WorkingSet(arena, t, src, rows, cols, ws, packed);
+        Arena a = arena;
+        // packed as the engine packs them: under the products' rounding, which picks the copy's layout (Packing.pack;
+        // before session 45 this packed the float-scale copies for 8-bit products too)
+        weights = Kernels.withActivationQuantization(q8act, () -> new WorkingSet(a, t, src, rows, cols, ws, packed));
         x = new float[cols * batch];
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         out = new float[rows * batch];
