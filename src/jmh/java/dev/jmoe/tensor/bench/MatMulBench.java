@@ -20,8 +20,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Batched product (prompt processing, tokens grouped by expert), against the same number of separate matVecs:
  * a Mixtral-like expert's gate (3584×1024) and a Qwen3-MoE-like one's (768×1024, about 8 tokens per expert in a
- * 64-token prompt). {@code packed=true} runs Q4_0, Q4_K, Q6_K and Q8_0 on their {@link Packing packed} copies (the default
- * layout). {@code ws=stream} rotates through enough copies of the matrix (256 MB) that its weights come from memory, as
+ * 64-token prompt). {@code packed=true} runs Q4_0, Q4_K, Q6_K and Q8_0 on their {@link Packing packed} copies (the layout
+ * the products' rounding picks, {@code q8act}). {@code ws=stream} rotates through enough copies of the matrix (256 MB) that its weights come from memory, as
  * a prompt's experts do (native copies of the file's rows on 4 KB pages, like a model's mapping; packed copies on the
  * heap's huge pages); {@code ws=hot} reuses one copy. GFLOP/s = 2·rows·cols·batch / time, printed after the JMH run.
  *
